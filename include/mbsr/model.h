@@ -1,0 +1,111 @@
+/* mbsr model: the paper's networks (cCNN, ResNet, GAN) assembled from nn kernels, one contiguous
+ * buffer each for parameters, gradients and both Adam moments; Glorot init; Adam; HDF5
+ * checkpoints; whole-volume inference by blended overlapping patches. */
+#ifndef MBSR_MODEL_H
+#define MBSR_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mbsr/image.h"
+#include "mbsr/nn.h"
+#include "mbsr/volume.h"
+
+typedef enum { MBSR_ARCH_CCNN = 0, MBSR_ARCH_RESNET = 1, MBSR_ARCH_GAN = 2 } mbsr_arch;
+int mbsr_arch_parse(const char *s, mbsr_arch *out); /* "ccnn" | "resnet" | "gan" */
+const char *mbsr_arch_name(mbsr_arch a);
+
+typedef struct {
+  mbsr_arch arch;
+  int channels;        /* ResNet / generator width: 64 */
+  int blocks;          /* residual blocks: 10 */
+  int ccnn_c1, ccnn_c2;/* cCNN widths: 64, 32 */
+  int global_residual; /* 1: output = input + network (common in SR ResNets); paper default 0 */
+  int disc_channels;   /* GAN discriminator width: 64 */
+  int disc_blocks;     /* GAN discriminator residual blocks: 10 */
+  float gan_lambda;    /* generator loss = MSE + lambda * adversarial BCE: 1e-3 */
+} mbsr_model_config;
+void mbsr_model_config_default(mbsr_model_config *c, mbsr_arch arch);
+
+typedef struct {
+  float lr, beta1, beta2, eps; /* 1e-3, 0.9, 0.999, 1e-8 */
+} mbsr_adam_config;
+void mbsr_adam_config_default(mbsr_adam_config *a);
+
+typedef struct mbsr_model mbsr_model;
+
+/* Build for batches of up to max_batch single-channel patches of d x h x w voxels. Everything
+ * (parameters, gradients, Adam m and v, activations, workspaces) is allocated here: a training
+ * step allocates nothing. */
+int mbsr_model_create(const mbsr_model_config *c, int max_batch, int d, int h, int w, mbsr_model **out);
+void mbsr_model_free(mbsr_model *m);
+const mbsr_model_config *mbsr_model_get_config(const mbsr_model *m);
+void mbsr_model_init(mbsr_model *m, uint64_t seed); /* Glorot uniform weights, zero biases */
+int mbsr_model_set_precision(mbsr_model *m, mbsr_precision p); /* error if the CPU lacks AMX */
+/* Freeze all but the last k parameterised layers of the (generator) network; k < 0: all trainable. */
+int mbsr_model_freeze_all_but_last(mbsr_model *m, int k);
+
+/* The contiguous buffers (same length and tensor order). For the GAN: generator then discriminator. */
+size_t mbsr_model_num_params(const mbsr_model *m);
+float *mbsr_model_params(mbsr_model *m);
+float *mbsr_model_grads(mbsr_model *m);
+/* Named tensor views, e.g. "conv0.weight" shape (27*cin, cout) -> used by checkpoints. */
+int mbsr_model_num_tensors(const mbsr_model *m);
+const char *mbsr_model_tensor(const mbsr_model *m, int i, size_t *offset, size_t *count);
+/* FLOPs of one forward pass of one patch (2*Cin*Cout*27 per output voxel per conv). */
+double mbsr_model_forward_flops(const mbsr_model *m);
+
+/* Inference: out (B,D,H,W) = generator(in (B,D,H,W)), B <= max_batch. */
+int mbsr_model_forward(mbsr_model *m, const float *in, int batch, float *out);
+
+/* Training in phases, so a distributed trainer can all-reduce between backward and update.
+ * cCNN/ResNet: 1 phase. GAN: 2 (0 = discriminator, 1 = generator), alternating.
+ *  1. loss = mbsr_model_phase_grad(m, ph, in, target, batch, norm): zero the phase's gradient span,
+ *     forward + backward. Loss and gradients are sums over the batch divided by `norm` (pass the
+ *     GLOBAL batch size: summing gradients over ranks then gives the global mean).
+ *  2. sum-all-reduce the phase's span [offset, offset+count) of mbsr_model_grads().
+ *  3. mbsr_model_phase_update(m, ph, adam): Adam on that span (frozen layers untouched).
+ * MSE is averaged over voxels (PyTorch MSELoss 'mean'). */
+int mbsr_model_num_phases(const mbsr_model *m);
+void mbsr_model_phase_span(const mbsr_model *m, int phase, size_t *offset, size_t *count);
+double mbsr_model_phase_grad(mbsr_model *m, int phase, const float *in, const float *target, int batch, double norm);
+int mbsr_model_phase_update(mbsr_model *m, int phase, const mbsr_adam_config *a);
+/* All phases locally; returns the (generator) MSE loss before the update. */
+double mbsr_model_train_step(mbsr_model *m, const float *in, const float *target, int batch,
+                             const mbsr_adam_config *a);
+/* Sum over the batch of per-patch MSE(generator(in), target) (divide by count yourself). */
+double mbsr_model_eval_sse(mbsr_model *m, const float *in, const float *target, int batch);
+int64_t mbsr_model_adam_steps(const mbsr_model *m);
+
+/* ---- checkpoints (HDF5): one dataset per tensor (+ Adam m, v), attributes for architecture,
+ * config, step, optimiser state, mbsr version; written to a temporary name and renamed. */
+typedef struct {
+  int64_t step, epoch, best_epoch, bad_epochs;
+  double best_val, last_val;
+  uint64_t seed;
+  char info[2048]; /* free-form JSON the trainer keeps (run config, data file) */
+} mbsr_ckpt_meta;
+int mbsr_checkpoint_save(const mbsr_model *m, const char *path, const mbsr_ckpt_meta *meta);
+/* Create a model from the checkpoint's stored config (sized for max_batch x d x h x w). */
+int mbsr_checkpoint_load(const char *path, int max_batch, int d, int h, int w, mbsr_model **out,
+                         mbsr_ckpt_meta *meta);
+/* Load into an existing model; MBSR_EMISMATCH with a message saying what differs. */
+int mbsr_checkpoint_load_into(mbsr_model *m, const char *path, mbsr_ckpt_meta *meta);
+
+/* ---- whole-volume inference ---- */
+typedef struct {
+  int patch;          /* patch edge, default 21 */
+  int overlap;        /* voxels shared by neighbouring patches, default patch/3 */
+  int batch;          /* patches per forward, default 8 */
+  mbsr_interp interp; /* up-sampling onto the target grid, default Keys */
+  int progress;       /* print a progress line */
+} mbsr_apply_opts;
+void mbsr_apply_opts_default(mbsr_apply_opts *o);
+/* SR of `lr` onto `grid` (dims + affine): up-sample, normalise to [0,1], blended patch inference
+ * (memory bounded by one patch batch), undo normalisation. */
+int mbsr_apply(mbsr_model *m, const mbsr_volume *lr, const mbsr_volume *grid, const mbsr_apply_opts *o,
+               mbsr_volume **out);
+/* Same, for an input already on the target grid. */
+int mbsr_apply_upsampled(mbsr_model *m, const mbsr_volume *up, const mbsr_apply_opts *o, mbsr_volume **out);
+
+#endif

@@ -1,0 +1,65 @@
+/* mbsr volume: the one in-memory image type, and its readers/writers.
+ *
+ * Conventions (also in README):
+ *  - voxels are float32; array axes (i,j,k) with i fastest: data[i + nx*(j + ny*k)];
+ *  - affine maps voxel indices (0-based, voxel CENTRES) to world coordinates in millimetres,
+ *    RAS+ (NIfTI convention). NRRD (LPS, micrometres in Allen files) is converted on read;
+ *  - vox[a] is the length of column a of the affine (the voxel size along array axis a). */
+#ifndef MBSR_VOLUME_H
+#define MBSR_VOLUME_H
+
+#include <stdint.h>
+
+#include "mbsr/core.h"
+
+#define MBSR_MAX_VOXELS ((int64_t)1 << 34) /* 16 Gi voxels: larger dims are refused as absurd */
+
+typedef struct {
+  int64_t nx, ny, nz;
+  double vox[3];
+  double affine[4][4];
+  float *data;           /* nx*ny*nz floats, 64-byte aligned, owned */
+  int src_dtype;         /* NIfTI datatype code of the source (DT_UINT16, ...); 16 (float32) if made here */
+  char src_format[16];   /* "nifti1", "nifti2", "nrrd", "tiff", "mbsr" */
+  double src_min, src_max; /* value range as read (after scaling) */
+} mbsr_volume;
+
+/* New zero-filled volume. vox may be NULL (1 mm); affine NULL = diag(vox) with origin 0. */
+mbsr_volume *mbsr_volume_new(int64_t nx, int64_t ny, int64_t nz, const double vox[3], const double affine[4][4]);
+/* Same grid as ref (dims, vox, affine), zero-filled. */
+mbsr_volume *mbsr_volume_new_like(const mbsr_volume *ref);
+mbsr_volume *mbsr_volume_clone(const mbsr_volume *v);
+void mbsr_volume_free(mbsr_volume *v);
+static inline int64_t mbsr_volume_nvox(const mbsr_volume *v) { return v->nx * v->ny * v->nz; }
+/* Recompute vox[] from the affine's columns. */
+void mbsr_volume_update_vox(mbsr_volume *v);
+/* 1 if same dims and affines equal within tol (mm); else 0. */
+int mbsr_volume_same_grid(const mbsr_volume *a, const mbsr_volume *b, double tol);
+/* Error (MBSR_EMISMATCH, message names both files) if grids differ. */
+int mbsr_volume_check_same_grid(const mbsr_volume *a, const char *name_a, const mbsr_volume *b, const char *name_b);
+/* Error (MBSR_ENONFINITE, message names file and first bad voxel) if any NaN/Inf. */
+int mbsr_volume_check_finite(const mbsr_volume *v, const char *name);
+void mbsr_volume_minmax(const mbsr_volume *v, float *mn, float *mx);
+
+/* ---- reading ----
+ * Dispatch: directory or *.tif/*.tiff -> TIFF stack; *.nrrd/*.nhdr -> NRRD; *.mhd -> MetaImage;
+ * *.nii, *.nii.gz -> NIfTI-1/2.
+ * TIFF stacks carry no geometry: opts gives the voxel size (mm) of (column, row, slice) and the
+ * axis directions as a 3-letter RAS/LPS code (e.g. "LSP": columns go Left, rows Superior, slices
+ * Posterior). NULL opts = 1 mm, "RAS"-like identity. */
+typedef struct {
+  double tiff_vox[3];    /* mm along columns, rows, slices */
+  char tiff_orient[4];   /* e.g. "LIP"; "" = identity */
+} mbsr_read_opts;
+int mbsr_volume_read(const char *path, const mbsr_read_opts *opts, mbsr_volume **out);
+int mbsr_nifti_read(const char *path, mbsr_volume **out);
+int mbsr_nrrd_read(const char *path, mbsr_volume **out);
+int mbsr_tiff_read(const char *path, const mbsr_read_opts *opts, mbsr_volume **out);
+/* MetaImage (.mhd + .raw/.zraw, as Allen archives may carry); LPS like NRRD. */
+int mbsr_mhd_read(const char *path, mbsr_volume **out);
+
+/* ---- writing: NIfTI-1 float32 (.nii.gz by default if no extension), sform+qform from the affine,
+ * written to a temporary name and renamed when complete. */
+int mbsr_volume_write(const char *path, const mbsr_volume *v);
+
+#endif
