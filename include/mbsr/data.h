@@ -1,0 +1,98 @@
+/* mbsr data: volumes -> LR/HR patch pairs in ONE parallel HDF5 file (`mbsr prep`), and the
+ * batch reader the trainer uses.
+ *
+ * File layout (all patches float32, [N, p, p, p], p = patch edge, x fastest like volumes):
+ *   /                       attrs: mbsr_version, seed, patch, patches_per_volume, base_um,
+ *                                  split (text: the rule and counts), n_subjects, n_failed
+ *   /subjects               [S] strings: subject names (sorted input order = subject index)
+ *   /subject_split          [S] int32: 0 train, 1 val, 2 test
+ *   /sources                [S] strings: the input files
+ *   /failed                 [F] strings: "<subject>: <rank>: <message>" of inputs that failed
+ *   /pairs/<LR>-<HR>/       attrs: lr_um, hr_um, lr_vox_mm[3], hr_vox_mm[3], factor
+ *   /pairs/<LR>-<HR>/<split>/{input,target}  [N,p,p,p] float32 (input = Keys-upsampled LR)
+ *   /pairs/<LR>-<HR>/<split>/subject         [N] int32 subject index of each patch
+ *   /pairs/<LR>-<HR>/<split>/center          [N,3] int32 patch centre (i,j,k) on the HR grid
+ *                           attrs: cubic_mse (mean over patches of voxel-mean (input-target)^2),
+ *                                  n_patches, n_subjects
+ * Patch order inside a dataset: by subject index, then by sampling order: the file content does
+ * not depend on the number of ranks that wrote it. */
+#ifndef MBSR_DATA_H
+#define MBSR_DATA_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "mbsr/volume.h"
+
+#define MBSR_MAX_RES 8
+#define MBSR_MAX_PAIRS 16
+#define MBSR_SPLITS 3 /* train, val, test */
+
+typedef struct {
+  int lr_um, hr_um; /* e.g. 200, 100: LR 200 um -> HR 100 um */
+} mbsr_res_pair;
+
+typedef struct {
+  const char *out;        /* FILE.h5 (final name; written to a temporary name, renamed when complete) */
+  const char *inputs;     /* a directory (NIfTI/NRRD files and TIFF-stack directories) or a manifest
+                           * (text/TSV: first column a path, relative to the manifest; '#' comments) */
+  int base_um;            /* resolution every input is first brought to (0 = the finest HR of the pairs) */
+  int npairs;
+  mbsr_res_pair pairs[MBSR_MAX_PAIRS]; /* "--res 25:50,100,200,400" = all consecutive pairs */
+  int patch;              /* patch edge in HR voxels: 21 */
+  int patches_per_volume; /* per subject and pair: 200 */
+  int split[MBSR_SPLITS]; /* percentages train,val,test: 80,10,10 */
+  int test_subjects;      /* > 0: exactly K test subjects (overrides split[2]) */
+  uint64_t seed;          /* 1 */
+  const char *eval_dir;   /* NULL = do not write the test subjects' volumes */
+  mbsr_read_opts read_opts; /* TIFF geometry (0 = the AF individual brain's 40,40,50 um, "LSP") */
+  double norm_plo, norm_phi; /* normalisation percentiles: 0, 100 (min/max, the paper's) */
+  double mask_thr;        /* < 0: Otsu on the normalised HR volume */
+  int chunk_patches;      /* HDF5 chunk = this many patches: 4 */
+  int progress;           /* one line per volume on rank 0 */
+} mbsr_prep_config;
+
+void mbsr_prep_config_default(mbsr_prep_config *c);
+/* "25:50,100,200,400" -> base 25, pairs 50-25,100-50,200-100,400-200; "200-100,100-50" -> pairs. */
+int mbsr_prep_parse_res(mbsr_prep_config *c, const char *spec);
+int mbsr_prep_parse_pairs(mbsr_prep_config *c, const char *spec);
+
+typedef struct {
+  int n_subjects, n_failed;
+  int n_split[MBSR_SPLITS];                        /* subjects per split */
+  int64_t n_patches[MBSR_MAX_PAIRS][MBSR_SPLITS];  /* patches per pair and split */
+  double cubic_mse[MBSR_MAX_PAIRS][MBSR_SPLITS];
+  double seconds;
+} mbsr_prep_summary;
+
+/* Collective over comm. Returns 0 when the file was written (even if some inputs failed:
+ * summary->n_failed says how many, and the file lists them), or a negative code (same on every
+ * rank; the message names the rank at fault). */
+int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *summary);
+
+/* Agree on status across comm (call before a collective that follows per-rank work): returns 0 if
+ * every rank passed rc == 0; otherwise every rank returns a negative code (its own rc, or
+ * MBSR_EPEER) with the message "rank R: <R's message>" of the lowest failing rank R. */
+int mbsr_mpi_agree(MPI_Comm comm, int rc);
+
+/* ---- the input list ---- */
+typedef struct {
+  int n;
+  char **paths; /* sorted by subject name */
+  char **names; /* subject names: file/dir base name without extension */
+} mbsr_input_list;
+int mbsr_input_list_load(const char *dir_or_manifest, mbsr_input_list *out);
+void mbsr_input_list_free(mbsr_input_list *l);
+
+/* ---- batch reader (serial HDF5 reads; every rank opens the file itself) ---- */
+typedef struct mbsr_patchset mbsr_patchset;
+/* pair "200-100", split "train" | "val" | "test". */
+int mbsr_patchset_open(const char *path, const char *pair, const char *split, mbsr_patchset **out);
+void mbsr_patchset_close(mbsr_patchset *ps);
+int64_t mbsr_patchset_count(const mbsr_patchset *ps);
+int mbsr_patchset_patch(const mbsr_patchset *ps); /* patch edge */
+double mbsr_patchset_cubic_mse(const mbsr_patchset *ps);
+/* Read patches idx[0..n) into in/target (n * p^3 floats each, in idx order). */
+int mbsr_patchset_read(mbsr_patchset *ps, const int64_t *idx, int n, float *in, float *target);
+
+#endif
