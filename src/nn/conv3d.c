@@ -1,7 +1,19 @@
-/* 3-D convolution: dims, workspace sizing and the run-time dispatch to the fastest kernel family
- * this CPU supports. Kernels live in conv3d_ref.c (naive) and conv3d_*.c (fast paths). */
-#include <stddef.h>
+/* 3-D convolution (3x3x3, padding 1, stride 1 or 2): dims, workspace sizing, and the driver of the
+ * direct kernels: pre-padded copies, weight flips for backward-data, OpenMP over output rows, per-thread
+ * partial sums for the weight gradient. Kernel family chosen at run time (cpuid): conv3d_avx512.c, else
+ * conv3d_portable.c; conv3d_ref.c is the naive twin the tests compare against.
+ *
+ * Workspace (floats, see mbsr_conv3d_workspace_floats):
+ *   [pad]      N*(D+2)*(H+2)*(W+2)*max(CIN,COUT)  padded copy of the input (forward, dW) or of dout (dX)
+ *   [wt]       27*CIN*COUT                         flipped, transposed weights for dX
+ *   [partial]  T*(27*CIN*COUT + COUT) rounded up   per-thread dW and db partial sums
+ * T = the OpenMP thread count at call time, which must not exceed the nthreads the workspace was sized
+ * for (the sizing uses max(nthreads, omp_get_max_threads())). */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "conv3d_kernels.h"
 #include "mbsr/nn.h"
 #include "nn_internal.h"
 
@@ -19,25 +31,200 @@ void mbsr_conv3d_dims_init(mbsr_conv3d_dims *s, int n, int d, int h, int w, int 
   s->prec = MBSR_PREC_FP32;
 }
 
+static size_t round16(size_t x) { return (x + 15) & ~(size_t)15; }
+static size_t pad_floats(const mbsr_conv3d_dims *s) {
+  int c = s->cin > s->cout ? s->cin : s->cout;
+  return round16((size_t)s->n * (s->d + 2) * (s->h + 2) * (s->w + 2) * c);
+}
+static size_t wt_floats(const mbsr_conv3d_dims *s) { return round16((size_t)27 * s->cin * s->cout); }
+static size_t partial_floats(const mbsr_conv3d_dims *s) { return round16((size_t)27 * s->cin * s->cout + s->cout); }
+
 size_t mbsr_conv3d_workspace_floats(const mbsr_conv3d_dims *s, int nthreads) {
-  (void)s;
-  (void)nthreads;
-  return 0; /* the reference path needs none; grows with the fast kernels */
+  int t = omp_get_max_threads();
+  if (nthreads > t) t = nthreads;
+  return pad_floats(s) + wt_floats(s) + (size_t)t * partial_floats(s);
+}
+
+/* ---- kernel family: auto (cpuid), or forced by MBSR_CONV_KERNEL=portable|avx512|reference ---- */
+typedef enum { FAM_AUTO = -1, FAM_REF = 0, FAM_PORTABLE = 1, FAM_AVX512 = 2 } family;
+static int g_force = -2; /* -2: not read yet */
+
+static family pick(void) {
+  if (g_force == -2) {
+    const char *e = getenv("MBSR_CONV_KERNEL");
+    int f = FAM_AUTO;
+    if (e && !strcmp(e, "portable")) f = FAM_PORTABLE;
+    else if (e && !strcmp(e, "reference")) f = FAM_REF;
+    else if (e && !strcmp(e, "avx512")) f = FAM_AVX512;
+    __atomic_store_n(&g_force, f, __ATOMIC_RELAXED);
+  }
+  int f = __atomic_load_n(&g_force, __ATOMIC_RELAXED);
+  int avx = mbsr_cpu_has_avx512();
+  if (f == FAM_REF || f == FAM_PORTABLE) return (family)f;
+  return avx ? FAM_AVX512 : FAM_PORTABLE; /* a forced avx512 on a CPU without it falls back */
+}
+
+int mbsr__conv3d_force_kernel(const char *name) {
+  int f;
+  if (!name || !strcmp(name, "auto")) f = FAM_AUTO;
+  else if (!strcmp(name, "portable")) f = FAM_PORTABLE;
+  else if (!strcmp(name, "reference")) f = FAM_REF;
+  else if (!strcmp(name, "avx512")) f = FAM_AVX512;
+  else return -1;
+  __atomic_store_n(&g_force, f, __ATOMIC_RELAXED);
+  return 0;
+}
+
+const char *mbsr_conv3d_kernel_name(mbsr_precision p) {
+  (void)p; /* the bf16 modes are not implemented yet: every precision runs the fp32 kernels */
+  switch (pick()) {
+  case FAM_REF: return "reference";
+  case FAM_AVX512: return "avx512-fp32-direct";
+  default: return "portable-fp32-direct";
+  }
+}
+
+/* ---- padded copies ---- */
+/* dst (N, D+2, H+2, W+2, C) = src (N, SD, SH, SW, C) placed at 1 + z*i along each axis (z = 1: plain
+ * padding; z = 2: zero insertion for the transposed stride-2 conv), zero elsewhere. */
+static void pad_copy(float *dst, const float *src, int n, int d, int h, int w, int c, int sd, int sh, int sw,
+                     int z) {
+  const int dp = d + 2, hp = h + 2, wp = w + 2;
+  const long prow = (long)wp * c;
+#pragma omp parallel for schedule(static)
+  for (long row = 0; row < (long)n * dp * hp; row++) {
+    const int ih = (int)(row % hp), id = (int)(row / hp % dp), in = (int)(row / ((long)hp * dp));
+    float *o = dst + row * prow;
+    const int td = id - 1, th = ih - 1;
+    if (td < 0 || th < 0 || td % z || th % z || td / z >= sd || th / z >= sh) {
+      memset(o, 0, sizeof(float) * prow);
+      continue;
+    }
+    const float *s = src + ((((long)in * sd + td / z) * sh + th / z) * sw) * c;
+    if (z == 1) {
+      memset(o, 0, sizeof(float) * c);
+      memcpy(o + c, s, sizeof(float) * (size_t)sw * c);
+      memset(o + (long)(sw + 1) * c, 0, sizeof(float) * (size_t)(wp - sw - 1) * c);
+    } else {
+      memset(o, 0, sizeof(float) * prow);
+      for (int iw = 0; iw < sw && 1 + z * iw < wp; iw++) memcpy(o + (long)(1 + z * iw) * c, s + (long)iw * c, sizeof(float) * c);
+    }
+  }
+}
+
+/* ---- forward-shaped conv over a padded buffer (used by forward and backward-data) ---- */
+static void conv_rows(float *out, const float *xp, const float *w, const float *bias, int n, int dp, int hp, int wp,
+                      int cin, int cout, int stride, int od, int oh, int ow, int accum, family fam) {
+  void (*row_fn)(const mbsr__conv_row *) =
+      fam == FAM_AVX512 ? mbsr__conv_fwd_row_avx512 : mbsr__conv_fwd_row_portable;
+  const long rowH = (long)wp * cin, rowD = (long)hp * wp * cin;
+#pragma omp parallel for schedule(static)
+  for (long row = 0; row < (long)n * od * oh; row++) {
+    const int r_h = (int)(row % oh), r_d = (int)(row / oh % od), r_n = (int)(row / ((long)oh * od));
+    mbsr__conv_row a = {.out = out + row * ow * cout,
+                        .x = xp + (long)r_n * dp * rowD + (long)r_d * stride * rowD + (long)r_h * stride * rowH,
+                        .rowH = rowH,
+                        .rowD = rowD,
+                        .w = w,
+                        .bias = bias,
+                        .ow = ow,
+                        .cin = cin,
+                        .cout = cout,
+                        .stride = stride,
+                        .accum = accum};
+    row_fn(&a);
+  }
 }
 
 void mbsr_conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
                          const mbsr_conv3d_dims *s, float *ws) {
-  (void)ws;
-  mbsr_conv3d_forward_ref(out, inp, weight, bias, s);
+  // out (N,OD,OH,OW,COUT), inp (N,D,H,W,CIN), weight (3,3,3,CIN,COUT), bias (COUT) or NULL
+  family fam = pick();
+  if (fam == FAM_REF) {
+    mbsr_conv3d_forward_ref(out, inp, weight, bias, s);
+    return;
+  }
+  float *xp = ws;
+  pad_copy(xp, inp, s->n, s->d, s->h, s->w, s->cin, s->d, s->h, s->w, 1);
+  conv_rows(out, xp, weight, bias, s->n, s->d + 2, s->h + 2, s->w + 2, s->cin, s->cout, s->stride, s->od, s->oh,
+            s->ow, 0, fam);
+}
+
+static void backward_weights(float *dweight, float *dbias, const float *dout, const float *xp,
+                             const mbsr_conv3d_dims *s, float *partials, family fam) {
+  const int cin = s->cin, cout = s->cout, st = s->stride;
+  const int dp = s->d + 2, hp = s->h + 2, wp = s->w + 2;
+  const size_t nw = (size_t)27 * cin * cout, pstride = partial_floats(s);
+  void (*bww)(const mbsr__conv_bww *) = fam == FAM_AVX512 ? mbsr__conv_bww_avx512 : mbsr__conv_bww_portable;
+  const long prow = (long)wp * cin, pplane = (long)hp * prow;
+  int nt = 1;
+#pragma omp parallel
+  {
+    const int t = omp_get_thread_num();
+#pragma omp single
+    nt = omp_get_num_threads();
+    float *pw = partials + (size_t)t * pstride, *pb = pw + nw;
+    memset(pw, 0, sizeof(float) * (nw + cout));
+#pragma omp for schedule(static)
+    for (long plane = 0; plane < (long)s->n * s->od; plane++) {
+      const int pd = (int)(plane % s->od), pn = (int)(plane / s->od);
+      const float *g = dout + plane * s->oh * s->ow * cout;
+      if (dweight)
+        for (int kd = 0; kd < 3; kd++)
+          for (int kh = 0; kh < 3; kh++) {
+            mbsr__conv_bww a = {.dw = pw + (size_t)(kd * 3 + kh) * 3 * cin * cout,
+                                .x = xp + (long)pn * dp * pplane + (long)(pd * st + kd) * pplane + (long)kh * prow,
+                                .rowHs = (long)st * prow,
+                                .xps = st * cin,
+                                .g = g,
+                                .nrows = s->oh,
+                                .ow = s->ow,
+                                .rlen = 3 * cin,
+                                .cout = cout};
+            bww(&a);
+          }
+      if (dbias)
+        for (long p = 0; p < (long)s->oh * s->ow; p++)
+          for (int c = 0; c < cout; c++) pb[c] += g[p * cout + c];
+    }
+    /* implicit barrier: every partial is complete */
+    const size_t tot = nw + cout;
+#pragma omp for schedule(static)
+    for (size_t i = 0; i < tot; i++) {
+      float acc = 0.0f;
+      for (int k = 0; k < nt; k++) acc += partials[(size_t)k * pstride + i];
+      if (i < nw) {
+        if (dweight) dweight[i] += acc;
+      } else if (dbias) {
+        dbias[i - nw] += acc;
+      }
+    }
+  }
 }
 
 void mbsr_conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *weight, const mbsr_conv3d_dims *s, float *ws) {
-  (void)ws;
-  mbsr_conv3d_backward_ref(dinp, dweight, dbias, dout, inp, weight, s);
-}
-
-const char *mbsr_conv3d_kernel_name(mbsr_precision p) {
-  (void)p;
-  return "reference";
+  // dinp (N,D,H,W,CIN) +=, dweight (3,3,3,CIN,COUT) +=, dbias (COUT) +=; dout (N,OD,OH,OW,COUT)
+  family fam = pick();
+  if (fam == FAM_REF) {
+    mbsr_conv3d_backward_ref(dinp, dweight, dbias, dout, inp, weight, s);
+    return;
+  }
+  float *pad = ws, *wt = ws + pad_floats(s), *partials = wt + wt_floats(s);
+  const int cin = s->cin, cout = s->cout;
+  if (dweight || dbias) {
+    if (dweight) pad_copy(pad, inp, s->n, s->d, s->h, s->w, cin, s->d, s->h, s->w, 1);
+    backward_weights(dweight, dbias, dout, pad, s, partials, fam);
+  }
+  if (dinp) {
+    /* dX = stride-1 conv of the (zero-inserted for stride 2) padded dout with flipped, transposed
+     * weights: wt[kd][kh][kw][co][ci] = w[2-kd][2-kh][2-kw][ci][co]. */
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < 27; k++)
+      for (int ci = 0; ci < cin; ci++)
+        for (int co = 0; co < cout; co++)
+          wt[((size_t)k * cout + co) * cin + ci] = weight[((size_t)(26 - k) * cin + ci) * cout + co];
+    pad_copy(pad, dout, s->n, s->d, s->h, s->w, cout, s->od, s->oh, s->ow, s->stride);
+    conv_rows(dinp, pad, wt, NULL, s->n, s->d + 2, s->h + 2, s->w + 2, cout, cin, 1, s->d, s->h, s->w, 1, fam);
+  }
 }
