@@ -76,6 +76,14 @@ double mbsr_model_train_step(mbsr_model *m, const float *in, const float *target
 /* Sum over the batch of per-patch MSE(generator(in), target) (divide by count yourself). */
 double mbsr_model_eval_sse(mbsr_model *m, const float *in, const float *target, int batch);
 int64_t mbsr_model_adam_steps(const mbsr_model *m);
+/* The losses of the last phase_grad calls: generator MSE, lambda * adversarial BCE (GAN phase 1)
+ * and the discriminator's BCE (GAN phase 0); 0 where not computed. */
+void mbsr_model_last_losses(const mbsr_model *m, double *mse, double *adv, double *dloss);
+/* The sizes the model was built for (any pointer may be NULL). */
+void mbsr_model_patch_dims(const mbsr_model *m, int *max_batch, int *d, int *h, int *w);
+/* Note: phase_grad and train_step return a NEGATIVE mbsr_err (as a double, message set) instead of
+ * a loss when the batch holds NaN/Inf, or the loss becomes NaN/Inf; phase_update refuses
+ * (MBSR_ENONFINITE, parameters untouched) when the gradient span holds NaN/Inf. */
 
 /* ---- checkpoints (HDF5): one dataset per tensor (+ Adam m, v), attributes for architecture,
  * config, step, optimiser state, mbsr version; written to a temporary name and renamed. */

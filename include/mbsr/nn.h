@@ -42,4 +42,39 @@ const char *mbsr_conv3d_kernel_name(mbsr_precision p);
 int mbsr_cpu_has_amx(void);
 int mbsr_cpu_has_avx512(void);
 
+/* ---- the other layers (src/nn/layers.c); n = number of elements. Backward ACCUMULATES. ---- */
+typedef struct mbsr_rng mbsr_rng; /* from mbsr/core.h */
+void mbsr_relu_forward(float *out, const float *inp, size_t n); /* out may alias inp */
+/* dinp += dout * (out > 0), out = the forward output */
+void mbsr_relu_backward(float *dinp, const float *dout, const float *out, size_t n);
+void mbsr_relu_backward_inplace(float *d, const float *out, size_t n); /* d *= (out > 0) */
+void mbsr_lrelu_forward(float *out, const float *inp, size_t n, float slope);
+void mbsr_lrelu_backward(float *dinp, const float *dout, const float *out, size_t n, float slope);
+void mbsr_lrelu_backward_inplace(float *d, const float *out, size_t n, float slope);
+void mbsr_residual_forward(float *out, const float *a, const float *b, size_t n); /* out = a + b */
+void mbsr_residual_backward(float *da, float *db, const float *dout, size_t n);   /* da, db += dout */
+/* Global average pooling: out (N,C) = mean over S positions of inp (N,S,C). */
+void mbsr_gap_forward(float *out, const float *inp, int nb, size_t s, int c);
+void mbsr_gap_backward(float *dinp, const float *dout, int nb, size_t s, int c);
+/* Dense: out (N,COUT) = inp (N,CIN) @ weight (CIN,COUT) + bias. */
+void mbsr_dense_forward(float *out, const float *inp, const float *weight, const float *bias, int nb, int cin,
+                        int cout);
+void mbsr_dense_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                         const float *weight, int nb, int cin, int cout);
+void mbsr_sigmoid_forward(float *out, const float *inp, size_t n);
+void mbsr_sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n);
+/* Losses return scale * sum over elements; backward adds d(loss)/d(pred). MSE 'mean' over V voxels
+ * and a batch normalised by `norm`: scale = 1 / (V * norm). */
+double mbsr_mse_forward(const float *pred, const float *target, size_t n, double scale);
+void mbsr_mse_backward(float *dpred, const float *pred, const float *target, size_t n, double scale);
+/* Binary cross-entropy on logits x with targets y in [0,1]: max(x,0) - x y + log(1 + exp(-|x|)). */
+double mbsr_bce_logits_forward(const float *logit, const float *target, size_t n, double scale);
+void mbsr_bce_logits_backward(float *dlogit, const float *logit, const float *target, size_t n, double scale);
+/* PyTorch Adam on n values; t = the step number after increment (1, 2, ...). */
+void mbsr_adam_update(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
+                      float beta2, float eps, int64_t t);
+/* Glorot (Xavier) uniform U(-a,a), a = sqrt(6/(fan_in+fan_out)); conv fans are 27*cin, 27*cout. */
+void mbsr_glorot_uniform(float *w, size_t n, double fan_in, double fan_out, mbsr_rng *rng);
+int mbsr_all_finite(const float *x, size_t n); /* 1 if no NaN/Inf */
+
 #endif
