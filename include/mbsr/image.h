@@ -52,4 +52,34 @@ int mbsr_metrics_compute(const mbsr_volume *test, const mbsr_volume *ref, const 
 double mbsr_ssim3d(const float *a, const float *b, int64_t nx, int64_t ny, int64_t nz, double data_range,
                    const float *mask);
 
+/* ---- raw-array resampling: the separable machinery under the volume functions, exposed for parity
+ * tests and for callers without a volume. Arrays are x fastest: a[i + n[0]*(j + n[1]*k)]. ---- */
+typedef enum {
+  MBSR_BORDER_SYMMETRIC = 0, /* half-sample mirror (d c b a | a b c d | d c b a): MATLAB imresize */
+  MBSR_BORDER_MIRROR = 1,    /* whole-sample mirror (d c b | a b c d | c b a): scipy mode 'mirror' */
+  MBSR_BORDER_NEAREST = 2,   /* clamp to the edge sample */
+  MBSR_BORDER_CONSTANT = 3   /* scipy mode 'constant', cval 0: an output whose coordinate leaves [0, n-1]
+                                (exact double comparison) is 0; taps beyond an edge read the whole-sample
+                                mirror (B-spline prefilter: mirror boundary, as scipy) */
+} mbsr_border;
+/* out (nout) = in (nin) interpolated at input coordinate x = scale[a]*o + shift[a] (0-based, in
+ * double) of every output index o along each array axis a. Keys: a = -0.5, 4 taps, weights
+ * normalised to sum 1 (as imresize); B-spline: cubic, prefiltered along each axis (poles of the cubic
+ * B-spline, mirror boundary as scipy.ndimage.spline_filter); linear: 2 taps. Separable passes, OpenMP. */
+int mbsr_resample_raw(const float *in, const int64_t nin[3], float *out, const int64_t nout[3],
+                      const double scale[3], const double shift[3], mbsr_interp m, mbsr_border border);
+/* scipy.ndimage.zoom(x, zoom, order=3) with its defaults (mode='constant', cval=0, grid_mode=False:
+ * x = o * (nin-1)/(nout-1), corner-aligned) onto nout, including scipy's quirk that an output whose
+ * rounded coordinate exceeds nin-1 by an ulp becomes 0. */
+int mbsr_zoom_scipy(const float *in, const int64_t nin[3], float *out, const int64_t nout[3]);
+/* MATLAB imresize3(x, nout, 'cubic') for nout >= nin (no antialiasing): Keys a = -0.5, pixel-centre
+ * mapping u = x/s + 0.5(1 - 1/s) with s = nout/nin, symmetric border. */
+int mbsr_imresize_keys(const float *in, const int64_t nin[3], float *out, const int64_t nout[3]);
+/* Keys cubic convolution kernel, a = -0.5 (w(0.5) = 0.5625). */
+double mbsr_keys_weight(double x);
+
+/* Grid-to-grid index map from two affines: x_in = scale[a]*o + shift[a] for an output index o of
+ * `grid`. MBSR_EUNSUPPORTED (naming both grids) when the map is not axis-aligned. */
+int mbsr_grid_map(const double in_affine[4][4], const double grid_affine[4][4], double scale[3], double shift[3]);
+
 #endif
