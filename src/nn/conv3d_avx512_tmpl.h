@@ -1,0 +1,153 @@
+/* Register-blocked AVX-512 micro-kernels, instantiated by conv3d_avx512.c once per block shape.
+ * Included with exactly one of TMPL_FWD (P, CB), TMPL_BWW (RB, CB), TMPL_FWD1 (P), TMPL_BWW1 (RV)
+ * defined; the block sizes are macros so that the accumulator arrays have constant size, the loops
+ * over them unroll completely and the accumulators live in zmm registers. */
+#define CAT_(a, b, c, d) a##b##_##c##_##d
+#define CAT(a, b, c, d) CAT_(a, b, c, d)
+
+#if defined(TMPL_FWD)
+/* P positions x CB zmm of output channels. out at (position 0 of the block, co0); x at the padded input
+ * of position 0, tap (0,0,0), channel 0; w at [0][0][0][0][co0]. Positions p < skip are computed but
+ * not stored (an overlapping tail block). */
+static void CAT(fwd, , P, CB)(float *out, int ostr, const float *x, int xps, long rowH, long rowD, int rlen,
+                              const float *w, int wstr, const float *bias, int accum, __mmask16 lm, int skip) {
+  __m512 acc[P][CB];
+#pragma GCC unroll 4
+  for (int c = 0; c < CB; c++) {
+    __mmask16 m = c == CB - 1 ? lm : 0xFFFF;
+    __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + 16 * c) : _mm512_setzero_ps();
+#pragma GCC unroll 24
+    for (int p = 0; p < P; p++) acc[p][c] = accum ? _mm512_maskz_loadu_ps(m, out + (long)p * ostr + 16 * c) : b;
+  }
+  for (int kd = 0; kd < 3; kd++)
+    for (int kh = 0; kh < 3; kh++) {
+      const float *xr = x + kd * rowD + kh * rowH;
+      const float *wr = w + (long)(kd * 3 + kh) * rlen * wstr;
+      for (int r = 0; r < rlen; r++) {
+        __m512 wv[CB];
+#pragma GCC unroll 4
+        for (int c = 0; c < CB; c++)
+          wv[c] = c == CB - 1 ? _mm512_maskz_loadu_ps(lm, wr + (long)r * wstr + 16 * c)
+                              : _mm512_loadu_ps(wr + (long)r * wstr + 16 * c);
+#pragma GCC unroll 24
+        for (int p = 0; p < P; p++) {
+          __m512 xv = _mm512_set1_ps(xr[(long)p * xps + r]);
+          if (CB > 1) PIN(xv);
+#pragma GCC unroll 4
+          for (int c = 0; c < CB; c++) acc[p][c] = _mm512_fmadd_ps(xv, wv[c], acc[p][c]);
+        }
+      }
+    }
+#pragma GCC unroll 24
+  for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
+    for (int c = 0; c < CB; c++) {
+      __mmask16 m = c == CB - 1 ? lm : 0xFFFF;
+      if (p >= skip) _mm512_mask_storeu_ps(out + (long)p * ostr + 16 * c, m, acc[p][c]);
+    }
+}
+#undef P
+#undef CB
+
+#elif defined(TMPL_BWW)
+/* dw[r][co] += sum_{rows, ow} x[row*rowHs + ow*xps + r] * g[(row*OW + ow)*COUT + co] for RB values of r x
+ * CB zmm of channels; the x value broadcast into a register. */
+static void CAT(bww, , RB, CB)(float *dw, int cout, const float *x, int xps, long rowHs, const float *g, int nrows,
+                               int ow_n, __mmask16 lm) {
+  __m512 acc[RB][CB];
+#pragma GCC unroll 24
+  for (int i = 0; i < RB; i++)
+#pragma GCC unroll 4
+    for (int c = 0; c < CB; c++) acc[i][c] = _mm512_setzero_ps();
+  for (int oh = 0; oh < nrows; oh++) {
+    const float *xr = x + oh * rowHs;
+    const float *gr = g + (long)oh * ow_n * cout;
+    for (int o = 0; o < ow_n; o++) {
+      __m512 gv[CB];
+#pragma GCC unroll 4
+      for (int c = 0; c < CB; c++)
+        gv[c] = c == CB - 1 ? _mm512_maskz_loadu_ps(lm, gr + (long)o * cout + 16 * c)
+                            : _mm512_loadu_ps(gr + (long)o * cout + 16 * c);
+#pragma GCC unroll 24
+      for (int i = 0; i < RB; i++) {
+        __m512 xv = _mm512_set1_ps(xr[(long)o * xps + i]);
+        if (CB > 1) PIN(xv);
+#pragma GCC unroll 4
+        for (int c = 0; c < CB; c++) acc[i][c] = _mm512_fmadd_ps(xv, gv[c], acc[i][c]);
+      }
+    }
+  }
+#pragma GCC unroll 24
+  for (int i = 0; i < RB; i++)
+#pragma GCC unroll 4
+    for (int c = 0; c < CB; c++) {
+      __mmask16 m = c == CB - 1 ? lm : 0xFFFF;
+      float *d = dw + (long)i * cout + 16 * c;
+      _mm512_mask_storeu_ps(d, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), acc[i][c]));
+    }
+}
+#undef RB
+#undef CB
+
+#elif defined(TMPL_FWD1)
+/* COUT = 1: P positions, vectorised over the reduction (16 values of r per zmm), then a horizontal sum. */
+static void CAT(fwd1, , P, x)(float *out, const float *x, int xps, long rowH, long rowD, int rlen, const float *w,
+                              const float *bias, int accum, int skip) {
+  __m512 acc[P];
+#pragma GCC unroll 24
+  for (int p = 0; p < P; p++) acc[p] = _mm512_setzero_ps();
+  const int rv = rlen & ~15;
+  const __mmask16 tm = (__mmask16)((1u << (rlen & 15)) - 1);
+  for (int kd = 0; kd < 3; kd++)
+    for (int kh = 0; kh < 3; kh++) {
+      const float *xr = x + kd * rowD + kh * rowH;
+      const float *wr = w + (long)(kd * 3 + kh) * rlen;
+      for (int r = 0; r < rv; r += 16) {
+        __m512 wv = _mm512_loadu_ps(wr + r);
+#pragma GCC unroll 24
+        for (int p = 0; p < P; p++) acc[p] = _mm512_fmadd_ps(_mm512_loadu_ps(xr + (long)p * xps + r), wv, acc[p]);
+      }
+      if (tm) {
+        __m512 wv = _mm512_maskz_loadu_ps(tm, wr + rv);
+#pragma GCC unroll 24
+        for (int p = 0; p < P; p++)
+          acc[p] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tm, xr + (long)p * xps + rv), wv, acc[p]);
+      }
+    }
+#pragma GCC unroll 24
+  for (int p = 0; p < P; p++) {
+    if (p < skip) continue;
+    float v = _mm512_reduce_add_ps(acc[p]) + (bias ? bias[0] : 0.0f);
+    out[p] = accum ? out[p] + v : v;
+  }
+}
+#undef P
+
+#elif defined(TMPL_BWW1)
+/* COUT = 1: dw[r] += sum_pos x[pos][r] * g[pos], vectorised over r (RV zmm = up to 16*RV values of r). */
+static void CAT(bww1, , RV, x)(float *dw, const float *x, int xps, long rowHs, const float *g, int nrows, int ow_n,
+                               int rlen) {
+  __m512 acc[RV];
+  __mmask16 m[RV];
+#pragma GCC unroll 16
+  for (int j = 0; j < RV; j++) {
+    int left = rlen - 16 * j;
+    m[j] = left >= 16 ? 0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+    acc[j] = _mm512_setzero_ps();
+  }
+  for (int oh = 0; oh < nrows; oh++)
+    for (int o = 0; o < ow_n; o++) {
+      const float *xr = x + oh * rowHs + (long)o * xps;
+      __m512 gv = _mm512_set1_ps(g[(long)oh * ow_n + o]);
+#pragma GCC unroll 16
+      for (int j = 0; j < RV; j++) acc[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m[j], xr + 16 * j), gv, acc[j]);
+    }
+#pragma GCC unroll 16
+  for (int j = 0; j < RV; j++)
+    _mm512_mask_storeu_ps(dw + 16 * j, m[j], _mm512_add_ps(_mm512_maskz_loadu_ps(m[j], dw + 16 * j), acc[j]));
+}
+#undef RV
+#endif
+
+#undef CAT
+#undef CAT_
