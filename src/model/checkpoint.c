@@ -1,0 +1,376 @@
+/* HDF5 checkpoints of a model: one float32 dataset per tensor under /params, /adam_m and /adam_v
+ * (shape = the tensor's: conv weights (3,3,3,cin,cout), biases (cout), dense (cin,1)), and root
+ * attributes for the architecture, the whole config (also as JSON), Adam's steps and
+ * hyper-parameters, the trainer's mbsr_ckpt_meta fields and the mbsr version.
+ *
+ * Written with the default (sec2) driver to a temporary name and renamed when complete; callers
+ * under MPI let only rank 0 save. Loading checks the architecture first and says what differs.
+ * Every HDF5 return code is checked; HDF5's own error stack printing is silenced so a corrupt
+ * file gives one line. */
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mbsr/core.h"
+#include "mbsr/model.h"
+#include "model_internal.h"
+
+#define CKPT_FORMAT "mbsr-checkpoint"
+#define CKPT_FORMAT_VERSION 1
+
+/* ---- silence HDF5's automatic error printing for the duration of a call ---- */
+typedef struct {
+  H5E_auto2_t fn;
+  void *data;
+} h5quiet;
+static void quiet_on(h5quiet *q) {
+  H5Eget_auto2(H5E_DEFAULT, &q->fn, &q->data);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+static void quiet_off(const h5quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->fn, q->data); }
+
+/* ---- attribute helpers (return 0 or -1) ---- */
+static int attr_write(hid_t obj, const char *name, hid_t ftype, hid_t mtype, int n, const void *v) {
+  hsize_t dims[1] = {(hsize_t)n};
+  hid_t sp = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims, NULL);
+  if (sp < 0) return -1;
+  hid_t a = H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = (a < 0 || H5Awrite(a, mtype, v) < 0) ? -1 : 0;
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(sp);
+  return rc;
+}
+static int attr_i64(hid_t o, const char *name, int64_t v) { return attr_write(o, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &v); }
+static int attr_f64(hid_t o, const char *name, double v) { return attr_write(o, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &v); }
+static int attr_str(hid_t obj, const char *name, const char *s) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  if (t < 0) return -1;
+  size_t len = strlen(s);
+  H5Tset_size(t, len + 1);
+  H5Tset_strpad(t, H5T_STR_NULLTERM);
+  hid_t sp = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = (a < 0 || H5Awrite(a, t, s) < 0) ? -1 : 0;
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(sp);
+  H5Tclose(t);
+  return rc;
+}
+
+static int attr_read_i64(hid_t obj, const char *name, int64_t *v) {
+  if (H5Aexists(obj, name) <= 0) return -1;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return -1;
+  hid_t sp = H5Aget_space(a);
+  hssize_t n = H5Sget_simple_extent_npoints(sp);
+  H5Sclose(sp);
+  int64_t buf[4];
+  int rc = (n < 1 || n > 4 || H5Aread(a, H5T_NATIVE_INT64, buf) < 0) ? -1 : 0;
+  H5Aclose(a);
+  if (!rc) *v = buf[0];
+  return rc;
+}
+static int attr_read_i64n(hid_t obj, const char *name, int64_t *v, int n) {
+  if (H5Aexists(obj, name) <= 0) return -1;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return -1;
+  hid_t sp = H5Aget_space(a);
+  hssize_t k = H5Sget_simple_extent_npoints(sp);
+  H5Sclose(sp);
+  int rc = (k != n || H5Aread(a, H5T_NATIVE_INT64, v) < 0) ? -1 : 0;
+  H5Aclose(a);
+  return rc;
+}
+static int attr_read_f64(hid_t obj, const char *name, double *v) {
+  if (H5Aexists(obj, name) <= 0) return -1;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return -1;
+  int rc = H5Aread(a, H5T_NATIVE_DOUBLE, v) < 0 ? -1 : 0;
+  H5Aclose(a);
+  return rc;
+}
+static int attr_read_str(hid_t obj, const char *name, char *buf, size_t n) {
+  if (H5Aexists(obj, name) <= 0) return -1;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return -1;
+  hid_t ft = H5Aget_type(a);
+  int rc = -1;
+  if (H5Tget_class(ft) == H5T_STRING && !H5Tis_variable_str(ft)) {
+    size_t sz = H5Tget_size(ft);
+    char *tmp = calloc(sz + 1, 1);
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, sz);
+    if (tmp && H5Aread(a, mt, tmp) >= 0) {
+      snprintf(buf, n, "%s", tmp);
+      rc = 0;
+    }
+    H5Tclose(mt);
+    free(tmp);
+  }
+  H5Tclose(ft);
+  H5Aclose(a);
+  return rc;
+}
+
+static void config_json(const mbsr_model_config *c, char *buf, size_t n) {
+  snprintf(buf, n,
+           "{\"arch\": \"%s\", \"channels\": %d, \"blocks\": %d, \"ccnn_c1\": %d, \"ccnn_c2\": %d, "
+           "\"global_residual\": %d, \"disc_channels\": %d, \"disc_blocks\": %d, \"gan_lambda\": %.9g}",
+           mbsr_arch_name(c->arch), c->channels, c->blocks, c->ccnn_c1, c->ccnn_c2, c->global_residual,
+           c->disc_channels, c->disc_blocks, (double)c->gan_lambda);
+}
+
+static int write_group(hid_t f, const char *group, const mbsr_model *m, const float *buf) {
+  hid_t g = H5Gcreate2(f, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (g < 0) return -1;
+  int rc = 0;
+  for (int i = 0; i < m->ntensors && !rc; i++) {
+    const mbsr__tensor *t = &m->tensors[i];
+    hsize_t dims[5];
+    for (int k = 0; k < t->ndim; k++) dims[k] = (hsize_t)t->shape[k];
+    hid_t sp = H5Screate_simple(t->ndim, dims, NULL);
+    hid_t ds = sp < 0 ? -1 : H5Dcreate2(g, t->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + t->off) < 0) rc = -1;
+    if (!rc && buf == m->params) rc = attr_i64(ds, "trainable", *t->trainable);
+    if (ds >= 0) H5Dclose(ds);
+    if (sp >= 0) H5Sclose(sp);
+  }
+  H5Gclose(g);
+  return rc;
+}
+
+int mbsr_checkpoint_save(const mbsr_model *m, const char *path, const mbsr_ckpt_meta *meta) {
+  char tmp[4096];
+  int rc = mbsr_tmp_path(path, tmp, sizeof tmp);
+  if (rc) return rc;
+  h5quiet q;
+  quiet_on(&q);
+  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (f < 0) {
+    quiet_off(&q);
+    return mbsr_error(MBSR_EHDF5, "%s: cannot create checkpoint file (directory missing or not writable?)", path);
+  }
+  const mbsr_model_config *c = &m->cfg;
+  mbsr_ckpt_meta zero;
+  if (!meta) {
+    memset(&zero, 0, sizeof zero);
+    meta = &zero;
+  }
+  char json[1024];
+  config_json(c, json, sizeof json);
+  int bad = 0;
+  bad |= attr_str(f, "format", CKPT_FORMAT);
+  bad |= attr_i64(f, "format_version", CKPT_FORMAT_VERSION);
+  bad |= attr_str(f, "mbsr_version", MBSR_VERSION);
+  bad |= attr_str(f, "arch", mbsr_arch_name(c->arch));
+  bad |= attr_i64(f, "channels", c->channels);
+  bad |= attr_i64(f, "blocks", c->blocks);
+  bad |= attr_i64(f, "ccnn_c1", c->ccnn_c1);
+  bad |= attr_i64(f, "ccnn_c2", c->ccnn_c2);
+  bad |= attr_i64(f, "global_residual", c->global_residual);
+  bad |= attr_i64(f, "disc_channels", c->disc_channels);
+  bad |= attr_i64(f, "disc_blocks", c->disc_blocks);
+  bad |= attr_f64(f, "gan_lambda", c->gan_lambda);
+  bad |= attr_str(f, "config", json);
+  bad |= attr_str(f, "layout", "activations (N,D,H,W,C) channels-last; conv weight (kd,kh,kw,cin,cout); "
+                               "dense weight (cin,cout); patch axes D,H,W = volume k,j,i");
+  bad |= attr_i64(f, "num_params", (int64_t)m->num_params);
+  int64_t pd[4] = {m->max_batch, m->d, m->h, m->w};
+  bad |= attr_write(f, "built_for_batch_d_h_w", H5T_STD_I64LE, H5T_NATIVE_INT64, 4, pd);
+  bad |= attr_write(f, "adam_steps", H5T_STD_I64LE, H5T_NATIVE_INT64, 2, m->adam_t);
+  bad |= attr_f64(f, "adam_lr", m->last_adam.lr);
+  bad |= attr_f64(f, "adam_beta1", m->last_adam.beta1);
+  bad |= attr_f64(f, "adam_beta2", m->last_adam.beta2);
+  bad |= attr_f64(f, "adam_eps", m->last_adam.eps);
+  bad |= attr_i64(f, "step", meta->step);
+  bad |= attr_i64(f, "epoch", meta->epoch);
+  bad |= attr_i64(f, "best_epoch", meta->best_epoch);
+  bad |= attr_i64(f, "bad_epochs", meta->bad_epochs);
+  bad |= attr_f64(f, "best_val", meta->best_val);
+  bad |= attr_f64(f, "last_val", meta->last_val);
+  bad |= attr_write(f, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, 1, &meta->seed);
+  char info[sizeof meta->info + 1];
+  snprintf(info, sizeof info, "%.*s", (int)sizeof meta->info, meta->info);
+  bad |= attr_str(f, "info", info);
+  if (!bad) bad |= write_group(f, "params", m, m->params);
+  if (!bad) bad |= write_group(f, "adam_m", m, m->adam_m);
+  if (!bad) bad |= write_group(f, "adam_v", m, m->adam_v);
+  if (H5Fclose(f) < 0) bad = 1;
+  quiet_off(&q);
+  if (bad) {
+    mbsr_abandon_file(tmp);
+    return mbsr_error(MBSR_EHDF5, "%s: writing the checkpoint failed (disk full?)", path);
+  }
+  return mbsr_commit_file(tmp, path);
+}
+
+/* Read the stored config. */
+static int read_config(hid_t f, const char *path, mbsr_model_config *c) {
+  char fmt[64], arch[32];
+  if (attr_read_str(f, "format", fmt, sizeof fmt) || strcmp(fmt, CKPT_FORMAT))
+    return mbsr_error(MBSR_EFORMAT, "%s: not an mbsr checkpoint (no format=\"%s\" attribute)", path, CKPT_FORMAT);
+  int64_t ver;
+  if (attr_read_i64(f, "format_version", &ver) || ver > CKPT_FORMAT_VERSION)
+    return mbsr_error(MBSR_EUNSUPPORTED, "%s: checkpoint format version %lld is newer than this mbsr reads (%d)", path,
+                      (long long)ver, CKPT_FORMAT_VERSION);
+  if (attr_read_str(f, "arch", arch, sizeof arch)) return mbsr_error(MBSR_EFORMAT, "%s: missing attribute 'arch'", path);
+  mbsr_arch a;
+  if (mbsr_arch_parse(arch, &a)) return mbsr_error(MBSR_EFORMAT, "%s: unknown architecture '%s'", path, arch);
+  mbsr_model_config_default(c, a);
+  struct {
+    const char *name;
+    int *dst;
+  } ints[] = {{"channels", &c->channels},           {"blocks", &c->blocks},
+              {"ccnn_c1", &c->ccnn_c1},             {"ccnn_c2", &c->ccnn_c2},
+              {"global_residual", &c->global_residual}, {"disc_channels", &c->disc_channels},
+              {"disc_blocks", &c->disc_blocks}};
+  for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
+    int64_t v;
+    if (attr_read_i64(f, ints[i].name, &v)) return mbsr_error(MBSR_EFORMAT, "%s: missing attribute '%s'", path, ints[i].name);
+    *ints[i].dst = (int)v;
+  }
+  double lam;
+  if (!attr_read_f64(f, "gan_lambda", &lam)) c->gan_lambda = (float)lam;
+  return MBSR_OK;
+}
+
+static int open_ckpt(const char *path, hid_t *f) {
+  *f = -1;
+  if (!mbsr_file_exists(path)) return mbsr_error(MBSR_EIO, "%s: no such checkpoint file", path);
+  if (H5Fis_hdf5(path) <= 0)
+    return mbsr_error(MBSR_EFORMAT, "%s: not a readable HDF5 file (truncated or corrupt checkpoint?)", path);
+  *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (*f < 0) return mbsr_error(MBSR_EFORMAT, "%s: cannot open as HDF5 (truncated or corrupt checkpoint?)", path);
+  return MBSR_OK;
+}
+
+static int read_group(hid_t f, const char *path, const char *group, mbsr_model *m, float *buf, int required) {
+  if (H5Lexists(f, group, H5P_DEFAULT) <= 0) {
+    if (required) return mbsr_error(MBSR_EFORMAT, "%s: missing group /%s", path, group);
+    memset(buf, 0, sizeof(float) * m->num_params);
+    return MBSR_OK;
+  }
+  hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+  if (g < 0) return mbsr_error(MBSR_EFORMAT, "%s: cannot open group /%s", path, group);
+  int rc = MBSR_OK;
+  for (int i = 0; i < m->ntensors && !rc; i++) {
+    const mbsr__tensor *t = &m->tensors[i];
+    if (H5Lexists(g, t->name, H5P_DEFAULT) <= 0) {
+      rc = mbsr_error(MBSR_EMISMATCH, "%s: tensor /%s/%s is missing", path, group, t->name);
+      break;
+    }
+    hid_t ds = H5Dopen2(g, t->name, H5P_DEFAULT);
+    if (ds < 0) {
+      rc = mbsr_error(MBSR_EFORMAT, "%s: cannot open /%s/%s", path, group, t->name);
+      break;
+    }
+    hid_t sp = H5Dget_space(ds);
+    hsize_t dims[8] = {0};
+    int nd = H5Sget_simple_extent_ndims(sp);
+    int same = nd == t->ndim;
+    if (nd > 0 && nd <= 8) H5Sget_simple_extent_dims(sp, dims, NULL);
+    for (int k = 0; same && k < nd; k++) same = dims[k] == (hsize_t)t->shape[k];
+    if (!same) {
+      char have[96] = "", want[96] = "";
+      for (int k = 0; k < nd && k < 8; k++)
+        snprintf(have + strlen(have), sizeof have - strlen(have), "%s%llu", k ? "x" : "", (unsigned long long)dims[k]);
+      for (int k = 0; k < t->ndim; k++)
+        snprintf(want + strlen(want), sizeof want - strlen(want), "%s%d", k ? "x" : "", t->shape[k]);
+      rc = mbsr_error(MBSR_EMISMATCH, "%s: /%s/%s has shape %s, the model expects %s", path, group, t->name, have, want);
+    } else if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + t->off) < 0) {
+      rc = mbsr_error(MBSR_ETRUNC, "%s: cannot read /%s/%s (truncated or corrupt checkpoint?)", path, group, t->name);
+    }
+    H5Sclose(sp);
+    H5Dclose(ds);
+  }
+  H5Gclose(g);
+  return rc;
+}
+
+static int load_into_open(mbsr_model *m, hid_t f, const char *path, mbsr_ckpt_meta *meta) {
+  mbsr_model_config c;
+  int rc = read_config(f, path, &c);
+  if (rc) return rc;
+  if (!mbsr__config_equal(&c, &m->cfg)) {
+    char a[256], b[256];
+    mbsr__config_describe(&c, a, sizeof a);
+    mbsr__config_describe(&m->cfg, b, sizeof b);
+    return mbsr_error(MBSR_EMISMATCH, "checkpoint %s has %s, model has %s", path, a, b);
+  }
+  /* read into the model only after everything is known to be readable: params first into the
+   * gradient buffer (scratch), then copy */
+  if ((rc = read_group(f, path, "params", m, m->grads, 1))) return rc;
+  float *mm = malloc(sizeof(float) * m->num_params * 2);
+  if (!mm) return mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
+  if ((rc = read_group(f, path, "adam_m", m, mm, 0)) || (rc = read_group(f, path, "adam_v", m, mm + m->num_params, 0))) {
+    free(mm);
+    return rc;
+  }
+  memcpy(m->params, m->grads, sizeof(float) * m->num_params);
+  memcpy(m->adam_m, mm, sizeof(float) * m->num_params * 2); /* adam_m and adam_v are adjacent */
+  memset(m->grads, 0, sizeof(float) * m->num_params);
+  free(mm);
+  int64_t t[2] = {0, 0};
+  attr_read_i64n(f, "adam_steps", t, 2);
+  m->adam_t[0] = t[0];
+  m->adam_t[1] = t[1];
+  double v;
+  if (!attr_read_f64(f, "adam_lr", &v)) m->last_adam.lr = (float)v;
+  if (!attr_read_f64(f, "adam_beta1", &v)) m->last_adam.beta1 = (float)v;
+  if (!attr_read_f64(f, "adam_beta2", &v)) m->last_adam.beta2 = (float)v;
+  if (!attr_read_f64(f, "adam_eps", &v)) m->last_adam.eps = (float)v;
+  m->cfg.gan_lambda = c.gan_lambda;
+  if (meta) {
+    memset(meta, 0, sizeof *meta);
+    attr_read_i64(f, "step", &meta->step);
+    attr_read_i64(f, "epoch", &meta->epoch);
+    attr_read_i64(f, "best_epoch", &meta->best_epoch);
+    attr_read_i64(f, "bad_epochs", &meta->bad_epochs);
+    attr_read_f64(f, "best_val", &meta->best_val);
+    attr_read_f64(f, "last_val", &meta->last_val);
+    int64_t s;
+    if (!attr_read_i64(f, "seed", &s)) meta->seed = (uint64_t)s;
+    attr_read_str(f, "info", meta->info, sizeof meta->info);
+  }
+  return MBSR_OK;
+}
+
+int mbsr_checkpoint_load_into(mbsr_model *m, const char *path, mbsr_ckpt_meta *meta) {
+  h5quiet q;
+  quiet_on(&q);
+  hid_t f;
+  int rc = open_ckpt(path, &f);
+  if (!rc) {
+    rc = load_into_open(m, f, path, meta);
+    H5Fclose(f);
+  }
+  quiet_off(&q);
+  return rc;
+}
+
+int mbsr_checkpoint_load(const char *path, int max_batch, int d, int h, int w, mbsr_model **out,
+                         mbsr_ckpt_meta *meta) {
+  *out = NULL;
+  h5quiet q;
+  quiet_on(&q);
+  hid_t f;
+  int rc = open_ckpt(path, &f);
+  if (rc) {
+    quiet_off(&q);
+    return rc;
+  }
+  mbsr_model_config c;
+  rc = read_config(f, path, &c);
+  mbsr_model *m = NULL;
+  if (!rc) rc = mbsr_model_create(&c, max_batch, d, h, w, &m);
+  if (!rc) rc = load_into_open(m, f, path, meta);
+  H5Fclose(f);
+  quiet_off(&q);
+  if (rc) {
+    mbsr_model_free(m);
+    return rc;
+  }
+  *out = m;
+  return MBSR_OK;
+}
