@@ -42,7 +42,7 @@ int mbsr_volume_check_finite(const mbsr_volume *v, const char *name);
 void mbsr_volume_minmax(const mbsr_volume *v, float *mn, float *mx);
 
 /* ---- reading ----
- * Dispatch: directory or *.tif/*.tiff -> TIFF stack; *.nrrd/*.nhdr -> NRRD; *.mhd -> MetaImage;
+ * Dispatch: directory or .tif/.tiff -> TIFF stack; .nrrd/.nhdr -> NRRD; .mhd -> MetaImage;
  * *.nii, *.nii.gz -> NIfTI-1/2.
  * TIFF stacks carry no geometry: opts gives the voxel size (mm) of (column, row, slice) and the
  * axis directions as a 3-letter RAS/LPS code (e.g. "LSP": columns go Left, rows Superior, slices
@@ -55,11 +55,23 @@ int mbsr_volume_read(const char *path, const mbsr_read_opts *opts, mbsr_volume *
 int mbsr_nifti_read(const char *path, mbsr_volume **out);
 int mbsr_nrrd_read(const char *path, mbsr_volume **out);
 int mbsr_tiff_read(const char *path, const mbsr_read_opts *opts, mbsr_volume **out);
+/* Orientation code ("RIA": +column Right, +row Inferior, +slice Anterior; "" = "RAS") -> D whose
+ * column a is the RAS unit vector of array axis a. MBSR_EINVAL for a malformed code. */
+int mbsr_orient_matrix(const char *code, double D[3][3]);
 /* MetaImage (.mhd + .raw/.zraw, as Allen archives may carry); LPS like NRRD. */
 int mbsr_mhd_read(const char *path, mbsr_volume **out);
 
 /* ---- writing: NIfTI-1 float32 (.nii.gz by default if no extension), sform+qform from the affine,
  * written to a temporary name and renamed when complete. */
 int mbsr_volume_write(const char *path, const mbsr_volume *v);
+/* The file name mbsr_volume_write(path) produces: path itself for .nii/.nii.gz, path + ".nii.gz"
+ * when there is no recognised extension; MBSR_EUNSUPPORTED for other formats' extensions. */
+int mbsr_volume_output_path(const char *path, char *buf, size_t n);
+
+/* How the last read on this thread interpreted its file (units rule, LPS->RAS, 4-D, scaling...),
+ * as "; "-separated notes; "" when there was nothing to say. */
+const char *mbsr_volume_read_notes(void);
+/* Name of a NIfTI datatype code: "uint8", "int16", ..., "float64"; "unknown" otherwise. */
+const char *mbsr_dtype_name(int dt);
 
 #endif

@@ -1,0 +1,417 @@
+/* NIfTI-1 / NIfTI-2 (.nii, .nii.gz) reading through nifti_clib, and NIfTI-1 float32 writing.
+ *
+ * Reading: the header is first checked here (size field, magic, dims, datatype, and for raw
+ * files the file length) so that nifti_clib is only handed files it can read; its own stderr
+ * chatter is silenced (debug level 0) and every failure becomes one mbsr_error line naming the
+ * file. Affine: sform if sform_code > 0, else qform if qform_code > 0, else diag(|pixdim|);
+ * spatial units micron/metre are converted to mm (unknown units are taken as mm).
+ * scl_slope == 0 (or non-finite) means no scaling. 4-D (or higher) files: the first 3-D volume is
+ * read and a warning printed.
+ *
+ * Writing: nifti_clib builds the header (qform from the affine by nifti_dmat44_to_quatern,
+ * sform = the affine, both codes NIFTI_XFORM_SCANNER_ANAT, units mm); the bytes are written with
+ * zlib/stdio here so that every write and the final close are checked (nifti_image_write reports
+ * no status), to a temporary name that keeps the suffix, then renamed. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include <nifti2_io.h>
+
+#include "io_internal.h"
+
+static int ends_with(const char *s, const char *suf) {
+  size_t a = strlen(s), b = strlen(suf);
+  return a >= b && strcasecmp(s + a - b, suf) == 0;
+}
+
+/* ---- header pre-validation ---- */
+static void swapn(void *p, int n) {
+  unsigned char *c = p;
+  for (int i = 0; i < n / 2; i++) {
+    unsigned char t = c[i];
+    c[i] = c[n - 1 - i];
+    c[n - 1 - i] = t;
+  }
+}
+static int64_t get_i(const unsigned char *h, int off, int size, int swap) {
+  unsigned char b[8];
+  memcpy(b, h + off, size);
+  if (swap) swapn(b, size);
+  if (size == 2) {
+    int16_t x;
+    memcpy(&x, b, 2);
+    return x;
+  }
+  if (size == 4) {
+    int32_t x;
+    memcpy(&x, b, 4);
+    return x;
+  }
+  int64_t x;
+  memcpy(&x, b, 8);
+  return x;
+}
+static double get_f32(const unsigned char *h, int off, int swap) {
+  unsigned char b[4];
+  memcpy(b, h + off, 4);
+  if (swap) swapn(b, 4);
+  float x;
+  memcpy(&x, b, 4);
+  return x;
+}
+
+static int dtype_bytes(int dt) {
+  switch (dt) {
+    case MBSR__DT_UINT8: case MBSR__DT_INT8: return 1;
+    case MBSR__DT_INT16: case MBSR__DT_UINT16: return 2;
+    case MBSR__DT_INT32: case MBSR__DT_UINT32: case MBSR__DT_FLOAT32: return 4;
+    case MBSR__DT_INT64: case MBSR__DT_UINT64: case MBSR__DT_FLOAT64: return 8;
+  }
+  return 0;
+}
+
+typedef struct {
+  int version;      /* 1 or 2 */
+  int64_t dim[8];
+  int datatype;
+  int64_t data_off; /* where the voxels start in the (uncompressed) file */
+  int64_t nvox3;    /* nx*ny*nz */
+  int64_t nbytes;   /* bytes of the whole data block (all volumes) */
+} hdr_info;
+
+/* Count the bytes of a gzip or plain file by reading it to the end (failure path only). */
+static int64_t stream_length(const char *path, int *gz_error) {
+  gzFile g = gzopen(path, "rb");
+  *gz_error = 0;
+  if (!g) return -1;
+  static _Thread_local char buf[1 << 16];
+  int64_t total = 0;
+  int r;
+  while ((r = gzread(g, buf, sizeof buf)) > 0) total += r;
+  if (r < 0) *gz_error = 1;
+  gzclose(g);
+  return total;
+}
+
+static int check_header(const char *path, hdr_info *hi) {
+  unsigned char h[540];
+  memset(h, 0, sizeof h);
+  gzFile g = gzopen(path, "rb");
+  if (!g) return mbsr_error(MBSR_EIO, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
+  int got = gzread(g, h, sizeof h);
+  int zerr = 0;
+  const char *zmsg = gzerror(g, &zerr);
+  char zbuf[128];
+  snprintf(zbuf, sizeof zbuf, "%s", zmsg ? zmsg : "");
+  gzclose(g);
+  if (got < 0 || (zerr != Z_OK && zerr != Z_BUF_ERROR))
+    return mbsr_error(MBSR_EFORMAT, "%s: corrupt gzip stream in the header (%s)", path, zbuf);
+  if (got < 348) return mbsr_error(MBSR_ETRUNC, "%s: truncated: %d bytes, too short for a NIfTI header", path, got);
+  int32_t sz;
+  memcpy(&sz, h, 4);
+  int swap = 0;
+  if (sz != 348 && sz != 540) {
+    swapn(&sz, 4);
+    swap = 1;
+  }
+  memset(hi, 0, sizeof *hi);
+  if (sz == 348) {
+    hi->version = 1;
+    if (memcmp(h + 344, "n+1", 4) != 0) {
+      if (memcmp(h + 344, "ni1", 4) == 0)
+        return mbsr_error(MBSR_EUNSUPPORTED, "%s: a NIfTI-1 .hdr/.img pair header inside a .nii file", path);
+      return mbsr_error(MBSR_EFORMAT, "%s: not a NIfTI-1 file (bad magic \"%.4s\")", path, (const char *)(h + 344));
+    }
+    for (int i = 0; i < 8; i++) hi->dim[i] = get_i(h, 40 + 2 * i, 2, swap);
+    hi->datatype = (int)get_i(h, 70, 2, swap);
+    double off = get_f32(h, 108, swap);
+    if (!isfinite(off) || off < 0 || off > 1e12) return mbsr_error(MBSR_EFORMAT, "%s: bad vox_offset %g", path, off);
+    hi->data_off = off < 352 ? 352 : (int64_t)off; /* nifti_clib also repairs vox_offset < 352 */
+  } else if (sz == 540) {
+    if (got < 540) return mbsr_error(MBSR_ETRUNC, "%s: truncated: %d bytes, too short for a NIfTI-2 header", path, got);
+    hi->version = 2;
+    if (memcmp(h + 4, "n+2", 4) != 0)
+      return mbsr_error(MBSR_EFORMAT, "%s: not a NIfTI-2 single file (bad magic \"%.4s\")", path, (const char *)(h + 4));
+    for (int i = 0; i < 8; i++) hi->dim[i] = get_i(h, 16 + 8 * i, 8, swap);
+    hi->datatype = (int)get_i(h, 12, 2, swap);
+    int64_t off = get_i(h, 168, 8, swap);
+    if (off < 0 || off > (int64_t)1e12) return mbsr_error(MBSR_EFORMAT, "%s: bad vox_offset %lld", path, (long long)off);
+    hi->data_off = off < 544 ? 544 : off;
+  } else {
+    return mbsr_error(MBSR_EFORMAT, "%s: not a NIfTI file (header size field %d, expected 348 or 540)", path,
+                      (int)(swap ? (swapn(&sz, 4), sz) : sz));
+  }
+  int64_t nd = hi->dim[0];
+  if (nd < 1 || nd > 7) return mbsr_error(MBSR_EFORMAT, "%s: bad number of dimensions dim[0] = %lld", path, (long long)nd);
+  int64_t total = 1;
+  for (int i = 1; i <= nd; i++) {
+    if (hi->dim[i] < 1)
+      return mbsr_error(MBSR_EFORMAT, "%s: bad dimension dim[%d] = %lld", path, i, (long long)hi->dim[i]);
+    if (__builtin_mul_overflow(total, hi->dim[i], &total) || total > ((int64_t)1 << 40))
+      return mbsr_error(MBSR_ERANGE, "%s: absurd dimensions (dim[1..%lld] overflow or exceed 2^40 voxels)", path,
+                        (long long)nd);
+  }
+  for (int i = (int)nd + 1; i < 8; i++) hi->dim[i] = 1;
+  int64_t n3 = hi->dim[1] * (nd >= 2 ? hi->dim[2] : 1);
+  if (nd >= 3) n3 *= hi->dim[3];
+  if (n3 > MBSR_MAX_VOXELS)
+    return mbsr_error(MBSR_ERANGE, "%s: absurd dimensions %lldx%lldx%lld (more than %lld voxels)", path,
+                      (long long)hi->dim[1], (long long)hi->dim[2], (long long)hi->dim[3], (long long)MBSR_MAX_VOXELS);
+  hi->nvox3 = n3;
+  int b = dtype_bytes(hi->datatype);
+  if (!b)
+    return mbsr_error(MBSR_EUNSUPPORTED, "%s: unsupported NIfTI datatype %s (code %d); mbsr reads real scalar types",
+                      path, mbsr_dtype_name(hi->datatype), hi->datatype);
+  hi->nbytes = total * b;
+  /* a raw (uncompressed) file must hold the whole data block */
+  if (!ends_with(path, ".gz")) {
+    struct stat st;
+    if (stat(path, &st) == 0 && (int64_t)st.st_size < hi->data_off + hi->nbytes)
+      return mbsr_error(MBSR_ETRUNC, "%s: truncated: %lld bytes, header needs %lld", path, (long long)st.st_size,
+                        (long long)(hi->data_off + hi->nbytes));
+  }
+  return MBSR_OK;
+}
+
+/* Read n bytes at offset off of a plain or gzip file; returns the bytes read, -2 if unopenable. */
+static int64_t read_data(const char *path, int64_t off, void *dst, int64_t n) {
+  gzFile g = gzopen(path, "rb");
+  if (!g) return -2;
+  gzbuffer(g, 1 << 18);
+  if (gzseek(g, (z_off_t)off, SEEK_SET) != (z_off_t)off) {
+    gzclose(g);
+    return -1;
+  }
+  int64_t done = 0;
+  while (done < n) {
+    unsigned chunk = n - done > (1 << 30) ? (1u << 30) : (unsigned)(n - done);
+    int r = gzread(g, (char *)dst + done, chunk);
+    if (r <= 0) break;
+    done += r;
+  }
+  gzclose(g);
+  return done;
+}
+
+/* ---- reading ---- */
+int mbsr_nifti_read(const char *path, mbsr_volume **out) {
+  *out = NULL;
+  if (!mbsr_file_exists(path)) return mbsr_error(MBSR_EIO, "%s: no such file", path);
+  hdr_info hi;
+  int rc = check_header(path, &hi);
+  if (rc) return rc;
+
+  nifti_set_debug_level(0);
+  nifti_image *nim = nifti_image_read(path, 0);
+  if (!nim) return mbsr_error(MBSR_EFORMAT, "%s: nifti_clib could not parse the header", path);
+  int64_t nx = nim->dim[1], ny = nim->dim[0] >= 2 ? nim->dim[2] : 1, nz = nim->dim[0] >= 3 ? nim->dim[3] : 1;
+  int64_t nextra = hi.nvox3 > 0 ? (nim->nvox / hi.nvox3) : 1;
+  if (nextra > 1) {
+    mbsr_warn("%s: %lld-D file with %lld volumes: using the first 3-D volume", path, (long long)nim->dim[0],
+              (long long)nextra);
+    mbsr__note("%lld volumes in the file, first one read", (long long)nextra);
+  }
+  /* The voxels are read here with zlib (plain or gzip alike) rather than by nifti_clib, whose
+   * data reader prints to stderr whatever the debug level and silently replaces NaN/Inf floats
+   * by 0 (mbsr must see them: mbsr_volume_check_finite). Only the first 3-D volume is read. */
+  int64_t need = hi.nvox3 * nim->nbyper;
+  int64_t off = nim->iname_offset >= 0 ? nim->iname_offset : hi.data_off;
+  void *buf = malloc((size_t)(need > 0 ? need : 1));
+  if (!buf) {
+    nifti_image_free(nim);
+    return mbsr_error(MBSR_ENOMEM, "%s: cannot allocate %.1f MiB for the data", path, (double)need / 1048576.0);
+  }
+  int64_t got = read_data(path, off, buf, need);
+  if (got < need) {
+    free(buf);
+    nifti_image_free(nim);
+    if (got == -2) return mbsr_error(MBSR_EIO, "%s: cannot open", path);
+    int gzerr;
+    int64_t len = stream_length(path, &gzerr);
+    if (gzerr)
+      return mbsr_error(MBSR_ETRUNC, "%s: truncated or corrupt gzip stream (%lld bytes decompressed, %lld needed)", path,
+                        (long long)len, (long long)(off + need));
+    return mbsr_error(MBSR_ETRUNC, "%s: truncated: %lld bytes, header needs %lld", path, (long long)len,
+                      (long long)(off + need));
+  }
+  if (nim->byteorder != nifti_short_order() && nim->nbyper > 1) {
+    unsigned char *c = buf;
+    for (int64_t i = 0; i < hi.nvox3; i++) swapn(c + i * nim->nbyper, nim->nbyper);
+  }
+
+  double affine[4][4];
+  const char *xform;
+  if (nim->sform_code > 0) {
+    memcpy(affine, nim->sto_xyz.m, sizeof affine);
+    xform = "sform";
+  } else if (nim->qform_code > 0) {
+    memcpy(affine, nim->qto_xyz.m, sizeof affine);
+    xform = "qform";
+  } else {
+    memset(affine, 0, sizeof affine);
+    double pd[3] = {nim->dx, nim->dy, nim->dz};
+    for (int a = 0; a < 3; a++) affine[a][a] = (isfinite(pd[a]) && pd[a] != 0) ? fabs(pd[a]) : 1.0;
+    affine[3][3] = 1;
+    xform = "pixdim";
+    mbsr__note("no sform/qform: affine = diag(pixdim)");
+  }
+  double uscale = 1;
+  if (nim->xyz_units == NIFTI_UNITS_MICRON) uscale = 1e-3;
+  else if (nim->xyz_units == NIFTI_UNITS_METER) uscale = 1e3;
+  if (uscale != 1) {
+    for (int r = 0; r < 3; r++)
+      for (int c = 0; c < 4; c++) affine[r][c] *= uscale;
+    mbsr__note("spatial units %s converted to mm", uscale < 1 ? "micron" : "metre");
+  }
+  double slope = nim->scl_slope, inter = nim->scl_inter;
+  if (!(slope != 0 && isfinite(slope))) {
+    slope = 1;
+    inter = 0;
+  } else {
+    if (!isfinite(inter)) inter = 0;
+    if (slope != 1 || inter != 0) mbsr__note("scl_slope %g, scl_inter %g applied", slope, inter);
+  }
+  mbsr_volume *v = mbsr_volume_new(nx, ny, nz, NULL, affine);
+  if (!v) {
+    free(buf);
+    nifti_image_free(nim);
+    return mbsr_error_prefix(MBSR_ENOMEM, "%s: ", path);
+  }
+  rc = mbsr__convert(v->data, buf, hi.nvox3, nim->datatype, slope, inter, &v->src_min, &v->src_max);
+  free(buf);
+  if (rc) {
+    mbsr_volume_free(v);
+    nifti_image_free(nim);
+    return mbsr_error_prefix(rc, "%s: ", path);
+  }
+  v->src_dtype = nim->datatype;
+  snprintf(v->src_format, sizeof v->src_format, "nifti%d", hi.version);
+  mbsr__note("affine from %s", xform);
+  nifti_image_free(nim);
+  *out = v;
+  return MBSR_OK;
+}
+
+/* ---- writing ---- */
+int mbsr_volume_output_path(const char *path, char *buf, size_t n) {
+  static const char *other[] = {".nrrd", ".nhdr", ".tif", ".tiff", ".mhd", ".mha", ".hdr", ".img", ".h5", ".gz"};
+  int w;
+  if (ends_with(path, ".nii") || ends_with(path, ".nii.gz")) {
+    w = snprintf(buf, n, "%s", path);
+  } else {
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++)
+      if (ends_with(path, other[i]))
+        return mbsr_error(MBSR_EUNSUPPORTED, "%s: mbsr writes NIfTI only (.nii or .nii.gz)", path);
+    w = snprintf(buf, n, "%s.nii.gz", path);
+  }
+  if (w < 0 || (size_t)w >= n) return mbsr_error(MBSR_ERANGE, "%s: path too long", path);
+  return MBSR_OK;
+}
+
+static int write_bytes(void *fh, int gz, const void *p, size_t n) {
+  const char *c = p;
+  while (n > 0) {
+    unsigned chunk = n > (1u << 30) ? (1u << 30) : (unsigned)n;
+    if (gz) {
+      int w = gzwrite((gzFile)fh, c, chunk);
+      if (w <= 0) return -1;
+      chunk = (unsigned)w;
+    } else if (fwrite(c, 1, chunk, (FILE *)fh) != chunk) {
+      return -1;
+    }
+    c += chunk;
+    n -= chunk;
+  }
+  return 0;
+}
+
+int mbsr_volume_write(const char *path, const mbsr_volume *v) {
+  char final[4096], tmp[4200];
+  int rc = mbsr_volume_output_path(path, final, sizeof final);
+  if (rc) return rc;
+  for (int r = 0; r < 4; r++)
+    for (int c = 0; c < 4; c++)
+      if (!isfinite(v->affine[r][c])) return mbsr_error(MBSR_EINVAL, "%s: non-finite affine", final);
+  /* the directory must exist: report that plainly rather than as a temporary-file error */
+  {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", final);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+      if (slash == dir) slash[1] = 0;
+      else *slash = 0;
+      if (!mbsr_is_dir(dir)) return mbsr_error(MBSR_EIO, "%s: output directory %s does not exist", final, dir);
+    }
+  }
+  rc = mbsr_tmp_path(final, tmp, sizeof tmp);
+  if (rc) return rc;
+
+  int nifti2 = v->nx > 32767 || v->ny > 32767 || v->nz > 32767;
+  int64_t dims[8] = {3, v->nx, v->ny, v->nz, 1, 1, 1, 1};
+  nifti_set_debug_level(0);
+  nifti_image *nim = nifti_make_new_nim(dims, NIFTI_TYPE_FLOAT32, 0);
+  if (!nim) return mbsr_error(MBSR_ENOMEM, "%s: cannot build a NIfTI header", final);
+  nifti_dmat44 A;
+  memcpy(A.m, v->affine, sizeof A.m);
+  A.m[3][0] = A.m[3][1] = A.m[3][2] = 0;
+  A.m[3][3] = 1;
+  nim->sto_xyz = A;
+  nim->sform_code = NIFTI_XFORM_SCANNER_ANAT;
+  double dx, dy, dz, qfac;
+  nifti_dmat44_to_quatern(A, &nim->quatern_b, &nim->quatern_c, &nim->quatern_d, &nim->qoffset_x, &nim->qoffset_y,
+                          &nim->qoffset_z, &dx, &dy, &dz, &qfac);
+  nim->qfac = qfac;
+  nim->qform_code = NIFTI_XFORM_SCANNER_ANAT;
+  nim->qto_xyz = nifti_quatern_to_dmat44(nim->quatern_b, nim->quatern_c, nim->quatern_d, nim->qoffset_x,
+                                         nim->qoffset_y, nim->qoffset_z, dx, dy, dz, qfac);
+  /* pixdim = the column lengths of the affine (= dx,dy,dz of the quaternion decomposition) */
+  nim->dx = nim->pixdim[1] = v->vox[0] > 0 ? v->vox[0] : dx;
+  nim->dy = nim->pixdim[2] = v->vox[1] > 0 ? v->vox[1] : dy;
+  nim->dz = nim->pixdim[3] = v->vox[2] > 0 ? v->vox[2] : dz;
+  nim->xyz_units = NIFTI_UNITS_MM;
+  nim->time_units = NIFTI_UNITS_SEC;
+  nim->scl_slope = 1;
+  nim->scl_inter = 0;
+  snprintf(nim->descrip, sizeof nim->descrip, "mbsr %s", MBSR_VERSION);
+  nim->nifti_type = nifti2 ? NIFTI_FTYPE_NIFTI2_1 : NIFTI_FTYPE_NIFTI1_1;
+
+  unsigned char hdr[544];
+  size_t hsize;
+  memset(hdr, 0, sizeof hdr);
+  if (nifti2) {
+    nifti_2_header h2;
+    nim->iname_offset = 544;
+    if (nifti_convert_nim2n2hdr(nim, &h2)) rc = -1;
+    h2.vox_offset = 544;
+    memcpy(h2.magic, "n+2\0\r\n\032\n", 8);
+    memcpy(hdr, &h2, sizeof h2);
+    hsize = 544;
+  } else {
+    nifti_1_header h1;
+    nim->iname_offset = 352;
+    if (nifti_convert_nim2n1hdr(nim, &h1)) rc = -1;
+    h1.vox_offset = 352;
+    memcpy(h1.magic, "n+1", 4);
+    memcpy(hdr, &h1, sizeof h1);
+    hsize = 352;
+  }
+  nifti_image_free(nim);
+  if (rc) return mbsr_error(MBSR_EFORMAT, "%s: nifti_clib could not build the header", final);
+
+  int gz = ends_with(final, ".gz");
+  void *fh = gz ? (void *)gzopen(tmp, "wb1") : (void *)fopen(tmp, "wb");
+  if (!fh) return mbsr_error(MBSR_EIO, "%s: cannot create temporary %s: %s", final, tmp, strerror(errno));
+  int bad = write_bytes(fh, gz, hdr, hsize) || write_bytes(fh, gz, v->data, (size_t)mbsr_volume_nvox(v) * sizeof(float));
+  int e = errno;
+  int closed = gz ? gzclose((gzFile)fh) == Z_OK : fclose((FILE *)fh) == 0;
+  if (bad || !closed) {
+    mbsr_abandon_file(tmp);
+    return mbsr_error(MBSR_EIO, "%s: write failed: %s", final, strerror(e ? e : EIO));
+  }
+  return mbsr_commit_file(tmp, final);
+}

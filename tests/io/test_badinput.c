@@ -1,0 +1,319 @@
+/* io: bad input. Each case must come back as a negative code with ONE line naming the file, never
+ * a crash, an exit, or nifti_clib/teem/libtiff noise; the CLI prints that one line and exits
+ * non-zero, and a failed write leaves no file behind. Corrupt files are made here from the
+ * committed fixtures (tests/fixtures/io) by truncating or editing header bytes. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "mbsr/volume.h"
+#include "mbsr_test.h"
+
+static char g_fx[4096];
+static const char *fx(const char *rel) {
+  char r[512];
+  snprintf(r, sizeof r, "io/%s", rel);
+  return mbsr_test_fixture(r, g_fx, sizeof g_fx);
+}
+
+static char *tmpfile_path(const char *name, char *buf, size_t n) {
+  snprintf(buf, n, "%s/%s", mbsr_test_tmpdir(), name);
+  return buf;
+}
+
+/* whole (decompressed if .gz) contents of a file */
+static unsigned char *slurp(const char *path, size_t *len) {
+  gzFile g = gzopen(path, "rb");
+  if (!g) return NULL;
+  size_t cap = 1 << 16, n = 0;
+  unsigned char *b = malloc(cap);
+  int r;
+  while ((r = gzread(g, b + n, (unsigned)(cap - n))) > 0) {
+    n += (size_t)r;
+    if (n == cap) b = realloc(b, cap *= 2);
+  }
+  gzclose(g);
+  *len = n;
+  if (!b) *len = 0;
+  return b;
+}
+
+static void spit(const char *path, const void *p, size_t n, int gz) {
+  if (gz) {
+    gzFile g = gzopen(path, "wb");
+    gzwrite(g, p, (unsigned)n);
+    gzclose(g);
+  } else {
+    FILE *f = fopen(path, "wb");
+    fwrite(p, 1, n, f);
+    fclose(f);
+  }
+}
+
+/* Expect failure with `code` and a message naming `path` (and containing `word` if given). */
+static void expect_fail(const char *path, const mbsr_read_opts *o, int code, const char *word) {
+  mbsr_volume *v = (mbsr_volume *)0x1;
+  mbsr_error_clear();
+  int rc = mbsr_volume_read(path, o, &v);
+  const char *m = mbsr_last_error();
+  printf("\n    %s -> %d: %s", strrchr(path, '/') ? strrchr(path, '/') + 1 : path, rc, m);
+  MT_ASSERT_INT_EQ(rc, code);
+  CU_ASSERT(v == NULL);
+  CU_ASSERT(strstr(m, path) != NULL);
+  CU_ASSERT(strchr(m, '\n') == NULL);
+  if (word) {
+    if (!strstr(m, word)) fprintf(stderr, "  message lacks '%s'\n", word);
+    CU_ASSERT(strstr(m, word) != NULL);
+  }
+}
+
+static void test_truncated_nii_gz(void) {
+  char p[4096];
+  size_t n = 0;
+  unsigned char *b = slurp(fx("dt_float32.nii.gz"), &n);
+  CU_ASSERT_FATAL(b && n == 352 + 60 * 4);
+  /* a gzip stream holding only part of the data, and a gzip file cut in the middle */
+  spit(tmpfile_path("short_data.nii.gz", p, sizeof p), b, n - 40, 1);
+  expect_fail(p, NULL, MBSR_ETRUNC, "truncated");
+  size_t zn;
+  {
+    FILE *g = fopen(fx("dt_float64.nii.gz"), "rb");
+    unsigned char zb[8192];
+    zn = fread(zb, 1, sizeof zb, g);
+    fclose(g);
+    spit(tmpfile_path("cut.nii.gz", p, sizeof p), zb, zn / 2, 0);
+  }
+  expect_fail(p, NULL, MBSR_ETRUNC, "truncated");
+  /* cut inside the header */
+  spit(tmpfile_path("cut_header.nii.gz", p, sizeof p), b, 200, 1);
+  expect_fail(p, NULL, MBSR_ETRUNC, "truncated");
+  free(b);
+}
+
+static void test_truncated_raw_nii(void) {
+  char p[4096];
+  size_t n = 0;
+  unsigned char *b = slurp(fx("i16_scaled.nii"), &n);
+  CU_ASSERT_FATAL(b != NULL);
+  spit(tmpfile_path("short.nii", p, sizeof p), b, n - 7, 0);
+  expect_fail(p, NULL, MBSR_ETRUNC, "truncated");
+  spit(tmpfile_path("empty.nii", p, sizeof p), b, 0, 0);
+  expect_fail(p, NULL, MBSR_ETRUNC, "truncated");
+  free(b);
+}
+
+static void test_wrong_magic(void) {
+  char p[4096];
+  size_t n = 0;
+  unsigned char *b = slurp(fx("dt_uint8.nii.gz"), &n);
+  CU_ASSERT_FATAL(b != NULL);
+  memcpy(b + 344, "xyz", 4);
+  spit(tmpfile_path("magic.nii.gz", p, sizeof p), b, n, 1);
+  expect_fail(p, NULL, MBSR_EFORMAT, "magic");
+  /* not a NIfTI at all (a NRRD renamed .nii) */
+  free(b);
+  b = slurp(fx("raw_le_i16.nrrd"), &n);
+  spit(tmpfile_path("nrrd_renamed.nii", p, sizeof p), b, n, 0);
+  expect_fail(p, NULL, MBSR_EFORMAT, "not a NIfTI");
+  free(b);
+  /* NRRD with a wrong magic */
+  b = slurp(fx("raw_le_i16.nrrd"), &n);
+  memcpy(b, "NRRX", 4);
+  spit(tmpfile_path("magic.nrrd", p, sizeof p), b, n, 0);
+  expect_fail(p, NULL, MBSR_EFORMAT, NULL);
+  free(b);
+}
+
+static void test_absurd_dims(void) {
+  char p[4096];
+  size_t n = 0;
+  unsigned char *b = slurp(fx("dt_uint8.nii.gz"), &n);
+  CU_ASSERT_FATAL(b != NULL);
+  /* NIfTI-1: dims 32767^3 = 3.5e13 voxels */
+  int16_t d[4] = {3, 32767, 32767, 32767};
+  memcpy(b + 40, d, sizeof d);
+  spit(tmpfile_path("absurd.nii.gz", p, sizeof p), b, n, 1);
+  expect_fail(p, NULL, MBSR_ERANGE, "absurd");
+  /* negative / zero dims */
+  int16_t z[4] = {3, 3, -4, 5};
+  memcpy(b + 40, z, sizeof z);
+  spit(tmpfile_path("negdim.nii.gz", p, sizeof p), b, n, 1);
+  expect_fail(p, NULL, MBSR_EFORMAT, "dim[2]");
+  int16_t nd[1] = {9};
+  memcpy(b + 40, nd, 2);
+  spit(tmpfile_path("ndim9.nii.gz", p, sizeof p), b, n, 1);
+  expect_fail(p, NULL, MBSR_EFORMAT, "dim[0]");
+  free(b);
+  /* NIfTI-2: int64 dims whose product overflows */
+  b = slurp(fx("n2_f32.nii"), &n);
+  CU_ASSERT_FATAL(b != NULL);
+  int64_t d2[4] = {3, (int64_t)1 << 40, (int64_t)1 << 40, 4};
+  memcpy(b + 16, d2, sizeof d2);
+  spit(tmpfile_path("overflow_n2.nii", p, sizeof p), b, n, 0);
+  expect_fail(p, NULL, MBSR_ERANGE, "absurd");
+  free(b);
+  /* NRRD: sizes that overflow size_t (teem) and sizes that are merely absurd (mbsr limit) */
+  b = slurp(fx("allen_like_u16.nrrd"), &n);
+  CU_ASSERT_FATAL(b != NULL);
+  char *s = (char *)b;
+  char *sz = strstr(s, "sizes: 3 4 5");
+  CU_ASSERT_FATAL(sz != NULL);
+  size_t pre = (size_t)(sz - s), post = pre + strlen("sizes: 3 4 5");
+  char *edited = malloc(n + 100);
+  const char *big[2] = {"sizes: 30000000000 40000000000 50000000000", "sizes: 100000 100000 100000"};
+  for (int t = 0; t < 2; t++) {
+    memcpy(edited, b, pre);
+    size_t k = pre + (size_t)sprintf(edited + pre, "%s", big[t]);
+    memcpy(edited + k, b + post, n - post);
+    spit(tmpfile_path(t ? "absurd.nrrd" : "overflow.nrrd", p, sizeof p), edited, k + n - post, 0);
+    expect_fail(p, NULL, t ? MBSR_ERANGE : MBSR_EFORMAT, NULL);
+  }
+  free(edited);
+  free(b);
+  /* volume allocation itself refuses absurd and overflowing dims */
+  mbsr_error_clear();
+  CU_ASSERT(mbsr_volume_new(INT64_MAX / 2, 4, 4, NULL, NULL) == NULL);
+  CU_ASSERT(strstr(mbsr_last_error(), "too many voxels") != NULL);
+  CU_ASSERT(mbsr_volume_new(1 << 20, 1 << 20, 1 << 20, NULL, NULL) == NULL);
+  CU_ASSERT(mbsr_volume_new(0, 4, 4, NULL, NULL) == NULL);
+  CU_ASSERT(mbsr_volume_new(4, -1, 4, NULL, NULL) == NULL);
+}
+
+static void test_unsupported_datatype(void) {
+  expect_fail(fx("bad_complex64.nii.gz"), NULL, MBSR_EUNSUPPORTED, "complex64");
+  char p[4096];
+  size_t n = 0;
+  unsigned char *b = slurp(fx("dt_uint8.nii.gz"), &n);
+  int16_t rgb = 128;
+  memcpy(b + 70, &rgb, 2);
+  spit(tmpfile_path("rgb.nii.gz", p, sizeof p), b, n, 1);
+  expect_fail(p, NULL, MBSR_EUNSUPPORTED, "rgb24");
+  free(b);
+  expect_fail(fx("nothing.xyz"), NULL, MBSR_EIO, "no such file");
+  spit(tmpfile_path("unknown.xyz", p, sizeof p), "abc", 3, 0);
+  expect_fail(p, NULL, MBSR_EUNSUPPORTED, "unknown volume format");
+}
+
+static void test_nrrd_bad(void) {
+  expect_fail(fx("bad_header.nrrd"), NULL, MBSR_EFORMAT, NULL);
+  expect_fail(fx("bad_encoding.nrrd"), NULL, MBSR_EFORMAT, "encoding");
+  expect_fail(fx("bad_truncated_gzip.nrrd"), NULL, MBSR_ETRUNC, NULL);
+  /* raw NRRD cut short */
+  char p[4096];
+  size_t n = 0;
+  unsigned char *b = slurp(fx("raw_le_i16.nrrd"), &n);
+  spit(tmpfile_path("short_raw.nrrd", p, sizeof p), b, n - 10, 0);
+  expect_fail(p, NULL, MBSR_ETRUNC, NULL);
+  free(b);
+}
+
+static void test_tiff_mismatch(void) {
+  expect_fail(fx("tiff_mismatch"), NULL, MBSR_EMISMATCH, "s01.tif");
+  char p[4096];
+  expect_fail(fx("tiff_dir"), &(mbsr_read_opts){{1, 1, 1}, "LXS"}, MBSR_EINVAL, NULL);
+  /* an empty directory, and a file that is not a TIFF */
+  snprintf(p, sizeof p, "%s/empty_dir", mbsr_test_tmpdir());
+  mbsr_mkdir_p(p);
+  expect_fail(p, NULL, MBSR_EFORMAT, "no .tif");
+  spit(tmpfile_path("fake.tif", p, sizeof p), "not a tiff at all", 17, 0);
+  expect_fail(p, NULL, MBSR_EFORMAT, "fake.tif");
+}
+
+static void test_nonfinite(void) {
+  mbsr_volume *v = mbsr_volume_new(4, 4, 4, NULL, NULL);
+  MT_ASSERT_INT_EQ(mbsr_volume_check_finite(v, "v.nii"), 0);
+  v->data[1 + 4 * (2 + 4 * 3)] = NAN;
+  MT_ASSERT_INT_EQ(mbsr_volume_check_finite(v, "v.nii"), MBSR_ENONFINITE);
+  CU_ASSERT(strstr(mbsr_last_error(), "v.nii: NaN value at voxel (1,2,3)") != NULL);
+  v->data[1 + 4 * (2 + 4 * 3)] = 0;
+  v->data[63] = -INFINITY;
+  MT_ASSERT_INT_EQ(mbsr_volume_check_finite(v, "v.nii"), MBSR_ENONFINITE);
+  CU_ASSERT(strstr(mbsr_last_error(), "Inf value at voxel (3,3,3)") != NULL);
+  /* a NIfTI with NaN reads fine (it is a valid file) but fails the check; the CLI convert refuses it */
+  char p[4096];
+  snprintf(p, sizeof p, "%s/nan.nii.gz", mbsr_test_tmpdir());
+  MT_ASSERT_OK(mbsr_volume_write(p, v));
+  mbsr_volume *r = NULL;
+  MT_ASSERT_OK(mbsr_volume_read(p, NULL, &r));
+  MT_ASSERT_INT_EQ(mbsr_volume_check_finite(r, p), MBSR_ENONFINITE);
+  mbsr_volume_free(r);
+  mbsr_volume_free(v);
+}
+
+static void test_write_missing_dir(void) {
+  mbsr_volume *v = mbsr_volume_new(3, 3, 3, NULL, NULL);
+  char p[4096];
+  snprintf(p, sizeof p, "%s/missing/out.nii.gz", mbsr_test_tmpdir());
+  int rc = mbsr_volume_write(p, v);
+  CU_ASSERT(rc < 0);
+  CU_ASSERT(strstr(mbsr_last_error(), p) != NULL);
+  CU_ASSERT(!mbsr_file_exists(p));
+  /* unwritable place (a file used as a directory) */
+  snprintf(p, sizeof p, "%s/afile", mbsr_test_tmpdir());
+  spit(p, "x", 1, 0);
+  snprintf(p, sizeof p, "%s/afile/out.nii", mbsr_test_tmpdir());
+  CU_ASSERT(mbsr_volume_write(p, v) < 0);
+  mbsr_volume_free(v);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("ls -a %s | grep -q '^\\.tmp-'", mbsr_test_tmpdir()), 1);
+}
+
+/* End to end: ONE line on stderr naming the file, non-zero exit, nothing left behind. */
+static void test_cli_errors(void) {
+  const char *tmp = mbsr_test_tmpdir();
+  char p[4096], err[4096];
+  size_t n = 0;
+  unsigned char *b = slurp(fx("dt_float32.nii.gz"), &n);
+  spit(tmpfile_path("cli_trunc.nii.gz", p, sizeof p), b, n - 40, 1);
+  free(b);
+  snprintf(err, sizeof err, "%s/cli_err.txt", tmp);
+  int st = mbsr_test_sh("%s info %s 2>%s >/dev/null", mbsr_test_bin(), p, err);
+  MT_ASSERT_INT_EQ(st, 1);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("test $(wc -l < %s) -eq 1 && grep -q 'cli_trunc.nii.gz: truncated' %s", err, err), 0);
+  mbsr_test_sh("cat %s", err);
+  /* convert from a bad NRRD: one line, no output */
+  st = mbsr_test_sh("%s convert %s %s/cli_out.nii.gz 2>%s >/dev/null", mbsr_test_bin(), fx("bad_encoding.nrrd"), tmp, err);
+  MT_ASSERT_INT_EQ(st, 1);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("test $(wc -l < %s) -eq 1 && grep -q 'bad_encoding.nrrd' %s", err, err), 0);
+  snprintf(p, sizeof p, "%s/cli_out.nii.gz", tmp);
+  CU_ASSERT(!mbsr_file_exists(p));
+  /* convert into a missing directory */
+  st = mbsr_test_sh("%s convert %s %s/nodir/out.nii.gz 2>%s >/dev/null", mbsr_test_bin(), fx("dt_uint8.nii.gz"), tmp, err);
+  MT_ASSERT_INT_EQ(st, 1);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("test $(wc -l < %s) -eq 1 && grep -q 'nodir/out.nii.gz' %s", err, err), 0);
+  /* convert refuses NaN input */
+  snprintf(p, sizeof p, "%s/nan_in.nii", tmp);
+  mbsr_volume *v = mbsr_volume_new(2, 2, 2, NULL, NULL);
+  v->data[3] = NAN;
+  MT_ASSERT_OK(mbsr_volume_write(p, v));
+  mbsr_volume_free(v);
+  st = mbsr_test_sh("%s convert %s %s/nan_out 2>%s >/dev/null", mbsr_test_bin(), p, tmp, err);
+  MT_ASSERT_INT_EQ(st, 1);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("test $(wc -l < %s) -eq 1 && grep -q 'nan_in.nii: NaN' %s", err, err), 0);
+  snprintf(p, sizeof p, "%s/nan_out.nii.gz", tmp);
+  CU_ASSERT(!mbsr_file_exists(p));
+  /* TIFF slice mismatch through the CLI names the slice */
+  st = mbsr_test_sh("%s info %s 2>%s >/dev/null", mbsr_test_bin(), fx("tiff_mismatch"), err);
+  MT_ASSERT_INT_EQ(st, 1);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("test $(wc -l < %s) -eq 1 && grep -q 's01.tif' %s", err, err), 0);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("ls -a %s | grep -q '^\\.tmp-'", tmp), 1);
+  /* usage errors exit 2, --help exits 0 */
+  MT_ASSERT_INT_EQ(mbsr_test_sh("%s info --bogus x 2>/dev/null", mbsr_test_bin()), 2);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("%s convert --help >/dev/null", mbsr_test_bin()), 0);
+}
+
+int main(void) {
+  static const mbsr_test_case cases[] = {{"truncated_nii_gz", test_truncated_nii_gz},
+                                         {"truncated_raw_nii", test_truncated_raw_nii},
+                                         {"wrong_magic", test_wrong_magic},
+                                         {"absurd_dims", test_absurd_dims},
+                                         {"unsupported_datatype", test_unsupported_datatype},
+                                         {"nrrd_bad", test_nrrd_bad},
+                                         {"tiff_mismatch", test_tiff_mismatch},
+                                         {"nonfinite", test_nonfinite},
+                                         {"write_missing_dir", test_write_missing_dir},
+                                         {"cli_errors", test_cli_errors},
+                                         {NULL, NULL}};
+  return mbsr_test_main("io_badinput", cases);
+}
