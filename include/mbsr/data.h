@@ -7,7 +7,8 @@
  *   /subjects               [S] strings: subject names (sorted input order = subject index)
  *   /subject_split          [S] int32: 0 train, 1 val, 2 test
  *   /sources                [S] strings: the input files
- *   /failed                 [F] strings: "<subject>: <rank>: <message>" of inputs that failed
+ *   /failed                 [F] strings: "<subject>: <message>" of inputs that failed (the rank
+ *                           that processed it is in the run log and mbsr_prep_summary.failures)
  *   /pairs/<LR>-<HR>/       attrs: lr_um, hr_um, lr_vox_mm[3], hr_vox_mm[3], factor
  *   /pairs/<LR>-<HR>/<split>/{input,target}  [N,p,p,p] float32 (input = Keys-upsampled LR)
  *   /pairs/<LR>-<HR>/<split>/subject         [N] int32 subject index of each patch
@@ -63,6 +64,7 @@ typedef struct {
   int64_t n_patches[MBSR_MAX_PAIRS][MBSR_SPLITS];  /* patches per pair and split */
   double cubic_mse[MBSR_MAX_PAIRS][MBSR_SPLITS];
   double seconds;
+  char failures[4096]; /* "<subject> (rank R): <message>; ..." (the file's /failed omits the rank) */
 } mbsr_prep_summary;
 
 /* Collective over comm. Returns 0 when the file was written (even if some inputs failed:

@@ -1,0 +1,53 @@
+/* Small HDF5 helpers for src/data and src/train: attributes with checked return codes. */
+#include <string.h>
+
+#include "prep_internal.h"
+
+void mbsr__h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+static int attr_write(hid_t obj, const char *name, hid_t ftype, hid_t mtype, int n, const void *v) {
+  hsize_t d = (hsize_t)n;
+  hid_t sp = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &d, NULL);
+  if (sp < 0) return mbsr_error(MBSR_EHDF5, "attribute %s: H5Screate failed", name);
+  if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
+  hid_t a = H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = MBSR_OK;
+  if (a < 0) rc = mbsr_error(MBSR_EHDF5, "attribute %s: H5Acreate failed", name);
+  else if (H5Awrite(a, mtype, v) < 0) rc = mbsr_error(MBSR_EHDF5, "attribute %s: H5Awrite failed", name);
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(sp);
+  return rc;
+}
+
+int mbsr__h5_attr_int(hid_t obj, const char *name, int64_t v) {
+  return attr_write(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &v);
+}
+
+int mbsr__h5_attr_double(hid_t obj, const char *name, const double *v, int n) {
+  return attr_write(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, n, v);
+}
+
+int mbsr__h5_attr_str(hid_t obj, const char *name, const char *s) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, strlen(s) + 1);
+  H5Tset_strpad(t, H5T_STR_NULLTERM);
+  int rc = attr_write(obj, name, t, t, 1, s);
+  H5Tclose(t);
+  return rc;
+}
+
+int mbsr__h5_read_attr_double(hid_t obj, const char *name, double *v) {
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return mbsr_error(MBSR_EFORMAT, "attribute %s missing", name);
+  int rc = H5Aread(a, H5T_NATIVE_DOUBLE, v) < 0 ? mbsr_error(MBSR_EHDF5, "attribute %s: H5Aread failed", name) : 0;
+  H5Aclose(a);
+  return rc;
+}
+
+int mbsr__h5_read_attr_int(hid_t obj, const char *name, int64_t *v) {
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return mbsr_error(MBSR_EFORMAT, "attribute %s missing", name);
+  int rc = H5Aread(a, H5T_NATIVE_INT64, v) < 0 ? mbsr_error(MBSR_EHDF5, "attribute %s: H5Aread failed", name) : 0;
+  H5Aclose(a);
+  return rc;
+}

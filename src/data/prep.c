@@ -1,0 +1,698 @@
+/* `mbsr prep`: volumes -> LR/HR patch pairs in ONE parallel HDF5 file.
+ *
+ * Ranks take contiguous blocks of subjects (subject index = position in the name-sorted input
+ * list), so rank r's patches of every (pair, split) precede rank r+1's and the file offset of a
+ * rank is an MPI_Exscan of the local counts: patch order is defined by subject, not by rank, and
+ * every random choice is seeded from (seed, subject name, pair), so the file content is the same
+ * for any number of ranks. Pattern after SWIFT's parallel_io.c: sizes gathered, the file and all
+ * datasets created once (collectively, MPI-IO driver), collective writes in which a rank with
+ * nothing to write joins with H5Sselect_none; status agreed before every collective.
+ *
+ * Per subject: read (NIfTI / NRRD / TIFF stack) -> area-weighted resampling onto the isotropic
+ * base grid -> normalise to [0,1] (percentiles, default min/max as the paper) -> block-average to
+ * every resolution the pairs need -> Keys-upsample each LR volume onto its HR grid -> brain mask
+ * of the HR volume (Otsu by default) -> patches at seeded random brain centres (rejection
+ * sampling, with replacement). A subject that fails is recorded (name, rank, message) and skipped. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mbsr/data.h"
+#include "mbsr/image.h"
+#include "prep_internal.h"
+
+static const char *const split_names[MBSR_SPLITS] = {"train", "val", "test"};
+
+void mbsr_prep_config_default(mbsr_prep_config *c) {
+  memset(c, 0, sizeof *c);
+  c->patch = 21;
+  c->patches_per_volume = 200;
+  c->split[0] = 80, c->split[1] = 10, c->split[2] = 10;
+  c->seed = 1;
+  c->read_opts.tiff_vox[0] = 0.04, c->read_opts.tiff_vox[1] = 0.04, c->read_opts.tiff_vox[2] = 0.05;
+  snprintf(c->read_opts.tiff_orient, sizeof c->read_opts.tiff_orient, "LSP");
+  c->norm_plo = 0, c->norm_phi = 100;
+  c->mask_thr = -1;
+  c->chunk_patches = 4;
+  c->progress = 1;
+}
+
+static int parse_um_list(const char *s, int *v, int max, int *n) {
+  *n = 0;
+  while (*s) {
+    char *end;
+    long x = strtol(s, &end, 10);
+    if (end == s || x < 1 || x > 100000 || *n >= max) return mbsr_error(MBSR_EINVAL, "bad resolution list '%s'", s);
+    v[(*n)++] = (int)x;
+    if (*end == 0) break;
+    if (*end != ',') return mbsr_error(MBSR_EINVAL, "bad resolution list '%s'", s);
+    s = end + 1;
+  }
+  return *n ? MBSR_OK : mbsr_error(MBSR_EINVAL, "empty resolution list");
+}
+
+int mbsr_prep_parse_res(mbsr_prep_config *c, const char *spec) {
+  char *end;
+  long base = strtol(spec, &end, 10);
+  if (end == spec || *end != ':' || base < 1) return mbsr_error(MBSR_EINVAL, "--res '%s': expected BASE:R1,R2,... (um)", spec);
+  int lv[MBSR_MAX_PAIRS], n;
+  if (parse_um_list(end + 1, lv, MBSR_MAX_PAIRS - 1, &n)) return mbsr_error_prefix(MBSR_EINVAL, "--res: ");
+  c->base_um = (int)base;
+  c->npairs = 0;
+  int prev = (int)base;
+  for (int i = 0; i < n; i++) {
+    if (lv[i] <= prev) return mbsr_error(MBSR_EINVAL, "--res '%s': resolutions must increase (coarser) from the base", spec);
+    c->pairs[c->npairs++] = (mbsr_res_pair){lv[i], prev};
+    prev = lv[i];
+  }
+  return MBSR_OK;
+}
+
+int mbsr_prep_parse_pairs(mbsr_prep_config *c, const char *spec) {
+  c->npairs = 0;
+  const char *s = spec;
+  while (*s) {
+    char *e1, *e2;
+    long lr = strtol(s, &e1, 10);
+    if (e1 == s || *e1 != '-') return mbsr_error(MBSR_EINVAL, "--pairs '%s': expected LR-HR[,LR-HR...] in um", spec);
+    long hr = strtol(e1 + 1, &e2, 10);
+    if (e2 == e1 + 1 || hr < 1 || lr <= hr || c->npairs >= MBSR_MAX_PAIRS)
+      return mbsr_error(MBSR_EINVAL, "--pairs '%s': each pair is LR-HR with LR > HR (um)", spec);
+    c->pairs[c->npairs++] = (mbsr_res_pair){(int)lr, (int)hr};
+    if (*e2 == 0) break;
+    if (*e2 != ',') return mbsr_error(MBSR_EINVAL, "--pairs '%s': expected LR-HR[,LR-HR...]", spec);
+    s = e2 + 1;
+  }
+  return c->npairs ? MBSR_OK : mbsr_error(MBSR_EINVAL, "--pairs: empty");
+}
+
+static uint64_t fnv1a(const char *s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+  return h;
+}
+
+/* ---- the split rule (documented in docs/readme/70-distributed.md) ----
+ * Subjects (name-sorted) are shuffled with the seed; the first n_test are test, the next n_val
+ * validation, the rest training. n_test = K (--test-subjects) or round(S * test%), n_val =
+ * round(S * val%); a share asked for (> 0%) gets at least one subject while training keeps one
+ * (validation served first); training always keeps at least one. */
+static void assign_split(const mbsr_prep_config *c, int S, int *split, int counts[3], char *rule, size_t rn) {
+  int *order = malloc((size_t)S * sizeof *order);
+  for (int i = 0; i < S; i++) order[i] = i;
+  mbsr_rng *r = mbsr_rng_new(mbsr_seed_mix(c->seed, 0x53504c4954ULL /* "SPLIT" */));
+  for (int i = S - 1; i > 0; i--) {
+    int j = (int)mbsr_rng_uint(r, (uint64_t)i + 1);
+    int t = order[i];
+    order[i] = order[j], order[j] = t;
+  }
+  mbsr_rng_free(r);
+  int n_test = c->test_subjects > 0 ? c->test_subjects : (int)lround(S * c->split[2] / 100.0);
+  int n_val = (int)lround(S * c->split[1] / 100.0);
+  if (n_test > S - 1) n_test = S - 1;
+  if (n_val > S - 1 - n_test) n_val = S - 1 - n_test;
+  if (n_val < 0) n_val = 0;
+  if (c->split[1] > 0 && n_val == 0 && S - n_test >= 2) n_val = 1;
+  if ((c->split[2] > 0 || c->test_subjects > 0) && n_test == 0 && S - n_val >= 2) n_test = 1;
+  for (int i = 0; i < S; i++) split[order[i]] = i < n_test ? 2 : i < n_test + n_val ? 1 : 0;
+  counts[0] = S - n_test - n_val, counts[1] = n_val, counts[2] = n_test;
+  snprintf(rule, rn,
+           "subjects sorted by name, shuffled with seed %llu (mt19937 seeded with seed_mix(seed, SPLIT)); first %d test, "
+           "next %d val, remaining %d train (split %d,%d,%d%s)",
+           (unsigned long long)c->seed, n_test, n_val, counts[0], c->split[0], c->split[1], c->split[2],
+           c->test_subjects > 0 ? ", --test-subjects" : "");
+  free(order);
+}
+
+/* ---- per-subject processing ---- */
+typedef struct {
+  float *in, *tgt;  /* n * p^3 */
+  int32_t *ctr;     /* n * 3 */
+  int64_t n;
+  double cubic_sum; /* sum over patches of voxel-mean squared error of input vs target */
+} patchbuf;
+
+typedef struct {
+  int um;
+  mbsr_volume *v, *mask;
+} level;
+
+static void levels_free(level *L, int n) {
+  for (int i = 0; i < n; i++) mbsr_volume_free(L[i].v), mbsr_volume_free(L[i].mask);
+}
+
+static int get_level(level *L, int *nl, const mbsr_volume *base, int base_um, int um, const char *name, mbsr_volume **out) {
+  for (int i = 0; i < *nl; i++)
+    if (L[i].um == um) return *out = L[i].v, MBSR_OK;
+  if (um % base_um) return mbsr_error(MBSR_EINVAL, "%d um is not an integer multiple of the base %d um", um, base_um);
+  int f[3] = {um / base_um, um / base_um, um / base_um};
+  mbsr_volume *v = NULL;
+  int rc = f[0] == 1 ? ((v = mbsr_volume_clone(base)) ? 0 : mbsr_error(MBSR_ENOMEM, "out of memory"))
+                     : mbsr_downsample_block(base, f, &v);
+  if (rc) return mbsr_error_prefix(rc, "%s: block average to %d um: ", name, um);
+  L[*nl] = (level){um, v, NULL};
+  (*nl)++;
+  *out = v;
+  return MBSR_OK;
+}
+
+typedef struct {
+  int fatal; /* 1: an output could not be written (the run fails), 0: the input failed (recorded) */
+} subj_status;
+
+static int process_subject(const mbsr_prep_config *c, int base_um, const char *path, const char *name, int split,
+                           patchbuf *pb, subj_status *st) {
+  st->fatal = 0;
+  mbsr_volume *raw = NULL, *base = NULL;
+  level L[2 * MBSR_MAX_PAIRS + 1];
+  int nl = 0, rc;
+  const int p = c->patch;
+  const int64_t p3 = (int64_t)p * p * p;
+  if ((rc = mbsr_volume_read(path, &c->read_opts, &raw))) goto done;
+  if ((rc = mbsr_volume_check_finite(raw, path))) goto done;
+  if ((rc = mbsr__prep_to_base(raw, base_um / 1000.0, path, &base))) goto done;
+  mbsr_volume_free(raw), raw = NULL;
+  double lo, hi;
+  if ((rc = mbsr_normalize(base, c->norm_plo, c->norm_phi, &lo, &hi))) {
+    mbsr_error_prefix(rc, "%s: ", path);
+    goto done;
+  }
+  if (!(hi > lo)) {
+    rc = mbsr_error(MBSR_EINVAL, "%s: constant image (min = max = %g)", path, lo);
+    goto done;
+  }
+  for (int q = 0; q < c->npairs; q++) {
+    mbsr_volume *hr, *lr, *up = NULL, *mask = NULL;
+    if ((rc = get_level(L, &nl, base, base_um, c->pairs[q].hr_um, path, &hr))) goto done;
+    if ((rc = get_level(L, &nl, base, base_um, c->pairs[q].lr_um, path, &lr))) goto done;
+    for (int i = 0; i < nl; i++)
+      if (L[i].v == hr) {
+        if (!L[i].mask && (rc = mbsr_mask_threshold(hr, c->mask_thr, &L[i].mask))) {
+          mbsr_error_prefix(rc, "%s: brain mask at %d um: ", path, L[i].um);
+          goto done;
+        }
+        mask = L[i].mask;
+      }
+    if ((rc = mbsr_upsample_like(lr, hr, MBSR_INTERP_KEYS, &up))) {
+      mbsr_error_prefix(rc, "%s: Keys upsampling %d -> %d um: ", path, c->pairs[q].lr_um, c->pairs[q].hr_um);
+      goto done;
+    }
+    const int64_t n[3] = {hr->nx, hr->ny, hr->nz};
+    if (n[0] < p || n[1] < p || n[2] < p) {
+      mbsr_volume_free(up);
+      rc = mbsr_error(MBSR_EINVAL, "%s: %lldx%lldx%lld voxels at %d um, smaller than a %d^3 patch", path, (long long)n[0],
+                      (long long)n[1], (long long)n[2], c->pairs[q].hr_um, p);
+      goto done;
+    }
+    patchbuf *b = &pb[q];
+    b->n = c->patches_per_volume;
+    b->in = mbsr_alloc((size_t)(b->n * p3) * sizeof(float));
+    b->tgt = mbsr_alloc((size_t)(b->n * p3) * sizeof(float));
+    b->ctr = mbsr_alloc((size_t)(b->n * 3) * sizeof(int32_t));
+    if (!b->in || !b->tgt || !b->ctr) {
+      mbsr_volume_free(up);
+      rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory for %lld patches", path, (long long)b->n);
+      st->fatal = 1;
+      goto done;
+    }
+    /* Seed from (seed, subject name, pair): independent of rank, rank count and pair order. */
+    uint64_t s = mbsr_seed_mix(mbsr_seed_mix(c->seed, fnv1a(name)), (uint64_t)c->pairs[q].lr_um * 1000003ULL + (uint64_t)c->pairs[q].hr_um);
+    mbsr_rng *r = mbsr_rng_new(s);
+    const int h = p / 2;
+    const int64_t max_tries = 100000 + 1000 * b->n;
+    int64_t tries = 0;
+    b->cubic_sum = 0;
+    for (int64_t k = 0; k < b->n; k++) {
+      int64_t x0, y0, z0;
+      for (;;) {
+        x0 = (int64_t)mbsr_rng_uint(r, (uint64_t)(n[0] - p + 1));
+        y0 = (int64_t)mbsr_rng_uint(r, (uint64_t)(n[1] - p + 1));
+        z0 = (int64_t)mbsr_rng_uint(r, (uint64_t)(n[2] - p + 1));
+        if (mask->data[(x0 + h) + n[0] * ((y0 + h) + n[1] * (z0 + h))] > 0.5f) break;
+        if (++tries > max_tries) {
+          mbsr_rng_free(r);
+          mbsr_volume_free(up);
+          rc = mbsr_error(MBSR_EINVAL, "%s: brain mask at %d um too small to place %d^3 patches", path, c->pairs[q].hr_um, p);
+          goto done;
+        }
+      }
+      b->ctr[3 * k] = (int32_t)(x0 + h), b->ctr[3 * k + 1] = (int32_t)(y0 + h), b->ctr[3 * k + 2] = (int32_t)(z0 + h);
+      float *pi = b->in + k * p3, *pt = b->tgt + k * p3;
+      double se = 0;
+      for (int zz = 0; zz < p; zz++)
+        for (int yy = 0; yy < p; yy++) {
+          int64_t o = x0 + n[0] * ((y0 + yy) + n[1] * (z0 + zz));
+          memcpy(pi + p * (yy + p * zz), up->data + o, (size_t)p * sizeof(float));
+          memcpy(pt + p * (yy + p * zz), hr->data + o, (size_t)p * sizeof(float));
+        }
+      for (int64_t v = 0; v < p3; v++) {
+        double d = (double)pi[v] - (double)pt[v];
+        se += d * d;
+      }
+      b->cubic_sum += se / (double)p3;
+    }
+    mbsr_rng_free(r);
+    mbsr_volume_free(up);
+  }
+  /* Test subjects: the full normalised volumes of every level used (+ HR masks) for evaluation. */
+  if (split == 2 && c->eval_dir) {
+    char fn[4096];
+    if ((rc = mbsr_mkdir_p(c->eval_dir))) {
+      st->fatal = 1;
+      goto done;
+    }
+    for (int i = 0; i < nl && !rc; i++) {
+      snprintf(fn, sizeof fn, "%s/%s_%dum.nii.gz", c->eval_dir, name, L[i].um);
+      rc = mbsr_volume_write(fn, L[i].v);
+      if (!rc && L[i].mask) {
+        snprintf(fn, sizeof fn, "%s/%s_%dum_mask.nii.gz", c->eval_dir, name, L[i].um);
+        rc = mbsr_volume_write(fn, L[i].mask);
+      }
+    }
+    if (rc) st->fatal = 1;
+  }
+done:
+  if (rc)
+    for (int q = 0; q < c->npairs; q++) {
+      mbsr_free(pb[q].in), mbsr_free(pb[q].tgt), mbsr_free(pb[q].ctr);
+      memset(&pb[q], 0, sizeof pb[q]);
+    }
+  levels_free(L, nl);
+  mbsr_volume_free(raw);
+  mbsr_volume_free(base);
+  return rc;
+}
+
+/* ---- parallel HDF5 output ---- */
+#define H5TRY(expr, what)                                                    \
+  do {                                                                       \
+    if ((expr) < 0) {                                                        \
+      rc = mbsr_error(MBSR_EHDF5, "%s: %s failed", c->out, what);           \
+      goto out;                                                              \
+    }                                                                        \
+  } while (0)
+
+/* Collective write of rows [off, off+n) of a dataset whose rows have row_elems elements, in
+ * rounds of at most ~256 MB per rank (MPI-IO counts are ints); every rank makes the same number
+ * of H5Dwrite calls, a rank with nothing (left) to write joins with H5Sselect_none. */
+static int write_rows(hid_t ds, hid_t mtype, size_t esize, int rank_dims, hsize_t row_elems, hsize_t off, hsize_t n,
+                      const void *buf, hid_t dxpl, MPI_Comm comm) {
+  const hsize_t max_rows = (hsize_t)((256u << 20) / (row_elems * esize)) + 1;
+  long long my_rounds = (long long)((n + max_rows - 1) / max_rows), rounds = 0;
+  if (MPI_Allreduce(&my_rounds, &rounds, 1, MPI_LONG_LONG, MPI_MAX, comm) != MPI_SUCCESS)
+    return mbsr_error(MBSR_EMPI, "MPI_Allreduce failed");
+  hid_t fs = H5Dget_space(ds);
+  if (fs < 0) return mbsr_error(MBSR_EHDF5, "H5Dget_space failed");
+  int rc = MBSR_OK;
+  for (long long r = 0; r < rounds && !rc; r++) {
+    hsize_t r0 = (hsize_t)r * max_rows, rn = r0 < n ? (n - r0 < max_rows ? n - r0 : max_rows) : 0;
+    hsize_t start[4] = {off + r0, 0, 0, 0}, count[4] = {rn, 0, 0, 0}, dims[4];
+    H5Sget_simple_extent_dims(fs, dims, NULL);
+    for (int a = 1; a < rank_dims; a++) count[a] = dims[a];
+    hsize_t m = rn ? rn * row_elems : 1;
+    hid_t ms = H5Screate_simple(1, &m, NULL);
+    if (rn) {
+      if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0) rc = mbsr_error(MBSR_EHDF5, "H5Sselect_hyperslab failed");
+    } else {
+      H5Sselect_none(fs);
+      H5Sselect_none(ms);
+    }
+    const char *p = (const char *)buf + (size_t)(r0 * row_elems) * esize;
+    if (!rc && H5Dwrite(ds, mtype, ms, fs, dxpl, rn ? (const void *)p : buf) < 0) rc = mbsr_error(MBSR_EHDF5, "collective H5Dwrite failed");
+    H5Sclose(ms);
+  }
+  H5Sclose(fs);
+  return rc;
+}
+
+static hid_t create_dset(hid_t loc, const char *name, hid_t type, int nd, const hsize_t *dims, const hsize_t *chunk) {
+  hsize_t maxd[4] = {H5S_UNLIMITED, dims[1], dims[2], dims[3]};
+  hid_t sp = H5Screate_simple(nd, dims, maxd);
+  hid_t pl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(pl, nd, chunk);
+  H5Pset_fill_time(pl, H5D_FILL_TIME_NEVER);
+  hid_t d = H5Dcreate2(loc, name, type, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
+  H5Pclose(pl);
+  H5Sclose(sp);
+  return d;
+}
+
+/* Fixed-length string list dataset, written collectively by rank 0 (others select none). */
+static int write_strings(hid_t loc, const char *name, char **s, int n, int rank, hid_t dxpl, const char *file) {
+  size_t len = 1;
+  for (int i = 0; i < n; i++)
+    if (strlen(s[i]) + 1 > len) len = strlen(s[i]) + 1;
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, len);
+  hsize_t d = (hsize_t)n;
+  hid_t sp = H5Screate_simple(1, &d, NULL);
+  hid_t ds = H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = ds < 0 ? mbsr_error(MBSR_EHDF5, "%s: creating /%s failed", file, name) : 0;
+  if (!rc && n > 0) {
+    char *buf = calloc((size_t)n, len);
+    for (int i = 0; i < n; i++) memcpy(buf + (size_t)i * len, s[i], strlen(s[i]));
+    hid_t ms = H5Screate_simple(1, &d, NULL);
+    if (rank != 0) H5Sselect_none(ms), H5Sselect_none(sp);
+    if (H5Dwrite(ds, t, ms, sp, dxpl, buf) < 0) rc = mbsr_error(MBSR_EHDF5, "%s: writing /%s failed", file, name);
+    H5Sclose(ms);
+    free(buf);
+  }
+  if (ds >= 0) H5Dclose(ds);
+  H5Sclose(sp);
+  H5Tclose(t);
+  return rc;
+}
+
+typedef struct {
+  int subj, rc, fatal, npairs_ok;
+  double secs;
+  char msg[480];
+} round_report;
+
+int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *sum) {
+  int rank, P, rc = MBSR_OK;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &P);
+  mbsr__h5_quiet();
+  double t0 = mbsr_now();
+  mbsr_prep_summary S0;
+  if (!sum) sum = &S0;
+  memset(sum, 0, sizeof *sum);
+  const int Q = c->npairs;
+  mbsr_input_list in = {0};
+  int *split = NULL, base_um = c->base_um;
+  patchbuf *pb = NULL; /* [local subject][pair] */
+  int64_t *cnt = NULL; /* [S][Q] patches per subject and pair (global after the reduction) */
+  double *cub = NULL;  /* [S][Q] cubic MSE sums */
+  char **failed = NULL, *fail_all = NULL;
+  char(*lmsg)[480] = NULL; /* failure message of each local subject */
+  int nfailed = 0;
+  hid_t fapl = -1, file = -1, dxpl = -1;
+  char tmp[4096] = "";
+  const int p = c->patch;
+  const hsize_t p3 = (hsize_t)p * p * p;
+
+  /* ---- checks and the input list (every rank reads it; they must agree) ---- */
+  if (!c->out || !c->inputs) rc = mbsr_error(MBSR_EINVAL, "prep: --out and --inputs are required");
+  else if (Q < 1) rc = mbsr_error(MBSR_EINVAL, "prep: no resolution pairs (--res or --pairs)");
+  else if (p < 3 || p > 255) rc = mbsr_error(MBSR_EINVAL, "prep: patch edge %d out of range 3..255", p);
+  else if (c->patches_per_volume < 1) rc = mbsr_error(MBSR_EINVAL, "prep: --patches-per-volume must be >= 1");
+  else if (c->split[0] + c->split[1] + c->split[2] != 100 || c->split[0] <= 0 || c->split[1] < 0 || c->split[2] < 0)
+    rc = mbsr_error(MBSR_EINVAL, "prep: --split %d,%d,%d must be three shares >= 0 adding up to 100 (train > 0)", c->split[0],
+                    c->split[1], c->split[2]);
+  if (!rc && base_um <= 0) {
+    base_um = c->pairs[0].hr_um;
+    for (int q = 1; q < Q; q++)
+      if (c->pairs[q].hr_um < base_um) base_um = c->pairs[q].hr_um;
+  }
+  for (int q = 0; q < Q && !rc; q++)
+    if (c->pairs[q].hr_um % base_um || c->pairs[q].lr_um % c->pairs[q].hr_um)
+      rc = mbsr_error(MBSR_EINVAL, "prep: pair %d-%d: HR must be a multiple of the base (%d um) and LR of HR", c->pairs[q].lr_um,
+                      c->pairs[q].hr_um, base_um);
+  if (!rc) rc = mbsr_input_list_load(c->inputs, &in);
+  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
+  const int S = in.n;
+  split = calloc((size_t)S, sizeof *split);
+  cnt = calloc((size_t)S * Q, sizeof *cnt);
+  cub = calloc((size_t)S * Q, sizeof *cub);
+  failed = calloc((size_t)S, sizeof *failed);
+  const int s0 = (int)((int64_t)S * rank / P), s1 = (int)((int64_t)S * (rank + 1) / P), nloc = s1 - s0;
+  pb = calloc((size_t)(nloc > 0 ? nloc : 1) * Q, sizeof *pb);
+  lmsg = calloc((size_t)(nloc > 0 ? nloc : 1), sizeof *lmsg);
+  if (!split || !cnt || !cub || !failed || !pb || !lmsg) rc = mbsr_error(MBSR_ENOMEM, "prep: out of memory");
+  char rule[512];
+  if (!rc) assign_split(c, S, split, sum->n_split, rule, sizeof rule);
+  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
+  sum->n_subjects = S;
+  mbsr_info("prep: %d subjects (%d train, %d val, %d test) on %d rank%s, %d pair%s, %d patches of %d^3 per subject and pair, base %d um",
+            S, sum->n_split[0], sum->n_split[1], sum->n_split[2], P, P > 1 ? "s" : "", Q, Q > 1 ? "s" : "",
+            c->patches_per_volume, p, base_um);
+
+  /* ---- process: in lockstep rounds, so that rank 0 can print one line per volume ---- */
+  const int rounds = (S + P - 1) / P;
+  round_report *reps = rank == 0 ? calloc((size_t)P, sizeof *reps) : NULL;
+  mbsr_progress prog;
+  mbsr_progress_init(&prog, "prep", S);
+  int done_subj = 0;
+  for (int r = 0; r < rounds; r++) {
+    round_report me;
+    memset(&me, 0, sizeof me);
+    me.subj = -1;
+    int li = r, s = s0 + r;
+    if (li < nloc) {
+      double ts = mbsr_now();
+      subj_status st;
+      mbsr_error_clear();
+      me.subj = s;
+      me.rc = process_subject(c, base_um, in.paths[s], in.names[s], split[s], &pb[(size_t)li * Q], &st);
+      me.fatal = me.rc ? st.fatal : 0;
+      me.secs = mbsr_now() - ts;
+      if (me.rc) {
+        snprintf(me.msg, sizeof me.msg, "%s", mbsr_last_error());
+        snprintf(lmsg[li], sizeof lmsg[li], "%s", me.msg);
+        if (!me.fatal) mbsr_errmsg("prep: input %s failed (recorded, continuing): %s", in.paths[s], me.msg);
+      }
+      for (int q = 0; q < Q; q++) cnt[(size_t)s * Q + q] = pb[(size_t)li * Q + q].n, cub[(size_t)s * Q + q] = pb[(size_t)li * Q + q].cubic_sum;
+    }
+    if (MPI_Gather(&me, (int)sizeof me, MPI_BYTE, reps, (int)sizeof me, MPI_BYTE, 0, comm) != MPI_SUCCESS) {
+      rc = mbsr_error(MBSR_EMPI, "prep: MPI_Gather of progress failed");
+      break;
+    }
+    if (rank == 0 && c->progress)
+      for (int k = 0; k < P; k++) {
+        if (reps[k].subj < 0) continue;
+        char extra[768];
+        done_subj++;
+        snprintf(extra, sizeof extra, "[rank %d] %s %s (%.1f s)%s%s", k, in.names[reps[k].subj],
+                 reps[k].rc ? "FAILED" : "ok", reps[k].secs, reps[k].rc ? ": " : "", reps[k].rc ? reps[k].msg : "");
+        mbsr_progress_update(&prog, done_subj, "subjects", extra);
+      }
+    int fatal = me.fatal ? me.rc : 0;
+    if ((rc = mbsr_mpi_agree(comm, fatal))) break;
+  }
+  free(reps);
+  if (rc) goto out;
+
+  /* ---- gather sizes, cubic sums and the failures ---- */
+  if (MPI_Allreduce(MPI_IN_PLACE, cnt, S * Q, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS ||
+      MPI_Allreduce(MPI_IN_PLACE, cub, S * Q, MPI_DOUBLE, MPI_SUM, comm) != MPI_SUCCESS) {
+    rc = mbsr_error(MBSR_EMPI, "prep: MPI_Allreduce of patch counts failed");
+    goto out;
+  }
+  {
+    /* Failure messages: each rank's text, concatenated in rank order (= subject order). */
+    char *mine = calloc(1, 1);
+    size_t ml = 0;
+    for (int li = 0; li < nloc; li++) {
+      int s = s0 + li, bad = 0;
+      for (int q = 0; q < Q; q++) bad |= cnt[(size_t)s * Q + q] == 0;
+      if (!bad) continue;
+      char line[700];
+      for (char *x = lmsg[li]; *x; x++)
+        if (*x == '\n') *x = ' ';
+      snprintf(line, sizeof line, "%s\t%d\t%s\n", in.names[s], rank, lmsg[li][0] ? lmsg[li] : "no patches");
+      mine = realloc(mine, ml + strlen(line) + 1);
+      memcpy(mine + ml, line, strlen(line) + 1);
+      ml += strlen(line);
+    }
+    int len = (int)ml, *lens = malloc((size_t)P * sizeof *lens), *displ = malloc((size_t)P * sizeof *displ);
+    MPI_Allgather(&len, 1, MPI_INT, lens, 1, MPI_INT, comm);
+    int tot = 0;
+    for (int k = 0; k < P; k++) displ[k] = tot, tot += lens[k];
+    fail_all = calloc((size_t)tot + 1, 1);
+    MPI_Allgatherv(mine, len, MPI_CHAR, fail_all, lens, displ, MPI_CHAR, comm);
+    free(mine), free(lens), free(displ);
+    /* The file records "<subject>: <message>" (its content must not depend on the rank count); the
+     * rank that processed the input is reported in the summary and the log. */
+    size_t fl = 0;
+    for (char *tok = strtok(fail_all, "\n"); tok; tok = strtok(NULL, "\n")) {
+      char *t1 = strchr(tok, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+      if (!t1 || !t2) continue;
+      *t1 = 0, *t2 = 0;
+      int fr = atoi(t1 + 1);
+      int w = snprintf(sum->failures + fl, sizeof sum->failures - fl, "%s%s (rank %d): %s", fl ? "; " : "", tok, fr, t2 + 1);
+      if (w > 0 && fl + (size_t)w < sizeof sum->failures) fl += (size_t)w;
+      /* rebuild "<subject>: <message>" in place (the message follows the second tab) */
+      size_t ln = strlen(tok);
+      tok[ln] = ':', tok[ln + 1] = ' ';
+      memmove(tok + ln + 2, t2 + 1, strlen(t2 + 1) + 1);
+      failed[nfailed++] = tok;
+    }
+  }
+  sum->n_failed = nfailed;
+
+  /* ---- offsets: per (pair, split) Exscan of the local counts; totals ---- */
+  int64_t loc[MBSR_MAX_PAIRS * MBSR_SPLITS] = {0}, off[MBSR_MAX_PAIRS * MBSR_SPLITS] = {0}, tot[MBSR_MAX_PAIRS * MBSR_SPLITS] = {0};
+  for (int li = 0; li < nloc; li++)
+    for (int q = 0; q < Q; q++) loc[q * MBSR_SPLITS + split[s0 + li]] += pb[(size_t)li * Q + q].n;
+  MPI_Exscan(loc, off, Q * MBSR_SPLITS, MPI_INT64_T, MPI_SUM, comm);
+  if (rank == 0) memset(off, 0, sizeof off); /* MPI_Exscan leaves rank 0's buffer undefined */
+  MPI_Allreduce(loc, tot, Q * MBSR_SPLITS, MPI_INT64_T, MPI_SUM, comm);
+  for (int q = 0; q < Q; q++)
+    for (int sp = 0; sp < MBSR_SPLITS; sp++) {
+      double acc = 0; /* in subject order on every rank: identical for any rank count */
+      for (int s = 0; s < S; s++)
+        if (split[s] == sp && cnt[(size_t)s * Q + q] > 0) acc += cub[(size_t)s * Q + q];
+      sum->n_patches[q][sp] = tot[q * MBSR_SPLITS + sp];
+      sum->cubic_mse[q][sp] = tot[q * MBSR_SPLITS + sp] ? acc / (double)tot[q * MBSR_SPLITS + sp] : NAN;
+    }
+
+  /* ---- the file: temporary name from rank 0, created collectively ---- */
+  if (rank == 0) rc = mbsr_tmp_path(c->out, tmp, sizeof tmp);
+  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
+  MPI_Bcast(tmp, sizeof tmp, MPI_CHAR, 0, comm);
+  fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5TRY(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), "H5Pset_fapl_mpio");
+  file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  if (file < 0) rc = mbsr_error(MBSR_EHDF5, "%s: cannot create (temporary %s)", c->out, tmp);
+  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
+  dxpl = H5Pcreate(H5P_DATASET_XFER);
+  H5TRY(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio");
+  /* Root attributes: everything needed to reproduce the file (no rank count, no time). */
+  {
+    char txt[1024];
+    if ((rc = mbsr__h5_attr_str(file, "mbsr_version", MBSR_VERSION))) goto out;
+    if ((rc = mbsr__h5_attr_int(file, "seed", (int64_t)c->seed))) goto out;
+    if ((rc = mbsr__h5_attr_int(file, "patch", p))) goto out;
+    if ((rc = mbsr__h5_attr_int(file, "patches_per_volume", c->patches_per_volume))) goto out;
+    if ((rc = mbsr__h5_attr_int(file, "base_um", base_um))) goto out;
+    if ((rc = mbsr__h5_attr_int(file, "n_subjects", S))) goto out;
+    if ((rc = mbsr__h5_attr_int(file, "n_failed", nfailed))) goto out;
+    if ((rc = mbsr__h5_attr_str(file, "split", rule))) goto out;
+    double nr[2] = {c->norm_plo, c->norm_phi};
+    if ((rc = mbsr__h5_attr_double(file, "normalise_percentiles", nr, 2))) goto out;
+    if ((rc = mbsr__h5_attr_double(file, "mask_threshold", &c->mask_thr, 1))) goto out;
+    if ((rc = mbsr__h5_attr_double(file, "tiff_vox_mm", c->read_opts.tiff_vox, 3))) goto out;
+    if ((rc = mbsr__h5_attr_str(file, "tiff_orient", c->read_opts.tiff_orient))) goto out;
+    snprintf(txt, sizeof txt,
+             "read -> area-weighted resampling to %d um -> normalise to [0,1] -> block average -> Keys (a=-0.5) upsampling of LR "
+             "onto HR -> mask (threshold %g, <0 = Otsu) -> patches at seeded random brain centres",
+             base_um, c->mask_thr);
+    if ((rc = mbsr__h5_attr_str(file, "pipeline", txt))) goto out;
+  }
+  {
+    int32_t *sp32 = malloc((size_t)S * sizeof *sp32);
+    for (int s = 0; s < S; s++) sp32[s] = split[s];
+    hsize_t d = (hsize_t)S;
+    hid_t sp = H5Screate_simple(1, &d, NULL);
+    hid_t ds = H5Dcreate2(file, "subject_split", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (ds < 0) rc = mbsr_error(MBSR_EHDF5, "%s: creating /subject_split failed", c->out);
+    if (!rc) {
+      hid_t ms = H5Screate_simple(1, &d, NULL);
+      if (rank != 0) H5Sselect_none(ms), H5Sselect_none(sp);
+      if (H5Dwrite(ds, H5T_NATIVE_INT32, ms, sp, dxpl, sp32) < 0) rc = mbsr_error(MBSR_EHDF5, "%s: writing /subject_split failed", c->out);
+      H5Sclose(ms);
+    }
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(sp);
+    free(sp32);
+    if (!rc) rc = write_strings(file, "subjects", in.names, S, rank, dxpl, c->out);
+    if (!rc) rc = write_strings(file, "sources", in.paths, S, rank, dxpl, c->out);
+    if (!rc) rc = write_strings(file, "failed", failed, nfailed, rank, dxpl, c->out);
+    if (rc) goto out;
+  }
+  hid_t gp = H5Gcreate2(file, "pairs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  H5TRY(gp, "creating /pairs");
+  for (int q = 0; q < Q && !rc; q++) {
+    char nm[64];
+    snprintf(nm, sizeof nm, "%d-%d", c->pairs[q].lr_um, c->pairs[q].hr_um);
+    hid_t g = H5Gcreate2(gp, nm, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) {
+      rc = mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s failed", c->out, nm);
+      break;
+    }
+    double lv[3] = {c->pairs[q].lr_um / 1000.0, c->pairs[q].lr_um / 1000.0, c->pairs[q].lr_um / 1000.0};
+    double hv[3] = {c->pairs[q].hr_um / 1000.0, c->pairs[q].hr_um / 1000.0, c->pairs[q].hr_um / 1000.0};
+    rc = mbsr__h5_attr_int(g, "lr_um", c->pairs[q].lr_um);
+    if (!rc) rc = mbsr__h5_attr_int(g, "hr_um", c->pairs[q].hr_um);
+    if (!rc) rc = mbsr__h5_attr_double(g, "lr_vox_mm", lv, 3);
+    if (!rc) rc = mbsr__h5_attr_double(g, "hr_vox_mm", hv, 3);
+    if (!rc) rc = mbsr__h5_attr_int(g, "factor", c->pairs[q].lr_um / c->pairs[q].hr_um);
+    if (!rc) rc = mbsr__h5_attr_str(g, "interp", "keys");
+    for (int sp = 0; sp < MBSR_SPLITS && !rc; sp++) {
+      hid_t gs = H5Gcreate2(g, split_names[sp], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      if (gs < 0) {
+        rc = mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s/%s failed", c->out, nm, split_names[sp]);
+        break;
+      }
+      const hsize_t N = (hsize_t)tot[q * MBSR_SPLITS + sp], o = (hsize_t)off[q * MBSR_SPLITS + sp];
+      const hsize_t nl = (hsize_t)loc[q * MBSR_SPLITS + sp];
+      int nsub = 0;
+      for (int s = 0; s < S; s++) nsub += split[s] == sp && cnt[(size_t)s * Q + q] > 0;
+      rc = mbsr__h5_attr_double(gs, "cubic_mse", &sum->cubic_mse[q][sp], 1);
+      if (!rc) rc = mbsr__h5_attr_int(gs, "n_patches", (int64_t)N);
+      if (!rc) rc = mbsr__h5_attr_int(gs, "n_subjects", nsub);
+      hsize_t dims[4] = {N, (hsize_t)p, (hsize_t)p, (hsize_t)p};
+      hsize_t ch[4] = {(hsize_t)(c->chunk_patches > 0 ? c->chunk_patches : 4), (hsize_t)p, (hsize_t)p, (hsize_t)p};
+      hsize_t d1[4] = {N, 0, 0, 0}, c1[4] = {1024, 0, 0, 0}, d3[4] = {N, 3, 0, 0}, c3[4] = {1024, 3, 0, 0};
+      hid_t di = create_dset(gs, "input", H5T_IEEE_F32LE, 4, dims, ch);
+      hid_t dt = create_dset(gs, "target", H5T_IEEE_F32LE, 4, dims, ch);
+      hid_t dsu = create_dset(gs, "subject", H5T_STD_I32LE, 1, d1, c1);
+      hid_t dc = create_dset(gs, "center", H5T_STD_I32LE, 2, d3, c3);
+      if (!rc && (di < 0 || dt < 0 || dsu < 0 || dc < 0)) rc = mbsr_error(MBSR_EHDF5, "%s: creating datasets in /pairs/%s/%s failed", c->out, nm, split_names[sp]);
+      /* This rank's rows, in subject order, packed into one buffer per dataset. */
+      float *bi = NULL, *bt = NULL;
+      int32_t *bs = NULL, *bc = NULL;
+      if (!rc && N > 0) {
+        bi = mbsr_alloc((size_t)(nl ? nl : 1) * p3 * sizeof(float));
+        bt = mbsr_alloc((size_t)(nl ? nl : 1) * p3 * sizeof(float));
+        bs = mbsr_alloc((size_t)(nl ? nl : 1) * sizeof(int32_t));
+        bc = mbsr_alloc((size_t)(nl ? nl : 1) * 3 * sizeof(int32_t));
+        int okm = bi && bt && bs && bc;
+        if (!okm) rc = mbsr_error(MBSR_ENOMEM, "prep: out of memory packing patches");
+        size_t k = 0;
+        for (int li = 0; okm && li < nloc; li++) {
+          if (split[s0 + li] != sp) continue;
+          patchbuf *b = &pb[(size_t)li * Q + q];
+          if (b->n == 0) continue;
+          memcpy(bi + k * p3, b->in, (size_t)b->n * p3 * sizeof(float));
+          memcpy(bt + k * p3, b->tgt, (size_t)b->n * p3 * sizeof(float));
+          memcpy(bc + 3 * k, b->ctr, (size_t)b->n * 3 * sizeof(int32_t));
+          for (int64_t j = 0; j < b->n; j++) bs[k + j] = s0 + li;
+          k += (size_t)b->n;
+          /* release the per-subject copy as soon as it is packed */
+          mbsr_free(b->in), mbsr_free(b->tgt), mbsr_free(b->ctr);
+          b->in = b->tgt = NULL, b->ctr = NULL;
+        }
+        if ((rc = mbsr_mpi_agree(comm, rc)) == 0) {
+          rc = write_rows(di, H5T_NATIVE_FLOAT, sizeof(float), 4, p3, o, nl, bi, dxpl, comm);
+          if (!rc) rc = write_rows(dt, H5T_NATIVE_FLOAT, sizeof(float), 4, p3, o, nl, bt, dxpl, comm);
+          if (!rc) rc = write_rows(dsu, H5T_NATIVE_INT32, sizeof(int32_t), 1, 1, o, nl, bs, dxpl, comm);
+          if (!rc) rc = write_rows(dc, H5T_NATIVE_INT32, sizeof(int32_t), 2, 3, o, nl, bc, dxpl, comm);
+          if (rc) mbsr_error_prefix(rc, "%s: /pairs/%s/%s: ", c->out, nm, split_names[sp]);
+        }
+      }
+      mbsr_free(bi), mbsr_free(bt), mbsr_free(bs), mbsr_free(bc);
+      if (di >= 0) H5Dclose(di);
+      if (dt >= 0) H5Dclose(dt);
+      if (dsu >= 0) H5Dclose(dsu);
+      if (dc >= 0) H5Dclose(dc);
+      H5Gclose(gs);
+    }
+    H5Gclose(g);
+  }
+  H5Gclose(gp);
+  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
+  H5TRY(H5Fclose(file), "H5Fclose");
+  file = -1;
+  if (rank == 0) rc = mbsr_commit_file(tmp, c->out);
+  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
+  tmp[0] = 0;
+  sum->seconds = mbsr_now() - t0;
+  for (int q = 0; q < Q; q++)
+    mbsr_info("prep: pair %d-%d: %lld train / %lld val / %lld test patches; cubic-baseline MSE train %.6g val %.6g test %.6g",
+              c->pairs[q].lr_um, c->pairs[q].hr_um, (long long)sum->n_patches[q][0], (long long)sum->n_patches[q][1],
+              (long long)sum->n_patches[q][2], sum->cubic_mse[q][0], sum->cubic_mse[q][1], sum->cubic_mse[q][2]);
+  mbsr_info("prep: wrote %s in %.1f s; %d of %d inputs failed%s", c->out, sum->seconds, nfailed, S, nfailed ? " (listed in /failed)" : "");
+  if (nfailed) mbsr_info("prep: failed inputs: %s", sum->failures);
+out:
+  if (file >= 0) H5Fclose(file);
+  if (fapl >= 0) H5Pclose(fapl);
+  if (dxpl >= 0) H5Pclose(dxpl);
+  if (rc && tmp[0] && rank == 0) mbsr_abandon_file(tmp);
+  if (pb)
+    for (int i = 0; i < nloc * Q; i++) mbsr_free(pb[i].in), mbsr_free(pb[i].tgt), mbsr_free(pb[i].ctr);
+  free(pb), free(lmsg), free(split), free(cnt), free(cub), free(failed), free(fail_all);
+  mbsr_input_list_free(&in);
+  return rc;
+}

@@ -1,0 +1,17 @@
+/* Internal helpers of src/data (not public API). */
+#ifndef MBSR_PREP_INTERNAL_H
+#define MBSR_PREP_INTERNAL_H
+#include <hdf5.h>
+
+#include "mbsr/data.h"
+
+int mbsr__prep_to_base(const mbsr_volume *v, double base_mm, const char *name, mbsr_volume **out);
+
+/* HDF5 helpers (h5util.c): every return code checked; errors name the file and object. */
+void mbsr__h5_quiet(void);
+int mbsr__h5_attr_int(hid_t obj, const char *name, int64_t v);
+int mbsr__h5_attr_double(hid_t obj, const char *name, const double *v, int n);
+int mbsr__h5_attr_str(hid_t obj, const char *name, const char *s);
+int mbsr__h5_read_attr_double(hid_t obj, const char *name, double *v);
+int mbsr__h5_read_attr_int(hid_t obj, const char *name, int64_t *v);
+#endif
