@@ -34,6 +34,9 @@ double mbsr_percentile(const mbsr_volume *v, const mbsr_volume *mask, double pct
 /* Brain mask (1/0 floats on the same grid): voxels > thr, largest connected component,
  * holes filled (background not connected to the border becomes brain). thr < 0 = Otsu. */
 int mbsr_mask_threshold(const mbsr_volume *v, double thr, mbsr_volume **mask);
+/* Otsu threshold as skimage.filters.threshold_otsu(v, nbins=256): the bin centre (256 bins over
+ * [min, max]) maximising the between-class variance; foreground is v > threshold. */
+double mbsr_otsu_threshold(const mbsr_volume *v);
 /* Mask from a label volume: label != 0. */
 int mbsr_mask_from_labels(const mbsr_volume *labels, mbsr_volume **mask);
 

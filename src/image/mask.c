@@ -11,7 +11,7 @@
 
 /* skimage 0.19 threshold_otsu(image, nbins=256): histogram over [min, max], the bin centre that
  * maximises the between-class variance. */
-static double otsu(const mbsr_volume *v) {
+double mbsr_otsu_threshold(const mbsr_volume *v) {
   enum { NB = 256 };
   float mn, mx;
   mbsr_volume_minmax(v, &mn, &mx);
@@ -80,7 +80,7 @@ int mbsr_mask_threshold(const mbsr_volume *v, double thr, mbsr_volume **mask) {
   *mask = NULL;
   int rc = mbsr_volume_check_finite(v, "mask input");
   if (rc) return rc;
-  if (thr < 0) thr = otsu(v);
+  if (thr < 0) thr = mbsr_otsu_threshold(v);
   const int64_t n = mbsr_volume_nvox(v), nx = v->nx, ny = v->ny, nz = v->nz;
   uint8_t *st = malloc((size_t)n);
   int64_t *q = malloc((size_t)n * sizeof(int64_t));
