@@ -115,5 +115,8 @@ int mbsr_apply(mbsr_model *m, const mbsr_volume *lr, const mbsr_volume *grid, co
                mbsr_volume **out);
 /* Same, for an input already on the target grid. */
 int mbsr_apply_upsampled(mbsr_model *m, const mbsr_volume *up, const mbsr_apply_opts *o, mbsr_volume **out);
+/* Same, onto the grid an integer up-sampling by f[3] gives (mbsr_upsample_factor). */
+int mbsr_apply_factor(mbsr_model *m, const mbsr_volume *lr, const int f[3], const mbsr_apply_opts *o,
+                      mbsr_volume **out);
 
 #endif

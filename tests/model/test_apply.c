@@ -1,0 +1,250 @@
+/* Whole-volume inference: blended patches equal a single whole-volume pass (no seams), the output
+ * grid and affine, NaN refusal, and the `mbsr apply` CLI end to end (real Allen template
+ * down-sampled to 200 um -> 100 um grid; failures leave existing outputs untouched). */
+#include <math.h>
+#include <string.h>
+
+#include "mbsr/core.h"
+#include "mbsr/image.h"
+#include "mbsr/model.h"
+#include "mbsr/volume.h"
+#include "mbsr_test.h"
+
+/* A smooth test volume with structure at several scales (values 10..110). */
+static mbsr_volume *test_volume(int nx, int ny, int nz) {
+  double vox[3] = {0.1, 0.1, 0.1};
+  mbsr_volume *v = mbsr_volume_new(nx, ny, nz, vox, NULL);
+  for (int k = 0; k < nz; k++)
+    for (int j = 0; j < ny; j++)
+      for (int i = 0; i < nx; i++)
+        v->data[i + (size_t)nx * (j + (size_t)ny * k)] =
+            (float)(60 + 30 * sin(0.31 * i + 0.2 * j) * cos(0.27 * k) + 20 * sin(0.9 * i * 0.5 + 1.3 * k * 0.5 + 0.7 * j));
+  return v;
+}
+
+static mbsr_model *make(const mbsr_model_config *c, int B, int d, int h, int w, const mbsr_model *params_from) {
+  mbsr_model *m = NULL;
+  MT_ASSERT_OK(mbsr_model_create(c, B, d, h, w, &m));
+  if (params_from)
+    memcpy(mbsr_model_params(m), mbsr_model_params((mbsr_model *)params_from),
+           sizeof(float) * mbsr_model_num_params(m));
+  else
+    mbsr_model_init(m, 11);
+  return m;
+}
+
+static void seams(mbsr_arch arch) {
+  mbsr_model_config c;
+  mbsr_model_config_default(&c, arch);
+  c.ccnn_c1 = 8;
+  c.ccnn_c2 = 4;
+  c.channels = 6;
+  c.blocks = 1;
+  c.global_residual = 1;
+  const int nx = 34, ny = 29, nz = 23;
+  mbsr_volume *v = test_volume(nx, ny, nz);
+  mbsr_model *whole = make(&c, 1, nz, ny, nx, NULL);
+  mbsr_model *pm = make(&c, 4, 17, 17, 17, whole);
+  mbsr_apply_opts o;
+  mbsr_apply_opts_default(&o);
+  o.progress = 0;
+  mbsr_volume *ref = NULL, *sr = NULL, *raw = NULL;
+  MT_ASSERT_OK(mbsr_apply_upsampled(whole, v, &o, &ref));
+  o.overlap = 12; /* zero margin = receptive radius (cCNN 3, ResNet-1-block 4) = K/3 */
+  MT_ASSERT_OK(mbsr_apply_upsampled(pm, v, &o, &sr));
+  o.overlap = 0; /* plain tiling, no blending: shows what the window removes */
+  MT_ASSERT_OK(mbsr_apply_upsampled(pm, v, &o, &raw));
+  CU_ASSERT(mbsr_volume_same_grid(sr, v, 1e-9));
+  float mn, mx;
+  mbsr_volume_minmax(ref, &mn, &mx);
+  double range = mx - mn, maxd = 0, sumd = 0, maxraw = 0;
+  int64_t n = mbsr_volume_nvox(v);
+  for (int64_t i = 0; i < n; i++) {
+    double d = fabs(sr->data[i] - ref->data[i]);
+    maxd = fmax(maxd, d);
+    sumd += d;
+    maxraw = fmax(maxraw, fabs(raw->data[i] - ref->data[i]));
+  }
+  printf("\n  %s: blended patches vs whole-volume pass: max |diff| %.2e, mean %.2e (of range %.3g); "
+         "unblended tiling max %.2e\n",
+         mbsr_arch_name(arch), maxd / range, sumd / n / range, range, maxraw / range);
+  /* the receptive radius fits in the window's zero margin: equal up to float rounding */
+  CU_ASSERT(maxd / range < 1e-5);
+  CU_ASSERT(sumd / n / range < 1e-6);
+  CU_ASSERT(maxd < maxraw);
+  mbsr_volume_free(ref);
+  mbsr_volume_free(sr);
+  mbsr_volume_free(raw);
+  mbsr_volume_free(v);
+  mbsr_model_free(whole);
+  mbsr_model_free(pm);
+}
+static void test_seams_ccnn(void) { seams(MBSR_ARCH_CCNN); }
+static void test_seams_resnet(void) { seams(MBSR_ARCH_RESNET); }
+
+/* A volume smaller than the patch along an axis, and a batch that does not divide the patches. */
+static void test_small_volume(void) {
+  mbsr_model_config c;
+  mbsr_model_config_default(&c, MBSR_ARCH_CCNN);
+  c.ccnn_c1 = 4;
+  c.ccnn_c2 = 2;
+  mbsr_model *m = make(&c, 3, 9, 9, 9, NULL);
+  mbsr_volume *v = test_volume(20, 5, 11);
+  mbsr_apply_opts o;
+  mbsr_apply_opts_default(&o);
+  o.progress = 0;
+  mbsr_volume *sr = NULL;
+  MT_ASSERT_OK(mbsr_apply_upsampled(m, v, &o, &sr));
+  CU_ASSERT(mbsr_volume_same_grid(sr, v, 1e-9));
+  int finite = 1;
+  for (int64_t i = 0; i < mbsr_volume_nvox(sr); i++) finite &= isfinite(sr->data[i]);
+  CU_ASSERT(finite);
+  mbsr_volume_free(sr);
+  mbsr_volume_free(v);
+  mbsr_model_free(m);
+}
+
+static void test_factor_grid_and_nan(void) {
+  mbsr_model_config c;
+  mbsr_model_config_default(&c, MBSR_ARCH_CCNN);
+  c.ccnn_c1 = 4;
+  c.ccnn_c2 = 2;
+  mbsr_model *m = make(&c, 4, 9, 9, 9, NULL);
+  mbsr_volume *v = test_volume(10, 8, 7);
+  v->affine[0][3] = -3.0;
+  v->affine[2][3] = 1.5;
+  mbsr_apply_opts o;
+  mbsr_apply_opts_default(&o);
+  o.progress = 0;
+  const int f[3] = {2, 2, 2};
+  mbsr_volume *sr = NULL, *up = NULL;
+  MT_ASSERT_OK(mbsr_apply_factor(m, v, f, &o, &sr));
+  MT_ASSERT_OK(mbsr_upsample_factor(v, f, MBSR_INTERP_KEYS, &up));
+  MT_ASSERT_INT_EQ(sr->nx, 20);
+  MT_ASSERT_INT_EQ(sr->ny, 16);
+  MT_ASSERT_INT_EQ(sr->nz, 14);
+  CU_ASSERT(mbsr_volume_same_grid(sr, up, 1e-9));
+  MT_ASSERT_NEAR(sr->vox[0], 0.05, 1e-12);
+  mbsr_volume_free(sr);
+  sr = NULL;
+  v->data[37] = NAN;
+  MT_ASSERT_INT_EQ(mbsr_apply_factor(m, v, f, &o, &sr), MBSR_ENONFINITE);
+  CU_ASSERT(sr == NULL);
+  printf("\n  NaN input -> %s\n", mbsr_last_error());
+  mbsr_volume_free(up);
+  mbsr_volume_free(v);
+  mbsr_model_free(m);
+}
+
+/* CLI on the real Allen template: 100 um -> block-average 200 um -> apply -> 100 um grid. */
+static void test_cli_allen(void) {
+  char tpl[4096];
+  if (!mbsr_test_data("af/allen_ccf_average_template_100um.nrrd", tpl, sizeof tpl)) return;
+  const char *d = mbsr_test_tmpdir(), *bin = mbsr_test_bin();
+  char lr[4200], ck[4200], sr[4200], sr2[4200];
+  snprintf(lr, sizeof lr, "%s/lr200.nii.gz", d);
+  snprintf(ck, sizeof ck, "%s/tiny.h5", d);
+  snprintf(sr, sizeof sr, "%s/sr100.nii.gz", d);
+  snprintf(sr2, sizeof sr2, "%s/sr100_factor.nii.gz", d);
+  mbsr_volume *hr = NULL, *low = NULL;
+  MT_ASSERT_OK(mbsr_volume_read(tpl, NULL, &hr));
+  const int f[3] = {2, 2, 2};
+  MT_ASSERT_OK(mbsr_downsample_block(hr, f, &low));
+  MT_ASSERT_OK(mbsr_volume_write(lr, low));
+  /* a tiny initialised checkpoint (the CLI path, not the quality, is under test here) */
+  mbsr_model_config c;
+  mbsr_model_config_default(&c, MBSR_ARCH_RESNET);
+  c.channels = 4;
+  c.blocks = 1;
+  c.global_residual = 1;
+  mbsr_model *m = make(&c, 1, 21, 21, 21, NULL);
+  MT_ASSERT_OK(mbsr_checkpoint_save(m, ck, NULL));
+  double t0 = mbsr_now();
+  MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --like '%s' --batch 8", bin, ck, lr, sr, tpl), 0);
+  printf("\n  mbsr apply on %lldx%lldx%lld -> 100 um grid: %.2f s\n", (long long)low->nx, (long long)low->ny,
+         (long long)low->nz, mbsr_now() - t0);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --factor 2 --quiet", bin, ck, lr, sr2), 0);
+  mbsr_volume *out = NULL, *out2 = NULL;
+  MT_ASSERT_OK(mbsr_volume_read(sr, NULL, &out));
+  MT_ASSERT_OK(mbsr_volume_read(sr2, NULL, &out2));
+  /* block averaging crops 132x80x114 by 2 exactly: the 100 um grid is the template's */
+  MT_ASSERT_INT_EQ(out->nx, hr->nx);
+  MT_ASSERT_INT_EQ(out->ny, hr->ny);
+  MT_ASSERT_INT_EQ(out->nz, hr->nz);
+  CU_ASSERT(mbsr_volume_same_grid(out, hr, 1e-4));
+  CU_ASSERT(mbsr_volume_same_grid(out2, hr, 1e-4));
+  MT_ASSERT_NEAR(out->vox[0], 0.1, 1e-6);
+  double diff = 0;
+  for (int64_t i = 0; i < mbsr_volume_nvox(out); i++) diff = fmax(diff, fabs(out->data[i] - out2->data[i]));
+  MT_ASSERT_NEAR(diff, 0, 1e-3);
+  mbsr_volume_free(out);
+  mbsr_volume_free(out2);
+  mbsr_volume_free(hr);
+  mbsr_volume_free(low);
+  mbsr_model_free(m);
+}
+
+/* Bad input through the CLI: non-zero exit, one line on stderr, existing output untouched. */
+static void test_cli_errors(void) {
+  const char *d = mbsr_test_tmpdir(), *bin = mbsr_test_bin();
+  char in[4200], nan_in[4200], ck[4200], bad_ck[4200], out[4200], err[4200];
+  snprintf(in, sizeof in, "%s/e_in.nii.gz", d);
+  snprintf(nan_in, sizeof nan_in, "%s/e_nan.nii", d);
+  snprintf(ck, sizeof ck, "%s/e_ck.h5", d);
+  snprintf(bad_ck, sizeof bad_ck, "%s/e_bad.h5", d);
+  snprintf(out, sizeof out, "%s/e_out.nii.gz", d);
+  snprintf(err, sizeof err, "%s/e_err.txt", d);
+  mbsr_volume *v = test_volume(12, 10, 9);
+  MT_ASSERT_OK(mbsr_volume_write(in, v));
+  v->data[5] = NAN;
+  /* a NaN volume can only be made by writing raw NIfTI: use the io writer if it allows it,
+   * otherwise patch the float data of an uncompressed file */
+  int wrote_nan = mbsr_volume_write(nan_in, v) == 0;
+  if (!wrote_nan) {
+    v->data[5] = 1234.5f;
+    MT_ASSERT_OK(mbsr_volume_write(nan_in, v));
+    FILE *f = fopen(nan_in, "r+b");
+    CU_ASSERT_FATAL(f != NULL);
+    /* NIfTI-1 single file: data at vox_offset 352 */
+    float nanv = NAN;
+    fseek(f, 352 + 5 * 4, SEEK_SET);
+    fwrite(&nanv, 4, 1, f);
+    fclose(f);
+  }
+  mbsr_model_config c;
+  mbsr_model_config_default(&c, MBSR_ARCH_CCNN);
+  c.ccnn_c1 = 4;
+  c.ccnn_c2 = 2;
+  mbsr_model *m = make(&c, 1, 9, 9, 9, NULL);
+  MT_ASSERT_OK(mbsr_checkpoint_save(m, ck, NULL));
+  MT_ASSERT_INT_EQ(mbsr_test_sh("head -c 3000 '%s' > '%s'", ck, bad_ck), 0);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("echo keep > '%s'", out), 0);
+  const char *cases[][2] = {{nan_in, ck}, {in, bad_ck}, {in, "/nonexistent.h5"}};
+  for (int i = 0; i < 3; i++) {
+    int st = mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --quiet 2> '%s'", bin, cases[i][1], cases[i][0],
+                          out, err);
+    CU_ASSERT(st != 0);
+    MT_ASSERT_INT_EQ(mbsr_test_sh("test $(wc -l < '%s') -eq 1", err), 0);
+    mbsr_test_sh("sed 's/^/  stderr: /' '%s'", err);
+    MT_ASSERT_INT_EQ(mbsr_test_sh("grep -qx keep '%s'", out), 0);
+  }
+  /* usage errors */
+  CU_ASSERT(mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --like x --factor 2 2>/dev/null", bin, ck, in, out) == 2);
+  CU_ASSERT(mbsr_test_sh("'%s' apply --in '%s' 2>/dev/null", bin, in) == 2);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --help > /dev/null", bin), 0);
+  mbsr_volume_free(v);
+  mbsr_model_free(m);
+}
+
+int main(void) {
+  const mbsr_test_case cases[] = {
+      {"seams_ccnn", test_seams_ccnn},
+      {"seams_resnet", test_seams_resnet},
+      {"small_volume", test_small_volume},
+      {"factor_grid_and_nan", test_factor_grid_and_nan},
+      {"cli_allen_200um_to_100um", test_cli_allen},
+      {"cli_errors", test_cli_errors},
+      {NULL, NULL},
+  };
+  return mbsr_test_main("apply", cases);
+}
