@@ -1,0 +1,804 @@
+/* Effective resolution by decorrelation analysis: an independent C implementation of the steps
+ * in ../shared/docs/decorrelation.md (what ImDecorr v1.1.8's MATLAB getDcorr computes; GPL code
+ * not copied). Numbered comments refer to the steps of that document.
+ *
+ * Implementation notes
+ *  - Spectra are single precision (FFTW3f); sums are accumulated in double and the correlation is
+ *    then rounded through single precision exactly where the MATLAB code divides and truncates
+ *    (mbsr_decorr_trunc3), so values sit on the same 0.001 grid.
+ *  - Every correlation is a sum over the disc R^2 < r^2. The pixels inside the unit disc are sorted
+ *    once per image shape by R^2, so each disc is a prefix of that order and one curve costs one
+ *    pass of prefix sums plus a binary search per radius, instead of Nr full-image sums.
+ *  - One FFTW plan per image shape (planner calls under a mutex: the planner is not thread-safe);
+ *    threads execute it on their own buffers with fftwf_execute_dft (new-array execution). */
+#include <fftw3.h>
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mbsr/decorr.h"
+
+static pthread_mutex_t planner_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void mbsr_decorr_opts_default(mbsr_decorr_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->nr = 50;
+  o->ng = 10;
+  o->rmin = 0;
+  o->rmax = 1;
+  o->px = 0; /* 2-D: 1 (pixels); volume: from the voxel size */
+  o->apod_px = 20;
+  o->apod = MBSR_DECORR_APOD_MATLAB;
+  o->axis = 2;
+  o->step = 1;
+  o->fg_rel = 0.1;
+  o->min_fg = 0.25;
+}
+
+static int eff_nr(const mbsr_decorr_opts *o) { return o->nr < 30 ? 30 : o->nr; }
+static int eff_ng(const mbsr_decorr_opts *o) { return o->ng < 5 ? 5 : o->ng; }
+
+/* ---------------------------------------------------------------- pieces */
+
+void mbsr_decorr_linspace(double a, double b, int n, double *y) {
+  if (n < 1) return;
+  if (n == 1) {
+    y[0] = b;
+    return;
+  }
+  int n1 = n - 1;
+  for (int k = 0; k < n; k++) y[k] = a + (k * (b - a)) / n1;
+  y[0] = a;
+  y[n1] = b;
+}
+
+int mbsr_decorr_local_max(const double *d, int n) {
+  if (n < 2) return 0;
+  int len = n, ind = 0;
+  for (int k = 1; k < len; k++)
+    if (d[k] > d[ind]) ind = k; /* first index of the maximum */
+  while (len > 1) {
+    if (ind == len - 1) {
+      len--;
+    } else if (ind == 0) {
+      break;
+    } else {
+      double mn = d[ind];
+      for (int k = ind; k < len; k++)
+        if (d[k] < mn) mn = d[k];
+      if (d[ind] - mn >= 0.0005) break;
+      len--;
+    }
+    ind = 0;
+    for (int k = 1; k < len; k++)
+      if (d[k] > d[ind]) ind = k;
+  }
+  return ind;
+}
+
+double mbsr_decorr_trunc3(double num, double c1, double c2) {
+  /* cc = sum(real(A.*conj(B))) ./ (c1*c2); cc = floor(1000*cc)/1000; all in single precision */
+  volatile float prod = (float)c1 * (float)c2;
+  volatile float cc = (float)num / prod;
+  volatile float t = 1000.0f * cc;
+  float r = floorf(t) / 1000.0f;
+  if (isnan(r)) return 0.0;
+  return (double)r;
+}
+
+/* Step 1: the 1-D taper of length n over `px` border pixels (the 1-D part of apodImRect):
+ * x = |linspace(-n/2, n/2, n)|, border = x > n/2 - px; d = (-x - mean(-x over border)) on the border,
+ * 0 inside; d mapped linearly from [min d, max d] onto [-pi/2, pi/2]; inside set to pi/2;
+ * taper = (sin(d) + 1) / 2. */
+static void taper_1d(int64_t n, int px, double *t) {
+  double *x = malloc(sizeof(double) * (size_t)n);
+  mbsr_decorr_linspace(-n / 2.0, n / 2.0, (int)n, x);
+  double sum = 0;
+  int64_t cnt = 0;
+  for (int64_t k = 0; k < n; k++) {
+    x[k] = fabs(x[k]);
+    if (x[k] > n / 2.0 - px) sum += -x[k], cnt++;
+  }
+  if (cnt == 0 || n < 2) {
+    for (int64_t k = 0; k < n; k++) t[k] = 1;
+    free(x);
+    return;
+  }
+  double mean = sum / cnt, dmin = INFINITY, dmax = -INFINITY;
+  for (int64_t k = 0; k < n; k++) {
+    double d = (x[k] > n / 2.0 - px) ? (-x[k] - mean) : 0.0;
+    t[k] = d;
+    if (d < dmin) dmin = d;
+    if (d > dmax) dmax = d;
+  }
+  for (int64_t k = 0; k < n; k++) {
+    double d;
+    if (x[k] > n / 2.0 - px) {
+      double tv = (dmax > dmin) ? (t[k] - dmin) / (dmax - dmin) : 1.0;
+      if (tv < 0) tv = 0;
+      if (tv > 1) tv = 1;
+      d = tv * (M_PI / 2 - (-M_PI / 2)) + (-M_PI / 2);
+    } else {
+      d = M_PI / 2;
+    }
+    t[k] = (sin(d) + 1) / 2;
+  }
+  free(x);
+}
+
+/* MATLAB imresize(v, [L 1], 'bilinear') of a vector of length n to L >= 1 (pixel-centre mapping,
+ * triangle kernel, 4 taps, normalised weights, mirrored indices). */
+static void resize_bilinear(const double *v, int64_t n, int64_t L, double *out) {
+  double scale = (double)L / (double)n;
+  double kw = 2.0;
+  if (scale < 1) kw = kw / scale; /* antialiasing when shrinking (not used here: L >= n) */
+  for (int64_t x = 1; x <= L; x++) {
+    double u = x / scale + 0.5 * (1 - 1 / scale);
+    int64_t left = (int64_t)floor(u - kw / 2);
+    int P = (int)ceil(kw) + 2;
+    double wsum = 0, acc = 0;
+    for (int p = 0; p < P; p++) {
+      int64_t idx = left + p;
+      double dx = u - idx;
+      if (scale < 1) dx *= scale;
+      double w = (dx >= -1 && dx < 0) ? 1 + dx : (dx >= 0 && dx <= 1) ? 1 - dx : 0;
+      if (scale < 1) w *= scale;
+      int64_t m = (idx - 1) % (2 * n);
+      if (m < 0) m += 2 * n;
+      int64_t src = m < n ? m : 2 * n - 1 - m; /* aux = [1:n, n:-1:1] */
+      wsum += w;
+      acc += w * v[src];
+    }
+    out[x - 1] = acc / wsum;
+  }
+}
+
+/* The two tapers (ti along i = MATLAB rows, tj along j = columns); the mask is their outer product. */
+static void apod_tapers(int64_t nx, int64_t ny, int px, mbsr_decorr_apod mode, double *ti, double *tj) {
+  if (mode == MBSR_DECORR_APOD_NONE || px <= 0) {
+    for (int64_t k = 0; k < nx; k++) ti[k] = 1;
+    for (int64_t k = 0; k < ny; k++) tj[k] = 1;
+    return;
+  }
+  if (mode == MBSR_DECORR_APOD_AXIS || nx == ny) {
+    taper_1d(nx, px, ti);
+    taper_1d(ny, px, tj);
+    return;
+  }
+  int64_t ns = nx < ny ? nx : ny;
+  double *t = malloc(sizeof(double) * (size_t)ns);
+  taper_1d(ns, px, t);
+  if (nx < ny) {
+    memcpy(ti, t, sizeof(double) * (size_t)nx);
+    resize_bilinear(t, ns, ny, tj);
+  } else {
+    memcpy(tj, t, sizeof(double) * (size_t)ny);
+    resize_bilinear(t, ns, nx, ti);
+  }
+  free(t);
+}
+
+int mbsr_decorr_apod_mask(int64_t nx, int64_t ny, int px, mbsr_decorr_apod mode, double *mask) {
+  if (nx < 1 || ny < 1 || !mask) return mbsr_error(MBSR_EINVAL, "decorr: bad mask size %lldx%lld", (long long)nx, (long long)ny);
+  double *ti = malloc(sizeof(double) * (size_t)(nx + ny));
+  if (!ti) return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  apod_tapers(nx, ny, px, mode, ti, ti + nx);
+  for (int64_t j = 0; j < ny; j++)
+    for (int64_t i = 0; i < nx; i++) mask[i + nx * j] = ti[i] * ti[nx + j];
+  free(ti);
+  return MBSR_OK;
+}
+
+/* ---------------------------------------------------------------- workspaces */
+
+typedef struct {
+  int64_t nx, ny;   /* full image */
+  int nxo, nyo;     /* odd analysed size */
+  int64_t m;        /* pixels with R^2 < 1 */
+  int32_t *src;     /* [m] index into the (unshifted) FFT output of the k-th pixel in R^2 order */
+  double *r2;       /* [m] sorted R^2 */
+  double *ti, *tj;  /* apodization tapers (full size) */
+  int apod;         /* apply the apodization */
+  fftwf_plan plan;
+  fftwf_complex *pin, *pout; /* plan buffers */
+} shape_ws;
+
+typedef struct {
+  fftwf_complex *cin, *cout;
+  float *ikr, *iki, *inr, *ini;
+  double *pnum, *pden;
+  double *dwork;    /* nr */
+} thread_ws;
+
+typedef struct {
+  double r2;
+  int32_t pix;
+} r2pix;
+
+static int cmp_r2pix(const void *a, const void *b) {
+  const r2pix *x = a, *y = b;
+  if (x->r2 < y->r2) return -1;
+  if (x->r2 > y->r2) return 1;
+  return x->pix < y->pix ? -1 : x->pix > y->pix;
+}
+
+static void shape_free(shape_ws *S) {
+  if (!S) return;
+  if (S->plan) {
+    pthread_mutex_lock(&planner_lock);
+    fftwf_destroy_plan(S->plan);
+    pthread_mutex_unlock(&planner_lock);
+  }
+  fftwf_free(S->pin);
+  fftwf_free(S->pout);
+  free(S->src);
+  free(S->r2);
+  free(S->ti);
+  free(S->tj);
+  free(S);
+}
+
+static int shape_new(int64_t nx, int64_t ny, const mbsr_decorr_opts *o, shape_ws **out) {
+  *out = NULL;
+  if (nx < 3 || ny < 3)
+    return mbsr_error(MBSR_EINVAL, "decorr: image %lldx%lld is too small (each side needs >= 3 pixels)", (long long)nx,
+                      (long long)ny);
+  if (nx > (1 << 15) || ny > (1 << 15) || nx * ny > ((int64_t)1 << 30))
+    return mbsr_error(MBSR_ERANGE, "decorr: image %lldx%lld is too large for a 2-D analysis", (long long)nx, (long long)ny);
+  shape_ws *S = calloc(1, sizeof *S);
+  if (!S) return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  S->nx = nx;
+  S->ny = ny;
+  /* step 2: odd sides (drop the last row / column of an even side) */
+  S->nxo = (int)(nx % 2 ? nx : nx - 1);
+  S->nyo = (int)(ny % 2 ? ny : ny - 1);
+  int nxo = S->nxo, nyo = S->nyo;
+  size_t np = (size_t)nxo * nyo;
+  S->ti = malloc(sizeof(double) * (size_t)nx);
+  S->tj = malloc(sizeof(double) * (size_t)ny);
+  S->pin = fftwf_malloc(sizeof(fftwf_complex) * np);
+  S->pout = fftwf_malloc(sizeof(fftwf_complex) * np);
+  r2pix *tmp = malloc(sizeof(r2pix) * np);
+  double *X = malloc(sizeof(double) * (size_t)(nxo + nyo));
+  if (!S->ti || !S->tj || !S->pin || !S->pout || !tmp || !X) {
+    free(tmp);
+    free(X);
+    shape_free(S);
+    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  }
+  S->apod = o->apod != MBSR_DECORR_APOD_NONE && o->apod_px > 0;
+  apod_tapers(nx, ny, o->apod_px, o->apod, S->ti, S->tj);
+  /* step 3: [X,Y] = meshgrid(linspace(-1,1,cols), linspace(-1,1,rows)); R = sqrt(X.^2+Y.^2); keep R.^2 < 1.
+   * Rows are i (nxo), columns j (nyo). */
+  double *Y = X, *Xc = X + nxo;
+  mbsr_decorr_linspace(-1, 1, nxo, Y);
+  mbsr_decorr_linspace(-1, 1, nyo, Xc);
+  int sx = nxo / 2, sy = nyo / 2; /* fftshift = circshift by floor(n/2) */
+  int64_t m = 0;
+  for (int j = 0; j < nyo; j++)
+    for (int i = 0; i < nxo; i++) {
+      double R = sqrt(Xc[j] * Xc[j] + Y[i] * Y[i]);
+      double R2 = R * R;
+      if (!(R2 < 1)) continue;
+      /* pixel (i,j) of fftshift(F) is F at ((i - sx) mod nxo, (j - sy) mod nyo) */
+      int fi = (i - sx + nxo) % nxo, fj = (j - sy + nyo) % nyo;
+      tmp[m].r2 = R2;
+      tmp[m].pix = fi + nxo * fj;
+      m++;
+    }
+  qsort(tmp, (size_t)m, sizeof *tmp, cmp_r2pix);
+  S->m = m;
+  S->src = malloc(sizeof(int32_t) * (size_t)(m ? m : 1));
+  S->r2 = malloc(sizeof(double) * (size_t)(m ? m : 1));
+  if (!S->src || !S->r2) {
+    free(tmp);
+    free(X);
+    shape_free(S);
+    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  }
+  for (int64_t k = 0; k < m; k++) {
+    S->src[k] = tmp[k].pix;
+    S->r2[k] = tmp[k].r2;
+  }
+  free(tmp);
+  free(X);
+  pthread_mutex_lock(&planner_lock);
+  /* FFTW is row-major: the slow dimension (j, nyo) first */
+  S->plan = fftwf_plan_dft_2d(nyo, nxo, S->pin, S->pout, FFTW_FORWARD, FFTW_ESTIMATE);
+  pthread_mutex_unlock(&planner_lock);
+  if (!S->plan) {
+    shape_free(S);
+    return mbsr_error(MBSR_EUNSUPPORTED, "decorr: FFTW could not plan a %dx%d transform", nxo, nyo);
+  }
+  *out = S;
+  return MBSR_OK;
+}
+
+static void thread_free(thread_ws *T) {
+  if (!T) return;
+  fftwf_free(T->cin);
+  fftwf_free(T->cout);
+  free(T->ikr);
+  free(T->pnum);
+  free(T->dwork);
+  free(T);
+}
+
+static thread_ws *thread_new(const shape_ws *S, int nr) {
+  thread_ws *T = calloc(1, sizeof *T);
+  if (!T) return NULL;
+  size_t np = (size_t)S->nxo * S->nyo, m = (size_t)S->m + 1;
+  T->cin = fftwf_malloc(sizeof(fftwf_complex) * np);
+  T->cout = fftwf_malloc(sizeof(fftwf_complex) * np);
+  T->ikr = malloc(sizeof(float) * 4 * m);
+  T->pnum = malloc(sizeof(double) * 2 * m);
+  T->dwork = malloc(sizeof(double) * (size_t)nr);
+  if (!T->cin || !T->cout || !T->ikr || !T->pnum || !T->dwork) {
+    thread_free(T);
+    return NULL;
+  }
+  T->iki = T->ikr + m;
+  T->inr = T->iki + m;
+  T->ini = T->inr + m;
+  T->pden = T->pnum + m;
+  return T;
+}
+
+/* number of sorted R^2 values < r*r (the disc R.^2 < r^2 is that prefix) */
+static int64_t disc_count(const shape_ws *S, double r) {
+  double t = r * r;
+  int64_t lo = 0, hi = S->m;
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (S->r2[mid] < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/* Steps 6/8: one decorrelation curve from the prefix sums pnum (numerator) and pden (|In|^2). */
+static void curve(const shape_ws *S, const thread_ws *T, double c1, const double *r, int nr, double *d) {
+  for (int k = 0; k < nr; k++) {
+    int64_t n = disc_count(S, r[k]);
+    float c2 = sqrtf((float)T->pden[n]);
+    d[k] = mbsr_decorr_trunc3(T->pnum[n], c1, c2);
+  }
+}
+
+/* Step 8 for one filter width g: Ir = Ik .* (1 - exp(-2 g^2 R^2)), prefix sums of Re(Ir .* conj(In)),
+ * c1 = norm(Ir) over the whole (masked) spectrum. */
+static double highpass_prefix(const shape_ws *S, thread_ws *T, double g) {
+  double csum = 0, acc = 0;
+  T->pnum[0] = 0;
+  double a = (-2.0 * g) * g;
+  for (int64_t p = 0; p < S->m; p++) {
+    float f = (float)(1.0 - exp(a * S->r2[p]));
+    float irr = T->ikr[p] * f, iri = T->iki[p] * f;
+    float ab = hypotf(irr, iri);
+    csum += (double)(ab * ab);
+    acc += (double)(irr * T->inr[p] + iri * T->ini[p]);
+    T->pnum[p + 1] = acc;
+  }
+  return (double)sqrtf((float)csum);
+}
+
+static int analyse(const shape_ws *S, thread_ws *T, const float *im, const mbsr_decorr_opts *o, mbsr_decorr_result *res,
+                   mbsr_decorr_curves *cv) {
+  const int nr = eff_nr(o), ng = eff_ng(o);
+  const int64_t nx = S->nx, ny = S->ny;
+  const int nxo = S->nxo, nyo = S->nyo, sx = nxo / 2, sy = nyo / 2;
+  memset(res, 0, sizeof *res);
+  res->nx = nxo;
+  res->ny = nyo;
+
+  /* step 1: apodization (on the full image, as apodImRect runs before getDcorr), then step 2 (single, odd) */
+  double val = 0;
+  if (S->apod) {
+    double acc = 0;
+    for (int64_t k = 0; k < nx * ny; k++) acc += im[k];
+    val = acc / (double)(nx * ny);
+  }
+  for (int j = 0; j < nyo; j++) {
+    int dj = (j + sy) % nyo;
+    for (int i = 0; i < nxo; i++) {
+      float v = im[i + nx * j];
+      if (S->apod) v = (float)((v - val) * (S->ti[i] * S->tj[j]) + val);
+      int di = (i + sx) % nxo; /* inner fftshift */
+      T->cin[di + (int64_t)nxo * dj][0] = v;
+      T->cin[di + (int64_t)nxo * dj][1] = 0;
+    }
+  }
+  /* step 4: Ik = fftshift(fft2(fftshift(im))) on R^2 < 1; In = Ik ./ |Ik| (non-finite -> 0) */
+  fftwf_execute_dft(S->plan, T->cin, T->cout);
+  double csum = 0;
+  T->pnum[0] = T->pden[0] = 0;
+  double an = 0, ad = 0;
+  for (int64_t p = 0; p < S->m; p++) {
+    float re = T->cout[S->src[p]][0], imv = T->cout[S->src[p]][1];
+    float ab = hypotf(re, imv);
+    float nre = re / ab, nim = imv / ab;
+    if (!isfinite(nre) || !isfinite(nim)) nre = nim = 0;
+    T->ikr[p] = re;
+    T->iki[p] = imv;
+    T->inr[p] = nre;
+    T->ini[p] = nim;
+    csum += (double)(re * re + imv * imv);
+    an += (double)(re * nre + imv * nim);
+    float nb = hypotf(nre, nim);
+    ad += (double)(nb * nb);
+    T->pnum[p + 1] = an;
+    T->pden[p + 1] = ad;
+  }
+  double c0 = (double)sqrtf((float)csum);
+
+  /* step 6: d0 over r = linspace(rmin, rmax, Nr) */
+  double *r1 = malloc(sizeof(double) * 3 * (size_t)nr), *r2 = r1 + nr, *d0 = r2 + nr;
+  double *kcl = malloc(sizeof(double) * (size_t)(2 * ng + 2) * 2), *snr = kcl ? kcl + (2 * ng + 2) : NULL;
+  if (!r1 || !kcl) {
+    free(r1);
+    free(kcl);
+    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  }
+  mbsr_decorr_linspace(o->rmin, o->rmax, nr, r1);
+  curve(S, T, c0, r1, nr, d0);
+  /* step 7 */
+  int ind0 = mbsr_decorr_local_max(d0, nr);
+  double A0 = d0[ind0], k0 = r1[ind0];
+  if (cv) {
+    memcpy(cv->r1, r1, sizeof(double) * nr);
+    memcpy(cv->d0, d0, sizeof(double) * nr);
+  }
+
+  /* step 8: g = [rows/4, exp(linspace(log(gMax), log(0.15), Ng))] */
+  double gMax = 2.0 / r1[ind0];
+  if (isinf(gMax)) gMax = (nxo > nyo ? nxo : nyo) / 2.0;
+  double *g = malloc(sizeof(double) * (size_t)(ng + 1));
+  if (!g) {
+    free(r1);
+    free(kcl);
+    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  }
+  g[0] = nxo / 4.0;
+  mbsr_decorr_linspace(log(gMax), log(0.15), ng, g + 1);
+  for (int h = 1; h <= ng; h++) g[h] = exp(g[h]);
+
+  /* kc list as the MATLAB code indexes it: [k0, pass 1 (Ng+1), pass 2 (Ng) starting at the last
+   * pass-1 slot (which it overwrites), k0] */
+  kcl[0] = k0;
+  snr[0] = A0;
+  double *d = T->dwork;
+  for (int h = 0; h <= ng; h++) {
+    double c1 = highpass_prefix(S, T, g[h]);
+    curve(S, T, c1, r1, nr, d);
+    int ind = mbsr_decorr_local_max(d, nr);
+    kcl[h + 1] = r1[ind];
+    snr[h + 1] = d[ind];
+    if (cv) {
+      memcpy(cv->d + (size_t)h * nr, d, sizeof(double) * nr);
+      cv->g[h] = g[h];
+      cv->kc[h] = r1[ind];
+      cv->amp[h] = d[ind];
+    }
+  }
+  /* step 9: refinement around the last maximum of kc */
+  int j = 0;
+  for (int k = 1; k <= ng + 1; k++)
+    if (kcl[k] >= kcl[j]) j = k;
+  double g1, g2;
+  if (j == 0) {
+    g1 = nxo;
+    g2 = g[0];
+  } else if (j >= ng) { /* MATLAB: ind1 >= numel(g) with ind1 = j + 1 */
+    g1 = g[j - 2];
+    g2 = g[j - 1];
+  } else {
+    g1 = g[j - 1];
+    g2 = g[j];
+  }
+  double *gr = malloc(sizeof(double) * (size_t)ng);
+  if (!gr) {
+    free(r1);
+    free(kcl);
+    free(g);
+    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  }
+  mbsr_decorr_linspace(log(g1), log(g2), ng, gr);
+  for (int h = 0; h < ng; h++) gr[h] = exp(gr[h]);
+  double ra = kcl[j] - (r1[1] - r1[0]), rb = kcl[j] + 0.4;
+  if (ra < 0) ra = 0;
+  if (rb > 1) rb = 1;
+  mbsr_decorr_linspace(ra, fmin(rb, r1[nr - 1]), nr, r2);
+  for (int h = 0; h < ng; h++) {
+    double c1 = highpass_prefix(S, T, gr[h]);
+    curve(S, T, c1, r2, nr, d);
+    int ind = mbsr_decorr_local_max(d, nr);
+    kcl[ng + 1 + h] = r2[ind];
+    snr[ng + 1 + h] = d[ind];
+    if (cv) {
+      memcpy(cv->d + (size_t)(ng + 1 + h) * nr, d, sizeof(double) * nr);
+      cv->g[ng + 1 + h] = gr[h];
+      cv->kc[ng + 1 + h] = r2[ind];
+      cv->amp[ng + 1 + h] = d[ind];
+    }
+  }
+  if (cv) memcpy(cv->r2, r2, sizeof(double) * nr);
+  /* step 10: add k0; drop peaks with amplitude < 0.05; kcMax = max */
+  int nk = 2 * ng + 2;
+  kcl[nk - 1] = k0;
+  snr[nk - 1] = A0;
+  int best = 0;
+  for (int k = 0; k < nk; k++) {
+    if (snr[k] < 0.05) kcl[k] = 0, snr[k] = 0;
+    if (kcl[k] > kcl[best]) best = k;
+  }
+  res->kc_max = kcl[best];
+  res->a_max = snr[best];
+  res->A0 = A0;
+  res->k0 = k0;
+  double px = o->px > 0 ? o->px : 1.0;
+  res->resolution = res->kc_max > 0 ? 2 * px / res->kc_max : INFINITY;
+  free(r1);
+  free(kcl);
+  free(g);
+  free(gr);
+  return MBSR_OK;
+}
+
+static int check_opts(const mbsr_decorr_opts *o) {
+  if (!(o->rmin >= 0 && o->rmax <= 1 && o->rmin < o->rmax))
+    return mbsr_error(MBSR_EINVAL, "decorr: radius range [%g, %g] must satisfy 0 <= rmin < rmax <= 1", o->rmin, o->rmax);
+  if (o->nr > 100000 || o->ng > 1000) return mbsr_error(MBSR_EINVAL, "decorr: Nr %d or Ng %d too large", o->nr, o->ng);
+  if (o->apod_px < 0) return mbsr_error(MBSR_EINVAL, "decorr: negative apodization width %d", o->apod_px);
+  if (o->apod != MBSR_DECORR_APOD_MATLAB && o->apod != MBSR_DECORR_APOD_AXIS && o->apod != MBSR_DECORR_APOD_NONE)
+    return mbsr_error(MBSR_EINVAL, "decorr: unknown apodization mode %d", (int)o->apod);
+  return MBSR_OK;
+}
+
+mbsr_decorr_curves *mbsr_decorr_curves_new(int nr, int ng) {
+  if (nr < 30) nr = 30;
+  if (ng < 5) ng = 5;
+  mbsr_decorr_curves *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->nr = nr;
+  c->ng = ng;
+  size_t nc = (size_t)(2 * ng + 1);
+  c->r1 = calloc((size_t)nr * (3 + nc) + 3 * nc, sizeof(double));
+  if (!c->r1) {
+    free(c);
+    return NULL;
+  }
+  c->d0 = c->r1 + nr;
+  c->r2 = c->d0 + nr;
+  c->d = c->r2 + nr;
+  c->g = c->d + nc * nr;
+  c->kc = c->g + nc;
+  c->amp = c->kc + nc;
+  return c;
+}
+
+void mbsr_decorr_curves_free(mbsr_decorr_curves *c) {
+  if (!c) return;
+  free(c->r1);
+  free(c);
+}
+
+int mbsr_decorr_2d(const float *im, int64_t nx, int64_t ny, const mbsr_decorr_opts *o, mbsr_decorr_result *res,
+                   mbsr_decorr_curves *curves) {
+  mbsr_decorr_opts def;
+  if (!o) {
+    mbsr_decorr_opts_default(&def);
+    o = &def;
+  }
+  if (!im || !res) return mbsr_error(MBSR_EINVAL, "decorr: NULL image or result");
+  int rc = check_opts(o);
+  if (rc) return rc;
+  if (curves && (curves->nr != eff_nr(o) || curves->ng != eff_ng(o)))
+    return mbsr_error(MBSR_EINVAL, "decorr: curves made for Nr=%d Ng=%d, options say Nr=%d Ng=%d", curves->nr,
+                      curves->ng, eff_nr(o), eff_ng(o));
+  for (int64_t k = 0; k < nx * ny; k++)
+    if (!isfinite(im[k]))
+      return mbsr_error(MBSR_ENONFINITE, "decorr: pixel (%lld, %lld) is %g", (long long)(k % nx), (long long)(k / nx),
+                        im[k]);
+  shape_ws *S;
+  if ((rc = shape_new(nx, ny, o, &S))) return rc;
+  thread_ws *T = thread_new(S, eff_nr(o));
+  if (!T) {
+    shape_free(S);
+    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  }
+  rc = analyse(S, T, im, o, res, curves);
+  thread_free(T);
+  shape_free(S);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- volumes */
+
+void mbsr_decorr_summary_free(mbsr_decorr_summary *s) {
+  if (!s) return;
+  if (s->curves)
+    for (int64_t k = 0; k < s->nslices; k++) mbsr_decorr_curves_free(s->curves[k]);
+  free(s->curves);
+  free(s->used);
+  free(s->fg_frac);
+  free(s->slice);
+  free(s);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* R's quantile type 7 of sorted x[0..n-1] (+inf allowed at the top). */
+static double quantile7(const double *x, int64_t n, double p) {
+  if (n <= 0) return NAN;
+  double h = (n - 1) * p;
+  int64_t lo = (int64_t)floor(h);
+  double f = h - lo;
+  if (lo >= n - 1 || f == 0) return x[lo < n ? lo : n - 1];
+  if (isinf(x[lo + 1])) return INFINITY;
+  return x[lo] + f * (x[lo + 1] - x[lo]);
+}
+
+/* 99th percentile of the volume from at most ~4 M voxels taken at a regular stride (type-7 quantile). */
+static double volume_p99(const mbsr_volume *v) {
+  int64_t n = mbsr_volume_nvox(v), stride = n / 4000000 + 1, m = (n + stride - 1) / stride;
+  double *s = malloc(sizeof(double) * (size_t)m);
+  if (!s) return NAN;
+  for (int64_t k = 0; k < m; k++) s[k] = v->data[k * stride];
+  qsort(s, (size_t)m, sizeof(double), cmp_double);
+  double q = quantile7(s, m, 0.99);
+  free(s);
+  return q;
+}
+
+/* Copy slice s along `axis` into buf (rows = the lower remaining array axis). */
+static void get_slice(const mbsr_volume *v, int axis, int64_t s, float *buf) {
+  int64_t nx = v->nx, ny = v->ny, nz = v->nz;
+  if (axis == 2) {
+    memcpy(buf, v->data + nx * ny * s, sizeof(float) * (size_t)(nx * ny));
+  } else if (axis == 1) {
+    for (int64_t k = 0; k < nz; k++) memcpy(buf + nx * k, v->data + nx * (s + ny * k), sizeof(float) * (size_t)nx);
+  } else {
+    for (int64_t k = 0; k < nz; k++)
+      for (int64_t j = 0; j < ny; j++) buf[j + ny * k] = v->data[s + nx * (j + ny * k)];
+  }
+}
+
+int mbsr_decorr_volume(const mbsr_volume *v, const mbsr_decorr_opts *oin, mbsr_decorr_summary **out) {
+  *out = NULL;
+  mbsr_decorr_opts o;
+  if (oin) o = *oin;
+  else mbsr_decorr_opts_default(&o);
+  if (!v || !v->data) return mbsr_error(MBSR_EINVAL, "decorr: NULL volume");
+  int rc = check_opts(&o);
+  if (rc) return rc;
+  if (o.axis < 0 || o.axis > 2) return mbsr_error(MBSR_EINVAL, "decorr: axis %d (use 0, 1 or 2)", o.axis);
+  if (o.step < 1) o.step = 1;
+  double t0 = mbsr_now();
+  int64_t dims[3] = {v->nx, v->ny, v->nz};
+  int a = o.axis == 0 ? 1 : 0, b = o.axis == 2 ? 1 : 2; /* in-plane axes: rows a, columns b */
+  int64_t rows = dims[a], cols = dims[b], ns = dims[o.axis];
+  int64_t nvox = mbsr_volume_nvox(v);
+  for (int64_t k = 0; k < nvox; k++)
+    if (!isfinite(v->data[k]))
+      return mbsr_error(MBSR_ENONFINITE, "decorr: voxel %lld of the volume is %g", (long long)k, v->data[k]);
+
+  mbsr_decorr_summary *S = calloc(1, sizeof *S);
+  if (!S) return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  S->axis = o.axis;
+  S->nslices = ns;
+  S->used = calloc((size_t)ns, sizeof(int));
+  S->fg_frac = calloc((size_t)ns, sizeof(double));
+  S->slice = calloc((size_t)ns, sizeof(mbsr_decorr_result));
+  if (o.keep_curves) S->curves = calloc((size_t)ns, sizeof(mbsr_decorr_curves *));
+  if (!S->used || !S->fg_frac || !S->slice || (o.keep_curves && !S->curves)) {
+    mbsr_decorr_summary_free(S);
+    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  }
+  double va = v->vox[a], vb = v->vox[b];
+  S->px_anisotropic = fabs(va - vb) > 1e-3 * fmax(va, vb);
+  S->px = o.px > 0 ? o.px : 0.5 * (va + vb);
+  o.px = S->px;
+  S->threshold = o.fg_rel * volume_p99(v);
+
+  shape_ws *shape = NULL;
+  if ((rc = shape_new(rows, cols, &o, &shape))) {
+    mbsr_error_prefix(rc, "slices along axis %d: ", o.axis);
+    mbsr_decorr_summary_free(S);
+    return rc;
+  }
+  int64_t *todo = malloc(sizeof(int64_t) * (size_t)ns), ntodo = 0;
+  float *probe = malloc(sizeof(float) * (size_t)(rows * cols));
+  if (!todo || !probe) {
+    free(todo);
+    free(probe);
+    shape_free(shape);
+    mbsr_decorr_summary_free(S);
+    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  }
+  for (int64_t s = 0; s < ns; s++) {
+    get_slice(v, o.axis, s, probe);
+    int64_t fg = 0;
+    for (int64_t k = 0; k < rows * cols; k++) fg += probe[k] > S->threshold;
+    S->fg_frac[s] = (double)fg / (double)(rows * cols);
+    if (s % o.step == 0 && S->fg_frac[s] >= o.min_fg) todo[ntodo++] = s;
+  }
+  free(probe);
+
+  int failed = 0;
+#pragma omp parallel
+  {
+    thread_ws *T = thread_new(shape, eff_nr(&o));
+    float *buf = malloc(sizeof(float) * (size_t)(rows * cols));
+    int ok = T && buf;
+    if (!ok) {
+#pragma omp atomic write
+      failed = 1;
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < ntodo; t++) {
+      if (!ok) continue;
+      int64_t s = todo[t];
+      mbsr_decorr_curves *cv = NULL;
+      if (o.keep_curves) {
+        cv = S->curves[s] = mbsr_decorr_curves_new(o.nr, o.ng);
+        if (!cv) {
+#pragma omp atomic write
+          failed = 1;
+          continue;
+        }
+      }
+      get_slice(v, o.axis, s, buf);
+      if (analyse(shape, T, buf, &o, &S->slice[s], cv) == MBSR_OK) S->used[s] = 1;
+      else {
+#pragma omp atomic write
+        failed = 1;
+      }
+    }
+    thread_free(T);
+    free(buf);
+  }
+  free(todo);
+  shape_free(shape);
+  if (failed) {
+    mbsr_decorr_summary_free(S);
+    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory in the slice workers");
+  }
+
+  /* summary over the analysed slices */
+  double *kc = malloc(sizeof(double) * (size_t)(ns ? ns : 1) * 3), *res = kc + ns, *amp = res + ns;
+  if (!kc) {
+    mbsr_decorr_summary_free(S);
+    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  }
+  int64_t n = 0;
+  for (int64_t s = 0; s < ns; s++) {
+    if (!S->used[s]) continue;
+    kc[n] = S->slice[s].kc_max;
+    res[n] = S->slice[s].resolution;
+    amp[n] = S->slice[s].A0;
+    S->n_no_peak += S->slice[s].kc_max <= 0;
+    n++;
+  }
+  S->nused = n;
+  qsort(kc, (size_t)n, sizeof(double), cmp_double);
+  qsort(res, (size_t)n, sizeof(double), cmp_double);
+  qsort(amp, (size_t)n, sizeof(double), cmp_double);
+  S->kc_median = quantile7(kc, n, 0.5);
+  S->kc_q1 = quantile7(kc, n, 0.25);
+  S->kc_q3 = quantile7(kc, n, 0.75);
+  S->kc_min = n ? kc[0] : NAN;
+  S->kc_max = n ? kc[n - 1] : NAN;
+  S->res_median = quantile7(res, n, 0.5);
+  S->res_q1 = quantile7(res, n, 0.25);
+  S->res_q3 = quantile7(res, n, 0.75);
+  S->A0_median = quantile7(amp, n, 0.5);
+  free(kc);
+  S->seconds = mbsr_now() - t0;
+  *out = S;
+  return MBSR_OK;
+}
