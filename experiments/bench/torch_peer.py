@@ -9,7 +9,7 @@ the faster is reported (both are in the JSON). Times are medians of --repeats ru
 Training step = zero_grad + forward + MSE + backward + Adam step (what mbsr_model_train_step does).
 
 Usage: torch_peer.py [--model resnet|ccnn|all] [--batch 1,8] [--threads 2] [--size 21]
-                     [--repeats 5] [--warmup 2] [--format auto|ncdhw|cl] [--conv]
+                     [--repeats 5] [--warmup 2] [--format auto|ncdhw|cl] [--conv] [--tsv]
 Needs Debian's python3-torch (run it with /usr/bin/python3)."""
 import argparse
 import json
@@ -139,6 +139,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--format", default="auto", choices=["auto", "ncdhw", "cl"])
     ap.add_argument("--conv", action="store_true", help="time one 64->64 conv on 8x64x21^3 instead of the models")
+    ap.add_argument("--tsv", action="store_true",
+                    help="one line per result (what `mbsr bench --peer` reads): "
+                         "model batch format forward_ms step_ms (conv: conv 8 format forward_ms fwdbwd_ms)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     fmts = ["ncdhw", "cl"] if a.format == "auto" else [a.format]
@@ -156,6 +159,14 @@ def main():
                 _, r = best(res, "step_ms")
                 r.update(model=name, batch=b, size=a.size)
                 out["models"].append(r)
+    if a.tsv:
+        if a.conv:
+            c = out["conv"]
+            print("conv\t8\t%s\t%.3f\t%.3f" % (c["format"], c["forward_ms"], c["fwdbwd_ms"]))
+        else:
+            for r in out["models"]:
+                print("%s\t%d\t%s\t%.3f\t%.3f" % (r["model"], r["batch"], r["format"], r["forward_ms"], r["step_ms"]))
+        return
     json.dump(out, sys.stdout, indent=1)
     print()
 

@@ -38,9 +38,17 @@ void mbsr_conv3d_backward_ref(float *dinp, float *dweight, float *dbias, const f
                               const float *weight, const mbsr_conv3d_dims *s);
 /* Which kernel family the fast path uses on this CPU ("avx512", "amx-bf16x3", "portable", ...). */
 const char *mbsr_conv3d_kernel_name(mbsr_precision p);
+/* 1 if a kernel for precision p runs on this CPU (fp32: always; bf16: AVX512_BF16 or AMX; bf16x3: AMX).
+ * Layers too narrow to profit (cin < 8 or cout < 16) run fp32 even in bf16 mode; the weight gradient is
+ * always fp32. */
+int mbsr_conv3d_precision_available(mbsr_precision p);
 /* 1 if the CPU and kernel allow AMX tiles (requests XTILEDATA permission once). */
 int mbsr_cpu_has_amx(void);
 int mbsr_cpu_has_avx512(void);
+int mbsr_cpu_has_avx512bf16(void); /* AVX512_BF16 (vdpbf16ps) */
+/* FMA peak of this CPU measured now (GFLOP/s, fp32, nthreads threads; < 1: all), spending about
+ * `seconds`; 0 if the CPU has neither AVX-512 nor AVX2+FMA. For benchmarks' "% of peak". */
+double mbsr_cpu_fma_peak_gflops(int nthreads, double seconds);
 
 /* ---- the other layers (src/nn/layers.c); n = number of elements. Backward ACCUMULATES. ---- */
 typedef struct mbsr_rng mbsr_rng; /* from mbsr/core.h */

@@ -10,6 +10,7 @@
  * T = the OpenMP thread count at call time, which must not exceed the nthreads the workspace was sized
  * for (the sizing uses max(nthreads, omp_get_max_threads())). */
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,7 +35,7 @@ void mbsr_conv3d_dims_init(mbsr_conv3d_dims *s, int n, int d, int h, int w, int 
 static size_t round16(size_t x) { return (x + 15) & ~(size_t)15; }
 static size_t pad_floats(const mbsr_conv3d_dims *s) {
   int c = s->cin > s->cout ? s->cin : s->cout;
-  return round16((size_t)s->n * (s->d + 2) * (s->h + 2) * (s->w + 2) * c);
+  return round16((size_t)s->n * (s->d + 2) * (s->h + 2) * (s->w + 2) * c) + 16; /* + slack: bf16 pair reads */
 }
 static size_t wt_floats(const mbsr_conv3d_dims *s) { return round16((size_t)27 * s->cin * s->cout); }
 static size_t partial_floats(const mbsr_conv3d_dims *s) { return round16((size_t)27 * s->cin * s->cout + s->cout); }
@@ -75,13 +76,46 @@ int mbsr__conv3d_force_kernel(const char *name) {
   return 0;
 }
 
+/* bf16 kernels run where AVX512_BF16 exists, for layers wide enough to profit (else fp32). */
+static int use_bf16(mbsr_precision p, family fam, int cin, int cout) {
+  return p == MBSR_PREC_BF16 && fam == FAM_AVX512 && mbsr_cpu_has_avx512bf16() && cin >= 8 && cout >= 16;
+}
+
+int mbsr_conv3d_precision_available(mbsr_precision p) {
+  if (p == MBSR_PREC_FP32) return 1;
+  if (p == MBSR_PREC_BF16) return pick() == FAM_AVX512 && mbsr_cpu_has_avx512bf16();
+  return 0; /* bf16x3 needs AMX tiles to pay off; no AMX kernel yet */
+}
+
 const char *mbsr_conv3d_kernel_name(mbsr_precision p) {
-  (void)p; /* the bf16 modes are not implemented yet: every precision runs the fp32 kernels */
   switch (pick()) {
   case FAM_REF: return "reference";
-  case FAM_AVX512: return "avx512-fp32-direct";
+  case FAM_AVX512:
+    if (p == MBSR_PREC_BF16 && mbsr_conv3d_precision_available(p)) return "avx512bf16-direct (dW in fp32)";
+    return "avx512-fp32-direct";
   default: return "portable-fp32-direct";
   }
+}
+
+static uint16_t f2bf(float f) { /* round to nearest even; NaN stays NaN */
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+}
+
+/* wb[k9][r2][co][2] = bf16(w[k9][2*r2 + j][co]), zero past the reduction length rlen = 3*cin. */
+static void pack_bf16(uint16_t *wb, const float *w, int cin, int cout) {
+  const int rlen = 3 * cin, rlen2 = (rlen + 1) / 2;
+#pragma omp parallel for schedule(static)
+  for (int k = 0; k < 9; k++)
+    for (int r2 = 0; r2 < rlen2; r2++)
+      for (int co = 0; co < cout; co++)
+        for (int j = 0; j < 2; j++) {
+          int r = 2 * r2 + j;
+          wb[(((size_t)k * rlen2 + r2) * cout + co) * 2 + j] = r < rlen ? f2bf(w[((size_t)k * rlen + r) * cout + co]) : 0;
+        }
 }
 
 /* ---- padded copies ---- */
@@ -112,13 +146,55 @@ static void pad_copy(float *dst, const float *src, int n, int d, int h, int w, i
   }
 }
 
+/* The same into bf16 (z = 1 or 2 as above). */
+static void pad_copy_bf16(uint16_t *dst, const float *src, int n, int d, int h, int w, int c, int sd, int sh, int sw,
+                          int z) {
+  const int dp = d + 2, hp = h + 2, wp = w + 2;
+  const long prow = (long)wp * c;
+#pragma omp parallel for schedule(static)
+  for (long row = 0; row < (long)n * dp * hp; row++) {
+    const int ih = (int)(row % hp), id = (int)(row / hp % dp), in = (int)(row / ((long)hp * dp));
+    uint16_t *o = dst + row * prow;
+    const int td = id - 1, th = ih - 1;
+    memset(o, 0, sizeof(uint16_t) * prow);
+    if (td < 0 || th < 0 || td % z || th % z || td / z >= sd || th / z >= sh) continue;
+    const float *s = src + ((((long)in * sd + td / z) * sh + th / z) * sw) * c;
+    if (z == 1) mbsr__f32_to_bf16_avx512(o + c, s, (size_t)sw * c);
+    else
+      for (int iw = 0; iw < sw && 1 + z * iw < wp; iw++)
+        mbsr__f32_to_bf16_avx512(o + (long)(1 + z * iw) * c, s + (long)iw * c, (size_t)c);
+  }
+}
+
+static void conv_rows_bf16(float *out, const uint16_t *xp, const uint16_t *wb, const float *bias, int n, int dp, int hp,
+                           int wp, int cin, int cout, int stride, int od, int oh, int ow, int accum) {
+  const long rowH = (long)wp * cin, rowD = (long)hp * wp * cin;
+#pragma omp parallel for schedule(dynamic, 4)
+  for (long row = 0; row < (long)n * od * oh; row++) {
+    const int r_h = (int)(row % oh), r_d = (int)(row / oh % od), r_n = (int)(row / ((long)oh * od));
+    mbsr__conv_row_bf a = {.out = out + row * ow * cout,
+                           .x = xp + (long)r_n * dp * rowD + (long)r_d * stride * rowD + (long)r_h * stride * rowH,
+                           .rowH = rowH,
+                           .rowD = rowD,
+                           .w = wb,
+                           .bias = bias,
+                           .ow = ow,
+                           .cin = cin,
+                           .cout = cout,
+                           .stride = stride,
+                           .accum = accum};
+    mbsr__conv_fwd_row_bf16(&a);
+  }
+}
+
 /* ---- forward-shaped conv over a padded buffer (used by forward and backward-data) ---- */
 static void conv_rows(float *out, const float *xp, const float *w, const float *bias, int n, int dp, int hp, int wp,
                       int cin, int cout, int stride, int od, int oh, int ow, int accum, family fam) {
   void (*row_fn)(const mbsr__conv_row *) =
       fam == FAM_AVX512 ? mbsr__conv_fwd_row_avx512 : mbsr__conv_fwd_row_portable;
   const long rowH = (long)wp * cin, rowD = (long)hp * wp * cin;
-#pragma omp parallel for schedule(static)
+  /* dynamic: the machine is often shared, and a preempted thread must not hold up the others */
+#pragma omp parallel for schedule(dynamic, 4)
   for (long row = 0; row < (long)n * od * oh; row++) {
     const int r_h = (int)(row % oh), r_d = (int)(row / oh % od), r_n = (int)(row / ((long)oh * od));
     mbsr__conv_row a = {.out = out + row * ow * cout,
@@ -144,6 +220,14 @@ void mbsr_conv3d_forward(float *out, const float *inp, const float *weight, cons
     mbsr_conv3d_forward_ref(out, inp, weight, bias, s);
     return;
   }
+  if (use_bf16(s->prec, fam, s->cin, s->cout)) {
+    uint16_t *xb = (uint16_t *)ws, *wb = (uint16_t *)(ws + pad_floats(s));
+    pack_bf16(wb, weight, s->cin, s->cout);
+    pad_copy_bf16(xb, inp, s->n, s->d, s->h, s->w, s->cin, s->d, s->h, s->w, 1);
+    conv_rows_bf16(out, xb, wb, bias, s->n, s->d + 2, s->h + 2, s->w + 2, s->cin, s->cout, s->stride, s->od, s->oh,
+                   s->ow, 0);
+    return;
+  }
   float *xp = ws;
   pad_copy(xp, inp, s->n, s->d, s->h, s->w, s->cin, s->d, s->h, s->w, 1);
   conv_rows(out, xp, weight, bias, s->n, s->d + 2, s->h + 2, s->w + 2, s->cin, s->cout, s->stride, s->od, s->oh,
@@ -165,7 +249,7 @@ static void backward_weights(float *dweight, float *dbias, const float *dout, co
     nt = omp_get_num_threads();
     float *pw = partials + (size_t)t * pstride, *pb = pw + nw;
     memset(pw, 0, sizeof(float) * (nw + cout));
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (long plane = 0; plane < (long)s->n * s->od; plane++) {
       const int pd = (int)(plane % s->od), pn = (int)(plane / s->od);
       const float *g = dout + plane * s->oh * s->ow * cout;
@@ -219,11 +303,20 @@ void mbsr_conv3d_backward(float *dinp, float *dweight, float *dbias, const float
   if (dinp) {
     /* dX = stride-1 conv of the (zero-inserted for stride 2) padded dout with flipped, transposed
      * weights: wt[kd][kh][kw][co][ci] = w[2-kd][2-kh][2-kw][ci][co]. */
+    const int bf = use_bf16(s->prec, fam, cout, cin);
+    float *wf = bf ? partials : wt; /* bf16: fp32 flip in the (now free) partials, packed into wt */
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < 27; k++)
       for (int ci = 0; ci < cin; ci++)
         for (int co = 0; co < cout; co++)
-          wt[((size_t)k * cout + co) * cin + ci] = weight[((size_t)(26 - k) * cin + ci) * cout + co];
+          wf[((size_t)k * cout + co) * cin + ci] = weight[((size_t)(26 - k) * cin + ci) * cout + co];
+    if (bf) {
+      uint16_t *wb = (uint16_t *)wt, *xb = (uint16_t *)pad;
+      pack_bf16(wb, wf, cout, cin);
+      pad_copy_bf16(xb, dout, s->n, s->d, s->h, s->w, cout, s->od, s->oh, s->ow, s->stride);
+      conv_rows_bf16(dinp, xb, wb, NULL, s->n, s->d + 2, s->h + 2, s->w + 2, cout, cin, 1, s->d, s->h, s->w, 1);
+      return;
+    }
     pad_copy(pad, dout, s->n, s->d, s->h, s->w, cout, s->od, s->oh, s->ow, s->stride);
     conv_rows(dinp, pad, wt, NULL, s->n, s->d + 2, s->h + 2, s->w + 2, cout, cin, 1, s->d, s->h, s->w, 1, fam);
   }

@@ -1,5 +1,6 @@
 /* Register-blocked AVX-512 micro-kernels, instantiated by conv3d_avx512.c once per block shape.
- * Included with exactly one of TMPL_FWD (P, CB), TMPL_BWW (RB, CB), TMPL_FWD1 (P), TMPL_BWW1 (RV)
+ * Included with exactly one of TMPL_FWD (P, CB), TMPL_BWW (RB, CB), TMPL_FWD1 (P), TMPL_BWW1 (RV),
+ * TMPL_FWDBF (P, CB: conv3d_bf16.c)
  * defined; the block sizes are macros so that the accumulator arrays have constant size, the loops
  * over them unroll completely and the accumulators live in zmm registers. */
 #define CAT_(a, b, c, d) a##b##_##c##_##d
@@ -147,6 +148,52 @@ static void CAT(bww1, , RV, x)(float *dw, const float *x, int xps, long rowHs, c
     _mm512_mask_storeu_ps(dw + 16 * j, m[j], _mm512_add_ps(_mm512_maskz_loadu_ps(m[j], dw + 16 * j), acc[j]));
 }
 #undef RV
+
+#elif defined(TMPL_FWDBF)
+/* bf16 inputs and weights, fp32 accumulation (vdpbf16ps: each lane adds the products of one PAIR of
+ * consecutive reduction values). x: padded bf16 input; the pair (r, r+1) is one 32-bit broadcast.
+ * w: [9][rlen2][COUT][2] bf16, the odd tail of the reduction padded with a zero weight. */
+static void CAT(fwdbf, , P, CB)(float *out, int ostr, const uint16_t *x, int xps, long rowH, long rowD, int rlen2,
+                                const uint16_t *w, int wstr, const float *bias, int accum, __mmask16 lm, int skip) {
+  __m512 acc[P][CB];
+#pragma GCC unroll 4
+  for (int c = 0; c < CB; c++) {
+    __mmask16 m = c == CB - 1 ? lm : 0xFFFF;
+    __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + 16 * c) : _mm512_setzero_ps();
+#pragma GCC unroll 24
+    for (int p = 0; p < P; p++) acc[p][c] = accum ? _mm512_maskz_loadu_ps(m, out + (long)p * ostr + 16 * c) : b;
+  }
+  for (int kd = 0; kd < 3; kd++)
+    for (int kh = 0; kh < 3; kh++) {
+      const uint16_t *xr = x + kd * rowD + kh * rowH;
+      const uint16_t *wr = w + (long)(kd * 3 + kh) * rlen2 * wstr * 2;
+      for (int r2 = 0; r2 < rlen2; r2++) {
+        __m512i wv[CB];
+#pragma GCC unroll 4
+        for (int c = 0; c < CB; c++)
+          wv[c] = c == CB - 1 ? _mm512_maskz_loadu_epi32(lm, wr + ((long)r2 * wstr + 16 * c) * 2)
+                              : _mm512_loadu_si512(wr + ((long)r2 * wstr + 16 * c) * 2);
+#pragma GCC unroll 24
+        for (int p = 0; p < P; p++) {
+          int32_t pair;
+          memcpy(&pair, xr + (long)p * xps + 2 * r2, 4);
+          __m512i xv = _mm512_set1_epi32(pair);
+          PIN(xv);
+#pragma GCC unroll 4
+          for (int c = 0; c < CB; c++) acc[p][c] = _mm512_dpbf16_ps(acc[p][c], (__m512bh)xv, (__m512bh)wv[c]);
+        }
+      }
+    }
+#pragma GCC unroll 24
+  for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
+    for (int c = 0; c < CB; c++) {
+      __mmask16 m = c == CB - 1 ? lm : 0xFFFF;
+      if (p >= skip) _mm512_mask_storeu_ps(out + (long)p * ostr + 16 * c, m, acc[p][c]);
+    }
+}
+#undef P
+#undef CB
 #endif
 
 #undef CAT

@@ -3,6 +3,9 @@
 #ifndef MBSR_CONV3D_KERNELS_H
 #define MBSR_CONV3D_KERNELS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* One output row (n, od, oh) of a forward-shaped conv over a pre-padded input. */
 typedef struct {
   float *out;         /* (OW, COUT) of this row */
@@ -24,6 +27,22 @@ typedef struct {
   const float *g;     /* dout at (n, od, oh0, 0, 0) */
   int nrows, ow, rlen, cout;
 } mbsr__conv_bww;
+
+/* The same with bf16 input and weights (AVX512_BF16, fp32 accumulation): x is a padded bf16 copy,
+ * w is [3][3][rlen2][COUT][2] bf16 (pairs of consecutive reduction values, rlen2 = ceil(3*CIN/2)). */
+typedef struct {
+  float *out;
+  const uint16_t *x;
+  long rowH, rowD;
+  const uint16_t *w;
+  const float *bias;
+  int ow, cin, cout, stride;
+  int accum;
+} mbsr__conv_row_bf;
+
+void mbsr__conv_fwd_row_bf16(const mbsr__conv_row_bf *a);
+/* dst = bf16(src), round to nearest even (AVX512_BF16) */
+void mbsr__f32_to_bf16_avx512(uint16_t *dst, const float *src, size_t n);
 
 void mbsr__conv_fwd_row_avx512(const mbsr__conv_row *a);
 void mbsr__conv_bww_avx512(const mbsr__conv_bww *a);

@@ -1,6 +1,7 @@
 /* CPU feature detection for the kernel dispatch (cpuid + xgetbv, so the check is what the OS enables,
  * not only what the silicon has) and the one-time AMX tile-data permission request (Linux >= 5.16). */
 #include <cpuid.h>
+#include <immintrin.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -64,3 +65,70 @@ const mbsr__cpu *mbsr__cpu_get(void) {
 int mbsr_cpu_has_amx(void) { return mbsr__cpu_get()->amx; }
 int mbsr_cpu_has_avx512(void) { return mbsr__cpu_get()->avx512; }
 int mbsr_cpu_has_avx512bf16(void) { return mbsr__cpu_get()->avx512bf16; }
+
+/* ---- FMA peak, measured on the spot: independent FMA chains on every thread, no memory traffic ---- */
+#include <omp.h>
+
+#include "mbsr/core.h"
+
+#define FMA_CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+__attribute__((target("avx512f"), noinline)) static float fma_loop_avx512(long iters) {
+
+#define D512(i) __m512 a##i = _mm512_set1_ps(1e-3f * (i));
+  FMA_CHAINS(D512)
+  __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-4f);
+  for (long it = 0; it < iters; it++) {
+#define F512(i) a##i = _mm512_fmadd_ps(a##i, b, c);
+    FMA_CHAINS(F512)
+    __asm__("" : "+v"(b));
+  }
+  __m512 s = _mm512_setzero_ps();
+#define S512(i) s = _mm512_add_ps(s, a##i);
+  FMA_CHAINS(S512)
+  return _mm512_reduce_add_ps(s);
+}
+__attribute__((target("avx2,fma"), noinline)) static float fma_loop_avx2(long iters) {
+#define D256(i) __m256 a##i = _mm256_set1_ps(1e-3f * (i));
+  FMA_CHAINS(D256)
+  __m256 b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(1e-4f);
+  for (long it = 0; it < iters; it++) {
+#define F256(i) a##i = _mm256_fmadd_ps(a##i, b, c);
+    FMA_CHAINS(F256)
+    __asm__("" : "+x"(b));
+  }
+  __m256 s = _mm256_setzero_ps();
+#define S256(i) s = _mm256_add_ps(s, a##i);
+  FMA_CHAINS(S256)
+  float t[8];
+  _mm256_storeu_ps(t, s);
+  return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+}
+
+double mbsr_cpu_fma_peak_gflops(int nthreads, double seconds) {
+  const mbsr__cpu *f = mbsr__cpu_get();
+  if (!f->avx512 && !f->avx2) return 0.0; /* no FMA unit we know how to drive */
+  if (nthreads < 1) nthreads = omp_get_max_threads();
+  const int lanes = f->avx512 ? 16 : 8;
+  long iters = 1 << 20;
+  double best = 0.0, spent = 0.0;
+  /* grow the loop until one run takes >= 20 ms, then keep the best of the runs that fit in `seconds` */
+  while (spent < seconds) {
+    volatile float sink = 0.0f;
+    double t0 = mbsr_now();
+#pragma omp parallel num_threads(nthreads)
+    {
+      float r = f->avx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
+#pragma omp atomic
+      sink += r;
+    }
+    double dt = mbsr_now() - t0;
+    spent += dt;
+    if (dt < 0.02) {
+      iters *= 4;
+      continue;
+    }
+    double g = 2.0 * lanes * 12 * (double)iters * nthreads / dt / 1e9;
+    if (g > best) best = g;
+  }
+  return best;
+}

@@ -1,0 +1,454 @@
+/* mbsr bench: time the paper's networks (ResNet, cCNN) on 21^3 patches — forward, training step
+ * (forward + backward + Adam through the model API), GFLOP/s, fraction of the FMA peak measured on the
+ * spot, per-layer conv times, peak memory — and, with --peer, the identical PyTorch models
+ * (experiments/bench/torch_peer.py) in the same run, printing the ratio torch_time / mbsr_time.
+ * --conv times one 64->64 conv on 8x64x21^3 (forward, forward+backward) instead.
+ * A benchmark, not a test: times are medians of --repeats runs after --warmup runs. */
+#include <getopt.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "mbsr/cli.h"
+#include "mbsr/model.h"
+#include "mbsr/nn.h"
+
+#define MAXB 8
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: mbsr bench [--model resnet|ccnn|all] [--batch 1,8] [--threads N] [--prec fp32|bf16x3|bf16]\n"
+          "                  [--conv] [--peer] [--repeats R] [--warmup W] [--size S] [--no-layers]\n"
+          "                  [--python EXE] [--peer-script PATH] [--json FILE]\n"
+          "  --model        network(s) to time (default all: resnet then ccnn; paper widths)\n"
+          "  --batch        comma-separated batch sizes (default 1,8)\n"
+          "  --threads      OpenMP threads for mbsr and the peer (default: OMP_NUM_THREADS or all cores)\n"
+          "  --prec         conv arithmetic (default fp32; bf16 modes need a CPU that has them)\n"
+          "  --conv         time one 64->64 3x3x3 conv on 8x64x21^3 (forward, forward+backward) instead\n"
+          "  --peer         also run the PyTorch peer (experiments/bench/torch_peer.py) and print ratios\n"
+          "                 torch_time / mbsr_time (> 1: mbsr is faster)\n"
+          "  --repeats      timed runs per measurement, the median is reported (default 5)\n"
+          "  --warmup       untimed runs first (default 1)\n"
+          "  --size         patch edge (default 21)\n"
+          "  --no-layers    skip the per-layer conv breakdown\n"
+          "  --python       interpreter for the peer (default /usr/bin/python3: Debian's python3-torch)\n"
+          "  --peer-script  path of torch_peer.py (default: found via $MBSR_SOURCE_DIR, ./, or the binary)\n"
+          "  --json FILE    also write the results as JSON\n");
+}
+
+typedef struct {
+  int model_mode; /* 0 resnet, 1 ccnn, 2 all */
+  int batches[8], nbatch;
+  int threads, repeats, warmup, size, peer, conv, layers;
+  mbsr_precision prec;
+  const char *python, *script, *json;
+} bench_opts;
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+static double median(double *v, int n) {
+  qsort(v, n, sizeof *v, cmp_d);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void fill(float *p, size_t n, uint64_t seed) {
+  mbsr_rng *r = mbsr_rng_new(seed);
+  for (size_t i = 0; i < n; i++) p[i] = (float)mbsr_rng_uniform(r);
+  mbsr_rng_free(r);
+}
+
+/* ---- per-layer conv timing: the model's conv shapes called directly ---- */
+typedef struct {
+  const char *name;
+  int cin, cout, count, need_dinp;
+} layer_spec;
+
+static int model_layers(mbsr_arch a, const mbsr_model_config *c, layer_spec *L) {
+  if (a == MBSR_ARCH_CCNN) {
+    L[0] = (layer_spec){"conv 1->c1", 1, c->ccnn_c1, 1, 0};
+    L[1] = (layer_spec){"conv c1->c2", c->ccnn_c1, c->ccnn_c2, 1, 1};
+    L[2] = (layer_spec){"conv c2->1", c->ccnn_c2, 1, 1, 1};
+    return 3;
+  }
+  L[0] = (layer_spec){"conv 1->C (head)", 1, c->channels, 1, 0};
+  L[1] = (layer_spec){"conv C->C (blocks)", c->channels, c->channels, 2 * c->blocks, 1};
+  L[2] = (layer_spec){"conv C->1 (tail)", c->channels, 1, 1, 1};
+  return 3;
+}
+
+typedef struct {
+  double fwd_ms, bwd_ms; /* per call */
+} layer_time;
+
+static int time_layer(const layer_spec *l, int B, int S, mbsr_precision prec, int reps, int warm, layer_time *t) {
+  mbsr_conv3d_dims s;
+  mbsr_conv3d_dims_init(&s, B, S, S, S, l->cin, l->cout, 1);
+  s.prec = prec;
+  size_t nv = (size_t)B * S * S * S, ni = nv * l->cin, no = nv * l->cout, nw = (size_t)27 * l->cin * l->cout;
+  size_t nws = mbsr_conv3d_workspace_floats(&s, omp_get_max_threads());
+  float *x = mbsr_alloc(ni * 4), *y = mbsr_alloc(no * 4), *g = mbsr_alloc(no * 4), *w = mbsr_alloc(nw * 4);
+  float *b = mbsr_alloc(l->cout * 4), *dx = mbsr_alloc(ni * 4), *dw = mbsr_alloc(nw * 4), *db = mbsr_alloc(l->cout * 4);
+  float *ws = mbsr_alloc(nws * 4);
+  if (!x || !y || !g || !w || !b || !dx || !dw || !db || !ws) {
+    float *all[] = {x, y, g, w, b, dx, dw, db, ws};
+    for (int i = 0; i < 9; i++) mbsr_free(all[i]);
+    return mbsr_error(MBSR_ENOMEM, "out of memory for a %d->%d conv at batch %d", l->cin, l->cout, B);
+  }
+  fill(x, ni, 1), fill(g, no, 2), fill(w, nw, 3);
+  double tf[64], tb[64];
+  for (int r = -warm; r < reps; r++) {
+    double t0 = mbsr_now();
+    mbsr_conv3d_forward(y, x, w, b, &s, ws);
+    double t1 = mbsr_now();
+    mbsr_conv3d_backward(l->need_dinp ? dx : NULL, dw, db, g, x, w, &s, ws);
+    double t2 = mbsr_now();
+    if (r >= 0) tf[r] = (t1 - t0) * 1e3, tb[r] = (t2 - t1) * 1e3;
+  }
+  t->fwd_ms = median(tf, reps);
+  t->bwd_ms = median(tb, reps);
+  float *all[] = {x, y, g, w, b, dx, dw, db, ws};
+  for (int i = 0; i < 9; i++) mbsr_free(all[i]);
+  return MBSR_OK;
+}
+
+/* ---- the peer ---- */
+typedef struct {
+  char model[16], format[16];
+  int batch;
+  double fwd_ms, step_ms;
+} peer_row;
+
+static const char *find_script(const char *given, char *buf, size_t n) {
+  if (given) return given;
+  const char *src = getenv("MBSR_SOURCE_DIR");
+  char exe[4096];
+  ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  exe[k > 0 ? k : 0] = 0;
+  char *slash = strrchr(exe, '/');
+  if (slash) *slash = 0;
+  const char *cand[4] = {NULL, "experiments/bench/torch_peer.py", NULL, NULL};
+  char c0[4400], c2[4400], c3[4400];
+  if (src) snprintf(c0, sizeof c0, "%s/experiments/bench/torch_peer.py", src), cand[0] = c0;
+  snprintf(c2, sizeof c2, "%s/../../experiments/bench/torch_peer.py", exe), cand[2] = c2; /* build-x/bin/mbsr */
+  snprintf(c3, sizeof c3, "%s/../share/mbsr/torch_peer.py", exe), cand[3] = c3;
+  for (int i = 0; i < 4; i++)
+    if (cand[i] && access(cand[i], R_OK) == 0) {
+      snprintf(buf, n, "%s", cand[i]);
+      return buf;
+    }
+  return NULL;
+}
+
+static int run_peer(const bench_opts *o, const char *models, const char *batches, int conv, peer_row *rows,
+                    int maxrows, int *nrows) {
+  char sbuf[4096], cmd[8192];
+  const char *script = find_script(o->script, sbuf, sizeof sbuf);
+  if (!script) return mbsr_error(MBSR_EIO, "experiments/bench/torch_peer.py not found (use --peer-script)");
+  snprintf(cmd, sizeof cmd,
+           "OMP_NUM_THREADS=%d '%s' '%s' --tsv --threads %d --repeats %d --warmup %d --size %d %s%s%s%s%s",
+           o->threads, o->python, script, o->threads, o->repeats, o->warmup, o->size, conv ? "--conv" : "--model ",
+           conv ? "" : models, conv ? "" : " --batch ", conv ? "" : batches, "");
+  fflush(stdout);
+  FILE *p = popen(cmd, "r");
+  if (!p) return mbsr_error(MBSR_EIO, "cannot run the peer: %s", cmd);
+  char line[512];
+  *nrows = 0;
+  while (fgets(line, sizeof line, p) && *nrows < maxrows) {
+    peer_row *r = &rows[*nrows];
+    if (sscanf(line, "%15s %d %15s %lf %lf", r->model, &r->batch, r->format, &r->fwd_ms, &r->step_ms) == 5) (*nrows)++;
+  }
+  int st = pclose(p);
+  if (st != 0 || *nrows == 0)
+    return mbsr_error(MBSR_EIO, "the peer failed (exit status %d): %s", st, cmd);
+  return MBSR_OK;
+}
+
+static const peer_row *peer_find(const peer_row *rows, int n, const char *model, int batch) {
+  for (int i = 0; i < n; i++)
+    if (!strcmp(rows[i].model, model) && rows[i].batch == batch) return &rows[i];
+  return NULL;
+}
+
+static double maxrss_mb(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;
+}
+
+/* ---- one 64->64 conv ---- */
+static int bench_conv(const bench_opts *o, double peak, FILE *js) {
+  layer_spec l = {"conv 64->64", 64, 64, 1, 1};
+  layer_time t;
+  int rc = time_layer(&l, 8, o->size, o->prec, o->repeats, o->warmup, &t);
+  if (rc) return rc;
+  double gf = 2.0 * 64 * 64 * 27 * 8.0 * o->size * o->size * o->size / 1e9;
+  printf("conv 64->64 3x3x3 on 8x64x%d^3 (%.2f GFLOP forward), %s:\n", o->size, gf, mbsr_conv3d_kernel_name(o->prec));
+  printf("  forward          %8.1f ms  %6.0f GFLOP/s  %5.1f %% of peak\n", t.fwd_ms, gf / t.fwd_ms * 1e3,
+         100 * gf / t.fwd_ms * 1e3 / peak);
+  printf("  backward         %8.1f ms  %6.0f GFLOP/s  (data + weights + bias)\n", t.bwd_ms, 2 * gf / t.bwd_ms * 1e3);
+  double fb = t.fwd_ms + t.bwd_ms;
+  printf("  forward+backward %8.1f ms  %6.0f GFLOP/s  %5.1f %% of peak\n", fb, 3 * gf / fb * 1e3,
+         100 * 3 * gf / fb * 1e3 / peak);
+  if (js) fprintf(js, ",\n \"conv\": {\"forward_ms\": %.3f, \"fwdbwd_ms\": %.3f, \"forward_gflop\": %.4f", t.fwd_ms, fb, gf);
+  if (o->peer) {
+    peer_row pr[4];
+    int np = 0;
+    rc = run_peer(o, NULL, NULL, 1, pr, 4, &np);
+    if (rc) {
+      if (js) fprintf(js, "}");
+      return rc;
+    }
+    printf("  PyTorch %s (%s): forward %.1f ms, forward+backward %.1f ms -> ratio torch/mbsr forward %.2f, "
+           "forward+backward %.2f\n",
+           "1.13", pr[0].format, pr[0].fwd_ms, pr[0].step_ms, pr[0].fwd_ms / t.fwd_ms, pr[0].step_ms / fb);
+    if (js)
+      fprintf(js, ", \"peer_format\": \"%s\", \"peer_forward_ms\": %.3f, \"peer_fwdbwd_ms\": %.3f", pr[0].format,
+              pr[0].fwd_ms, pr[0].step_ms);
+  }
+  if (js) fprintf(js, "}");
+  return MBSR_OK;
+}
+
+typedef struct {
+  char model[16];
+  int batch;
+  double fwd_ms, step_ms, gflop_fwd, rss_mb;
+  double layer_fwd_ms, layer_bwd_ms;
+} model_result;
+
+static int bench_model(const bench_opts *o, mbsr_arch arch, int B, double peak, model_result *res, FILE *js,
+                       int *first) {
+  mbsr_model_config cfg;
+  mbsr_model_config_default(&cfg, arch);
+  mbsr_model *m = NULL;
+  const int S = o->size;
+  int rc = mbsr_model_create(&cfg, B, S, S, S, &m);
+  if (rc) return rc;
+  mbsr_model_init(m, 42);
+  if (o->prec != MBSR_PREC_FP32 && (rc = mbsr_model_set_precision(m, o->prec))) {
+    mbsr_model_free(m);
+    return rc;
+  }
+  size_t nv = (size_t)B * S * S * S;
+  float *in = mbsr_alloc(nv * 4), *tg = mbsr_alloc(nv * 4), *out = mbsr_alloc(nv * 4);
+  if (!in || !tg || !out) {
+    mbsr_free(in), mbsr_free(tg), mbsr_free(out), mbsr_model_free(m);
+    return mbsr_error(MBSR_ENOMEM, "out of memory");
+  }
+  fill(in, nv, 5), fill(tg, nv, 6);
+  mbsr_adam_config adam;
+  mbsr_adam_config_default(&adam);
+  double tf[64], ts[64];
+  for (int r = -o->warmup; r < o->repeats; r++) {
+    double t0 = mbsr_now();
+    rc = mbsr_model_forward(m, in, B, out);
+    double t1 = mbsr_now();
+    double loss = mbsr_model_train_step(m, in, tg, B, &adam);
+    double t2 = mbsr_now();
+    if (rc || loss < 0 || loss != loss) {
+      mbsr_free(in), mbsr_free(tg), mbsr_free(out), mbsr_model_free(m);
+      return rc ? rc : mbsr_error(MBSR_ENONFINITE, "training step failed (loss %g)", loss);
+    }
+    if (r >= 0) tf[r] = (t1 - t0) * 1e3, ts[r] = (t2 - t1) * 1e3;
+  }
+  snprintf(res->model, sizeof res->model, "%s", mbsr_arch_name(arch));
+  res->batch = B;
+  res->fwd_ms = median(tf, o->repeats);
+  res->step_ms = median(ts, o->repeats);
+  res->gflop_fwd = mbsr_model_forward_flops(m) * B / 1e9;
+  res->rss_mb = maxrss_mb();
+  mbsr_free(in), mbsr_free(tg), mbsr_free(out);
+
+  double gfs_f = res->gflop_fwd / res->fwd_ms * 1e3, gfs_s = 3 * res->gflop_fwd / res->step_ms * 1e3;
+  printf("%-7s batch %d: forward %8.1f ms %6.0f GFLOP/s %5.1f %% | train step %8.1f ms %6.0f GFLOP/s %5.1f %% | "
+         "maxrss %.0f MB\n",
+         res->model, B, res->fwd_ms, gfs_f, 100 * gfs_f / peak, res->step_ms, gfs_s, 100 * gfs_s / peak, res->rss_mb);
+  if (js)
+    fprintf(js,
+            "%s\n  {\"model\": \"%s\", \"batch\": %d, \"forward_ms\": %.3f, \"step_ms\": %.3f, \"forward_gflop\": %.4f, "
+            "\"maxrss_mb\": %.1f",
+            *first ? "" : ",", res->model, B, res->fwd_ms, res->step_ms, res->gflop_fwd, res->rss_mb);
+  *first = 0;
+
+  res->layer_fwd_ms = res->layer_bwd_ms = 0;
+  if (o->layers) {
+    layer_spec L[8];
+    int nl = model_layers(arch, mbsr_model_get_config(m), L);
+    if (js) fprintf(js, ", \"layers\": [");
+    for (int i = 0; i < nl; i++) {
+      layer_time t;
+      int reps = o->repeats < 3 ? o->repeats : 3;
+      if ((rc = time_layer(&L[i], B, S, o->prec, reps, 1, &t))) break;
+      double lf = 2.0 * 27 * L[i].cin * L[i].cout * (double)nv / 1e9;
+      printf("    %-20s %-7s x%-2d  fwd %7.2f ms (%4.0f GFLOP/s)  bwd %7.2f ms%s  -> per step %7.1f ms\n", L[i].name,
+             "", L[i].count, t.fwd_ms, lf / t.fwd_ms * 1e3, t.bwd_ms, L[i].need_dinp ? "" : " (no dX)",
+             L[i].count * (t.fwd_ms + t.bwd_ms));
+      res->layer_fwd_ms += L[i].count * t.fwd_ms;
+      res->layer_bwd_ms += L[i].count * t.bwd_ms;
+      if (js)
+        fprintf(js, "%s{\"layer\": \"%d->%d\", \"count\": %d, \"forward_ms\": %.3f, \"backward_ms\": %.3f}", i ? ", " : "",
+                L[i].cin, L[i].cout, L[i].count, t.fwd_ms, t.bwd_ms);
+    }
+    if (js) fprintf(js, "]");
+    if (!rc) {
+      double conv = res->layer_fwd_ms + res->layer_bwd_ms;
+      printf("    convs alone: forward %.1f ms, backward %.1f ms; rest of the step (activations, residuals, loss, "
+             "Adam, copies) ~%.1f ms (%.0f %%)\n",
+             res->layer_fwd_ms, res->layer_bwd_ms, res->step_ms - conv, 100 * (res->step_ms - conv) / res->step_ms);
+    }
+  }
+  if (js) fprintf(js, "}");
+  mbsr_model_free(m);
+  return rc;
+}
+
+int mbsr_cmd_bench(int argc, char **argv) {
+  static const struct option opts[] = {{"model", required_argument, 0, 'm'},   {"batch", required_argument, 0, 'b'},
+                                       {"threads", required_argument, 0, 't'}, {"prec", required_argument, 0, 'p'},
+                                       {"conv", no_argument, 0, 'c'},          {"peer", no_argument, 0, 'P'},
+                                       {"repeats", required_argument, 0, 'r'}, {"warmup", required_argument, 0, 'w'},
+                                       {"size", required_argument, 0, 's'},    {"no-layers", no_argument, 0, 'L'},
+                                       {"python", required_argument, 0, 'y'},  {"peer-script", required_argument, 0, 'S'},
+                                       {"json", required_argument, 0, 'j'},    {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  bench_opts o = {.model_mode = 2, .batches = {1, 8}, .nbatch = 2, .threads = omp_get_max_threads(), .repeats = 5,
+                  .warmup = 1, .size = 21, .layers = 1, .prec = MBSR_PREC_FP32, .python = "/usr/bin/python3"};
+  if (access(o.python, X_OK) != 0) o.python = "python3";
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    char *end;
+    switch (c) {
+      case 'm':
+        if (!strcmp(optarg, "resnet")) o.model_mode = 0;
+        else if (!strcmp(optarg, "ccnn")) o.model_mode = 1;
+        else if (!strcmp(optarg, "all")) o.model_mode = 2;
+        else return mbsr_cli_usage_error("bench", "--model: resnet, ccnn or all, not '%s'", optarg);
+        break;
+      case 'b': {
+        o.nbatch = 0;
+        const char *s = optarg;
+        while (*s && o.nbatch < 8) {
+          long v = strtol(s, &end, 10);
+          if (end == s || v < 1 || v > 4096) return mbsr_cli_usage_error("bench", "--batch: bad list '%s'", optarg);
+          o.batches[o.nbatch++] = (int)v;
+          s = *end == ',' ? end + 1 : end;
+          if (*end && *end != ',') return mbsr_cli_usage_error("bench", "--batch: bad list '%s'", optarg);
+        }
+        if (!o.nbatch) return mbsr_cli_usage_error("bench", "--batch: empty list");
+        break;
+      }
+      case 't':
+        o.threads = (int)strtol(optarg, &end, 10);
+        if (*end || o.threads < 1 || o.threads > 1024) return mbsr_cli_usage_error("bench", "--threads: bad '%s'", optarg);
+        break;
+      case 'p':
+        if (!strcmp(optarg, "fp32")) o.prec = MBSR_PREC_FP32;
+        else if (!strcmp(optarg, "bf16x3")) o.prec = MBSR_PREC_BF16X3;
+        else if (!strcmp(optarg, "bf16")) o.prec = MBSR_PREC_BF16;
+        else return mbsr_cli_usage_error("bench", "--prec: fp32, bf16x3 or bf16, not '%s'", optarg);
+        break;
+      case 'c': o.conv = 1; break;
+      case 'P': o.peer = 1; break;
+      case 'r':
+        o.repeats = (int)strtol(optarg, &end, 10);
+        if (*end || o.repeats < 1 || o.repeats > 64) return mbsr_cli_usage_error("bench", "--repeats: 1..64");
+        break;
+      case 'w':
+        o.warmup = (int)strtol(optarg, &end, 10);
+        if (*end || o.warmup < 0 || o.warmup > 64) return mbsr_cli_usage_error("bench", "--warmup: 0..64");
+        break;
+      case 's':
+        o.size = (int)strtol(optarg, &end, 10);
+        if (*end || o.size < 3 || o.size > 256) return mbsr_cli_usage_error("bench", "--size: 3..256");
+        break;
+      case 'L': o.layers = 0; break;
+      case 'y': o.python = optarg; break;
+      case 'S': o.script = optarg; break;
+      case 'j': o.json = optarg; break;
+      case 'h': usage(stdout); return 0;
+      default: return mbsr_cli_usage_error("bench", "unknown option");
+    }
+  }
+  if (optind < argc) return mbsr_cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+  if (mbsr_cli_mpi_active() && mbsr_log_rank() != 0) return 0; /* one timing process; other ranks idle */
+  omp_set_num_threads(o.threads);
+
+  if (!mbsr_conv3d_precision_available(o.prec)) {
+    mbsr_error(MBSR_EUNSUPPORTED, "--prec %s: no such conv kernel on this CPU (AMX: %s, AVX512_BF16: %s)",
+               o.prec == MBSR_PREC_BF16 ? "bf16" : "bf16x3", mbsr_cpu_has_amx() ? "yes" : "no",
+               mbsr_cpu_has_avx512bf16() ? "yes" : "no");
+    return mbsr_cli_fail("bench");
+  }
+
+  double peak = mbsr_cpu_fma_peak_gflops(o.threads, 0.3);
+  printf("mbsr bench: %d threads, conv kernels %s, FMA peak measured now %.0f GFLOP/s (fp32), %d repeats "
+         "(median) after %d warm-up\n",
+         o.threads, mbsr_conv3d_kernel_name(o.prec), peak, o.repeats, o.warmup);
+  if (peak <= 0) peak = 1;
+
+  char tmp[4096];
+  FILE *js = NULL;
+  if (o.json) {
+    if (mbsr_tmp_path(o.json, tmp, sizeof tmp) || !(js = fopen(tmp, "w")))
+      return mbsr_error(MBSR_EIO, "%s: cannot write", o.json), mbsr_cli_fail("bench");
+    fprintf(js, "{\"threads\": %d, \"kernel\": \"%s\", \"fma_peak_gflops\": %.1f, \"repeats\": %d, \"size\": %d",
+            o.threads, mbsr_conv3d_kernel_name(o.prec), peak, o.repeats, o.size);
+  }
+  int rc = MBSR_OK;
+  if (o.conv) {
+    rc = bench_conv(&o, peak, js);
+  } else {
+    model_result res[16];
+    int nres = 0, first = 1;
+    mbsr_arch archs[2] = {MBSR_ARCH_RESNET, MBSR_ARCH_CCNN};
+    int a0 = o.model_mode == 1 ? 1 : 0, a1 = o.model_mode == 0 ? 0 : 1;
+    if (js) fprintf(js, ",\n \"models\": [");
+    for (int a = a0; a <= a1 && !rc; a++)
+      for (int k = 0; k < o.nbatch && !rc && nres < 16; k++) {
+        rc = bench_model(&o, archs[a], o.batches[k], peak, &res[nres], js, &first);
+        if (!rc) nres++;
+      }
+    if (js) fprintf(js, "]");
+    if (!rc && o.peer) {
+      char models[32], batches[128] = "";
+      snprintf(models, sizeof models, "%s", o.model_mode == 0 ? "resnet" : o.model_mode == 1 ? "ccnn" : "all");
+      for (int k = 0; k < o.nbatch; k++)
+        snprintf(batches + strlen(batches), sizeof batches - strlen(batches), "%s%d", k ? "," : "", o.batches[k]);
+      peer_row pr[16];
+      int np = 0;
+      printf("PyTorch peer (same threads, its faster memory format, median of %d):\n", o.repeats);
+      rc = run_peer(&o, models, batches, 0, pr, 16, &np);
+      if (js) fprintf(js, ",\n \"peer\": [");
+      for (int i = 0; i < nres && !rc; i++) {
+        const peer_row *p = peer_find(pr, np, res[i].model, res[i].batch);
+        if (!p) continue;
+        printf("%-7s batch %d: torch forward %8.1f ms, train step %8.1f ms (%s) | ratio torch/mbsr: forward %.2f, "
+               "train step %.2f\n",
+               res[i].model, res[i].batch, p->fwd_ms, p->step_ms, p->format, p->fwd_ms / res[i].fwd_ms,
+               p->step_ms / res[i].step_ms);
+        if (js)
+          fprintf(js, "%s\n  {\"model\": \"%s\", \"batch\": %d, \"format\": \"%s\", \"forward_ms\": %.3f, \"step_ms\": %.3f, "
+                      "\"ratio_forward\": %.3f, \"ratio_step\": %.3f}",
+                  i ? "," : "", p->model, p->batch, p->format, p->fwd_ms, p->step_ms, p->fwd_ms / res[i].fwd_ms,
+                  p->step_ms / res[i].step_ms);
+      }
+      if (js) fprintf(js, "]");
+    }
+  }
+  if (js) {
+    fprintf(js, "\n}\n");
+    if (fclose(js) || rc) {
+      mbsr_abandon_file(tmp);
+      if (!rc) rc = mbsr_error(MBSR_EIO, "%s: write failed", o.json);
+    } else if ((rc = mbsr_commit_file(tmp, o.json))) {
+      mbsr_abandon_file(tmp);
+    }
+  }
+  if (rc) return mbsr_cli_fail("bench");
+  return 0;
+}
