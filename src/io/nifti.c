@@ -89,11 +89,17 @@ static int64_t stream_length(const char *path, int *gz_error) {
   gzFile g = gzopen(path, "rb");
   *gz_error = 0;
   if (!g) return -1;
-  static _Thread_local char buf[1 << 16];
+  enum { BUF = 1 << 16 };
+  char *buf = malloc(BUF);
+  if (!buf) {
+    gzclose(g);
+    return -1;
+  }
   int64_t total = 0;
   int r;
-  while ((r = gzread(g, buf, sizeof buf)) > 0) total += r;
+  while ((r = gzread(g, buf, BUF)) > 0) total += r;
   if (r < 0) *gz_error = 1;
+  free(buf);
   gzclose(g);
   return total;
 }
