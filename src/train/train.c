@@ -1,0 +1,579 @@
+/* `mbsr train`: MPI data-parallel training (see include/mbsr/train.h for the scheme).
+ *
+ * Determinism: the permutation of epoch e is a Fisher-Yates shuffle driven by
+ * mt19937(seed_mix(seed, EPOCH + e)); weights are Glorot-initialised from `seed`. Every random
+ * choice is therefore derivable from (seed, epoch), and a checkpoint only needs (epoch, step in
+ * epoch, global step, Adam state, early-stopping state, the epoch's running train-loss sum as a
+ * hex float) for a resumed run to end bitwise equal to an uninterrupted one (same rank count and
+ * thread count: the reduction order of the all-reduce and of the kernels then does not change).
+ *
+ * An epoch is ceil(N / B) global steps of exactly B patches (the last batch wraps around to the
+ * start of the permutation), or --steps-per-epoch steps. Rank r's share of a global batch is the
+ * contiguous slice [r*B/P, (r+1)*B/P).
+ *
+ * Per step: local read -> phase_grad(norm = B) -> one small MPI_Allreduce (loss, failures, stop
+ * request) that also agrees on status -> ONE MPI_Allreduce(SUM) over the phase's contiguous
+ * gradient span -> phase_update (identical on all ranks). */
+#include <dirent.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mbsr/train.h"
+
+#define SEED_EPOCH 0x45504f4348ULL /* "EPOCH" */
+
+void mbsr_train_config_default(mbsr_train_config *c) {
+  memset(c, 0, sizeof *c);
+  mbsr_model_config_default(&c->model, MBSR_ARCH_RESNET);
+  mbsr_adam_config_default(&c->adam);
+  c->pair = "200-100";
+  c->batch = 8;
+  c->epochs = 1000;
+  c->patience = 100;
+  c->seed = 1;
+  c->ckpt_every = 100;
+  c->checksum_every = 10;
+  c->finetune_last = -1;
+  c->val_every = 1;
+  c->progress = 1;
+  c->inject_fail_rank = -1;
+  c->inject_fail_step = -1;
+}
+
+/* ---- tiny JSON helpers for the checkpoint's info string ---- */
+static int json_num(const char *js, const char *key, double *v) {
+  char pat[80];
+  snprintf(pat, sizeof pat, "\"%s\":", key);
+  const char *p = strstr(js, pat);
+  if (!p) return -1;
+  p += strlen(pat);
+  if (*p == '"') p++; /* hex floats are stored as strings */
+  char *end;
+  *v = strtod(p, &end);
+  return end == p ? -1 : 0;
+}
+
+typedef struct {
+  int64_t epoch, step_in_epoch, step, best_epoch, bad_epochs;
+  double best_val, last_val, train_sum;
+  int64_t train_n;
+  int finished;
+} run_state;
+
+static void state_to_meta(const run_state *s, const mbsr_train_config *c, int P, int64_t spe, mbsr_ckpt_meta *m) {
+  memset(m, 0, sizeof *m);
+  m->step = s->step, m->epoch = s->epoch, m->best_epoch = s->best_epoch, m->bad_epochs = s->bad_epochs;
+  m->best_val = s->best_val, m->last_val = s->last_val, m->seed = c->seed;
+  snprintf(m->info, sizeof m->info,
+           "{\"step_in_epoch\":%lld,\"train_sum\":\"%a\",\"train_n\":%lld,\"finished\":%d,\"nranks\":%d,\"batch\":%d,"
+           "\"steps_per_epoch\":%lld,\"lr\":%.9g,\"pair\":\"%s\",\"data\":\"%.900s\"}",
+           (long long)s->step_in_epoch, s->train_sum, (long long)s->train_n, s->finished, P, c->batch, (long long)spe,
+           (double)c->adam.lr, c->pair, c->data);
+}
+
+static int meta_to_state(const mbsr_ckpt_meta *m, run_state *s) {
+  double v;
+  s->step = m->step, s->epoch = m->epoch, s->best_epoch = m->best_epoch, s->bad_epochs = m->bad_epochs;
+  s->best_val = m->best_val, s->last_val = m->last_val;
+  if (json_num(m->info, "step_in_epoch", &v)) return mbsr_error(MBSR_EFORMAT, "checkpoint: no trainer state in its info");
+  s->step_in_epoch = (int64_t)v;
+  s->train_sum = json_num(m->info, "train_sum", &v) ? 0 : v;
+  s->train_n = json_num(m->info, "train_n", &v) ? 0 : (int64_t)v;
+  s->finished = json_num(m->info, "finished", &v) ? 0 : (int)v;
+  return MBSR_OK;
+}
+
+/* FNV-1a over the parameter bytes: equal weights on all ranks <=> equal hashes (in practice). */
+static uint64_t param_hash(const float *p, size_t n) {
+  const uint32_t *w = (const uint32_t *)p;
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; i++) h = (h ^ w[i]) * 1099511628211ULL;
+  return h;
+}
+
+static void shuffle(int64_t *perm, int64_t n, uint64_t seed, int64_t epoch) {
+  for (int64_t i = 0; i < n; i++) perm[i] = i;
+  mbsr_rng *r = mbsr_rng_new(mbsr_seed_mix(seed, SEED_EPOCH + (uint64_t)epoch));
+  for (int64_t i = n - 1; i > 0; i--) {
+    int64_t j = (int64_t)mbsr_rng_uint(r, (uint64_t)i + 1);
+    int64_t t = perm[i];
+    perm[i] = perm[j], perm[j] = t;
+  }
+  mbsr_rng_free(r);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Resident memory in bytes (Linux /proc/self/statm). */
+static double rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  long pages = 0, res = 0;
+  if (f) {
+    if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
+    fclose(f);
+  }
+  return (double)res * (double)sysconf(_SC_PAGESIZE);
+}
+
+/* Remove temporaries a killed run left in the output directory (never a file with a final name). */
+static void clean_stale_tmp(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  char p[4096];
+  while ((e = readdir(d)))
+    if (!strncmp(e->d_name, ".tmp-", 5)) {
+      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+      unlink(p);
+    }
+  closedir(d);
+}
+
+/* On resume: keep only the log lines of steps the checkpoint includes. */
+static void truncate_log(const char *path, int64_t step) {
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.trunc", path);
+  FILE *g = fopen(tmp, "w");
+  if (!g) {
+    fclose(f);
+    return;
+  }
+  char line[4096];
+  while (fgets(line, sizeof line, f)) {
+    double s;
+    if (json_num(line, "step", &s) == 0 && (int64_t)s <= step) fputs(line, g);
+  }
+  fclose(f);
+  fclose(g);
+  rename(tmp, path);
+}
+
+static int write_config_json(const mbsr_train_config *c, const char *dir, int P, int64_t ntrain, int64_t nval, int64_t spe) {
+  char path[4096], tmp[4200];
+  snprintf(path, sizeof path, "%s/config.json", dir);
+  int rc = mbsr_tmp_path(path, tmp, sizeof tmp);
+  if (rc) return rc;
+  FILE *f = fopen(tmp, "w");
+  if (!f) return mbsr_error(MBSR_EIO, "%s: cannot write", tmp);
+  fprintf(f,
+          "{\n  \"mbsr_version\": \"%s\",\n  \"data\": \"%s\",\n  \"pair\": \"%s\",\n  \"arch\": \"%s\",\n  \"channels\": %d,\n"
+          "  \"blocks\": %d,\n  \"global_residual\": %d,\n  \"ccnn_c1\": %d,\n  \"ccnn_c2\": %d,\n  \"batch\": %d,\n"
+          "  \"lr\": %.9g,\n  \"beta1\": %.9g,\n  \"beta2\": %.9g,\n  \"eps\": %.9g,\n  \"epochs\": %d,\n  \"patience\": %d,\n"
+          "  \"max_patches\": %lld,\n  \"steps_per_epoch\": %lld,\n  \"max_steps\": %lld,\n  \"seed\": %llu,\n"
+          "  \"ckpt_every\": %lld,\n  \"checksum_every\": %d,\n  \"init\": \"%s\",\n  \"finetune_last\": %d,\n"
+          "  \"time_limit\": %g,\n  \"threads\": %d,\n  \"nranks\": %d,\n  \"train_patches\": %lld,\n  \"val_patches\": %lld\n}\n",
+          MBSR_VERSION, c->data, c->pair, mbsr_arch_name(c->model.arch), c->model.channels, c->model.blocks,
+          c->model.global_residual, c->model.ccnn_c1, c->model.ccnn_c2, c->batch, (double)c->adam.lr, (double)c->adam.beta1,
+          (double)c->adam.beta2, (double)c->adam.eps, c->epochs, c->patience, (long long)c->max_patches, (long long)spe,
+          (long long)c->max_steps, (unsigned long long)c->seed, (long long)c->ckpt_every, c->checksum_every,
+          c->init ? c->init : "", c->finetune_last, c->time_limit, omp_get_max_threads(), P, (long long)ntrain,
+          (long long)nval);
+  if (fclose(f) != 0) {
+    mbsr_abandon_file(tmp);
+    return mbsr_error(MBSR_EIO, "%s: write failed", tmp);
+  }
+  return mbsr_commit_file(tmp, path);
+}
+
+/* Parallel validation: rank r evaluates the contiguous slice [r*N/P, (r+1)*N/P); the per-patch
+ * MSEs are gathered and summed in patch order, so the value does not depend on the rank count. */
+static int validate(mbsr_model *m, mbsr_patchset *val, int64_t nval, int mb, float *in, float *tg, float *out, MPI_Comm comm,
+                    double *loss, double *io_t) {
+  int rank, P;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &P);
+  int64_t v0 = nval * rank / P, v1 = nval * (rank + 1) / P;
+  int nloc = (int)(v1 - v0);
+  double *mine = malloc(sizeof(double) * (size_t)(nloc > 0 ? nloc : 1));
+  double *all = malloc(sizeof(double) * (size_t)(nval > 0 ? nval : 1));
+  int *cnts = malloc(sizeof(int) * (size_t)P), *disp = malloc(sizeof(int) * (size_t)P);
+  int rc = (!mine || !all || !cnts || !disp) ? mbsr_error(MBSR_ENOMEM, "validation: out of memory") : 0;
+  int pd, ph, pw;
+  mbsr_model_patch_dims(m, NULL, &pd, &ph, &pw);
+  const size_t vox = (size_t)pd * ph * pw;
+  int64_t idx[256];
+  for (int64_t k = v0; !rc && k < v1; k += mb) {
+    int nb = (int)(v1 - k < mb ? v1 - k : mb);
+    for (int j = 0; j < nb; j++) idx[j] = k + j;
+    double t = mbsr_now();
+    rc = mbsr_patchset_read(val, idx, nb, in, tg);
+    *io_t += mbsr_now() - t;
+    if (!rc) rc = mbsr_model_forward(m, in, nb, out);
+    for (int j = 0; !rc && j < nb; j++) {
+      double se = 0;
+      for (size_t v = 0; v < vox; v++) {
+        double d = (double)out[j * vox + v] - (double)tg[j * vox + v];
+        se += d * d;
+      }
+      mine[k - v0 + j] = se / (double)vox;
+    }
+  }
+  if ((rc = mbsr_mpi_agree(comm, rc)) == 0) {
+    for (int r = 0; r < P; r++) cnts[r] = (int)(nval * (r + 1) / P - nval * r / P), disp[r] = (int)(nval * r / P);
+    if (MPI_Allgatherv(mine, nloc, MPI_DOUBLE, all, cnts, disp, MPI_DOUBLE, comm) != MPI_SUCCESS)
+      rc = mbsr_error(MBSR_EMPI, "validation: MPI_Allgatherv failed");
+    double s = 0;
+    for (int64_t k = 0; k < nval; k++) s += all[k];
+    *loss = nval ? s / (double)nval : NAN;
+  }
+  free(mine), free(all), free(cnts), free(disp);
+  return rc;
+}
+
+int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary *sum) {
+  int rank, P, rc = MBSR_OK;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &P);
+  mbsr_train_summary S0;
+  if (!sum) sum = &S0;
+  memset(sum, 0, sizeof *sum);
+  const double t_start = mbsr_now();
+  mbsr_patchset *tr = NULL, *va = NULL;
+  mbsr_model *m = NULL;
+  float *bin = NULL, *btg = NULL, *bout = NULL;
+  int64_t *perm = NULL, *sub = NULL; /* epoch permutation of [0,ntrain); the used subset of the file's patches */
+  FILE *log = NULL;
+  char last_path[4096], best_path[4096], log_path[4096];
+  run_state st;
+  memset(&st, 0, sizeof st);
+  st.best_val = INFINITY, st.last_val = NAN, st.best_epoch = -1;
+
+  /* ---- configuration checks (identical on all ranks) ---- */
+  if (!c->data || !c->pair || (!c->out && !c->dry_run)) rc = mbsr_error(MBSR_EINVAL, "train: --data, --pair and --out are required");
+  else if (c->batch < 1 || c->batch > 65536) rc = mbsr_error(MBSR_EINVAL, "train: --batch %d out of range 1..65536", c->batch);
+  else if (c->epochs < 1) rc = mbsr_error(MBSR_EINVAL, "train: --epochs must be >= 1");
+  else if (c->patience < 0) rc = mbsr_error(MBSR_EINVAL, "train: --patience must be >= 0");
+  else if (!(c->adam.lr > 0)) rc = mbsr_error(MBSR_EINVAL, "train: --lr must be > 0");
+  if (rc) return mbsr_mpi_agree(comm, rc);
+  if (c->threads > 0) omp_set_num_threads(c->threads);
+  if (c->out) {
+    snprintf(last_path, sizeof last_path, "%s/last.h5", c->out);
+    snprintf(best_path, sizeof best_path, "%s/best.h5", c->out);
+    snprintf(log_path, sizeof log_path, "%s/train.jsonl", c->out);
+  }
+
+  /* ---- data ---- */
+  rc = mbsr_patchset_open(c->data, c->pair, "train", &tr);
+  if (!rc) rc = mbsr_patchset_open(c->data, c->pair, "val", &va);
+  if (!rc && mbsr_patchset_count(tr) < 1) rc = mbsr_error(MBSR_EINVAL, "%s: pair %s has no training patches", c->data, c->pair);
+  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
+  const int p = mbsr_patchset_patch(tr);
+  const size_t vox = (size_t)p * p * p;
+  int64_t ntrain = mbsr_patchset_count(tr);
+  if (c->max_patches > 0 && c->max_patches < ntrain) ntrain = c->max_patches;
+  const int64_t nval = mbsr_patchset_count(va);
+  const int B = c->batch;
+  const int64_t spe = c->steps_per_epoch > 0 ? c->steps_per_epoch : (ntrain + B - 1) / B;
+  const int b0 = (int)((int64_t)B * rank / P), b1 = (int)((int64_t)B * (rank + 1) / P), nb = b1 - b0;
+  int mb = (B + P - 1) / P; /* the model's batch: the largest share, also the validation micro-batch */
+  if (mb > 256) {
+    rc = mbsr_error(MBSR_EINVAL, "train: global batch %d on %d ranks gives %d patches per rank (at most 256)", B, P, mb);
+    goto out;
+  }
+  if (mb < 4) mb = 4;
+  if (mb > 256) mb = 256;
+  const double cubic_val = mbsr_patchset_cubic_mse(va);
+  sum->cubic_val = cubic_val;
+
+  /* ---- model: fresh, transfer (--init), or resumed (--resume and <out>/last.h5 exists) ---- */
+  int resumed = 0;
+  if (rank == 0 && c->out && !c->dry_run) {
+    rc = mbsr_mkdir_p(c->out);
+    if (!rc) clean_stale_tmp(c->out);
+  }
+  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
+  double rss0 = rss_bytes();
+  if (c->resume && c->out && mbsr_file_exists(last_path)) {
+    mbsr_ckpt_meta meta;
+    rc = mbsr_checkpoint_load(last_path, mb, p, p, p, &m, &meta);
+    if (!rc) rc = meta_to_state(&meta, &st);
+    if (rc) mbsr_error_prefix(rc, "resuming from %s: ", last_path);
+    resumed = 1;
+    if (!rc && c->init && c->finetune_last >= 0) rc = mbsr_model_freeze_all_but_last(m, c->finetune_last);
+  } else {
+    rc = mbsr_model_create(&c->model, mb, p, p, p, &m);
+    if (!rc) mbsr_model_init(m, c->seed);
+    if (!rc && c->init) {
+      mbsr_ckpt_meta im;
+      rc = mbsr_checkpoint_load_into(m, c->init, &im);
+      if (rc) mbsr_error_prefix(rc, "--init %s: ", c->init);
+      if (!rc && c->finetune_last >= 0) rc = mbsr_model_freeze_all_but_last(m, c->finetune_last);
+    }
+  }
+  bin = mbsr_alloc(sizeof(float) * vox * (size_t)mb);
+  btg = mbsr_alloc(sizeof(float) * vox * (size_t)mb);
+  bout = mbsr_alloc(sizeof(float) * vox * (size_t)mb);
+  perm = malloc(sizeof(int64_t) * (size_t)mbsr_patchset_count(tr));
+  sub = malloc(sizeof(int64_t) * (size_t)mbsr_patchset_count(tr));
+  if (!rc && (!bin || !btg || !bout || !perm || !sub)) rc = mbsr_error(MBSR_ENOMEM, "train: out of memory for batch buffers");
+  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
+  /* --max-patches N: a seeded random subset of N patches (fixed for the run), sorted */
+  shuffle(sub, mbsr_patchset_count(tr), c->seed, -1);
+  if (ntrain < mbsr_patchset_count(tr)) qsort(sub, (size_t)ntrain, sizeof *sub, cmp_i64);
+  else
+    for (int64_t i = 0; i < ntrain; i++) sub[i] = i;
+  const double mem_rank = rss_bytes() - rss0;
+  const size_t nparams = mbsr_model_num_params(m);
+  const int nph = mbsr_model_num_phases(m);
+  const double flops_sample = 3.0 * mbsr_model_forward_flops(m);
+
+  if (st.finished && !c->dry_run) {
+    mbsr_info("train: %s says the run finished (epoch %lld, step %lld): nothing to do", last_path, (long long)st.epoch, (long long)st.step);
+    sum->finished = 1, sum->steps = st.step, sum->epochs = st.epoch, sum->best_val = st.best_val, sum->last_val = st.last_val;
+    goto out;
+  }
+
+  /* ---- one global step (shared by the dry run and the loop) ---- */
+  double t_io = 0, t_comp = 0, t_ar = 0, t_sync = 0, t_val = 0;
+#define STEP_BODY(EPOCH_PERM, K, STOPREQ, LOSS_OUT)                                                                \
+  do {                                                                                                               \
+    int64_t idx_[256];                                                                                               \
+    int lrc_ = 0;                                                                                                    \
+    for (int j = 0; j < nb; j++) idx_[j] = sub[(EPOCH_PERM)[((K) * B + b0 + j) % ntrain]];                               \
+    double t_ = mbsr_now();                                                                                          \
+    if (nb) lrc_ = mbsr_patchset_read(tr, idx_, nb, bin, btg);                                                       \
+    t_io += mbsr_now() - t_;                                                                                         \
+    if (!lrc_ && rank == c->inject_fail_rank && st.step == c->inject_fail_step)                                      \
+      lrc_ = mbsr_error(MBSR_EIO, "injected failure at step %lld (test hook --inject-fail)", (long long)st.step);   \
+    double gl_ = 0;                                                                                                  \
+    for (int ph = 0; ph < nph && !rc; ph++) {                                                                        \
+      size_t so_, sc_;                                                                                               \
+      mbsr_model_phase_span(m, ph, &so_, &sc_);                                                                      \
+      t_ = mbsr_now();                                                                                               \
+      double l_ = 0;                                                                                                 \
+      if (!lrc_) {                                                                                                   \
+        if (nb) {                                                                                                    \
+          l_ = mbsr_model_phase_grad(m, ph, bin, btg, nb, (double)B);                                               \
+          if (l_ < 0) lrc_ = (int)l_, l_ = 0;                                                                        \
+        } else                                                                                                       \
+          memset(mbsr_model_grads(m) + so_, 0, sizeof(float) * sc_);                                                 \
+      }                                                                                                              \
+      double mse_ = 0;                                                                                               \
+      if (nb && !lrc_) mbsr_model_last_losses(m, &mse_, NULL, NULL);                                                 \
+      t_comp += mbsr_now() - t_;                                                                                     \
+      /* status agreement + loss + stop request in ONE small all-reduce */                                          \
+      double sm_[3] = {nph == 1 ? l_ : mse_, lrc_ ? 1.0 : 0.0, (STOPREQ) ? 1.0 : 0.0};                              \
+      t_ = mbsr_now();                                                                                               \
+      if (MPI_Allreduce(MPI_IN_PLACE, sm_, 3, MPI_DOUBLE, MPI_SUM, comm) != MPI_SUCCESS)                             \
+        rc = mbsr_error(MBSR_EMPI, "MPI_Allreduce (step status) failed");                                           \
+      t_sync += mbsr_now() - t_;                                                                                     \
+      if (!rc && sm_[1] > 0) rc = mbsr_mpi_agree(comm, lrc_);                                                        \
+      if (rc) break;                                                                                                 \
+      if (sm_[2] > 0) stop_all = 1;                                                                                  \
+      gl_ = sm_[0];                                                                                                  \
+      t_ = mbsr_now();                                                                                               \
+      if (P > 1 && MPI_Allreduce(MPI_IN_PLACE, mbsr_model_grads(m) + so_, (int)sc_, MPI_FLOAT, MPI_SUM, comm) != MPI_SUCCESS) \
+        rc = mbsr_error(MBSR_EMPI, "MPI_Allreduce of %zu gradients failed", sc_);                                  \
+      t_ar += mbsr_now() - t_;                                                                                       \
+      t_ = mbsr_now();                                                                                               \
+      /* the reduced gradients are identical on all ranks: so are the update and its status */                    \
+      if (!rc) rc = mbsr_model_phase_update(m, ph, &c->adam);                                                        \
+      t_comp += mbsr_now() - t_;                                                                                     \
+    }                                                                                                                \
+    (LOSS_OUT) = gl_;                                                                                                \
+  } while (0)
+
+  int stop_all = 0;
+  if (c->dry_run) {
+    /* ---- the plan, with a few measured steps (nothing is written) ---- */
+    const int64_t plan_n = c->plan_patches > 0 ? c->plan_patches : ntrain;
+    const int64_t plan_spe = c->steps_per_epoch > 0 ? c->steps_per_epoch : (plan_n + B - 1) / B;
+    shuffle(perm, ntrain, c->seed, 0);
+    const int warm = 1, meas = 3;
+    double loss, tm = 0;
+    for (int k = 0; k < warm + meas && !rc; k++) {
+      double t0 = mbsr_now();
+      STEP_BODY(perm, (int64_t)k, 0, loss);
+      MPI_Barrier(comm);
+      if (k >= warm) tm += mbsr_now() - t0;
+    }
+    if (rc) goto out;
+    (void)loss;
+    double tstep = tm / meas;
+    MPI_Allreduce(MPI_IN_PLACE, &tstep, 1, MPI_DOUBLE, MPI_MAX, comm);
+    double ar = t_ar, ar_max;
+    MPI_Allreduce(&ar, &ar_max, 1, MPI_DOUBLE, MPI_MAX, comm);
+    const double epoch_s = tstep * (double)plan_spe;
+    const double fl_epoch = flops_sample * (double)plan_spe * B;
+    const double val_s = nval > 0 ? 0 : 0;
+    (void)val_s;
+    sum->dry_epoch_seconds = epoch_s, sum->dry_epoch_flops = fl_epoch, sum->dry_mem_bytes = mem_rank;
+    char d1[32], d2[32];
+    mbsr_format_duration(epoch_s, d1, sizeof d1);
+    mbsr_format_duration(epoch_s * c->epochs, d2, sizeof d2);
+    mbsr_info("train --dry-run: plan (nothing written)");
+    mbsr_info("  model           %s channels=%d blocks=%d: %zu parameters (%.1f MB; params+grads+Adam m,v %.1f MB)",
+              mbsr_arch_name(mbsr_model_get_config(m)->arch), mbsr_model_get_config(m)->channels, mbsr_model_get_config(m)->blocks,
+              nparams, nparams * 4.0 / 1e6, nparams * 16.0 / 1e6);
+    mbsr_info("  data            %s pair %s: %lld train patches in the file, planning for %lld; %lld val patches; patch %d^3",
+              c->data, c->pair, (long long)mbsr_patchset_count(tr), (long long)plan_n, (long long)nval, p);
+    mbsr_info("  ranks           %d x %d thread%s; global batch %d -> %d..%d patches per rank per step", P, omp_get_max_threads(),
+              omp_get_max_threads() > 1 ? "s" : "", B, B / P, (B + P - 1) / P);
+    mbsr_info("  per epoch       %lld steps, %lld patches (%lld per rank)", (long long)plan_spe, (long long)(plan_spe * B),
+              (long long)(plan_spe * B / P));
+    mbsr_info("  memory per rank %.1f MB measured (model, activations, workspaces, batch buffers)", mem_rank / 1e6);
+    mbsr_info("  FLOPs           %.3g per patch (3 x forward %.3g), %.3g per epoch (%.3g per rank)", flops_sample,
+              flops_sample / 3, fl_epoch, fl_epoch / P);
+    mbsr_info("  measured        %.3f s per global step (mean of %d after %d warm-up; all-reduce %.1f%%) = %.1f patches/s, %.1f GFLOP/s",
+              tstep, meas, warm, 100.0 * ar_max / (tm > 0 ? tm : 1), B / tstep, flops_sample * B / tstep / 1e9);
+    mbsr_info("  time            %s per epoch, %s for %d epochs (upper bound: early stopping, patience %d, may end sooner)", d1, d2,
+              c->epochs, c->patience);
+    goto out;
+  }
+
+  if (rank == 0) {
+    rc = write_config_json(c, c->out, P, ntrain, nval, spe);
+    if (!rc && resumed) truncate_log(log_path, st.step);
+    if (!rc && !(log = fopen(log_path, resumed ? "a" : "w"))) rc = mbsr_error(MBSR_EIO, "%s: cannot open", log_path);
+  }
+  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
+  if (resumed && c->progress)
+    mbsr_info("train: resuming from %s at epoch %lld, step %lld (%lld of %lld in the epoch)", last_path, (long long)st.epoch,
+              (long long)st.step, (long long)st.step_in_epoch, (long long)spe);
+  if (c->progress)
+    mbsr_info("train: %s %zu parameters; %lld train / %lld val patches (%d^3) from %s pair %s; %d rank%s x %d thread%s, global batch %d, "
+            "%lld steps per epoch, lr %g, seed %llu; cubic-baseline val MSE %.6g",
+            mbsr_arch_name(mbsr_model_get_config(m)->arch), nparams, (long long)ntrain, (long long)nval, p, c->data, c->pair, P,
+            P > 1 ? "s" : "", omp_get_max_threads(), omp_get_max_threads() > 1 ? "s" : "", B, (long long)spe, (double)c->adam.lr,
+            (unsigned long long)c->seed, cubic_val);
+
+  /* ---- the loop ---- */
+  const int64_t step0 = st.step;
+  double t_train = 0, t_epoch0 = mbsr_now();
+  int64_t epochs_run = 0;
+  int early = 0, timeup = 0, maxed = 0;
+  mbsr_ckpt_meta meta;
+#define SAVE_LAST()                                                                   \
+  do {                                                                                \
+    if (rank == 0) {                                                                  \
+      state_to_meta(&st, c, P, spe, &meta);                                           \
+      rc = mbsr_checkpoint_save(m, last_path, &meta);                                 \
+    }                                                                                 \
+    rc = mbsr_mpi_agree(comm, rc);                                                    \
+  } while (0)
+  while (!rc && st.epoch < c->epochs && !stop_all) {
+    shuffle(perm, ntrain, c->seed, st.epoch);
+    double te = mbsr_now();
+    int64_t steps_here = 0;
+    while (!rc && st.step_in_epoch < spe) {
+      if (c->max_steps > 0 && st.step >= c->max_steps) {
+        maxed = 1, stop_all = 1;
+        break;
+      }
+      int want_stop = (c->time_limit > 0 && mbsr_now() - t_start > c->time_limit) ? 1 : 0;
+      double loss, ts = mbsr_now();
+      STEP_BODY(perm, st.step_in_epoch, want_stop, loss);
+      if (rc) break;
+      t_train += mbsr_now() - ts;
+      st.step++, st.step_in_epoch++, steps_here++;
+      st.train_sum += loss, st.train_n++;
+      sum->last_train = loss;
+      if (c->checksum_every > 0 && st.step % c->checksum_every == 0 && P > 1) {
+        uint64_t h = param_hash(mbsr_model_params(m), nparams), hv[2] = {h, ~h};
+        if (MPI_Allreduce(MPI_IN_PLACE, hv, 2, MPI_UINT64_T, MPI_MIN, comm) != MPI_SUCCESS) {
+          rc = mbsr_error(MBSR_EMPI, "MPI_Allreduce (weight checksum) failed");
+          break;
+        }
+        if (hv[0] != ~hv[1]) { /* min != max: the same verdict on every rank */
+          rc = mbsr_error(MBSR_EMISMATCH, "weights differ between ranks at step %lld (checksums min %016llx max %016llx, this rank %016llx)",
+                          (long long)st.step, (unsigned long long)hv[0], (unsigned long long)~hv[1], (unsigned long long)h);
+          break;
+        }
+      }
+      if (stop_all) {
+        timeup = 1;
+        break;
+      }
+      if (c->ckpt_every > 0 && st.step % c->ckpt_every == 0 && st.step_in_epoch < spe) SAVE_LAST();
+    }
+    if (rc) break;
+    if (st.step_in_epoch < spe) { /* stopped inside the epoch: save the position and leave */
+      SAVE_LAST();
+      break;
+    }
+    /* ---- end of epoch: validation, early stopping, log, checkpoints ---- */
+    const double train_loss = st.train_n ? st.train_sum / (double)st.train_n : NAN;
+    st.epoch++, st.step_in_epoch = 0, st.train_sum = 0, st.train_n = 0, epochs_run++;
+    int improved = 0;
+    if (nval > 0 && c->val_every > 0 && st.epoch % c->val_every == 0) {
+      double tv = mbsr_now(), vl = NAN;
+      rc = validate(m, va, nval, mb, bin, btg, bout, comm, &vl, &t_io);
+      t_val += mbsr_now() - tv;
+      if (rc) break;
+      st.last_val = vl;
+      if (vl < st.best_val) st.best_val = vl, st.best_epoch = st.epoch, st.bad_epochs = 0, improved = 1;
+      else st.bad_epochs++;
+    } else if (nval == 0) {
+      st.last_val = NAN;
+    }
+    if (c->patience > 0 && st.bad_epochs >= c->patience) early = 1;
+    if (st.epoch >= c->epochs || early) st.finished = 1;
+    const double el = mbsr_now() - t_epoch0;
+    const double ep_s = el / (double)epochs_run;
+    const double eta = ep_s * (double)(c->epochs - st.epoch);
+    const double pps = t_train > 0 ? (double)(st.step - step0) * B / t_train : 0;
+    const double ar_share = t_train > 0 ? t_ar / t_train : 0;
+    if (rank == 0 && c->progress) {
+      char e1[32], e2[32];
+      mbsr_format_duration(eta, e1, sizeof e1);
+      mbsr_format_duration(mbsr_now() - t_start, e2, sizeof e2);
+      mbsr_info("epoch %lld/%d step %lld: train %.6g  val %.6g (cubic %.6g, best %.6g @%lld)%s  %.1f patches/s  all-reduce %.1f%%  "
+                "elapsed %s ETA %s",
+                (long long)st.epoch, c->epochs, (long long)st.step, train_loss, st.last_val, cubic_val, st.best_val,
+                (long long)st.best_epoch, improved ? " *" : "", pps, 100 * ar_share, e2, e1);
+    }
+    if (rank == 0) {
+      fprintf(log,
+              "{\"epoch\":%lld,\"step\":%lld,\"train_loss\":%.9g,\"val_loss\":%.9g,\"cubic_val\":%.9g,\"best_val\":%.9g,"
+              "\"best_epoch\":%lld,\"patches_per_s\":%.4g,\"allreduce_share\":%.4g,\"epoch_s\":%.4g,\"elapsed_s\":%.4g,"
+              "\"eta_s\":%.4g,\"nranks\":%d,\"batch\":%d,\"lr\":%.6g}\n",
+              (long long)st.epoch, (long long)st.step, train_loss, st.last_val, cubic_val, st.best_val, (long long)st.best_epoch,
+              pps, ar_share, (mbsr_now() - te), mbsr_now() - t_start, eta, P, B, (double)c->adam.lr);
+      fflush(log);
+    }
+    sum->last_train = train_loss;
+    if (improved) {
+      if (rank == 0) {
+        state_to_meta(&st, c, P, spe, &meta);
+        rc = mbsr_checkpoint_save(m, best_path, &meta);
+      }
+      if ((rc = mbsr_mpi_agree(comm, rc))) break;
+    }
+    SAVE_LAST();
+    if (early) mbsr_info("train: early stopping: no validation improvement for %d epochs (best %.6g at epoch %lld)", c->patience,
+                         st.best_val, (long long)st.best_epoch);
+    if (early) break;
+  }
+  if (!rc) {
+    if (timeup) mbsr_info("train: time limit %.0f s reached at step %lld: checkpoint %s (continue with --resume)", c->time_limit,
+                          (long long)st.step, last_path);
+    if (maxed) mbsr_info("train: --max-steps %lld reached: checkpoint %s", (long long)c->max_steps, last_path);
+  }
+  sum->steps = st.step, sum->epochs = st.epoch, sum->best_val = st.best_val, sum->last_val = st.last_val;
+  sum->best_epoch = st.best_epoch, sum->stopped_early = early, sum->hit_time_limit = timeup, sum->finished = st.finished;
+  sum->patches_per_s = t_train > 0 ? (double)(st.step - step0) * B / t_train : 0;
+  sum->t_compute = t_comp, sum->t_allreduce = t_ar, sum->t_io = t_io, sum->t_val = t_val;
+  (void)t_sync;
+  if (!rc && rank == 0 && st.finished)
+    mbsr_info("train: done: %lld epochs, %lld steps, best val %.6g at epoch %lld (cubic baseline %.6g); %s, %s", (long long)st.epoch,
+              (long long)st.step, st.best_val, (long long)st.best_epoch, cubic_val, last_path, best_path);
+out:
+  if (rc == MBSR_ENONFINITE && rank == 0 && c->out)
+    mbsr_errmsg("train: stopped on a non-finite loss; the last good checkpoint is %s", last_path);
+  sum->t_total = mbsr_now() - t_start;
+  if (log) fclose(log);
+  mbsr_patchset_close(tr);
+  mbsr_patchset_close(va);
+  mbsr_model_free(m);
+  mbsr_free(bin), mbsr_free(btg), mbsr_free(bout);
+  free(perm), free(sub);
+  return rc;
+}
