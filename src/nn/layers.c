@@ -12,59 +12,61 @@
 #include "mbsr/core.h"
 #include "mbsr/nn.h"
 
-/* Below this many elements a parallel region costs more than it saves. */
+/* Below this many elements a parallel region costs more than it saves. Small loops run serially
+ * WITHOUT entering OpenMP: an `if(...)` clause would alternate team sizes, and libgomp mallocs a
+ * new team whenever the size changes (a training step must allocate nothing). */
 #define PAR_MIN 32768
+#define LOOP(n, body)                                                  \
+  do {                                                                 \
+    if ((n) > PAR_MIN) {                                               \
+      _Pragma("omp parallel for simd schedule(static)")                \
+      for (size_t i = 0; i < (n); i++) { body; }                       \
+    } else {                                                           \
+      for (size_t i = 0; i < (n); i++) { body; }                       \
+    }                                                                  \
+  } while (0)
 
 void mbsr_relu_forward(float *out, const float *inp, size_t n) {
   // out (n), inp (n); out may alias inp
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-  for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+  LOOP(n, out[i] = inp[i] > 0.0f ? inp[i] : 0.0f);
 }
 
 void mbsr_relu_backward(float *dinp, const float *dout, const float *out, size_t n) {
   // dinp (n) +=, dout (n), out (n) = the forward OUTPUT (out > 0 exactly where inp > 0)
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-  for (size_t i = 0; i < n; i++) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+  LOOP(n, dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f);
 }
 
 void mbsr_relu_backward_inplace(float *d, const float *out, size_t n) {
   // d (n) *= (out > 0): the gradient buffer becomes dL/dinp
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-  for (size_t i = 0; i < n; i++) d[i] = out[i] > 0.0f ? d[i] : 0.0f;
+  LOOP(n, d[i] = out[i] > 0.0f ? d[i] : 0.0f);
 }
 
 void mbsr_lrelu_forward(float *out, const float *inp, size_t n, float slope) {
   // out (n), inp (n); out may alias inp; slope > 0
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-  for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : slope * inp[i];
+  LOOP(n, out[i] = inp[i] > 0.0f ? inp[i] : slope * inp[i]);
 }
 
 void mbsr_lrelu_backward(float *dinp, const float *dout, const float *out, size_t n, float slope) {
   // dinp (n) +=; out = forward output (same sign as the input since slope > 0)
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-  for (size_t i = 0; i < n; i++) dinp[i] += out[i] > 0.0f ? dout[i] : slope * dout[i];
+  LOOP(n, dinp[i] += out[i] > 0.0f ? dout[i] : slope * dout[i]);
 }
 
 void mbsr_lrelu_backward_inplace(float *d, const float *out, size_t n, float slope) {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-  for (size_t i = 0; i < n; i++) d[i] = out[i] > 0.0f ? d[i] : slope * d[i];
+  LOOP(n, d[i] = out[i] > 0.0f ? d[i] : slope * d[i]);
 }
 
 void mbsr_residual_forward(float *out, const float *a, const float *b, size_t n) {
   // out (n) = a + b; out may alias a or b
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-  for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+  LOOP(n, out[i] = a[i] + b[i]);
 }
 
 void mbsr_residual_backward(float *da, float *db, const float *dout, size_t n) {
   // da (n) +=, db (n) += dout
   if (da) {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-    for (size_t i = 0; i < n; i++) da[i] += dout[i];
+    LOOP(n, da[i] += dout[i]);
   }
   if (db) {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-    for (size_t i = 0; i < n; i++) db[i] += dout[i];
+    LOOP(n, db[i] += dout[i]);
   }
 }
 
@@ -86,9 +88,7 @@ void mbsr_gap_backward(float *dinp, const float *dout, int nb, size_t s, int c) 
   for (int b = 0; b < nb; b++) {
     float *dx = dinp + (size_t)b * s * c;
     const float *g = dout + (size_t)b * c;
-#pragma omp parallel for schedule(static) if (s * c > PAR_MIN)
-    for (size_t p = 0; p < s; p++)
-      for (int ch = 0; ch < c; ch++) dx[p * c + ch] += g[ch] * inv;
+    LOOP(s * c, dx[i] += g[i % c] * inv);
   }
 }
 
@@ -127,23 +127,28 @@ static inline float sigmoidf_(float x) {
 }
 
 void mbsr_sigmoid_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
-  for (size_t i = 0; i < n; i++) out[i] = sigmoidf_(inp[i]);
+  LOOP(n, out[i] = sigmoidf_(inp[i]));
 }
 
 void mbsr_sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n) {
   // dinp += dout * s (1 - s), out = s = forward output
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
-  for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * out[i] * (1.0f - out[i]);
+  LOOP(n, dinp[i] += dout[i] * out[i] * (1.0f - out[i]));
 }
 
 double mbsr_mse_forward(const float *pred, const float *target, size_t n, double scale) {
   // scale * sum (pred - target)^2
   double acc = 0.0;
-#pragma omp parallel for reduction(+ : acc) schedule(static) if (n > PAR_MIN)
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)pred[i] - (double)target[i];
-    acc += d * d;
+  if (n > PAR_MIN) {
+#pragma omp parallel for reduction(+ : acc) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+      double d = (double)pred[i] - (double)target[i];
+      acc += d * d;
+    }
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      double d = (double)pred[i] - (double)target[i];
+      acc += d * d;
+    }
   }
   return scale * acc;
 }
@@ -151,8 +156,7 @@ double mbsr_mse_forward(const float *pred, const float *target, size_t n, double
 void mbsr_mse_backward(float *dpred, const float *pred, const float *target, size_t n, double scale) {
   // dpred += 2 scale (pred - target)
   const float s2 = (float)(2.0 * scale);
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-  for (size_t i = 0; i < n; i++) dpred[i] += s2 * (pred[i] - target[i]);
+  LOOP(n, dpred[i] += s2 * (pred[i] - target[i]));
 }
 
 double mbsr_bce_logits_forward(const float *logit, const float *target, size_t n, double scale) {
@@ -178,15 +182,14 @@ void mbsr_adam_update(float *param, const float *grad, float *m, float *v, size_
   const double bc2 = 1.0 - pow((double)beta2, (double)t);
   const float step = (float)(lr / bc1);
   const float rbc2 = (float)(1.0 / sqrt(bc2));
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-  for (size_t i = 0; i < n; i++) {
+  LOOP(n, {
     float g = grad[i];
     float mi = beta1 * m[i] + (1.0f - beta1) * g;
     float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
     m[i] = mi;
     v[i] = vi;
     param[i] -= step * mi / (sqrtf(vi) * rbc2 + eps);
-  }
+  });
 }
 
 void mbsr_glorot_uniform(float *w, size_t n, double fan_in, double fan_out, mbsr_rng *rng) {
@@ -197,7 +200,11 @@ void mbsr_glorot_uniform(float *w, size_t n, double fan_in, double fan_out, mbsr
 
 int mbsr_all_finite(const float *x, size_t n) {
   int ok = 1;
-#pragma omp parallel for reduction(& : ok) schedule(static) if (n > PAR_MIN)
-  for (size_t i = 0; i < n; i++) ok &= isfinite(x[i]) ? 1 : 0;
+  if (n > PAR_MIN) {
+#pragma omp parallel for reduction(& : ok) schedule(static)
+    for (size_t i = 0; i < n; i++) ok &= isfinite(x[i]) ? 1 : 0;
+  } else {
+    for (size_t i = 0; i < n; i++) ok &= isfinite(x[i]) ? 1 : 0;
+  }
   return ok;
 }
