@@ -15,11 +15,16 @@ typedef enum { MBSR_INTERP_KEYS = 0, MBSR_INTERP_BSPLINE = 1, MBSR_INTERP_LINEAR
 int mbsr_interp_parse(const char *name, mbsr_interp *out); /* "keys"|"cubic"|"bspline"|"linear" */
 const char *mbsr_interp_name(mbsr_interp m);
 
-/* Up-sample `in` onto the grid of `grid` (dims + affine; grid->data unused).
- * The mapping between the two grids comes from their affines and must be axis-aligned
- * (per-axis scale and shift; an error otherwise). Keys: a=-0.5, mirrored (symmetric) boundary,
- * identical to MATLAB imresize 'cubic' for the block-centre mapping. B-spline: cubic with the
- * scipy.ndimage prefilter. Linear: clamped. */
+/* Up-sample `in` onto the grid of `grid` (dims + affine; grid->data unused); the result has exactly
+ * grid's dims and affine. The index map x_in = s*o + t per axis comes from the two affines
+ * (mbsr_grid_map) and must be axis-aligned (MBSR_EUNSUPPORTED otherwise: permuted/rotated grids).
+ * Keys: a=-0.5, half-sample mirrored (symmetric) border; on a grid made by mbsr_downsample_block this
+ * IS MATLAB imresize 'cubic' (s = 1/f, t = (1/f - 1)/2 is imresize's pixel-centre map).
+ * B-spline: cubic with the scipy.ndimage prefilter, whole-sample mirror border (scipy mode 'mirror'),
+ * evaluated at the GEOMETRIC positions above. This differs from scipy.ndimage.zoom(order=3), whose
+ * corner-aligned map x = o*(n_in-1)/(n_out-1) would not put the result on the HR grid (use
+ * mbsr_zoom_scipy for that exact behaviour). Linear: clamped to the edge samples.
+ * A target coarser than the input (s > 1) is interpolated without antialiasing. */
 int mbsr_upsample_like(const mbsr_volume *in, const mbsr_volume *grid, mbsr_interp m, mbsr_volume **out);
 /* Up-sample by integer factors onto the grid a block-average by f would have come from
  * (dims n*f, affine consistent with mbsr_downsample_block). */
@@ -45,13 +50,17 @@ typedef struct {
   double data_range;
   int64_t n; /* voxels evaluated */
 } mbsr_metrics;
-/* RMSE/PSNR over mask voxels (all if mask NULL); SSIM = 3-D Gaussian SSIM (sigma 1.5, 11 taps,
- * K1 0.01, K2 0.03, reflect borders, population covariance, mean over the interior cropped by 5
- * voxels, as scikit-image) averaged over mask voxels when a mask is given. data_range <= 0 means
- * max(ref)-min(ref). Grids must match (MBSR_EMISMATCH otherwise). */
+/* RMSE/PSNR over mask voxels (mask > 0.5; all if mask NULL); SSIM = 3-D Gaussian SSIM (sigma 1.5,
+ * 11 taps, K1 0.01, K2 0.03, reflect borders, population covariance, mean over the interior cropped
+ * by 5 voxels, as scikit-image). With a mask the SSIM mean runs over the voxels that are in BOTH the
+ * cropped interior and the mask (local statistics still use every voxel under the window).
+ * data_range <= 0 means max(ref)-min(ref) over the whole ref. Grids must match (MBSR_EMISMATCH
+ * otherwise), values must be finite (MBSR_ENONFINITE). PSNR is +inf when MSE = 0; ssim is NaN (with a
+ * warning) when a dimension is < 11 or no mask voxel lies in the interior. */
 int mbsr_metrics_compute(const mbsr_volume *test, const mbsr_volume *ref, const mbsr_volume *mask,
                          double data_range, mbsr_metrics *out);
-/* SSIM map helper on raw arrays (x fastest), returns mean SSIM (see above) or NaN on error. */
+/* SSIM on raw arrays (x fastest): the mean SSIM defined above (mask may be NULL), or NaN with the
+ * error recorded (a dimension < 11, bad data range, empty interior mask, out of memory). */
 double mbsr_ssim3d(const float *a, const float *b, int64_t nx, int64_t ny, int64_t nz, double data_range,
                    const float *mask);
 

@@ -14,8 +14,10 @@
  *
  * The filtering streams along z: each z-slice is filtered along x and y once into a ring of 11
  * slices, and the SSIM of the middle slice is computed from the ring, so the memory is
- * 11 x 5 slices of doubles rather than five whole volumes. */
+ * 11 x 5 slices of doubles per thread rather than five whole volumes. Each thread takes one slab of
+ * output slices. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +38,80 @@ static void gauss_taps(double g[SSIM_W]) {
   for (int t = 0; t < SSIM_W; t++) g[t] /= s;
 }
 
+typedef struct {
+  const float *a, *b, *mask;
+  int64_t nx, ny, nz, nxi, nyi;
+  double g[SSIM_W], C1, C2;
+} ssim_job;
+
+/* SSIM sum and count over the output slices kc in [k0, k1) (interior), with this thread's buffers:
+ * xf (5 x nxi x ny) and ring (11 x 5 x nxi x nyi). */
+static void ssim_slab(const ssim_job *J, int64_t k0, int64_t k1, double *xf, double *ring, double *row,
+                      double *sum_out, int64_t *cnt_out) {
+  const int64_t nx = J->nx, ny = J->ny, nxi = J->nxi, nyi = J->nyi;
+  const int64_t P = nxi * ny, Q = nxi * nyi;
+  const double *g = J->g;
+  double sum = 0;
+  int64_t cnt = 0;
+  for (int64_t k = k0 - SSIM_R; k < k1 + SSIM_R; k++) {
+    /* 1. slice k along x (interior i), every row j */
+    for (int64_t j = 0; j < ny; j++) {
+      const float *pa = J->a + nx * (j + ny * k), *pb = J->b + nx * (j + ny * k);
+      double *ra = row, *rb = row + nx, *raa = row + 2 * nx, *rbb = row + 3 * nx, *rab = row + 4 * nx;
+      for (int64_t i = 0; i < nx; i++) {
+        double x = pa[i], y = pb[i];
+        ra[i] = x;
+        rb[i] = y;
+        raa[i] = x * x;
+        rbb[i] = y * y;
+        rab[i] = x * y;
+      }
+      for (int q = 0; q < 5; q++) {
+        const double *r = row + q * nx;
+        double *o = xf + q * P + j * nxi;
+        for (int64_t i = 0; i < nxi; i++) {
+          double s = 0;
+          for (int t = 0; t < SSIM_W; t++) s += g[t] * r[i + t];
+          o[i] = s;
+        }
+      }
+    }
+    /* 2. along y into ring slot k % 11 (interior j) */
+    double *slot = ring + (k % SSIM_W) * 5 * Q;
+    for (int q = 0; q < 5; q++)
+      for (int64_t j = 0; j < nyi; j++) {
+        double *o = slot + q * Q + j * nxi;
+        for (int64_t i = 0; i < nxi; i++) o[i] = 0;
+        for (int t = 0; t < SSIM_W; t++) {
+          const double *r = xf + q * P + (j + t) * nxi;
+          const double gt = g[t];
+          for (int64_t i = 0; i < nxi; i++) o[i] += gt * r[i];
+        }
+      }
+    /* 3. once slices kc-5..kc+5 are in the ring: the SSIM map of slice kc = k-5 */
+    const int64_t kc = k - SSIM_R;
+    if (kc < k0) continue;
+    for (int64_t j = 0; j < nyi; j++) {
+      const float *mrow = J->mask ? J->mask + nx * ((j + SSIM_R) + ny * kc) + SSIM_R : NULL;
+      for (int64_t i = 0; i < nxi; i++) {
+        if (mrow && !(mrow[i] > 0.5f)) continue;
+        double u[5] = {0, 0, 0, 0, 0};
+        for (int t = 0; t < SSIM_W; t++) {
+          const double *sl = ring + ((kc - SSIM_R + t) % SSIM_W) * 5 * Q + j * nxi + i;
+          for (int q = 0; q < 5; q++) u[q] += g[t] * sl[q * Q];
+        }
+        double ux = u[0], uy = u[1];
+        double vx = u[2] - ux * ux, vy = u[3] - uy * uy, vxy = u[4] - ux * uy;
+        double A1 = 2 * ux * uy + J->C1, A2 = 2 * vxy + J->C2, B1 = ux * ux + uy * uy + J->C1, B2 = vx + vy + J->C2;
+        sum += (A1 * A2) / (B1 * B2);
+        cnt++;
+      }
+    }
+  }
+  *sum_out = sum;
+  *cnt_out = cnt;
+}
+
 double mbsr_ssim3d(const float *a, const float *b, int64_t nx, int64_t ny, int64_t nz, double data_range,
                    const float *mask) {
   if (nx < SSIM_W || ny < SSIM_W || nz < SSIM_W) {
@@ -47,96 +123,43 @@ double mbsr_ssim3d(const float *a, const float *b, int64_t nx, int64_t ny, int64
     mbsr_error(MBSR_EINVAL, "SSIM: data range %g must be positive", data_range);
     return NAN;
   }
-  double g[SSIM_W];
-  gauss_taps(g);
-  const double C1 = (0.01 * data_range) * (0.01 * data_range), C2 = (0.03 * data_range) * (0.03 * data_range);
-  const int64_t nxi = nx - 2 * SSIM_R, nyi = ny - 2 * SSIM_R;
-  const int64_t P = nxi * ny;   /* x-filtered slice: interior i, all j */
-  const int64_t Q = nxi * nyi;  /* xy-filtered slice: interior i and j */
-  double *xf = malloc((size_t)5 * P * sizeof(double));
-  double *ring = malloc((size_t)SSIM_W * 5 * Q * sizeof(double));
-  if (!xf || !ring) {
-    free(xf);
-    free(ring);
-    mbsr_error(MBSR_ENOMEM, "SSIM: out of memory (%lldx%lld slices)", (long long)nx, (long long)ny);
-    return NAN;
-  }
+  ssim_job J = {.a = a, .b = b, .mask = mask, .nx = nx, .ny = ny, .nz = nz, .nxi = nx - 2 * SSIM_R,
+                .nyi = ny - 2 * SSIM_R};
+  gauss_taps(J.g);
+  J.C1 = (0.01 * data_range) * (0.01 * data_range);
+  J.C2 = (0.03 * data_range) * (0.03 * data_range);
+  const int64_t P = J.nxi * ny, Q = J.nxi * J.nyi, nzi = nz - 2 * SSIM_R;
   double sum = 0;
   int64_t cnt = 0;
   int failed = 0;
-#pragma omp parallel
+  /* One contiguous slab of output slices per thread, each with its own ring: no barriers inside
+   * (robust on a loaded machine); the price is 10 extra xy-filtered slices per slab. */
+#pragma omp parallel reduction(+ : sum, cnt)
   {
-    double *row = malloc((size_t)5 * nx * sizeof(double));
-    if (!row) {
+    int nt = omp_get_num_threads(), id = omp_get_thread_num();
+    if (nzi < 4 * nt) nt = 1; /* thin volumes: one slab */
+    if (id < nt) {
+      int64_t k0 = SSIM_R + nzi * id / nt, k1 = SSIM_R + nzi * (id + 1) / nt;
+      double *xf = malloc((size_t)5 * P * sizeof(double));
+      double *ring = malloc((size_t)SSIM_W * 5 * Q * sizeof(double));
+      double *row = malloc((size_t)5 * nx * sizeof(double));
+      if (xf && ring && row) {
+        double s;
+        int64_t c;
+        ssim_slab(&J, k0, k1, xf, ring, row, &s, &c);
+        sum += s;
+        cnt += c;
+      } else {
 #pragma omp atomic write
-      failed = 1;
+        failed = 1;
+      }
+      free(xf);
+      free(ring);
+      free(row);
     }
-    for (int64_t k = 0; k < nz; k++) {
-      /* 1. filter slice k along x (interior i only), all rows j */
-#pragma omp for schedule(static)
-      for (int64_t j = 0; j < ny; j++) {
-        if (!row) continue;
-        const float *pa = a + nx * (j + ny * k), *pb = b + nx * (j + ny * k);
-        double *ra = row, *rb = row + nx, *raa = row + 2 * nx, *rbb = row + 3 * nx, *rab = row + 4 * nx;
-        for (int64_t i = 0; i < nx; i++) {
-          double x = pa[i], y = pb[i];
-          ra[i] = x;
-          rb[i] = y;
-          raa[i] = x * x;
-          rbb[i] = y * y;
-          rab[i] = x * y;
-        }
-        for (int q = 0; q < 5; q++) {
-          const double *r = row + q * nx;
-          double *o = xf + q * P + j * nxi;
-          for (int64_t i = 0; i < nxi; i++) {
-            double s = 0;
-            for (int t = 0; t < SSIM_W; t++) s += g[t] * r[i + t];
-            o[i] = s;
-          }
-        }
-      }
-      /* 2. filter along y into ring slot k % 11 (interior j) */
-      double *slot = ring + (k % SSIM_W) * 5 * Q;
-#pragma omp for schedule(static)
-      for (int64_t j = 0; j < nyi; j++) {
-        for (int q = 0; q < 5; q++) {
-          double *o = slot + q * Q + j * nxi;
-          for (int64_t i = 0; i < nxi; i++) o[i] = 0;
-          for (int t = 0; t < SSIM_W; t++) {
-            const double *r = xf + q * P + (j + t) * nxi;
-            const double gt = g[t];
-            for (int64_t i = 0; i < nxi; i++) o[i] += gt * r[i];
-          }
-        }
-      }
-      /* 3. when slices kc-5..kc+5 are in the ring, the SSIM map of slice kc = k-5 */
-      if (k < 2 * SSIM_R) continue;
-      const int64_t kc = k - SSIM_R;
-#pragma omp for schedule(static) reduction(+ : sum, cnt)
-      for (int64_t j = 0; j < nyi; j++) {
-        const float *mrow = mask ? mask + nx * ((j + SSIM_R) + ny * kc) + SSIM_R : NULL;
-        for (int64_t i = 0; i < nxi; i++) {
-          if (mrow && !(mrow[i] > 0.5f)) continue;
-          double u[5] = {0, 0, 0, 0, 0};
-          for (int t = 0; t < SSIM_W; t++) {
-            const double *s = ring + ((kc - SSIM_R + t) % SSIM_W) * 5 * Q + j * nxi + i;
-            for (int q = 0; q < 5; q++) u[q] += g[t] * s[q * Q];
-          }
-          double ux = u[0], uy = u[1];
-          double vx = u[2] - ux * ux, vy = u[3] - uy * uy, vxy = u[4] - ux * uy;
-          double A1 = 2 * ux * uy + C1, A2 = 2 * vxy + C2, B1 = ux * ux + uy * uy + C1, B2 = vx + vy + C2;
-          sum += (A1 * A2) / (B1 * B2);
-          cnt++;
-        }
-      }
-    }
-    free(row);
   }
-  free(xf);
-  free(ring);
   if (failed) {
-    mbsr_error(MBSR_ENOMEM, "SSIM: out of memory for row buffers");
+    mbsr_error(MBSR_ENOMEM, "SSIM: out of memory (%lldx%lld slices)", (long long)nx, (long long)ny);
     return NAN;
   }
   if (cnt == 0) {

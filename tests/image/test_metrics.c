@@ -199,8 +199,14 @@ static void test_cli(void) {
   mbsr_volume_free(s);
 }
 
+#ifdef __SANITIZE_ADDRESS__
+#define SANITIZED 1 /* timings mean nothing under ASan: smaller volume, no time limit */
+#else
+#define SANITIZED 0
+#endif
+
 static void test_speed(void) {
-  const int64_t nx = 264, ny = 160, nz = 228, n = nx * ny * nz;
+  const int64_t nx = SANITIZED ? 132 : 264, ny = SANITIZED ? 80 : 160, nz = SANITIZED ? 114 : 228, n = nx * ny * nz;
   float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
   for (int64_t i = 0; i < n; i++) {
     a[i] = (float)((i * 2654435761u) % 1000) / 1000.f;
@@ -209,9 +215,9 @@ static void test_speed(void) {
   double t0 = mbsr_now();
   double s = mbsr_ssim3d(a, b, nx, ny, nz, 1.0, NULL);
   double dt = mbsr_now() - t0;
-  printf("\n    SSIM 264x160x228: %.3f s (ssim %.4f) ", dt, s);
+  printf("\n    SSIM %lldx%lldx%lld: %.3f s (ssim %.4f) ", (long long)nx, (long long)ny, (long long)nz, dt, s);
   CU_ASSERT(s > 0 && s < 1);
-  CU_ASSERT(dt < 10);
+  if (!SANITIZED) CU_ASSERT(dt < 10); /* about 0.2 s on 2 idle cores */
   free(a);
   free(b);
 }

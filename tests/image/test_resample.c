@@ -236,7 +236,9 @@ static void test_speed(void) {
     MT_ASSERT_OK(mbsr_upsample_factor(lr, f, (mbsr_interp)m, &up));
     double dt = mbsr_now() - t0;
     printf("\n    upsample %s 132x80x114 -> 264x160x228: %.3f s ", mbsr_interp_name((mbsr_interp)m), dt);
+#ifndef __SANITIZE_ADDRESS__
     CU_ASSERT(dt < 3.0); /* target: well under a second on 2 cores; generous against a loaded machine */
+#endif
     mbsr_volume_free(up);
   }
   mbsr_volume_free(lr);
