@@ -23,6 +23,7 @@ static void usage(FILE *f) {
           "  --step N            every N-th slice (1)\n"
           "  --curves            include each slice's d0 curve (and radii) in the JSON\n"
           "  --out FILE.json     also write the JSON to FILE (atomically)\n"
+          "  --tiff-vox C,R,S --tiff-orient XYZ  geometry of a TIFF stack (as for mbsr info)\n"
           "Resolution = 2 * px / kcMax (kcMax in normalised frequency, 1 = Nyquist).\n");
 }
 
@@ -48,9 +49,12 @@ int mbsr_cmd_decorr(int argc, char **argv) {
       {"ng", required_argument, 0, 'g'},    {"apod", required_argument, 0, 'A'},    {"apod-mode", required_argument, 0, 'M'},
       {"fg-rel", required_argument, 0, 'f'}, {"min-fg", required_argument, 0, 'm'}, {"step", required_argument, 0, 's'},
       {"curves", no_argument, 0, 'c'},      {"out", required_argument, 0, 'o'},     {"help", no_argument, 0, 'h'},
+      {"tiff-vox", required_argument, 0, 'V'}, {"tiff-orient", required_argument, 0, 'O'},
       {0, 0, 0, 0}};
   mbsr_decorr_opts o;
   mbsr_decorr_opts_default(&o);
+  mbsr_read_opts ro;
+  memset(&ro, 0, sizeof ro);
   const char *out = NULL;
   int curves = 0, c;
   char *end;
@@ -91,6 +95,13 @@ int mbsr_cmd_decorr(int argc, char **argv) {
         else o.min_fg = v;
         break;
       }
+      case 'V':
+        if (mbsr_cli_parse_double3(optarg, ro.tiff_vox)) return mbsr_cli_usage_error("decorr", "%s", mbsr_last_error());
+        break;
+      case 'O':
+        if (strlen(optarg) != 3) return mbsr_cli_usage_error("decorr", "--tiff-orient wants 3 letters, got '%s'", optarg);
+        memcpy(ro.tiff_orient, optarg, 4);
+        break;
       case 'c': curves = 1; break;
       case 'o': out = optarg; break;
       case 'h': usage(stdout); return 0;
@@ -102,7 +113,7 @@ int mbsr_cmd_decorr(int argc, char **argv) {
   o.keep_curves = curves;
   const char *path = argv[optind];
   mbsr_volume *v = NULL;
-  int rc = mbsr_volume_read(path, NULL, &v);
+  int rc = mbsr_volume_read(path, &ro, &v);
   if (rc) return mbsr_cli_fail("decorr");
   mbsr_decorr_summary *s = NULL;
   rc = mbsr_decorr_volume(v, &o, &s);

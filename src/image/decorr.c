@@ -372,9 +372,13 @@ static void curve(const shape_ws *S, const thread_ws *T, double c1, const double
 static double highpass_prefix(const shape_ws *S, thread_ws *T, double g) {
   double csum = 0, acc = 0;
   T->pnum[0] = 0;
-  double a = (-2.0 * g) * g;
+  double a = (-2.0 * g) * g, last_r2 = -1;
+  float f = 0;
   for (int64_t p = 0; p < S->m; p++) {
-    float f = (float)(1.0 - exp(a * S->r2[p]));
+    if (S->r2[p] != last_r2) { /* pixels come sorted by R^2 and symmetric ones share it */
+      last_r2 = S->r2[p];
+      f = (float)(1.0 - exp(a * last_r2));
+    }
     float irr = T->ikr[p] * f, iri = T->iki[p] * f;
     float ab = hypotf(irr, iri);
     csum += (double)(ab * ab);
