@@ -9,7 +9,7 @@ the faster is reported (both are in the JSON). Times are medians of --repeats ru
 Training step = zero_grad + forward + MSE + backward + Adam step (what mbsr_model_train_step does).
 
 Usage: torch_peer.py [--model resnet|ccnn|all] [--batch 1,8] [--threads 2] [--size 21]
-                     [--repeats 5] [--warmup 2] [--format auto|ncdhw|cl] [--conv] [--tsv]
+                     [--repeats 5] [--warmup 2] [--format auto|ncdhw|cl] [--conv] [--tsv] [--serve]
 Needs Debian's python3-torch (run it with /usr/bin/python3)."""
 import argparse
 import json
@@ -124,6 +124,94 @@ def time_conv(fmt, repeats, warmup, batch=8, c=64, size=21):
             "forward_gflop": 2.0 * c * c * 27 * batch * size ** 3 / 1e9}
 
 
+class Served:
+    """--serve: one model (or the conv) in both memory formats, timed one run at a time on request, so that
+    `mbsr bench --peer` can interleave mbsr and PyTorch runs and both see the same machine load."""
+
+    def __init__(self):
+        self.fwd = self.step = None
+
+    def setup_model(self, name, batch, size):
+        runs = {}
+        for fmt in ("ncdhw", "cl"):
+            torch.manual_seed(0)
+            model = CCNN() if name == "ccnn" else ResNet()
+            x = torch.rand(batch, 1, size, size, size)
+            y = torch.rand(batch, 1, size, size, size)
+            if fmt == "cl":
+                model = model.to(memory_format=torch.channels_last_3d)
+                x = x.contiguous(memory_format=torch.channels_last_3d)
+                y = y.contiguous(memory_format=torch.channels_last_3d)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+            def fwd(model=model, x=x):
+                with torch.no_grad():
+                    model(x)
+
+            def step(model=model, x=x, y=y, opt=opt):
+                opt.zero_grad(set_to_none=False)
+                nn.functional.mse_loss(model(x), y).backward()
+                opt.step()
+
+            runs[fmt] = (fwd, step)
+        self.fwd = {f: r[0] for f, r in runs.items()}
+        self.step = {f: r[1] for f, r in runs.items()}
+
+    def setup_conv(self, batch=8, c=64, size=21):
+        self.fwd, self.step = {}, {}
+        for fmt in ("ncdhw", "cl"):
+            torch.manual_seed(0)
+            conv = nn.Conv3d(c, c, 3, padding=1)
+            x = torch.rand(batch, c, size, size, size)
+            if fmt == "cl":
+                conv = conv.to(memory_format=torch.channels_last_3d)
+                x = x.contiguous(memory_format=torch.channels_last_3d)
+            x.requires_grad_()
+            g = torch.rand_like(conv(x))
+
+            def fwd(conv=conv, x=x):
+                with torch.no_grad():
+                    conv(x)
+
+            def fwdbwd(conv=conv, x=x, g=g):
+                conv(x).backward(g)
+
+            self.fwd[fmt], self.step[fmt] = fwd, fwdbwd
+
+    @staticmethod
+    def time_both(fns):
+        out = []
+        for fmt in ("ncdhw", "cl"):
+            t = time.perf_counter()
+            fns[fmt]()
+            out.append((time.perf_counter() - t) * 1e3)
+        return "%.3f %.3f" % tuple(out)
+
+    def serve(self):
+        for line in sys.stdin:
+            w = line.split()
+            if not w:
+                continue
+            try:
+                if w[0] == "model":
+                    self.setup_model(w[1], int(w[2]), int(w[3]))
+                    reply = "ok"
+                elif w[0] == "conv":
+                    self.setup_conv()
+                    reply = "ok"
+                elif w[0] == "fwd":
+                    reply = self.time_both(self.fwd)
+                elif w[0] == "step":
+                    reply = self.time_both(self.step)
+                elif w[0] == "quit":
+                    return
+                else:
+                    reply = "error unknown request " + w[0]
+            except Exception as e:  # report, keep serving
+                reply = "error " + repr(e).replace("\n", " ")
+            print(reply, flush=True)
+
+
 def best(results, key):
     fmt = min(results, key=lambda f: results[f][key])
     return fmt, dict(results[fmt], format=fmt, all_formats=results)
@@ -142,8 +230,15 @@ def main():
     ap.add_argument("--tsv", action="store_true",
                     help="one line per result (what `mbsr bench --peer` reads): "
                          "model batch format forward_ms step_ms (conv: conv 8 format forward_ms fwdbwd_ms)")
+    ap.add_argument("--serve", action="store_true",
+                    help="answer requests on stdin, one timed run each, both formats (used by mbsr bench --peer): "
+                         "'model NAME BATCH SIZE' | 'conv' -> ok; 'fwd' | 'step' -> 'ncdhw_ms cl_ms'; 'quit'")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.serve:
+        print("ready torch %s threads %d" % (torch.__version__, torch.get_num_threads()), flush=True)
+        Served().serve()
+        return
     fmts = ["ncdhw", "cl"] if a.format == "auto" else [a.format]
     out = {"peer": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
            "mkldnn": torch.backends.mkldnn.is_available(), "repeats": a.repeats, "warmup": a.warmup}

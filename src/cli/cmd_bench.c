@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mbsr/cli.h"
@@ -115,12 +116,13 @@ static int time_layer(const layer_spec *l, int B, int S, mbsr_precision prec, in
   return MBSR_OK;
 }
 
-/* ---- the peer ---- */
+/* ---- the peer: torch_peer.py --serve in a child process, asked for one timed run at a time so that
+ * mbsr and PyTorch runs alternate and see the same machine load ---- */
 typedef struct {
-  char model[16], format[16];
-  int batch;
-  double fwd_ms, step_ms;
-} peer_row;
+  pid_t pid;
+  FILE *to, *from;
+  char version[256];
+} peer;
 
 static const char *find_script(const char *given, char *buf, size_t n) {
   if (given) return given;
@@ -130,12 +132,11 @@ static const char *find_script(const char *given, char *buf, size_t n) {
   exe[k > 0 ? k : 0] = 0;
   char *slash = strrchr(exe, '/');
   if (slash) *slash = 0;
-  const char *cand[4] = {NULL, "experiments/bench/torch_peer.py", NULL, NULL};
-  char c0[4400], c2[4400], c3[4400];
+  const char *cand[3] = {NULL, "experiments/bench/torch_peer.py", NULL};
+  char c0[4400], c2[4400];
   if (src) snprintf(c0, sizeof c0, "%s/experiments/bench/torch_peer.py", src), cand[0] = c0;
   snprintf(c2, sizeof c2, "%s/../../experiments/bench/torch_peer.py", exe), cand[2] = c2; /* build-x/bin/mbsr */
-  snprintf(c3, sizeof c3, "%s/../share/mbsr/torch_peer.py", exe), cand[3] = c3;
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < 3; i++)
     if (cand[i] && access(cand[i], R_OK) == 0) {
       snprintf(buf, n, "%s", cand[i]);
       return buf;
@@ -143,34 +144,68 @@ static const char *find_script(const char *given, char *buf, size_t n) {
   return NULL;
 }
 
-static int run_peer(const bench_opts *o, const char *models, const char *batches, int conv, peer_row *rows,
-                    int maxrows, int *nrows) {
-  char sbuf[4096], cmd[8192];
+static int peer_start(const bench_opts *o, peer *p) {
+  char sbuf[4096], th[16];
   const char *script = find_script(o->script, sbuf, sizeof sbuf);
   if (!script) return mbsr_error(MBSR_EIO, "experiments/bench/torch_peer.py not found (use --peer-script)");
-  snprintf(cmd, sizeof cmd,
-           "OMP_NUM_THREADS=%d '%s' '%s' --tsv --threads %d --repeats %d --warmup %d --size %d %s%s%s%s%s",
-           o->threads, o->python, script, o->threads, o->repeats, o->warmup, o->size, conv ? "--conv" : "--model ",
-           conv ? "" : models, conv ? "" : " --batch ", conv ? "" : batches, "");
+  int in[2], out[2];
+  if (pipe(in) || pipe(out)) return mbsr_error(MBSR_EIO, "peer: pipe failed");
+  snprintf(th, sizeof th, "%d", o->threads);
   fflush(stdout);
-  FILE *p = popen(cmd, "r");
-  if (!p) return mbsr_error(MBSR_EIO, "cannot run the peer: %s", cmd);
-  char line[512];
-  *nrows = 0;
-  while (fgets(line, sizeof line, p) && *nrows < maxrows) {
-    peer_row *r = &rows[*nrows];
-    if (sscanf(line, "%15s %d %15s %lf %lf", r->model, &r->batch, r->format, &r->fwd_ms, &r->step_ms) == 5) (*nrows)++;
+  pid_t pid = fork();
+  if (pid < 0) return mbsr_error(MBSR_EIO, "peer: fork failed");
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+    setenv("OMP_NUM_THREADS", th, 1);
+    execlp(o->python, o->python, script, "--serve", "--threads", th, (char *)NULL);
+    fprintf(stderr, "mbsr bench: cannot run %s %s\n", o->python, script);
+    _exit(127);
   }
-  int st = pclose(p);
-  if (st != 0 || *nrows == 0)
-    return mbsr_error(MBSR_EIO, "the peer failed (exit status %d): %s", st, cmd);
+  close(in[0]), close(out[1]);
+  p->pid = pid;
+  p->to = fdopen(in[1], "w");
+  p->from = fdopen(out[0], "r");
+  char line[256];
+  if (!p->to || !p->from || !fgets(line, sizeof line, p->from) || strncmp(line, "ready", 5))
+    return mbsr_error(MBSR_EIO, "peer: %s %s --serve did not start (is python3-torch installed?)", o->python, script);
+  line[strcspn(line, "\n")] = 0;
+  snprintf(p->version, sizeof p->version, "%s", line + 6);
   return MBSR_OK;
 }
 
-static const peer_row *peer_find(const peer_row *rows, int n, const char *model, int batch) {
-  for (int i = 0; i < n; i++)
-    if (!strcmp(rows[i].model, model) && rows[i].batch == batch) return &rows[i];
-  return NULL;
+static void peer_stop(peer *p) {
+  if (!p->pid) return;
+  if (p->to) fputs("quit\n", p->to), fclose(p->to);
+  if (p->from) fclose(p->from);
+  int st;
+  waitpid(p->pid, &st, 0);
+  p->pid = 0;
+}
+
+/* Send one request; for fwd/step fill t[0] (NCDHW) and t[1] (channels-last) in ms. */
+static int peer_ask(peer *p, const char *req, double t[2]) {
+  char line[512];
+  usleep(30000); /* likewise for mbsr's threads before the peer's run */
+  fprintf(p->to, "%s\n", req);
+  fflush(p->to);
+  if (!fgets(line, sizeof line, p->from)) return mbsr_error(MBSR_EIO, "peer: no answer to '%s'", req);
+  line[strcspn(line, "\n")] = 0;
+  if (!strncmp(line, "error", 5)) return mbsr_error(MBSR_EIO, "peer: '%s': %s", req, line);
+  if (t && sscanf(line, "%lf %lf", &t[0], &t[1]) != 2) return mbsr_error(MBSR_EIO, "peer: bad answer '%s'", line);
+  usleep(30000); /* let the peer's OpenMP threads stop spinning before mbsr's next timed run (and vice versa) */
+  return MBSR_OK;
+}
+
+/* Medians per format; the peer is credited with its faster format. */
+typedef struct {
+  double f[2][64], s[2][64];
+} peer_times;
+static double peer_best(double v[2][64], int n, const char **fmt) {
+  double a = median(v[0], n), b = median(v[1], n);
+  *fmt = a <= b ? "ncdhw" : "channels_last";
+  return a <= b ? a : b;
 }
 
 static double maxrss_mb(void) {
@@ -180,48 +215,63 @@ static double maxrss_mb(void) {
 }
 
 /* ---- one 64->64 conv ---- */
-static int bench_conv(const bench_opts *o, double peak, FILE *js) {
-  layer_spec l = {"conv 64->64", 64, 64, 1, 1};
-  layer_time t;
-  int rc = time_layer(&l, 8, o->size, o->prec, o->repeats, o->warmup, &t);
+static int bench_conv(const bench_opts *o, double peak, peer *pp, FILE *js) {
+  const int B = 8, S = o->size, C = 64;
+  mbsr_conv3d_dims s;
+  mbsr_conv3d_dims_init(&s, B, S, S, S, C, C, 1);
+  s.prec = o->prec;
+  size_t nv = (size_t)B * S * S * S, na = nv * C, nw = (size_t)27 * C * C;
+  float *x = mbsr_alloc(na * 4), *y = mbsr_alloc(na * 4), *g = mbsr_alloc(na * 4), *w = mbsr_alloc(nw * 4);
+  float *b = mbsr_alloc(C * 4), *dx = mbsr_alloc(na * 4), *dw = mbsr_alloc(nw * 4), *db = mbsr_alloc(C * 4);
+  float *ws = mbsr_alloc(mbsr_conv3d_workspace_floats(&s, o->threads) * 4);
+  float *all[] = {x, y, g, w, b, dx, dw, db, ws};
+  int rc = MBSR_OK;
+  for (int i = 0; i < 9; i++)
+    if (!all[i]) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
+  if (!rc) {
+    fill(x, na, 1), fill(g, na, 2), fill(w, nw, 3);
+    if (pp) rc = peer_ask(pp, "conv", NULL);
+  }
+  double tf[64], tb[64];
+  peer_times pt;
+  for (int r = -o->warmup; r < o->repeats && !rc; r++) {
+    double t0 = mbsr_now();
+    mbsr_conv3d_forward(y, x, w, b, &s, ws);
+    double t1 = mbsr_now();
+    mbsr_conv3d_backward(dx, dw, db, g, x, w, &s, ws);
+    double t2 = mbsr_now();
+    double pf[2], pb[2];
+    if (pp && ((rc = peer_ask(pp, "fwd", pf)) || (rc = peer_ask(pp, "step", pb)))) break;
+    if (r < 0) continue;
+    tf[r] = (t1 - t0) * 1e3, tb[r] = (t2 - t0) * 1e3;
+    if (pp)
+      for (int k = 0; k < 2; k++) pt.f[k][r] = pf[k], pt.s[k][r] = pb[k];
+  }
+  for (int i = 0; i < 9; i++) mbsr_free(all[i]);
   if (rc) return rc;
-  double gf = 2.0 * 64 * 64 * 27 * 8.0 * o->size * o->size * o->size / 1e9;
-  printf("conv 64->64 3x3x3 on 8x64x%d^3 (%.2f GFLOP forward), %s:\n", o->size, gf, mbsr_conv3d_kernel_name(o->prec));
-  printf("  forward          %8.1f ms  %6.0f GFLOP/s  %5.1f %% of peak\n", t.fwd_ms, gf / t.fwd_ms * 1e3,
-         100 * gf / t.fwd_ms * 1e3 / peak);
-  printf("  backward         %8.1f ms  %6.0f GFLOP/s  (data + weights + bias)\n", t.bwd_ms, 2 * gf / t.bwd_ms * 1e3);
-  double fb = t.fwd_ms + t.bwd_ms;
-  printf("  forward+backward %8.1f ms  %6.0f GFLOP/s  %5.1f %% of peak\n", fb, 3 * gf / fb * 1e3,
+  double f = median(tf, o->repeats), fb = median(tb, o->repeats);
+  double gf = 2.0 * C * C * 27 * (double)nv / 1e9;
+  printf("conv 64->64 3x3x3 on 8x64x%d^3 (%.2f GFLOP forward), %s:\n", S, gf, mbsr_conv3d_kernel_name(o->prec));
+  printf("  mbsr  forward          %8.1f ms  %6.0f GFLOP/s  %5.1f %% of peak\n", f, gf / f * 1e3, 100 * gf / f * 1e3 / peak);
+  printf("  mbsr  forward+backward %8.1f ms  %6.0f GFLOP/s  %5.1f %% of peak\n", fb, 3 * gf / fb * 1e3,
          100 * 3 * gf / fb * 1e3 / peak);
-  if (js) fprintf(js, ",\n \"conv\": {\"forward_ms\": %.3f, \"fwdbwd_ms\": %.3f, \"forward_gflop\": %.4f", t.fwd_ms, fb, gf);
-  if (o->peer) {
-    peer_row pr[4];
-    int np = 0;
-    rc = run_peer(o, NULL, NULL, 1, pr, 4, &np);
-    if (rc) {
-      if (js) fprintf(js, "}");
-      return rc;
-    }
-    printf("  PyTorch %s (%s): forward %.1f ms, forward+backward %.1f ms -> ratio torch/mbsr forward %.2f, "
-           "forward+backward %.2f\n",
-           "1.13", pr[0].format, pr[0].fwd_ms, pr[0].step_ms, pr[0].fwd_ms / t.fwd_ms, pr[0].step_ms / fb);
+  if (js) fprintf(js, ",\n \"conv\": {\"forward_ms\": %.3f, \"fwdbwd_ms\": %.3f, \"forward_gflop\": %.4f", f, fb, gf);
+  if (pp) {
+    const char *ff, *fbf;
+    double pf = peer_best(pt.f, o->repeats, &ff), pfb = peer_best(pt.s, o->repeats, &fbf);
+    printf("  torch forward          %8.1f ms  (%s)\n  torch forward+backward %8.1f ms  (%s)\n", pf, ff, pfb, fbf);
+    printf("  ratio torch/mbsr: forward %.2f, forward+backward %.2f\n", pf / f, pfb / fb);
     if (js)
-      fprintf(js, ", \"peer_format\": \"%s\", \"peer_forward_ms\": %.3f, \"peer_fwdbwd_ms\": %.3f", pr[0].format,
-              pr[0].fwd_ms, pr[0].step_ms);
+      fprintf(js, ", \"peer_forward_ms\": %.3f, \"peer_forward_format\": \"%s\", \"peer_fwdbwd_ms\": %.3f, "
+                  "\"peer_fwdbwd_format\": \"%s\", \"ratio_forward\": %.3f, \"ratio_fwdbwd\": %.3f",
+              pf, ff, pfb, fbf, pf / f, pfb / fb);
   }
   if (js) fprintf(js, "}");
   return MBSR_OK;
 }
 
-typedef struct {
-  char model[16];
-  int batch;
-  double fwd_ms, step_ms, gflop_fwd, rss_mb;
-  double layer_fwd_ms, layer_bwd_ms;
-} model_result;
-
-static int bench_model(const bench_opts *o, mbsr_arch arch, int B, double peak, model_result *res, FILE *js,
-                       int *first) {
+/* ---- a whole model through the model API, then its conv layers alone ---- */
+static int bench_model(const bench_opts *o, mbsr_arch arch, int B, double peak, peer *pp, FILE *js, int *first) {
   mbsr_model_config cfg;
   mbsr_model_config_default(&cfg, arch);
   mbsr_model *m = NULL;
@@ -240,66 +290,87 @@ static int bench_model(const bench_opts *o, mbsr_arch arch, int B, double peak, 
     return mbsr_error(MBSR_ENOMEM, "out of memory");
   }
   fill(in, nv, 5), fill(tg, nv, 6);
+  const char *name = mbsr_arch_name(arch);
+  if (pp) {
+    char req[64];
+    snprintf(req, sizeof req, "model %s %d %d", name, B, S);
+    rc = peer_ask(pp, req, NULL);
+  }
   mbsr_adam_config adam;
   mbsr_adam_config_default(&adam);
   double tf[64], ts[64];
-  for (int r = -o->warmup; r < o->repeats; r++) {
+  peer_times pt;
+  for (int r = -o->warmup; r < o->repeats && !rc; r++) {
+    double pf[2], ps[2];
     double t0 = mbsr_now();
     rc = mbsr_model_forward(m, in, B, out);
     double t1 = mbsr_now();
-    double loss = mbsr_model_train_step(m, in, tg, B, &adam);
+    if (rc || (pp && (rc = peer_ask(pp, "fwd", pf)))) break;
     double t2 = mbsr_now();
-    if (rc || loss < 0 || loss != loss) {
-      mbsr_free(in), mbsr_free(tg), mbsr_free(out), mbsr_model_free(m);
-      return rc ? rc : mbsr_error(MBSR_ENONFINITE, "training step failed (loss %g)", loss);
+    double loss = mbsr_model_train_step(m, in, tg, B, &adam);
+    double t3 = mbsr_now();
+    if (!(loss >= 0)) {
+      rc = mbsr_error(MBSR_ENONFINITE, "training step failed (loss %g): %s", loss, mbsr_last_error());
+      break;
     }
-    if (r >= 0) tf[r] = (t1 - t0) * 1e3, ts[r] = (t2 - t1) * 1e3;
+    if (pp && (rc = peer_ask(pp, "step", ps))) break;
+    if (r < 0) continue;
+    tf[r] = (t1 - t0) * 1e3, ts[r] = (t3 - t2) * 1e3;
+    if (pp)
+      for (int k = 0; k < 2; k++) pt.f[k][r] = pf[k], pt.s[k][r] = ps[k];
   }
-  snprintf(res->model, sizeof res->model, "%s", mbsr_arch_name(arch));
-  res->batch = B;
-  res->fwd_ms = median(tf, o->repeats);
-  res->step_ms = median(ts, o->repeats);
-  res->gflop_fwd = mbsr_model_forward_flops(m) * B / 1e9;
-  res->rss_mb = maxrss_mb();
   mbsr_free(in), mbsr_free(tg), mbsr_free(out);
-
-  double gfs_f = res->gflop_fwd / res->fwd_ms * 1e3, gfs_s = 3 * res->gflop_fwd / res->step_ms * 1e3;
-  printf("%-7s batch %d: forward %8.1f ms %6.0f GFLOP/s %5.1f %% | train step %8.1f ms %6.0f GFLOP/s %5.1f %% | "
+  if (rc) {
+    mbsr_model_free(m);
+    return rc;
+  }
+  double fwd = median(tf, o->repeats), step = median(ts, o->repeats);
+  double gfl = mbsr_model_forward_flops(m) * B / 1e9, rss = maxrss_mb();
+  double gfs_f = gfl / fwd * 1e3, gfs_s = 3 * gfl / step * 1e3;
+  printf("%s batch %d  (%.2f GFLOP forward, a training step counted as 3x)\n", name, B, gfl);
+  printf("  mbsr  forward %8.1f ms %5.0f GFLOP/s %5.1f %% of peak | train step %8.1f ms %5.0f GFLOP/s %5.1f %% | "
          "maxrss %.0f MB\n",
-         res->model, B, res->fwd_ms, gfs_f, 100 * gfs_f / peak, res->step_ms, gfs_s, 100 * gfs_s / peak, res->rss_mb);
+         fwd, gfs_f, 100 * gfs_f / peak, step, gfs_s, 100 * gfs_s / peak, rss);
   if (js)
     fprintf(js,
             "%s\n  {\"model\": \"%s\", \"batch\": %d, \"forward_ms\": %.3f, \"step_ms\": %.3f, \"forward_gflop\": %.4f, "
             "\"maxrss_mb\": %.1f",
-            *first ? "" : ",", res->model, B, res->fwd_ms, res->step_ms, res->gflop_fwd, res->rss_mb);
+            *first ? "" : ",", name, B, fwd, step, gfl, rss);
   *first = 0;
-
-  res->layer_fwd_ms = res->layer_bwd_ms = 0;
+  if (pp) {
+    const char *ff, *sf;
+    double pf = peer_best(pt.f, o->repeats, &ff), ps = peer_best(pt.s, o->repeats, &sf);
+    printf("  torch forward %8.1f ms (%s) | train step %8.1f ms (%s)\n", pf, ff, ps, sf);
+    printf("  ratio torch/mbsr: forward %.2f, train step %.2f\n", pf / fwd, ps / step);
+    if (js)
+      fprintf(js, ", \"peer_forward_ms\": %.3f, \"peer_forward_format\": \"%s\", \"peer_step_ms\": %.3f, "
+                  "\"peer_step_format\": \"%s\", \"ratio_forward\": %.3f, \"ratio_step\": %.3f",
+              pf, ff, ps, sf, pf / fwd, ps / step);
+  }
   if (o->layers) {
     layer_spec L[8];
     int nl = model_layers(arch, mbsr_model_get_config(m), L);
+    double lf_sum = 0, lb_sum = 0;
     if (js) fprintf(js, ", \"layers\": [");
-    for (int i = 0; i < nl; i++) {
-      layer_time t;
-      int reps = o->repeats < 3 ? o->repeats : 3;
-      if ((rc = time_layer(&L[i], B, S, o->prec, reps, 1, &t))) break;
+    for (int i = 0; i < nl && !rc; i++) {
+      layer_time t = {0, 0};
+      if ((rc = time_layer(&L[i], B, S, o->prec, o->repeats < 3 ? o->repeats : 3, 1, &t))) break;
       double lf = 2.0 * 27 * L[i].cin * L[i].cout * (double)nv / 1e9;
-      printf("    %-20s %-7s x%-2d  fwd %7.2f ms (%4.0f GFLOP/s)  bwd %7.2f ms%s  -> per step %7.1f ms\n", L[i].name,
-             "", L[i].count, t.fwd_ms, lf / t.fwd_ms * 1e3, t.bwd_ms, L[i].need_dinp ? "" : " (no dX)",
+      printf("    %-19s x%-2d fwd %7.2f ms (%4.0f GFLOP/s)  bwd %7.2f ms (%4.0f GFLOP/s)%s  per step %7.1f ms\n",
+             L[i].name, L[i].count, t.fwd_ms, lf / t.fwd_ms * 1e3, t.bwd_ms,
+             (L[i].need_dinp ? 2 : 1) * lf / t.bwd_ms * 1e3, L[i].need_dinp ? "" : " no dX",
              L[i].count * (t.fwd_ms + t.bwd_ms));
-      res->layer_fwd_ms += L[i].count * t.fwd_ms;
-      res->layer_bwd_ms += L[i].count * t.bwd_ms;
+      lf_sum += L[i].count * t.fwd_ms;
+      lb_sum += L[i].count * t.bwd_ms;
       if (js)
-        fprintf(js, "%s{\"layer\": \"%d->%d\", \"count\": %d, \"forward_ms\": %.3f, \"backward_ms\": %.3f}", i ? ", " : "",
-                L[i].cin, L[i].cout, L[i].count, t.fwd_ms, t.bwd_ms);
+        fprintf(js, "%s{\"layer\": \"%d->%d\", \"count\": %d, \"forward_ms\": %.3f, \"backward_ms\": %.3f}",
+                i ? ", " : "", L[i].cin, L[i].cout, L[i].count, t.fwd_ms, t.bwd_ms);
     }
     if (js) fprintf(js, "]");
-    if (!rc) {
-      double conv = res->layer_fwd_ms + res->layer_bwd_ms;
-      printf("    convs alone: forward %.1f ms, backward %.1f ms; rest of the step (activations, residuals, loss, "
-             "Adam, copies) ~%.1f ms (%.0f %%)\n",
-             res->layer_fwd_ms, res->layer_bwd_ms, res->step_ms - conv, 100 * (res->step_ms - conv) / res->step_ms);
-    }
+    if (!rc)
+      printf("    convs alone: forward %.1f ms + backward %.1f ms; the rest of the step (activations, residual adds, "
+             "loss, Adam, copies) ~%.1f ms (%.0f %%)\n",
+             lf_sum, lb_sum, step - lf_sum - lb_sum, 100 * (step - lf_sum - lb_sum) / step);
   }
   if (js) fprintf(js, "}");
   mbsr_model_free(m);
@@ -386,60 +457,45 @@ int mbsr_cmd_bench(int argc, char **argv) {
   }
 
   double peak = mbsr_cpu_fma_peak_gflops(o.threads, 0.3);
-  printf("mbsr bench: %d threads, conv kernels %s, FMA peak measured now %.0f GFLOP/s (fp32), %d repeats "
-         "(median) after %d warm-up\n",
+  printf("mbsr bench: %d threads, conv kernels %s, FMA peak measured now %.0f GFLOP/s (fp32), median of %d "
+         "runs after %d warm-up\n",
          o.threads, mbsr_conv3d_kernel_name(o.prec), peak, o.repeats, o.warmup);
   if (peak <= 0) peak = 1;
 
   char tmp[4096];
   FILE *js = NULL;
   if (o.json) {
-    if (mbsr_tmp_path(o.json, tmp, sizeof tmp) || !(js = fopen(tmp, "w")))
-      return mbsr_error(MBSR_EIO, "%s: cannot write", o.json), mbsr_cli_fail("bench");
+    if (mbsr_tmp_path(o.json, tmp, sizeof tmp) || !(js = fopen(tmp, "w"))) {
+      mbsr_error(MBSR_EIO, "%s: cannot write", o.json);
+      return mbsr_cli_fail("bench");
+    }
     fprintf(js, "{\"threads\": %d, \"kernel\": \"%s\", \"fma_peak_gflops\": %.1f, \"repeats\": %d, \"size\": %d",
             o.threads, mbsr_conv3d_kernel_name(o.prec), peak, o.repeats, o.size);
   }
   int rc = MBSR_OK;
-  if (o.conv) {
-    rc = bench_conv(&o, peak, js);
-  } else {
-    model_result res[16];
-    int nres = 0, first = 1;
+  peer pr = {0}, *pp = NULL;
+  if (o.peer) {
+    rc = peer_start(&o, &pr);
+    if (!rc) {
+      pp = &pr;
+      printf("peer: PyTorch %s (experiments/bench/torch_peer.py), both memory formats timed and the faster one "
+             "credited; runs alternate with mbsr's\n",
+             pr.version);
+      if (js) fprintf(js, ", \"peer\": \"pytorch %s\"", pr.version);
+    }
+  }
+  if (!rc && o.conv) {
+    rc = bench_conv(&o, peak, pp, js);
+  } else if (!rc) {
+    int first = 1;
     mbsr_arch archs[2] = {MBSR_ARCH_RESNET, MBSR_ARCH_CCNN};
     int a0 = o.model_mode == 1 ? 1 : 0, a1 = o.model_mode == 0 ? 0 : 1;
     if (js) fprintf(js, ",\n \"models\": [");
     for (int a = a0; a <= a1 && !rc; a++)
-      for (int k = 0; k < o.nbatch && !rc && nres < 16; k++) {
-        rc = bench_model(&o, archs[a], o.batches[k], peak, &res[nres], js, &first);
-        if (!rc) nres++;
-      }
+      for (int k = 0; k < o.nbatch && !rc; k++) rc = bench_model(&o, archs[a], o.batches[k], peak, pp, js, &first);
     if (js) fprintf(js, "]");
-    if (!rc && o.peer) {
-      char models[32], batches[128] = "";
-      snprintf(models, sizeof models, "%s", o.model_mode == 0 ? "resnet" : o.model_mode == 1 ? "ccnn" : "all");
-      for (int k = 0; k < o.nbatch; k++)
-        snprintf(batches + strlen(batches), sizeof batches - strlen(batches), "%s%d", k ? "," : "", o.batches[k]);
-      peer_row pr[16];
-      int np = 0;
-      printf("PyTorch peer (same threads, its faster memory format, median of %d):\n", o.repeats);
-      rc = run_peer(&o, models, batches, 0, pr, 16, &np);
-      if (js) fprintf(js, ",\n \"peer\": [");
-      for (int i = 0; i < nres && !rc; i++) {
-        const peer_row *p = peer_find(pr, np, res[i].model, res[i].batch);
-        if (!p) continue;
-        printf("%-7s batch %d: torch forward %8.1f ms, train step %8.1f ms (%s) | ratio torch/mbsr: forward %.2f, "
-               "train step %.2f\n",
-               res[i].model, res[i].batch, p->fwd_ms, p->step_ms, p->format, p->fwd_ms / res[i].fwd_ms,
-               p->step_ms / res[i].step_ms);
-        if (js)
-          fprintf(js, "%s\n  {\"model\": \"%s\", \"batch\": %d, \"format\": \"%s\", \"forward_ms\": %.3f, \"step_ms\": %.3f, "
-                      "\"ratio_forward\": %.3f, \"ratio_step\": %.3f}",
-                  i ? "," : "", p->model, p->batch, p->format, p->fwd_ms, p->step_ms, p->fwd_ms / res[i].fwd_ms,
-                  p->step_ms / res[i].step_ms);
-      }
-      if (js) fprintf(js, "]");
-    }
   }
+  peer_stop(&pr);
   if (js) {
     fprintf(js, "\n}\n");
     if (fclose(js) || rc) {
