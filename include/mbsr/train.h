@@ -53,6 +53,7 @@ typedef struct {
   double patches_per_s;         /* training throughput of this invocation */
   double t_compute, t_allreduce, t_io, t_val, t_total; /* seconds on this rank */
   double dry_epoch_seconds, dry_epoch_flops, dry_mem_bytes; /* dry run */
+  double t_sync;                /* seconds in the per-step status all-reduce (includes waiting for the slowest rank) */
 } mbsr_train_summary;
 
 /* Collective over comm. Returns 0, or a negative code (the same on every rank; the message names
