@@ -387,6 +387,15 @@ static void test_cli_allen(void) {
   fprintf(stderr, "  Allen 100 um template along z: %ld slices used, median kcMax %.4f\n", used, kc);
   CU_ASSERT(used > 50 && used <= 114);
   CU_ASSERT(kc > 0.3 && kc <= 1.0);
+  /* --curves adds the radii and d0 of each analysed slice */
+  MT_ASSERT_INT_EQ(mbsr_test_sh("%s decorr %s --axis x --step 20 --curves --out %s > /dev/null", mbsr_test_bin(), path, out), 0);
+  f = fopen(out, "r");
+  CU_ASSERT_FATAL(f != NULL);
+  n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = 0;
+  fclose(f);
+  CU_ASSERT(strstr(buf, "\"d0\": [0, ") != NULL);
+  CU_ASSERT(strstr(buf, "\"axis\": \"x\"") != NULL);
   CU_ASSERT(mbsr_test_sh("%s decorr %s --axis w", mbsr_test_bin(), path) == 2);
   CU_ASSERT(mbsr_test_sh("%s decorr /nonexistent.nii.gz", mbsr_test_bin()) == 1);
 }
