@@ -69,10 +69,10 @@ static void ssim_slab(const ssim_job *J, int64_t k0, int64_t k1, double *xf, dou
       for (int q = 0; q < 5; q++) {
         const double *r = row + q * nx;
         double *o = xf + q * P + j * nxi;
-        for (int64_t i = 0; i < nxi; i++) {
-          double s = 0;
-          for (int t = 0; t < SSIM_W; t++) s += g[t] * r[i + t];
-          o[i] = s;
+        for (int64_t i = 0; i < nxi; i++) o[i] = g[0] * r[i];
+        for (int t = 1; t < SSIM_W; t++) {
+          const double gt = g[t], *rt = r + t;
+          for (int64_t i = 0; i < nxi; i++) o[i] += gt * rt[i];
         }
       }
     }
@@ -93,15 +93,18 @@ static void ssim_slab(const ssim_job *J, int64_t k0, int64_t k1, double *xf, dou
     if (kc < k0) continue;
     for (int64_t j = 0; j < nyi; j++) {
       const float *mrow = J->mask ? J->mask + nx * ((j + SSIM_R) + ny * kc) + SSIM_R : NULL;
+      for (int q = 0; q < 5; q++) { /* z-filter of row j, vectorised along i */
+        double *u = row + q * nx;
+        for (int64_t i = 0; i < nxi; i++) u[i] = 0;
+        for (int t = 0; t < SSIM_W; t++) {
+          const double gt = g[t], *sl = ring + ((kc - SSIM_R + t) % SSIM_W) * 5 * Q + q * Q + j * nxi;
+          for (int64_t i = 0; i < nxi; i++) u[i] += gt * sl[i];
+        }
+      }
       for (int64_t i = 0; i < nxi; i++) {
         if (mrow && !(mrow[i] > 0.5f)) continue;
-        double u[5] = {0, 0, 0, 0, 0};
-        for (int t = 0; t < SSIM_W; t++) {
-          const double *sl = ring + ((kc - SSIM_R + t) % SSIM_W) * 5 * Q + j * nxi + i;
-          for (int q = 0; q < 5; q++) u[q] += g[t] * sl[q * Q];
-        }
-        double ux = u[0], uy = u[1];
-        double vx = u[2] - ux * ux, vy = u[3] - uy * uy, vxy = u[4] - ux * uy;
+        double ux = row[i], uy = row[nx + i];
+        double vx = row[2 * nx + i] - ux * ux, vy = row[3 * nx + i] - uy * uy, vxy = row[4 * nx + i] - ux * uy;
         double A1 = 2 * ux * uy + J->C1, A2 = 2 * vxy + J->C2, B1 = ux * ux + uy * uy + J->C1, B2 = vx + vy + J->C2;
         sum += (A1 * A2) / (B1 * B2);
         cnt++;
