@@ -373,8 +373,8 @@ void mbsr_model_init(mbsr_model *m, uint64_t seed) {
 int mbsr_model_set_precision(mbsr_model *m, mbsr_precision p) {
   if (p != MBSR_PREC_FP32 && p != MBSR_PREC_BF16X3 && p != MBSR_PREC_BF16)
     return mbsr_error(MBSR_EINVAL, "model: unknown precision %d", (int)p);
-  if (p != MBSR_PREC_FP32 && !mbsr_cpu_has_amx())
-    return mbsr_error(MBSR_EUNSUPPORTED, "model: precision %s needs AMX-BF16, which this CPU (or kernel) lacks",
+  if (p != MBSR_PREC_FP32 && !mbsr_conv3d_precision_available(p))
+    return mbsr_error(MBSR_EUNSUPPORTED, "model: precision %s is not available on this CPU (see mbsr bench --prec)",
                       p == MBSR_PREC_BF16 ? "bf16" : "bf16x3");
   mbsr__net *nets[2] = {&m->gen, &m->disc};
   for (int k = 0; k < 2; k++)

@@ -334,6 +334,45 @@ static void test_paper_sizes(void) {
   mbsr_model_free(m);
 }
 
+/* Precision modes: refused where the CPU lacks them; otherwise close to fp32. */
+static void test_precision(void) {
+  mbsr_model_config cfg;
+  mbsr_model_config_default(&cfg, MBSR_ARCH_RESNET);
+  cfg.channels = 32;
+  cfg.blocks = 1;
+  const int B = 1, S = 9;
+  mbsr_model *m = NULL;
+  MT_ASSERT_OK(mbsr_model_create(&cfg, B, S, S, S, &m));
+  mbsr_model_init(m, 3);
+  size_t nv = (size_t)B * S * S * S;
+  float *x = mbsr_alloc(4 * nv), *y32 = mbsr_alloc(4 * nv), *y = mbsr_alloc(4 * nv);
+  for (size_t i = 0; i < nv; i++) x[i] = (float)((i * 37) % 101) / 101.0f;
+  MT_ASSERT_OK(mbsr_model_forward(m, x, B, y32));
+  const mbsr_precision ps[2] = {MBSR_PREC_BF16X3, MBSR_PREC_BF16};
+  const double tol[2] = {1e-4, 3e-2};
+  for (int k = 0; k < 2; k++) {
+    int rc = mbsr_model_set_precision(m, ps[k]);
+    if (!mbsr_conv3d_precision_available(ps[k])) {
+      MT_ASSERT_INT_EQ(rc, MBSR_EUNSUPPORTED);
+      printf("\n  precision %d: not available here (%s)", (int)ps[k], mbsr_last_error());
+      continue;
+    }
+    MT_ASSERT_OK(rc);
+    MT_ASSERT_OK(mbsr_model_forward(m, x, B, y));
+    double e = nnfx_max_rel(y, y32, nv);
+    printf("\n  precision %d: forward max rel error vs fp32 %.2e", (int)ps[k], e);
+    CU_ASSERT(e < tol[k]);
+  }
+  MT_ASSERT_OK(mbsr_model_set_precision(m, MBSR_PREC_FP32));
+  MT_ASSERT_OK(mbsr_model_forward(m, x, B, y));
+  CU_ASSERT(memcmp(y, y32, 4 * nv) == 0);
+  printf("\n");
+  mbsr_free(x);
+  mbsr_free(y);
+  mbsr_free(y32);
+  mbsr_model_free(m);
+}
+
 int main(void) {
   const mbsr_test_case cases[] = {
       {"fixture_ccnn", test_fixture_ccnn},
@@ -346,6 +385,7 @@ int main(void) {
       {"freeze_all_but_last_3", test_freeze},
       {"bad_input", test_bad_input},
       {"paper_sizes", test_paper_sizes},
+      {"precision_modes", test_precision},
       {NULL, NULL},
   };
   return mbsr_test_main("model", cases);
