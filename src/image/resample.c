@@ -212,7 +212,18 @@ int mbsr_resample_raw(const float *in, const int64_t nin[3], float *out, const i
                         (long long)nout[a]);
     if (!isfinite(scale[a]) || !isfinite(shift[a]))
       return mbsr_error(MBSR_EINVAL, "resampling: non-finite index map along axis %d", a);
+    double x0 = shift[a], x1 = scale[a] * (double)(nout[a] - 1) + shift[a];
+    if (fabs(x0) > 1e15 || fabs(x1) > 1e15)
+      return mbsr_error(MBSR_ERANGE, "resampling: index map along axis %d reaches %g: grids too far apart", a,
+                        fabs(x0) > fabs(x1) ? x0 : x1);
   }
+  int64_t v1, v2, v3;
+  if (__builtin_mul_overflow(nout[0], nin[1], &v1) || __builtin_mul_overflow(v1, nin[2], &v1) ||
+      __builtin_mul_overflow(nout[0], nout[1], &v2) || __builtin_mul_overflow(v2, nin[2], &v2) ||
+      __builtin_mul_overflow(nout[0] * nout[1], nout[2], &v3) || v1 > MBSR_MAX_VOXELS || v2 > MBSR_MAX_VOXELS ||
+      v3 > MBSR_MAX_VOXELS)
+    return mbsr_error(MBSR_ERANGE, "resampling: %lldx%lldx%lld output is too large", (long long)nout[0],
+                      (long long)nout[1], (long long)nout[2]);
   axis_table tab[3] = {{0}};
   int rc = MBSR_OK, skip[3];
   for (int a = 0; a < 3 && rc == MBSR_OK; a++) {

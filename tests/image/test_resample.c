@@ -215,6 +215,32 @@ static void test_ramp_and_linear(void) {
   CU_ASSERT(mbsr_interp_parse("sinc", &m) == MBSR_EINVAL);
 }
 
+/* A flipped target grid (x reversed in memory, same world positions): the result is the mirror image. */
+static void test_flipped_grid(void) {
+  mbsr_volume *hr = fx_volume("k1_hr.raw", VOX, ORG), *lr = NULL, *up = NULL, *upf = NULL;
+  CU_ASSERT_FATAL(hr != NULL);
+  const int f[3] = {2, 2, 2};
+  MT_ASSERT_OK(mbsr_downsample_block(hr, f, &lr));
+  MT_ASSERT_OK(mbsr_upsample_like(lr, hr, MBSR_INTERP_KEYS, &up));
+  mbsr_volume g = *hr; /* grid only: x column negated, origin at the old last column */
+  g.data = NULL;
+  for (int r = 0; r < 3; r++) {
+    g.affine[r][3] = hr->affine[r][3] + hr->affine[r][0] * (double)(hr->nx - 1);
+    g.affine[r][0] = -hr->affine[r][0];
+  }
+  MT_ASSERT_OK(mbsr_upsample_like(lr, &g, MBSR_INTERP_KEYS, &upf));
+  double d = 0;
+  for (int64_t k = 0; k < hr->nz; k++)
+    for (int64_t j = 0; j < hr->ny; j++)
+      for (int64_t i = 0; i < hr->nx; i++)
+        d = fmax(d, fabs(up->data[i + hr->nx * (j + hr->ny * k)] - upf->data[(hr->nx - 1 - i) + hr->nx * (j + hr->ny * k)]));
+  MT_ASSERT_NEAR(d, 0, 1e-6);
+  mbsr_volume_free(upf);
+  mbsr_volume_free(up);
+  mbsr_volume_free(lr);
+  mbsr_volume_free(hr);
+}
+
 static void test_not_axis_aligned(void) {
   mbsr_volume *lr = mbsr_volume_new(4, 5, 6, NULL, NULL), *out = NULL;
   double P[4][4] = {{0, 0.5, 0, 0}, {0.5, 0, 0, 0}, {0, 0, 0.5, 0}, {0, 0, 0, 1}}; /* x and y swapped */
@@ -301,6 +327,7 @@ int main(void) {
                                          {"bspline_volume_mirror", test_bspline_volume_mirror},
                                          {"keys_vs_naive", test_keys_vs_naive},
                                          {"ramp_and_linear", test_ramp_and_linear},
+                                         {"flipped_grid", test_flipped_grid},
                                          {"not_axis_aligned", test_not_axis_aligned},
                                          {"speed", test_speed},
                                          {"real_template", test_real_template},
