@@ -403,12 +403,14 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
     MPI_Allreduce(&ar, &ar_max, 1, MPI_DOUBLE, MPI_MAX, comm);
     const double epoch_s = tstep * (double)plan_spe;
     const double fl_epoch = flops_sample * (double)plan_spe * B;
-    const double val_s = nval > 0 ? 0 : 0;
-    (void)val_s;
+    /* validation: forward only, ~1/3 of a training step's work per patch, spread over the ranks;
+     * planned val patches scale with the training patches when --plan-patches is given */
+    const double plan_val = c->plan_patches > 0 && ntrain > 0 ? (double)nval * (double)plan_n / (double)ntrain : (double)nval;
+    const double val_s = plan_val * (tstep / (3.0 * B));
     sum->dry_epoch_seconds = epoch_s, sum->dry_epoch_flops = fl_epoch, sum->dry_mem_bytes = mem_rank;
     char d1[32], d2[32];
     mbsr_format_duration(epoch_s, d1, sizeof d1);
-    mbsr_format_duration(epoch_s * c->epochs, d2, sizeof d2);
+    mbsr_format_duration((epoch_s + val_s) * c->epochs, d2, sizeof d2);
     mbsr_info("train --dry-run: plan (nothing written)");
     mbsr_info("  model           %s channels=%d blocks=%d: %zu parameters (%.1f MB; params+grads+Adam m,v %.1f MB)",
               mbsr_arch_name(mbsr_model_get_config(m)->arch), mbsr_model_get_config(m)->channels, mbsr_model_get_config(m)->blocks,
@@ -424,8 +426,10 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
               flops_sample / 3, fl_epoch, fl_epoch / P);
     mbsr_info("  measured        %.3f s per global step (mean of %d after %d warm-up; all-reduce %.1f%%) = %.1f patches/s, %.1f GFLOP/s",
               tstep, meas, warm, 100.0 * ar_max / (tm > 0 ? tm : 1), B / tstep, flops_sample * B / tstep / 1e9);
-    mbsr_info("  time            %s per epoch, %s for %d epochs (upper bound: early stopping, patience %d, may end sooner)", d1, d2,
-              c->epochs, c->patience);
+    mbsr_info("  validation      ~%.0f patches per epoch, ~%.0f s (estimated: forward = 1/3 of a training step)", plan_val, val_s);
+    mbsr_info("  time            %s per epoch of training, %s (%.1f days) for %d epochs incl. validation (upper bound: early "
+              "stopping, patience %d, may end sooner)",
+              d1, d2, (epoch_s + val_s) * c->epochs / 86400.0, c->epochs, c->patience);
     goto out;
   }
 
