@@ -1,0 +1,281 @@
+/* MetaImage reader (.mhd header + .raw / .zraw data, or .mha with ElementDataFile = LOCAL), as
+ * ITK / the Allen Institute write it.
+ *  - Keys (case-insensitive): NDims (2 or 3), DimSize, ElementType (MET_UCHAR ... MET_DOUBLE,
+ *    MET_[U]LONG_LONG), ElementSpacing (else ElementSize, else 1), Offset / Origin / Position,
+ *    TransformMatrix / Rotation / Orientation (the direction of image axis a is entries
+ *    3a..3a+2, as itk::MetaImageIO reads it), BinaryDataByteOrderMSB / ElementByteOrderMSB,
+ *    CompressedData (zlib or gzip stream), HeaderSize (-1 = data at the end of the file),
+ *    ElementNumberOfChannels (must be 1: mbsr reads scalar volumes), ElementDataFile (last key:
+ *    a file name relative to the header, or LOCAL).
+ *  - World space is ITK's LPS: x and y rows of the affine are negated (LPS -> RAS), as for NRRD.
+ *  - Units: MetaImage has no unit field. As in nrrd.c, a smallest spacing >= 5 is taken as
+ *    micrometres (Allen files: 10, 25, 50, 100 um) and anything smaller as mm. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "io_internal.h"
+
+typedef struct {
+  int ndims, nch, msb, compressed, have_dt;
+  int64_t dims[3];
+  double spacing[3], origin[3], dir[9];
+  long long header_size, compressed_size;
+  int dt;
+  size_t esize;
+  char datafile[1024];
+} mhd_header;
+
+static int parse_doubles(const char *s, double *v, int n) {
+  char *end;
+  for (int i = 0; i < n; i++) {
+    v[i] = strtod(s, &end);
+    if (end == s) return i;
+    s = end;
+  }
+  return n;
+}
+
+static int elem_type(const char *s, int *dt, size_t *es) {
+  static const struct { const char *name; int dt; size_t es; } t[] = {
+      {"MET_UCHAR", MBSR__DT_UINT8, 1},   {"MET_CHAR", MBSR__DT_INT8, 1},       {"MET_USHORT", MBSR__DT_UINT16, 2},
+      {"MET_SHORT", MBSR__DT_INT16, 2},   {"MET_UINT", MBSR__DT_UINT32, 4},     {"MET_INT", MBSR__DT_INT32, 4},
+      {"MET_FLOAT", MBSR__DT_FLOAT32, 4}, {"MET_DOUBLE", MBSR__DT_FLOAT64, 8},  {"MET_ULONG_LONG", MBSR__DT_UINT64, 8},
+      {"MET_LONG_LONG", MBSR__DT_INT64, 8}};
+  for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+    if (!strcasecmp(s, t[i].name)) {
+      *dt = t[i].dt;
+      *es = t[i].es;
+      return 0;
+    }
+  return -1;
+}
+
+static int is_true(const char *v) { return !strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"); }
+
+/* Reads the header; *data_off = byte offset after it (for LOCAL data). */
+static int read_header(const char *path, FILE *f, mhd_header *h, long *data_off) {
+  memset(h, 0, sizeof *h);
+  h->nch = 1;
+  h->header_size = 0;
+  for (int a = 0; a < 3; a++) {
+    h->spacing[a] = 1;
+    h->dims[a] = 1;
+    h->dir[4 * a] = 1;
+  }
+  char line[4096];
+  int lineno = 0, have_dims = 0;
+  while (fgets(line, sizeof line, f)) {
+    lineno++;
+    size_t l = strlen(line);
+    if (l == sizeof line - 1 && line[l - 1] != '\n') return mbsr_error(MBSR_EFORMAT, "%s: header line %d too long", path, lineno);
+    while (l > 0 && (line[l - 1] == '\n' || line[l - 1] == '\r' || line[l - 1] == ' ' || line[l - 1] == '\t')) line[--l] = 0;
+    if (l == 0) continue;
+    char *eq = strchr(line, '=');
+    if (!eq) return mbsr_error(MBSR_EFORMAT, "%s: line %d: expected 'Key = Value'", path, lineno);
+    char *k = line, *v = eq + 1;
+    char *ke = eq;
+    while (ke > k && (ke[-1] == ' ' || ke[-1] == '\t')) ke--;
+    *ke = 0;
+    while (*v == ' ' || *v == '\t') v++;
+    if (!strcasecmp(k, "NDims")) {
+      h->ndims = atoi(v);
+      if (h->ndims < 2 || h->ndims > 3)
+        return mbsr_error(MBSR_EUNSUPPORTED, "%s: NDims = %d (mbsr reads 2-D or 3-D images)", path, h->ndims);
+    } else if (!strcasecmp(k, "DimSize")) {
+      double d[3] = {1, 1, 1};
+      int n = parse_doubles(v, d, 3);
+      for (int a = 0; a < n; a++) {
+        if (!(d[a] >= 1) || d[a] != floor(d[a])) return mbsr_error(MBSR_EFORMAT, "%s: bad DimSize '%s'", path, v);
+        h->dims[a] = (int64_t)d[a];
+      }
+      have_dims = n;
+    } else if (!strcasecmp(k, "ElementSpacing") || (!strcasecmp(k, "ElementSize") && h->spacing[0] == 1)) {
+      int n = parse_doubles(v, h->spacing, 3);
+      for (int a = 0; a < n; a++)
+        if (!(h->spacing[a] > 0) || !isfinite(h->spacing[a])) return mbsr_error(MBSR_EFORMAT, "%s: bad %s '%s'", path, k, v);
+    } else if (!strcasecmp(k, "Offset") || !strcasecmp(k, "Origin") || !strcasecmp(k, "Position")) {
+      parse_doubles(v, h->origin, 3);
+    } else if (!strcasecmp(k, "TransformMatrix") || !strcasecmp(k, "Rotation") || !strcasecmp(k, "Orientation")) {
+      double m[9];
+      int nd = h->ndims ? h->ndims : 3;
+      int n = parse_doubles(v, m, nd * nd);
+      if (n != nd * nd) return mbsr_error(MBSR_EFORMAT, "%s: %s needs %d numbers: '%s'", path, k, nd * nd, v);
+      memset(h->dir, 0, sizeof h->dir);
+      for (int a = 0; a < 3; a++) h->dir[4 * a] = 1;
+      for (int a = 0; a < nd; a++)
+        for (int r = 0; r < nd; r++) h->dir[3 * a + r] = m[nd * a + r];
+    } else if (!strcasecmp(k, "ElementType")) {
+      if (elem_type(v, &h->dt, &h->esize)) return mbsr_error(MBSR_EUNSUPPORTED, "%s: ElementType %s", path, v);
+      h->have_dt = 1;
+    } else if (!strcasecmp(k, "ElementNumberOfChannels")) {
+      h->nch = atoi(v);
+    } else if (!strcasecmp(k, "BinaryDataByteOrderMSB") || !strcasecmp(k, "ElementByteOrderMSB")) {
+      h->msb = is_true(v);
+    } else if (!strcasecmp(k, "CompressedData")) {
+      h->compressed = is_true(v);
+    } else if (!strcasecmp(k, "CompressedDataSize")) {
+      h->compressed_size = atoll(v);
+    } else if (!strcasecmp(k, "HeaderSize")) {
+      h->header_size = atoll(v);
+    } else if (!strcasecmp(k, "BinaryData")) {
+      if (!is_true(v)) return mbsr_error(MBSR_EUNSUPPORTED, "%s: ASCII MetaImage data (BinaryData = False)", path);
+    } else if (!strcasecmp(k, "ObjectType")) {
+      if (strcasecmp(v, "Image")) return mbsr_error(MBSR_EUNSUPPORTED, "%s: ObjectType %s (expected Image)", path, v);
+    } else if (!strcasecmp(k, "ElementDataFile")) {
+      snprintf(h->datafile, sizeof h->datafile, "%s", v);
+      *data_off = ftell(f);
+      break;
+    }
+    /* other keys (AnatomicalOrientation, CenterOfRotation, ElementMin/Max, ...) carry nothing we use */
+  }
+  if (!h->ndims) return mbsr_error(MBSR_EFORMAT, "%s: not a MetaImage header (no NDims)", path);
+  if (have_dims < h->ndims) return mbsr_error(MBSR_EFORMAT, "%s: DimSize missing or short", path);
+  if (!h->have_dt) return mbsr_error(MBSR_EFORMAT, "%s: no ElementType", path);
+  if (!h->datafile[0]) return mbsr_error(MBSR_EFORMAT, "%s: no ElementDataFile", path);
+  if (h->nch != 1)
+    return mbsr_error(MBSR_EUNSUPPORTED, "%s: ElementNumberOfChannels = %d; mbsr reads scalar volumes", path, h->nch);
+  if (!strcasecmp(h->datafile, "LIST") || strchr(h->datafile, '%'))
+    return mbsr_error(MBSR_EUNSUPPORTED, "%s: ElementDataFile '%s' (file lists and patterns are not supported)", path,
+                      h->datafile);
+  return 0;
+}
+
+static int inflate_all(const char *path, const unsigned char *src, size_t n, unsigned char *dst, size_t want) {
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  if (inflateInit2(&z, 15 + 32) != Z_OK) return mbsr_error(MBSR_EIO, "%s: zlib init failed", path);
+  z.next_in = (unsigned char *)src;
+  size_t got = 0;
+  int zr = Z_OK;
+  /* avail_in / avail_out are 32-bit: feed in chunks */
+  while (zr == Z_OK) {
+    size_t in_left = n - (size_t)((const unsigned char *)z.next_in - src);
+    z.avail_in = in_left > (1u << 30) ? (1u << 30) : (unsigned)in_left;
+    z.next_out = dst + got;
+    size_t out_left = want - got;
+    z.avail_out = out_left > (1u << 30) ? (1u << 30) : (unsigned)out_left;
+    unsigned before = z.avail_out;
+    zr = inflate(&z, Z_NO_FLUSH);
+    got += before - z.avail_out;
+    if (zr == Z_BUF_ERROR && (z.avail_in == 0 || got == want)) break;
+  }
+  inflateEnd(&z);
+  if ((zr != Z_STREAM_END && zr != Z_OK && zr != Z_BUF_ERROR) || got != want)
+    return mbsr_error(MBSR_ETRUNC, "%s: compressed data gives %zu of %zu bytes%s", path, got, want,
+                      zr == Z_DATA_ERROR ? " (corrupt stream)" : "");
+  return 0;
+}
+
+int mbsr_mhd_read(const char *path, mbsr_volume **out) {
+  *out = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) return mbsr_error(MBSR_EIO, "%s: cannot open: %s", path, strerror(errno));
+  mhd_header h;
+  long local_off = 0;
+  int rc = read_header(path, f, &h, &local_off);
+  if (rc) { fclose(f); return rc; }
+
+  int64_t nvox = h.dims[0] * h.dims[1] * h.dims[2];
+  if (nvox <= 0 || nvox > MBSR_MAX_VOXELS) { fclose(f); return mbsr_error(MBSR_ERANGE, "%s: absurd DimSize", path); }
+  size_t want = (size_t)nvox * h.esize;
+
+  /* locate the data */
+  FILE *df = f;
+  char dpath[4200];
+  if (strcasecmp(h.datafile, "LOCAL")) {
+    const char *slash = strrchr(path, '/');
+    if (h.datafile[0] == '/') snprintf(dpath, sizeof dpath, "%s", h.datafile);
+    else snprintf(dpath, sizeof dpath, "%.*s%s", slash ? (int)(slash - path + 1) : 0, path, h.datafile);
+    fclose(f);
+    f = NULL;
+    df = fopen(dpath, "rb");
+    if (!df) return mbsr_error(MBSR_EIO, "%s: data file %s: %s", path, dpath, strerror(errno));
+    local_off = 0;
+  } else {
+    snprintf(dpath, sizeof dpath, "%s", path);
+  }
+  struct stat st;
+  fstat(fileno(df), &st);
+  long long fsz = (long long)st.st_size;
+  long long off = local_off;
+  size_t stored = h.compressed ? (size_t)(fsz - off) : want;
+  if (h.compressed && h.compressed_size > 0 && h.compressed_size <= fsz - off) stored = (size_t)h.compressed_size;
+  if (h.header_size > 0) off = local_off + h.header_size;
+  if (h.header_size == -1) off = fsz - (long long)want; /* data at the end */
+  if (!h.compressed && fsz - off < (long long)want) {
+    fclose(df);
+    return mbsr_error(MBSR_ETRUNC, "%s: %s holds %lld data bytes, DimSize x ElementType needs %zu", path, dpath,
+                      fsz - off, want);
+  }
+  unsigned char *raw = malloc(h.compressed ? stored : want);
+  unsigned char *buf = h.compressed ? mbsr_alloc(want) : raw;
+  if (!raw || !buf) {
+    free(raw);
+    if (h.compressed) mbsr_free(buf);
+    fclose(df);
+    return mbsr_error(MBSR_ENOMEM, "%s: cannot allocate %zu bytes", path, want);
+  }
+  size_t toread = h.compressed ? stored : want;
+  if (fseeko(df, off, SEEK_SET) != 0 || fread(raw, 1, toread, df) != toread)
+    rc = mbsr_error(MBSR_ETRUNC, "%s: short read of %s", path, dpath);
+  fclose(df);
+  if (!rc && h.compressed) rc = inflate_all(dpath, raw, stored, buf, want);
+  if (h.compressed) free(raw);
+  if (rc) { if (h.compressed) mbsr_free(buf); else free(raw); return rc; }
+
+  /* byte order */
+  int host_msb = __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__;
+  if (h.esize > 1 && h.msb != host_msb) {
+    for (size_t i = 0; i < want; i += h.esize)
+      for (size_t a = 0, b = h.esize - 1; a < b; a++, b--) {
+        unsigned char t = buf[i + a];
+        buf[i + a] = buf[i + b];
+        buf[i + b] = t;
+      }
+  }
+
+  /* geometry: A[:,a] = dir_a * spacing_a, origin; units; LPS -> RAS */
+  double A[4][4];
+  memset(A, 0, sizeof A);
+  A[3][3] = 1;
+  double smin = INFINITY;
+  for (int a = 0; a < 3; a++) {
+    double sp = a < h.ndims ? h.spacing[a] : 1;
+    if (a < h.ndims) smin = fmin(smin, sp);
+    for (int r = 0; r < 3; r++) A[r][a] = h.dir[3 * a + r] * sp;
+    A[a < 3 ? a : 0][3] = h.origin[a];
+  }
+  double us = 1;
+  if (smin >= 5) {
+    us = 1e-3;
+    mbsr__note("MetaImage has no units: smallest spacing %g >= 5 taken as micrometres (Allen convention)", smin);
+  } else {
+    mbsr__note("MetaImage has no units: smallest spacing %g < 5 taken as mm", smin);
+  }
+  for (int r = 0; r < 3; r++)
+    for (int c = 0; c < 4; c++) A[r][c] *= us;
+  for (int c = 0; c < 4; c++) A[0][c] = -A[0][c], A[1][c] = -A[1][c];
+  mbsr__note("MetaImage LPS converted to RAS");
+
+  mbsr_volume *v = mbsr_volume_new(h.dims[0], h.dims[1], h.dims[2], NULL, (const double(*)[4])A);
+  if (!v) {
+    if (h.compressed) mbsr_free(buf); else free(raw);
+    return mbsr_error_prefix(MBSR_ENOMEM, "%s: ", path);
+  }
+  rc = mbsr__convert(v->data, buf, nvox, h.dt, 1, 0, &v->src_min, &v->src_max);
+  if (h.compressed) mbsr_free(buf); else free(raw);
+  if (rc) {
+    mbsr_volume_free(v);
+    return mbsr_error_prefix(rc, "%s: ", path);
+  }
+  v->src_dtype = h.dt;
+  snprintf(v->src_format, sizeof v->src_format, "mhd");
+  mbsr_volume_update_vox(v);
+  *out = v;
+  return 0;
+}
