@@ -124,6 +124,19 @@ static void test_keys_volume_grid(void) {
   MT_ASSERT_OK(mbsr_downsample_block(hr4, f, &lr4));
   MT_ASSERT_OK(mbsr_upsample_like(lr4, hr4, MBSR_INTERP_KEYS, &up));
   CU_ASSERT(mbsr_volume_same_grid(up, hr4, 1e-12));
+  /* ... and equals imresize3(lr, 2) (scale-factor form) on the first 2*n_lr voxels of each axis */
+  int64_t n4[3];
+  float *ref4 = fx_read_raw("k4_keys.raw", n4);
+  CU_ASSERT_FATAL(ref4 != NULL);
+  MT_ASSERT_INT_EQ(n4[0], 2 * lr4->nx);
+  double d4 = 0;
+  for (int64_t k = 0; k < n4[2]; k++)
+    for (int64_t j = 0; j < n4[1]; j++)
+      for (int64_t i = 0; i < n4[0]; i++)
+        d4 = fmax(d4, fabs(up->data[i + up->nx * (j + up->ny * k)] - ref4[i + n4[0] * (j + n4[1] * k)]));
+  printf("odd HR size: first 2*n_lr voxels vs imresize3(lr, 2): max |diff| %.3g ", d4);
+  MT_ASSERT_NEAR(d4, 0, 1e-5);
+  free(ref4);
   mbsr_volume_free(up);
   mbsr_volume_free(hr4);
   mbsr_volume_free(lr4);
