@@ -27,7 +27,7 @@ typedef struct {
 } fx_server;
 
 /* Never talk to a proxy (or anything but 127.0.0.1) from the tests. */
-static void fx_no_proxy(void) {
+static __attribute__((unused)) void fx_no_proxy(void) {
   const char *vars[] = {"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy", NULL};
   for (int i = 0; vars[i]; i++) unsetenv(vars[i]);
   setenv("no_proxy", "127.0.0.1,localhost", 1);
@@ -40,7 +40,7 @@ static const char *fx_server_root(void) {
 }
 
 /* faults: NULL-terminated "PATTERN=KIND[:COUNT]" list (may be NULL). Returns 0 or -1. */
-static int fx_server_start(fx_server *s, const char *dir, const char *tag, const char *const *faults) {
+static __attribute__((unused)) int fx_server_start(fx_server *s, const char *dir, const char *tag, const char *const *faults) {
   memset(s, 0, sizeof *s);
   char pf[4200], script[4200];
   snprintf(pf, sizeof pf, "%s/%s.port", dir, tag);
@@ -102,7 +102,7 @@ static int fx_server_start(fx_server *s, const char *dir, const char *tag, const
   return -1;
 }
 
-static void fx_server_stop(fx_server *s) {
+static __attribute__((unused)) void fx_server_stop(fx_server *s) {
   if (s->pid > 0) {
     kill(s->pid, SIGTERM);
     waitpid(s->pid, NULL, 0);
@@ -124,7 +124,7 @@ static char *fx_read(const char *path) {
 }
 
 /* Occurrences of needle in the file (0 if absent). */
-static int fx_count(const char *path, const char *needle) {
+static __attribute__((unused)) int fx_count(const char *path, const char *needle) {
   char *b = fx_read(path);
   if (!b) return 0;
   int c = 0;
@@ -133,7 +133,7 @@ static int fx_count(const char *path, const char *needle) {
   return c;
 }
 
-static int64_t fx_size(const char *path) {
+static __attribute__((unused)) int64_t fx_size(const char *path) {
   struct stat st;
   return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
 }
@@ -144,7 +144,7 @@ static int64_t fx_size(const char *path) {
  *  - every regular file in the tree is manifest.tsv, a *.part, or the file/output of an ok row
  *    (or a verified archive of a failed conversion); no temporaries, no scratch directories.
  * Returns the number of violations (printed). */
-static int fx_walk(const char *root, const char *rel, const mbsr_manifest *m, int *bad) {
+static __attribute__((unused)) int fx_walk(const char *root, const char *rel, const mbsr_manifest *m, int *bad) {
   char dir[8400];
   snprintf(dir, sizeof dir, "%s%s%s", root, rel[0] ? "/" : "", rel);
   DIR *d = opendir(dir);
@@ -176,8 +176,8 @@ static int fx_walk(const char *root, const char *rel, const mbsr_manifest *m, in
   return 0;
 }
 
-static int fx_check_truth(const char *out) {
-  char mp[4300];
+static __attribute__((unused)) int fx_check_truth(const char *out) {
+  char mp[4400];
   snprintf(mp, sizeof mp, "%s/manifest.tsv", out);
   mbsr_manifest m;
   if (mbsr_manifest_read(mp, &m) != 0) { fprintf(stderr, "  manifest unreadable: %s\n", mbsr_last_error()); return 1; }
@@ -211,7 +211,7 @@ static int fx_check_truth(const char *out) {
 
 static const char *fx_status(const char *out, const char *id, char *msg, size_t n) {
   static char st[16];
-  char mp[4300];
+  char mp[4400];
   snprintf(mp, sizeof mp, "%s/manifest.tsv", out);
   mbsr_manifest m;
   st[0] = 0;
