@@ -107,6 +107,8 @@ typedef struct {
   int batch;          /* patches per forward, default 8 */
   mbsr_interp interp; /* up-sampling onto the target grid, default Keys */
   int progress;       /* print a progress line */
+  double norm_plo, norm_phi; /* intensity normalisation percentiles of the up-sampled input,
+                              * default 0, 100 (= min/max, the paper's; as `mbsr prep --norm-pct`) */
 } mbsr_apply_opts;
 void mbsr_apply_opts_default(mbsr_apply_opts *o);
 /* SR of `lr` onto `grid` (dims + affine): up-sample, normalise to [0,1], blended patch inference

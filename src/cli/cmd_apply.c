@@ -22,7 +22,9 @@ static void usage(FILE *f) {
           "  --patch P        patch edge the network runs on (default 21, the training size)\n"
           "  --overlap K      voxels shared by neighbouring patches (default P/3)\n"
           "  --batch B        patches per forward pass (default 8); memory ~ B x activations\n"
-          "  --precision X    fp32 (default), bf16x3 or bf16 (AMX CPUs only)\n"
+          "  --norm-pct LO,HI intensity normalisation percentiles of the up-sampled input (default 0,100 =\n"
+          "                   min/max, the paper's); use what `mbsr prep --norm-pct` used for training\n"
+          "  --precision X    fp32 (default); bf16 / bf16x3 where the CPU has them (see mbsr bench --prec)\n"
           "  --quiet          no progress line\n");
 }
 
@@ -32,6 +34,7 @@ int mbsr_cmd_apply(int argc, char **argv) {
                                        {"factor", required_argument, 0, 'f'},  {"interp", required_argument, 0, 'I'},
                                        {"patch", required_argument, 0, 'p'},   {"overlap", required_argument, 0, 'k'},
                                        {"batch", required_argument, 0, 'b'},   {"precision", required_argument, 0, 'P'},
+                                       {"norm-pct", required_argument, 0, 'N'},
                                        {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   const char *model = NULL, *in = NULL, *out = NULL, *like = NULL;
@@ -71,6 +74,11 @@ int mbsr_cmd_apply(int argc, char **argv) {
         else if (!strcmp(optarg, "bf16x3")) prec = MBSR_PREC_BF16X3;
         else if (!strcmp(optarg, "bf16")) prec = MBSR_PREC_BF16;
         else return mbsr_cli_usage_error("apply", "--precision wants fp32, bf16x3 or bf16, got '%s'", optarg);
+        break;
+      case 'N':
+        if (sscanf(optarg, "%lf,%lf", &ao.norm_plo, &ao.norm_phi) != 2 || !(ao.norm_plo >= 0) ||
+            !(ao.norm_phi <= 100) || !(ao.norm_plo < ao.norm_phi))
+          return mbsr_cli_usage_error("apply", "--norm-pct wants LO,HI with 0 <= LO < HI <= 100, got '%s'", optarg);
         break;
       case 'q': ao.progress = 0; break;
       case 'h': usage(stdout); return 0;

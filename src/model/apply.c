@@ -29,6 +29,8 @@ void mbsr_apply_opts_default(mbsr_apply_opts *o) {
   o->batch = 8;
   o->interp = MBSR_INTERP_KEYS;
   o->progress = 1;
+  o->norm_plo = 0.0;
+  o->norm_phi = 100.0;
 }
 
 /* Starts of the patches along an axis of n voxels: stride P - K, the last one flush with the end. */
@@ -77,13 +79,20 @@ static int apply_owned(mbsr_model *m, mbsr_volume *vol, const mbsr_apply_opts *o
   int M = m->gen.nconv < K / 3 ? m->gen.nconv : K / 3;
   int rc = mbsr_volume_check_finite(vol, "apply input");
   if (rc) return rc;
-  /* normalise to [0,1] by min/max */
-  float mn, mx;
-  mbsr_volume_minmax(vol, &mn, &mx);
-  const double lo = mn, hi = mx > mn ? mx : mn + 1.0, sc = 1.0 / (hi - lo);
+  /* normalise to [0,1]: min/max (a constant volume maps to 0), or percentiles with clipping */
   const int64_t nvox = mbsr_volume_nvox(vol);
+  double lo, hi;
+  if (o->norm_plo == 0.0 && o->norm_phi == 100.0) {
+    float mn, mx;
+    mbsr_volume_minmax(vol, &mn, &mx);
+    lo = mn;
+    hi = mx > mn ? mx : mn + 1.0;
+    const double sc = 1.0 / (hi - lo);
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < nvox; i++) vol->data[i] = (float)(((double)vol->data[i] - lo) * sc);
+    for (int64_t i = 0; i < nvox; i++) vol->data[i] = (float)(((double)vol->data[i] - lo) * sc);
+  } else if ((rc = mbsr_normalize(vol, o->norm_plo, o->norm_phi, &lo, &hi))) {
+    return mbsr_error_prefix(rc, "apply: ");
+  }
 
   int64_t *sx = malloc(sizeof(int64_t) * (size_t)(nx + 2)), *sy = malloc(sizeof(int64_t) * (size_t)(ny + 2)),
           *sz = malloc(sizeof(int64_t) * (size_t)(nz + 2));
