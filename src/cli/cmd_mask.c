@@ -30,6 +30,8 @@ int mbsr_cmd_mask(int argc, char **argv) {
         char *end;
         thr = strtod(optarg, &end);
         if (end == optarg || *end) return mbsr_cli_usage_error("mask", "--threshold wants a number, got '%s'", optarg);
+        if (thr < 0) /* the library reads a negative threshold as "use Otsu" */
+          return mbsr_cli_usage_error("mask", "--threshold must be >= 0 (omit it for Otsu), got '%s'", optarg);
         have_thr = 1;
         break;
       }
