@@ -295,6 +295,13 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
     mbsr_ckpt_meta meta;
     rc = mbsr_checkpoint_load(last_path, mb, p, p, p, &m, &meta);
     if (!rc) rc = meta_to_state(&meta, &st);
+    double kb = 0, ks = 0, kp = 0;
+    if (!rc && !json_num(meta.info, "batch", &kb) && !json_num(meta.info, "steps_per_epoch", &ks) &&
+        ((int)kb != c->batch || (int64_t)ks != spe))
+      rc = mbsr_error(MBSR_EMISMATCH, "the checkpoint was made with global batch %d and %lld steps per epoch, this run has %d and %lld",
+                      (int)kb, (long long)ks, c->batch, (long long)spe);
+    if (!rc && rank == 0 && !json_num(meta.info, "nranks", &kp) && (int)kp != P)
+      mbsr_warn("resuming a %d-rank run on %d ranks: training continues correctly, but not bitwise as an uninterrupted run", (int)kp, P);
     if (rc) mbsr_error_prefix(rc, "resuming from %s: ", last_path);
     resumed = 1;
     if (!rc && c->init && c->finetune_last >= 0) rc = mbsr_model_freeze_all_but_last(m, c->finetune_last);
