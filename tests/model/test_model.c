@@ -334,6 +334,52 @@ static void test_paper_sizes(void) {
   mbsr_model_free(m);
 }
 
+/* The distributed contract: gradients of two half batches, each normalised by the GLOBAL batch
+ * size, sum to the gradient of the whole batch (what a sum all-reduce over 2 ranks computes). */
+static void split_check(mbsr_arch arch) {
+  mbsr_model_config cfg;
+  mbsr_model_config_default(&cfg, arch);
+  cfg.channels = 4;
+  cfg.blocks = 1;
+  cfg.ccnn_c1 = 4;
+  cfg.ccnn_c2 = 3;
+  cfg.disc_channels = 4;
+  cfg.disc_blocks = 1;
+  cfg.gan_lambda = 0.5f;
+  const int B = 4, S = 6;
+  mbsr_model *m = NULL;
+  MT_ASSERT_OK(mbsr_model_create(&cfg, B, S, S, S, &m));
+  mbsr_model_init(m, 9);
+  size_t nv = (size_t)B * S * S * S, half = nv / 2, np = mbsr_model_num_params(m);
+  float *x = mbsr_alloc(4 * nv), *t = mbsr_alloc(4 * nv), *gfull = malloc(4 * np), *gsum = malloc(4 * np);
+  for (size_t i = 0; i < nv; i++) {
+    x[i] = (float)((i * 31) % 97) / 97.0f;
+    t[i] = (float)((i * 17) % 89) / 89.0f;
+  }
+  for (int ph = 0; ph < mbsr_model_num_phases(m); ph++) {
+    size_t off, cnt;
+    mbsr_model_phase_span(m, ph, &off, &cnt);
+    double lf = mbsr_model_phase_grad(m, ph, x, t, B, B);
+    memcpy(gfull, mbsr_model_grads(m) + off, 4 * cnt);
+    double l1 = mbsr_model_phase_grad(m, ph, x, t, B / 2, B);
+    memcpy(gsum, mbsr_model_grads(m) + off, 4 * cnt);
+    double l2 = mbsr_model_phase_grad(m, ph, x + half, t + half, B / 2, B);
+    for (size_t i = 0; i < cnt; i++) gsum[i] += mbsr_model_grads(m)[off + i];
+    MT_ASSERT_REL(l1 + l2, lf, 1e-6, 1e-12);
+    double e = nnfx_max_rel(gsum, gfull, cnt);
+    printf("\n  %s phase %d: loss(half)+loss(half) vs loss(full) ok; gradient max rel diff %.2e", mbsr_arch_name(arch), ph, e);
+    CU_ASSERT(e < 1e-5);
+  }
+  printf("\n");
+  mbsr_free(x);
+  mbsr_free(t);
+  free(gfull);
+  free(gsum);
+  mbsr_model_free(m);
+}
+static void test_split_resnet(void) { split_check(MBSR_ARCH_RESNET); }
+static void test_split_gan(void) { split_check(MBSR_ARCH_GAN); }
+
 /* Precision modes: refused where the CPU lacks them; otherwise close to fp32. */
 static void test_precision(void) {
   mbsr_model_config cfg;
@@ -386,6 +432,8 @@ int main(void) {
       {"bad_input", test_bad_input},
       {"paper_sizes", test_paper_sizes},
       {"precision_modes", test_precision},
+      {"half_batches_sum_to_full_resnet", test_split_resnet},
+      {"half_batches_sum_to_full_gan", test_split_gan},
       {NULL, NULL},
   };
   return mbsr_test_main("model", cases);
