@@ -21,6 +21,7 @@ static void usage(void) {
       "  --arch resnet|ccnn|gan   (default resnet)\n"
       "  --channels C --blocks B  ResNet/generator width and depth (default 64, 10)\n"
       "  --global-residual        output = input + network\n"
+      "  --disc-channels C --disc-blocks B --gan-lambda X   GAN discriminator (64, 10) and adversarial weight (1e-3)\n"
       "  --batch N                GLOBAL batch (default 8), split over the ranks\n"
       "  --lr X                   Adam learning rate (default 1e-3)\n"
       "  --epochs N               at most N epochs (default 1000)\n"
@@ -58,7 +59,8 @@ int mbsr_cmd_train(int argc, char **argv) {
       {"init", required_argument, 0, 'i'},      {"finetune-last", required_argument, 0, 'f'},
       {"time-limit", required_argument, 0, 't'}, {"threads", required_argument, 0, 'T'},
       {"dry-run", no_argument, 0, 'n'},         {"plan-patches", required_argument, 0, 'N'},
-      {"inject-fail", required_argument, 0, 'X'}, {"quiet", no_argument, 0, 'q'},
+      {"inject-fail", required_argument, 0, 'X'}, {"disc-channels", required_argument, 0, 'D'},
+      {"disc-blocks", required_argument, 0, 'E'}, {"gan-lambda", required_argument, 0, 'L'}, {"quiet", no_argument, 0, 'q'},
       {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
   opterr = 0;
   optind = 1;
@@ -70,7 +72,8 @@ int mbsr_cmd_train(int argc, char **argv) {
     if (*end || dst < lo) return mbsr_cli_usage_error("train", "bad %s '%s'", name, optarg); \
   } while (0)
   mbsr_arch arch = MBSR_ARCH_RESNET;
-  int channels = 64, blocks = 10;
+  int channels = 64, blocks = 10, dch = -1, dbl = -1;
+  double lambda = -1;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (ch) {
       case 'd': c.data = optarg; break;
@@ -110,6 +113,12 @@ int mbsr_cmd_train(int argc, char **argv) {
         if (sscanf(optarg, "%d:%d", &c.inject_fail_rank, &c.inject_fail_step) != 2)
           return mbsr_cli_usage_error("train", "bad --inject-fail '%s' (RANK:STEP)", optarg);
         break;
+      case 'D': NUM(dch, strtol, 1, "--disc-channels"); break;
+      case 'E': NUM(dbl, strtol, 0, "--disc-blocks"); break;
+      case 'L':
+        lambda = strtod(optarg, &end);
+        if (*end || lambda < 0) return mbsr_cli_usage_error("train", "bad --gan-lambda '%s'", optarg);
+        break;
       case 'q': c.progress = 0; mbsr_log_set_quiet(1); break;
       case 'h': if (mbsr_log_rank() == 0) usage(); return 0;
       default: return mbsr_cli_usage_error("train", "unknown option '%s'", argv[optind - 1]);
@@ -125,6 +134,9 @@ int mbsr_cmd_train(int argc, char **argv) {
   if (ch_set) c.model.channels = channels;
   if (bl_set) c.model.blocks = blocks;
   c.model.global_residual = gr;
+  if (dch > 0) c.model.disc_channels = dch;
+  if (dbl >= 0) c.model.disc_blocks = dbl;
+  if (lambda >= 0) c.model.gan_lambda = (float)lambda;
   mbsr_train_summary s;
   int rc = mbsr_train_run(&c, MPI_COMM_WORLD, &s);
   if (rc) return mbsr_cli_fail("train");
