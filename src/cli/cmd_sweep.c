@@ -57,7 +57,7 @@ int mbsr_cmd_sweep(int argc, char **argv) {
   if (mbsr_exp_load(argv[optind], scale, &e)) return mbsr_cli_fail("sweep");
   if (list) {
     if (mbsr_log_rank() == 0) {
-      printf("%s (%s scale): %d cells\n", e.name, e.scale_name, e.n_cells);
+      printf("cells: %d  (%s, %s scale)\n", e.n_cells, e.name, e.scale_name);
       for (int i = 0; i < e.n_cells; i++)
         printf("%d %s%s\n", i, e.cells[i].name, mbsr_sweep_cell_done(&e, o.results, i) ? " (done)" : "");
     }

@@ -48,7 +48,7 @@ static const keydef KEYS[] = {
     I("data", "n_train", n_train, 1, 100000, "6", "training subjects (10 % of them, at least 1, validate)"),
     I("data", "n_test", n_test, 0, 100000, "4", "test subjects: the last n_test in name order"),
     S("data", "mri_dir", mri_dir, "../shared/data/mri", "co-registered AF/T2w (200 um) and the diffusion QA map (transfer, human)"),
-    S("data", "human_dir", human_dir, "/usr/share/mricron/templates", "human T1 volumes (Debian mricron-data)"),
+    S("data", "human_dir", human_dir, "/usr/share/mricron/templates", "human T1 volumes: a directory of *.nii.gz or one file (Debian mricron-data)"),
     I("data", "human_n_train", human_n_train, 1, 1000, "1", "human volumes used for training"),
     I("data", "human_n_test", human_n_test, 0, 1000, "1", "human volumes used for testing"),
     I("phantom", "n", phantom_n, 1, 999, "12", "phantom subjects generated when the cohort is absent"),

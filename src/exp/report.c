@@ -122,6 +122,16 @@ static int is_synthetic(const char *dir) {
 }
 
 /* ---- figures through gnuplot ---- */
+/* "DIR/fig_x.png" -> "DIR/fig_src/fig_x.png<suffix>" (gnuplot scripts and data kept for reuse). */
+static void src_path(const char *png, const char *suffix, char *buf, size_t n) {
+  const char *sl = strrchr(png, '/');
+  int dl = sl ? (int)(sl - png) : 0;
+  char d[4096];
+  snprintf(d, sizeof d, "%.*s%sfig_src", dl, png, sl ? "/" : "");
+  mbsr_mkdir_p(d);
+  snprintf(buf, n, "%s/%s%s", d, sl ? sl + 1 : png, suffix);
+}
+
 static int run_gnuplot(const char *script_path) {
   char cmd[4400];
   snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>'%s.log'", script_path, script_path);
@@ -197,29 +207,40 @@ static int fig_montage(const mbsr_experiment *e, const char *dir, const int *cel
     snprintf(titles[ncol - 1], 96, "HR %d um", e->cells[cells[0]].test_hr_um);
   }
   char gp[4200];
-  snprintf(gp, sizeof gp, "%s.gp", out_png);
+  src_path(out_png, ".gp", gp, sizeof gp);
   FILE *g = NULL;
   if (!rc && !(g = fopen(gp, "w"))) rc = mbsr_error(MBSR_EIO, "%s: cannot write", gp);
   if (!rc) {
     int64_t nx = hr->nx, ny = hr->ny, nz = hr->nz;
     int64_t kz = nz / 2 + nz / 10, jy = ny / 2;
-    int64_t zw = nx / 3 > 8 ? nx / 3 : nx, zh = ny / 4 > 8 ? ny / 4 : ny, zx = nx / 2 + nx / 12, zy = ny / 2 - ny / 10;
-    if (zx + zw > nx) zx = nx - zw;
-    if (zy + zh > ny) zy = ny - zh;
-    if (zx < 0) zx = 0;
-    if (zy < 0) zy = 0;
+    int64_t zw = nx / 3 > 8 ? nx / 3 : nx, zh = ny / 4 > 8 ? ny / 4 : ny, zx = 0, zy = 0;
+    /* zoom box: the window of the HR axial slice with the most gradient energy (the finest detail) */
+    double best = -1;
+    const float *sl = hr->data + nx * ny * kz;
+    for (int64_t y0 = 0; y0 + zh <= ny; y0 += 2)
+      for (int64_t x0 = 0; x0 + zw <= nx; x0 += 2) {
+        double en = 0;
+        for (int64_t y = y0; y < y0 + zh - 1; y++)
+          for (int64_t x = x0; x < x0 + zw - 1; x++) {
+            double gx = sl[x + 1 + nx * y] - sl[x + nx * y], gy = sl[x + nx * (y + 1)] - sl[x + nx * y];
+            en += gx * gx + gy * gy;
+          }
+        if (en > best) best = en, zx = x0, zy = y0;
+      }
     /* display window from the HR reference inside the brain */
     float mn, mx;
     mbsr_volume_minmax(hr, &mn, &mx);
     double cw = 200.0 * ncol, ch = 200.0 * ((double)ny / nx) + 200.0 * ((double)nz / nx) + 200.0 * ((double)zh / zw) + 120;
     fprintf(g, "set terminal pngcairo size %d,%d font 'sans,10'\nset output '%s'\n", (int)cw, (int)ch, out_png);
     fprintf(g, "set palette gray\nunset colorbox\nunset key\nunset tics\nunset border\nset cbrange [%g:%g]\n", mn, mx * 0.95);
-    fprintf(g, "set multiplot layout 3,%d title \"%s%s\" margins 0.01,0.99,0.01,0.93 spacing 0.005,0.03\n", ncol,
+    fprintf(g, "set multiplot layout 3,%d title \"%s%s\" margins 0.01,0.99,0.01,0.90 spacing 0.005,0.03\n", ncol,
             e->title, is_synthetic(dir) ? " - SYNTHETIC phantom" : "");
     for (int row = 0; row < 3; row++)
       for (int c = 0; c < ncol; c++) {
         char bin[4400];
-        snprintf(bin, sizeof bin, "%s.r%dc%d.bin", out_png, row, c);
+        char suf[32];
+        snprintf(suf, sizeof suf, ".r%dc%d.bin", row, c);
+        src_path(out_png, suf, bin, sizeof bin);
         int64_t w = row == 2 ? zw : nx, h = row == 0 ? ny : row == 1 ? nz : zh;
         if (row == 0) rc = write_slice_bin(bin, cols[c], 2, kz, 0, 0, nx, ny);
         else if (row == 1) rc = write_slice_bin(bin, cols[c], 1, jy, 0, 0, nx, nz);
@@ -237,12 +258,6 @@ static int fig_montage(const mbsr_experiment *e, const char *dir, const int *cel
   }
   if (g) fclose(g);
   if (!rc) rc = run_gnuplot(gp);
-  for (int row = 0; row < 3; row++)
-    for (int c = 0; c < ncol; c++) {
-      char bin[4400];
-      snprintf(bin, sizeof bin, "%s.r%dc%d.bin", out_png, row, c);
-      remove(bin);
-    }
   for (int c = 0; c < nc; c++) mbsr_volume_free(srs[c]);
   free(srs), free(cols), free(titles);
   mbsr_volume_free(hr), mbsr_volume_free(lr), mbsr_volume_free(cub), mbsr_volume_free(lrn);
@@ -252,8 +267,8 @@ static int fig_montage(const mbsr_experiment *e, const char *dir, const int *cel
 /* Figure 4-like box plots: one box per group (cubic of the first cell, then each cell's network). */
 static int fig_box(const mbsr_experiment *e, const char *dir, const cell_stats *cs, int metric, const char *out_png) {
   char dat[4200], gp[4200];
-  snprintf(dat, sizeof dat, "%s.dat", out_png);
-  snprintf(gp, sizeof gp, "%s.gp", out_png);
+  src_path(out_png, ".dat", dat, sizeof dat);
+  src_path(out_png, ".gp", gp, sizeof gp);
   FILE *f = fopen(dat, "w");
   if (!f) return mbsr_error(MBSR_EIO, "%s: cannot write", dat);
   int ng = 0;
@@ -271,7 +286,7 @@ static int fig_box(const mbsr_experiment *e, const char *dir, const cell_stats *
   if (!g) return mbsr_error(MBSR_EIO, "%s: cannot write", gp);
   fprintf(g, "set terminal pngcairo size %d,480 font 'sans,10'\nset output '%s'\n", 160 + 70 * ng, out_png);
   fprintf(g, "set title \"%s per test subject%s\"\nset ylabel '%s'\nunset key\nset style fill solid 0.4 border -1\n"
-             "set style boxplot outliers pointtype 7\nset style data boxplot\nset boxwidth 0.6\nset xtics rotate by -35 font ',8'\n",
+             "set style boxplot outliers pointtype 7\nset boxwidth 0.6\nset xtics rotate by -35 font ',8'\n",
           metric == 0 ? "RMSE (brain mask, [0,1] intensities)" : "SSIM (3-D, brain mask)",
           is_synthetic(dir) ? " - SYNTHETIC phantom" : "", metric == 0 ? "RMSE" : "SSIM");
   fprintf(g, "set xrange [-0.7:%g]\nset xtics (", ng - 0.3);
@@ -280,13 +295,22 @@ static int fig_box(const mbsr_experiment *e, const char *dir, const cell_stats *
     if (!cs[c].present) continue;
     for (int w = 0; w < 2; w++) {
       const mbsr_exp_cell *cl = &e->cells[c];
-      fprintf(g, "%s\"%s %d-%d n%d\" %d", gi ? ", " : "", w ? cl->arch : "cubic", cl->test_lr_um, cl->test_hr_um,
-              cl->samples, gi);
+      char lab[128];
+      int ll = snprintf(lab, sizeof lab, "%s", w ? cl->arch : "cubic");
+      if (w && (cl->train_lr_um != cl->test_lr_um || cl->train_hr_um != cl->test_hr_um))
+        ll += snprintf(lab + ll, sizeof lab - ll, " tr%d-%d", cl->train_lr_um, cl->train_hr_um);
+      ll += snprintf(lab + ll, sizeof lab - ll, " %d-%d", cl->test_lr_um, cl->test_hr_um);
+      if (w) ll += snprintf(lab + ll, sizeof lab - ll, " n%d", cl->samples);
+      if (cl->test_data != MBSR_DS_AF) ll += snprintf(lab + ll, sizeof lab - ll, " %s", mbsr_dataset_name(cl->test_data));
+      if (w && cl->train_data != MBSR_DS_AF) ll += snprintf(lab + ll, sizeof lab - ll, " from %s", mbsr_dataset_name(cl->train_data));
+      if (w && cl->finetune) snprintf(lab + ll, sizeof lab - ll, " +TL");
+      fprintf(g, "%s\"%s\" %d", gi ? ", " : "", lab, gi);
       gi++;
     }
   }
-  fprintf(g, ")\nplot '%s' using (0):2:(0.6):1 lc variable, '%s' using 1:2 with points pt 7 ps 0.5 lc rgb 'black'\n", dat, dat);
-  fprintf(g, "\n");
+  fprintf(g, ")\nplot for [i=0:%d] '%s' using (i):($1 == i ? $2 : NaN) with boxplot lc (i %% 2 ? 7 : 3), "
+             "'%s' using 1:2 with points pt 7 ps 0.5 lc rgb 'black'\n",
+          ng - 1, dat, dat);
   fclose(g);
   /* gnuplot boxplot with a factor column: "using (x):y:(width):factor" groups by factor */
   return run_gnuplot(gp);
@@ -322,7 +346,9 @@ static int fig_decorr(const mbsr_experiment *e, const char *dir, int cell, const
     rc = mbsr_decorr_2d(v->data + v->nx * v->ny * k, v->nx, v->ny, &o, &r, cv);
     if (!rc) {
       kcs[m] = r.kc_max;
-      snprintf(dat[m], sizeof dat[m], "%s.%s.dat", out_png, what[m]);
+      char suf[32];
+      snprintf(suf, sizeof suf, ".%s.dat", what[m]);
+      src_path(out_png, suf, dat[m], sizeof dat[m]);
       FILE *f = fopen(dat[m], "w");
       if (!f) rc = mbsr_error(MBSR_EIO, "%s: cannot write", dat[m]);
       else {
@@ -340,7 +366,7 @@ static int fig_decorr(const mbsr_experiment *e, const char *dir, int cell, const
     mbsr_volume_free(v);
   }
   if (rc) return rc;
-  snprintf(gp, sizeof gp, "%s.gp", out_png);
+  src_path(out_png, ".gp", gp, sizeof gp);
   FILE *g = fopen(gp, "w");
   if (!g) return mbsr_error(MBSR_EIO, "%s: cannot write", gp);
   fprintf(g, "set terminal pngcairo size 1200,400 font 'sans,10'\nset output '%s'\nset multiplot layout 1,3 title "
@@ -364,7 +390,7 @@ int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
   int rc = mbsr_exp_dir(e, o->results, dir, sizeof dir);
   if (rc) return rc;
   cell_stats *cs = calloc((size_t)e->n_cells, sizeof *cs);
-  if (!cs) return mbsr_error(MBSR_ENOMEM, "report: out of memory");
+  if (!cs) return mbsr_error(MBSR_ENOMEM, "out of memory");
   int npresent = 0;
   for (int c = 0; c < e->n_cells && !rc; c++) {
     char p[2600];
@@ -377,7 +403,7 @@ int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
     rc = read_cell(p, &e->cells[c], &cs[c]);
     npresent += cs[c].present;
   }
-  if (!rc && npresent == 0) rc = mbsr_error(MBSR_EINVAL, "report: no finished cell in %s (run mbsr sweep first)", dir);
+  if (!rc && npresent == 0) rc = mbsr_error(MBSR_EINVAL, "no finished cell in %s (run mbsr sweep first)", dir);
   if (rc) {
     free(cs);
     return rc;
@@ -581,8 +607,16 @@ int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
     int nts = 0;
     for (int c = 0; c < e->n_cells; c++)
       if (cs[c].present) nts = cs[c].n > nts ? cs[c].n : nts;
-    RD("Test subjects per cell: %d (held out from training by the prep split; subjects listed in each "
-       "`cells/<cell>/metrics.csv`).\n\n", nts);
+    int slabs = 0;
+    for (int c = 0; c < e->n_cells; c++)
+      if (cs[c].present && cs[c].n > 0 && strstr(cs[c].subj[0], "-slab")) slabs = 1;
+    if (slabs)
+      RD("Test units per cell: up to %d **slabs** (brain mask cut along the volume's longest axis) of too few test "
+         "volumes: they are NOT independent subjects, and the p-values below are illustrative only. Units are listed "
+         "in each `cells/<cell>/metrics.csv`.\n\n", nts);
+    else
+      RD("Test subjects per cell: %d (held out from training by the prep split; subjects listed in each "
+         "`cells/<cell>/metrics.csv`).\n\n", nts);
     RD("## Results\n\n%s\n", md);
     for (int i = 0; i < nf; i++) RD("![%s](%s)\n\n", figs[i], figs[i]);
     RD("Figures: `fig_box_*` box plots per test subject (Figure 4 style: cubic and network side by side per cell); "

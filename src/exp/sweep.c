@@ -30,14 +30,14 @@
 #include "mbsr/model.h"
 #include "mbsr/train.h"
 
-static int rank0(void) { return mbsr_log_rank() == 0; }
+int mbsr__rank0(void) { return mbsr_log_rank() == 0; }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+uint64_t mbsr__fnv(uint64_t h, const void *p, size_t n) {
   const unsigned char *c = p;
   for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 0x100000001b3ULL;
   return h;
 }
-static uint64_t fnv_str(uint64_t h, const char *s) { return fnv(h, s, strlen(s) + 1); }
+uint64_t mbsr__fnv_str(uint64_t h, const char *s) { return mbsr__fnv(h, s, strlen(s) + 1); }
 
 int mbsr_sweep_cell_done(const mbsr_experiment *e, const char *results, int cell) {
   char d[2048], p[2400];
@@ -47,14 +47,14 @@ int mbsr_sweep_cell_done(const mbsr_experiment *e, const char *results, int cell
 }
 
 /* A blocking exclusive lock on PATH (another array task preparing the same file waits). */
-static int lock_file(const char *path) {
+int mbsr__lock_file(const char *path) {
   int fd = open(path, O_CREAT | O_RDWR, 0644);
   if (fd < 0) return -1;
   while (flock(fd, LOCK_EX) != 0 && errno == EINTR) {
   }
   return fd;
 }
-static void unlock_file(int fd) {
+void mbsr__unlock_file(int fd) {
   if (fd >= 0) {
     flock(fd, LOCK_UN);
     close(fd);
@@ -76,17 +76,6 @@ int mbsr__exp_write_text(const char *path, const char *text) {
 }
 
 /* ---- the AF cohort ---- */
-static int dir_has_volumes(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return 0;
-  struct dirent *e;
-  int n = 0;
-  while ((e = readdir(d)))
-    if (strstr(e->d_name, ".nii") || strstr(e->d_name, ".nrrd")) n++;
-  closedir(d);
-  return n;
-}
-
 /* Resolve the cohort directory: DIR, or DIR/af when DIR is a data root like ../shared/data. */
 static void cohort_dir(const char *data, char *out, size_t n) {
   char af[2048];
@@ -95,8 +84,7 @@ static void cohort_dir(const char *data, char *out, size_t n) {
   else snprintf(out, n, "%s", data);
 }
 
-static int ensure_phantom(const mbsr_exp_scale *s, const char *dir) {
-  if (dir_has_volumes(dir)) return 0;
+static int ensure_phantom_locked(const mbsr_exp_scale *s, const char *dir) {
   mbsr_phantom_opts po;
   mbsr_phantom_opts_default(&po);
   po.n = s->phantom_n;
@@ -105,6 +93,19 @@ static int ensure_phantom(const mbsr_exp_scale *s, const char *dir) {
   for (int a = 0; a < 3; a++) po.dims[a] = s->phantom_dims[a];
   mbsr_info("sweep: generating the SYNTHETIC phantom cohort in %s", dir);
   return mbsr_phantom_cohort(&po, dir);
+}
+
+/* Generate the phantom cohort unless complete (SYNTHETIC-COHORT.txt is written last). Concurrent
+ * array tasks serialise on DIR.lock; the cohort is deterministic, so who generates does not matter. */
+static int ensure_phantom(const mbsr_exp_scale *s, const char *dir) {
+  char marker[2400], lk[2400];
+  snprintf(marker, sizeof marker, "%s/SYNTHETIC-COHORT.txt", dir);
+  if (mbsr_file_exists(marker)) return 0;
+  snprintf(lk, sizeof lk, "%s.lock", dir);
+  int fd = mbsr__lock_file(lk);
+  int rc = mbsr_file_exists(marker) ? 0 : ensure_phantom_locked(s, dir);
+  mbsr__unlock_file(fd);
+  return rc;
 }
 
 /* Manifest of the cohort's images (mask files excluded), name order, at most n. Returns count. */
@@ -138,19 +139,13 @@ static int write_manifest(const char *src, const char *path, int nmax, int *coun
   return rc;
 }
 
-/* ---- paths of an experiment run ---- */
-typedef struct {
-  char dir[2048];       /* results/<scale>/<experiment> */
-  char cohort[2048];    /* AF cohort directory */
-  char h5[2400];        /* prep output */
-  char eval[2400];      /* prep's normalised test volumes */
-  int n_subjects, n_val, n_train_eff;
-} sweep_ctx;
+
 
 static void pair_name(int lr, int hr, char *b, size_t n) { snprintf(b, n, "%d-%d", lr, hr); }
 
 /* Prep the AF patches for every pair the experiment trains or tests on (rank-collective). */
-static int prep_af(const mbsr_experiment *e, const mbsr_sweep_opts *o, sweep_ctx *x) {
+int mbsr__sweep_prep_af(const mbsr_experiment *e, const mbsr_sweep_opts *o, sweep_ctx *x) {
+  if (x->af_ready) return 0;
   const mbsr_exp_scale *s = &e->s;
   mbsr_prep_config pc;
   mbsr_prep_config_default(&pc);
@@ -158,7 +153,7 @@ static int prep_af(const mbsr_experiment *e, const mbsr_sweep_opts *o, sweep_ctx
   char man[2400];
   snprintf(man, sizeof man, "%s/data/cohort.txt", x->dir);
   int want = s->n_train + s->n_test, have = 0;
-  if (rank0()) {
+  if (mbsr__rank0()) {
     rc = mbsr_mkdir_p(x->cohort);
     if (!rc && !strcmp(s->cohort, "phantom") && !o->data) rc = ensure_phantom(s, x->cohort);
     if (!rc) rc = write_manifest(x->cohort, man, want, &have);
@@ -204,16 +199,16 @@ static int prep_af(const mbsr_experiment *e, const mbsr_sweep_opts *o, sweep_ctx
   FILE *mf = fopen(man, "r");
   if (mf) {
     char line[8192];
-    while (fgets(line, sizeof line, mf)) h = fnv_str(h, line);
+    while (fgets(line, sizeof line, mf)) h = mbsr__fnv_str(h, line);
     fclose(mf);
   }
-  h = fnv(h, &pc.base_um, sizeof pc.base_um);
-  h = fnv(h, pc.pairs, sizeof pc.pairs[0] * (size_t)pc.npairs);
-  h = fnv(h, &pc.patch, sizeof pc.patch);
-  h = fnv(h, &pc.patches_per_volume, sizeof pc.patches_per_volume);
-  h = fnv(h, pc.split, sizeof pc.split);
-  h = fnv(h, &pc.test_subjects, sizeof pc.test_subjects);
-  h = fnv(h, &pc.seed, sizeof pc.seed);
+  h = mbsr__fnv(h, &pc.base_um, sizeof pc.base_um);
+  h = mbsr__fnv(h, pc.pairs, sizeof pc.pairs[0] * (size_t)pc.npairs);
+  h = mbsr__fnv(h, &pc.patch, sizeof pc.patch);
+  h = mbsr__fnv(h, &pc.patches_per_volume, sizeof pc.patches_per_volume);
+  h = mbsr__fnv(h, pc.split, sizeof pc.split);
+  h = mbsr__fnv(h, &pc.test_subjects, sizeof pc.test_subjects);
+  h = mbsr__fnv(h, &pc.seed, sizeof pc.seed);
   snprintf(x->h5, sizeof x->h5, "%s/data/af-%016llx.h5", x->dir, (unsigned long long)h);
   snprintf(x->eval, sizeof x->eval, "%s/data/af-%016llx-eval", x->dir, (unsigned long long)h);
   pc.out = x->h5;
@@ -221,21 +216,21 @@ static int prep_af(const mbsr_experiment *e, const mbsr_sweep_opts *o, sweep_ctx
   int fd = -1, exists = 0;
   char lk[2500];
   snprintf(lk, sizeof lk, "%s.lock", x->h5);
-  if (rank0()) {
-    fd = lock_file(lk);
+  if (mbsr__rank0()) {
+    fd = mbsr__lock_file(lk);
     exists = mbsr_file_exists(x->h5);
   }
   MPI_Bcast(&exists, 1, MPI_INT, 0, MPI_COMM_WORLD);
   if (exists) {
-    if (rank0()) mbsr_info("sweep: reusing %s", x->h5);
+    if (mbsr__rank0()) mbsr_info("sweep: reusing %s", x->h5);
   } else {
-    if (rank0()) mbsr_info("sweep: prep %d subjects (%d train, %d val, %d test), %d pair(s), %d patches per volume -> %s",
+    if (mbsr__rank0()) mbsr_info("sweep: prep %d subjects (%d train, %d val, %d test), %d pair(s), %d patches per volume -> %s",
                            have, x->n_train_eff, n_val, n_test, pc.npairs, pc.patches_per_volume, x->h5);
     mbsr_prep_summary sum;
     rc = mbsr_prep_run(&pc, MPI_COMM_WORLD, &sum);
     if (!rc && sum.n_failed) rc = mbsr_error(MBSR_EINVAL, "prep: %d input(s) failed (see %s /failed)", sum.n_failed, x->h5);
   }
-  if (rank0()) unlock_file(fd);
+  if (mbsr__rank0()) mbsr__unlock_file(fd);
   return mbsr_mpi_agree(MPI_COMM_WORLD, rc);
 }
 
@@ -255,7 +250,7 @@ static void model_config(const mbsr_exp_scale *s, const char *arch, mbsr_model_c
 }
 
 /* Train on `h5` pair `pair` into models/<key>/ unless a finished checkpoint exists; returns its path. */
-static int train_or_reuse(const mbsr_experiment *e, const mbsr_sweep_opts *o, const sweep_ctx *x, const char *arch,
+int mbsr__train_or_reuse(const mbsr_experiment *e, const mbsr_sweep_opts *o, const sweep_ctx *x, const char *arch,
                           const char *h5, const char *pair, int samples, const char *init, int finetune_last,
                           int epochs, char *ckpt, size_t n) {
   const mbsr_exp_scale *s = &e->s;
@@ -277,18 +272,18 @@ static int train_or_reuse(const mbsr_experiment *e, const mbsr_sweep_opts *o, co
   tc.threads = o->threads;
   tc.progress = 1;
   uint64_t h = 0xcbf29ce484222325ULL;
-  h = fnv_str(h, arch);
-  h = fnv(h, &tc.model, sizeof tc.model);
-  h = fnv(h, &tc.adam, sizeof tc.adam);
-  h = fnv_str(h, h5);
-  h = fnv_str(h, pair);
-  h = fnv(h, &samples, sizeof samples);
-  h = fnv(h, &tc.batch, sizeof tc.batch);
-  h = fnv(h, &tc.epochs, sizeof tc.epochs);
-  h = fnv(h, &tc.patience, sizeof tc.patience);
-  h = fnv(h, &tc.seed, sizeof tc.seed);
-  h = fnv_str(h, init ? init : "");
-  h = fnv(h, &finetune_last, sizeof finetune_last);
+  h = mbsr__fnv_str(h, arch);
+  h = mbsr__fnv(h, &tc.model, sizeof tc.model);
+  h = mbsr__fnv(h, &tc.adam, sizeof tc.adam);
+  h = mbsr__fnv_str(h, h5);
+  h = mbsr__fnv_str(h, pair);
+  h = mbsr__fnv(h, &samples, sizeof samples);
+  h = mbsr__fnv(h, &tc.batch, sizeof tc.batch);
+  h = mbsr__fnv(h, &tc.epochs, sizeof tc.epochs);
+  h = mbsr__fnv(h, &tc.patience, sizeof tc.patience);
+  h = mbsr__fnv(h, &tc.seed, sizeof tc.seed);
+  h = mbsr__fnv_str(h, init ? init : "");
+  h = mbsr__fnv(h, &finetune_last, sizeof finetune_last);
   char mdir[2600], fin[2700], lk[2700];
   snprintf(mdir, sizeof mdir, "%s/models/%s_%s_n%d%s-%016llx", x->dir, arch, pair, samples, init ? "_ft" : "",
            (unsigned long long)h);
@@ -296,20 +291,20 @@ static int train_or_reuse(const mbsr_experiment *e, const mbsr_sweep_opts *o, co
   snprintf(lk, sizeof lk, "%s.lock", mdir);
   tc.out = mdir;
   int rc = 0, fd = -1, done = 0;
-  if (rank0()) {
+  if (mbsr__rank0()) {
     rc = mbsr_mkdir_p(mdir);
-    fd = lock_file(lk);
+    fd = mbsr__lock_file(lk);
     done = mbsr_file_exists(fin);
   }
   if ((rc = mbsr_mpi_agree(MPI_COMM_WORLD, rc))) {
-    if (rank0()) unlock_file(fd);
+    if (mbsr__rank0()) mbsr__unlock_file(fd);
     return rc;
   }
   MPI_Bcast(&done, 1, MPI_INT, 0, MPI_COMM_WORLD);
   if (done) {
-    if (rank0()) mbsr_info("sweep: reusing the finished checkpoint in %s", mdir);
+    if (mbsr__rank0()) mbsr_info("sweep: reusing the finished checkpoint in %s", mdir);
   } else {
-    if (rank0()) {
+    if (mbsr__rank0()) {
       /* an unfinished run is restarted from scratch (same seeds -> same weights as an uninterrupted run) */
       char p[2800];
       snprintf(p, sizeof p, "%s/last.h5", mdir);
@@ -321,7 +316,7 @@ static int train_or_reuse(const mbsr_experiment *e, const mbsr_sweep_opts *o, co
     }
     mbsr_train_summary sum;
     rc = mbsr_train_run(&tc, MPI_COMM_WORLD, &sum);
-    if (!rc && rank0()) {
+    if (!rc && mbsr__rank0()) {
       char txt[512];
       snprintf(txt, sizeof txt, "steps %lld epochs %lld best_val %.6g cubic_val %.6g best_epoch %lld stopped_early %d\n",
                (long long)sum.steps, (long long)sum.epochs, sum.best_val, sum.cubic_val, (long long)sum.best_epoch,
@@ -330,7 +325,7 @@ static int train_or_reuse(const mbsr_experiment *e, const mbsr_sweep_opts *o, co
     }
     rc = mbsr_mpi_agree(MPI_COMM_WORLD, rc);
   }
-  if (rank0()) unlock_file(fd);
+  if (mbsr__rank0()) mbsr__unlock_file(fd);
   if (rc) return rc;
   snprintf(ckpt, n, "%s/best.h5", mdir);
   if (!mbsr_file_exists(ckpt)) snprintf(ckpt, n, "%s/last.h5", mdir);
@@ -338,14 +333,36 @@ static int train_or_reuse(const mbsr_experiment *e, const mbsr_sweep_opts *o, co
 }
 
 /* ---- evaluation ---- */
-typedef struct {
-  char subject[256];
-  char method[32];
-  mbsr_metrics m;
-  double kc, res_um;
-} eval_row;
+int mbsr__longest_axis(const mbsr_volume *v) {
+  int64_t n[3] = {v->nx, v->ny, v->nz};
+  return n[1] > n[0] ? (n[2] > n[1] ? 2 : 1) : (n[2] > n[0] ? 2 : 0);
+}
 
-static int eff_res(const mbsr_exp_scale *s, const mbsr_volume *v, double *kc, double *res_um) {
+int64_t mbsr__dimof(const mbsr_volume *v, int a) { return a == 0 ? v->nx : a == 1 ? v->ny : v->nz; }
+
+/* Sub-volume [lo, hi) along axis a (affine origin moved accordingly). */
+mbsr_volume *mbsr__crop_axis(const mbsr_volume *v, int a, int64_t lo, int64_t hi) {
+  int64_t n[3] = {v->nx, v->ny, v->nz};
+  n[a] = hi - lo;
+  double aff[4][4];
+  memcpy(aff, v->affine, sizeof aff);
+  for (int r = 0; r < 3; r++) aff[r][3] += v->affine[r][a] * (double)lo;
+  mbsr_volume *o = mbsr_volume_new(n[0], n[1], n[2], v->vox, (const double(*)[4])aff);
+  if (!o) return NULL;
+  for (int64_t k = 0; k < n[2]; k++)
+    for (int64_t j = 0; j < n[1]; j++)
+      for (int64_t i = 0; i < n[0]; i++) {
+        int64_t s[3] = {i, j, k};
+        s[a] += lo;
+        o->data[i + n[0] * (j + n[1] * k)] = v->data[s[0] + v->nx * (s[1] + v->ny * s[2])];
+      }
+  return o;
+}
+
+
+
+
+int mbsr__eff_res(const mbsr_exp_scale *s, const mbsr_volume *v, double *kc, double *res_um) {
   *kc = NAN;
   *res_um = NAN;
   if (!s->eval_decorr) return 0;
@@ -394,7 +411,7 @@ static int list_subjects(const char *dir, int hr_um, char names[][256], int max)
   return n;
 }
 
-static int save_vol(const char *cdir, const char *what, const mbsr_volume *v, const char *desc) {
+int mbsr__save_vol(const char *cdir, const char *what, const mbsr_volume *v, const char *desc) {
   char p[4096];
   snprintf(p, sizeof p, "%s/vol_%s.nii.gz", cdir, what);
   return mbsr_exp_write_nifti_desc(p, v, desc);
@@ -412,6 +429,7 @@ static int eval_af_cell(const mbsr_experiment *e, const mbsr_exp_cell *c, const 
   ao.patch = 2 * s->patch;
   ao.overlap = s->apply_overlap >= 0 ? s->apply_overlap : s->patch / 3;
   ao.batch = 2;
+  ao.progress = 0;
   mbsr_model *m = NULL;
   int rc = mbsr_checkpoint_load(ckpt, ao.batch, ao.patch, ao.patch, ao.patch, &m, NULL);
   if (rc) return mbsr_error_prefix(rc, "cell %s: ", c->name);
@@ -425,38 +443,66 @@ static int eval_af_cell(const mbsr_experiment *e, const mbsr_exp_cell *c, const 
     rc = load_eval(x->eval, names[i], c->test_hr_um, 0, &hr);
     if (!rc) rc = load_eval(x->eval, names[i], c->test_lr_um, 0, &lr);
     if (!rc) rc = load_eval(x->eval, names[i], c->test_hr_um, 1, &mask);
+    double ta = mbsr_now();
     if (!rc) rc = mbsr_upsample_like(lr, hr, MBSR_INTERP_KEYS, &cub);
     if (!rc) rc = mbsr_apply(m, lr, hr, &ao, &sr);
+    ta = mbsr_now() - ta;
+    double tm = mbsr_now();
     const mbsr_volume *meth[3] = {cub, sr, hr};
     const char *mname[3] = {"cubic", c->arch, "hr"};
-    for (int k = 0; k < 3 && !rc; k++) {
-      if (*nrows >= maxrows) {
-        rc = mbsr_error(MBSR_ERANGE, "too many result rows");
-        break;
+    /* Fewer than 3 test subjects (a few real volumes): each is evaluated in 4 slabs along its
+     * longest axis, so that a paired test has units to work with (named "<subject>-slabK"). */
+    int nunit = ns < 3 ? 4 : 1, ax = hr ? mbsr__longest_axis(hr) : 0;
+    mbsr_volume *um = NULL;
+    if (!rc && nunit > 1 && !(um = mbsr_volume_new_like(hr))) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
+    for (int u = 0; u < nunit && !rc; u++) {
+      int64_t n = hr ? mbsr__dimof(hr, ax) : 0, s0 = n * u / nunit, s1 = n * (u + 1) / nunit;
+      if (nunit > 1) {
+        int64_t nv = mbsr_volume_nvox(hr);
+        for (int64_t q = 0; q < nv; q++) {
+          int64_t ii = q % hr->nx, jj = (q / hr->nx) % hr->ny, kk = q / (hr->nx * hr->ny);
+          int64_t t = ax == 0 ? ii : ax == 1 ? jj : kk;
+          um->data[q] = (t >= s0 && t < s1 && mask->data[q] > 0.5f) ? 1.0f : 0.0f;
+        }
       }
-      eval_row *r = &rows[(*nrows)++];
-      snprintf(r->subject, sizeof r->subject, "%s", names[i]);
-      snprintf(r->method, sizeof r->method, "%s", mname[k]);
-      rc = mbsr_metrics_compute(meth[k], hr, mask, 1.0, &r->m);
-      if (!rc) rc = eff_res(s, meth[k], &r->kc, &r->res_um);
+      for (int k = 0; k < 3 && !rc; k++) {
+        if (*nrows >= maxrows) {
+          rc = mbsr_error(MBSR_ERANGE, "too many result rows");
+          break;
+        }
+        eval_row *r = &rows[(*nrows)++];
+        if (nunit > 1) snprintf(r->subject, sizeof r->subject, "%s-slab%d", names[i], u);
+        else snprintf(r->subject, sizeof r->subject, "%s", names[i]);
+        snprintf(r->method, sizeof r->method, "%s", mname[k]);
+        rc = mbsr_metrics_compute(meth[k], hr, nunit > 1 ? um : mask, 1.0, &r->m);
+        if (!rc && nunit == 1) rc = mbsr__eff_res(s, meth[k], &r->kc, &r->res_um);
+        if (!rc && nunit > 1) {
+          mbsr_volume *cr = mbsr__crop_axis(meth[k], ax, s0, s1);
+          if (!cr || mbsr__eff_res(s, cr, &r->kc, &r->res_um)) r->kc = r->res_um = NAN; /* slab too thin */
+          mbsr_error_clear();
+          mbsr_volume_free(cr);
+        }
+      }
     }
+    mbsr_volume_free(um);
     if (!rc && i == 0 && s->save_volumes) {
       const char *syn = strstr(names[i], "phantom") ? "SYNTHETIC phantom " : "";
       char d[80];
       snprintf(d, sizeof d, "%s%s LR %d um", syn, names[i], c->test_lr_um);
-      rc = save_vol(cdir, "lr", lr, d);
+      rc = mbsr__save_vol(cdir, "lr", lr, d);
       snprintf(d, sizeof d, "%s%s cubic", syn, names[i]);
-      if (!rc) rc = save_vol(cdir, "cubic", cub, d);
+      if (!rc) rc = mbsr__save_vol(cdir, "cubic", cub, d);
       snprintf(d, sizeof d, "%s%s %s SR", syn, names[i], c->arch);
-      if (!rc) rc = save_vol(cdir, "sr", sr, d);
+      if (!rc) rc = mbsr__save_vol(cdir, "sr", sr, d);
       snprintf(d, sizeof d, "%s%s HR %d um", syn, names[i], c->test_hr_um);
-      if (!rc) rc = save_vol(cdir, "hr", hr, d);
-      if (!rc) rc = save_vol(cdir, "mask", mask, d);
+      if (!rc) rc = mbsr__save_vol(cdir, "hr", hr, d);
+      if (!rc) rc = mbsr__save_vol(cdir, "mask", mask, d);
     }
     if (!rc) {
       const eval_row *rc_ = &rows[*nrows - 3], *rn = &rows[*nrows - 2];
       char ex[256];
-      snprintf(ex, sizeof ex, "%s RMSE cubic %.5f %s %.5f", names[i], rc_->m.rmse, c->arch, rn->m.rmse);
+      snprintf(ex, sizeof ex, "%s RMSE cubic %.5f %s %.5f (apply %.1f s, metrics %.1f s)", names[i], rc_->m.rmse, c->arch,
+               rn->m.rmse, ta, mbsr_now() - tm);
       mbsr_progress_update(&pr, i + 1, "subjects", ex);
     }
     mbsr_volume_free(hr), mbsr_volume_free(lr), mbsr_volume_free(mask), mbsr_volume_free(cub), mbsr_volume_free(sr);
@@ -465,7 +511,7 @@ static int eval_af_cell(const mbsr_experiment *e, const mbsr_exp_cell *c, const 
   return rc;
 }
 
-static int write_metrics(const char *path, const mbsr_exp_cell *c, const eval_row *rows, int n) {
+int mbsr__write_metrics(const char *path, const mbsr_exp_cell *c, const eval_row *rows, int n) {
   size_t cap = 256 + (size_t)n * 512;
   char *t = malloc(cap);
   size_t l = (size_t)snprintf(t, cap, "cell,subject,method,rmse,ssim,psnr,kc,res_um,n_vox\n");
@@ -487,7 +533,7 @@ int mbsr_sweep_run(const mbsr_experiment *e, const mbsr_sweep_opts *o) {
   if (o->cell >= e->n_cells) return mbsr_error(MBSR_EINVAL, "%s: --cell %d out of range 0..%d", e->path, o->cell, e->n_cells - 1);
   if (o->threads > 0) omp_set_num_threads(o->threads);
   cohort_dir(o->data ? o->data : s->data_dir, x.cohort, sizeof x.cohort);
-  if (rank0()) {
+  if (mbsr__rank0()) {
     char p[2400];
     snprintf(p, sizeof p, "%s/cells", x.dir);
     rc = mbsr_mkdir_p(p);
@@ -497,15 +543,19 @@ int mbsr_sweep_run(const mbsr_experiment *e, const mbsr_sweep_opts *o) {
     if (!rc) rc = mbsr_mkdir_p(p);
     snprintf(p, sizeof p, "%s/params.yaml", x.dir);
     if (!rc) rc = mbsr_exp_write_params(e, p);
-    if (!rc && o->data) {
-      snprintf(p, sizeof p, "%s/data/SOURCE.txt", x.dir);
-      char t[2600];
-      snprintf(t, sizeof t, "cohort: %s (mbsr sweep --data)\n", x.cohort);
-      rc = mbsr__exp_write_text(p, t);
+    /* the cohort these results come from; refuse to mix cohorts in one results directory */
+    char t[2600], old[2600] = "";
+    snprintf(t, sizeof t, "cohort: %s (%s)\n", x.cohort, o->data ? "mbsr sweep --data" : s->cohort);
+    snprintf(p, sizeof p, "%s/data/SOURCE.txt", x.dir);
+    FILE *sf = rc ? NULL : fopen(p, "r");
+    if (sf) {
+      if (!fgets(old, sizeof old, sf)) old[0] = 0;
+      fclose(sf);
+    }
+    if (!rc && old[0] && strcmp(old, t) && !o->force) {
+      old[strcspn(old, "\n")] = 0;
+      rc = mbsr_error(MBSR_EINVAL, "%s holds results of another cohort (%s); use another --results DIR (or --force)", x.dir, old);
     } else if (!rc) {
-      snprintf(p, sizeof p, "%s/data/SOURCE.txt", x.dir);
-      char t[2600];
-      snprintf(t, sizeof t, "cohort: %s (%s)\n", x.cohort, s->cohort);
       rc = mbsr__exp_write_text(p, t);
     }
   }
@@ -513,45 +563,41 @@ int mbsr_sweep_run(const mbsr_experiment *e, const mbsr_sweep_opts *o) {
   int first = o->cell >= 0 ? o->cell : 0, last = o->cell >= 0 ? o->cell : e->n_cells - 1;
   int todo = 0;
   for (int c = first; c <= last; c++) todo += o->force || !mbsr_sweep_cell_done(e, o->results, c);
-  if (rank0())
+  if (mbsr__rank0())
     mbsr_info("sweep: %s (%s scale): %d cell(s) selected, %d to run, results in %s", e->name, e->scale_name,
               last - first + 1, todo, x.dir);
   if (todo == 0) return 0;
-  int prepped = 0;
   double t0 = mbsr_now();
   int k = 0;
   for (int ci = first; ci <= last && !rc; ci++) {
     const mbsr_exp_cell *c = &e->cells[ci];
     if (!o->force && mbsr_sweep_cell_done(e, o->results, ci)) {
-      if (rank0()) mbsr_info("sweep: cell %d/%d %s: finished earlier, skipped", ci + 1, e->n_cells, c->name);
+      if (mbsr__rank0()) mbsr_info("sweep: cell %d/%d %s: finished earlier, skipped", ci + 1, e->n_cells, c->name);
       continue;
     }
     k++;
     double tc = mbsr_now();
-    if (rank0()) mbsr_info("sweep: cell %d/%d %s (%d of %d to run)", ci + 1, e->n_cells, c->name, k, todo);
+    if (mbsr__rank0()) mbsr_info("sweep: cell %d/%d %s (%d of %d to run)", ci + 1, e->n_cells, c->name, k, todo);
     if (c->train_data != MBSR_DS_AF || c->test_data != MBSR_DS_AF) {
-      rc = mbsr__sweep_mri_cell(e, o, x.dir, x.cohort, c);
+      rc = mbsr__sweep_mri_cell(e, o, &x, c);
       if (rc) break;
       continue;
     }
-    if (!prepped) {
-      if ((rc = prep_af(e, o, &x))) break;
-      prepped = 1;
-    }
+    if ((rc = mbsr__sweep_prep_af(e, o, &x))) break;
     char pair[32], ckpt[2800], cdir[2600];
     pair_name(c->train_lr_um, c->train_hr_um, pair, sizeof pair);
-    rc = train_or_reuse(e, o, &x, c->arch, x.h5, pair, c->samples, NULL, -1, s->epochs, ckpt, sizeof ckpt);
+    rc = mbsr__train_or_reuse(e, o, &x, c->arch, x.h5, pair, c->samples, NULL, -1, s->epochs, ckpt, sizeof ckpt);
     if (rc) break;
     snprintf(cdir, sizeof cdir, "%s/cells/%s", x.dir, c->name);
     int erc = 0;
-    if (rank0()) {
+    if (mbsr__rank0()) {
       static eval_row rows[3 * 256];
       int nrows = 0;
       erc = mbsr_mkdir_p(cdir);
       if (!erc) erc = eval_af_cell(e, c, &x, ckpt, cdir, rows, &nrows, 3 * 256);
       char p[2800];
       snprintf(p, sizeof p, "%s/metrics.csv", cdir);
-      if (!erc) erc = write_metrics(p, c, rows, nrows);
+      if (!erc) erc = mbsr__write_metrics(p, c, rows, nrows);
       if (!erc) {
         char t[4096];
         snprintf(t, sizeof t, "cell %s finished in %.1f s\ncheckpoint %s\ndata %s\n", c->name, mbsr_now() - tc, ckpt, x.h5);
@@ -560,7 +606,7 @@ int mbsr_sweep_run(const mbsr_experiment *e, const mbsr_sweep_opts *o) {
       }
     }
     rc = mbsr_mpi_agree(MPI_COMM_WORLD, erc);
-    if (!rc && rank0()) {
+    if (!rc && mbsr__rank0()) {
       char el[32];
       mbsr_format_duration(mbsr_now() - t0, el, sizeof el);
       mbsr_info("sweep: cell %d/%d %s done in %.1f s (sweep elapsed %s)", ci + 1, e->n_cells, c->name, mbsr_now() - tc, el);

@@ -1,13 +1,369 @@
-/* Cells on MRI / human data (transfer, human experiments). */
-#include "exp_internal.h"
+/* Cells that test on mouse MRI (transfer, human experiments) and the AF-vs-MRI correlation figure.
+ *
+ * MRI test data (data.mri_dir): t2w = ccf200_t2w_dsurqe.nii.gz (DSURQE T2w, 200 um, co-registered
+ * with ccf200_af_template.nii.gz; mask ccf200_t2w_dsurqe_mask.nii.gz), fa = civm50_dti_qa.nii.gz
+ * (CIVM diffusion QA, an FA-like map, 50 um; mask: labels civm50_labels_dsurqe.nii.gz != 0).
+ * With ONE volume per contrast, the volume (normalised to [0,1], min/max) is cut along its longest
+ * array axis: the first half is the HR MRI used for fine-tuning (transfer learning), the second
+ * half is evaluated, in `n_test` slabs (test units, NOT independent subjects; the README says so).
+ * Every cell of a contrast evaluates the same slabs, with and without fine-tuning.
+ * Human training data (data.human_dir): the first human_n_train NIfTI volumes there (Debian
+ * mricron-data: ch2better.nii.gz, Colin27 T1, 0.5 mm). */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#include <dirent.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-int mbsr__sweep_mri_cell(const mbsr_experiment *e, const mbsr_sweep_opts *o, const char *dir, const char *cohort,
-                         const mbsr_exp_cell *c) {
-  (void)o, (void)dir, (void)cohort;
-  return mbsr_error(MBSR_EUNSUPPORTED, "%s: cell %s: MRI/human cells are not implemented yet", e->path, c->name);
+#include "exp_internal.h"
+#include "mbsr/data.h"
+#include "mbsr/model.h"
+#include "mbsr/stats.h"
+
+typedef struct {
+  const char *file, *mask, *labels, *desc;
+} mri_src;
+
+static mri_src mri_source(mbsr_dataset d) {
+  mri_src s = {0};
+  if (d == MBSR_DS_T2W) s = (mri_src){"ccf200_t2w_dsurqe.nii.gz", "ccf200_t2w_dsurqe_mask.nii.gz", NULL, "DSURQE T2w (200 um)"};
+  if (d == MBSR_DS_FA) s = (mri_src){"civm50_dti_qa.nii.gz", NULL, "civm50_labels_dsurqe.nii.gz", "CIVM diffusion QA (FA-like, 50 um)"};
+  return s;
 }
 
-int mbsr__report_extra_figures(const mbsr_experiment *e, const char *dir, char figs[][256], int *nf, int max) {
-  (void)e, (void)dir, (void)figs, (void)nf, (void)max;
+/* Load the MRI volume of contrast d, normalised to [0,1], and its brain mask on the same grid. */
+static int load_mri(const mbsr_exp_scale *s, mbsr_dataset d, mbsr_volume **v, mbsr_volume **mask, int *um) {
+  mri_src src = mri_source(d);
+  if (!src.file) return mbsr_error(MBSR_EINVAL, "no MRI source for data '%s'", mbsr_dataset_name(d));
+  char p[2400];
+  snprintf(p, sizeof p, "%s/%s", s->mri_dir, src.file);
+  int rc = mbsr_volume_read(p, NULL, v);
+  if (rc) return mbsr_error_prefix(rc, "MRI test data (data.mri_dir): ");
+  *um = (int)lround((*v)->vox[0] * 1000);
+  double lo, hi;
+  rc = mbsr_normalize(*v, 0, 100, &lo, &hi);
+  mbsr_volume *m = NULL;
+  if (!rc && src.mask) {
+    snprintf(p, sizeof p, "%s/%s", s->mri_dir, src.mask);
+    rc = mbsr_volume_read(p, NULL, &m);
+  } else if (!rc && src.labels) {
+    mbsr_volume *lab = NULL;
+    snprintf(p, sizeof p, "%s/%s", s->mri_dir, src.labels);
+    rc = mbsr_volume_read(p, NULL, &lab);
+    if (!rc) rc = mbsr_mask_from_labels(lab, &m);
+    mbsr_volume_free(lab);
+  }
+  if (!rc && !mbsr_volume_same_grid(*v, m, 1e-3)) rc = mbsr_error(MBSR_EMISMATCH, "%s: mask grid differs from the image", p);
+  if (rc) {
+    mbsr_volume_free(*v), mbsr_volume_free(m);
+    *v = NULL;
+    return rc;
+  }
+  *mask = m;
   return 0;
+}
+
+/* Block average by f (f == 1: copy). */
+static int level(const mbsr_volume *v, int f, mbsr_volume **out) {
+  if (f == 1) return (*out = mbsr_volume_clone(v)) ? 0 : mbsr_error(MBSR_ENOMEM, "out of memory");
+  int ff[3] = {f, f, f};
+  return mbsr_downsample_block(v, ff, out);
+}
+
+/* Volumes in a directory (NIfTI), name order; or the path itself when it is a file. */
+static int list_nifti(const char *dir, char names[][1024], int max) {
+  if (mbsr_file_exists(dir) && !mbsr_is_dir(dir)) {
+    snprintf(names[0], 1024, "%s", dir);
+    return 1;
+  }
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  struct dirent *e;
+  int n = 0;
+  while ((e = readdir(d)) && n < max) {
+    size_t l = strlen(e->d_name);
+    if (e->d_name[0] == '.' || !(l > 7 && !strcmp(e->d_name + l - 7, ".nii.gz")) || strstr(e->d_name, "mask")) continue;
+    snprintf(names[n++], 1024, "%s/%s", dir, e->d_name);
+  }
+  closedir(d);
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+      char t[1024];
+      memcpy(t, names[j], 1024), memcpy(names[j], names[j - 1], 1024), memcpy(names[j - 1], t, 1024);
+    }
+  return n;
+}
+
+/* Prep patches from the given volumes (manifest) into DIR/data/<tag>-<hash>.h5 (collective, reused). */
+static int prep_files(const mbsr_experiment *e, const sweep_ctx *x, const char *tag, char files[][1024], int nfiles,
+                      int base_um, int lr_um, int hr_um, int ppv, char *h5, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  char man[2600], text[16384] = "";
+  size_t l = 0;
+  for (int i = 0; i < nfiles; i++) {
+    l += (size_t)snprintf(text + l, sizeof text - l, "%s\n", files[i]);
+    h = mbsr__fnv_str(h, files[i]);
+  }
+  int v[6] = {base_um, lr_um, hr_um, ppv, e->s.patch, (int)e->s.seed};
+  h = mbsr__fnv(h, v, sizeof v);
+  snprintf(h5, n, "%s/data/%s-%016llx.h5", x->dir, tag, (unsigned long long)h);
+  snprintf(man, sizeof man, "%s/data/%s-%016llx.txt", x->dir, tag, (unsigned long long)h);
+  int rc = 0, exists = 0, fd = -1;
+  char lk[2700];
+  snprintf(lk, sizeof lk, "%s.lock", h5);
+  if (mbsr__rank0()) {
+    fd = mbsr__lock_file(lk);
+    exists = mbsr_file_exists(h5);
+    if (!exists) rc = mbsr__exp_write_text(man, text);
+  }
+  MPI_Bcast(&exists, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (!exists && !(rc = mbsr_mpi_agree(MPI_COMM_WORLD, rc))) {
+    mbsr_prep_config pc;
+    mbsr_prep_config_default(&pc);
+    pc.out = h5;
+    pc.inputs = man;
+    pc.base_um = base_um;
+    pc.npairs = 1;
+    pc.pairs[0] = (mbsr_res_pair){lr_um, hr_um};
+    pc.patch = e->s.patch;
+    pc.patches_per_volume = ppv;
+    pc.split[0] = 100, pc.split[1] = 0, pc.split[2] = 0;
+    pc.seed = e->s.seed;
+    pc.progress = 1;
+    mbsr_prep_summary sum;
+    rc = mbsr_prep_run(&pc, MPI_COMM_WORLD, &sum);
+    if (!rc && sum.n_failed) rc = mbsr_error(MBSR_EINVAL, "prep: %d input(s) failed (see %s /failed)", sum.n_failed, h5);
+  } else if (exists && mbsr__rank0()) {
+    mbsr_info("sweep: reusing %s", h5);
+  }
+  if (mbsr__rank0()) mbsr__unlock_file(fd);
+  return mbsr_mpi_agree(MPI_COMM_WORLD, rc);
+}
+
+/* Evaluate on the MRI test half: per slab, cubic and network. Rank 0. */
+static int eval_mri(const mbsr_experiment *e, const mbsr_exp_cell *c, const char *ckpt, const char *cdir, int um,
+                    const mbsr_volume *v, const mbsr_volume *mask, eval_row *rows, int *nrows, int maxrows) {
+  const mbsr_exp_scale *s = &e->s;
+  if (c->test_hr_um % um || c->test_lr_um % um)
+    return mbsr_error(MBSR_EINVAL, "cell %s: test pair %d-%d is not a multiple of the %s volume's %d um", c->name, c->test_lr_um,
+                      c->test_hr_um, mbsr_dataset_name(c->test_data), um);
+  mbsr_volume *hr = NULL, *lr = NULL, *mhr = NULL, *cub = NULL, *sr = NULL, *unit = NULL;
+  int rc = level(v, c->test_hr_um / um, &hr);
+  if (!rc) rc = level(v, c->test_lr_um / um, &lr);
+  if (!rc) rc = level(mask, c->test_hr_um / um, &mhr);
+  if (!rc) rc = mbsr_upsample_like(lr, hr, MBSR_INTERP_KEYS, &cub);
+  mbsr_model *m = NULL;
+  mbsr_apply_opts ao;
+  mbsr_apply_opts_default(&ao);
+  ao.patch = 2 * s->patch;
+  ao.overlap = s->apply_overlap >= 0 ? s->apply_overlap : s->patch / 3;
+  ao.batch = 2;
+  ao.progress = 0;
+  if (!rc) rc = mbsr_checkpoint_load(ckpt, ao.batch, ao.patch, ao.patch, ao.patch, &m, NULL);
+  if (!rc) rc = mbsr_apply(m, lr, hr, &ao, &sr);
+  mbsr_model_free(m);
+  if (!rc && !(unit = mbsr_volume_new_like(hr))) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
+  if (!rc) {
+    int a = mbsr__longest_axis(v);
+    int64_t n = mbsr__dimof(hr, a), lo = n / 2, K = s->n_test > 0 ? s->n_test : 4;
+    for (int k = 0; k < K && !rc; k++) {
+      int64_t s0 = lo + (n - lo) * k / K, s1 = lo + (n - lo) * (k + 1) / K;
+      int64_t nv = mbsr_volume_nvox(hr);
+      for (int64_t q = 0; q < nv; q++) {
+        int64_t i = q % hr->nx, j = (q / hr->nx) % hr->ny, kk = q / (hr->nx * hr->ny);
+        int64_t t = a == 0 ? i : a == 1 ? j : kk;
+        unit->data[q] = (t >= s0 && t < s1 && mhr->data[q] > 0.5f) ? 1.0f : 0.0f;
+      }
+      const mbsr_volume *meth[3] = {cub, sr, hr};
+      const char *mname[3] = {"cubic", c->arch, "hr"};
+      for (int w = 0; w < 3 && !rc; w++) {
+        if (*nrows >= maxrows) {
+          rc = mbsr_error(MBSR_ERANGE, "too many rows");
+          break;
+        }
+        eval_row *r = &rows[(*nrows)++];
+        snprintf(r->subject, sizeof r->subject, "%s-slab%d", mbsr_dataset_name(c->test_data), k);
+        snprintf(r->method, sizeof r->method, "%s", mname[w]);
+        rc = mbsr_metrics_compute(meth[w], hr, unit, 1.0, &r->m);
+        r->kc = r->res_um = NAN; /* slabs are too thin for the 2-D decorrelation (20-px apodisation) */
+      }
+      if (!rc)
+        mbsr_info("sweep: %s: slab %d/%d RMSE cubic %.5f %s %.5f", c->name, k + 1, (int)K, rows[*nrows - 3].m.rmse, c->arch,
+                  rows[*nrows - 2].m.rmse);
+    }
+  }
+  if (!rc && s->save_volumes) {
+    char d[80];
+    snprintf(d, sizeof d, "%s LR %d um", mri_source(c->test_data).desc, c->test_lr_um);
+    rc = mbsr__save_vol(cdir, "lr", lr, d);
+    if (!rc) rc = mbsr__save_vol(cdir, "cubic", cub, "MRI cubic");
+    if (!rc) rc = mbsr__save_vol(cdir, "sr", sr, "MRI network SR");
+    if (!rc) rc = mbsr__save_vol(cdir, "hr", hr, "MRI HR reference");
+    if (!rc) rc = mbsr__save_vol(cdir, "mask", mhr, "MRI brain mask");
+  }
+  mbsr_volume_free(hr), mbsr_volume_free(lr), mbsr_volume_free(mhr), mbsr_volume_free(cub), mbsr_volume_free(sr);
+  mbsr_volume_free(unit);
+  return rc;
+}
+
+int mbsr__sweep_mri_cell(const mbsr_experiment *e, const mbsr_sweep_opts *o, sweep_ctx *x, const mbsr_exp_cell *c) {
+  const mbsr_exp_scale *s = &e->s;
+  if (c->test_data != MBSR_DS_T2W && c->test_data != MBSR_DS_FA)
+    return mbsr_error(MBSR_EUNSUPPORTED, "%s: cell %s: test data '%s' is not supported (af, t2w, fa)", e->path, c->name,
+                      mbsr_dataset_name(c->test_data));
+  double t0 = mbsr_now();
+  char pair[32], ckpt[2800], h5[2600];
+  int rc = 0;
+  snprintf(pair, sizeof pair, "%d-%d", c->train_lr_um, c->train_hr_um);
+  /* 1. the base network: AF (the cohort) or human T1 */
+  if (c->train_data == MBSR_DS_AF) {
+    if ((rc = mbsr__sweep_prep_af(e, o, x))) return rc;
+    rc = mbsr__train_or_reuse(e, o, x, c->arch, x->h5, pair, c->samples, NULL, -1, s->epochs, ckpt, sizeof ckpt);
+  } else if (c->train_data == MBSR_DS_HUMAN_T1) {
+    static char files[64][1024];
+    int nf = list_nifti(s->human_dir, files, 64);
+    if (nf > s->human_n_train) nf = s->human_n_train;
+    if (nf < 1)
+      return mbsr_error(MBSR_EINVAL, "%s: no human T1 volumes (*.nii.gz) in data.human_dir '%s' (Debian: apt-get install mricron-data)",
+                        e->path, s->human_dir);
+    rc = prep_files(e, x, "human", files, nf, c->train_hr_um, c->train_lr_um, c->train_hr_um, (c->samples + nf - 1) / nf, h5,
+                    sizeof h5);
+    if (!rc) rc = mbsr__train_or_reuse(e, o, x, c->arch, h5, pair, c->samples, NULL, -1, s->epochs, ckpt, sizeof ckpt);
+  } else {
+    return mbsr_error(MBSR_EUNSUPPORTED, "%s: cell %s: training data '%s' is not supported (af, human_t1)", e->path, c->name,
+                      mbsr_dataset_name(c->train_data));
+  }
+  if (rc) return rc;
+  /* 2. the MRI volume; fine-tuning on its first half */
+  mbsr_volume *v = NULL, *mask = NULL;
+  int um = 0, erc = 0;
+  erc = load_mri(s, c->test_data, &v, &mask, &um);
+  if ((rc = mbsr_mpi_agree(MPI_COMM_WORLD, erc))) {
+    mbsr_volume_free(v), mbsr_volume_free(mask);
+    return rc;
+  }
+  char cdir[2600];
+  snprintf(cdir, sizeof cdir, "%s/cells/%s", x->dir, c->name);
+  if (c->finetune) {
+    char tune[2600];
+    static char files[1][1024];
+    snprintf(tune, sizeof tune, "%s/data/mri-%s-first-half.nii.gz", x->dir, mbsr_dataset_name(c->test_data));
+    if (mbsr__rank0() && !mbsr_file_exists(tune)) {
+      int a = mbsr__longest_axis(v);
+      mbsr_volume *half = mbsr__crop_axis(v, a, 0, mbsr__dimof(v, a) / 2);
+      erc = half ? mbsr_exp_write_nifti_desc(tune, half, "MRI first half (fine-tuning data)") : mbsr_error(MBSR_ENOMEM, "out of memory");
+      mbsr_volume_free(half);
+    }
+    if ((rc = mbsr_mpi_agree(MPI_COMM_WORLD, erc))) goto out;
+    if (tune[0] != '/') {
+      char cwd[2048];
+      if (getcwd(cwd, sizeof cwd)) snprintf(files[0], 1024, "%s/%s", cwd, tune);
+      else snprintf(files[0], 1024, "%s", tune);
+    } else {
+      snprintf(files[0], 1024, "%s", tune);
+    }
+    char fh5[2600], tag[64], fck[2800];
+    snprintf(tag, sizeof tag, "mri-%s-tune", mbsr_dataset_name(c->test_data));
+    if ((rc = prep_files(e, x, tag, files, 1, um, c->test_lr_um, c->test_hr_um, s->finetune_samples, fh5, sizeof fh5))) goto out;
+    char tpair[32];
+    snprintf(tpair, sizeof tpair, "%d-%d", c->test_lr_um, c->test_hr_um);
+    rc = mbsr__train_or_reuse(e, o, x, c->arch, fh5, tpair, s->finetune_samples, ckpt, s->finetune_layers, s->finetune_epochs,
+                              fck, sizeof fck);
+    if (rc) goto out;
+    snprintf(ckpt, sizeof ckpt, "%s", fck);
+  }
+  /* 3. evaluate on the second half, in slabs */
+  if (mbsr__rank0()) {
+    static eval_row rows[3 * 64];
+    int nrows = 0;
+    erc = mbsr_mkdir_p(cdir);
+    if (!erc) erc = eval_mri(e, c, ckpt, cdir, um, v, mask, rows, &nrows, 3 * 64);
+    char p[2800];
+    snprintf(p, sizeof p, "%s/metrics.csv", cdir);
+    if (!erc) erc = mbsr__write_metrics(p, c, rows, nrows);
+    if (!erc) {
+      char t[4096];
+      snprintf(t, sizeof t, "cell %s finished in %.1f s\ncheckpoint %s\ntest data %s/%s (second half, %d slabs)\n", c->name,
+               mbsr_now() - t0, ckpt, s->mri_dir, mri_source(c->test_data).file, s->n_test);
+      snprintf(p, sizeof p, "%s/done", cdir);
+      erc = mbsr__exp_write_text(p, t);
+    }
+  }
+  rc = mbsr_mpi_agree(MPI_COMM_WORLD, erc);
+  if (!rc && mbsr__rank0()) mbsr_info("sweep: cell %s done in %.1f s", c->name, mbsr_now() - t0);
+out:
+  mbsr_volume_free(v), mbsr_volume_free(mask);
+  return rc;
+}
+
+/* Figure 6F-G: voxel-wise AF vs MRI inside the brain mask (only the T2w is co-registered with the
+ * AF template here; the diffusion template is in another space, so AF-vs-FA is not computed). */
+int mbsr__report_extra_figures(const mbsr_experiment *e, const char *dir, char figs[][256], int *nf, int max) {
+  int want = 0;
+  for (int c = 0; c < e->n_cells; c++) want |= e->cells[c].test_data == MBSR_DS_T2W && !strcmp(e->name, "transfer");
+  if (!want || *nf >= max) return 0;
+  char pa[2400], pt[2400], pm[2400];
+  snprintf(pa, sizeof pa, "%s/ccf200_af_template.nii.gz", e->s.mri_dir);
+  snprintf(pt, sizeof pt, "%s/ccf200_t2w_dsurqe.nii.gz", e->s.mri_dir);
+  snprintf(pm, sizeof pm, "%s/ccf200_af_template_mask.nii.gz", e->s.mri_dir);
+  if (!mbsr_file_exists(pa) || !mbsr_file_exists(pt) || !mbsr_file_exists(pm)) {
+    mbsr_warn("report: %s: co-registered AF/T2w files absent: no AF-vs-MRI figure", e->s.mri_dir);
+    return 0;
+  }
+  mbsr_volume *af = NULL, *t2 = NULL, *m = NULL;
+  int rc = mbsr_volume_read(pa, NULL, &af);
+  if (!rc) rc = mbsr_volume_read(pt, NULL, &t2);
+  if (!rc) rc = mbsr_volume_read(pm, NULL, &m);
+  if (!rc) rc = mbsr_volume_check_same_grid(af, pa, t2, pt);
+  double lo, hi;
+  if (!rc) rc = mbsr_normalize(t2, 0, 100, &lo, &hi);
+  char dat[2600], gp[2600], png[2600], csv[2600];
+  snprintf(png, sizeof png, "%s/fig_scatter_af_t2w.png", dir);
+  snprintf(dat, sizeof dat, "%s/fig_src/fig_scatter_af_t2w.dat", dir);
+  snprintf(gp, sizeof gp, "%s/fig_src/fig_scatter_af_t2w.gp", dir);
+  snprintf(csv, sizeof csv, "%s/correlation.csv", dir);
+  if (!rc) {
+    char d2[2500];
+    snprintf(d2, sizeof d2, "%s/fig_src", dir);
+    rc = mbsr_mkdir_p(d2);
+  }
+  if (!rc) {
+    int64_t n = mbsr_volume_nvox(af), k = 0;
+    double *x = malloc(sizeof(double) * (size_t)n), *y = malloc(sizeof(double) * (size_t)n);
+    FILE *f = fopen(dat, "w");
+    for (int64_t i = 0; i < n; i++)
+      if (m->data[i] > 0.5f) {
+        x[k] = af->data[i], y[k] = t2->data[i];
+        if (f && k % 3 == 0) fprintf(f, "%g %g\n", x[k], y[k]);
+        k++;
+      }
+    if (f) fclose(f);
+    mbsr_corr cr;
+    rc = mbsr_pearson(x, y, (int)k, &cr);
+    free(x), free(y);
+    if (!rc) {
+      char t[1024];
+      snprintf(t, sizeof t, "x,y,n,r,t,df,p\nAF (ccf200_af_template),T2w normalised (ccf200_t2w_dsurqe),%d,%.15g,%.15g,%.15g,%.15g\n",
+               cr.n, cr.r, cr.t, cr.df, cr.p);
+      rc = mbsr__exp_write_text(csv, t);
+      FILE *g = fopen(gp, "w");
+      if (g) {
+        fprintf(g, "set terminal pngcairo size 560,480 font 'sans,10'\nset output '%s'\nunset key\n"
+                   "set title \"AF vs T2w, voxel-wise in the brain mask (R = %.2f, p = %.1e, n = %d)\"\n"
+                   "set xlabel 'AF (Allen CCFv3 template, 200 um)'\nset ylabel 'T2w (DSURQE, normalised)'\n"
+                   "f(x) = a*x + b\nfit f(x) '%s' via a, b\n"
+                   "plot '%s' using 1:2 with points pt 7 ps 0.3 lc rgb '#40000080', f(x) lw 2 lc rgb 'red'\n",
+                png, cr.r, cr.p, cr.n, dat, dat);
+        fclose(g);
+        char cmd[6000];
+        snprintf(cmd, sizeof cmd, "gnuplot '%s' >'%s.log' 2>&1", gp, gp);
+        if (system(cmd) != 0) rc = mbsr_error(MBSR_EIO, "gnuplot failed on %s", gp);
+        else snprintf(figs[(*nf)++], 256, "fig_scatter_af_t2w.png");
+      }
+    }
+  }
+  mbsr_volume_free(af), mbsr_volume_free(t2), mbsr_volume_free(m);
+  return rc;
 }
