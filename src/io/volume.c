@@ -9,11 +9,6 @@
 
 #include "io_internal.h"
 
-/* MetaImage comes from src/io/mhd.c (written by the fetch side). Until that file is in the tree the
- * dispatch must not reference it, or every program linking the io archive would fail to link. */
-#ifndef MBSR_IO_HAVE_MHD
-#define MBSR_IO_HAVE_MHD 0
-#endif
 
 /* ---- read notes: what a reader interpreted (units rule, 4-D, scaling), for `mbsr info` ---- */
 static _Thread_local char g_notes[1024];
@@ -193,17 +188,11 @@ static int read_dispatch(const char *path, const mbsr_read_opts *opts, mbsr_volu
   if (!path || !path[0]) return mbsr_error(MBSR_EINVAL, "empty input path");
   if (mbsr_is_dir(path) || ends_with(path, ".tif") || ends_with(path, ".tiff")) return mbsr_tiff_read(path, opts, out);
   if (ends_with(path, ".nrrd") || ends_with(path, ".nhdr")) return mbsr_nrrd_read(path, out);
-  if (ends_with(path, ".mhd")) {
-#if MBSR_IO_HAVE_MHD
-    return mbsr_mhd_read(path, out);
-#else
-    return mbsr_error(MBSR_EUNSUPPORTED, "%s: the MetaImage reader is not built in", path);
-#endif
-  }
+  if (ends_with(path, ".mhd") || ends_with(path, ".mha")) return mbsr_mhd_read(path, out); /* src/io/mhd.c */
   if (ends_with(path, ".nii") || ends_with(path, ".nii.gz")) return mbsr_nifti_read(path, out);
   if (!mbsr_file_exists(path)) return mbsr_error(MBSR_EIO, "%s: no such file or directory", path);
   return mbsr_error(MBSR_EUNSUPPORTED,
-                    "%s: unknown volume format (expected .nii, .nii.gz, .nrrd, .nhdr, .mhd, .tif/.tiff or a directory "
+                    "%s: unknown volume format (expected .nii, .nii.gz, .nrrd, .nhdr, .mhd/.mha, .tif/.tiff or a directory "
                     "of TIFF slices)",
                     path);
 }

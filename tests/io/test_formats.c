@@ -207,12 +207,37 @@ static void test_write_roundtrip_nibabel(void) {
   MT_ASSERT_INT_EQ(mbsr_test_sh("ls -a %s | grep -q '^\\.tmp-'", mbsr_test_tmpdir()), 1);
 }
 
+/* .mhd goes to the MetaImage reader (src/io/mhd.c) through mbsr_volume_read */
+static void test_mhd_dispatch(void) {
+  char hdr[4096], raw[4096];
+  snprintf(hdr, sizeof hdr, "%s/d.mhd", mbsr_test_tmpdir());
+  snprintf(raw, sizeof raw, "%s/d.raw", mbsr_test_tmpdir());
+  FILE *f = fopen(hdr, "w");
+  CU_ASSERT_FATAL(f != NULL);
+  fprintf(f, "ObjectType = Image\nNDims = 3\nDimSize = 3 4 5\nElementType = MET_SHORT\n"
+             "ElementSpacing = 0.1 0.1 0.2\nElementByteOrderMSB = False\nElementDataFile = d.raw\n");
+  fclose(f);
+  int16_t d[60];
+  for (int i = 0; i < 60; i++) d[i] = (int16_t)(i * 3 - 50);
+  f = fopen(raw, "wb");
+  fwrite(d, 2, 60, f);
+  fclose(f);
+  mbsr_volume *v = NULL;
+  MT_ASSERT_OK(mbsr_volume_read(hdr, NULL, &v));
+  MT_ASSERT_INT_EQ(v->nx * 100 + v->ny * 10 + v->nz, 345);
+  MT_ASSERT_NEAR(v->data[59], 59 * 3 - 50, 0);
+  MT_ASSERT_NEAR(v->vox[2], 0.2, 1e-9);
+  MT_ASSERT_NEAR(v->affine[0][0], -0.1, 1e-9); /* LPS -> RAS */
+  mbsr_volume_free(v);
+}
+
 int main(void) {
   static const mbsr_test_case cases[] = {{"expected_fixtures", test_expected_fixtures},
                                          {"read_notes", test_notes},
                                          {"volume_helpers", test_helpers},
                                          {"orient_matrix", test_orient_matrix},
                                          {"write_roundtrip_nibabel", test_write_roundtrip_nibabel},
+                                         {"mhd_dispatch", test_mhd_dispatch},
                                          {NULL, NULL}};
   return mbsr_test_main("io_formats", cases);
 }
