@@ -162,7 +162,7 @@ static void test_write_roundtrip_nibabel(void) {
   mbsr_volume *v = mbsr_volume_new(5, 6, 7, NULL, A);
   CU_ASSERT_FATAL(v != NULL);
   for (int64_t i = 0; i < mbsr_volume_nvox(v); i++) v->data[i] = 0.5f * (float)i - 3;
-  char out[4096], out2[4096], base[4096];
+  char out[4200], out2[4200], base[4096];
   snprintf(out, sizeof out, "%s/rt_oblique.nii.gz", mbsr_test_tmpdir());
   MT_ASSERT_OK(mbsr_volume_write(out, v));
   /* no extension -> .nii.gz appended; raw .nii also works */
@@ -194,6 +194,26 @@ static void test_write_roundtrip_nibabel(void) {
       py(), out, out2);
   if (st == 77) mbsr_test_skip("nibabel is not importable");
   else MT_ASSERT_INT_EQ(st, 0);
+  /* a rotation without shear: the qform must reproduce the affine too (nifti_dmat44_to_quatern) */
+  {
+    double c = cos(0.3), s = sin(0.3);
+    double R[4][4] = {{0.2 * c, -0.2 * s, 0, 1.25}, {0.2 * s, 0.2 * c, 0, -2}, {0, 0, -0.25, 3}, {0, 0, 0, 1}};
+    mbsr_volume *q = mbsr_volume_new(3, 4, 5, NULL, R);
+    snprintf(out, sizeof out, "%s/rt_rot.nii.gz", mbsr_test_tmpdir());
+    MT_ASSERT_OK(mbsr_volume_write(out, q));
+    st = mbsr_test_sh("%s -c \"import sys\ntry:\n import nibabel as nib, numpy as np\nexcept ImportError:\n sys.exit(77)\n"
+                      "c,s=np.cos(0.3),np.sin(0.3)\n"
+                      "A=np.array([[0.2*c,-0.2*s,0,1.25],[0.2*s,0.2*c,0,-2],[0,0,-0.25,3],[0,0,0,1]])\n"
+                      "h=nib.load(sys.argv[1]).header\n"
+                      "assert np.allclose(h.get_sform(), A, atol=1e-6), h.get_sform()\n"
+                      "assert np.allclose(h.get_qform(), A, atol=1e-5), h.get_qform()\n"
+                      "assert np.allclose(h.get_zooms(), (0.2,0.2,0.25), atol=1e-6)\n"
+                      "print('nibabel qform agrees')\" %s",
+                      py(), out);
+    if (st == 77) mbsr_test_skip("nibabel is not importable");
+    else MT_ASSERT_INT_EQ(st, 0);
+    mbsr_volume_free(q);
+  }
   /* writing over a missing directory fails and leaves nothing */
   snprintf(out, sizeof out, "%s/no/such/dir/x.nii.gz", mbsr_test_tmpdir());
   CU_ASSERT(mbsr_volume_write(out, v) != 0);
