@@ -666,6 +666,15 @@ int mbsr_fetch_run(const mbsr_fetch_opts *o, MPI_Comm comm, mbsr_fetch_summary *
     return st[0] < 0 ? st[0] : MBSR_EPEER;
   }
   nitems = st[1];
+  /* every rank must see rank 0's directory (a shared filesystem), or its files would be lost */
+  int blind = !mbsr_file_exists(mpath), nblind = 0;
+  MPI_Allreduce(&blind, &nblind, 1, MPI_INT, MPI_SUM, comm);
+  if (nblind) {
+    free(items);
+    mbsr_manifest_free(&man);
+    if (blind) return mbsr_error(MBSR_EIO, "fetch: %s is not visible on this rank: --out must be on a filesystem shared by all ranks", mpath);
+    return mbsr_error(MBSR_EPEER, "fetch: %d rank(s) cannot see %s (--out must be shared by all ranks)", nblind, mpath);
+  }
   if (rank != 0) items = calloc((size_t)nitems + 1, sizeof *items);
   if (!items) return mbsr_error(MBSR_ENOMEM, "fetch: item table");
   MPI_Bcast(items, (int)((size_t)nitems * sizeof *items), MPI_BYTE, 0, comm);

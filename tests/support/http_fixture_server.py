@@ -7,7 +7,7 @@ the port to --port-file, answers RMA queries from <root>/experiments.json, serve
 
 A fault applies to requests whose (unquoted) path+query contains PATTERN, COUNT times (default:
 always). KIND: 500 | 404 | cut (send half the body, then close the connection) | stall (send the
-headers and 10 bytes, then nothing for 60 s) | norange (ignore Range, answer 200 with everything).
+headers and 10 bytes, then nothing for 60 s) | hang (accept, never answer) | norange (ignore Range, answer 200 with everything).
 Each request is logged as "GET <path> range=<Range or -> -> <status>" to --log.
 Only ever listens on 127.0.0.1.
 """
@@ -107,6 +107,10 @@ class Handler(BaseHTTPRequestHandler):
         log("GET %s range=%s fault=%s -> %s" % (full, rng or "-", fault or "-", status))
 
     def handle_get(self, full, rng, fault):
+        if fault == "hang":
+            time.sleep(60)
+            self.close_connection = True
+            return "hang"
         if fault in ("500", "404"):
             self.send_body(int(fault), b"injected fault\n", "text/plain")
             return int(fault)
