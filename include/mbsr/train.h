@@ -38,6 +38,7 @@ typedef struct {
   int threads;             /* OpenMP threads per rank (0 = leave as is) */
   int dry_run;             /* print the plan and measure a few steps; writes nothing */
   int64_t plan_patches;    /* dry run: plan for this many training patches (0 = the file's) */
+  int64_t plan_val_patches; /* dry run: ... and this many validation patches (0 = the file's ratio) */
   int val_every;           /* epochs between validations: 1 */
   int progress;            /* one line per epoch on rank 0 */
   int inject_fail_rank, inject_fail_step; /* test hook: that rank fails at that step (-1 = off) */

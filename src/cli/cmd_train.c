@@ -38,7 +38,8 @@ static void usage(void) {
       "  --time-limit S           stop cleanly with a checkpoint after S seconds\n"
       "  --threads T              OpenMP threads per rank\n"
       "  --dry-run                print the plan (patches and memory per rank, FLOPs, measured time per\n"
-      "                           epoch) and exit; --plan-patches N plans for N training patches\n"
+      "                           epoch) and exit; --plan-patches N [--plan-val M] plans for N training\n"
+      "                           (and M validation) patches\n"
       "  --quiet                  no per-epoch lines\n"
       "  --help\n");
 }
@@ -59,6 +60,7 @@ int mbsr_cmd_train(int argc, char **argv) {
       {"init", required_argument, 0, 'i'},      {"finetune-last", required_argument, 0, 'f'},
       {"time-limit", required_argument, 0, 't'}, {"threads", required_argument, 0, 'T'},
       {"dry-run", no_argument, 0, 'n'},         {"plan-patches", required_argument, 0, 'N'},
+      {"plan-val", required_argument, 0, 'V'},
       {"inject-fail", required_argument, 0, 'X'}, {"disc-channels", required_argument, 0, 'D'},
       {"disc-blocks", required_argument, 0, 'E'}, {"gan-lambda", required_argument, 0, 'L'}, {"quiet", no_argument, 0, 'q'},
       {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
@@ -109,6 +111,7 @@ int mbsr_cmd_train(int argc, char **argv) {
       case 'T': NUM(c.threads, strtol, 1, "--threads"); break;
       case 'n': c.dry_run = 1; break;
       case 'N': NUM(c.plan_patches, strtoll, 1, "--plan-patches"); break;
+      case 'V': NUM(c.plan_val_patches, strtoll, 1, "--plan-val"); break;
       case 'X':
         if (sscanf(optarg, "%d:%d", &c.inject_fail_rank, &c.inject_fail_step) != 2)
           return mbsr_cli_usage_error("train", "bad --inject-fail '%s' (RANK:STEP)", optarg);

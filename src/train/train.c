@@ -412,7 +412,9 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
     const double fl_epoch = flops_sample * (double)plan_spe * B;
     /* validation: forward only, ~1/3 of a training step's work per patch, spread over the ranks;
      * planned val patches scale with the training patches when --plan-patches is given */
-    const double plan_val = c->plan_patches > 0 && ntrain > 0 ? (double)nval * (double)plan_n / (double)ntrain : (double)nval;
+    const double plan_val = c->plan_val_patches > 0 ? (double)c->plan_val_patches
+                            : c->plan_patches > 0 && ntrain > 0 ? (double)nval * (double)plan_n / (double)ntrain
+                                                                : (double)nval;
     const double val_s = plan_val * (tstep / (3.0 * B));
     sum->dry_epoch_seconds = epoch_s, sum->dry_epoch_flops = fl_epoch, sum->dry_mem_bytes = mem_rank;
     char d1[32], d2[32];
