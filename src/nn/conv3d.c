@@ -4,11 +4,16 @@
  * conv3d_portable.c; conv3d_ref.c is the naive twin the tests compare against.
  *
  * Workspace (floats, see mbsr_conv3d_workspace_floats):
- *   [pad]      N*(D+2)*(H+2)*(W+2)*max(CIN,COUT)  padded copy of the input (forward, dW) or of dout (dX)
- *   [wt]       27*CIN*COUT                         flipped, transposed weights for dX
+ *   [pad_x]    N*(D+2)*(H+2)*(W+2)*CIN            padded copy of the input (forward, dW)
+ *   [pad_g]    N*(D+2)*(H+2)*(W+2)*COUT           padded (stride 2: zero-inserted) copy of dout (dX)
+ *   [wt]       27*CIN*COUT                         flipped, transposed weights for dX (or bf16 weights)
  *   [partial]  T*(27*CIN*COUT + COUT) rounded up   per-thread dW and db partial sums
  * T = the OpenMP thread count at call time, which must not exceed the nthreads the workspace was sized
- * for (the sizing uses max(nthreads, omp_get_max_threads())). */
+ * for (the sizing uses max(nthreads, omp_get_max_threads())).
+ * Each call is ONE OpenMP parallel region (forward: copy | barrier | rows; backward: copies and weight
+ * flip | barrier | dW planes and dX rows side by side | barrier | partial-sum reduction): few barriers,
+ * so a thread preempted on a shared machine costs little. The helpers below are orphaned worksharing
+ * loops that run inside that region. */
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,9 +38,11 @@ void mbsr_conv3d_dims_init(mbsr_conv3d_dims *s, int n, int d, int h, int w, int 
 }
 
 static size_t round16(size_t x) { return (x + 15) & ~(size_t)15; }
-static size_t pad_floats(const mbsr_conv3d_dims *s) {
-  int c = s->cin > s->cout ? s->cin : s->cout;
-  return round16((size_t)s->n * (s->d + 2) * (s->h + 2) * (s->w + 2) * c) + 16; /* + slack: bf16 pair reads */
+static size_t padx_floats(const mbsr_conv3d_dims *s) {
+  return round16((size_t)s->n * (s->d + 2) * (s->h + 2) * (s->w + 2) * s->cin) + 16; /* + slack: bf16 pairs */
+}
+static size_t padg_floats(const mbsr_conv3d_dims *s) {
+  return round16((size_t)s->n * (s->d + 2) * (s->h + 2) * (s->w + 2) * s->cout) + 16;
 }
 static size_t wt_floats(const mbsr_conv3d_dims *s) { return round16((size_t)27 * s->cin * s->cout); }
 static size_t partial_floats(const mbsr_conv3d_dims *s) { return round16((size_t)27 * s->cin * s->cout + s->cout); }
@@ -43,7 +50,7 @@ static size_t partial_floats(const mbsr_conv3d_dims *s) { return round16((size_t
 size_t mbsr_conv3d_workspace_floats(const mbsr_conv3d_dims *s, int nthreads) {
   int t = omp_get_max_threads();
   if (nthreads > t) t = nthreads;
-  return pad_floats(s) + wt_floats(s) + (size_t)t * partial_floats(s);
+  return padx_floats(s) + padg_floats(s) + wt_floats(s) + (size_t)t * partial_floats(s);
 }
 
 /* ---- kernel family: auto (cpuid), or forced by MBSR_CONV_KERNEL=portable|avx512|reference ---- */
@@ -105,10 +112,12 @@ static uint16_t f2bf(float f) { /* round to nearest even; NaN stays NaN */
   return (uint16_t)(u >> 16);
 }
 
+/* ---- orphaned worksharing helpers (call inside a parallel region; each ends with nowait) ---- */
+
 /* wb[k9][r2][co][2] = bf16(w[k9][2*r2 + j][co]), zero past the reduction length rlen = 3*cin. */
 static void pack_bf16(uint16_t *wb, const float *w, int cin, int cout) {
   const int rlen = 3 * cin, rlen2 = (rlen + 1) / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp for schedule(static) nowait
   for (int k = 0; k < 9; k++)
     for (int r2 = 0; r2 < rlen2; r2++)
       for (int co = 0; co < cout; co++)
@@ -118,14 +127,39 @@ static void pack_bf16(uint16_t *wb, const float *w, int cin, int cout) {
         }
 }
 
-/* ---- padded copies ---- */
+/* Weights of the input-gradient conv (CIN' = COUT, COUT' = CIN), flipped and transposed:
+ * wt[kd][kh][kw][co][ci] = w[2-kd][2-kh][2-kw][ci][co]. */
+static void flip_weights(float *wt, const float *w, int cin, int cout) {
+#pragma omp for schedule(static) nowait
+  for (int k = 0; k < 27; k++)
+    for (int ci = 0; ci < cin; ci++)
+      for (int co = 0; co < cout; co++) wt[((size_t)k * cout + co) * cin + ci] = w[((size_t)(26 - k) * cin + ci) * cout + co];
+}
+
+/* The same flip packed as bf16 pairs for the bf16 kernel (reduction r' = kw*COUT + co of length 3*COUT). */
+static void flip_pack_bf16(uint16_t *wb, const float *w, int cin, int cout) {
+  const int rlen = 3 * cout, rlen2 = (rlen + 1) / 2;
+#pragma omp for schedule(static) nowait
+  for (int k9 = 0; k9 < 9; k9++)
+    for (int r2 = 0; r2 < rlen2; r2++)
+      for (int ci = 0; ci < cin; ci++)
+        for (int j = 0; j < 2; j++) {
+          int r = 2 * r2 + j;
+          uint16_t v = 0;
+          if (r < rlen) {
+            int kw = r / cout, co = r % cout, k = k9 * 3 + kw;
+            v = f2bf(w[((size_t)(26 - k) * cin + ci) * cout + co]);
+          }
+          wb[(((size_t)k9 * rlen2 + r2) * cin + ci) * 2 + j] = v;
+        }
+}
+
 /* dst (N, D+2, H+2, W+2, C) = src (N, SD, SH, SW, C) placed at 1 + z*i along each axis (z = 1: plain
  * padding; z = 2: zero insertion for the transposed stride-2 conv), zero elsewhere. */
-static void pad_copy(float *dst, const float *src, int n, int d, int h, int w, int c, int sd, int sh, int sw,
-                     int z) {
+static void pad_copy(float *dst, const float *src, int n, int d, int h, int w, int c, int sd, int sh, int sw, int z) {
   const int dp = d + 2, hp = h + 2, wp = w + 2;
   const long prow = (long)wp * c;
-#pragma omp parallel for schedule(static)
+#pragma omp for schedule(static) nowait
   for (long row = 0; row < (long)n * dp * hp; row++) {
     const int ih = (int)(row % hp), id = (int)(row / hp % dp), in = (int)(row / ((long)hp * dp));
     float *o = dst + row * prow;
@@ -141,17 +175,18 @@ static void pad_copy(float *dst, const float *src, int n, int d, int h, int w, i
       memset(o + (long)(sw + 1) * c, 0, sizeof(float) * (size_t)(wp - sw - 1) * c);
     } else {
       memset(o, 0, sizeof(float) * prow);
-      for (int iw = 0; iw < sw && 1 + z * iw < wp; iw++) memcpy(o + (long)(1 + z * iw) * c, s + (long)iw * c, sizeof(float) * c);
+      for (int iw = 0; iw < sw && 1 + z * iw < wp; iw++)
+        memcpy(o + (long)(1 + z * iw) * c, s + (long)iw * c, sizeof(float) * c);
     }
   }
 }
 
-/* The same into bf16 (z = 1 or 2 as above). */
+/* The same into bf16. */
 static void pad_copy_bf16(uint16_t *dst, const float *src, int n, int d, int h, int w, int c, int sd, int sh, int sw,
                           int z) {
   const int dp = d + 2, hp = h + 2, wp = w + 2;
   const long prow = (long)wp * c;
-#pragma omp parallel for schedule(static)
+#pragma omp for schedule(static) nowait
   for (long row = 0; row < (long)n * dp * hp; row++) {
     const int ih = (int)(row % hp), id = (int)(row / hp % dp), in = (int)(row / ((long)hp * dp));
     uint16_t *o = dst + row * prow;
@@ -166,35 +201,13 @@ static void pad_copy_bf16(uint16_t *dst, const float *src, int n, int d, int h, 
   }
 }
 
-static void conv_rows_bf16(float *out, const uint16_t *xp, const uint16_t *wb, const float *bias, int n, int dp, int hp,
-                           int wp, int cin, int cout, int stride, int od, int oh, int ow, int accum) {
-  const long rowH = (long)wp * cin, rowD = (long)hp * wp * cin;
-#pragma omp parallel for schedule(dynamic, 4)
-  for (long row = 0; row < (long)n * od * oh; row++) {
-    const int r_h = (int)(row % oh), r_d = (int)(row / oh % od), r_n = (int)(row / ((long)oh * od));
-    mbsr__conv_row_bf a = {.out = out + row * ow * cout,
-                           .x = xp + (long)r_n * dp * rowD + (long)r_d * stride * rowD + (long)r_h * stride * rowH,
-                           .rowH = rowH,
-                           .rowD = rowD,
-                           .w = wb,
-                           .bias = bias,
-                           .ow = ow,
-                           .cin = cin,
-                           .cout = cout,
-                           .stride = stride,
-                           .accum = accum};
-    mbsr__conv_fwd_row_bf16(&a);
-  }
-}
-
-/* ---- forward-shaped conv over a padded buffer (used by forward and backward-data) ---- */
+/* Forward-shaped conv over a padded buffer (forward, and dX with flipped weights). */
 static void conv_rows(float *out, const float *xp, const float *w, const float *bias, int n, int dp, int hp, int wp,
                       int cin, int cout, int stride, int od, int oh, int ow, int accum, family fam) {
   void (*row_fn)(const mbsr__conv_row *) =
       fam == FAM_AVX512 ? mbsr__conv_fwd_row_avx512 : mbsr__conv_fwd_row_portable;
   const long rowH = (long)wp * cin, rowD = (long)hp * wp * cin;
-  /* dynamic: the machine is often shared, and a preempted thread must not hold up the others */
-#pragma omp parallel for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, 4) nowait
   for (long row = 0; row < (long)n * od * oh; row++) {
     const int r_h = (int)(row % oh), r_d = (int)(row / oh % od), r_n = (int)(row / ((long)oh * od));
     mbsr__conv_row a = {.out = out + row * ow * cout,
@@ -212,6 +225,62 @@ static void conv_rows(float *out, const float *xp, const float *w, const float *
   }
 }
 
+static void conv_rows_bf16(float *out, const uint16_t *xp, const uint16_t *wb, const float *bias, int n, int dp, int hp,
+                           int wp, int cin, int cout, int stride, int od, int oh, int ow, int accum) {
+  const long rowH = (long)wp * cin, rowD = (long)hp * wp * cin;
+#pragma omp for schedule(dynamic, 4) nowait
+  for (long row = 0; row < (long)n * od * oh; row++) {
+    const int r_h = (int)(row % oh), r_d = (int)(row / oh % od), r_n = (int)(row / ((long)oh * od));
+    mbsr__conv_row_bf a = {.out = out + row * ow * cout,
+                           .x = xp + (long)r_n * dp * rowD + (long)r_d * stride * rowD + (long)r_h * stride * rowH,
+                           .rowH = rowH,
+                           .rowD = rowD,
+                           .w = wb,
+                           .bias = bias,
+                           .ow = ow,
+                           .cin = cin,
+                           .cout = cout,
+                           .stride = stride,
+                           .accum = accum};
+    mbsr__conv_fwd_row_bf16(&a);
+  }
+}
+
+/* Weight (and bias) gradient of the (n, od) planes into this thread's partial sums. */
+static void dw_planes(float *pw, int want_dw, int want_db, const float *dout, const float *xp, const mbsr_conv3d_dims *s,
+                      family fam) {
+  const int cin = s->cin, cout = s->cout, st = s->stride;
+  const int dp = s->d + 2, hp = s->h + 2, wp = s->w + 2;
+  const size_t nw = (size_t)27 * cin * cout;
+  float *pb = pw + nw;
+  void (*bww)(const mbsr__conv_bww *) = fam == FAM_AVX512 ? mbsr__conv_bww_avx512 : mbsr__conv_bww_portable;
+  const long prow = (long)wp * cin, pplane = (long)hp * prow;
+#pragma omp for schedule(dynamic, 1) nowait
+  for (long plane = 0; plane < (long)s->n * s->od; plane++) {
+    const int pd = (int)(plane % s->od), pn = (int)(plane / s->od);
+    const float *g = dout + plane * s->oh * s->ow * cout;
+    if (want_dw)
+      for (int kd = 0; kd < 3; kd++)
+        for (int kh = 0; kh < 3; kh++) {
+          mbsr__conv_bww a = {.dw = pw + (size_t)(kd * 3 + kh) * 3 * cin * cout,
+                              .x = xp + (long)pn * dp * pplane + (long)(pd * st + kd) * pplane + (long)kh * prow,
+                              .rowHs = (long)st * prow,
+                              .xps = st * cin,
+                              .g = g,
+                              .nrows = s->oh,
+                              .ow = s->ow,
+                              .rlen = 3 * cin,
+                              .cout = cout};
+          bww(&a);
+        }
+    if (want_db)
+      for (long p = 0; p < (long)s->oh * s->ow; p++)
+        for (int c = 0; c < cout; c++) pb[c] += g[p * cout + c];
+  }
+}
+
+/* ---- the public entry points ---- */
+
 void mbsr_conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
                          const mbsr_conv3d_dims *s, float *ws) {
   // out (N,OD,OH,OW,COUT), inp (N,D,H,W,CIN), weight (3,3,3,CIN,COUT), bias (COUT) or NULL
@@ -220,69 +289,22 @@ void mbsr_conv3d_forward(float *out, const float *inp, const float *weight, cons
     mbsr_conv3d_forward_ref(out, inp, weight, bias, s);
     return;
   }
-  if (use_bf16(s->prec, fam, s->cin, s->cout)) {
-    uint16_t *xb = (uint16_t *)ws, *wb = (uint16_t *)(ws + pad_floats(s));
-    pack_bf16(wb, weight, s->cin, s->cout);
-    pad_copy_bf16(xb, inp, s->n, s->d, s->h, s->w, s->cin, s->d, s->h, s->w, 1);
-    conv_rows_bf16(out, xb, wb, bias, s->n, s->d + 2, s->h + 2, s->w + 2, s->cin, s->cout, s->stride, s->od, s->oh,
-                   s->ow, 0);
-    return;
-  }
-  float *xp = ws;
-  pad_copy(xp, inp, s->n, s->d, s->h, s->w, s->cin, s->d, s->h, s->w, 1);
-  conv_rows(out, xp, weight, bias, s->n, s->d + 2, s->h + 2, s->w + 2, s->cin, s->cout, s->stride, s->od, s->oh,
-            s->ow, 0, fam);
-}
-
-static void backward_weights(float *dweight, float *dbias, const float *dout, const float *xp,
-                             const mbsr_conv3d_dims *s, float *partials, family fam) {
-  const int cin = s->cin, cout = s->cout, st = s->stride;
+  const int bf = use_bf16(s->prec, fam, s->cin, s->cout);
   const int dp = s->d + 2, hp = s->h + 2, wp = s->w + 2;
-  const size_t nw = (size_t)27 * cin * cout, pstride = partial_floats(s);
-  void (*bww)(const mbsr__conv_bww *) = fam == FAM_AVX512 ? mbsr__conv_bww_avx512 : mbsr__conv_bww_portable;
-  const long prow = (long)wp * cin, pplane = (long)hp * prow;
-  int nt = 1;
 #pragma omp parallel
   {
-    const int t = omp_get_thread_num();
-#pragma omp single
-    nt = omp_get_num_threads();
-    float *pw = partials + (size_t)t * pstride, *pb = pw + nw;
-    memset(pw, 0, sizeof(float) * (nw + cout));
-#pragma omp for schedule(dynamic, 1)
-    for (long plane = 0; plane < (long)s->n * s->od; plane++) {
-      const int pd = (int)(plane % s->od), pn = (int)(plane / s->od);
-      const float *g = dout + plane * s->oh * s->ow * cout;
-      if (dweight)
-        for (int kd = 0; kd < 3; kd++)
-          for (int kh = 0; kh < 3; kh++) {
-            mbsr__conv_bww a = {.dw = pw + (size_t)(kd * 3 + kh) * 3 * cin * cout,
-                                .x = xp + (long)pn * dp * pplane + (long)(pd * st + kd) * pplane + (long)kh * prow,
-                                .rowHs = (long)st * prow,
-                                .xps = st * cin,
-                                .g = g,
-                                .nrows = s->oh,
-                                .ow = s->ow,
-                                .rlen = 3 * cin,
-                                .cout = cout};
-            bww(&a);
-          }
-      if (dbias)
-        for (long p = 0; p < (long)s->oh * s->ow; p++)
-          for (int c = 0; c < cout; c++) pb[c] += g[p * cout + c];
+    if (bf) {
+      pack_bf16((uint16_t *)(ws + padx_floats(s) + padg_floats(s)), weight, s->cin, s->cout);
+      pad_copy_bf16((uint16_t *)ws, inp, s->n, s->d, s->h, s->w, s->cin, s->d, s->h, s->w, 1);
+    } else {
+      pad_copy(ws, inp, s->n, s->d, s->h, s->w, s->cin, s->d, s->h, s->w, 1);
     }
-    /* implicit barrier: every partial is complete */
-    const size_t tot = nw + cout;
-#pragma omp for schedule(static)
-    for (size_t i = 0; i < tot; i++) {
-      float acc = 0.0f;
-      for (int k = 0; k < nt; k++) acc += partials[(size_t)k * pstride + i];
-      if (i < nw) {
-        if (dweight) dweight[i] += acc;
-      } else if (dbias) {
-        dbias[i - nw] += acc;
-      }
-    }
+#pragma omp barrier
+    if (bf)
+      conv_rows_bf16(out, (const uint16_t *)ws, (const uint16_t *)(ws + padx_floats(s) + padg_floats(s)), bias, s->n,
+                     dp, hp, wp, s->cin, s->cout, s->stride, s->od, s->oh, s->ow, 0);
+    else
+      conv_rows(out, ws, weight, bias, s->n, dp, hp, wp, s->cin, s->cout, s->stride, s->od, s->oh, s->ow, 0, fam);
   }
 }
 
@@ -294,30 +316,46 @@ void mbsr_conv3d_backward(float *dinp, float *dweight, float *dbias, const float
     mbsr_conv3d_backward_ref(dinp, dweight, dbias, dout, inp, weight, s);
     return;
   }
-  float *pad = ws, *wt = ws + pad_floats(s), *partials = wt + wt_floats(s);
+  if (!dinp && !dweight && !dbias) return;
   const int cin = s->cin, cout = s->cout;
-  if (dweight || dbias) {
-    if (dweight) pad_copy(pad, inp, s->n, s->d, s->h, s->w, cin, s->d, s->h, s->w, 1);
-    backward_weights(dweight, dbias, dout, pad, s, partials, fam);
-  }
-  if (dinp) {
-    /* dX = stride-1 conv of the (zero-inserted for stride 2) padded dout with flipped, transposed
-     * weights: wt[kd][kh][kw][co][ci] = w[2-kd][2-kh][2-kw][ci][co]. */
-    const int bf = use_bf16(s->prec, fam, cout, cin);
-    float *wf = bf ? partials : wt; /* bf16: fp32 flip in the (now free) partials, packed into wt */
-#pragma omp parallel for schedule(static)
-    for (int k = 0; k < 27; k++)
-      for (int ci = 0; ci < cin; ci++)
-        for (int co = 0; co < cout; co++)
-          wf[((size_t)k * cout + co) * cin + ci] = weight[((size_t)(26 - k) * cin + ci) * cout + co];
-    if (bf) {
-      uint16_t *wb = (uint16_t *)wt, *xb = (uint16_t *)pad;
-      pack_bf16(wb, wf, cout, cin);
-      pad_copy_bf16(xb, dout, s->n, s->d, s->h, s->w, cout, s->od, s->oh, s->ow, s->stride);
-      conv_rows_bf16(dinp, xb, wb, NULL, s->n, s->d + 2, s->h + 2, s->w + 2, cout, cin, 1, s->d, s->h, s->w, 1);
-      return;
+  const int dp = s->d + 2, hp = s->h + 2, wp = s->w + 2;
+  float *padx = ws, *padg = padx + padx_floats(s), *wt = padg + padg_floats(s), *partials = wt + wt_floats(s);
+  const size_t nw = (size_t)27 * cin * cout, pstride = partial_floats(s), tot = nw + cout;
+  const int bf = dinp && use_bf16(s->prec, fam, cout, cin); /* dX is a conv with CIN' = COUT, COUT' = CIN */
+  const int wgrad = dweight || dbias;
+#pragma omp parallel
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    float *pw = partials + (size_t)t * pstride;
+    if (wgrad) memset(pw, 0, sizeof(float) * tot);
+    if (dweight) pad_copy(padx, inp, s->n, s->d, s->h, s->w, cin, s->d, s->h, s->w, 1);
+    if (dinp && bf) {
+      flip_pack_bf16((uint16_t *)wt, weight, cin, cout);
+      pad_copy_bf16((uint16_t *)padg, dout, s->n, s->d, s->h, s->w, cout, s->od, s->oh, s->ow, s->stride);
+    } else if (dinp) {
+      flip_weights(wt, weight, cin, cout);
+      pad_copy(padg, dout, s->n, s->d, s->h, s->w, cout, s->od, s->oh, s->ow, s->stride);
     }
-    pad_copy(pad, dout, s->n, s->d, s->h, s->w, cout, s->od, s->oh, s->ow, s->stride);
-    conv_rows(dinp, pad, wt, NULL, s->n, s->d + 2, s->h + 2, s->w + 2, cout, cin, 1, s->d, s->h, s->w, 1, fam);
+#pragma omp barrier
+    if (wgrad) dw_planes(pw, dweight != NULL, dbias != NULL, dout, padx, s, fam);
+    /* dX = stride-1 conv of the (zero-inserted for stride 2) padded dout with the flipped weights */
+    if (dinp && bf)
+      conv_rows_bf16(dinp, (const uint16_t *)padg, (const uint16_t *)wt, NULL, s->n, dp, hp, wp, cout, cin, 1, s->d,
+                     s->h, s->w, 1);
+    else if (dinp)
+      conv_rows(dinp, padg, wt, NULL, s->n, dp, hp, wp, cout, cin, 1, s->d, s->h, s->w, 1, fam);
+    if (wgrad) {
+#pragma omp barrier
+#pragma omp for schedule(static)
+      for (size_t i = 0; i < tot; i++) {
+        float acc = 0.0f;
+        for (int k = 0; k < nt; k++) acc += partials[(size_t)k * pstride + i];
+        if (i < nw) {
+          if (dweight) dweight[i] += acc;
+        } else if (dbias) {
+          dbias[i - nw] += acc;
+        }
+      }
+    }
   }
 }
