@@ -59,7 +59,9 @@ int mbsr_http_get(const char *url, const mbsr_http_opts *o, char **body, size_t 
  * present), the size is checked against Content-Length / Content-Range, the SHA-256 against
  * expect_sha256 (NULL or "" = no expectation; the computed one is returned), then the file is
  * renamed into place. On failure no file exists under final_path; the .part is kept when a later
- * call can resume it (network errors) and removed when its content is wrong (checksum). */
+ * call can resume it (network errors) and removed when its content is wrong (checksum). The
+ * server's validator (strong ETag, else Last-Modified) is kept in final_path + ".validator.part"
+ * and sent as If-Range on a resume, so a file that changed on the server restarts from byte 0. */
 int mbsr_http_download(const char *url, const char *final_path, const char *expect_sha256, const mbsr_http_opts *o,
                        mbsr_http_result *res);
 /* SHA-256 of a file as lowercase hex (OpenSSL EVP); *bytes (may be NULL) gets its size. */
@@ -141,7 +143,8 @@ int mbsr_fetch_mirror_url(const char *mirror, const char *url, char *out, size_t
  * the index, or MBSR_EFORMAT with a message listing what was found. */
 int mbsr_fetch_find_red(const char *const *names, int n);
 /* Unpack zip_path into a scratch directory next to it, detect the red channel, convert it to NIfTI
- * at out_nii (atomic). On failure nothing exists at out_nii. */
+ * at out_nii (atomic). On failure nothing exists at out_nii; MBSR_ECHECKSUM means the ZIP itself
+ * is damaged (unreadable, CRC error), MBSR_EFORMAT that its content is not what was expected. */
 int mbsr_fetch_convert_archive(const char *zip_path, const char *out_nii, char *used, size_t used_n);
 
 #endif

@@ -260,7 +260,7 @@ static int extract_entry(zip_t *z, zip_int64_t idx, const char *dst) {
   int rc = 0;
   while ((k = zip_fread(zf, buf, sizeof buf)) > 0)
     if (fwrite(buf, 1, (size_t)k, f) != (size_t)k) { rc = mbsr_error(MBSR_EIO, "%s: write error", dst); break; }
-  if (k < 0 && !rc) rc = mbsr_error(MBSR_EFORMAT, "zip entry %s: corrupt data: %s", zip_get_name(z, (zip_uint64_t)idx, 0), zip_file_strerror(zf));
+  if (k < 0 && !rc) rc = mbsr_error(MBSR_ECHECKSUM, "zip entry %s: corrupt data: %s", zip_get_name(z, (zip_uint64_t)idx, 0), zip_file_strerror(zf));
   zip_fclose(zf);
   if (fclose(f) != 0 && !rc) rc = mbsr_error(MBSR_EIO, "%s: write error", dst);
   return rc;
@@ -308,7 +308,7 @@ int mbsr_fetch_convert_archive(const char *zip_path, const char *out_nii, char *
   if (!z) {
     zip_error_t ze;
     zip_error_init_with_code(&ze, zerr);
-    int rc = mbsr_error(MBSR_EFORMAT, "%s: not a readable ZIP: %s", zip_path, zip_error_strerror(&ze));
+    int rc = mbsr_error(MBSR_ECHECKSUM, "%s: not a readable ZIP: %s", zip_path, zip_error_strerror(&ze));
     zip_error_fini(&ze);
     return rc;
   }
@@ -511,6 +511,12 @@ static void process_item(const mbsr_fetch_opts *o, const item *it, int rank, res
   if (it->kind == K_EXPERIMENT) {
     char used[512];
     int rc = mbsr_fetch_convert_archive(fpath, opath, used, sizeof used);
+    if (rc == MBSR_ECHECKSUM) { /* a damaged archive: drop it so that the next run downloads it again */
+      unlink(fpath);
+      r->bytes = -1;
+      r->sha256[0] = 0;
+      mbsr_error_prefix(rc, "archive removed: ");
+    }
     if (rc) {
       fail_row(res, rank, "conversion");
       goto out;
@@ -577,6 +583,10 @@ static int plan(const mbsr_fetch_opts *o, mbsr_manifest *man, item **items_out, 
     nsel = mbsr_fetch_select(ids, nids, o->n, o->seed, sel);
     free(ids);
     if (nsel < 0) { free(sel); return nsel; }
+    if (nsel == 0) {
+      free(sel);
+      return mbsr_error(MBSR_EFORMAT, "listing experiments: %s returned no experiment", url);
+    }
     if (nsel < o->n) mbsr_warn("fetch: only %d experiments match the selection, %d asked", nsel, o->n);
     mbsr_info("fetch: %d experiments listed, %d selected (%s, seed %llu)", nids, nsel,
               o->wildtype_only ? "wild-type" : "any", (unsigned long long)o->seed);

@@ -92,6 +92,8 @@ typedef struct {
   int body_started;
   int abort_reason;   /* 1 range mismatch, 2 disk write, 3 memory cap, 4 read timeout */
   double read_timeout, last_t; /* no byte for read_timeout seconds aborts */
+  char etag[256], last_modified[128]; /* validators of the last response */
+  const char *if_range;               /* validator to send with a Range request, or NULL */
   curl_off_t last_now;
   char errbody[200];
   size_t errlen;
@@ -108,6 +110,15 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
     const char *sp = strchr(line, ' ');
     a->status = sp ? strtol(sp + 1, NULL, 10) : 0;
     a->content_length = a->range_start = a->range_total = -1;
+    a->etag[0] = a->last_modified[0] = 0;
+  } else if (!strncasecmp(line, "ETag:", 5) || !strncasecmp(line, "Last-Modified:", 14)) {
+    int is_etag = line[0] == 'E' || line[0] == 'e';
+    char *v = line + (is_etag ? 5 : 14);
+    while (*v == ' ' || *v == '\t') v++;
+    size_t l = strlen(v);
+    while (l > 0 && (v[l - 1] == '\r' || v[l - 1] == '\n' || v[l - 1] == ' ')) v[--l] = 0;
+    if (is_etag && strncmp(v, "W/", 2) != 0) snprintf(a->etag, sizeof a->etag, "%s", v); /* If-Range needs a strong one */
+    if (!is_etag) snprintf(a->last_modified, sizeof a->last_modified, "%s", v);
   } else if (!strncasecmp(line, "Content-Length:", 15)) {
     a->content_length = strtoll(line + 15, NULL, 10);
   } else if (!strncasecmp(line, "Content-Range:", 14)) {
@@ -214,12 +225,20 @@ static att_outcome run_attempt(const char *url, const mbsr_http_opts *o, attempt
   curl_easy_setopt(c, CURLOPT_HEADERDATA, a);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
+  struct curl_slist *hdrs = NULL;
   if (a->offset > 0) {
     snprintf(range, sizeof range, "%lld-", (long long)a->offset);
     curl_easy_setopt(c, CURLOPT_RANGE, range);
+    if (a->if_range && a->if_range[0]) {
+      char h[320];
+      snprintf(h, sizeof h, "If-Range: %s", a->if_range);
+      hdrs = curl_slist_append(hdrs, h);
+      curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    }
   }
   CURLcode cr = curl_easy_perform(c);
   curl_easy_cleanup(c);
+  curl_slist_free_all(hdrs);
   if (a->f) fflush(a->f);
   int64_t have = a->offset + a->written;
 
@@ -363,6 +382,8 @@ int mbsr_http_download(const char *url, const char *final_path, const char *expe
   char part[4200];
   if (snprintf(part, sizeof part, "%s.part", final_path) >= (int)sizeof part)
     return mbsr_error(MBSR_ERANGE, "%s: path too long", final_path);
+  char vpath[4200];
+  snprintf(vpath, sizeof vpath, "%s.validator.part", final_path);
   int remote = is_remote(url);
   int fresh_retry_done = 0;
   int rc = 0;
@@ -376,6 +397,16 @@ int mbsr_http_download(const char *url, const char *final_path, const char *expe
       attempt a;
       memset(&a, 0, sizeof a);
       a.offset = have;
+      char validator[256] = "";
+      if (have > 0) {
+        FILE *vf = fopen(vpath, "r");
+        if (vf) {
+          if (!fgets(validator, sizeof validator, vf)) validator[0] = 0;
+          validator[strcspn(validator, "\r\n")] = 0;
+          fclose(vf);
+        }
+        a.if_range = validator;
+      }
       a.f = fopen(part, have > 0 ? "r+b" : "wb");
       if (a.f && have > 0) fseeko(a.f, 0, SEEK_END);
       if (!a.f) return mbsr_error(MBSR_EIO, "%s: cannot create: %s", part, strerror(errno));
@@ -387,6 +418,12 @@ int mbsr_http_download(const char *url, const char *final_path, const char *expe
         r = ATT_FATAL;
       }
       if (a.offset < 0 || a.abort_reason == 1) unlink(part); /* unusable for a resume */
+      if (a.status == 200 && a.written > 0) { /* a new file started: remember its validator */
+        const char *v = a.etag[0] ? a.etag : a.last_modified;
+        FILE *vf = v[0] ? fopen(vpath, "w") : NULL;
+        if (vf) { fprintf(vf, "%s\n", v); fclose(vf); }
+        else unlink(vpath);
+      }
     } else {
       r = copy_local(local_path(url), part, &res->transferred);
     }
@@ -407,7 +444,7 @@ int mbsr_http_download(const char *url, const char *final_path, const char *expe
       rc = mbsr_commit_file(part, final_path);
       break;
     }
-    if (file_size(part) == 0) unlink(part); /* nothing to resume */
+    if (file_size(part) <= 0) { unlink(part); unlink(vpath); } /* nothing to resume */
     if (r == ATT_FATAL || k >= o->retries) {
       rc = MBSR_ENET;
       if (k > 0) mbsr_error_prefix(rc, "after %d attempts: ", k + 1);
@@ -415,6 +452,7 @@ int mbsr_http_download(const char *url, const char *final_path, const char *expe
     }
     sleep_s(backoff_delay(o, k));
   }
+  if (file_size(part) < 0) unlink(vpath); /* committed or discarded: the validator goes too */
   res->seconds = mbsr_now() - t0;
   return rc;
 }

@@ -392,7 +392,7 @@ static void test_cut_and_resume(void) {
   CU_ASSERT(out_has("cut1", "fetch: 1 of 6 items failed"));
   CU_ASSERT_STRING_EQUAL(fx_status(out, "100140756", msg, sizeof msg), "ok");
   CU_ASSERT(strstr(msg, "2 attempt(s), resumed") != NULL);
-  CU_ASSERT(fx_count(s.log, "well_known_file_download/272821309 range=bytes=1518- fault=- -> 206") == 1);
+  CU_ASSERT(fx_count(s.log, "well_known_file_download/272821309 range=bytes=1518- fault=- -> 206 if-range=\"") == 1);
   check_af(out, "100140756");
   /* the template is cut on every attempt: failed, a .part of half the size kept for later */
   CU_ASSERT_STRING_EQUAL(fx_status(out, "average_template_100", msg, sizeof msg), "failed");
@@ -445,6 +445,68 @@ static void test_resume_server_ignores_range(void) {
   snprintf(p, sizeof p, "%s/reference/average_template_100.nrrd", out);
   MT_ASSERT_INT_EQ(fx_size(p), fx_size(fx));
   MT_ASSERT_INT_EQ(fx_check_truth(out), 0);
+  fx_server_stop(&s);
+}
+
+static void test_stale_part_if_range(void) {
+  /* a .part left by an older version of the file: its validator no longer matches, the server
+   * sends everything (If-Range), and the result is the current file, not a splice */
+  fx_server s;
+  CU_ASSERT_FATAL(fx_server_start(&s, g_tmp, "ifrange", NULL) == 0);
+  char out[4200], p[4400], fx[4400];
+  outdir("ifrange", out, sizeof out);
+  snprintf(p, sizeof p, "%s/reference", out);
+  mbsr_mkdir_p(p);
+  snprintf(p, sizeof p, "%s/reference/average_template_100.nrrd.part", out);
+  char junk[100];
+  memset(junk, 'j', sizeof junk);
+  write_bytes(p, junk, sizeof junk);
+  snprintf(p, sizeof p, "%s/reference/average_template_100.nrrd.validator.part", out);
+  write_bytes(p, "\"0123456789abcdef\"\n", 19);
+  int rc = run_fetch("ifrange", "--out '%s' --mirror %s --n 0 --templates 100", out, s.base);
+  MT_ASSERT_INT_EQ(rc, 0);
+  MT_ASSERT_INT_EQ(fx_count(s.log, "range=bytes=100- fault=- -> 200 if-range=\"0123456789abcdef\""), 1);
+  CU_ASSERT(!mbsr_file_exists(p)); /* validator gone with the part */
+  char h1[65], h2[65];
+  snprintf(fx, sizeof fx, "%s/informatics-archive/current-release/mouse_ccf/average_template/average_template_100.nrrd",
+           fx_server_root());
+  snprintf(p, sizeof p, "%s/reference/average_template_100.nrrd", out);
+  MT_ASSERT_OK(mbsr_sha256_file(p, h1, NULL));
+  MT_ASSERT_OK(mbsr_sha256_file(fx, h2, NULL));
+  CU_ASSERT_STRING_EQUAL(h1, h2);
+  MT_ASSERT_INT_EQ(fx_check_truth(out), 0);
+  fx_server_stop(&s);
+}
+
+static void test_corrupt_archive_removed(void) {
+  /* the server delivers a damaged ZIP (no checksum is published for archives): the item fails,
+   * the archive is removed, and the next run downloads it again */
+  fx_server s;
+  char out[4200], msg[512], p[4400], src[4400], bad[4400];
+  outdir("badzip", out, sizeof out);
+  snprintf(src, sizeof src, "%s/api/v2/well_known_file_download/272821309", fx_server_root());
+  /* a private server root whose archive for 100140756 is truncated */
+  char root[4200];
+  snprintf(root, sizeof root, "%s/badroot", g_tmp);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("cp -r '%s' '%s'", fx_server_root(), root), 0);
+  snprintf(bad, sizeof bad, "%s/api/v2/well_known_file_download/272821309", root);
+  MT_ASSERT_INT_EQ(truncate(bad, 2000), 0);
+  setenv("MBSR_FETCH_TEST_ROOT", root, 1);
+  CU_ASSERT_FATAL(fx_server_start(&s, g_tmp, "badzip", NULL) == 0);
+  unsetenv("MBSR_FETCH_TEST_ROOT");
+  int rc = run_fetch("badzip", "--out '%s' --mirror %s --n 5 --seed 3", out, s.base);
+  MT_ASSERT_INT_EQ(rc, 1);
+  CU_ASSERT_STRING_EQUAL(fx_status(out, "100140756", msg, sizeof msg), "failed");
+  CU_ASSERT(strstr(msg, "archive removed") != NULL && strstr(msg, "not a readable ZIP") != NULL);
+  snprintf(p, sizeof p, "%s/archives/100140756_ImagesResampledTo25MicronARA.zip", out);
+  CU_ASSERT(!mbsr_file_exists(p));
+  MT_ASSERT_INT_EQ(fx_check_truth(out), 0);
+  fx_server_stop(&s);
+  CU_ASSERT_FATAL(fx_server_start(&s, g_tmp, "badzip2", NULL) == 0);
+  rc = run_fetch("badzip2", "--out '%s' --mirror %s --n 5 --seed 3", out, s.base);
+  MT_ASSERT_INT_EQ(rc, 0);
+  CU_ASSERT(out_has("badzip2", "(1 downloaded or converted, 4 already complete"));
+  check_af(out, "100140756");
   fx_server_stop(&s);
 }
 
@@ -588,6 +650,14 @@ static void test_listing_fails_and_usage(void) {
   CU_ASSERT(out_has("listfail", "HTTP 500"));
   MT_ASSERT_INT_EQ(fx_count(s.log, "-> 500"), 2);
   fx_server_stop(&s);
+  /* an empty listing is an error, not a successful run of nothing */
+  const char *empty[] = {"mouse_connectivity_injection_structure=empty", NULL};
+  CU_ASSERT_FATAL(fx_server_start(&s, g_tmp, "listempty", empty) == 0);
+  outdir("listempty", out, sizeof out);
+  rc = run_fetch("listempty", "--out '%s' --mirror %s --n 3", out, s.base);
+  MT_ASSERT_INT_EQ(rc, 1);
+  CU_ASSERT(out_has("listempty", "returned no experiment"));
+  fx_server_stop(&s);
 
   MT_ASSERT_INT_EQ(run_fetch("u1", "--out x --bogus"), 2);
   CU_ASSERT(out_has("u1", "unknown option '--bogus'"));
@@ -617,6 +687,8 @@ int main(int argc, char **argv) {
       {"HTTP 500 transient and permanent", test_http_500},
       {"connection cut: resume with Range", test_cut_and_resume},
       {"server ignoring Range", test_resume_server_ignores_range},
+      {"stale .part: If-Range restarts", test_stale_part_if_range},
+      {"damaged ZIP removed, fetched again", test_corrupt_archive_removed},
       {"stalled server: read timeout", test_slow_server},
       {"wrong checksum", test_wrong_checksum},
       {"ZIP without red channel, --select any", test_no_red_channel_select_any},

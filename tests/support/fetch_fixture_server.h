@@ -34,8 +34,11 @@ static __attribute__((unused)) void fx_no_proxy(void) {
   setenv("NO_PROXY", "127.0.0.1,localhost", 1);
 }
 
+/* The committed fixture tree, or $MBSR_FETCH_TEST_ROOT when a test serves a modified copy. */
 static const char *fx_server_root(void) {
   static char buf[4096];
+  const char *o = getenv("MBSR_FETCH_TEST_ROOT");
+  if (o) return o;
   return mbsr_test_fixture("fetch/server", buf, sizeof buf);
 }
 

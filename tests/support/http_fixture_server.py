@@ -7,11 +7,14 @@ the port to --port-file, answers RMA queries from <root>/experiments.json, serve
 
 A fault applies to requests whose (unquoted) path+query contains PATTERN, COUNT times (default:
 always). KIND: 500 | 404 | cut (send half the body, then close the connection) | stall (send the
-headers and 10 bytes, then nothing for 60 s) | hang (accept, never answer) | norange (ignore Range, answer 200 with everything).
-Each request is logged as "GET <path> range=<Range or -> -> <status>" to --log.
+headers and 10 bytes, then nothing for 60 s) | hang (accept, never answer) | empty (an RMA answer with no rows) | norange (ignore Range, answer 200 with everything).
+Files carry an ETag (start of their SHA-256) and If-Range is honoured (a stale validator gets the
+whole file with 200). Each request is logged as
+"GET <path> range=<Range or -> fault=<kind or -> -> <status> if-range=<If-Range or ->" to --log.
 Only ever listens on 127.0.0.1.
 """
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -102,11 +105,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         full = urllib.parse.unquote(self.path)
         rng = self.headers.get("Range")
+        ifr = self.headers.get("If-Range")
         fault = take_fault(full)
-        status = self.handle_get(full, rng, fault)
-        log("GET %s range=%s fault=%s -> %s" % (full, rng or "-", fault or "-", status))
+        status = self.handle_get(full, rng, ifr, fault)
+        log("GET %s range=%s fault=%s -> %s if-range=%s" % (full, rng or "-", fault or "-", status, ifr or "-"))
 
-    def handle_get(self, full, rng, fault):
+    def handle_get(self, full, rng, ifr, fault):
         if fault == "hang":
             time.sleep(60)
             self.close_connection = True
@@ -118,6 +122,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/api/v2/data/query.json":
             q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query).get("q", [""])[0]
             ans = rma_answer(q)
+            if fault == "empty" and ans is not None:
+                ans = {"success": True, "id": 0, "start_row": 0, "num_rows": 0, "total_rows": 0, "msg": []}
             if ans is None:
                 self.send_body(400, json.dumps({"success": False, "msg": "unknown query"}).encode(), "application/json")
                 return 400
@@ -129,16 +135,19 @@ class Handler(BaseHTTPRequestHandler):
             return 404
         with open(local, "rb") as f:
             data = f.read()
+        etag = '"%s"' % hashlib.sha256(data).hexdigest()[:16]
         m = re.match(r"bytes=(\d+)-$", rng or "")
+        if ifr is not None and ifr != etag:
+            m = None  # RFC 9110 If-Range: the representation changed, send all of it
         if m and fault != "norange":
             start = int(m.group(1))
             if start >= len(data):
                 self.send_body(416, b"", extra={"Content-Range": "bytes */%d" % len(data)})
                 return 416
-            self.send_body(206, data[start:], extra={"Content-Range": "bytes %d-%d/%d" % (start, len(data) - 1, len(data))},
-                           fault=fault)
+            self.send_body(206, data[start:], extra={"Content-Range": "bytes %d-%d/%d" % (start, len(data) - 1, len(data)),
+                                                     "ETag": etag}, fault=fault)
             return 206
-        self.send_body(200, data, fault=fault)
+        self.send_body(200, data, extra={"ETag": etag}, fault=fault)
         return 200
 
 
