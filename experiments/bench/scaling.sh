@@ -5,6 +5,9 @@
 # wait for the slowest rank), and a projection to N nodes from the measured compute rate, the
 # model size and a ring all-reduce model.
 #
+# compute_s/patch = compute seconds per patch on one rank: if it grows from 1 to 2 ranks, the ranks
+# are competing for cores (other jobs, memory bandwidth), not for the network.
+#
 # usage: experiments/bench/scaling.sh [PATCHES.h5]
 #   env: MBSR (CLI path, default build/bin/mbsr), MODELS ("64x10 16x2": channels x blocks),
 #        STEPS_64 / STEPS_SMALL (timed steps), BW (bytes/s, default 12.5e9 = 100 Gb/s),
@@ -33,7 +36,7 @@ if [ -z "$data" ]; then
 fi
 
 echo "# mbsr train scaling on $(hostname): $(nproc --all) cores, load $(cut -d' ' -f1-3 /proc/loadavg), data $data"
-printf "%-8s %5s %10s %10s %8s %9s %9s %8s %9s %11s\n" model ranks batch/rank patches/s speedup compute% allreduce% sync% reads% params
+printf "%-8s %5s %10s %10s %8s %9s %9s %8s %9s %11s %14s\n" model ranks batch/rank patches/s speedup compute% allreduce% sync% reads% params "compute_s/patch"
 res=$work/results.txt
 : > "$res"
 for m in $MODELS; do
@@ -54,7 +57,9 @@ for m in $MODELS; do
     rd=$(sed -E 's/.*reads ([0-9.]+)%.*/\1/' <<<"$line")
     [ -z "$base" ] && base=$pps
     sp=$(awk -v a="$pps" -v b="$base" 'BEGIN{printf "%.2f", a/b}')
-    printf "%-8s %5d %10d %10s %8s %9s %9s %8s %9s %11s\n" "$m" $P $((8 / P)) "$pps" "$sp" "$comp" "$ar" "$sync" "$rd" "$nf"
+    # compute seconds per patch on one rank: compute share x step time / patches per rank
+    cpp=$(awk -v c="$comp" -v p="$pps" -v P=$P 'BEGIN{printf "%.4g", (c/100) * (8/p) / (8/P)}')
+    printf "%-8s %5d %10d %10s %8s %9s %9s %8s %9s %11s %14s\n" "$m" $P $((8 / P)) "$pps" "$sp" "$comp" "$ar" "$sync" "$rd" "$nf" "$cpp"
     echo "$m $P $pps $comp $ar $nf" >> "$res"
   done
 done
