@@ -77,6 +77,10 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
  * MBSR_EPEER) with the message "rank R: <R's message>" of the lowest failing rank R. */
 int mbsr_mpi_agree(MPI_Comm comm, int rc);
 
+/* Remove "<dir>/.tmp-<pid>-<n>-<base>" temporaries (any base when NULL) whose writer process is
+ * gone (a run killed while writing); returns how many were removed. Same-host pids only. */
+int mbsr_clean_stale_tmp(const char *dir, const char *base);
+
 /* ---- the input list ---- */
 typedef struct {
   int n;

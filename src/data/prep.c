@@ -538,7 +538,14 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
     }
 
   /* ---- the file: temporary name from rank 0, created collectively ---- */
-  if (rank == 0) rc = mbsr_tmp_path(c->out, tmp, sizeof tmp);
+  if (rank == 0) {
+    char odir[4096];
+    const char *sl = strrchr(c->out, '/');
+    snprintf(odir, sizeof odir, "%.*s", sl ? (int)(sl - c->out) : 1, sl ? c->out : ".");
+    int nst = mbsr_clean_stale_tmp(odir, sl ? sl + 1 : c->out);
+    if (nst) mbsr_info("prep: removed %d temporary file%s of killed runs", nst, nst > 1 ? "s" : "");
+    rc = mbsr_tmp_path(c->out, tmp, sizeof tmp);
+  }
   if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
   MPI_Bcast(tmp, sizeof tmp, MPI_CHAR, 0, comm);
   fapl = H5Pcreate(H5P_FILE_ACCESS);

@@ -121,20 +121,6 @@ static double rss_bytes(void) {
   return (double)res * (double)sysconf(_SC_PAGESIZE);
 }
 
-/* Remove temporaries a killed run left in the output directory (never a file with a final name). */
-static void clean_stale_tmp(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *e;
-  char p[4096];
-  while ((e = readdir(d)))
-    if (!strncmp(e->d_name, ".tmp-", 5)) {
-      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-      unlink(p);
-    }
-  closedir(d);
-}
-
 /* On resume: keep only the log lines of steps the checkpoint includes. */
 static void truncate_log(const char *path, int64_t step) {
   FILE *f = fopen(path, "r");
@@ -287,7 +273,7 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
   int resumed = 0;
   if (rank == 0 && c->out && !c->dry_run) {
     rc = mbsr_mkdir_p(c->out);
-    if (!rc) clean_stale_tmp(c->out);
+    if (!rc) mbsr_clean_stale_tmp(c->out, NULL); /* temporaries of killed runs */
   }
   if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
   double rss0 = rss_bytes();

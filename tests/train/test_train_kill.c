@@ -50,6 +50,7 @@ static void test_sigkill_then_resume(void) {
   MT_ASSERT_INT_EQ(nk, nu);
   CU_ASSERT(memcmp(pk, pu, nk * sizeof *pk) == 0); /* bitwise equal to the uninterrupted run */
   CU_ASSERT(mk.best_val == mu.best_val);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("! ls -a %s/k | grep -q '^.tmp-'", dir), 0); /* no temporaries left */
   /* a resume of a finished run does nothing and succeeds */
   MT_ASSERT_INT_EQ(mbsr_test_sh(MPIRUN " %s train --data %s/p.h5 --out %s/k --resume " TRAIN_ARGS, bin, dir, dir), 0);
   free(pk), free(pu);
