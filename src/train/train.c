@@ -513,6 +513,7 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
       else st.bad_epochs++;
     } else if (nval == 0) {
       st.last_val = NAN;
+      improved = 1; /* no validation patches: best.h5 follows the last epoch */
     }
     if (c->patience > 0 && st.bad_epochs >= c->patience) early = 1;
     if (st.epoch >= c->epochs || early) st.finished = 1;
