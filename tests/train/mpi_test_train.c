@@ -130,13 +130,28 @@ static void test_nonfinite_loss_stops(void) {
   mbsr_train_config c;
   tiny_cfg(&c, data, o);
   c.max_steps = 60;
+  c.ckpt_every = 1;   /* a checkpoint after every good step */
   c.adam.lr = 1e30f; /* diverges within a few steps */
   c.model.global_residual = 0;
   int rc = mbsr_train_run(&c, MPI_COMM_WORLD, NULL);
   MT_ASSERT_INT_EQ(rc, MBSR_ENONFINITE);
   CU_ASSERT(strstr(mbsr_last_error(), "NaN") != NULL || strstr(mbsr_last_error(), "nan") != NULL ||
             strstr(mbsr_last_error(), "inf") != NULL);
-  if (rank == 0) fprintf(stderr, "  non-finite: %s\n", mbsr_last_error());
+  if (rank == 0) {
+    fprintf(stderr, "  non-finite: %s\n", mbsr_last_error());
+    /* the last checkpoint written before the blow-up is complete and finite */
+    char f[1300];
+    snprintf(f, sizeof f, "%s/last.h5", o);
+    size_t n = 0;
+    mbsr_ckpt_meta m;
+    float *p = ckpt_params(f, &n, &m);
+    CU_ASSERT(p != NULL);
+    int finite = 1;
+    for (size_t i = 0; p && i < n; i++) finite &= isfinite(p[i]) != 0;
+    CU_ASSERT(finite);
+    if (p) fprintf(stderr, "  last good checkpoint: step %lld\n", (long long)m.step);
+    free(p);
+  }
   MPI_Barrier(MPI_COMM_WORLD);
 }
 
