@@ -412,6 +412,15 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
   if (!rc) rc = mbsr_input_list_load(c->inputs, &in);
   if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
   const int S = in.n;
+  {
+    int mm[2] = {-S, S};
+    MPI_Allreduce(MPI_IN_PLACE, mm, 2, MPI_INT, MPI_MAX, comm);
+    if (-mm[0] != mm[1]) {
+      rc = mbsr_error(MBSR_EMISMATCH, "prep: the ranks see different numbers of inputs in %s (%d..%d): is it on a shared filesystem?",
+                      c->inputs, -mm[0], mm[1]);
+      goto out;
+    }
+  }
   split = calloc((size_t)S, sizeof *split);
   cnt = calloc((size_t)S * Q, sizeof *cnt);
   cub = calloc((size_t)S * Q, sizeof *cub);
