@@ -391,7 +391,7 @@ int mbsr_http_download(const char *url, const char *final_path, const char *expe
     att_outcome r;
     int64_t have = file_size(part);
     if (have < 0) have = 0;
-    if (have > 0) res->resumed = 1;
+    if (have > 0 && !remote) res->resumed = 1;
     res->attempts++;
     if (remote) {
       attempt a;
@@ -413,6 +413,7 @@ int mbsr_http_download(const char *url, const char *final_path, const char *expe
       r = run_attempt(url, o, &a);
       res->http_status = a.status;
       res->transferred += a.written;
+      if (a.status == 206 && a.written > 0) res->resumed = 1; /* a 200 answer restarted the file instead */
       if (fclose(a.f) != 0 && r == ATT_DONE) {
         mbsr_error(MBSR_EIO, "%s: write error: %s", part, strerror(errno));
         r = ATT_FATAL;

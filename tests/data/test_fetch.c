@@ -440,6 +440,9 @@ static void test_resume_server_ignores_range(void) {
   int rc = run_fetch("norange", "--out '%s' --mirror %s --n 0 --templates 100", out, s.base);
   MT_ASSERT_INT_EQ(rc, 0);
   CU_ASSERT(fx_count(s.log, "range=bytes=23- fault=norange -> 200") == 1);
+  char msg[512];
+  CU_ASSERT_STRING_EQUAL(fx_status(out, "average_template_100", msg, sizeof msg), "ok");
+  CU_ASSERT(strstr(msg, "resumed") == NULL); /* restarted from byte 0, not resumed */
   snprintf(fx, sizeof fx, "%s/informatics-archive/current-release/mouse_ccf/average_template/average_template_100.nrrd",
            fx_server_root());
   snprintf(p, sizeof p, "%s/reference/average_template_100.nrrd", out);
