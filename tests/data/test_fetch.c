@@ -531,7 +531,7 @@ static void test_slow_server(void) {
   CU_ASSERT_STRING_EQUAL(fx_status(out, "156198187", msg, sizeof msg), "failed");
   CU_ASSERT(strstr(msg, "well-known-file query") != NULL && strstr(msg, "timed out") != NULL);
   fprintf(stderr, "  stalled servers: run took %.2f s (2 items x 2 attempts x 1 s read timeout)\n", el);
-  CU_ASSERT(el >= 4.0 && el < 12.0); /* the timeouts fired, twice each, and nothing hung */
+  CU_ASSERT(el >= 4.0 && el < 20.0); /* the timeouts fired, twice each (a stall lasts 60 s), nothing hung */
   MT_ASSERT_INT_EQ(fx_check_truth(out), 0);
   fx_server_stop(&s);
 }
