@@ -204,6 +204,11 @@ static int64_t read_data(const char *path, int64_t off, void *dst, int64_t n) {
   return done;
 }
 
+static double det3(double m[4][4]) {
+  return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+         m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+}
+
 /* ---- reading ---- */
 int mbsr_nifti_read(const char *path, mbsr_volume **out) {
   *out = NULL;
@@ -252,10 +257,13 @@ int mbsr_nifti_read(const char *path, mbsr_volume **out) {
 
   double affine[4][4];
   const char *xform;
-  if (nim->sform_code > 0) {
+  int sform_ok = nim->sform_code > 0 && fabs(det3(nim->sto_xyz.m)) > 1e-12;
+  int qform_ok = nim->qform_code > 0 && fabs(det3(nim->qto_xyz.m)) > 1e-12;
+  if (nim->sform_code > 0 && !sform_ok) mbsr__note("sform is singular: ignored");
+  if (sform_ok) {
     memcpy(affine, nim->sto_xyz.m, sizeof affine);
     xform = "sform";
-  } else if (nim->qform_code > 0) {
+  } else if (qform_ok) {
     memcpy(affine, nim->qto_xyz.m, sizeof affine);
     xform = "qform";
   } else {

@@ -25,6 +25,7 @@ static char *tmpfile_path(const char *name, char *buf, size_t n) {
 
 /* whole (decompressed if .gz) contents of a file */
 static unsigned char *slurp(const char *path, size_t *len) {
+  *len = 0;
   gzFile g = gzopen(path, "rb");
   if (!g) return NULL;
   size_t cap = 1 << 16, n = 0;
@@ -196,6 +197,28 @@ static void test_unsupported_datatype(void) {
   expect_fail(p, NULL, MBSR_EUNSUPPORTED, "unknown volume format");
 }
 
+/* a zero (singular) sform is ignored: falls back to diag(pixdim) (qform_code is 0 in this file) */
+static void test_singular_sform(void) {
+  char p[4096];
+  size_t n;
+  unsigned char *b = slurp(fx("u16_permuted.nii.gz"), &n);
+  CU_ASSERT_FATAL(b != NULL && n >= 352);
+  if (!b || n < 352) return;
+  memset(b + 280, 0, 48);
+  float pd[4] = {1, 0.3f, 0.4f, 0.5f};
+  memcpy(b + 76, pd, sizeof pd);
+  spit(tmpfile_path("zero_sform.nii.gz", p, sizeof p), b, n, 1);
+  free(b);
+  mbsr_volume *v = NULL;
+  MT_ASSERT_OK(mbsr_volume_read(p, NULL, &v));
+  MT_ASSERT_NEAR(v->affine[0][0], 0.3, 1e-6);
+  MT_ASSERT_NEAR(v->affine[1][1], 0.4, 1e-6);
+  MT_ASSERT_NEAR(v->affine[2][2], 0.5, 1e-6);
+  MT_ASSERT_NEAR(v->affine[0][2], 0, 0);
+  CU_ASSERT(strstr(mbsr_volume_read_notes(), "singular") != NULL);
+  mbsr_volume_free(v);
+}
+
 static void test_nrrd_bad(void) {
   expect_fail(fx("bad_header.nrrd"), NULL, MBSR_EFORMAT, NULL);
   expect_fail(fx("bad_encoding.nrrd"), NULL, MBSR_EFORMAT, "encoding");
@@ -309,6 +332,7 @@ int main(void) {
                                          {"wrong_magic", test_wrong_magic},
                                          {"absurd_dims", test_absurd_dims},
                                          {"unsupported_datatype", test_unsupported_datatype},
+                                         {"singular_sform", test_singular_sform},
                                          {"nrrd_bad", test_nrrd_bad},
                                          {"tiff_mismatch", test_tiff_mismatch},
                                          {"nonfinite", test_nonfinite},
