@@ -33,7 +33,8 @@ uint64_t mbsr__fnv_str(uint64_t h, const char *s);
 int mbsr__train_or_reuse(const mbsr_experiment *e, const mbsr_sweep_opts *o, const sweep_ctx *x, const char *arch,
                          const char *h5, const char *pair, int samples, const char *init, int finetune_last, int epochs,
                          char *ckpt, size_t n);
-int mbsr__eff_res(const mbsr_exp_scale *s, const mbsr_volume *v, double *kc, double *res_um);
+/* Effective resolution (decorrelation, median over slices along `axis`; < 0 = eval.decorr_axis). */
+int mbsr__eff_res(const mbsr_exp_scale *s, const mbsr_volume *v, int axis, double *kc, double *res_um);
 int mbsr__write_metrics(const char *path, const mbsr_exp_cell *c, const eval_row *rows, int n);
 int mbsr__longest_axis(const mbsr_volume *v);
 int64_t mbsr__dimof(const mbsr_volume *v, int a);

@@ -10,6 +10,7 @@
  * Statistics come from mbsr/stats.h (GSL distributions). */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #include <errno.h>
+#include <gsl/gsl_errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,7 +111,11 @@ static void pfmt(int ok, double p, char *b, size_t n) {
   else snprintf(b, n, "%.4f", p);
 }
 
-static int is_synthetic(const char *dir) {
+/* The AF data of this run came from the phantom (and the experiment uses AF data at all). */
+static int is_synthetic_e(const mbsr_experiment *e, const char *dir) {
+  int af = 0;
+  for (int c = 0; c < e->n_cells; c++) af |= e->cells[c].train_data == MBSR_DS_AF || e->cells[c].test_data == MBSR_DS_AF;
+  if (!af) return 0;
   char p[2400];
   snprintf(p, sizeof p, "%s/data/SOURCE.txt", dir);
   FILE *f = fopen(p, "r");
@@ -234,7 +239,7 @@ static int fig_montage(const mbsr_experiment *e, const char *dir, const int *cel
     fprintf(g, "set terminal pngcairo size %d,%d font 'sans,10'\nset output '%s'\n", (int)cw, (int)ch, out_png);
     fprintf(g, "set palette gray\nunset colorbox\nunset key\nunset tics\nunset border\nset cbrange [%g:%g]\n", mn, mx * 0.95);
     fprintf(g, "set multiplot layout 3,%d title \"%s%s\" margins 0.01,0.99,0.01,0.90 spacing 0.005,0.03\n", ncol,
-            e->title, is_synthetic(dir) ? " - SYNTHETIC phantom" : "");
+            e->title, is_synthetic_e(e, dir) ? " - SYNTHETIC phantom" : "");
     for (int row = 0; row < 3; row++)
       for (int c = 0; c < ncol; c++) {
         char bin[4400];
@@ -288,7 +293,7 @@ static int fig_box(const mbsr_experiment *e, const char *dir, const cell_stats *
   fprintf(g, "set title \"%s per test subject%s\"\nset ylabel '%s'\nunset key\nset style fill solid 0.4 border -1\n"
              "set style boxplot outliers pointtype 7\nset boxwidth 0.6\nset xtics rotate by -35 font ',8'\n",
           metric == 0 ? "RMSE (brain mask, [0,1] intensities)" : "SSIM (3-D, brain mask)",
-          is_synthetic(dir) ? " - SYNTHETIC phantom" : "", metric == 0 ? "RMSE" : "SSIM");
+          is_synthetic_e(e, dir) ? " - SYNTHETIC phantom" : "", metric == 0 ? "RMSE" : "SSIM");
   fprintf(g, "set xrange [-0.7:%g]\nset xtics (", ng - 0.3);
   int gi = 0;
   for (int c = 0; c < e->n_cells; c++) {
@@ -371,7 +376,7 @@ static int fig_decorr(const mbsr_experiment *e, const char *dir, int cell, const
   if (!g) return mbsr_error(MBSR_EIO, "%s: cannot write", gp);
   fprintf(g, "set terminal pngcairo size 1200,400 font 'sans,10'\nset output '%s'\nset multiplot layout 1,3 title "
              "\"Decorrelation analysis, central axial slice%s (gray: high-pass curves, blue: d0, red: kc)\"\n",
-          out_png, is_synthetic(dir) ? " - SYNTHETIC phantom" : "");
+          out_png, is_synthetic_e(e, dir) ? " - SYNTHETIC phantom" : "");
   for (int m = 0; m < 3; m++) {
     fprintf(g, "set title \"%s: kc = %.3f, resolution = %.0f um\"\nset xlabel 'normalised frequency'\nset ylabel 'd'\n"
                "set xrange [0:1]\nset yrange [0:*]\nunset key\nset arrow 1 from %g, graph 0 to %g, graph 1 nohead lc rgb 'red' lw 2\n",
@@ -386,6 +391,9 @@ static int fig_decorr(const mbsr_experiment *e, const char *dir, int cell, const
 
 /* ---- the report ---- */
 int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
+  /* GSL's default handler aborts the process on an underflow (e.g. the p-value of a correlation
+   * over 10^5 voxels): let the distribution functions return 0 instead. */
+  gsl_set_error_handler_off();
   char dir[2048];
   int rc = mbsr_exp_dir(e, o->results, dir, sizeof dir);
   if (rc) return rc;
@@ -408,7 +416,7 @@ int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
     free(cs);
     return rc;
   }
-  const int synth = is_synthetic(dir);
+  const int synth = is_synthetic_e(e, dir);
   /* Welch ANOVA across cubic (first present cell) + every cell's network */
   mbsr_welch an[2];
   int an_ok[2] = {0, 0};
@@ -590,7 +598,11 @@ int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
       fclose(sf);
       src[strcspn(src, "\n")] = 0;
     }
-    if (synth)
+    int uses_af = 0;
+    for (int c = 0; c < e->n_cells; c++) uses_af |= e->cells[c].train_data == MBSR_DS_AF || e->cells[c].test_data == MBSR_DS_AF;
+    if (!uses_af)
+      ;
+    else if (synth)
       RD("**SYNTHETIC.** The AF volumes are the mbsr phantom cohort (`mbsr phantom`): computer-generated, AF-like "
          "mouse-brain volumes (ellipsoid brain with cortical laminae, cerebellar folia, a folded hippocampal band, "
          "tracts, nuclei and ventricles; per-subject deformation, bias field and noise). They are NOT real mouse "
@@ -604,6 +616,23 @@ int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
          "Qiu 2016) and the Duke CIVM diffusion template (via AIDAmri). The small number of real volumes here makes "
          "the statistics illustrative only.\n\n",
          src);
+    int mri = 0, human = 0;
+    for (int c = 0; c < e->n_cells; c++) {
+      mri |= e->cells[c].test_data == MBSR_DS_T2W || e->cells[c].test_data == MBSR_DS_FA;
+      human |= e->cells[c].train_data == MBSR_DS_HUMAN_T1;
+    }
+    if (mri)
+      RD("MRI test data (real, `%s`): T2w = DSURQE ex-vivo T2-weighted consensus average resampled to 200 um in CCFv3 "
+         "space, voxel-wise co-registered with the Allen AF template (MICe; Dorr et al. 2008, Steadman et al. 2014, "
+         "Ullmann et al. 2013, Richards et al. 2011, Qiu et al. 2016; Allen Institute CCFv3, Wang et al. 2020); FA-like = "
+         "quantitative anisotropy of the Duke CIVM ex-vivo diffusion template, 50 um (via Aswendt-Lab/AIDAmri). One "
+         "volume per contrast: the first half along its longest axis is the HR data for fine-tuning (+TL cells), the "
+         "second half is evaluated in slabs — test units, NOT independent subjects.\n\n",
+         e->s.mri_dir);
+    if (human)
+      RD("Human training data (real): `%s` — Colin27 T1 ('ch2better', Holmes et al. 1998), shipped by Debian's "
+         "mricron-data package; one brain, not the paper's 60 HCP subjects.\n\n",
+         e->s.human_dir);
     int nts = 0;
     for (int c = 0; c < e->n_cells; c++)
       if (cs[c].present) nts = cs[c].n > nts ? cs[c].n : nts;

@@ -362,13 +362,13 @@ mbsr_volume *mbsr__crop_axis(const mbsr_volume *v, int a, int64_t lo, int64_t hi
 
 
 
-int mbsr__eff_res(const mbsr_exp_scale *s, const mbsr_volume *v, double *kc, double *res_um) {
+int mbsr__eff_res(const mbsr_exp_scale *s, const mbsr_volume *v, int axis, double *kc, double *res_um) {
   *kc = NAN;
   *res_um = NAN;
   if (!s->eval_decorr) return 0;
   mbsr_decorr_opts dopt;
   mbsr_decorr_opts_default(&dopt);
-  dopt.axis = s->decorr_axis;
+  dopt.axis = axis >= 0 ? axis : s->decorr_axis;
   dopt.step = s->decorr_step;
   mbsr_decorr_summary *r = NULL;
   int rc = mbsr_decorr_volume(v, &dopt, &r);
@@ -475,10 +475,10 @@ static int eval_af_cell(const mbsr_experiment *e, const mbsr_exp_cell *c, const 
         else snprintf(r->subject, sizeof r->subject, "%s", names[i]);
         snprintf(r->method, sizeof r->method, "%s", mname[k]);
         rc = mbsr_metrics_compute(meth[k], hr, nunit > 1 ? um : mask, 1.0, &r->m);
-        if (!rc && nunit == 1) rc = mbsr__eff_res(s, meth[k], &r->kc, &r->res_um);
+        if (!rc && nunit == 1) rc = mbsr__eff_res(s, meth[k], -1, &r->kc, &r->res_um);
         if (!rc && nunit > 1) {
           mbsr_volume *cr = mbsr__crop_axis(meth[k], ax, s0, s1);
-          if (!cr || mbsr__eff_res(s, cr, &r->kc, &r->res_um)) r->kc = r->res_um = NAN; /* slab too thin */
+          if (!cr || mbsr__eff_res(s, cr, ax, &r->kc, &r->res_um)) r->kc = r->res_um = NAN; /* slices across the slab */
           mbsr_error_clear();
           mbsr_volume_free(cr);
         }

@@ -187,7 +187,11 @@ static int eval_mri(const mbsr_experiment *e, const mbsr_exp_cell *c, const char
         snprintf(r->subject, sizeof r->subject, "%s-slab%d", mbsr_dataset_name(c->test_data), k);
         snprintf(r->method, sizeof r->method, "%s", mname[w]);
         rc = mbsr_metrics_compute(meth[w], hr, unit, 1.0, &r->m);
-        r->kc = r->res_um = NAN; /* slabs are too thin for the 2-D decorrelation (20-px apodisation) */
+        /* effective resolution of the slab: slices across it (perpendicular to the cut axis) */
+        mbsr_volume *cr = rc ? NULL : mbsr__crop_axis(meth[w], a, s0, s1);
+        if (!cr || mbsr__eff_res(s, cr, a, &r->kc, &r->res_um)) r->kc = r->res_um = NAN;
+        mbsr_error_clear();
+        mbsr_volume_free(cr);
       }
       if (!rc)
         mbsr_info("sweep: %s: slab %d/%d RMSE cubic %.5f %s %.5f", c->name, k + 1, (int)K, rows[*nrows - 3].m.rmse, c->arch,
@@ -351,11 +355,11 @@ int mbsr__report_extra_figures(const mbsr_experiment *e, const char *dir, char f
       FILE *g = fopen(gp, "w");
       if (g) {
         fprintf(g, "set terminal pngcairo size 560,480 font 'sans,10'\nset output '%s'\nunset key\n"
-                   "set title \"AF vs T2w, voxel-wise in the brain mask (R = %.2f, p = %.1e, n = %d)\"\n"
+                   "set title \"AF vs T2w, voxel-wise in the brain mask (R = %.2f, p %s %.1e, n = %d)\"\n"
                    "set xlabel 'AF (Allen CCFv3 template, 200 um)'\nset ylabel 'T2w (DSURQE, normalised)'\n"
                    "f(x) = a*x + b\nfit f(x) '%s' via a, b\n"
                    "plot '%s' using 1:2 with points pt 7 ps 0.3 lc rgb '#40000080', f(x) lw 2 lc rgb 'red'\n",
-                png, cr.r, cr.p, cr.n, dat, dat);
+                png, cr.r, cr.p > 0 ? "=" : "<", cr.p > 0 ? cr.p : 1e-300, cr.n, dat, dat);
         fclose(g);
         char cmd[6000];
         snprintf(cmd, sizeof cmd, "gnuplot '%s' >'%s.log' 2>&1", gp, gp);

@@ -93,6 +93,18 @@ static void test_kill_and_resume(void) {
   CU_ASSERT_FATAL(pr != NULL);
   CU_ASSERT(strstr(pr, "      lr: 0.001") != NULL); /* a default the file did not give */
   free(pr);
+  /* two MPI ranks (data-parallel prep and training, evaluation on rank 0): runs to the same layout */
+  MT_ASSERT_INT_EQ(mbsr_test_sh("cd '%s' && OMP_NUM_THREADS=1 mpiexec --allow-run-as-root --oversubscribe --bind-to none -n 2 "
+                                "'%s' sweep '%s' --results C --cell 2 > c.log 2>&1",
+                                t, bin, yaml),
+                   0);
+  snprintf(p, sizeof p, "%s/C/demo/tiny/cells/c02_resnet_200-100_n32/metrics.csv", t);
+  char *cm = slurp(p);
+  CU_ASSERT_FATAL(cm != NULL);
+  CU_ASSERT(strstr(cm, ",cubic,") != NULL && strstr(cm, ",resnet,") != NULL);
+  free(cm);
+  snprintf(p, sizeof p, "%s/C/demo/tiny/cells/c00_resnet_200-100_n16/done", t);
+  CU_ASSERT(!mbsr_file_exists(p)); /* --cell ran only that cell */
   /* --list and --cell */
   MT_ASSERT_INT_EQ(mbsr_test_sh("cd '%s' && '%s' sweep '%s' --results A --list | grep -q '^cells: 3  (tiny, demo scale)'", t, bin, yaml), 0);
   MT_ASSERT_INT_EQ(mbsr_test_sh("cd '%s' && '%s' sweep '%s' --results A --cell 1 2>&1 | grep -q 'to run'", t, bin, yaml), 0);
