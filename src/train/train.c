@@ -19,6 +19,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mbsr/train.h"
@@ -103,6 +104,12 @@ static void shuffle(int64_t *perm, int64_t n, uint64_t seed, int64_t epoch) {
     perm[i] = perm[j], perm[j] = t;
   }
   mbsr_rng_free(r);
+}
+
+static double cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -381,13 +388,17 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
     const int64_t plan_spe = c->steps_per_epoch > 0 ? c->steps_per_epoch : (plan_n + B - 1) / B;
     shuffle(perm, ntrain, c->seed, 0);
     const int warm = 1, meas = 3;
-    double loss, tm = 0;
+    double loss, tm = 0, tcpu = 0;
     for (int k = 0; k < warm + meas && !rc; k++) {
-      double t0 = mbsr_now();
+      double t0 = mbsr_now(), c0 = cpu_seconds();
       STEP_BODY(perm, (int64_t)k, 0, loss);
       MPI_Barrier(comm);
-      if (k >= warm) tm += mbsr_now() - t0;
+      if (k >= warm) tm += mbsr_now() - t0, tcpu += cpu_seconds() - c0;
     }
+    /* CPU seconds per step summed over ranks: the cost in core-seconds, insensitive to other jobs
+     * sharing the cores (the wall time is not) */
+    tcpu /= meas;
+    MPI_Allreduce(MPI_IN_PLACE, &tcpu, 1, MPI_DOUBLE, MPI_SUM, comm);
     if (rc) goto out;
     (void)loss;
     double tstep = tm / meas;
@@ -421,6 +432,10 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
               flops_sample / 3, fl_epoch, fl_epoch / P);
     mbsr_info("  measured        %.3f s per global step (mean of %d after %d warm-up; all-reduce %.1f%%) = %.1f patches/s, %.1f GFLOP/s",
               tstep, meas, warm, 100.0 * ar_max / (tm > 0 ? tm : 1), B / tstep, flops_sample * B / tstep / 1e9);
+    mbsr_info("  CPU             %.3f core-s per global step over all ranks (%.1f%% of %d cores x wall): %.3g core-h for %d epochs "
+              "(training steps only)",
+              tcpu, 100 * tcpu / (tstep * P * omp_get_max_threads()), P * omp_get_max_threads(),
+              tcpu * (double)plan_spe * c->epochs / 3600, c->epochs);
     mbsr_info("  validation      ~%.0f patches per epoch, ~%.0f s (estimated: forward = 1/3 of a training step)", plan_val, val_s);
     mbsr_info("  time            %s per epoch of training, %s (%.1f days) for %d epochs incl. validation (upper bound: early "
               "stopping, patience %d, may end sooner)",
