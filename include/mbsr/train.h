@@ -42,6 +42,7 @@ typedef struct {
   int val_every;           /* epochs between validations: 1 */
   int progress;            /* one line per epoch on rank 0 */
   int inject_fail_rank, inject_fail_step; /* test hook: that rank fails at that step (-1 = off) */
+  int inject_diverge_rank, inject_diverge_step; /* test hook: that rank perturbs one weight after that step */
 } mbsr_train_config;
 
 void mbsr_train_config_default(mbsr_train_config *c);

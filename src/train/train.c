@@ -42,6 +42,8 @@ void mbsr_train_config_default(mbsr_train_config *c) {
   c->progress = 1;
   c->inject_fail_rank = -1;
   c->inject_fail_step = -1;
+  c->inject_diverge_rank = -1;
+  c->inject_diverge_step = -1;
 }
 
 /* ---- tiny JSON helpers for the checkpoint's info string ---- */
@@ -490,6 +492,8 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
       st.step++, st.step_in_epoch++, steps_here++;
       st.train_sum += loss, st.train_n++;
       sum->last_train = loss;
+      if (rank == c->inject_diverge_rank && st.step == c->inject_diverge_step)
+        mbsr_model_params(m)[nparams / 2] += 1e-3f; /* test hook: silent divergence of one rank */
       if (c->checksum_every > 0 && st.step % c->checksum_every == 0 && P > 1) {
         uint64_t h = param_hash(mbsr_model_params(m), nparams), hv[2] = {h, ~h};
         if (MPI_Allreduce(MPI_IN_PLACE, hv, 2, MPI_UINT64_T, MPI_MIN, comm) != MPI_SUCCESS) {

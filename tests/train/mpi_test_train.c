@@ -124,6 +124,26 @@ static void test_failing_rank_stops_all(void) {
   MPI_Barrier(MPI_COMM_WORLD);
 }
 
+static void test_weight_checksum_mismatch(void) {
+  if (nranks < 2) {
+    CU_PASS("needs 2 ranks");
+    return;
+  }
+  char o[1200];
+  path(o, sizeof o, "diverge");
+  mbsr_train_config c;
+  tiny_cfg(&c, data, o);
+  c.max_steps = 20;
+  c.checksum_every = 4;
+  c.inject_diverge_rank = 1;
+  c.inject_diverge_step = 5; /* caught at the check after step 8 */
+  int rc = mbsr_train_run(&c, MPI_COMM_WORLD, NULL);
+  MT_ASSERT_INT_EQ(rc, MBSR_EMISMATCH);
+  CU_ASSERT(strstr(mbsr_last_error(), "weights differ between ranks at step 8") != NULL);
+  if (rank == 0) fprintf(stderr, "  checksum: %s\n", mbsr_last_error());
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
 static void test_nonfinite_loss_stops(void) {
   char o[1200];
   path(o, sizeof o, "nan");
@@ -180,6 +200,7 @@ int main(int argc, char **argv) {
   static const mbsr_test_case cases[] = {{"train_2_ranks_equal_1_rank_20_steps", test_2_ranks_equal_1_rank},
                                          {"train_resume_bitwise", test_resume_bitwise},
                                          {"train_failing_rank_stops_all", test_failing_rank_stops_all},
+                                         {"train_weight_checksum_mismatch", test_weight_checksum_mismatch},
                                          {"train_nonfinite_loss_stops", test_nonfinite_loss_stops},
                                          {NULL, NULL}};
   int st = mbsr_test_main("train_mpi", cases);
