@@ -69,10 +69,14 @@ static void roundtrip(mbsr_arch arch) {
   CU_ASSERT(got.seed == meta.seed);
   CU_ASSERT_STRING_EQUAL(got.info, meta.info);
   MT_ASSERT_INT_EQ(mbsr_model_get_config(r)->arch, arch);
-  /* same Adam state: one more identical step gives identical parameters */
+  /* same Adam state: one more identical step gives the same parameters. Not bitwise: the conv
+   * weight-gradient kernels sum per-thread partials in a scheduling-dependent order with 2+
+   * threads (rounding-level differences); a lost Adam state would move parameters by ~lr = 2e-3 */
   train_a_bit(m, 1);
   train_a_bit(r, 1);
-  CU_ASSERT(memcmp(mbsr_model_params(m), mbsr_model_params(r), sizeof(float) * np) == 0);
+  double worst = 0;
+  for (size_t i = 0; i < np; i++) worst = fmax(worst, fabs(mbsr_model_params(m)[i] - mbsr_model_params(r)[i]));
+  MT_ASSERT_NEAR(worst, 0.0, 1e-5);
   mbsr_model_free(r);
   mbsr_model_free(m);
 }
