@@ -160,7 +160,7 @@ static void test_cli_allen(void) {
   mbsr_model *m = make(&c, 1, 21, 21, 21, NULL);
   MT_ASSERT_OK(mbsr_checkpoint_save(m, ck, NULL));
   double t0 = mbsr_now();
-  MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --like '%s' --batch 8", bin, ck, lr, sr, tpl), 0);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --like '%s' --batch 8 --overlap 0", bin, ck, lr, sr, tpl), 0);
   printf("\n  mbsr apply on %lldx%lldx%lld -> 100 um grid: %.2f s\n", (long long)low->nx, (long long)low->ny,
          (long long)low->nz, mbsr_now() - t0);
   mbsr_volume *out = NULL, *out2 = NULL;

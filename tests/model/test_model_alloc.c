@@ -64,13 +64,15 @@ static void run(mbsr_arch arch) {
 #endif
   mbsr_model_config c;
   mbsr_model_config_default(&c, arch);
-  c.channels = 16;
-  c.blocks = 2;
-  c.ccnn_c1 = 16;
+  /* 24 channels x 2 x 9^3 = 35k floats per activation: above the layers' OpenMP threshold, so
+   * both the serial and the parallel paths run */
+  c.channels = 24;
+  c.blocks = 1;
+  c.ccnn_c1 = 24;
   c.ccnn_c2 = 8;
-  c.disc_channels = 16;
+  c.disc_channels = 24;
   c.disc_blocks = 1;
-  const int B = 2, S = 11;
+  const int B = 2, S = 9;
   mbsr_model *m = NULL;
   long before_create = atomic_load(&g_allocs);
   MT_ASSERT_OK(mbsr_model_create(&c, B, S, S, S, &m));
