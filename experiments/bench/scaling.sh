@@ -11,7 +11,8 @@
 # usage: experiments/bench/scaling.sh [PATCHES.h5]
 #   env: MBSR (CLI path, default build/bin/mbsr), MODELS ("64x10 16x2": channels x blocks),
 #        STEPS_64 / STEPS_SMALL (timed steps), BW (bytes/s, default 12.5e9 = 100 Gb/s),
-#        ALPHA (s per message hop, default 5e-6), KEEP=1 keeps the scratch directory.
+#        ALPHA (s per message hop, default 5e-6), KEEP=1 keeps the scratch directory,
+#        T_PATCH (s per patch of one node, replaces the measured 1-thread rate in the projection).
 # Without PATCHES.h5 it makes one from ../shared/data/af (200 patches per subject, 200-100 um).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -71,8 +72,9 @@ echo "# ring all-reduce of S = 4 x params bytes at BW = $BW B/s, ALPHA = $ALPHA 
 printf "%-8s %6s %12s %12s %12s %14s %12s\n" model N "batch(glob)" "t_step(s)" "allreduce(s)" "patches/s" "efficiency"
 while read -r m P pps comp ar nf; do
   [ "$P" = 1 ] || continue
-  awk -v m="$m" -v pps="$pps" -v comp="$comp" -v nf="$nf" -v bw="$BW" -v al="$ALPHA" 'BEGIN{
+  awk -v tpo="${T_PATCH:-0}" -v m="$m" -v pps="$pps" -v comp="$comp" -v nf="$nf" -v bw="$BW" -v al="$ALPHA" 'BEGIN{
     tp = (comp/100) / pps;            # compute seconds per patch on one rank
+    if (tpo > 0) tp = tpo;            # T_PATCH: your node'"'"'s measured seconds per patch (e.g. dry-run step time / batch)
     S = 4 * nf;
     split("1 2 4 8 16 64", Ns, " ");
     for (i = 1; i <= 6; i++) {
@@ -83,7 +85,7 @@ while read -r m P pps comp ar nf; do
         if (mode && N == 1) continue;
         tar = (N > 1) ? 2 * (N - 1) / N * S / bw + 2 * (N - 1) * al : 0;
         ts = B / N * tp + tar;
-        printf "%-8s %6d %12s %12.4g %12.3g %14.1f %11.0f%%\n", m, N, B (mode ? " (weak)" : ""), ts, tar, B / ts, 100 * (B / ts) / (N / tp);
+        printf "%-8s %6d %12s %12.4g %12.3g %14.1f %11.1f%%\n", m, N, B (mode ? " (weak)" : ""), ts, tar, B / ts, 100 * (B / ts) / (N / tp);
       }
     }
   }'
