@@ -82,7 +82,7 @@ static int apply_owned(mbsr_model *m, mbsr_volume *vol, const mbsr_apply_opts *o
   /* normalise to [0,1]: min/max (a constant volume maps to 0), or percentiles with clipping */
   const int64_t nvox = mbsr_volume_nvox(vol);
   double lo, hi;
-  if (o->norm_plo == 0.0 && o->norm_phi == 100.0) {
+  if ((o->norm_plo <= 0.0 && o->norm_phi >= 100.0) || !(o->norm_phi > o->norm_plo)) { /* min/max (also for unset 0,0) */
     float mn, mx;
     mbsr_volume_minmax(vol, &mn, &mx);
     lo = mn;
