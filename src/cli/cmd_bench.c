@@ -5,6 +5,7 @@
  * --conv times one 64->64 conv on 8x64x21^3 (forward, forward+backward) instead.
  * A benchmark, not a test: times are medians of --repeats runs after --warmup runs. */
 #include <getopt.h>
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,8 +255,31 @@ static int bench_conv(const bench_opts *o, double peak, peer *pp, FILE *js) {
     if (pp)
       for (int k = 0; k < 2; k++) pt.f[k][r] = pf[k], pt.s[k][r] = pb[k];
   }
+  double acc_out = -1, acc_dx = -1;
+  if (!rc && o->prec != MBSR_PREC_FP32) { /* accuracy of this mode against the fp32 kernels */
+    float *y32 = mbsr_alloc(na * 4), *dx0 = mbsr_alloc(na * 4), *dx32 = mbsr_alloc(na * 4);
+    if (y32 && dx0 && dx32) {
+      mbsr_conv3d_dims s32 = s;
+      s32.prec = MBSR_PREC_FP32;
+      mbsr_conv3d_forward(y, x, w, b, &s, ws);
+      mbsr_conv3d_forward(y32, x, w, b, &s32, ws);
+      mbsr_conv3d_backward(dx0, NULL, NULL, g, x, w, &s, ws);
+      mbsr_conv3d_backward(dx32, NULL, NULL, g, x, w, &s32, ws);
+      double e1 = 0, m1 = 0, e2 = 0, m2 = 0;
+      for (size_t i = 0; i < na; i++) {
+        e1 = fmax(e1, fabs((double)y[i] - y32[i])), m1 = fmax(m1, fabs((double)y32[i]));
+        e2 = fmax(e2, fabs((double)dx0[i] - dx32[i])), m2 = fmax(m2, fabs((double)dx32[i]));
+      }
+      acc_out = e1 / m1, acc_dx = e2 / m2;
+    }
+    mbsr_free(y32), mbsr_free(dx0), mbsr_free(dx32);
+  }
   for (int i = 0; i < 9; i++) mbsr_free(all[i]);
   if (rc) return rc;
+  if (acc_out >= 0)
+    printf("accuracy against the fp32 kernels (max |diff| / max |fp32|): output %.2e, input gradient %.2e "
+           "(weight gradient: fp32)\n",
+           acc_out, acc_dx);
   double fmn = vmin(tf, o->repeats), fbmn = vmin(tb, o->repeats);
   double f = median(tf, o->repeats), fb = median(tb, o->repeats);
   double gf = 2.0 * C * C * 27 * (double)nv / 1e9;
@@ -390,6 +414,7 @@ static int bench_model(const bench_opts *o, mbsr_arch arch, int B, double peak, 
              lf_sum, lb_sum, stepmn - lf_sum - lb_sum, 100 * (stepmn - lf_sum - lb_sum) / stepmn);
   }
   if (js) fprintf(js, "}");
+  fflush(stdout); /* long runs: show each model as it finishes */
   mbsr_model_free(m);
   return rc;
 }
@@ -478,6 +503,9 @@ int mbsr_cmd_bench(int argc, char **argv) {
          "runs after %d warm-up\n",
          o.threads, mbsr_conv3d_kernel_name(o.prec), peak, o.repeats, o.warmup);
   if (peak <= 0) peak = 1;
+  const char *wp = getenv("OMP_WAIT_POLICY");
+  printf("OMP_WAIT_POLICY=%s (the peer inherits it; 'passive' helps a lot when the machine is shared)\n",
+         wp ? wp : "(unset: libgomp spins a while at barriers)");
 
   char tmp[4096];
   FILE *js = NULL;
