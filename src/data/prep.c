@@ -393,12 +393,12 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
   const hsize_t p3 = (hsize_t)p * p * p;
 
   /* ---- checks and the input list (every rank reads it; they must agree) ---- */
-  if (!c->out || !c->inputs) rc = mbsr_error(MBSR_EINVAL, "prep: --out and --inputs are required");
-  else if (Q < 1) rc = mbsr_error(MBSR_EINVAL, "prep: no resolution pairs (--res or --pairs)");
-  else if (p < 3 || p > 255) rc = mbsr_error(MBSR_EINVAL, "prep: patch edge %d out of range 3..255", p);
-  else if (c->patches_per_volume < 1) rc = mbsr_error(MBSR_EINVAL, "prep: --patches-per-volume must be >= 1");
+  if (!c->out || !c->inputs) rc = mbsr_error(MBSR_EINVAL, "--out and --inputs are required");
+  else if (Q < 1) rc = mbsr_error(MBSR_EINVAL, "no resolution pairs (--res or --pairs)");
+  else if (p < 3 || p > 255) rc = mbsr_error(MBSR_EINVAL, "patch edge %d out of range 3..255", p);
+  else if (c->patches_per_volume < 1) rc = mbsr_error(MBSR_EINVAL, "--patches-per-volume must be >= 1");
   else if (c->split[0] + c->split[1] + c->split[2] != 100 || c->split[0] <= 0 || c->split[1] < 0 || c->split[2] < 0)
-    rc = mbsr_error(MBSR_EINVAL, "prep: --split %d,%d,%d must be three shares >= 0 adding up to 100 (train > 0)", c->split[0],
+    rc = mbsr_error(MBSR_EINVAL, "--split %d,%d,%d must be three shares >= 0 adding up to 100 (train > 0)", c->split[0],
                     c->split[1], c->split[2]);
   if (!rc && base_um <= 0) {
     base_um = c->pairs[0].hr_um;
@@ -407,7 +407,7 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
   }
   for (int q = 0; q < Q && !rc; q++)
     if (c->pairs[q].hr_um % base_um || c->pairs[q].lr_um % c->pairs[q].hr_um)
-      rc = mbsr_error(MBSR_EINVAL, "prep: pair %d-%d: HR must be a multiple of the base (%d um) and LR of HR", c->pairs[q].lr_um,
+      rc = mbsr_error(MBSR_EINVAL, "pair %d-%d: HR must be a multiple of the base (%d um) and LR of HR", c->pairs[q].lr_um,
                       c->pairs[q].hr_um, base_um);
   if (!rc) rc = mbsr_input_list_load(c->inputs, &in);
   if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
@@ -416,7 +416,7 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
     int mm[2] = {-S, S};
     MPI_Allreduce(MPI_IN_PLACE, mm, 2, MPI_INT, MPI_MAX, comm);
     if (-mm[0] != mm[1]) {
-      rc = mbsr_error(MBSR_EMISMATCH, "prep: the ranks see different numbers of inputs in %s (%d..%d): is it on a shared filesystem?",
+      rc = mbsr_error(MBSR_EMISMATCH, "the ranks see different numbers of inputs in %s (%d..%d): is it on a shared filesystem?",
                       c->inputs, -mm[0], mm[1]);
       goto out;
     }
@@ -428,7 +428,7 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
   const int s0 = (int)((int64_t)S * rank / P), s1 = (int)((int64_t)S * (rank + 1) / P), nloc = s1 - s0;
   pb = calloc((size_t)(nloc > 0 ? nloc : 1) * Q, sizeof *pb);
   lmsg = calloc((size_t)(nloc > 0 ? nloc : 1), sizeof *lmsg);
-  if (!split || !cnt || !cub || !failed || !pb || !lmsg) rc = mbsr_error(MBSR_ENOMEM, "prep: out of memory");
+  if (!split || !cnt || !cub || !failed || !pb || !lmsg) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
   char rule[512];
   if (!rc) assign_split(c, S, split, sum->n_split, rule, sizeof rule);
   if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
@@ -464,7 +464,7 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
       for (int q = 0; q < Q; q++) cnt[(size_t)s * Q + q] = pb[(size_t)li * Q + q].n, cub[(size_t)s * Q + q] = pb[(size_t)li * Q + q].cubic_sum;
     }
     if (MPI_Gather(&me, (int)sizeof me, MPI_BYTE, reps, (int)sizeof me, MPI_BYTE, 0, comm) != MPI_SUCCESS) {
-      rc = mbsr_error(MBSR_EMPI, "prep: MPI_Gather of progress failed");
+      rc = mbsr_error(MBSR_EMPI, "MPI_Gather of progress failed");
       break;
     }
     if (rank == 0 && c->progress)
@@ -485,7 +485,7 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
   /* ---- gather sizes, cubic sums and the failures ---- */
   if (MPI_Allreduce(MPI_IN_PLACE, cnt, S * Q, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS ||
       MPI_Allreduce(MPI_IN_PLACE, cub, S * Q, MPI_DOUBLE, MPI_SUM, comm) != MPI_SUCCESS) {
-    rc = mbsr_error(MBSR_EMPI, "prep: MPI_Allreduce of patch counts failed");
+    rc = mbsr_error(MBSR_EMPI, "MPI_Allreduce of patch counts failed");
     goto out;
   }
   {
@@ -529,6 +529,10 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
     }
   }
   sum->n_failed = nfailed;
+  if (nfailed == S) {
+    rc = mbsr_error(MBSR_EINVAL, "all %d inputs failed (%s); nothing written", S, sum->failures);
+    goto out;
+  }
 
   /* ---- offsets: per (pair, split) Exscan of the local counts; totals ---- */
   int64_t loc[MBSR_MAX_PAIRS * MBSR_SPLITS] = {0}, off[MBSR_MAX_PAIRS * MBSR_SPLITS] = {0}, tot[MBSR_MAX_PAIRS * MBSR_SPLITS] = {0};
@@ -655,7 +659,7 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
         bs = mbsr_alloc((size_t)(nl ? nl : 1) * sizeof(int32_t));
         bc = mbsr_alloc((size_t)(nl ? nl : 1) * 3 * sizeof(int32_t));
         int okm = bi && bt && bs && bc;
-        if (!okm) rc = mbsr_error(MBSR_ENOMEM, "prep: out of memory packing patches");
+        if (!okm) rc = mbsr_error(MBSR_ENOMEM, "out of memory packing patches");
         size_t k = 0;
         for (int li = 0; okm && li < nloc; li++) {
           if (split[s0 + li] != sp) continue;

@@ -242,11 +242,11 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
   st.best_val = INFINITY, st.last_val = NAN, st.best_epoch = -1;
 
   /* ---- configuration checks (identical on all ranks) ---- */
-  if (!c->data || !c->pair || (!c->out && !c->dry_run)) rc = mbsr_error(MBSR_EINVAL, "train: --data, --pair and --out are required");
-  else if (c->batch < 1 || c->batch > 65536) rc = mbsr_error(MBSR_EINVAL, "train: --batch %d out of range 1..65536", c->batch);
-  else if (c->epochs < 1) rc = mbsr_error(MBSR_EINVAL, "train: --epochs must be >= 1");
-  else if (c->patience < 0) rc = mbsr_error(MBSR_EINVAL, "train: --patience must be >= 0");
-  else if (!(c->adam.lr > 0)) rc = mbsr_error(MBSR_EINVAL, "train: --lr must be > 0");
+  if (!c->data || !c->pair || (!c->out && !c->dry_run)) rc = mbsr_error(MBSR_EINVAL, "--data, --pair and --out are required");
+  else if (c->batch < 1 || c->batch > 65536) rc = mbsr_error(MBSR_EINVAL, "--batch %d out of range 1..65536", c->batch);
+  else if (c->epochs < 1) rc = mbsr_error(MBSR_EINVAL, "--epochs must be >= 1");
+  else if (c->patience < 0) rc = mbsr_error(MBSR_EINVAL, "--patience must be >= 0");
+  else if (!(c->adam.lr > 0)) rc = mbsr_error(MBSR_EINVAL, "--lr must be > 0");
   if (rc) return mbsr_mpi_agree(comm, rc);
   if (c->threads > 0) omp_set_num_threads(c->threads);
   if (c->out) {
@@ -270,7 +270,7 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
   const int b0 = (int)((int64_t)B * rank / P), b1 = (int)((int64_t)B * (rank + 1) / P), nb = b1 - b0;
   int mb = (B + P - 1) / P; /* the model's batch: the largest share, also the validation micro-batch */
   if (mb > 256) {
-    rc = mbsr_error(MBSR_EINVAL, "train: global batch %d on %d ranks gives %d patches per rank (at most 256)", B, P, mb);
+    rc = mbsr_error(MBSR_EINVAL, "global batch %d on %d ranks gives %d patches per rank (at most 256)", B, P, mb);
     goto out;
   }
   if (mb < 4) mb = 4;
@@ -315,7 +315,7 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
   bout = mbsr_alloc(sizeof(float) * vox * (size_t)mb);
   perm = malloc(sizeof(int64_t) * (size_t)mbsr_patchset_count(tr));
   sub = malloc(sizeof(int64_t) * (size_t)mbsr_patchset_count(tr));
-  if (!rc && (!bin || !btg || !bout || !perm || !sub)) rc = mbsr_error(MBSR_ENOMEM, "train: out of memory for batch buffers");
+  if (!rc && (!bin || !btg || !bout || !perm || !sub)) rc = mbsr_error(MBSR_ENOMEM, "out of memory for batch buffers");
   if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
   /* --max-patches N: a seeded random subset of N patches (fixed for the run), sorted */
   shuffle(sub, mbsr_patchset_count(tr), c->seed, -1);
