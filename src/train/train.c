@@ -4,8 +4,9 @@
  * mt19937(seed_mix(seed, EPOCH + e)); weights are Glorot-initialised from `seed`. Every random
  * choice is therefore derivable from (seed, epoch), and a checkpoint only needs (epoch, step in
  * epoch, global step, Adam state, early-stopping state, the epoch's running train-loss sum as a
- * hex float) for a resumed run to end bitwise equal to an uninterrupted one (same rank count and
- * thread count: the reduction order of the all-reduce and of the kernels then does not change).
+ * hex float) for a resumed run to end bitwise equal to an uninterrupted one (same rank count, and
+ * deterministic kernels: today 1 thread per rank, as the conv weight-gradient reduction under
+ * dynamic OpenMP scheduling varies in the last bits with more threads).
  *
  * An epoch is ceil(N / B) global steps of exactly B patches (the last batch wraps around to the
  * start of the permutation), or --steps-per-epoch steps. Rank r's share of a global batch is the
