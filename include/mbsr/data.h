@@ -46,7 +46,7 @@ typedef struct {
   int test_subjects;      /* > 0: exactly K test subjects (overrides split[2]) */
   uint64_t seed;          /* 1 */
   const char *eval_dir;   /* NULL = do not write the test subjects' volumes */
-  mbsr_read_opts read_opts; /* TIFF geometry (0 = the AF individual brain's 40,40,50 um, "LSP") */
+  mbsr_read_opts read_opts; /* TIFF geometry (0 = the AF individual brain's 40,40,50 um, "RIA") */
   double norm_plo, norm_phi; /* normalisation percentiles: 0, 100 (min/max, the paper's) */
   double mask_thr;        /* < 0: Otsu on the normalised HR volume */
   int chunk_patches;      /* HDF5 chunk = this many patches: 4 */

@@ -30,7 +30,7 @@ static void usage(void) {
       "  --seed S                   (default 1)\n"
       "  --eval-dir DIR             write the test subjects' normalised volumes (+ HR masks) as NIfTI\n"
       "  --tiff-vox X,Y,Z           TIFF-stack voxel size in mm (default 0.04,0.04,0.05: the AF brain)\n"
-      "  --tiff-orient CODE         TIFF-stack axes as RAS/LPS letters (default LSP)\n"
+      "  --tiff-orient CODE         direction of increasing column, row, slice as RAS letters (default RIA: the AF brain)\n"
       "  --norm-pct LO,HI           normalisation percentiles (default 0,100 = min/max)\n"
       "  --mask-thr T               brain mask threshold on the normalised HR volume (default Otsu)\n"
       "  --chunk N                  HDF5 chunk = N patches (default 4)\n"

@@ -30,7 +30,7 @@ void mbsr_prep_config_default(mbsr_prep_config *c) {
   c->split[0] = 80, c->split[1] = 10, c->split[2] = 10;
   c->seed = 1;
   c->read_opts.tiff_vox[0] = 0.04, c->read_opts.tiff_vox[1] = 0.04, c->read_opts.tiff_vox[2] = 0.05;
-  snprintf(c->read_opts.tiff_orient, sizeof c->read_opts.tiff_orient, "LSP");
+  snprintf(c->read_opts.tiff_orient, sizeof c->read_opts.tiff_orient, "RIA");
   c->norm_plo = 0, c->norm_phi = 100;
   c->mask_thr = -1;
   c->chunk_patches = 4;
