@@ -26,6 +26,7 @@ static void usage(void) {
       "  --lr X                   Adam learning rate (default 1e-3)\n"
       "  --epochs N               at most N epochs (default 1000)\n"
       "  --patience N             early stopping after N epochs without val improvement (default 100, 0 = off)\n"
+      "  --val-every N            validate every N epochs (default 1; patience counts validations)\n"
       "  --max-patches N          a seeded subset of N training patches\n"
       "  --steps-per-epoch N      (default ceil(patches / batch))\n"
       "  --max-steps N            stop with a checkpoint after N global steps in total\n"
@@ -60,7 +61,7 @@ int mbsr_cmd_train(int argc, char **argv) {
       {"init", required_argument, 0, 'i'},      {"finetune-last", required_argument, 0, 'f'},
       {"time-limit", required_argument, 0, 't'}, {"threads", required_argument, 0, 'T'},
       {"dry-run", no_argument, 0, 'n'},         {"plan-patches", required_argument, 0, 'N'},
-      {"plan-val", required_argument, 0, 'V'},
+      {"plan-val", required_argument, 0, 'V'},     {"val-every", required_argument, 0, 'v'},
       {"inject-fail", required_argument, 0, 'X'}, {"disc-channels", required_argument, 0, 'D'},
       {"disc-blocks", required_argument, 0, 'E'}, {"gan-lambda", required_argument, 0, 'L'}, {"quiet", no_argument, 0, 'q'},
       {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
@@ -112,6 +113,7 @@ int mbsr_cmd_train(int argc, char **argv) {
       case 'n': c.dry_run = 1; break;
       case 'N': NUM(c.plan_patches, strtoll, 1, "--plan-patches"); break;
       case 'V': NUM(c.plan_val_patches, strtoll, 1, "--plan-val"); break;
+      case 'v': NUM(c.val_every, strtol, 1, "--val-every"); break;
       case 'X':
         if (sscanf(optarg, "%d:%d", &c.inject_fail_rank, &c.inject_fail_step) != 2)
           return mbsr_cli_usage_error("train", "bad --inject-fail '%s' (RANK:STEP)", optarg);
