@@ -22,52 +22,130 @@
 #define PIN(v) __asm__("" : "+v"(v))
 
 #define TMPL_FWD
-#define P 6
-#define CB 4
-#include "conv3d_avx512_tmpl.h"
-#define P 4
+#define P 1
 #define CB 4
 #include "conv3d_avx512_tmpl.h"
 #define P 2
 #define CB 4
 #include "conv3d_avx512_tmpl.h"
-#define P 1
+#define P 3
 #define CB 4
+#include "conv3d_avx512_tmpl.h"
+#define P 4
+#define CB 4
+#include "conv3d_avx512_tmpl.h"
+#define P 5
+#define CB 4
+#include "conv3d_avx512_tmpl.h"
+#define P 6
+#define CB 4
+#include "conv3d_avx512_tmpl.h"
+#define P 1
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define P 2
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define P 3
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define P 4
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define P 5
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define P 6
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define P 7
+#define CB 3
 #include "conv3d_avx512_tmpl.h"
 #define P 8
 #define CB 3
 #include "conv3d_avx512_tmpl.h"
-#define P 4
-#define CB 3
-#include "conv3d_avx512_tmpl.h"
-#define P 2
-#define CB 3
-#include "conv3d_avx512_tmpl.h"
 #define P 1
-#define CB 3
-#include "conv3d_avx512_tmpl.h"
-#define P 12
 #define CB 2
 #include "conv3d_avx512_tmpl.h"
-#define P 6
+#define P 2
 #define CB 2
 #include "conv3d_avx512_tmpl.h"
 #define P 3
 #define CB 2
 #include "conv3d_avx512_tmpl.h"
-#define P 1
+#define P 4
 #define CB 2
 #include "conv3d_avx512_tmpl.h"
-#define P 16
-#define CB 1
+#define P 5
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define P 6
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define P 7
+#define CB 2
 #include "conv3d_avx512_tmpl.h"
 #define P 8
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define P 9
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define P 10
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define P 11
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define P 12
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define P 1
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 2
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 3
 #define CB 1
 #include "conv3d_avx512_tmpl.h"
 #define P 4
 #define CB 1
 #include "conv3d_avx512_tmpl.h"
-#define P 1
+#define P 5
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 6
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 7
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 8
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 9
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 10
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 11
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 12
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 13
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 14
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 15
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 16
 #define CB 1
 #include "conv3d_avx512_tmpl.h"
 #undef TMPL_FWD
@@ -124,27 +202,65 @@
 #undef TMPL_BWW
 
 #define TMPL_FWD1
-#define P 8
-#include "conv3d_avx512_tmpl.h"
 #define P 1
+#include "conv3d_avx512_tmpl.h"
+#define P 2
+#include "conv3d_avx512_tmpl.h"
+#define P 3
+#include "conv3d_avx512_tmpl.h"
+#define P 4
+#include "conv3d_avx512_tmpl.h"
+#define P 5
+#include "conv3d_avx512_tmpl.h"
+#define P 6
+#include "conv3d_avx512_tmpl.h"
+#define P 7
+#include "conv3d_avx512_tmpl.h"
+#define P 8
 #include "conv3d_avx512_tmpl.h"
 #undef TMPL_FWD1
 
 #define TMPL_BWW1
-#define RV 12
-#include "conv3d_avx512_tmpl.h"
 #define RV 1
+#include "conv3d_avx512_tmpl.h"
+#define RV 2
+#include "conv3d_avx512_tmpl.h"
+#define RV 3
+#include "conv3d_avx512_tmpl.h"
+#define RV 4
+#include "conv3d_avx512_tmpl.h"
+#define RV 5
+#include "conv3d_avx512_tmpl.h"
+#define RV 6
+#include "conv3d_avx512_tmpl.h"
+#define RV 7
+#include "conv3d_avx512_tmpl.h"
+#define RV 8
+#include "conv3d_avx512_tmpl.h"
+#define RV 9
+#include "conv3d_avx512_tmpl.h"
+#define RV 10
+#include "conv3d_avx512_tmpl.h"
+#define RV 11
+#include "conv3d_avx512_tmpl.h"
+#define RV 12
 #include "conv3d_avx512_tmpl.h"
 #undef TMPL_BWW1
 
 typedef void (*fwd_fn)(float *, int, const float *, int, long, long, int, const float *, int, const float *, int,
                        __mmask16, int);
-static const fwd_fn fwd_tab[5][4] = {{0},
-                                     {fwd_16_1, fwd_8_1, fwd_4_1, fwd_1_1},
-                                     {fwd_12_2, fwd_6_2, fwd_3_2, fwd_1_2},
-                                     {fwd_8_3, fwd_4_3, fwd_2_3, fwd_1_3},
-                                     {fwd_6_4, fwd_4_4, fwd_2_4, fwd_1_4}};
-static const int fwd_p[5][4] = {{0}, {16, 8, 4, 1}, {12, 6, 3, 1}, {8, 4, 2, 1}, {6, 4, 2, 1}};
+/* [CB][P-1]: every block width up to the register budget, so a row splits into near-equal blocks */
+static const fwd_fn fwd_tab[5][16] = {{0},
+  {fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1, fwd_9_1, fwd_10_1, fwd_11_1, fwd_12_1, fwd_13_1, fwd_14_1, fwd_15_1, fwd_16_1},
+  {fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2, fwd_7_2, fwd_8_2, fwd_9_2, fwd_10_2, fwd_11_2, fwd_12_2},
+  {fwd_1_3, fwd_2_3, fwd_3_3, fwd_4_3, fwd_5_3, fwd_6_3, fwd_7_3, fwd_8_3},
+  {fwd_1_4, fwd_2_4, fwd_3_4, fwd_4_4, fwd_5_4, fwd_6_4}};
+static const int fwd_pmax[5] = {0, 16, 12, 8, 6};
+typedef void (*bww1_fn)(float *, const float *, int, long, const float *, int, int, int);
+static const bww1_fn bww1_tab[12] = {bww1_1_x, bww1_2_x, bww1_3_x, bww1_4_x,  bww1_5_x,  bww1_6_x,
+                                     bww1_7_x, bww1_8_x, bww1_9_x, bww1_10_x, bww1_11_x, bww1_12_x};
+typedef void (*fwd1_fn)(float *, const float *, int, long, long, int, const float *, const float *, int, int);
+static const fwd1_fn fwd1_tab[8] = {fwd1_1_x, fwd1_2_x, fwd1_3_x, fwd1_4_x, fwd1_5_x, fwd1_6_x, fwd1_7_x, fwd1_8_x};
 
 typedef void (*bww_fn)(float *, int, const float *, int, long, const float *, int, int, __mmask16);
 static const bww_fn bww_tab[5][4] = {{0},
@@ -158,12 +274,11 @@ static const int bww_rb[5][4] = {{0}, {16, 3, 2, 1}, {12, 3, 2, 1}, {8, 3, 2, 1}
 void mbsr__conv_fwd_row_avx512(const mbsr__conv_row *a) {
   const int ow_n = a->ow, cout = a->cout, xps = a->stride * a->cin, rlen = 3 * a->cin;
   if (cout == 1) {
-    int P = ow_n >= 8 ? 8 : 1;
-    for (int o = 0; o < ow_n; o += P) {
-      int start = o, skip = 0;
-      if (o + P > ow_n) start = ow_n - P, skip = o - start;
-      (P == 8 ? fwd1_8_x : fwd1_1_x)(a->out + start, a->x + (long)start * xps, xps, a->rowH, a->rowD, rlen, a->w,
-                                     a->bias, a->accum, skip);
+    const int nblk = (ow_n + 7) / 8, base = ow_n / nblk, big = ow_n % nblk;
+    for (int k = 0, o = 0; k < nblk; k++) {
+      const int P = base + (k < big);
+      fwd1_tab[P - 1](a->out + o, a->x + (long)o * xps, xps, a->rowH, a->rowD, rlen, a->w, a->bias, a->accum, 0);
+      o += P;
     }
     return;
   }
@@ -171,26 +286,24 @@ void mbsr__conv_fwd_row_avx512(const mbsr__conv_row *a) {
     int nc = cout - co0 < 64 ? cout - co0 : 64;
     int cb = (nc + 15) / 16;
     __mmask16 lm = (nc & 15) ? (__mmask16)((1u << (nc & 15)) - 1) : 0xFFFF;
-    int k = 0;
-    while (k < 3 && fwd_p[cb][k] > ow_n) k++;
-    int P = fwd_p[cb][k];
-    fwd_fn fn = fwd_tab[cb][k];
-    for (int o = 0; o < ow_n; o += P) {
-      int start = o, skip = 0;
-      if (o + P > ow_n) start = ow_n - P, skip = o - start;
-      fn(a->out + (long)start * cout + co0, cout, a->x + (long)start * xps, xps, a->rowH, a->rowD, rlen,
-         a->w + co0, cout, a->bias ? a->bias + co0 : NULL, a->accum, lm, skip);
+    /* near-equal blocks of at most pmax positions (21 = 6+5+5+5): no recomputed positions */
+    const int nblk = (ow_n + fwd_pmax[cb] - 1) / fwd_pmax[cb], base = ow_n / nblk, big = ow_n % nblk;
+    for (int k = 0, o = 0; k < nblk; k++) {
+      const int P = base + (k < big);
+      fwd_tab[cb][P - 1](a->out + (long)o * cout + co0, cout, a->x + (long)o * xps, xps, a->rowH, a->rowD, rlen,
+                         a->w + co0, cout, a->bias ? a->bias + co0 : NULL, a->accum, lm, 0);
+      o += P;
     }
   }
 }
 
 void mbsr__conv_bww_avx512(const mbsr__conv_bww *a) {
   const int cout = a->cout, rlen = a->rlen;
-  if (cout == 1) {
-    int r = 0;
-    for (; r + 192 <= rlen; r += 192) bww1_12_x(a->dw + r, a->x + r, a->xps, a->rowHs, a->g, a->nrows, a->ow, 192);
-    for (; r < rlen; r += 16)
-      bww1_1_x(a->dw + r, a->x + r, a->xps, a->rowHs, a->g, a->nrows, a->ow, rlen - r < 16 ? rlen - r : 16);
+  if (cout == 1) { /* chunks of up to 12 zmm (192 values) of the reduction */
+    for (int r = 0; r < rlen; r += 192) {
+      const int len = rlen - r < 192 ? rlen - r : 192;
+      bww1_tab[(len + 15) / 16 - 1](a->dw + r, a->x + r, a->xps, a->rowHs, a->g, a->nrows, a->ow, len);
+    }
     return;
   }
   for (int co0 = 0; co0 < cout; co0 += 64) {

@@ -13,64 +13,143 @@
 #define PIN(v) __asm__("" : "+v"(v))
 
 #define TMPL_FWDBF
-#define P 6
-#define CB 4
-#include "conv3d_avx512_tmpl.h"
-#define P 4
+#define P 1
 #define CB 4
 #include "conv3d_avx512_tmpl.h"
 #define P 2
 #define CB 4
 #include "conv3d_avx512_tmpl.h"
-#define P 1
+#define P 3
 #define CB 4
+#include "conv3d_avx512_tmpl.h"
+#define P 4
+#define CB 4
+#include "conv3d_avx512_tmpl.h"
+#define P 5
+#define CB 4
+#include "conv3d_avx512_tmpl.h"
+#define P 6
+#define CB 4
+#include "conv3d_avx512_tmpl.h"
+#define P 1
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define P 2
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define P 3
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define P 4
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define P 5
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define P 6
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define P 7
+#define CB 3
 #include "conv3d_avx512_tmpl.h"
 #define P 8
 #define CB 3
 #include "conv3d_avx512_tmpl.h"
-#define P 4
-#define CB 3
-#include "conv3d_avx512_tmpl.h"
-#define P 2
-#define CB 3
-#include "conv3d_avx512_tmpl.h"
 #define P 1
-#define CB 3
-#include "conv3d_avx512_tmpl.h"
-#define P 12
 #define CB 2
 #include "conv3d_avx512_tmpl.h"
-#define P 6
+#define P 2
 #define CB 2
 #include "conv3d_avx512_tmpl.h"
 #define P 3
 #define CB 2
 #include "conv3d_avx512_tmpl.h"
-#define P 1
+#define P 4
 #define CB 2
 #include "conv3d_avx512_tmpl.h"
-#define P 16
-#define CB 1
+#define P 5
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define P 6
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define P 7
+#define CB 2
 #include "conv3d_avx512_tmpl.h"
 #define P 8
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define P 9
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define P 10
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define P 11
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define P 12
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define P 1
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 2
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 3
 #define CB 1
 #include "conv3d_avx512_tmpl.h"
 #define P 4
 #define CB 1
 #include "conv3d_avx512_tmpl.h"
-#define P 1
+#define P 5
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 6
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 7
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 8
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 9
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 10
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 11
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 12
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 13
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 14
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 15
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define P 16
 #define CB 1
 #include "conv3d_avx512_tmpl.h"
 #undef TMPL_FWDBF
 
 typedef void (*fwdbf_fn)(float *, int, const uint16_t *, int, long, long, int, const uint16_t *, int, const float *,
                          int, __mmask16, int);
-static const fwdbf_fn tab[5][4] = {{0},
-                                   {fwdbf_16_1, fwdbf_8_1, fwdbf_4_1, fwdbf_1_1},
-                                   {fwdbf_12_2, fwdbf_6_2, fwdbf_3_2, fwdbf_1_2},
-                                   {fwdbf_8_3, fwdbf_4_3, fwdbf_2_3, fwdbf_1_3},
-                                   {fwdbf_6_4, fwdbf_4_4, fwdbf_2_4, fwdbf_1_4}};
-static const int tab_p[5][4] = {{0}, {16, 8, 4, 1}, {12, 6, 3, 1}, {8, 4, 2, 1}, {6, 4, 2, 1}};
+/* [CB][P-1]: every block width up to the register budget, so a row splits into near-equal blocks */
+static const fwdbf_fn fwdbf_tab[5][16] = {{0},
+  {fwdbf_1_1, fwdbf_2_1, fwdbf_3_1, fwdbf_4_1, fwdbf_5_1, fwdbf_6_1, fwdbf_7_1, fwdbf_8_1, fwdbf_9_1, fwdbf_10_1, fwdbf_11_1, fwdbf_12_1, fwdbf_13_1, fwdbf_14_1, fwdbf_15_1, fwdbf_16_1},
+  {fwdbf_1_2, fwdbf_2_2, fwdbf_3_2, fwdbf_4_2, fwdbf_5_2, fwdbf_6_2, fwdbf_7_2, fwdbf_8_2, fwdbf_9_2, fwdbf_10_2, fwdbf_11_2, fwdbf_12_2},
+  {fwdbf_1_3, fwdbf_2_3, fwdbf_3_3, fwdbf_4_3, fwdbf_5_3, fwdbf_6_3, fwdbf_7_3, fwdbf_8_3},
+  {fwdbf_1_4, fwdbf_2_4, fwdbf_3_4, fwdbf_4_4, fwdbf_5_4, fwdbf_6_4}};
+static const int fwdbf_pmax[5] = {0, 16, 12, 8, 6};
 
 void mbsr__conv_fwd_row_bf16(const mbsr__conv_row_bf *a) {
   const int ow_n = a->ow, cout = a->cout, xps = a->stride * a->cin, rlen2 = (3 * a->cin + 1) / 2;
@@ -78,14 +157,12 @@ void mbsr__conv_fwd_row_bf16(const mbsr__conv_row_bf *a) {
     int nc = cout - co0 < 64 ? cout - co0 : 64;
     int cb = (nc + 15) / 16;
     __mmask16 lm = (nc & 15) ? (__mmask16)((1u << (nc & 15)) - 1) : 0xFFFF;
-    int k = 0;
-    while (k < 3 && tab_p[cb][k] > ow_n) k++;
-    int P = tab_p[cb][k];
-    for (int o = 0; o < ow_n; o += P) {
-      int start = o, skip = 0;
-      if (o + P > ow_n) start = ow_n - P, skip = o - start;
-      tab[cb][k](a->out + (long)start * cout + co0, cout, a->x + (long)start * xps, xps, a->rowH, a->rowD, rlen2,
-                 a->w + (long)co0 * 2, cout, a->bias ? a->bias + co0 : NULL, a->accum, lm, skip);
+    const int nblk = (ow_n + fwdbf_pmax[cb] - 1) / fwdbf_pmax[cb], base = ow_n / nblk, big = ow_n % nblk;
+    for (int k = 0, o = 0; k < nblk; k++) {
+      const int P = base + (k < big);
+      fwdbf_tab[cb][P - 1](a->out + (long)o * cout + co0, cout, a->x + (long)o * xps, xps, a->rowH, a->rowD, rlen2,
+                           a->w + (long)co0 * 2, cout, a->bias ? a->bias + co0 : NULL, a->accum, lm, 0);
+      o += P;
     }
   }
 }
