@@ -73,8 +73,9 @@ int mbsr_cmd_prep(int argc, char **argv) {
       case 'p': c.patch = (int)strtol(optarg, &end, 10); if (*end || c.patch < 3) return mbsr_cli_usage_error("prep", "bad --patch '%s'", optarg); break;
       case 'n': c.patches_per_volume = (int)strtol(optarg, &end, 10); if (*end || c.patches_per_volume < 1) return mbsr_cli_usage_error("prep", "bad --patches-per-volume '%s'", optarg); break;
       case 's':
-        if (sscanf(optarg, "%d,%d,%d", &c.split[0], &c.split[1], &c.split[2]) != 3)
-          return mbsr_cli_usage_error("prep", "bad --split '%s' (expected TR,VA,TE percentages)", optarg);
+        if (sscanf(optarg, "%d,%d,%d", &c.split[0], &c.split[1], &c.split[2]) != 3 || c.split[0] <= 0 || c.split[1] < 0 ||
+            c.split[2] < 0 || c.split[0] + c.split[1] + c.split[2] != 100)
+          return mbsr_cli_usage_error("prep", "bad --split '%s' (expected TR,VA,TE percentages adding up to 100, TR > 0)", optarg);
         break;
       case 't': c.test_subjects = (int)strtol(optarg, &end, 10); if (*end || c.test_subjects < 0) return mbsr_cli_usage_error("prep", "bad --test-subjects '%s'", optarg); break;
       case 'S': c.seed = strtoull(optarg, &end, 10); if (*end) return mbsr_cli_usage_error("prep", "bad --seed '%s'", optarg); break;
