@@ -145,7 +145,9 @@ static void truncate_log(const char *path, int64_t step) {
   char line[4096];
   while (fgets(line, sizeof line, f)) {
     double s;
-    if (json_num(line, "step", &s) == 0 && (int64_t)s <= step) fputs(line, g);
+    size_t ln = strlen(line); /* complete lines only: a killed run may have left half a line */
+    if (ln >= 2 && line[ln - 1] == '\n' && line[ln - 2] == '}' && json_num(line, "step", &s) == 0 && (int64_t)s <= step)
+      fputs(line, g);
   }
   fclose(f);
   fclose(g);
