@@ -8,7 +8,7 @@
 
 #include "mbsr/volume.h"
 
-static mbsr_volume *gen_brain(int nx, int ny, int nz, double vox_mm, int subject) {
+static inline mbsr_volume *gen_brain(int nx, int ny, int nz, double vox_mm, int subject) {
   double vox[3] = {vox_mm, vox_mm, vox_mm};
   mbsr_volume *v = mbsr_volume_new(nx, ny, nz, vox, NULL);
   mbsr_rng *r = mbsr_rng_new(1000 + (uint64_t)subject);
@@ -25,7 +25,7 @@ static mbsr_volume *gen_brain(int nx, int ny, int nz, double vox_mm, int subject
 }
 
 /* Raw little-endian float NRRD with explicit mm units. */
-static int write_nrrd(const char *path, const mbsr_volume *v) {
+static inline int write_nrrd(const char *path, const mbsr_volume *v) {
   FILE *f = fopen(path, "wb");
   if (!f) return -1;
   fprintf(f,
@@ -39,7 +39,7 @@ static int write_nrrd(const char *path, const mbsr_volume *v) {
 }
 
 /* dir/sub<k>.nii.gz for k < n (sub1 as NRRD when nrrd_one), plus dir/zz_broken.nii.gz when corrupt. */
-static int gen_cohort(const char *dir, int n, int nx, double vox_mm, int nrrd_one, int corrupt) {
+static inline int gen_cohort(const char *dir, int n, int nx, double vox_mm, int nrrd_one, int corrupt) {
   char p[4096];
   if (mbsr_mkdir_p(dir)) return -1;
   for (int s = 0; s < n; s++) {

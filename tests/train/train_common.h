@@ -9,7 +9,7 @@
 #include "mbsr/train.h"
 #include "mbsr_test.h"
 
-static void tiny_cfg(mbsr_train_config *c, const char *data, const char *out) {
+static inline void tiny_cfg(mbsr_train_config *c, const char *data, const char *out) {
   mbsr_train_config_default(c);
   c->data = data;
   c->pair = "200-100";
@@ -29,7 +29,7 @@ static void tiny_cfg(mbsr_train_config *c, const char *data, const char *out) {
 }
 
 /* Parameters of a checkpoint (malloc'd copy) and their count. */
-static float *ckpt_params(const char *path, size_t *n, mbsr_ckpt_meta *meta) {
+static inline float *ckpt_params(const char *path, size_t *n, mbsr_ckpt_meta *meta) {
   mbsr_model *m = NULL;
   if (mbsr_checkpoint_load(path, 4, 9, 9, 9, &m, meta)) {
     fprintf(stderr, "  cannot load %s: %s\n", path, mbsr_last_error());
@@ -43,7 +43,7 @@ static float *ckpt_params(const char *path, size_t *n, mbsr_ckpt_meta *meta) {
 }
 
 /* max |a-b| / max |b| */
-static double rel_diff(const float *a, const float *b, size_t n) {
+static inline double rel_diff(const float *a, const float *b, size_t n) {
   double md = 0, mb = 0;
   for (size_t i = 0; i < n; i++) {
     md = fmax(md, fabs((double)a[i] - (double)b[i]));
