@@ -6,7 +6,8 @@
 # model size and a ring all-reduce model.
 #
 # compute_s/patch = compute seconds per patch on one rank: if it grows from 1 to 2 ranks, the ranks
-# are competing for cores (other jobs, memory bandwidth), not for the network.
+# are competing for cores (other jobs, memory bandwidth), not for the network. cpu% = the CPU time
+# the slowest-served rank got per wall second (100% = a core of its own).
 #
 # usage: experiments/bench/scaling.sh [PATCHES.h5]
 #   env: MBSR (CLI path, default build/bin/mbsr), MODELS ("64x10 16x2": channels x blocks),
@@ -37,7 +38,7 @@ if [ -z "$data" ]; then
 fi
 
 echo "# mbsr train scaling on $(hostname): $(nproc --all) cores, load $(cut -d' ' -f1-3 /proc/loadavg), data $data"
-printf "%-8s %5s %10s %10s %8s %9s %9s %8s %9s %11s %14s\n" model ranks batch/rank patches/s speedup compute% allreduce% sync% reads% params "compute_s/patch"
+printf "%-8s %5s %10s %10s %8s %9s %9s %8s %9s %11s %14s %5s\n" model ranks batch/rank patches/s speedup compute% allreduce% sync% reads% params "compute_s/patch" cpu%
 res=$work/results.txt
 : > "$res"
 for m in $MODELS; do
@@ -60,7 +61,8 @@ for m in $MODELS; do
     sp=$(awk -v a="$pps" -v b="$base" 'BEGIN{printf "%.2f", a/b}')
     # compute seconds per patch on one rank: compute share x step time / patches per rank
     cpp=$(awk -v c="$comp" -v p="$pps" -v P=$P 'BEGIN{printf "%.4g", (c/100) * (8/p) / (8/P)}')
-    printf "%-8s %5d %10d %10s %8s %9s %9s %8s %9s %11s %14s\n" "$m" $P $((8 / P)) "$pps" "$sp" "$comp" "$ar" "$sync" "$rd" "$nf" "$cpp"
+    cpu=$(sed -E 's/.*CPU ([0-9.]+)% of each.*/\1/' <<<"$line")
+    printf "%-8s %5d %10d %10s %8s %9s %9s %8s %9s %11s %14s %5s\n" "$m" $P $((8 / P)) "$pps" "$sp" "$comp" "$ar" "$sync" "$rd" "$nf" "$cpp" "$cpu"
     echo "$m $P $pps $comp $ar $nf" >> "$res"
   done
 done

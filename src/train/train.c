@@ -466,7 +466,7 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
 
   /* ---- the loop ---- */
   const int64_t step0 = st.step;
-  double t_train = 0, t_epoch0 = mbsr_now();
+  double t_train = 0, t_epoch0 = mbsr_now(), cpu0 = cpu_seconds();
   int64_t epochs_run = 0;
   int early = 0, timeup = 0, maxed = 0;
   mbsr_ckpt_meta meta;
@@ -584,14 +584,18 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
   sum->best_epoch = st.best_epoch, sum->stopped_early = early, sum->hit_time_limit = timeup, sum->finished = st.finished;
   sum->patches_per_s = t_train > 0 ? (double)(st.step - step0) * B / t_train : 0;
   sum->t_compute = t_comp, sum->t_allreduce = t_ar, sum->t_io = t_io, sum->t_val = t_val;
-  {
+  if (!rc) {
     /* timing split of this invocation (rank 0's clock; the status all-reduce absorbs the wait for
-     * the slowest rank, so "all-reduce" is the gradient transfer itself) */
+     * the slowest rank, so "all-reduce" is the gradient transfer itself), and the CPU share the
+     * ranks actually got (min over ranks): far below 100% means other jobs share the cores */
     const double tt = t_train > 0 ? t_train : 1;
+    double cpu_share = (cpu_seconds() - cpu0) / ((mbsr_now() - t_epoch0) * omp_get_max_threads());
+    MPI_Allreduce(MPI_IN_PLACE, &cpu_share, 1, MPI_DOUBLE, MPI_MIN, comm);
     mbsr_info("train: this run: %lld steps in %.2f s, %.2f patches/s; step time split: compute %.1f%%, gradient all-reduce %.1f%% "
-              "(%zu floats), status sync/wait %.1f%%, reads %.1f%%; validation %.2f s",
+              "(%zu floats), status sync/wait %.1f%%, reads %.1f%%; validation %.2f s; CPU %.0f%% of each rank's %d thread%s",
               (long long)(st.step - step0), t_train, sum->patches_per_s, 100 * t_comp / tt, 100 * t_ar / tt, nparams,
-              100 * t_sync / tt, 100 * (t_io) / tt, t_val);
+              100 * t_sync / tt, 100 * (t_io) / tt, t_val, 100 * cpu_share, omp_get_max_threads(),
+              omp_get_max_threads() > 1 ? "s" : "");
   }
   sum->t_sync = t_sync;
   if (!rc && rank == 0 && st.finished)
