@@ -47,10 +47,21 @@ static size_t padg_floats(const mbsr_conv3d_dims *s) {
 static size_t wt_floats(const mbsr_conv3d_dims *s) { return round16((size_t)27 * s->cin * s->cout); }
 static size_t partial_floats(const mbsr_conv3d_dims *s) { return round16((size_t)27 * s->cin * s->cout + s->cout); }
 
+/* bf16 weight gradient (MBSR_PREC_BF16, stride 1): pair copies of the padded input and of dout. */
+static int bf_K(const mbsr_conv3d_dims *s) { return (s->ow + 1) / 2 + 1; }
+static size_t bfx_floats(const mbsr_conv3d_dims *s) {
+  return round16((size_t)s->n * (s->d + 2) * (s->h + 2) * 2 * bf_K(s) * s->cin) + 16;
+}
+static size_t bfg_floats(const mbsr_conv3d_dims *s) {
+  return round16((size_t)s->n * s->od * s->oh * ((s->ow + 1) / 2) * s->cout) + 16;
+}
+
 size_t mbsr_conv3d_workspace_floats(const mbsr_conv3d_dims *s, int nthreads) {
   int t = omp_get_max_threads();
   if (nthreads > t) t = nthreads;
-  return padx_floats(s) + padg_floats(s) + wt_floats(s) + (size_t)t * partial_floats(s);
+  size_t n = padx_floats(s) + padg_floats(s) + wt_floats(s) + (size_t)t * partial_floats(s);
+  if (s->prec == MBSR_PREC_BF16) n += bfx_floats(s) + bfg_floats(s);
+  return n;
 }
 
 /* ---- kernel family: auto (cpuid), or forced by MBSR_CONV_KERNEL=portable|avx512|reference ---- */
@@ -88,6 +99,10 @@ static int use_bf16(mbsr_precision p, family fam, int cin, int cout) {
   return p == MBSR_PREC_BF16 && fam == FAM_AVX512 && mbsr_cpu_has_avx512bf16() && cin >= 8 && cout >= 16;
 }
 
+static int use_bf16_dw(const mbsr_conv3d_dims *s, family fam) {
+  return s->stride == 1 && use_bf16(s->prec, fam, s->cin, s->cout);
+}
+
 int mbsr_conv3d_precision_available(mbsr_precision p) {
   if (p == MBSR_PREC_FP32) return 1;
   if (p == MBSR_PREC_BF16) return pick() == FAM_AVX512 && mbsr_cpu_has_avx512bf16();
@@ -98,7 +113,7 @@ const char *mbsr_conv3d_kernel_name(mbsr_precision p) {
   switch (pick()) {
   case FAM_REF: return "reference";
   case FAM_AVX512:
-    if (p == MBSR_PREC_BF16 && mbsr_conv3d_precision_available(p)) return "avx512bf16-direct (dW in fp32)";
+    if (p == MBSR_PREC_BF16 && mbsr_conv3d_precision_available(p)) return "avx512bf16-direct";
     return "avx512-fp32-direct";
   default: return "portable-fp32-direct";
   }
@@ -279,6 +294,40 @@ static void dw_planes(float *pw, int want_dw, int want_db, const float *dout, co
   }
 }
 
+/* The same from the bf16 pair copies (vdpbf16ps; stride 1). */
+static void dw_planes_bf16(float *pw, int want_dw, int want_db, const float *dout, const uint16_t *xpairs,
+                           const uint16_t *gpairs, const mbsr_conv3d_dims *s) {
+  const int cin = s->cin, cout = s->cout, K = bf_K(s), ow2 = (s->ow + 1) / 2;
+  const int dp = s->d + 2, hp = s->h + 2;
+  const long xrow = 2L * K * cin * 2, grow = (long)ow2 * cout * 2;
+  const size_t nw = (size_t)27 * cin * cout;
+  float *pb = pw + nw;
+#pragma omp for schedule(dynamic, 1) nowait
+  for (long plane = 0; plane < (long)s->n * s->od; plane++) {
+    const int pd = (int)(plane % s->od), pn = (int)(plane / s->od);
+    if (want_dw)
+      for (int kd = 0; kd < 3; kd++)
+        for (int kh = 0; kh < 3; kh++) {
+          mbsr__conv_bww_bf a = {.dw = pw + (size_t)(kd * 3 + kh) * 3 * cin * cout,
+                                 .x = xpairs + (((long)pn * dp + pd + kd) * hp + kh) * xrow,
+                                 .rowHs = xrow,
+                                 .K = K,
+                                 .cin = cin,
+                                 .g = gpairs + plane * s->oh * grow,
+                                 .growstr = grow,
+                                 .nrows = s->oh,
+                                 .npairs = ow2,
+                                 .cout = cout};
+          mbsr__conv_bww_bf16(&a);
+        }
+    if (want_db) {
+      const float *g = dout + plane * s->oh * s->ow * cout;
+      for (long p = 0; p < (long)s->oh * s->ow; p++)
+        for (int c = 0; c < cout; c++) pb[c] += g[p * cout + c];
+    }
+  }
+}
+
 /* ---- the public entry points ---- */
 
 void mbsr_conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
@@ -323,12 +372,31 @@ void mbsr_conv3d_backward(float *dinp, float *dweight, float *dbias, const float
   const size_t nw = (size_t)27 * cin * cout, pstride = partial_floats(s), tot = nw + cout;
   const int bf = dinp && use_bf16(s->prec, fam, cout, cin); /* dX is a conv with CIN' = COUT, COUT' = CIN */
   const int wgrad = dweight || dbias;
+  const int bfdw = dweight && use_bf16_dw(s, fam);
+  uint16_t *xpairs = (uint16_t *)(partials + (size_t)omp_get_max_threads() * pstride), *gpairs = NULL;
+  if (bfdw) gpairs = (uint16_t *)((float *)xpairs + bfx_floats(s));
 #pragma omp parallel
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     float *pw = partials + (size_t)t * pstride;
     if (wgrad) memset(pw, 0, sizeof(float) * tot);
-    if (dweight) pad_copy(padx, inp, s->n, s->d, s->h, s->w, cin, s->d, s->h, s->w, 1);
+    if (bfdw) {
+      const int K = bf_K(s), dp2 = s->d + 2, hp2 = s->h + 2;
+      const long xrow = 2L * K * cin * 2, grow = (long)((s->ow + 1) / 2) * cout * 2;
+#pragma omp for schedule(static) nowait
+      for (long row = 0; row < (long)s->n * dp2 * hp2; row++) {
+        const int ih = (int)(row % hp2) - 1, id = (int)(row / hp2 % dp2) - 1, in = (int)(row / ((long)hp2 * dp2));
+        const float *src = id >= 0 && id < s->d && ih >= 0 && ih < s->h
+                               ? inp + ((((long)in * s->d + id) * s->h + ih) * s->w) * cin
+                               : NULL;
+        mbsr__bf16_xpairs_row(xpairs + row * xrow, src, s->w, cin, K);
+      }
+#pragma omp for schedule(static) nowait
+      for (long row = 0; row < (long)s->n * s->od * s->oh; row++)
+        mbsr__bf16_gpairs_row(gpairs + row * grow, dout + row * s->ow * cout, s->ow, cout);
+    } else if (dweight) {
+      pad_copy(padx, inp, s->n, s->d, s->h, s->w, cin, s->d, s->h, s->w, 1);
+    }
     if (dinp && bf) {
       flip_pack_bf16((uint16_t *)wt, weight, cin, cout);
       pad_copy_bf16((uint16_t *)padg, dout, s->n, s->d, s->h, s->w, cout, s->od, s->oh, s->ow, s->stride);
@@ -337,7 +405,8 @@ void mbsr_conv3d_backward(float *dinp, float *dweight, float *dbias, const float
       pad_copy(padg, dout, s->n, s->d, s->h, s->w, cout, s->od, s->oh, s->ow, s->stride);
     }
 #pragma omp barrier
-    if (wgrad) dw_planes(pw, dweight != NULL, dbias != NULL, dout, padx, s, fam);
+    if (bfdw) dw_planes_bf16(pw, 1, dbias != NULL, dout, xpairs, gpairs, s);
+    else if (wgrad) dw_planes(pw, dweight != NULL, dbias != NULL, dout, padx, s, fam);
     /* dX = stride-1 conv of the (zero-inserted for stride 2) padded dout with the flipped weights */
     if (dinp && bf)
       conv_rows_bf16(dinp, (const uint16_t *)padg, (const uint16_t *)wt, NULL, s->n, dp, hp, wp, cout, cin, 1, s->d,

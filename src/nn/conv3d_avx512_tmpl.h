@@ -1,6 +1,6 @@
 /* Register-blocked AVX-512 micro-kernels, instantiated by conv3d_avx512.c once per block shape.
  * Included with exactly one of TMPL_FWD (P, CB), TMPL_BWW (RB, CB), TMPL_FWD1 (P), TMPL_BWW1 (RV),
- * TMPL_FWDBF (P, CB: conv3d_bf16.c)
+ * TMPL_FWDBF (P, CB), TMPL_BWWBF (RB, CB) (both in conv3d_bf16.c)
  * defined; the block sizes are macros so that the accumulator arrays have constant size, the loops
  * over them unroll completely and the accumulators live in zmm registers. */
 #define CAT_(a, b, c, d) a##b##_##c##_##d
@@ -194,7 +194,55 @@ static void CAT(fwdbf, , P, CB)(float *out, int ostr, const uint16_t *x, int xps
 }
 #undef P
 #undef CB
+#elif defined(TMPL_BWWBF)
+/* Weight gradient in bf16 (vdpbf16ps), the reduction over PAIRS of output positions (2j, 2j+1):
+ * dw[r][co] += sum_{rows, j} xpair(r, j) . gpair(j, co). g: dout of a row as [j][COUT][2] bf16;
+ * x: the padded input row as two parity copies [2][K][CIN][2] (pairs (2k+p, 2k+p+1)); off[i] locates
+ * reduction value r0+i (tap kw, channel ci) for j = 0; the pair for j is 2*CIN bf16 further. */
+static void CAT(bwwbf, , RB, CB)(float *dw, int cout, const uint16_t *x, long rowHs, const int *off, int xpstep,
+                                 const uint16_t *g, long growstr, int nrows, int npairs, __mmask16 lm) {
+  __m512 acc[RB][CB];
+  long o[RB];
+#pragma GCC unroll 24
+  for (int i = 0; i < RB; i++) {
+    o[i] = off[i];
+#pragma GCC unroll 4
+    for (int c = 0; c < CB; c++) acc[i][c] = _mm512_setzero_ps();
+  }
+  for (int oh = 0; oh < nrows; oh++) {
+    const uint16_t *xr = x + oh * rowHs;
+    const uint16_t *gr = g + oh * growstr;
+    for (int j = 0; j < npairs; j++) {
+      __m512i gv[CB];
+#pragma GCC unroll 4
+      for (int c = 0; c < CB; c++)
+        gv[c] = c == CB - 1 ? _mm512_maskz_loadu_epi32(lm, gr + ((long)j * cout + 16 * c) * 2)
+                            : _mm512_loadu_si512(gr + ((long)j * cout + 16 * c) * 2);
+      const uint16_t *xj = xr + (long)j * xpstep;
+#pragma GCC unroll 24
+      for (int i = 0; i < RB; i++) {
+        int32_t pair;
+        memcpy(&pair, xj + o[i], 4);
+        __m512i xv = _mm512_set1_epi32(pair);
+        PIN(xv);
+#pragma GCC unroll 4
+        for (int c = 0; c < CB; c++) acc[i][c] = _mm512_dpbf16_ps(acc[i][c], (__m512bh)xv, (__m512bh)gv[c]);
+      }
+    }
+  }
+#pragma GCC unroll 24
+  for (int i = 0; i < RB; i++)
+#pragma GCC unroll 4
+    for (int c = 0; c < CB; c++) {
+      __mmask16 m = c == CB - 1 ? lm : 0xFFFF;
+      float *d = dw + (long)i * cout + 16 * c;
+      _mm512_mask_storeu_ps(d, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), acc[i][c]));
+    }
+}
+#undef RB
+#undef CB
 #endif
+
 
 #undef CAT
 #undef CAT_

@@ -167,6 +167,117 @@ void mbsr__conv_fwd_row_bf16(const mbsr__conv_row_bf *a) {
   }
 }
 
+#define TMPL_BWWBF
+#define RB 6
+#define CB 4
+#include "conv3d_avx512_tmpl.h"
+#define RB 3
+#define CB 4
+#include "conv3d_avx512_tmpl.h"
+#define RB 2
+#define CB 4
+#include "conv3d_avx512_tmpl.h"
+#define RB 1
+#define CB 4
+#include "conv3d_avx512_tmpl.h"
+#define RB 8
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define RB 3
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define RB 2
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define RB 1
+#define CB 3
+#include "conv3d_avx512_tmpl.h"
+#define RB 12
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define RB 3
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define RB 2
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define RB 1
+#define CB 2
+#include "conv3d_avx512_tmpl.h"
+#define RB 16
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define RB 3
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define RB 2
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#define RB 1
+#define CB 1
+#include "conv3d_avx512_tmpl.h"
+#undef TMPL_BWWBF
+
+typedef void (*bwwbf_fn)(float *, int, const uint16_t *, long, const int *, int, const uint16_t *, long, int, int,
+                         __mmask16);
+static const bwwbf_fn bwwbf_tab[5][4] = {{0},
+                                         {bwwbf_16_1, bwwbf_3_1, bwwbf_2_1, bwwbf_1_1},
+                                         {bwwbf_12_2, bwwbf_3_2, bwwbf_2_2, bwwbf_1_2},
+                                         {bwwbf_8_3, bwwbf_3_3, bwwbf_2_3, bwwbf_1_3},
+                                         {bwwbf_6_4, bwwbf_3_4, bwwbf_2_4, bwwbf_1_4}};
+static const int bwwbf_rb[5][4] = {{0}, {16, 3, 2, 1}, {12, 3, 2, 1}, {8, 3, 2, 1}, {6, 3, 2, 1}};
+
+void mbsr__conv_bww_bf16(const mbsr__conv_bww_bf *a) {
+  const int cout = a->cout, cin = a->cin, rlen = 3 * cin;
+  for (int co0 = 0; co0 < cout; co0 += 64) {
+    int nc = cout - co0 < 64 ? cout - co0 : 64;
+    int cb = (nc + 15) / 16;
+    __mmask16 lm = (nc & 15) ? (__mmask16)((1u << (nc & 15)) - 1) : 0xFFFF;
+    int r = 0;
+    for (int k = 0; k < 4; k++) {
+      const int rb = bwwbf_rb[cb][k];
+      for (; r + rb <= rlen; r += rb) {
+        int off[16];
+        for (int i = 0; i < rb; i++) { /* value r+i: tap kw, channel ci, in the parity copy of position j*2+kw */
+          const int kw = (r + i) / cin, ci = (r + i) % cin;
+          off[i] = (kw & 1) * a->K * cin * 2 + ((kw >> 1) * cin + ci) * 2;
+        }
+        bwwbf_tab[cb][k](a->dw + (long)r * cout + co0, cout, a->x, a->rowHs, off, 2 * cin, a->g + (long)co0 * 2,
+                         a->growstr, a->nrows, a->npairs, lm);
+      }
+    }
+  }
+}
+
+/* dst[i][2] = (bf16(a[i]), bf16(b[i])) for i < n; a NULL operand reads as zeros. */
+static void pair_interleave(uint16_t *dst, const float *a, const float *b, int n) {
+  int i = 0;
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+    __m512 va = a ? _mm512_maskz_loadu_ps(m, a + i) : _mm512_setzero_ps();
+    __m512 vb = b ? _mm512_maskz_loadu_ps(m, b + i) : _mm512_setzero_ps();
+    __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(va));
+    __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(vb));
+    _mm512_mask_storeu_epi32(dst + 2 * i, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+  }
+}
+
+void mbsr__bf16_xpairs_row(uint16_t *dst, const float *src, int w, int c, int K) {
+  for (int p = 0; p < 2; p++)
+    for (int k = 0; k < K; k++) {
+      const int q0 = 2 * k + p, q1 = q0 + 1; /* padded positions; input position q - 1 */
+      const float *a = src && q0 >= 1 && q0 <= w ? src + (long)(q0 - 1) * c : NULL;
+      const float *b = src && q1 >= 1 && q1 <= w ? src + (long)(q1 - 1) * c : NULL;
+      pair_interleave(dst + ((long)p * K + k) * c * 2, a, b, c);
+    }
+}
+
+void mbsr__bf16_gpairs_row(uint16_t *dst, const float *src, int ow, int c) {
+  for (int j = 0; j < (ow + 1) / 2; j++)
+    pair_interleave(dst + (long)j * c * 2, src + (long)(2 * j) * c, 2 * j + 1 < ow ? src + (long)(2 * j + 1) * c : NULL,
+                    c);
+}
+
 void mbsr__f32_to_bf16_avx512(uint16_t *dst, const float *src, size_t n) {
   size_t i = 0;
   for (; i + 16 <= n; i += 16)

@@ -41,6 +41,25 @@ typedef struct {
 } mbsr__conv_row_bf;
 
 void mbsr__conv_fwd_row_bf16(const mbsr__conv_row_bf *a);
+
+/* bf16 weight gradient (stride 1) of one tap row (kd, kh) over the rows of one (n, od) plane, the
+ * reduction over pairs of output positions. x: the padded input as pair copies, per padded row
+ * [2 parities][K][CIN][2] (pair k of parity p = positions (2k+p, 2k+p+1)); g: dout as [OW2][COUT][2]
+ * per output row (OW2 = ceil(OW/2), the odd tail paired with zero). */
+typedef struct {
+  float *dw;          /* (3*CIN, COUT) slice for tap (kd, kh) */
+  const uint16_t *x;  /* pair copy of padded row (n, od+kd, kh) */
+  long rowHs;         /* bf16 between consecutive padded rows' pair copies (2*K*CIN*2) */
+  int K, cin;
+  const uint16_t *g;  /* pair copy of dout row (n, od, 0) */
+  long growstr;       /* bf16 between consecutive dout rows' pair copies (OW2*COUT*2) */
+  int nrows, npairs, cout;
+} mbsr__conv_bww_bf;
+void mbsr__conv_bww_bf16(const mbsr__conv_bww_bf *a);
+/* One padded row (W+2 positions; src = the unpadded input row (W, C), or NULL for a border row) as pair
+ * copies [2][K][C][2]; one dout row (OW, C) as [ceil(OW/2)][C][2]. */
+void mbsr__bf16_xpairs_row(uint16_t *dst, const float *src, int w, int c, int K);
+void mbsr__bf16_gpairs_row(uint16_t *dst, const float *src, int ow, int c);
 /* dst = bf16(src), round to nearest even (AVX512_BF16) */
 void mbsr__f32_to_bf16_avx512(uint16_t *dst, const float *src, size_t n);
 

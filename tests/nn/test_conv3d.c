@@ -136,9 +136,9 @@ static void test_avx512_vs_reference(void) {
   compare_family("avx512");
 }
 
-/* bf16 inputs/weights with fp32 accumulation: about 8 significant bits per factor. Measured here on
- * these shapes: max |err| / max |ref| up to ~4e-3 for out and dX (dW and db stay fp32: ~1e-6);
- * the tolerance is 1.5e-2. */
+/* bf16 operands with fp32 accumulation: about 8 significant bits per factor. Layers with cin >= 8 and
+ * cout >= 16 run in bf16 (output, dX; dW too for stride 1); the others stay fp32. Measured here on
+ * these shapes: max |err| / max |ref| up to ~3e-3; the tolerance is 1.5e-2. */
 static void test_bf16_vs_reference(void) {
   if (!mbsr_conv3d_precision_available(MBSR_PREC_BF16)) {
     mbsr_test_skip("no bf16 conv kernel on this CPU (needs AVX512_BF16 or AMX)");
@@ -150,7 +150,7 @@ static void test_bf16_vs_reference(void) {
   compare_family("avx512");
   printf("  bf16 worst: out %.2e dx %.2e dw %.2e db %.2e\n", g_worst[0], g_worst[1], g_worst[2], g_worst[3]);
   CU_ASSERT(g_worst[0] > 1e-5); /* it really ran in bf16 */
-  CU_ASSERT(g_worst[2] < 2e-5); /* the weight gradient stays fp32 */
+  CU_ASSERT(g_worst[2] > 1e-5); /* the weight gradient too */
   g_prec = MBSR_PREC_FP32;
   g_tol = 2e-5;
 }
