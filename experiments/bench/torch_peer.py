@@ -180,12 +180,16 @@ class Served:
 
     @staticmethod
     def time_both(fns):
-        out = []
+        """Wall ms per format, then process CPU ms per format (CPU time: all threads, a measure of work
+        that a shared machine disturbs less than wall time)."""
+        wall, cpu = [], []
         for fmt in ("ncdhw", "cl"):
+            c = time.process_time()
             t = time.perf_counter()
             fns[fmt]()
-            out.append((time.perf_counter() - t) * 1e3)
-        return "%.3f %.3f" % tuple(out)
+            wall.append((time.perf_counter() - t) * 1e3)
+            cpu.append((time.process_time() - c) * 1e3)
+        return "%.3f %.3f %.3f %.3f" % tuple(wall + cpu)
 
     def serve(self):
         for line in sys.stdin:
@@ -232,7 +236,7 @@ def main():
                          "model batch format forward_ms step_ms (conv: conv 8 format forward_ms fwdbwd_ms)")
     ap.add_argument("--serve", action="store_true",
                     help="answer requests on stdin, one timed run each, both formats (used by mbsr bench --peer): "
-                         "'model NAME BATCH SIZE' | 'conv' -> ok; 'fwd' | 'step' -> 'ncdhw_ms cl_ms'; 'quit'")
+                         "'model NAME BATCH SIZE' | 'conv' -> ok; 'fwd' | 'step' -> 'ncdhw_ms cl_ms ncdhw_cpu_ms cl_cpu_ms'; 'quit'")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.serve:

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mbsr/cli.h"
@@ -192,8 +193,9 @@ static void peer_stop(peer *p) {
   p->pid = 0;
 }
 
-/* Send one request; for fwd/step fill t[0] (NCDHW) and t[1] (channels-last) in ms. */
-static int peer_ask(peer *p, const char *req, double t[2]) {
+/* Send one request; for fwd/step fill t[0] (NCDHW) and t[1] (channels-last) wall ms, t[2], t[3] the
+ * same as process CPU ms. */
+static int peer_ask(peer *p, const char *req, double t[4]) {
   char line[512];
   usleep(30000); /* likewise for mbsr's threads before the peer's run */
   fprintf(p->to, "%s\n", req);
@@ -201,15 +203,22 @@ static int peer_ask(peer *p, const char *req, double t[2]) {
   if (!fgets(line, sizeof line, p->from)) return mbsr_error(MBSR_EIO, "peer: no answer to '%s'", req);
   line[strcspn(line, "\n")] = 0;
   if (!strncmp(line, "error", 5)) return mbsr_error(MBSR_EIO, "peer: '%s': %s", req, line);
-  if (t && sscanf(line, "%lf %lf", &t[0], &t[1]) != 2) return mbsr_error(MBSR_EIO, "peer: bad answer '%s'", line);
+  if (t && sscanf(line, "%lf %lf %lf %lf", &t[0], &t[1], &t[2], &t[3]) != 4)
+    return mbsr_error(MBSR_EIO, "peer: bad answer '%s'", line);
   usleep(30000); /* let the peer's OpenMP threads stop spinning before mbsr's next timed run (and vice versa) */
   return MBSR_OK;
 }
 
 /* Medians per format; the peer is credited with its faster format. */
 typedef struct {
-  double f[2][64], s[2][64];
+  double f[2][64], s[2][64], fc[2][64], sc[2][64]; /* wall and CPU ms per format and run */
 } peer_times;
+
+static double cpu_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
 static double peer_best(double v[2][64], int n, const char **fmt, int use_min) {
   double a = use_min ? vmin(v[0], n) : median(v[0], n), b = use_min ? vmin(v[1], n) : median(v[1], n);
   *fmt = a <= b ? "ncdhw" : "channels_last";
@@ -240,20 +249,20 @@ static int bench_conv(const bench_opts *o, double peak, peer *pp, FILE *js) {
     fill(x, na, 1), fill(g, na, 2), fill(w, nw, 3);
     if (pp) rc = peer_ask(pp, "conv", NULL);
   }
-  double tf[64] = {0}, tb[64] = {0};
+  double tf[64] = {0}, tb[64] = {0}, cb[64] = {0};
   peer_times pt;
   for (int r = -o->warmup; r < o->repeats && !rc; r++) {
-    double t0 = mbsr_now();
+    double c0 = cpu_ms(), t0 = mbsr_now();
     mbsr_conv3d_forward(y, x, w, b, &s, ws);
     double t1 = mbsr_now();
     mbsr_conv3d_backward(dx, dw, db, g, x, w, &s, ws);
-    double t2 = mbsr_now();
-    double pf[2], pb[2];
+    double t2 = mbsr_now(), c1 = cpu_ms();
+    double pf[4], pb[4];
     if (pp && ((rc = peer_ask(pp, "fwd", pf)) || (rc = peer_ask(pp, "step", pb)))) break;
     if (r < 0) continue;
-    tf[r] = (t1 - t0) * 1e3, tb[r] = (t2 - t0) * 1e3;
+    tf[r] = (t1 - t0) * 1e3, tb[r] = (t2 - t0) * 1e3, cb[r] = c1 - c0;
     if (pp)
-      for (int k = 0; k < 2; k++) pt.f[k][r] = pf[k], pt.s[k][r] = pb[k];
+      for (int k = 0; k < 2; k++) pt.f[k][r] = pf[k], pt.s[k][r] = pb[k], pt.fc[k][r] = pf[2 + k], pt.sc[k][r] = pb[2 + k];
   }
   double acc_out = -1, acc_dx = -1;
   if (!rc && o->prec != MBSR_PREC_FP32) { /* accuracy of this mode against the fp32 kernels */
@@ -297,6 +306,10 @@ static int bench_conv(const bench_opts *o, double peak, peer *pp, FILE *js) {
            pfm, ff, pfb, pfbm, fbf);
     printf("  ratio torch/mbsr (medians): forward %.2f, forward+backward %.2f   (bests: %.2f, %.2f)\n", pf / f,
            pfb / fb, pfm / fmn, pfbm / fbmn);
+    const char *cf;
+    double pcb = peer_best(pt.sc, o->repeats, &cf, 0), mcb = median(cb, o->repeats);
+    printf("  CPU time of forward+backward (all threads, medians): mbsr %.1f ms, torch %.1f ms (%s) -> ratio %.2f\n",
+           mcb, pcb, cf, pcb / mcb);
     if (js)
       fprintf(js, ", \"peer_forward_ms\": %.3f, \"peer_forward_format\": \"%s\", \"peer_fwdbwd_ms\": %.3f, "
                   "\"peer_fwdbwd_format\": \"%s\", \"ratio_forward\": %.3f, \"ratio_fwdbwd\": %.3f",
@@ -334,26 +347,26 @@ static int bench_model(const bench_opts *o, mbsr_arch arch, int B, double peak, 
   }
   mbsr_adam_config adam;
   mbsr_adam_config_default(&adam);
-  double tf[64] = {0}, ts[64] = {0};
+  double tf[64] = {0}, ts[64] = {0}, cs[64] = {0};
   peer_times pt;
   for (int r = -o->warmup; r < o->repeats && !rc; r++) {
-    double pf[2], ps[2];
+    double pf[4], ps[4];
     double t0 = mbsr_now();
     rc = mbsr_model_forward(m, in, B, out);
     double t1 = mbsr_now();
     if (rc || (pp && (rc = peer_ask(pp, "fwd", pf)))) break;
-    double t2 = mbsr_now();
+    double c2 = cpu_ms(), t2 = mbsr_now();
     double loss = mbsr_model_train_step(m, in, tg, B, &adam);
-    double t3 = mbsr_now();
+    double t3 = mbsr_now(), c3 = cpu_ms();
     if (!(loss >= 0)) {
       rc = mbsr_error(MBSR_ENONFINITE, "training step failed (loss %g): %s", loss, mbsr_last_error());
       break;
     }
     if (pp && (rc = peer_ask(pp, "step", ps))) break;
     if (r < 0) continue;
-    tf[r] = (t1 - t0) * 1e3, ts[r] = (t3 - t2) * 1e3;
+    tf[r] = (t1 - t0) * 1e3, ts[r] = (t3 - t2) * 1e3, cs[r] = c3 - c2;
     if (pp)
-      for (int k = 0; k < 2; k++) pt.f[k][r] = pf[k], pt.s[k][r] = ps[k];
+      for (int k = 0; k < 2; k++) pt.f[k][r] = pf[k], pt.s[k][r] = ps[k], pt.fc[k][r] = pf[2 + k], pt.sc[k][r] = ps[2 + k];
   }
   mbsr_free(in), mbsr_free(tg), mbsr_free(out);
   if (rc) {
@@ -382,6 +395,11 @@ static int bench_model(const bench_opts *o, mbsr_arch arch, int B, double peak, 
            sf);
     printf("  ratio torch/mbsr (medians): forward %.2f, train step %.2f   (bests: %.2f, %.2f)\n", pf / fwd, ps / step,
            pfm / fwdmn, psm / stepmn);
+    const char *cf;
+    double pcs = peer_best(pt.sc, o->repeats, &cf, 0), mcs = median(cs, o->repeats);
+    printf("  CPU time of a train step (all threads, medians): mbsr %.1f ms, torch %.1f ms (%s) -> ratio %.2f\n", mcs,
+           pcs, cf, pcs / mcs);
+    if (js) fprintf(js, ", \"step_cpu_ms\": %.3f, \"peer_step_cpu_ms\": %.3f, \"ratio_step_cpu\": %.3f", mcs, pcs, pcs / mcs);
     if (js)
       fprintf(js, ", \"peer_forward_ms\": %.3f, \"peer_forward_format\": \"%s\", \"peer_step_ms\": %.3f, "
                   "\"peer_step_format\": \"%s\", \"ratio_forward\": %.3f, \"ratio_step\": %.3f, \"peer_step_best_ms\": %.3f, "
