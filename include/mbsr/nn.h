@@ -31,6 +31,17 @@ void mbsr_conv3d_forward(float *out, const float *inp, const float *weight, cons
 /* dinp += dL/dinp, dweight += dL/dW, dbias += dL/db (each may be NULL). */
 void mbsr_conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *weight, const mbsr_conv3d_dims *s, float *ws);
+/* Fused forms (the plain calls above are these with NULL / 0), saving the element-wise passes around a
+ * conv: out = relu?(conv(inp) + bias + residual), residual (N,OD,OH,OW,COUT) or NULL (may alias out). */
+void mbsr_conv3d_forward_fused(float *out, const float *inp, const float *weight, const float *bias,
+                               const float *residual, int relu, const mbsr_conv3d_dims *s, float *ws);
+/* dinp = (dinp_base + dL/dinp) * (relu_out > 0): the input gradient is WRITTEN, starting from dinp_base
+ * (NULL: zero, no memset needed; == dinp: accumulate like mbsr_conv3d_backward; another tensor, e.g. the
+ * skip gradient of a residual block: no memcpy needed), then masked by relu_out (N,D,H,W,CIN), the output
+ * of the ReLU that produced this conv's input (NULL: no mask). dweight and dbias accumulate as usual. */
+void mbsr_conv3d_backward_fused(float *dinp, const float *dinp_base, const float *relu_out, float *dweight,
+                                float *dbias, const float *dout, const float *inp, const float *weight,
+                                const mbsr_conv3d_dims *s, float *ws);
 /* Naive reference twins (no workspace). */
 void mbsr_conv3d_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
                              const mbsr_conv3d_dims *s);

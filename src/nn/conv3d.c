@@ -217,8 +217,14 @@ static void pad_copy_bf16(uint16_t *dst, const float *src, int n, int d, int h, 
 }
 
 /* Forward-shaped conv over a padded buffer (forward, and dX with flipped weights). */
+/* epi: tensor pointers (output layout) of the fused epilogue; each row gets its slice. */
+static mbsr__epi epi_row(const mbsr__epi *e, long off) {
+  mbsr__epi r = {e->init ? e->init + off : NULL, e->res ? e->res + off : NULL, e->mask ? e->mask + off : NULL, e->relu};
+  return r;
+}
+
 static void conv_rows(float *out, const float *xp, const float *w, const float *bias, int n, int dp, int hp, int wp,
-                      int cin, int cout, int stride, int od, int oh, int ow, int accum, family fam) {
+                      int cin, int cout, int stride, int od, int oh, int ow, const mbsr__epi *epi, family fam) {
   void (*row_fn)(const mbsr__conv_row *) =
       fam == FAM_AVX512 ? mbsr__conv_fwd_row_avx512 : mbsr__conv_fwd_row_portable;
   const long rowH = (long)wp * cin, rowD = (long)hp * wp * cin;
@@ -226,6 +232,7 @@ static void conv_rows(float *out, const float *xp, const float *w, const float *
   for (long row = 0; row < (long)n * od * oh; row++) {
     const int r_h = (int)(row % oh), r_d = (int)(row / oh % od), r_n = (int)(row / ((long)oh * od));
     mbsr__conv_row a = {.out = out + row * ow * cout,
+                        .epi = epi_row(epi, row * ow * cout),
                         .x = xp + (long)r_n * dp * rowD + (long)r_d * stride * rowD + (long)r_h * stride * rowH,
                         .rowH = rowH,
                         .rowD = rowD,
@@ -234,19 +241,19 @@ static void conv_rows(float *out, const float *xp, const float *w, const float *
                         .ow = ow,
                         .cin = cin,
                         .cout = cout,
-                        .stride = stride,
-                        .accum = accum};
+                        .stride = stride};
     row_fn(&a);
   }
 }
 
 static void conv_rows_bf16(float *out, const uint16_t *xp, const uint16_t *wb, const float *bias, int n, int dp, int hp,
-                           int wp, int cin, int cout, int stride, int od, int oh, int ow, int accum) {
+                           int wp, int cin, int cout, int stride, int od, int oh, int ow, const mbsr__epi *epi) {
   const long rowH = (long)wp * cin, rowD = (long)hp * wp * cin;
 #pragma omp for schedule(dynamic, 4) nowait
   for (long row = 0; row < (long)n * od * oh; row++) {
     const int r_h = (int)(row % oh), r_d = (int)(row / oh % od), r_n = (int)(row / ((long)oh * od));
     mbsr__conv_row_bf a = {.out = out + row * ow * cout,
+                           .epi = epi_row(epi, row * ow * cout),
                            .x = xp + (long)r_n * dp * rowD + (long)r_d * stride * rowD + (long)r_h * stride * rowH,
                            .rowH = rowH,
                            .rowD = rowD,
@@ -255,8 +262,7 @@ static void conv_rows_bf16(float *out, const uint16_t *xp, const uint16_t *wb, c
                            .ow = ow,
                            .cin = cin,
                            .cout = cout,
-                           .stride = stride,
-                           .accum = accum};
+                           .stride = stride};
     mbsr__conv_fwd_row_bf16(&a);
   }
 }
@@ -330,16 +336,29 @@ static void dw_planes_bf16(float *pw, int want_dw, int want_db, const float *dou
 
 /* ---- the public entry points ---- */
 
-void mbsr_conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
-                         const mbsr_conv3d_dims *s, float *ws) {
-  // out (N,OD,OH,OW,COUT), inp (N,D,H,W,CIN), weight (3,3,3,CIN,COUT), bias (COUT) or NULL
+/* Element-wise epilogue after the reference kernels (which have none fused). */
+static void epi_post(float *out, const float *res, const float *mask, int relu, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    float v = out[i];
+    if (res) v += res[i];
+    if (relu && !(v > 0.0f)) v = 0.0f;
+    if (mask && !(mask[i] > 0.0f)) v = 0.0f;
+    out[i] = v;
+  }
+}
+
+void mbsr_conv3d_forward_fused(float *out, const float *inp, const float *weight, const float *bias,
+                               const float *residual, int relu, const mbsr_conv3d_dims *s, float *ws) {
+  // out (N,OD,OH,OW,COUT) = relu?(conv(inp (N,D,H,W,CIN), weight) + bias + residual (N,OD,OH,OW,COUT) or NULL)
   family fam = pick();
   if (fam == FAM_REF) {
     mbsr_conv3d_forward_ref(out, inp, weight, bias, s);
+    epi_post(out, residual, NULL, relu, (size_t)s->n * s->od * s->oh * s->ow * s->cout);
     return;
   }
   const int bf = use_bf16(s->prec, fam, s->cin, s->cout);
   const int dp = s->d + 2, hp = s->h + 2, wp = s->w + 2;
+  const mbsr__epi epi = {NULL, residual, NULL, relu != 0};
 #pragma omp parallel
   {
     if (bf) {
@@ -351,18 +370,37 @@ void mbsr_conv3d_forward(float *out, const float *inp, const float *weight, cons
 #pragma omp barrier
     if (bf)
       conv_rows_bf16(out, (const uint16_t *)ws, (const uint16_t *)(ws + padx_floats(s) + padg_floats(s)), bias, s->n,
-                     dp, hp, wp, s->cin, s->cout, s->stride, s->od, s->oh, s->ow, 0);
+                     dp, hp, wp, s->cin, s->cout, s->stride, s->od, s->oh, s->ow, &epi);
     else
-      conv_rows(out, ws, weight, bias, s->n, dp, hp, wp, s->cin, s->cout, s->stride, s->od, s->oh, s->ow, 0, fam);
+      conv_rows(out, ws, weight, bias, s->n, dp, hp, wp, s->cin, s->cout, s->stride, s->od, s->oh, s->ow, &epi, fam);
   }
+}
+
+void mbsr_conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                         const mbsr_conv3d_dims *s, float *ws) {
+  // out (N,OD,OH,OW,COUT), inp (N,D,H,W,CIN), weight (3,3,3,CIN,COUT), bias (COUT) or NULL
+  mbsr_conv3d_forward_fused(out, inp, weight, bias, NULL, 0, s, ws);
 }
 
 void mbsr_conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *weight, const mbsr_conv3d_dims *s, float *ws) {
   // dinp (N,D,H,W,CIN) +=, dweight (3,3,3,CIN,COUT) +=, dbias (COUT) +=; dout (N,OD,OH,OW,COUT)
+  mbsr_conv3d_backward_fused(dinp, dinp, NULL, dweight, dbias, dout, inp, weight, s, ws);
+}
+
+void mbsr_conv3d_backward_fused(float *dinp, const float *dinp_base, const float *relu_out, float *dweight,
+                                float *dbias, const float *dout, const float *inp, const float *weight,
+                                const mbsr_conv3d_dims *s, float *ws) {
+  // dinp (N,D,H,W,CIN) = (dinp_base + dL/dinp) * (relu_out > 0); dweight, dbias +=
   family fam = pick();
   if (fam == FAM_REF) {
+    const size_t ni = (size_t)s->n * s->d * s->h * s->w * s->cin;
+    if (dinp && dinp_base != dinp) {
+      if (dinp_base) memcpy(dinp, dinp_base, sizeof(float) * ni);
+      else memset(dinp, 0, sizeof(float) * ni);
+    }
     mbsr_conv3d_backward_ref(dinp, dweight, dbias, dout, inp, weight, s);
+    if (dinp && relu_out) epi_post(dinp, NULL, relu_out, 0, ni);
     return;
   }
   if (!dinp && !dweight && !dbias) return;
@@ -408,11 +446,12 @@ void mbsr_conv3d_backward(float *dinp, float *dweight, float *dbias, const float
     if (bfdw) dw_planes_bf16(pw, 1, dbias != NULL, dout, xpairs, gpairs, s);
     else if (wgrad) dw_planes(pw, dweight != NULL, dbias != NULL, dout, padx, s, fam);
     /* dX = stride-1 conv of the (zero-inserted for stride 2) padded dout with the flipped weights */
+    const mbsr__epi epi = {dinp_base, NULL, relu_out, 0};
     if (dinp && bf)
       conv_rows_bf16(dinp, (const uint16_t *)padg, (const uint16_t *)wt, NULL, s->n, dp, hp, wp, cout, cin, 1, s->d,
-                     s->h, s->w, 1);
+                     s->h, s->w, &epi);
     else if (dinp)
-      conv_rows(dinp, padg, wt, NULL, s->n, dp, hp, wp, cout, cin, 1, s->d, s->h, s->w, 1, fam);
+      conv_rows(dinp, padg, wt, NULL, s->n, dp, hp, wp, cout, cin, 1, s->d, s->h, s->w, &epi, fam);
     if (wgrad) {
 #pragma omp barrier
 #pragma omp for schedule(static)

@@ -247,8 +247,8 @@
 #include "conv3d_avx512_tmpl.h"
 #undef TMPL_BWW1
 
-typedef void (*fwd_fn)(float *, int, const float *, int, long, long, int, const float *, int, const float *, int,
-                       __mmask16, int);
+typedef void (*fwd_fn)(float *, int, const float *, int, long, long, int, const float *, int, const float *,
+                       const mbsr__epi *, long, __mmask16);
 /* [CB][P-1]: every block width up to the register budget, so a row splits into near-equal blocks */
 static const fwd_fn fwd_tab[5][16] = {{0},
   {fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1, fwd_9_1, fwd_10_1, fwd_11_1, fwd_12_1, fwd_13_1, fwd_14_1, fwd_15_1, fwd_16_1},
@@ -259,7 +259,8 @@ static const int fwd_pmax[5] = {0, 16, 12, 8, 6};
 typedef void (*bww1_fn)(float *, const float *, int, long, const float *, int, int, int);
 static const bww1_fn bww1_tab[12] = {bww1_1_x, bww1_2_x, bww1_3_x, bww1_4_x,  bww1_5_x,  bww1_6_x,
                                      bww1_7_x, bww1_8_x, bww1_9_x, bww1_10_x, bww1_11_x, bww1_12_x};
-typedef void (*fwd1_fn)(float *, const float *, int, long, long, int, const float *, const float *, int, int);
+typedef void (*fwd1_fn)(float *, const float *, int, long, long, int, const float *, const float *, const mbsr__epi *,
+                        long);
 static const fwd1_fn fwd1_tab[8] = {fwd1_1_x, fwd1_2_x, fwd1_3_x, fwd1_4_x, fwd1_5_x, fwd1_6_x, fwd1_7_x, fwd1_8_x};
 
 typedef void (*bww_fn)(float *, int, const float *, int, long, const float *, int, int, __mmask16);
@@ -277,7 +278,7 @@ void mbsr__conv_fwd_row_avx512(const mbsr__conv_row *a) {
     const int nblk = (ow_n + 7) / 8, base = ow_n / nblk, big = ow_n % nblk;
     for (int k = 0, o = 0; k < nblk; k++) {
       const int P = base + (k < big);
-      fwd1_tab[P - 1](a->out + o, a->x + (long)o * xps, xps, a->rowH, a->rowD, rlen, a->w, a->bias, a->accum, 0);
+      fwd1_tab[P - 1](a->out + o, a->x + (long)o * xps, xps, a->rowH, a->rowD, rlen, a->w, a->bias, &a->epi, o);
       o += P;
     }
     return;
@@ -291,7 +292,7 @@ void mbsr__conv_fwd_row_avx512(const mbsr__conv_row *a) {
     for (int k = 0, o = 0; k < nblk; k++) {
       const int P = base + (k < big);
       fwd_tab[cb][P - 1](a->out + (long)o * cout + co0, cout, a->x + (long)o * xps, xps, a->rowH, a->rowD, rlen,
-                         a->w + co0, cout, a->bias ? a->bias + co0 : NULL, a->accum, lm, 0);
+                         a->w + co0, cout, a->bias ? a->bias + co0 : NULL, &a->epi, (long)o * cout + co0, lm);
       o += P;
     }
   }

@@ -3,6 +3,31 @@
  * TMPL_FWDBF (P, CB), TMPL_BWWBF (RB, CB) (both in conv3d_bf16.c)
  * defined; the block sizes are macros so that the accumulator arrays have constant size, the loops
  * over them unroll completely and the accumulators live in zmm registers. */
+#ifndef MBSR_EPI_MACROS
+#define MBSR_EPI_MACROS
+/* Accumulator start: e->init (the output's old value, or another tensor) if set, else the bias (or 0). */
+#define EPI_INIT(acc, P_, CB_, bias, e, eo, ostr, lm)                                                       \
+  _Pragma("GCC unroll 4") for (int c = 0; c < CB_; c++) {                                                  \
+    __mmask16 m = c == CB_ - 1 ? lm : 0xFFFF;                                                               \
+    __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + 16 * c) : _mm512_setzero_ps();                        \
+    _Pragma("GCC unroll 24") for (int p = 0; p < P_; p++) acc[p][c] =                                      \
+        e->init ? _mm512_maskz_loadu_ps(m, e->init + eo + (long)p * ostr + 16 * c) : b;                     \
+  }
+/* Store with the fused epilogue: + e->res, ReLU, times (e->mask > 0). */
+#define EPI_STORE(acc, P_, CB_, out, e, eo, ostr, lm)                                                       \
+  _Pragma("GCC unroll 24") for (int p = 0; p < P_; p++) _Pragma("GCC unroll 4") for (int c = 0; c < CB_; c++) { \
+    __mmask16 m = c == CB_ - 1 ? lm : 0xFFFF;                                                               \
+    const long at = (long)p * ostr + 16 * c;                                                                \
+    __m512 v = acc[p][c];                                                                                   \
+    if (e->res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, e->res + eo + at));                          \
+    if (e->relu) v = _mm512_max_ps(v, _mm512_setzero_ps());                                                 \
+    if (e->mask)                                                                                            \
+      v = _mm512_maskz_mov_ps(                                                                              \
+          _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, e->mask + eo + at), _mm512_setzero_ps(), _CMP_GT_OQ), v); \
+    _mm512_mask_storeu_ps(out + at, m, v);                                                                  \
+  }
+#endif
+
 #define CAT_(a, b, c, d) a##b##_##c##_##d
 #define CAT(a, b, c, d) CAT_(a, b, c, d)
 
@@ -11,15 +36,9 @@
  * of position 0, tap (0,0,0), channel 0; w at [0][0][0][0][co0]. Positions p < skip are computed but
  * not stored (an overlapping tail block). */
 static void CAT(fwd, , P, CB)(float *out, int ostr, const float *x, int xps, long rowH, long rowD, int rlen,
-                              const float *w, int wstr, const float *bias, int accum, __mmask16 lm, int skip) {
+                              const float *w, int wstr, const float *bias, const mbsr__epi *e, long eo, __mmask16 lm) {
   __m512 acc[P][CB];
-#pragma GCC unroll 4
-  for (int c = 0; c < CB; c++) {
-    __mmask16 m = c == CB - 1 ? lm : 0xFFFF;
-    __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + 16 * c) : _mm512_setzero_ps();
-#pragma GCC unroll 24
-    for (int p = 0; p < P; p++) acc[p][c] = accum ? _mm512_maskz_loadu_ps(m, out + (long)p * ostr + 16 * c) : b;
-  }
+  EPI_INIT(acc, P, CB, bias, e, eo, ostr, lm);
   for (int kd = 0; kd < 3; kd++)
     for (int kh = 0; kh < 3; kh++) {
       const float *xr = x + kd * rowD + kh * rowH;
@@ -39,13 +58,7 @@ static void CAT(fwd, , P, CB)(float *out, int ostr, const float *x, int xps, lon
         }
       }
     }
-#pragma GCC unroll 24
-  for (int p = 0; p < P; p++)
-#pragma GCC unroll 4
-    for (int c = 0; c < CB; c++) {
-      __mmask16 m = c == CB - 1 ? lm : 0xFFFF;
-      if (p >= skip) _mm512_mask_storeu_ps(out + (long)p * ostr + 16 * c, m, acc[p][c]);
-    }
+  EPI_STORE(acc, P, CB, out, e, eo, ostr, lm);
 }
 #undef P
 #undef CB
@@ -93,7 +106,7 @@ static void CAT(bww, , RB, CB)(float *dw, int cout, const float *x, int xps, lon
 #elif defined(TMPL_FWD1)
 /* COUT = 1: P positions, vectorised over the reduction (16 values of r per zmm), then a horizontal sum. */
 static void CAT(fwd1, , P, x)(float *out, const float *x, int xps, long rowH, long rowD, int rlen, const float *w,
-                              const float *bias, int accum, int skip) {
+                              const float *bias, const mbsr__epi *e, long eo) {
   __m512 acc[P];
 #pragma GCC unroll 24
   for (int p = 0; p < P; p++) acc[p] = _mm512_setzero_ps();
@@ -117,9 +130,11 @@ static void CAT(fwd1, , P, x)(float *out, const float *x, int xps, long rowH, lo
     }
 #pragma GCC unroll 24
   for (int p = 0; p < P; p++) {
-    if (p < skip) continue;
-    float v = _mm512_reduce_add_ps(acc[p]) + (bias ? bias[0] : 0.0f);
-    out[p] = accum ? out[p] + v : v;
+    float v = _mm512_reduce_add_ps(acc[p]) + (e->init ? e->init[eo + p] : bias ? bias[0] : 0.0f);
+    if (e->res) v += e->res[eo + p];
+    if (e->relu && !(v > 0.0f)) v = 0.0f;
+    if (e->mask && !(e->mask[eo + p] > 0.0f)) v = 0.0f;
+    out[p] = v;
   }
 }
 #undef P
@@ -154,15 +169,10 @@ static void CAT(bww1, , RV, x)(float *dw, const float *x, int xps, long rowHs, c
  * consecutive reduction values). x: padded bf16 input; the pair (r, r+1) is one 32-bit broadcast.
  * w: [9][rlen2][COUT][2] bf16, the odd tail of the reduction padded with a zero weight. */
 static void CAT(fwdbf, , P, CB)(float *out, int ostr, const uint16_t *x, int xps, long rowH, long rowD, int rlen2,
-                                const uint16_t *w, int wstr, const float *bias, int accum, __mmask16 lm, int skip) {
+                                const uint16_t *w, int wstr, const float *bias, const mbsr__epi *e, long eo,
+                                __mmask16 lm) {
   __m512 acc[P][CB];
-#pragma GCC unroll 4
-  for (int c = 0; c < CB; c++) {
-    __mmask16 m = c == CB - 1 ? lm : 0xFFFF;
-    __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + 16 * c) : _mm512_setzero_ps();
-#pragma GCC unroll 24
-    for (int p = 0; p < P; p++) acc[p][c] = accum ? _mm512_maskz_loadu_ps(m, out + (long)p * ostr + 16 * c) : b;
-  }
+  EPI_INIT(acc, P, CB, bias, e, eo, ostr, lm);
   for (int kd = 0; kd < 3; kd++)
     for (int kh = 0; kh < 3; kh++) {
       const uint16_t *xr = x + kd * rowD + kh * rowH;
@@ -184,13 +194,7 @@ static void CAT(fwdbf, , P, CB)(float *out, int ostr, const uint16_t *x, int xps
         }
       }
     }
-#pragma GCC unroll 24
-  for (int p = 0; p < P; p++)
-#pragma GCC unroll 4
-    for (int c = 0; c < CB; c++) {
-      __mmask16 m = c == CB - 1 ? lm : 0xFFFF;
-      if (p >= skip) _mm512_mask_storeu_ps(out + (long)p * ostr + 16 * c, m, acc[p][c]);
-    }
+  EPI_STORE(acc, P, CB, out, e, eo, ostr, lm);
 }
 #undef P
 #undef CB

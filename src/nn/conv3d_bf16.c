@@ -142,7 +142,7 @@
 #undef TMPL_FWDBF
 
 typedef void (*fwdbf_fn)(float *, int, const uint16_t *, int, long, long, int, const uint16_t *, int, const float *,
-                         int, __mmask16, int);
+                         const mbsr__epi *, long, __mmask16);
 /* [CB][P-1]: every block width up to the register budget, so a row splits into near-equal blocks */
 static const fwdbf_fn fwdbf_tab[5][16] = {{0},
   {fwdbf_1_1, fwdbf_2_1, fwdbf_3_1, fwdbf_4_1, fwdbf_5_1, fwdbf_6_1, fwdbf_7_1, fwdbf_8_1, fwdbf_9_1, fwdbf_10_1, fwdbf_11_1, fwdbf_12_1, fwdbf_13_1, fwdbf_14_1, fwdbf_15_1, fwdbf_16_1},
@@ -161,7 +161,8 @@ void mbsr__conv_fwd_row_bf16(const mbsr__conv_row_bf *a) {
     for (int k = 0, o = 0; k < nblk; k++) {
       const int P = base + (k < big);
       fwdbf_tab[cb][P - 1](a->out + (long)o * cout + co0, cout, a->x + (long)o * xps, xps, a->rowH, a->rowD, rlen2,
-                           a->w + (long)co0 * 2, cout, a->bias ? a->bias + co0 : NULL, a->accum, lm, 0);
+                           a->w + (long)co0 * 2, cout, a->bias ? a->bias + co0 : NULL, &a->epi, (long)o * cout + co0,
+                           lm);
       o += P;
     }
   }

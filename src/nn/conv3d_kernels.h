@@ -6,6 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Fused epilogue of a forward-shaped conv, per output row (pointers at the row's first element, same
+ * layout as the output; NULL = unused): out = mask(relu(init_or_bias + conv + res)), where init replaces
+ * the bias as the starting value (init == out: accumulate), relu clamps at 0 and mask zeroes where
+ * mask <= 0. */
+typedef struct {
+  const float *init, *res, *mask;
+  int relu;
+} mbsr__epi;
+
 /* One output row (n, od, oh) of a forward-shaped conv over a pre-padded input. */
 typedef struct {
   float *out;         /* (OW, COUT) of this row */
@@ -14,7 +23,7 @@ typedef struct {
   const float *w;     /* [3][3][3][CIN][COUT] */
   const float *bias;  /* (COUT) or NULL */
   int ow, cin, cout, stride;
-  int accum;          /* 1: out += conv (bias ignored); 0: out = conv + bias */
+  mbsr__epi epi;      /* row pointers; all NULL / 0: out = conv + bias */
 } mbsr__conv_row;
 
 /* Backward weights of one tap row (kd, kh) over nrows consecutive output rows of one (n, od) plane:
@@ -37,7 +46,7 @@ typedef struct {
   const uint16_t *w;
   const float *bias;
   int ow, cin, cout, stride;
-  int accum;
+  mbsr__epi epi;
 } mbsr__conv_row_bf;
 
 void mbsr__conv_fwd_row_bf16(const mbsr__conv_row_bf *a);

@@ -16,9 +16,10 @@ void mbsr__conv_fwd_row_portable(const mbsr__conv_row *a) {
     for (int o0 = 0; o0 < a->ow; o0 += PB) {
       const int np = a->ow - o0 < PB ? a->ow - o0 : PB;
       float acc[PB][CBLK];
+      const mbsr__epi *e = &a->epi;
       for (int p = 0; p < np; p++)
         for (int c = 0; c < nc; c++)
-          acc[p][c] = a->accum ? a->out[(long)(o0 + p) * cout + co0 + c] : a->bias ? a->bias[co0 + c] : 0.0f;
+          acc[p][c] = e->init ? e->init[(long)(o0 + p) * cout + co0 + c] : a->bias ? a->bias[co0 + c] : 0.0f;
       for (int kd = 0; kd < 3; kd++)
         for (int kh = 0; kh < 3; kh++) {
           const float *xr = a->x + kd * a->rowD + kh * a->rowH + (long)o0 * xps;
@@ -32,7 +33,15 @@ void mbsr__conv_fwd_row_portable(const mbsr__conv_row *a) {
             }
           }
         }
-      for (int p = 0; p < np; p++) memcpy(a->out + (long)(o0 + p) * cout + co0, acc[p], sizeof(float) * nc);
+      for (int p = 0; p < np; p++)
+        for (int c = 0; c < nc; c++) {
+          const long at = (long)(o0 + p) * cout + co0 + c;
+          float v = acc[p][c];
+          if (e->res) v += e->res[at];
+          if (e->relu && !(v > 0.0f)) v = 0.0f;
+          if (e->mask && !(e->mask[at] > 0.0f)) v = 0.0f;
+          a->out[at] = v;
+        }
     }
   }
 }

@@ -136,6 +136,55 @@ static void test_avx512_vs_reference(void) {
   compare_family("avx512");
 }
 
+/* The fused forms equal the plain call followed by the element-wise layer they absorb. */
+static void fused_family(const char *fam) {
+  MT_ASSERT_INT_EQ(mbsr__conv3d_force_kernel(fam), 0);
+  static const int fs[][7] = {{2, 5, 4, 21, 16, 64, 1}, {1, 4, 6, 9, 64, 1, 1}, {1, 5, 5, 7, 3, 20, 2}, {1, 3, 4, 5, 64, 32, 1}};
+  mbsr_rng *r = mbsr_rng_new(5);
+  for (size_t k = 0; k < sizeof fs / sizeof *fs; k++) {
+    const int *q = fs[k];
+    mbsr_conv3d_dims s;
+    mbsr_conv3d_dims_init(&s, q[0], q[1], q[2], q[3], q[4], q[5], q[6]);
+    size_t ni = (size_t)s.n * s.d * s.h * s.w * s.cin, nw = 27 * (size_t)s.cin * s.cout,
+           no = (size_t)s.n * s.od * s.oh * s.ow * s.cout;
+    float *x = rnd(ni, r, 1), *w = rnd(nw, r, 0.2), *b = rnd(s.cout, r, 1), *g = rnd(no, r, 1), *res = rnd(no, r, 1);
+    float *y0 = rnd(no, r, 1), *y1 = rnd(no, r, 1), *mask = rnd(ni, r, 1), *base = rnd(ni, r, 1);
+    float *d0 = rnd(ni, r, 1), *d1 = rnd(ni, r, 1), *dw = mbsr_alloc(nw * 4);
+    float *ws = mbsr_alloc(mbsr_conv3d_workspace_floats(&s, 2) * sizeof(float));
+    /* forward: relu(conv + bias + residual) */
+    mbsr_conv3d_forward(y0, x, w, b, &s, ws);
+    for (size_t i = 0; i < no; i++) y0[i] = fmaxf(y0[i] + res[i], 0.0f);
+    mbsr_conv3d_forward_fused(y1, x, w, b, res, 1, &s, ws);
+    double e1 = relerr(y1, y0, no);
+    /* backward: (base + dX) * (mask > 0), base a separate tensor */
+    memcpy(d0, base, ni * 4);
+    mbsr_conv3d_backward(d0, NULL, NULL, g, x, w, &s, ws);
+    for (size_t i = 0; i < ni; i++) d0[i] = mask[i] > 0 ? d0[i] : 0.0f;
+    mbsr_conv3d_backward_fused(d1, base, mask, dw, NULL, g, x, w, &s, ws);
+    double e2 = relerr(d1, d0, ni);
+    /* backward from zero, no mask (d1 holds garbage first) */
+    memset(d0, 0, ni * 4);
+    mbsr_conv3d_backward(d0, NULL, NULL, g, x, w, &s, ws);
+    mbsr_conv3d_backward_fused(d1, NULL, NULL, NULL, NULL, g, x, w, &s, ws);
+    double e3 = relerr(d1, d0, ni);
+    printf("  fused %-9s %dx%dx%dx%d %2d->%-2d s%d: fwd %.1e bwd(base,mask) %.1e bwd(zero) %.1e\n", fam, s.n, s.d, s.h,
+           s.w, s.cin, s.cout, s.stride, e1, e2, e3);
+    MT_ASSERT_NEAR(e1, 0, 1e-6);
+    MT_ASSERT_NEAR(e2, 0, 1e-6);
+    MT_ASSERT_NEAR(e3, 0, 1e-6);
+    float *all[] = {x, w, b, g, res, y0, y1, mask, base, d0, d1, dw, ws};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) mbsr_free(all[i]);
+  }
+  mbsr_rng_free(r);
+  mbsr__conv3d_force_kernel("auto");
+}
+
+static void test_fused_epilogues(void) {
+  fused_family("reference");
+  fused_family("portable");
+  if (mbsr_cpu_has_avx512()) fused_family("avx512");
+}
+
 /* bf16 operands with fp32 accumulation: about 8 significant bits per factor. Layers with cin >= 8 and
  * cout >= 16 run in bf16 (output, dX; dW too for stride 1); the others stay fp32. Measured here on
  * these shapes: max |err| / max |ref| up to ~3e-3; the tolerance is 1.5e-2. */
@@ -160,6 +209,7 @@ int main(void) {
                                          {"portable_vs_reference", test_portable_vs_reference},
                                          {"avx512_vs_reference", test_avx512_vs_reference},
                                          {"bf16_vs_reference", test_bf16_vs_reference},
+                                         {"fused_epilogues", test_fused_epilogues},
                                          {NULL, NULL}};
   return mbsr_test_main("conv3d", cases);
 }
