@@ -7,7 +7,10 @@
  *   [pad_x]    N*(D+2)*(H+2)*(W+2)*CIN            padded copy of the input (forward, dW)
  *   [pad_g]    N*(D+2)*(H+2)*(W+2)*COUT           padded (stride 2: zero-inserted) copy of dout (dX)
  *   [wt]       27*CIN*COUT                         flipped, transposed weights for dX (or bf16 weights)
- *   [partial]  T*(27*CIN*COUT + COUT) rounded up   per-thread dW and db partial sums
+ *   [bf pairs] (MBSR_PREC_BF16 only) pair copies of the input and dout for the bf16 weight gradient
+ *   [partial]  G*(27*CIN*COUT + COUT) rounded up   dW and db partial sums of G = max(8, T) fixed groups
+ *              of (n, od) planes, summed in a fixed order: the weight gradient is the same from run to
+ *              run although the groups are handed out dynamically
  * T = the OpenMP thread count at call time, which must not exceed the nthreads the workspace was sized
  * for (the sizing uses max(nthreads, omp_get_max_threads())).
  * Each call is ONE OpenMP parallel region (forward: copy | barrier | rows; backward: copies and weight
@@ -56,12 +59,15 @@ static size_t bfg_floats(const mbsr_conv3d_dims *s) {
   return round16((size_t)s->n * s->od * s->oh * ((s->ow + 1) / 2) * s->cout) + 16;
 }
 
+static int dw_groups(int nthreads) { return nthreads > 8 ? nthreads : 8; }
+static size_t bfpairs_floats(const mbsr_conv3d_dims *s) {
+  return s->prec == MBSR_PREC_BF16 ? bfx_floats(s) + bfg_floats(s) : 0;
+}
+
 size_t mbsr_conv3d_workspace_floats(const mbsr_conv3d_dims *s, int nthreads) {
   int t = omp_get_max_threads();
   if (nthreads > t) t = nthreads;
-  size_t n = padx_floats(s) + padg_floats(s) + wt_floats(s) + (size_t)t * partial_floats(s);
-  if (s->prec == MBSR_PREC_BF16) n += bfx_floats(s) + bfg_floats(s);
-  return n;
+  return padx_floats(s) + padg_floats(s) + wt_floats(s) + bfpairs_floats(s) + (size_t)dw_groups(t) * partial_floats(s);
 }
 
 /* ---- kernel family: auto (cpuid), or forced by MBSR_CONV_KERNEL=portable|avx512|reference ---- */
@@ -267,17 +273,16 @@ static void conv_rows_bf16(float *out, const uint16_t *xp, const uint16_t *wb, c
   }
 }
 
-/* Weight (and bias) gradient of the (n, od) planes into this thread's partial sums. */
-static void dw_planes(float *pw, int want_dw, int want_db, const float *dout, const float *xp, const mbsr_conv3d_dims *s,
-                      family fam) {
+/* Weight (and bias) gradient of the (n, od) planes [p0, p1) into one partial sum. */
+static void dw_planes(float *pw, long p0, long p1, int want_dw, int want_db, const float *dout, const float *xp,
+                      const mbsr_conv3d_dims *s, family fam) {
   const int cin = s->cin, cout = s->cout, st = s->stride;
   const int dp = s->d + 2, hp = s->h + 2, wp = s->w + 2;
   const size_t nw = (size_t)27 * cin * cout;
   float *pb = pw + nw;
   void (*bww)(const mbsr__conv_bww *) = fam == FAM_AVX512 ? mbsr__conv_bww_avx512 : mbsr__conv_bww_portable;
   const long prow = (long)wp * cin, pplane = (long)hp * prow;
-#pragma omp for schedule(dynamic, 1) nowait
-  for (long plane = 0; plane < (long)s->n * s->od; plane++) {
+  for (long plane = p0; plane < p1; plane++) {
     const int pd = (int)(plane % s->od), pn = (int)(plane / s->od);
     const float *g = dout + plane * s->oh * s->ow * cout;
     if (want_dw)
@@ -301,15 +306,14 @@ static void dw_planes(float *pw, int want_dw, int want_db, const float *dout, co
 }
 
 /* The same from the bf16 pair copies (vdpbf16ps; stride 1). */
-static void dw_planes_bf16(float *pw, int want_dw, int want_db, const float *dout, const uint16_t *xpairs,
-                           const uint16_t *gpairs, const mbsr_conv3d_dims *s) {
+static void dw_planes_bf16(float *pw, long p0, long p1, int want_dw, int want_db, const float *dout,
+                           const uint16_t *xpairs, const uint16_t *gpairs, const mbsr_conv3d_dims *s) {
   const int cin = s->cin, cout = s->cout, K = bf_K(s), ow2 = (s->ow + 1) / 2;
   const int dp = s->d + 2, hp = s->h + 2;
   const long xrow = 2L * K * cin * 2, grow = (long)ow2 * cout * 2;
   const size_t nw = (size_t)27 * cin * cout;
   float *pb = pw + nw;
-#pragma omp for schedule(dynamic, 1) nowait
-  for (long plane = 0; plane < (long)s->n * s->od; plane++) {
+  for (long plane = p0; plane < p1; plane++) {
     const int pd = (int)(plane % s->od), pn = (int)(plane / s->od);
     if (want_dw)
       for (int kd = 0; kd < 3; kd++)
@@ -406,18 +410,18 @@ void mbsr_conv3d_backward_fused(float *dinp, const float *dinp_base, const float
   if (!dinp && !dweight && !dbias) return;
   const int cin = s->cin, cout = s->cout;
   const int dp = s->d + 2, hp = s->h + 2, wp = s->w + 2;
-  float *padx = ws, *padg = padx + padx_floats(s), *wt = padg + padg_floats(s), *partials = wt + wt_floats(s);
+  float *padx = ws, *padg = padx + padx_floats(s), *wt = padg + padg_floats(s);
+  float *partials = wt + wt_floats(s) + bfpairs_floats(s);
   const size_t nw = (size_t)27 * cin * cout, pstride = partial_floats(s), tot = nw + cout;
   const int bf = dinp && use_bf16(s->prec, fam, cout, cin); /* dX is a conv with CIN' = COUT, COUT' = CIN */
   const int wgrad = dweight || dbias;
   const int bfdw = dweight && use_bf16_dw(s, fam);
-  uint16_t *xpairs = (uint16_t *)(partials + (size_t)omp_get_max_threads() * pstride), *gpairs = NULL;
+  uint16_t *xpairs = (uint16_t *)(wt + wt_floats(s)), *gpairs = NULL;
   if (bfdw) gpairs = (uint16_t *)((float *)xpairs + bfx_floats(s));
+  const long nplanes = (long)s->n * s->od;
 #pragma omp parallel
   {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    float *pw = partials + (size_t)t * pstride;
-    if (wgrad) memset(pw, 0, sizeof(float) * tot);
+    const int ng = dw_groups(omp_get_num_threads());
     if (bfdw) {
       const int K = bf_K(s), dp2 = s->d + 2, hp2 = s->h + 2;
       const long xrow = 2L * K * cin * 2, grow = (long)((s->ow + 1) / 2) * cout * 2;
@@ -443,8 +447,16 @@ void mbsr_conv3d_backward_fused(float *dinp, const float *dinp_base, const float
       pad_copy(padg, dout, s->n, s->d, s->h, s->w, cout, s->od, s->oh, s->ow, s->stride);
     }
 #pragma omp barrier
-    if (bfdw) dw_planes_bf16(pw, 1, dbias != NULL, dout, xpairs, gpairs, s);
-    else if (wgrad) dw_planes(pw, dweight != NULL, dbias != NULL, dout, padx, s, fam);
+    if (wgrad) {
+#pragma omp for schedule(dynamic, 1) nowait
+      for (int gi = 0; gi < ng; gi++) {
+        float *pw = partials + (size_t)gi * pstride;
+        const long p0 = nplanes * gi / ng, p1 = nplanes * (gi + 1) / ng;
+        memset(pw, 0, sizeof(float) * tot);
+        if (bfdw) dw_planes_bf16(pw, p0, p1, 1, dbias != NULL, dout, xpairs, gpairs, s);
+        else dw_planes(pw, p0, p1, dweight != NULL, dbias != NULL, dout, padx, s, fam);
+      }
+    }
     /* dX = stride-1 conv of the (zero-inserted for stride 2) padded dout with the flipped weights */
     const mbsr__epi epi = {dinp_base, NULL, relu_out, 0};
     if (dinp && bf)
@@ -457,7 +469,7 @@ void mbsr_conv3d_backward_fused(float *dinp, const float *dinp_base, const float
 #pragma omp for schedule(static)
       for (size_t i = 0; i < tot; i++) {
         float acc = 0.0f;
-        for (int k = 0; k < nt; k++) acc += partials[(size_t)k * pstride + i];
+        for (int k = 0; k < ng; k++) acc += partials[(size_t)k * pstride + i];
         if (i < nw) {
           if (dweight) dweight[i] += acc;
         } else if (dbias) {

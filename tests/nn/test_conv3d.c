@@ -136,6 +136,27 @@ static void test_avx512_vs_reference(void) {
   compare_family("avx512");
 }
 
+/* The weight gradient is bit-for-bit the same from run to run (planes go to fixed groups whose partial
+ * sums are added in a fixed order, whatever thread ran them). */
+static void test_deterministic_dw(void) {
+  mbsr_conv3d_dims s;
+  mbsr_conv3d_dims_init(&s, 3, 7, 6, 9, 16, 24, 1);
+  mbsr_rng *r = mbsr_rng_new(3);
+  size_t ni = (size_t)s.n * s.d * s.h * s.w * s.cin, nw = 27 * (size_t)s.cin * s.cout, no = (size_t)s.n * s.d * s.h * s.w * s.cout;
+  float *x = rnd(ni, r, 1), *w = rnd(nw, r, 1), *g = rnd(no, r, 1), *ws = mbsr_alloc(mbsr_conv3d_workspace_floats(&s, 2) * 4);
+  float *a = mbsr_alloc(nw * 4), *b = mbsr_alloc(nw * 4);
+  int same = 1;
+  mbsr_conv3d_backward(NULL, a, NULL, g, x, w, &s, ws);
+  for (int k = 0; k < 5; k++) {
+    memset(b, 0, nw * 4);
+    mbsr_conv3d_backward(NULL, b, NULL, g, x, w, &s, ws);
+    same &= memcmp(a, b, nw * 4) == 0;
+  }
+  CU_ASSERT(same);
+  mbsr_free(x), mbsr_free(w), mbsr_free(g), mbsr_free(ws), mbsr_free(a), mbsr_free(b);
+  mbsr_rng_free(r);
+}
+
 /* The fused forms equal the plain call followed by the element-wise layer they absorb. */
 static void fused_family(const char *fam) {
   MT_ASSERT_INT_EQ(mbsr__conv3d_force_kernel(fam), 0);
@@ -210,6 +231,7 @@ int main(void) {
                                          {"avx512_vs_reference", test_avx512_vs_reference},
                                          {"bf16_vs_reference", test_bf16_vs_reference},
                                          {"fused_epilogues", test_fused_epilogues},
+                                         {"deterministic_dw", test_deterministic_dw},
                                          {NULL, NULL}};
   return mbsr_test_main("conv3d", cases);
 }
