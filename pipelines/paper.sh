@@ -77,14 +77,30 @@ if [ "$dry" = 1 ]; then
   "$mbsr" phantom --out "$tmp/ph" --n 3 --vox 0.05 --dims 112,136,88 >/dev/null
   "$mbsr" prep --inputs "$tmp/ph" --out "$tmp/p.h5" --res 50:100 --patch 21 --patches-per-volume 16 >/dev/null 2>&1 ||
     "$mbsr" prep --help | head -5
+  declare -A per_epoch
   for arch in resnet ccnn gan; do
     echo "-- $arch (64 channels, 10 blocks), 20,000 training patches, global batch 8, 1 rank x $threads threads:"
     "$mbsr" train --data "$tmp/p.h5" --pair 100-50 --out "$tmp/t" --arch $arch --channels 64 --blocks 10 --dry-run \
-      --plan-patches 20000 --threads "$threads" 2>&1 | grep -E 'FLOPs|measured|time' | sed 's/^/   /'
+      --plan-patches 20000 --threads "$threads" >"$tmp/$arch.txt" 2>&1 || true
+    grep -E 'FLOPs|measured|time' "$tmp/$arch.txt" | sed 's/^/   /'
+    # seconds per global step -> seconds per epoch of 20,000 patches (2,500 steps of 8)
+    sps=$(sed -n 's/.*measured *\([0-9.]*\) s per global step.*/\1/p' "$tmp/$arch.txt" | head -n 1)
+    per_epoch[$arch]=$(awk -v s="${sps:-0}" 'BEGIN { printf "%.0f", s * 2500 }')
   done
-  echo "   (per cell: one training of up to 1000 epochs with early stopping, patience 100; the paper's"
-  echo "    5,000-sample cells cost a quarter of the 20,000 ones per epoch. Scale by ranks: mpirun -n P or"
-  echo "    Slurm nodes x ranks; see docs/readme for the measured MPI scaling.)"
+  # every cell: its network's epoch time scaled by its training samples (human cells count as resnet)
+  total=0
+  for e in $exps; do
+    while read -r idx name; do
+      arch=${name#*_}; arch=${arch%%_*}
+      n=$(echo "$name" | sed -n 's/.*_n\([0-9]*\).*/\1/p')
+      t=$(awk -v a="${per_epoch[$arch]:-0}" -v n="${n:-20000}" 'BEGIN { printf "%.0f", a * n / 20000 }')
+      total=$((total + t))
+    done < <("$mbsr" sweep "experiments/$e.yaml" --scale paper --list --results "$results" | tail -n +2)
+  done
+  echo "   every cell, one epoch each: $(awk -v t="$total" 'BEGIN { printf "%.1f", t / 3600 }') hours (1 rank x $threads threads here);"
+  echo "   at most 1000 epochs each (early stopping, patience 100): <= $(awk -v t="$total" 'BEGIN { printf "%.0f", t * 1000 / 86400 }') days on this machine."
+  echo "   Measured under the machine's current load; divide by the number of ranks for data-parallel"
+  echo "   training (mpirun -n P, or Slurm nodes x ranks per node)."
   exit 0
 fi
 
