@@ -273,39 +273,43 @@ static int bench_conv(const bench_opts *o, double *peakp, peer *pp, FILE *js) {
     if (pp)
       for (int k = 0; k < 2; k++) pt.f[k][r] = pf[k], pt.s[k][r] = pb[k], pt.fc[k][r] = pf[2 + k], pt.sc[k][r] = pb[2 + k];
   }
-  double acc_out = -1, acc_dx = -1;
+  double acc[3] = {-1, -1, -1}; /* output, input gradient, weight gradient */
   if (!rc && o->prec != MBSR_PREC_FP32) { /* accuracy of this mode against the fp32 kernels */
     float *y32 = mbsr_alloc(na * 4), *dx0 = mbsr_alloc(na * 4), *dx32 = mbsr_alloc(na * 4);
-    if (y32 && dx0 && dx32) {
+    float *dw0 = mbsr_alloc(nw * 4), *dw32 = mbsr_alloc(nw * 4);
+    if (y32 && dx0 && dx32 && dw0 && dw32) {
       mbsr_conv3d_dims s32 = s;
       s32.prec = MBSR_PREC_FP32;
       mbsr_conv3d_forward(y, x, w, b, &s, ws);
       mbsr_conv3d_forward(y32, x, w, b, &s32, ws);
-      mbsr_conv3d_backward(dx0, NULL, NULL, g, x, w, &s, ws);
-      mbsr_conv3d_backward(dx32, NULL, NULL, g, x, w, &s32, ws);
-      double e1 = 0, m1 = 0, e2 = 0, m2 = 0;
-      for (size_t i = 0; i < na; i++) {
-        e1 = fmax(e1, fabs((double)y[i] - y32[i])), m1 = fmax(m1, fabs((double)y32[i]));
-        e2 = fmax(e2, fabs((double)dx0[i] - dx32[i])), m2 = fmax(m2, fabs((double)dx32[i]));
+      mbsr_conv3d_backward(dx0, dw0, NULL, g, x, w, &s, ws);
+      mbsr_conv3d_backward(dx32, dw32, NULL, g, x, w, &s32, ws);
+      const float *lo[3] = {y, dx0, dw0}, *hi[3] = {y32, dx32, dw32};
+      const size_t cnt[3] = {na, na, nw};
+      for (int k = 0; k < 3; k++) {
+        double e = 0, m = 0;
+        for (size_t i = 0; i < cnt[k]; i++) e = fmax(e, fabs((double)lo[k][i] - hi[k][i])), m = fmax(m, fabs((double)hi[k][i]));
+        acc[k] = e / m;
       }
-      acc_out = e1 / m1, acc_dx = e2 / m2;
     }
-    mbsr_free(y32), mbsr_free(dx0), mbsr_free(dx32);
+    mbsr_free(y32), mbsr_free(dx0), mbsr_free(dx32), mbsr_free(dw0), mbsr_free(dw32);
   }
   for (int i = 0; i < 9; i++) mbsr_free(all[i]);
   if (rc) return rc;
-  if (acc_out >= 0)
-    printf("accuracy against the fp32 kernels (max |diff| / max |fp32|): output %.2e, input gradient %.2e "
-           "(weight gradient: fp32)\n",
-           acc_out, acc_dx);
+  if (acc[0] >= 0)
+    printf("accuracy against the fp32 kernels (max |diff| / max |fp32|, uniform [0,1) data): output %.2e, input "
+           "gradient %.2e, weight gradient %.2e\n",
+           acc[0], acc[1], acc[2]);
+  if (js && acc[0] >= 0)
+    fprintf(js, ",\n \"accuracy_vs_fp32\": {\"output\": %.3e, \"dinp\": %.3e, \"dweight\": %.3e}", acc[0], acc[1], acc[2]);
   double fmn = vmin(tf, o->repeats), fbmn = vmin(tb, o->repeats);
   double f = median(tf, o->repeats), fb = median(tb, o->repeats);
   double gf = 2.0 * C * C * 27 * (double)nv / 1e9;
   const double peak = update_peak(o, peakp);
   printf("conv 64->64 3x3x3 on 8x64x%d^3 (%.2f GFLOP forward), %s:\n", S, gf, mbsr_conv3d_kernel_name(o->prec));
-  printf("  mbsr  forward          %8.1f ms (best %.1f)  %6.0f GFLOP/s  %5.1f %% of peak\n", f, fmn, gf / f * 1e3,
+  printf("  mbsr  forward          %8.1f ms (best %.1f)  %6.0f GFLOP/s  %5.1f %% of fp32 peak\n", f, fmn, gf / f * 1e3,
          100 * gf / f * 1e3 / peak);
-  printf("  mbsr  forward+backward %8.1f ms (best %.1f)  %6.0f GFLOP/s  %5.1f %% of peak\n", fb, fbmn, 3 * gf / fb * 1e3,
+  printf("  mbsr  forward+backward %8.1f ms (best %.1f)  %6.0f GFLOP/s  %5.1f %% of fp32 peak\n", fb, fbmn, 3 * gf / fb * 1e3,
          100 * 3 * gf / fb * 1e3 / peak);
   if (js) fprintf(js, ",\n \"conv\": {\"forward_ms\": %.3f, \"fwdbwd_ms\": %.3f, \"forward_gflop\": %.4f", f, fb, gf);
   if (pp) {
@@ -378,25 +382,40 @@ static int bench_model(const bench_opts *o, mbsr_arch arch, int B, double *peakp
     if (pp)
       for (int k = 0; k < 2; k++) pt.f[k][r] = pf[k], pt.s[k][r] = ps[k], pt.fc[k][r] = pf[2 + k], pt.sc[k][r] = ps[2 + k];
   }
+  double acc_model = -1; /* this precision's forward against fp32, same weights (after the timed steps) */
+  if (!rc && o->prec != MBSR_PREC_FP32) {
+    float *o32 = mbsr_alloc(nv * 4);
+    if (o32 && !mbsr_model_forward(m, in, B, out) && !mbsr_model_set_precision(m, MBSR_PREC_FP32) &&
+        !mbsr_model_forward(m, in, B, o32) && !mbsr_model_set_precision(m, o->prec)) {
+      double e = 0, mx = 0;
+      for (size_t i = 0; i < nv; i++) e = fmax(e, fabs((double)out[i] - o32[i])), mx = fmax(mx, fabs((double)o32[i]));
+      acc_model = e / mx;
+    }
+    mbsr_free(o32);
+  }
   mbsr_free(in), mbsr_free(tg), mbsr_free(out);
   if (rc) {
     mbsr_model_free(m);
     return rc;
   }
+
   double fwdmn = vmin(tf, o->repeats), stepmn = vmin(ts, o->repeats);
   double fwd = median(tf, o->repeats), step = median(ts, o->repeats);
   const double peak = update_peak(o, peakp);
   double gfl = mbsr_model_forward_flops(m) * B / 1e9, rss = maxrss_mb();
   double gfs_f = gfl / fwd * 1e3, gfs_s = 3 * gfl / step * 1e3;
   printf("%s batch %d  (%.2f GFLOP forward, a training step counted as 3x)\n", name, B, gfl);
-  printf("  mbsr  forward %8.1f ms (best %.1f) %5.0f GFLOP/s %5.1f %% of peak | train step %8.1f ms (best %.1f) "
-         "%5.0f GFLOP/s %5.1f %% | maxrss %.0f MB\n",
+  printf("  mbsr  forward %8.1f ms (best %.1f) %5.0f GFLOP/s %5.1f %% of fp32 peak | train step %8.1f ms (best "
+         "%.1f) %5.0f GFLOP/s %5.1f %% | maxrss %.0f MB\n",
          fwd, fwdmn, gfs_f, 100 * gfs_f / peak, step, stepmn, gfs_s, 100 * gfs_s / peak, rss);
+  if (acc_model >= 0)
+    printf("  accuracy: network output against fp32 with the same weights, max |diff| / max |fp32|: %.2e\n", acc_model);
   if (js)
     fprintf(js,
             "%s\n  {\"model\": \"%s\", \"batch\": %d, \"forward_ms\": %.3f, \"step_ms\": %.3f, \"step_best_ms\": %.3f, "
             "\"forward_gflop\": %.4f, \"maxrss_mb\": %.1f",
             *first ? "" : ",", name, B, fwd, step, stepmn, gfl, rss);
+  if (js && acc_model >= 0) fprintf(js, ", \"output_accuracy_vs_fp32\": %.3e", acc_model);
   *first = 0;
   if (pp) {
     const char *ff, *sf, *x;
