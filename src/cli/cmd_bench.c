@@ -38,7 +38,9 @@ static void usage(FILE *f) {
           "  --no-layers    skip the per-layer conv breakdown\n"
           "  --python       interpreter for the peer (default /usr/bin/python3: Debian's python3-torch)\n"
           "  --peer-script  path of torch_peer.py (default: found via $MBSR_SOURCE_DIR, ./, or the binary)\n"
-          "  --json FILE    also write the results as JSON\n");
+          "  --json FILE    also write the results as JSON\n"
+          "Run it as one process (under mpirun only rank 0 times, the others wait). On a shared machine set\n"
+          "OMP_WAIT_POLICY=passive (the peer inherits the environment).\n");
 }
 
 typedef struct {
