@@ -1,7 +1,7 @@
 /* 3-D convolution (3x3x3, padding 1, stride 1 or 2): dims, workspace sizing, and the driver of the
  * direct kernels: pre-padded copies, weight flips for backward-data, OpenMP over output rows, per-thread
  * partial sums for the weight gradient. Kernel family chosen at run time (cpuid): conv3d_avx512.c, else
- * conv3d_portable.c; conv3d_ref.c is the naive twin the tests compare against.
+ * conv3d_avx2.c (AVX2 without AVX-512), else conv3d_portable.c; conv3d_ref.c is the naive twin the tests compare against.
  *
  * Workspace (floats, see mbsr_conv3d_workspace_floats):
  *   [pad_x]    N*(D+2)*(H+2)*(W+2)*CIN            padded copy of the input (forward, dW)
@@ -71,7 +71,7 @@ size_t mbsr_conv3d_workspace_floats(const mbsr_conv3d_dims *s, int nthreads) {
 }
 
 /* ---- kernel family: auto (cpuid), or forced by MBSR_CONV_KERNEL=portable|avx512|reference ---- */
-typedef enum { FAM_AUTO = -1, FAM_REF = 0, FAM_PORTABLE = 1, FAM_AVX512 = 2 } family;
+typedef enum { FAM_AUTO = -1, FAM_REF = 0, FAM_PORTABLE = 1, FAM_AVX512 = 2, FAM_AVX2 = 3 } family;
 static int g_force = -2; /* -2: not read yet */
 
 static family pick(void) {
@@ -81,12 +81,14 @@ static family pick(void) {
     if (e && !strcmp(e, "portable")) f = FAM_PORTABLE;
     else if (e && !strcmp(e, "reference")) f = FAM_REF;
     else if (e && !strcmp(e, "avx512")) f = FAM_AVX512;
+    else if (e && !strcmp(e, "avx2")) f = FAM_AVX2;
     __atomic_store_n(&g_force, f, __ATOMIC_RELAXED);
   }
   int f = __atomic_load_n(&g_force, __ATOMIC_RELAXED);
-  int avx = mbsr_cpu_has_avx512();
+  const int avx512 = mbsr_cpu_has_avx512(), avx2 = mbsr__cpu_get()->avx2;
   if (f == FAM_REF || f == FAM_PORTABLE) return (family)f;
-  return avx ? FAM_AVX512 : FAM_PORTABLE; /* a forced avx512 on a CPU without it falls back */
+  if (f == FAM_AVX2) return avx2 ? FAM_AVX2 : FAM_PORTABLE;
+  return avx512 ? FAM_AVX512 : avx2 ? FAM_AVX2 : FAM_PORTABLE; /* a forced family the CPU lacks falls back */
 }
 
 int mbsr__conv3d_force_kernel(const char *name) {
@@ -95,6 +97,7 @@ int mbsr__conv3d_force_kernel(const char *name) {
   else if (!strcmp(name, "portable")) f = FAM_PORTABLE;
   else if (!strcmp(name, "reference")) f = FAM_REF;
   else if (!strcmp(name, "avx512")) f = FAM_AVX512;
+  else if (!strcmp(name, "avx2")) f = FAM_AVX2;
   else return -1;
   __atomic_store_n(&g_force, f, __ATOMIC_RELAXED);
   return 0;
@@ -121,6 +124,7 @@ const char *mbsr_conv3d_kernel_name(mbsr_precision p) {
   case FAM_AVX512:
     if (p == MBSR_PREC_BF16 && mbsr_conv3d_precision_available(p)) return "avx512bf16-direct";
     return "avx512-fp32-direct";
+  case FAM_AVX2: return "avx2-fp32-direct";
   default: return "portable-fp32-direct";
   }
 }
@@ -231,8 +235,9 @@ static mbsr__epi epi_row(const mbsr__epi *e, long off) {
 
 static void conv_rows(float *out, const float *xp, const float *w, const float *bias, int n, int dp, int hp, int wp,
                       int cin, int cout, int stride, int od, int oh, int ow, const mbsr__epi *epi, family fam) {
-  void (*row_fn)(const mbsr__conv_row *) =
-      fam == FAM_AVX512 ? mbsr__conv_fwd_row_avx512 : mbsr__conv_fwd_row_portable;
+  void (*row_fn)(const mbsr__conv_row *) = fam == FAM_AVX512                    ? mbsr__conv_fwd_row_avx512
+                                            : fam == FAM_AVX2 && cout % 8 == 0 ? mbsr__conv_fwd_row_avx2
+                                                                               : mbsr__conv_fwd_row_portable;
   const long rowH = (long)wp * cin, rowD = (long)hp * wp * cin;
 #pragma omp for schedule(dynamic, 4) nowait
   for (long row = 0; row < (long)n * od * oh; row++) {
@@ -280,7 +285,9 @@ static void dw_planes(float *pw, long p0, long p1, int want_dw, int want_db, con
   const int dp = s->d + 2, hp = s->h + 2, wp = s->w + 2;
   const size_t nw = (size_t)27 * cin * cout;
   float *pb = pw + nw;
-  void (*bww)(const mbsr__conv_bww *) = fam == FAM_AVX512 ? mbsr__conv_bww_avx512 : mbsr__conv_bww_portable;
+  void (*bww)(const mbsr__conv_bww *) = fam == FAM_AVX512                    ? mbsr__conv_bww_avx512
+                                       : fam == FAM_AVX2 && cout % 8 == 0 ? mbsr__conv_bww_avx2
+                                                                          : mbsr__conv_bww_portable;
   const long prow = (long)wp * cin, pplane = (long)hp * prow;
   for (long plane = p0; plane < p1; plane++) {
     const int pd = (int)(plane % s->od), pn = (int)(plane / s->od);

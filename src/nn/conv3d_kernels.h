@@ -74,6 +74,8 @@ void mbsr__f32_to_bf16_avx512(uint16_t *dst, const float *src, size_t n);
 
 void mbsr__conv_fwd_row_avx512(const mbsr__conv_row *a);
 void mbsr__conv_bww_avx512(const mbsr__conv_bww *a);
+void mbsr__conv_fwd_row_avx2(const mbsr__conv_row *a); /* COUT % 8 == 0 */
+void mbsr__conv_bww_avx2(const mbsr__conv_bww *a);        /* COUT % 8 == 0 */
 void mbsr__conv_fwd_row_portable(const mbsr__conv_row *a);
 void mbsr__conv_bww_portable(const mbsr__conv_bww *a);
 

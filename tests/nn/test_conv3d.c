@@ -9,6 +9,7 @@
 #include "mbsr_test.h"
 
 int mbsr__conv3d_force_kernel(const char *name); /* src/nn/conv3d.c (internal) */
+static void fused_family(const char *fam);
 
 static float *rnd(size_t n, mbsr_rng *r, double a) {
   float *p = mbsr_alloc(n * sizeof(float));
@@ -128,6 +129,14 @@ static void compare_family(const char *fam) {
 }
 
 static void test_portable_vs_reference(void) { compare_family("portable"); }
+static void test_avx2_vs_reference(void) {
+  if (!strcmp(mbsr_conv3d_kernel_name(MBSR_PREC_FP32), "portable-fp32-direct")) {
+    mbsr_test_skip("this CPU has no AVX2+FMA");
+    return;
+  }
+  compare_family("avx2");
+  fused_family("avx2");
+}
 static void test_avx512_vs_reference(void) {
   if (!mbsr_cpu_has_avx512()) {
     mbsr_test_skip("this CPU has no AVX-512");
@@ -228,6 +237,7 @@ static void test_bf16_vs_reference(void) {
 int main(void) {
   static const mbsr_test_case cases[] = {{"reference_fd", test_reference_fd},
                                          {"portable_vs_reference", test_portable_vs_reference},
+                                         {"avx2_vs_reference", test_avx2_vs_reference},
                                          {"avx512_vs_reference", test_avx512_vs_reference},
                                          {"bf16_vs_reference", test_bf16_vs_reference},
                                          {"fused_epilogues", test_fused_epilogues},
