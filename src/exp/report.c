@@ -655,6 +655,14 @@ int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
     RD("## How this was made\n\n");
     RD("- Parameters (every key, defaults included): [`params.yaml`](params.yaml); experiment file `%s`, scale `%s`.\n",
        e->path, e->scale_name);
+    RD("- Networks: %s; %d channels x %d residual blocks%s (cCNN %d/%d; GAN discriminator %d x %d); %d^3 patches, batch %d, "
+       "at most %d epochs (early-stopping patience %d%s), Adam lr %g, seed %llu; the checkpoint with the best validation "
+       "loss is applied. Data: base grid %d um, %d training subjects (%.0f %% of them for validation), %d test subjects.\n",
+       e->s.n_arch == 1 ? e->s.arch[0] : "see the cells", e->s.channels, e->s.blocks,
+       e->s.global_residual ? " with a global residual (output = input + network)" : "", e->s.ccnn_c1, e->s.ccnn_c2,
+       e->s.disc_channels, e->s.disc_blocks, e->s.patch, e->s.batch, e->s.epochs, e->s.patience,
+       e->s.patience ? "" : " = off", e->s.lr, (unsigned long long)e->s.seed, e->s.base_um, e->s.n_train,
+       100 * e->s.val_fraction, e->s.n_test);
     RD("- Commands: `mbsr sweep %s --scale %s%s%s` then `%s`.\n", e->path, e->scale_name,
        o->results && strcmp(o->results, "results") ? " --results " : "", o->results && strcmp(o->results, "results") ? o->results : "",
        o->command ? o->command : "mbsr report");

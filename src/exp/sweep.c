@@ -108,19 +108,80 @@ static int ensure_phantom(const mbsr_exp_scale *s, const char *dir) {
   return rc;
 }
 
-/* Manifest of the cohort's images (mask files excluded), name order, at most n. Returns count. */
-static int write_manifest(const char *src, const char *path, int nmax, int *count) {
+/* Manifest of the cohort's images (mask files excluded), name order, at most nmax. Returns count.
+ * Real cohorts (check_vox): volumes coarser than the base grid are left out with a warning (prep
+ * cannot make HR data finer than the input); when fewer than 3 usable volumes remain, each is cut
+ * in two halves along its longest axis, written to halves_dir, and the halves are the subjects
+ * (prep then holds one half out for testing: the network never sees the test half). */
+static int write_manifest(const char *src, const char *path, int nmax, int check_vox, double base_mm,
+                          const char *halves_dir, int *count, int *halves) {
   mbsr_input_list in;
   int rc = mbsr_input_list_load(src, &in);
   if (rc) return rc;
+  char **use = calloc((size_t)in.n + 1, sizeof *use);
+  int nu = 0;
+  for (int i = 0; i < in.n && nu < nmax && !rc; i++) {
+    if (strstr(in.names[i], "mask")) continue;
+    if (check_vox) {
+      mbsr_read_opts ro = {{0.04, 0.04, 0.05}, "LSP"}; /* prep's default TIFF geometry (the AF individual brain) */
+      mbsr_volume *v = NULL;
+      if (mbsr_volume_read(in.paths[i], &ro, &v)) {
+        mbsr_warn("sweep: %s: %s: left out", in.paths[i], mbsr_last_error());
+        continue;
+      }
+      double vmax = fmax(v->vox[0], fmax(v->vox[1], v->vox[2]));
+      mbsr_volume_free(v);
+      if (vmax > base_mm * 1.001) {
+        mbsr_warn("sweep: %s: voxel size %.3g mm is coarser than the base grid %.3g mm: left out", in.paths[i], vmax, base_mm);
+        continue;
+      }
+    }
+    use[nu++] = in.paths[i];
+  }
+  *halves = 0;
+  char **list = use;
+  static char hp[64][4096];
+  if (!rc && check_vox && nu >= 1 && nu < 3 && nu <= 32) {
+    rc = mbsr_mkdir_p(halves_dir);
+    int nh = 0;
+    for (int i = 0; i < nu && !rc; i++) {
+      mbsr_read_opts ro = {{0.04, 0.04, 0.05}, "LSP"};
+      mbsr_volume *v = NULL;
+      if ((rc = mbsr_volume_read(use[i], &ro, &v))) break;
+      int a = mbsr__longest_axis(v);
+      int64_t n = mbsr__dimof(v, a);
+      const char *base = strrchr(use[i], '/') ? strrchr(use[i], '/') + 1 : use[i];
+      char stem[1024];
+      snprintf(stem, sizeof stem, "%s", base);
+      char *dot = strstr(stem, ".n");
+      if (dot) *dot = 0;
+      for (int h = 0; h < 2 && !rc; h++) {
+        snprintf(hp[nh], sizeof hp[nh], "%s/%s-half%c.nii.gz", halves_dir, stem, 'A' + h);
+        if (!mbsr_file_exists(hp[nh])) {
+          mbsr_volume *c = mbsr__crop_axis(v, a, h ? n / 2 : 0, h ? n : n / 2);
+          char d[80];
+          snprintf(d, sizeof d, "%s half %c (real data)", stem, 'A' + h);
+          rc = c ? mbsr_exp_write_nifti_desc(hp[nh], c, d) : mbsr_error(MBSR_ENOMEM, "out of memory");
+          mbsr_volume_free(c);
+        }
+        nh++;
+      }
+      mbsr_volume_free(v);
+    }
+    if (!rc) {
+      mbsr_warn("sweep: only %d usable real volume(s): each is cut in two halves along its longest axis; the halves are "
+                "the subjects (one held out for testing, evaluated in slabs)", nu);
+      for (int i = 0; i < nh; i++) use[i] = hp[i];
+      nu = nh;
+      *halves = 1;
+    }
+  }
   size_t cap = 4096, len = 0;
   char *text = malloc(cap);
   text[0] = 0;
-  int n = 0;
-  for (int i = 0; i < in.n && n < nmax; i++) {
-    if (strstr(in.names[i], "mask")) continue;
+  for (int i = 0; i < nu && !rc; i++) {
     char ab[8192];
-    const char *p = in.paths[i];
+    const char *p = list[i];
     if (p[0] != '/') {
       char cwd[4096];
       if (!getcwd(cwd, sizeof cwd)) cwd[0] = 0;
@@ -130,16 +191,14 @@ static int write_manifest(const char *src, const char *path, int nmax, int *coun
     size_t need = strlen(p) + 2;
     if (len + need + 1 > cap) text = realloc(text, cap = 2 * (cap + need));
     len += (size_t)sprintf(text + len, "%s\n", p);
-    n++;
   }
-  mbsr_input_list_free(&in);
-  *count = n;
-  rc = n ? mbsr__exp_write_text(path, text) : mbsr_error(MBSR_EINVAL, "%s: no input volumes", src);
+  *count = nu;
+  if (!rc) rc = nu ? mbsr__exp_write_text(path, text) : mbsr_error(MBSR_EINVAL, "%s: no usable input volumes", src);
   free(text);
+  free(use);
+  mbsr_input_list_free(&in);
   return rc;
 }
-
-
 
 static void pair_name(int lr, int hr, char *b, size_t n) { snprintf(b, n, "%d-%d", lr, hr); }
 
@@ -156,7 +215,10 @@ int mbsr__sweep_prep_af(const mbsr_experiment *e, const mbsr_sweep_opts *o, swee
   if (mbsr__rank0()) {
     rc = mbsr_mkdir_p(x->cohort);
     if (!rc && !strcmp(s->cohort, "phantom") && !o->data) rc = ensure_phantom(s, x->cohort);
-    if (!rc) rc = write_manifest(x->cohort, man, want, &have);
+    char hd[2400];
+    snprintf(hd, sizeof hd, "%s/data/halves", x->dir);
+    int real = o->data || strcmp(s->cohort, "phantom"), halves = 0;
+    if (!rc) rc = write_manifest(x->cohort, man, want, real, s->base_um / 1000.0, hd, &have, &halves);
     if (!rc && have < want)
       mbsr_warn("sweep: %s has %d volumes, fewer than n_train + n_test = %d: using %d test and %d training subjects",
                 x->cohort, have, want, have >= 2 ? (have + 2) / 3 : 0, have - (have + 2) / 3);
