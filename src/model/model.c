@@ -438,6 +438,23 @@ static void conv_fwd(mbsr_model *m, mbsr__conv *L, const float *in, int B) {
   mbsr_conv3d_forward(L->out, in, m->params + L->w_off, m->params + L->b_off, &s, m->ws);
 }
 
+/* Fused forms (nn.h): out = relu?(conv + bias + residual) */
+static void conv_fwd_fused(mbsr_model *m, mbsr__conv *L, const float *in, const float *residual, int relu, int B) {
+  mbsr_conv3d_dims s = L->dims;
+  s.n = B;
+  L->in = in;
+  mbsr_conv3d_forward_fused(L->out, in, m->params + L->w_off, m->params + L->b_off, residual, relu, &s, m->ws);
+}
+/* dinp = (base + conv^T dout) * (relu_out > 0); base NULL = from zero */
+static void conv_bwd_fused(mbsr_model *m, mbsr__conv *L, float *dinp, const float *base, const float *relu_out,
+                           int wgrad, const float *dout, int B) {
+  mbsr_conv3d_dims s = L->dims;
+  s.n = B;
+  float *dw = wgrad ? m->grads + L->w_off : NULL, *db = wgrad ? m->grads + L->b_off : NULL;
+  if (!dinp && !dw) return;
+  mbsr_conv3d_backward_fused(dinp, base, relu_out, dw, db, dout, L->in, m->params + L->w_off, &s, m->ws);
+}
+
 static void conv_bwd(mbsr_model *m, mbsr__conv *L, float *dinp, int wgrad, const float *dout, int B) {
   mbsr_conv3d_dims s = L->dims;
   s.n = B;
@@ -453,16 +470,21 @@ static void net_forward(mbsr_model *m, mbsr__net *n, const float *x, int B) {
   int i = 0;
   for (; i < n->nhead; i++) {
     mbsr__conv *L = &n->conv[i];
-    conv_fwd(m, L, cur, B);
-    act_forward(n, L->act, L->out, conv_out_count(&L->dims, B));
+    if (L->act == ACT_RELU) conv_fwd_fused(m, L, cur, NULL, 1, B);
+    else {
+      conv_fwd(m, L, cur, B);
+      act_forward(n, L->act, L->out, conv_out_count(&L->dims, B));
+    }
     cur = L->out;
   }
   for (int b = 0; b < n->nblocks; b++, i += 2) {
     mbsr__conv *c1 = &n->conv[i], *c2 = &n->conv[i + 1];
-    conv_fwd(m, c1, cur, B);
-    act_forward(n, c1->act, c1->out, conv_out_count(&c1->dims, B));
-    conv_fwd(m, c2, c1->out, B);
-    mbsr_residual_forward(c2->out, c2->out, cur, conv_out_count(&c2->dims, B));
+    if (c1->act == ACT_RELU) conv_fwd_fused(m, c1, cur, NULL, 1, B);
+    else {
+      conv_fwd(m, c1, cur, B);
+      act_forward(n, c1->act, c1->out, conv_out_count(&c1->dims, B));
+    }
+    conv_fwd_fused(m, c2, c1->out, cur, 0, B); /* + the skip */
     cur = c2->out;
   }
   if (n->is_disc) {
@@ -524,20 +546,25 @@ static void net_backward(mbsr_model *m, mbsr__net *n, const float *dout, int wgr
     if (i + 1 < stop) return;
     /* conv2: dh1 into t */
     float *dh1 = NULL;
-    if (NEED_DIN(i + 1)) {
-      dh1 = t;
-      memset(t, 0, sizeof(float) * conv_in_count(&c2->dims, B));
+    if (NEED_DIN(i + 1)) dh1 = t;
+    if (dh1 && c1->act == ACT_RELU) {
+      conv_bwd_fused(m, c2, dh1, NULL, c1->out, WG(i + 1), g, B); /* written, then ReLU-masked */
+    } else {
+      if (dh1) memset(t, 0, sizeof(float) * conv_in_count(&c2->dims, B));
+      conv_bwd(m, c2, dh1, WG(i + 1), g, B);
+      if (!dh1) return;
+      act_backward(n, c1->act, t, c1->out, conv_out_count(&c1->dims, B));
     }
-    conv_bwd(m, c2, dh1, WG(i + 1), g, B);
-    if (!dh1) return;
-    act_backward(n, c1->act, t, c1->out, conv_out_count(&c1->dims, B));
     /* conv1 + skip: d block input = g (skip) + conv1's input gradient */
     if (NEED_DIN(i)) {
       float *dx = (i == 0) ? dinput : u;
       size_t cnt = conv_in_count(&c1->dims, B);
-      if (i == 0) mbsr_residual_backward(dx, NULL, g, cnt);
-      else memcpy(u, g, sizeof(float) * cnt);
-      conv_bwd(m, c1, dx, WG(i), t, B);
+      if (i == 0) {
+        mbsr_residual_backward(dx, NULL, g, cnt);
+        conv_bwd(m, c1, dx, WG(i), t, B);
+      } else {
+        conv_bwd_fused(m, c1, u, g, NULL, WG(i), t, B); /* u = g (the skip) + conv1's input gradient */
+      }
       if (i == 0) return;
       float *tmp = g;
       g = u;
