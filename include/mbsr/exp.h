@@ -61,7 +61,7 @@ typedef struct {
   int n_train, n_test;      /* subjects (test = the last n_test in name order) */
   char mri_dir[1024];       /* co-registered AF/T2w and the diffusion map (transfer, human) */
   char human_dir[1024];     /* human T1 volumes (human) */
-  int human_n_train, human_n_test;
+  int human_n_train;
   /* phantom generation (cohort: phantom) */
   int phantom_n, phantom_dims[3];
   uint64_t phantom_seed;

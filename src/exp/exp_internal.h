@@ -25,6 +25,10 @@ typedef struct {
 } eval_row;
 
 int mbsr__rank0(void);
+/* Hash of the resolved scale and the cell: written into the cell's done marker. */
+uint64_t mbsr__cell_key(const mbsr_experiment *e, int cell);
+/* 0 no done marker, 1 done with these parameters, 2 done marker without a key, -1 done with others. */
+int mbsr__cell_state(const mbsr_experiment *e, const char *results, int cell);
 int mbsr__lock_file(const char *path); /* blocking exclusive flock; returns the fd (or -1) */
 void mbsr__unlock_file(int fd);
 uint64_t mbsr__fnv(uint64_t h, const void *p, size_t n);

@@ -50,7 +50,6 @@ static const keydef KEYS[] = {
     S("data", "mri_dir", mri_dir, "../shared/data/mri", "co-registered AF/T2w (200 um) and the diffusion QA map (transfer, human)"),
     S("data", "human_dir", human_dir, "/usr/share/mricron/templates", "human T1 volumes: a directory of *.nii.gz or one file (Debian mricron-data)"),
     I("data", "human_n_train", human_n_train, 1, 1000, "1", "human volumes used for training"),
-    I("data", "human_n_test", human_n_test, 0, 1000, "1", "human volumes used for testing"),
     I("phantom", "n", phantom_n, 1, 999, "12", "phantom subjects generated when the cohort is absent"),
     U("phantom", "seed", phantom_seed, "1", "phantom cohort seed"),
     {"phantom", "dims", K_INT3, F(phantom_dims), 0, 0, 0, 4096, "[0, 0, 0]", "grid (0 = field of view / base_um)"},

@@ -403,8 +403,14 @@ int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
   for (int c = 0; c < e->n_cells && !rc; c++) {
     char p[2600];
     snprintf(p, sizeof p, "%s/cells/%s/done", dir, e->cells[c].name);
-    if (!mbsr_file_exists(p)) {
+    int st = mbsr__cell_state(e, o->results, c);
+    if (st == 0) {
       mbsr_warn("report: cell %s is not finished (no %s): left out", e->cells[c].name, p);
+      continue;
+    }
+    if (st < 0) {
+      mbsr_warn("report: cell %s was computed with other parameters than %s now gives (run mbsr sweep): left out",
+                e->cells[c].name, e->path);
       continue;
     }
     snprintf(p, sizeof p, "%s/cells/%s/metrics.csv", dir, e->cells[c].name);

@@ -39,11 +39,33 @@ uint64_t mbsr__fnv(uint64_t h, const void *p, size_t n) {
 }
 uint64_t mbsr__fnv_str(uint64_t h, const char *s) { return mbsr__fnv(h, s, strlen(s) + 1); }
 
-int mbsr_sweep_cell_done(const mbsr_experiment *e, const char *results, int cell) {
+/* Key of everything that determines a cell's results: the resolved scale and the cell. */
+uint64_t mbsr__cell_key(const mbsr_experiment *e, int cell) {
+  uint64_t h = mbsr__fnv(0xcbf29ce484222325ULL, &e->s, sizeof e->s);
+  return mbsr__fnv(h, &e->cells[cell], sizeof e->cells[cell]);
+}
+
+/* State of a cell's done marker: 0 absent, 1 written with these parameters ("params <key>"),
+ * 2 present without a key line, -1 written with other parameters. */
+int mbsr__cell_state(const mbsr_experiment *e, const char *results, int cell) {
   char d[2048], p[2400];
   if (mbsr_exp_dir(e, results, d, sizeof d)) return 0;
   snprintf(p, sizeof p, "%s/cells/%s/done", d, e->cells[cell].name);
-  return mbsr_file_exists(p);
+  FILE *f = fopen(p, "r");
+  if (!f) return 0;
+  char line[4096], want[64];
+  snprintf(want, sizeof want, "params %016llx", (unsigned long long)mbsr__cell_key(e, cell));
+  int match = 0, key = 0;
+  while (fgets(line, sizeof line, f)) {
+    key |= !strncmp(line, "params ", 7);
+    match |= !strncmp(line, want, strlen(want));
+  }
+  fclose(f);
+  return match ? 1 : key ? -1 : 2;
+}
+
+int mbsr_sweep_cell_done(const mbsr_experiment *e, const char *results, int cell) {
+  return mbsr__cell_state(e, results, cell) == 1;
 }
 
 /* A blocking exclusive lock on PATH (another array task preparing the same file waits). */
@@ -633,9 +655,18 @@ int mbsr_sweep_run(const mbsr_experiment *e, const mbsr_sweep_opts *o) {
   int k = 0;
   for (int ci = first; ci <= last && !rc; ci++) {
     const mbsr_exp_cell *c = &e->cells[ci];
-    if (!o->force && mbsr_sweep_cell_done(e, o->results, ci)) {
+    int st = mbsr__cell_state(e, o->results, ci);
+    if (!o->force && st == 1) {
       if (mbsr__rank0()) mbsr_info("sweep: cell %d/%d %s: finished earlier, skipped", ci + 1, e->n_cells, c->name);
       continue;
+    }
+    if (st < 0 || st == 2) {
+      char p[2600];
+      snprintf(p, sizeof p, "%s/cells/%s/done", x.dir, c->name);
+      if (mbsr__rank0()) {
+        mbsr_warn("sweep: %s finished with other parameters: recomputed", c->name);
+        unlink(p);
+      }
     }
     k++;
     double tc = mbsr_now();
@@ -662,7 +693,8 @@ int mbsr_sweep_run(const mbsr_experiment *e, const mbsr_sweep_opts *o) {
       if (!erc) erc = mbsr__write_metrics(p, c, rows, nrows);
       if (!erc) {
         char t[4096];
-        snprintf(t, sizeof t, "cell %s finished in %.1f s\ncheckpoint %s\ndata %s\n", c->name, mbsr_now() - tc, ckpt, x.h5);
+        snprintf(t, sizeof t, "cell %s finished in %.1f s\nparams %016llx\ncheckpoint %s\ndata %s\n", c->name, mbsr_now() - tc,
+                 (unsigned long long)mbsr__cell_key(e, ci), ckpt, x.h5);
         snprintf(p, sizeof p, "%s/done", cdir);
         erc = mbsr__exp_write_text(p, t);
       }

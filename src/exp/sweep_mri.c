@@ -289,8 +289,9 @@ int mbsr__sweep_mri_cell(const mbsr_experiment *e, const mbsr_sweep_opts *o, swe
     if (!erc) erc = mbsr__write_metrics(p, c, rows, nrows);
     if (!erc) {
       char t[4096];
-      snprintf(t, sizeof t, "cell %s finished in %.1f s\ncheckpoint %s\ntest data %s/%s (second half, %d slabs)\n", c->name,
-               mbsr_now() - t0, ckpt, s->mri_dir, mri_source(c->test_data).file, s->n_test);
+      snprintf(t, sizeof t, "cell %s finished in %.1f s\nparams %016llx\ncheckpoint %s\ntest data %s/%s (second half, %d slabs)\n",
+               c->name, mbsr_now() - t0, (unsigned long long)mbsr__cell_key(e, c->index), ckpt, s->mri_dir,
+               mri_source(c->test_data).file, s->n_test);
       snprintf(p, sizeof p, "%s/done", cdir);
       erc = mbsr__exp_write_text(p, t);
     }

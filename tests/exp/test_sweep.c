@@ -93,6 +93,16 @@ static void test_kill_and_resume(void) {
   CU_ASSERT_FATAL(pr != NULL);
   CU_ASSERT(strstr(pr, "      lr: 0.001") != NULL); /* a default the file did not give */
   free(pr);
+  /* a finished cell counts as done only for the parameters it was computed with */
+  {
+    static mbsr_experiment e;
+    char res[4200];
+    snprintf(res, sizeof res, "%s/A", t);
+    MT_ASSERT_OK(mbsr_exp_load(yaml, "demo", &e));
+    CU_ASSERT(mbsr_sweep_cell_done(&e, res, 0));
+    e.s.epochs += 1;
+    CU_ASSERT(!mbsr_sweep_cell_done(&e, res, 0));
+  }
   /* two MPI ranks (data-parallel prep and training, evaluation on rank 0): runs to the same layout */
   MT_ASSERT_INT_EQ(mbsr_test_sh("cd '%s' && OMP_NUM_THREADS=1 mpiexec --allow-run-as-root --oversubscribe --bind-to none -n 2 "
                                 "'%s' sweep '%s' --results C --cell 2 > c.log 2>&1",
