@@ -53,6 +53,8 @@ int mbsr__sweep_mri_cell(const mbsr_experiment *e, const mbsr_sweep_opts *o, swe
 /* Prep the AF patches for every AF pair of the experiment (collective; reused when present). */
 int mbsr__sweep_prep_af(const mbsr_experiment *e, const mbsr_sweep_opts *o, sweep_ctx *x);
 
+/* gnuplot SCRIPT (terminal set, no output) -> OUT_PNG, atomically. */
+int mbsr__run_gnuplot(const char *script_path, const char *out_png);
 /* Figures only some experiments have (AF-vs-MRI scatter plots for transfer); appends file names. */
 int mbsr__report_extra_figures(const mbsr_experiment *e, const char *dir, char figs[][256], int *nf, int max);
 

@@ -137,12 +137,19 @@ static void src_path(const char *png, const char *suffix, char *buf, size_t n) {
   snprintf(buf, n, "%s/%s%s", d, sl ? sl + 1 : png, suffix);
 }
 
-static int run_gnuplot(const char *script_path) {
-  char cmd[4400];
-  snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>'%s.log'", script_path, script_path);
+/* Run a figure script (it sets the terminal, not the output): gnuplot writes a temporary PNG that is
+ * renamed to out_png when complete. Re-run by hand: gnuplot -e "set output 'x.png'" fig_src/x.png.gp */
+int mbsr__run_gnuplot(const char *script_path, const char *out_png) {
+  char tmp[4200], cmd[9000];
+  int rc = mbsr_tmp_path(out_png, tmp, sizeof tmp);
+  if (rc) return rc;
+  snprintf(cmd, sizeof cmd, "gnuplot -e \"set output '%s'\" '%s' 2>'%s.log'", tmp, script_path, script_path);
   int st = system(cmd);
-  if (st != 0) return mbsr_error(MBSR_EIO, "gnuplot failed on %s (see %s.log)", script_path, script_path);
-  return 0;
+  if (st != 0 || !mbsr_file_exists(tmp)) {
+    mbsr_abandon_file(tmp);
+    return mbsr_error(MBSR_EIO, "gnuplot failed on %s (see %s.log)", script_path, script_path);
+  }
+  return mbsr_commit_file(tmp, out_png);
 }
 
 static int write_slice_bin(const char *path, const mbsr_volume *v, int axis, int64_t idx, int64_t x0, int64_t y0,
@@ -236,7 +243,7 @@ static int fig_montage(const mbsr_experiment *e, const char *dir, const int *cel
     float mn, mx;
     mbsr_volume_minmax(hr, &mn, &mx);
     double cw = 200.0 * ncol, ch = 200.0 * ((double)ny / nx) + 200.0 * ((double)nz / nx) + 200.0 * ((double)zh / zw) + 120;
-    fprintf(g, "set terminal pngcairo size %d,%d font 'sans,10'\nset output '%s'\n", (int)cw, (int)ch, out_png);
+    fprintf(g, "set terminal pngcairo size %d,%d font 'sans,10'\n", (int)cw, (int)ch);
     fprintf(g, "set palette gray\nunset colorbox\nunset key\nunset tics\nunset border\nset cbrange [%g:%g]\n", mn, mx * 0.95);
     fprintf(g, "set multiplot layout 3,%d title \"%s%s\" margins 0.01,0.99,0.01,0.90 spacing 0.005,0.03\n", ncol,
             e->title, is_synthetic_e(e, dir) ? " - SYNTHETIC phantom" : "");
@@ -262,7 +269,7 @@ static int fig_montage(const mbsr_experiment *e, const char *dir, const int *cel
     fprintf(g, "unset multiplot\n");
   }
   if (g) fclose(g);
-  if (!rc) rc = run_gnuplot(gp);
+  if (!rc) rc = mbsr__run_gnuplot(gp, out_png);
   for (int c = 0; c < nc; c++) mbsr_volume_free(srs[c]);
   free(srs), free(cols), free(titles);
   mbsr_volume_free(hr), mbsr_volume_free(lr), mbsr_volume_free(cub), mbsr_volume_free(lrn);
@@ -289,7 +296,7 @@ static int fig_box(const mbsr_experiment *e, const char *dir, const cell_stats *
   fclose(f);
   FILE *g = fopen(gp, "w");
   if (!g) return mbsr_error(MBSR_EIO, "%s: cannot write", gp);
-  fprintf(g, "set terminal pngcairo size %d,480 font 'sans,10'\nset output '%s'\n", 160 + 70 * ng, out_png);
+  fprintf(g, "set terminal pngcairo size %d,480 font 'sans,10'\n", 160 + 70 * ng);
   fprintf(g, "set title \"%s per test subject%s\"\nset ylabel '%s'\nunset key\nset style fill solid 0.4 border -1\n"
              "set style boxplot outliers pointtype 7\nset boxwidth 0.6\nset xtics rotate by -35 font ',8'\n",
           metric == 0 ? "RMSE (brain mask, [0,1] intensities)" : "SSIM (3-D, brain mask)",
@@ -318,7 +325,7 @@ static int fig_box(const mbsr_experiment *e, const char *dir, const cell_stats *
           ng - 1, dat, dat);
   fclose(g);
   /* gnuplot boxplot with a factor column: "using (x):y:(width):factor" groups by factor */
-  return run_gnuplot(gp);
+  return mbsr__run_gnuplot(gp, out_png);
 }
 
 /* Figure 6C-like decorrelation curves of the central axial slice: cubic, network, HR. */
@@ -374,9 +381,9 @@ static int fig_decorr(const mbsr_experiment *e, const char *dir, int cell, const
   src_path(out_png, ".gp", gp, sizeof gp);
   FILE *g = fopen(gp, "w");
   if (!g) return mbsr_error(MBSR_EIO, "%s: cannot write", gp);
-  fprintf(g, "set terminal pngcairo size 1200,400 font 'sans,10'\nset output '%s'\nset multiplot layout 1,3 title "
+  fprintf(g, "set terminal pngcairo size 1200,400 font 'sans,10'\nset multiplot layout 1,3 title "
              "\"Decorrelation analysis, central axial slice%s (gray: high-pass curves, blue: d0, red: kc)\"\n",
-          out_png, is_synthetic_e(e, dir) ? " - SYNTHETIC phantom" : "");
+          is_synthetic_e(e, dir) ? " - SYNTHETIC phantom" : "");
   for (int m = 0; m < 3; m++) {
     fprintf(g, "set title \"%s: kc = %.3f, resolution = %.0f um\"\nset xlabel 'normalised frequency'\nset ylabel 'd'\n"
                "set xrange [0:1]\nset yrange [0:*]\nunset key\nset arrow 1 from %g, graph 0 to %g, graph 1 nohead lc rgb 'red' lw 2\n",
@@ -386,7 +393,7 @@ static int fig_decorr(const mbsr_experiment *e, const char *dir, int cell, const
   }
   fprintf(g, "unset multiplot\n");
   fclose(g);
-  return run_gnuplot(gp);
+  return mbsr__run_gnuplot(gp, out_png);
 }
 
 /* ---- the report ---- */

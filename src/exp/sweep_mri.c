@@ -355,17 +355,15 @@ int mbsr__report_extra_figures(const mbsr_experiment *e, const char *dir, char f
       rc = mbsr__exp_write_text(csv, t);
       FILE *g = fopen(gp, "w");
       if (g) {
-        fprintf(g, "set terminal pngcairo size 560,480 font 'sans,10'\nset output '%s'\nunset key\n"
+        fprintf(g, "set terminal pngcairo size 660,500 font 'sans,10'\nunset key\n"
                    "set title \"AF vs T2w, voxel-wise in the brain mask (R = %.2f, p %s %.1e, n = %d)\"\n"
                    "set xlabel 'AF (Allen CCFv3 template, 200 um)'\nset ylabel 'T2w (DSURQE, normalised)'\n"
-                   "f(x) = a*x + b\nfit f(x) '%s' via a, b\n"
+                   "set fit quiet\nset fit logfile '/dev/null'\nf(x) = a*x + b\nfit f(x) '%s' via a, b\n"
                    "plot '%s' using 1:2 with points pt 7 ps 0.3 lc rgb '#40000080', f(x) lw 2 lc rgb 'red'\n",
-                png, cr.r, cr.p > 0 ? "=" : "<", cr.p > 0 ? cr.p : 1e-300, cr.n, dat, dat);
+                cr.r, cr.p > 0 ? "=" : "<", cr.p > 0 ? cr.p : 1e-300, cr.n, dat, dat);
         fclose(g);
-        char cmd[6000];
-        snprintf(cmd, sizeof cmd, "gnuplot '%s' >'%s.log' 2>&1", gp, gp);
-        if (system(cmd) != 0) rc = mbsr_error(MBSR_EIO, "gnuplot failed on %s", gp);
-        else snprintf(figs[(*nf)++], 256, "fig_scatter_af_t2w.png");
+        rc = mbsr__run_gnuplot(gp, png);
+        if (!rc) snprintf(figs[(*nf)++], 256, "fig_scatter_af_t2w.png");
       }
     }
   }
