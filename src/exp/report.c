@@ -242,12 +242,16 @@ static int fig_montage(const mbsr_experiment *e, const char *dir, const int *cel
     /* display window from the HR reference inside the brain */
     float mn, mx;
     mbsr_volume_minmax(hr, &mn, &mx);
-    double cw = 200.0 * ncol, ch = 200.0 * ((double)ny / nx) + 200.0 * ((double)nz / nx) + 200.0 * ((double)zh / zw) + 120;
+    /* panels placed by hand: every row as tall as its images' aspect needs (+ a title band) */
+    const double pw = 200.0, tb = 22.0, head = 34.0;
+    double rh[3] = {pw * (double)ny / nx + tb, pw * (double)nz / nx + tb, pw * (double)zh / zw + tb};
+    double cw = pw * ncol, ch = head + rh[0] + rh[1] + rh[2];
     fprintf(g, "set terminal pngcairo size %d,%d font 'sans,10'\n", (int)cw, (int)ch);
     fprintf(g, "set palette gray\nunset colorbox\nunset key\nunset tics\nunset border\nset cbrange [%g:%g]\n", mn, mx * 0.95);
-    fprintf(g, "set multiplot layout 3,%d title \"%s%s\" margins 0.01,0.99,0.01,0.90 spacing 0.005,0.03\n", ncol,
-            e->title, is_synthetic_e(e, dir) ? " - SYNTHETIC phantom" : "");
-    for (int row = 0; row < 3; row++)
+    fprintf(g, "set multiplot title \"%s%s\"\n", e->title, is_synthetic_e(e, dir) ? " - SYNTHETIC phantom" : "");
+    double ytop = ch - head;
+    for (int row = 0; row < 3; row++) {
+      ytop -= rh[row];
       for (int c = 0; c < ncol; c++) {
         char bin[4400];
         char suf[32];
@@ -258,14 +262,18 @@ static int fig_montage(const mbsr_experiment *e, const char *dir, const int *cel
         else if (row == 1) rc = write_slice_bin(bin, cols[c], 1, jy, 0, 0, nx, nz);
         else rc = write_slice_bin(bin, cols[c], 2, kz, zx, zy, zw, zh);
         if (rc) break;
-        fprintf(g, "set title \"%s\"\nset size ratio -1\nset xrange [-0.5:%g]\nset yrange [-0.5:%g]\n",
-                row == 0 ? titles[c] : row == 1 ? "" : "zoom", w - 0.5, h - 0.5);
+        fprintf(g, "set origin %.5f,%.5f\nset size %.5f,%.5f\n", c * pw / cw, ytop / ch, pw / cw, rh[row] / ch);
+        fprintf(g, "set lmargin at screen %.5f\nset rmargin at screen %.5f\nset bmargin at screen %.5f\nset tmargin at screen %.5f\n",
+                (c * pw + 2) / cw, ((c + 1) * pw - 2) / cw, (ytop + 1) / ch, (ytop + rh[row] - tb) / ch);
+        fprintf(g, "set title \"%s\" offset 0,-0.3\nset xrange [-0.5:%g]\nset yrange [-0.5:%g]\n",
+                row == 0 ? titles[c] : row == 1 ? (c == 0 ? "coronal" : "") : (c == 0 ? "zoom (red box)" : ""), w - 0.5, h - 0.5);
         if (row == 0 && c == ncol - 1)
           fprintf(g, "set object 1 rectangle from %g,%g to %g,%g front fillstyle empty border rgb 'red' lw 2\n",
                   zx - 0.5, zy - 0.5, zx + zw - 0.5, zy + zh - 0.5);
         fprintf(g, "plot '%s' binary array=(%lld,%lld) format='%%float' with image\n", bin, (long long)w, (long long)h);
         if (row == 0 && c == ncol - 1) fprintf(g, "unset object 1\n");
       }
+    }
     fprintf(g, "unset multiplot\n");
   }
   if (g) fclose(g);
