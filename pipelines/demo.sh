@@ -33,11 +33,11 @@ say() { printf '[demo %4ds] %s\n' $(( $(date +%s) - t0 )) "$*"; }
 say "1/5 dependencies (scripts/deps.sh build)"
 bash scripts/deps.sh build
 say "2/5 build (scripts/build.sh)"
-mkdir -p "$results"
-if ! bdir=$(bash scripts/build.sh 2>"$results/.demo-build.log" | tail -n 1) || [ -z "$bdir" ]; then
-  cat "$results/.demo-build.log" >&2; echo "demo.sh: build failed" >&2; exit 1
+mkdir -p "$results/demo"
+if ! bdir=$(bash scripts/build.sh 2>"$results/demo/build.log" | tail -n 1) || [ -z "$bdir" ]; then
+  cat "$results/demo/build.log" >&2; echo "demo.sh: build failed" >&2; exit 1
 fi
-say "   built $bdir/bin/mbsr (compiler messages: $results/.demo-build.log)"
+say "   built $bdir/bin/mbsr (compiler messages: $results/demo/build.log)"
 mbsr="$bdir/bin/mbsr"
 export OMP_NUM_THREADS=$threads OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 name=$(sed -n 's/^experiment: *//p' "$exp" | head -n 1)
