@@ -569,12 +569,19 @@ int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
   /* figures */
   char figs[8][256];
   int nf = 0;
+  /* figures: a failing figure (e.g. no gnuplot) is a warning; the tables and README still come */
+  int fig_failed = 0;
+#define FIG(call, name)                                                     \
+  do {                                                                      \
+    if ((call) == 0) snprintf(figs[nf++], 256, "%s", name);                \
+    else mbsr_warn("report: figure %s not made: %s", name, mbsr_last_error()), fig_failed++; \
+  } while (0)
   if (!rc && o->figures) {
     char png[2600];
     snprintf(png, sizeof png, "%s/fig_box_rmse.png", dir);
-    if (!(rc = fig_box(e, dir, cs, 0, png))) snprintf(figs[nf++], 256, "fig_box_rmse.png");
+    FIG(fig_box(e, dir, cs, 0, png), "fig_box_rmse.png");
     snprintf(png, sizeof png, "%s/fig_box_ssim.png", dir);
-    if (!rc && !(rc = fig_box(e, dir, cs, 1, png))) snprintf(figs[nf++], 256, "fig_box_ssim.png");
+    FIG(fig_box(e, dir, cs, 1, png), "fig_box_ssim.png");
     /* montage: cells sharing the test pair of the "main" cell (the first at 200-100 if any) */
     int main_c = -1;
     for (int c = 0; c < e->n_cells; c++) {
@@ -583,7 +590,7 @@ int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
       if (!cs[c].present || !mbsr_file_exists(vp)) continue;
       if (main_c < 0 || (e->cells[c].test_hr_um == 100 && e->cells[main_c].test_hr_um != 100)) main_c = c;
     }
-    if (!rc && main_c >= 0) {
+    if (main_c >= 0) {
       int sel[MBSR_EXP_MAX_CELLS], ns = 0;
       for (int c = 0; c < e->n_cells; c++) {
         char vp[2800];
@@ -593,13 +600,15 @@ int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
           sel[ns++] = c;
       }
       snprintf(png, sizeof png, "%s/fig_montage.png", dir);
-      if (!(rc = fig_montage(e, dir, sel, ns, png))) snprintf(figs[nf++], 256, "fig_montage.png");
+      FIG(fig_montage(e, dir, sel, ns, png), "fig_montage.png");
       /* decorrelation curves of the last selected cell (largest training set at that pair) */
       snprintf(png, sizeof png, "%s/fig_decorr.png", dir);
-      if (!rc && !(rc = fig_decorr(e, dir, sel[ns - 1], png))) snprintf(figs[nf++], 256, "fig_decorr.png");
+      FIG(fig_decorr(e, dir, sel[ns - 1], png), "fig_decorr.png");
     }
-    if (!rc) rc = mbsr__report_extra_figures(e, dir, figs, &nf, 8);
+    if (mbsr__report_extra_figures(e, dir, figs, &nf, 8))
+      mbsr_warn("report: AF-vs-MRI figure not made: %s", mbsr_last_error()), fig_failed++;
   }
+#undef FIG
   /* README.md */
   if (!rc) {
     char *rd = malloc(mcap + 16384);
@@ -700,7 +709,7 @@ int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
     snprintf(p, sizeof p, "%s/README.md", dir);
     rc = mbsr__exp_write_text(p, rd);
     free(rd);
-    if (!rc) mbsr_info("report: %s (table: %s/table.md, %d figure(s))", p, dir, nf);
+    if (!rc) mbsr_info("report: %s (table: %s/table.md, %d figure(s)%s)", p, dir, nf, fig_failed ? ", some failed: see the warnings" : "");
   }
   free(md);
   free(t);
