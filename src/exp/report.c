@@ -10,7 +10,6 @@
  * Statistics come from mbsr/stats.h (GSL distributions). */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #include <errno.h>
-#include <gsl/gsl_errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,9 +405,6 @@ static int fig_decorr(const mbsr_experiment *e, const char *dir, int cell, const
 
 /* ---- the report ---- */
 int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
-  /* GSL's default handler aborts the process on an underflow (e.g. the p-value of a correlation
-   * over 10^5 voxels): let the distribution functions return 0 instead. */
-  gsl_set_error_handler_off();
   char dir[2048];
   int rc = mbsr_exp_dir(e, o->results, dir, sizeof dir);
   if (rc) return rc;

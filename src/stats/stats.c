@@ -3,6 +3,8 @@
  * cor.test(method="pearson")). Tail probabilities from GSL (non-integer df accepted).
  * Means and sums of squares are two-pass (mean first, then centred sums) for accuracy. */
 #include <gsl/gsl_cdf.h>
+#include <gsl/gsl_errno.h>
+#include <pthread.h>
 #include <gsl/gsl_sf_gamma.h>
 #include <math.h>
 #include <stdlib.h>
@@ -10,6 +12,13 @@
 
 #include "mbsr/stats.h"
 #include "mbsr/core.h"
+
+/* GSL's default error handler aborts the process (e.g. on the underflow of a p-value of a
+ * correlation over 10^5 voxels). Library code must not abort: the distribution functions then return
+ * their limiting value (0) and the caller's checks apply. Set once, for the process. */
+static pthread_once_t gsl_once = PTHREAD_ONCE_INIT;
+static void gsl_quiet(void) { gsl_set_error_handler_off(); }
+#define GSL_QUIET() pthread_once(&gsl_once, gsl_quiet)
 
 static int check_finite(const double *x, int n, const char *what) {
   for (int i = 0; i < n; i++)
@@ -53,6 +62,7 @@ static double t_two_sided(double t, double df) {
 }
 
 int mbsr_ttest_paired(const double *a, const double *b, int n, mbsr_ttest *out) {
+  GSL_QUIET();
   if (!a || !b || !out) return mbsr_error(MBSR_EINVAL, "ttest: NULL argument");
   memset(out, 0, sizeof *out);
   if (n < 2) return mbsr_error(MBSR_EINVAL, "ttest: need at least 2 pairs (got %d)", n);
@@ -75,6 +85,7 @@ int mbsr_ttest_paired(const double *a, const double *b, int n, mbsr_ttest *out) 
 }
 
 int mbsr_welch_anova(const double *y, const int *g, int n, mbsr_welch *out) {
+  GSL_QUIET();
   if (!y || !g || !out) return mbsr_error(MBSR_EINVAL, "welch: NULL argument");
   memset(out, 0, sizeof *out);
   if (n < 4) return mbsr_error(MBSR_EINVAL, "welch: need at least 2 groups of 2 values (got %d values)", n);
@@ -139,6 +150,7 @@ int mbsr_welch_anova(const double *y, const int *g, int n, mbsr_welch *out) {
 }
 
 int mbsr_pearson(const double *x, const double *y, int n, mbsr_corr *out) {
+  GSL_QUIET();
   if (!x || !y || !out) return mbsr_error(MBSR_EINVAL, "corr: NULL argument");
   memset(out, 0, sizeof *out);
   if (n < 3) return mbsr_error(MBSR_EINVAL, "corr: need at least 3 pairs (got %d)", n);
