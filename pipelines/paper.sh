@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=$threads
-bash scripts/deps.sh build >&2
+bash scripts/deps.sh all >&2
 bdir=$(bash scripts/build.sh 2>/dev/null | tail -n 1)
 mbsr="$bdir/bin/mbsr"
 launch=("$mbsr")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages mbsr needs, only those missing (no apt-get at all when complete).
-# Usage: scripts/deps.sh [build|test|all]   (test adds the reference tools: PyTorch, SciPy, R, Slurm)
+# Usage: scripts/deps.sh [build|test|all]   (test adds the reference tools: PyTorch, SciPy, R, Slurm;
+#        all adds mricron-data, the human T1 volumes of the 'human' study)
 set -euo pipefail
 what=${1:-build}
 build_pkgs=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
@@ -10,6 +11,7 @@ test_pkgs=(python3 python3-numpy python3-scipy python3-skimage python3-nibabel p
   r-base-core slurm-wlm munge)
 pkgs=("${build_pkgs[@]}")
 if [ "$what" != build ]; then pkgs+=("${test_pkgs[@]}"); fi
+if [ "$what" = all ]; then pkgs+=(mricron-data); fi
 missing=()
 for p in "${pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then missing+=("$p"); fi
