@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "mbsr/decorr.h"
+#include "mbsr/image.h"
 
 static pthread_mutex_t planner_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -652,51 +653,6 @@ static double quantile7(const double *x, int64_t n, double p) {
   return x[lo] + f * (x[lo + 1] - x[lo]);
 }
 
-/* k-th smallest of x[0..n-1] (0-based), partially reordering x (quickselect, median-of-3 pivot). */
-static double select_kth(double *x, int64_t n, int64_t k) {
-  int64_t lo = 0, hi = n - 1;
-  while (hi > lo) {
-    int64_t mid = lo + (hi - lo) / 2;
-    double a = x[lo], b = x[mid], c = x[hi];
-    double piv = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
-    int64_t i = lo, j = hi;
-    while (i <= j) {
-      while (x[i] < piv) i++;
-      while (x[j] > piv) j--;
-      if (i <= j) {
-        double t = x[i];
-        x[i] = x[j];
-        x[j] = t;
-        i++;
-        j--;
-      }
-    }
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else return x[k];
-  }
-  return x[k];
-}
-
-/* 99th percentile (type 7) of the volume from at most ~4 M voxels taken at a regular stride. */
-static double volume_p99(const mbsr_volume *v) {
-  int64_t n = mbsr_volume_nvox(v), stride = n / 4000000 + 1, m = (n + stride - 1) / stride;
-  double *s = malloc(sizeof(double) * (size_t)m);
-  if (!s) return NAN;
-  for (int64_t k = 0; k < m; k++) s[k] = v->data[k * stride];
-  double h = (m - 1) * 0.99;
-  int64_t lo = (int64_t)floor(h);
-  double q = select_kth(s, m, lo);
-  if (lo + 1 < m && h > lo) { /* the next order statistic is the minimum of the upper part */
-    double nx = INFINITY;
-    for (int64_t k = lo + 1; k < m; k++)
-      if (s[k] < nx) nx = s[k];
-    q += (h - lo) * (nx - q);
-  }
-  free(s);
-  return q;
-}
-
 /* Copy slice s along `axis` into buf (rows = the lower remaining array axis). */
 static void get_slice(const mbsr_volume *v, int axis, int64_t s, float *buf) {
   int64_t nx = v->nx, ny = v->ny, nz = v->nz;
@@ -745,7 +701,7 @@ int mbsr_decorr_volume(const mbsr_volume *v, const mbsr_decorr_opts *oin, mbsr_d
   S->px_anisotropic = fabs(va - vb) > 1e-3 * fmax(va, vb);
   S->px = o.px > 0 ? o.px : 0.5 * (va + vb);
   o.px = S->px;
-  S->threshold = o.fg_rel * volume_p99(v);
+  S->threshold = o.fg_rel * mbsr_percentile(v, NULL, 99.0); /* numpy-style 99th percentile */
 
   shape_ws *shape = NULL;
   if ((rc = shape_new(rows, cols, &o, &shape))) {
