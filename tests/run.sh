@@ -13,4 +13,11 @@ if [ "${MBSR_SANITIZE:-0}" = 1 ]; then
   export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
 cd "$dir"
-ctest --output-on-failure -j 2 "$@"
+rc=0
+ctest --output-on-failure -j 2 "$@" || rc=$?
+# ctest hides the output of passing tests: show the visible skips (e.g. ../shared/data absent).
+if grep -q '^SKIPPED: ' Testing/Temporary/LastTest.log 2>/dev/null; then
+  echo "Skipped inside passing test programs:"
+  grep '^SKIPPED: ' Testing/Temporary/LastTest.log | sort | uniq -c | sed 's/^/  /'
+fi
+exit $rc
