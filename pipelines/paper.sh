@@ -61,9 +61,10 @@ if [ "$dry" = 1 ]; then
   echo "   $total_cells cells in all"
   echo
   echo "== download list =="
-  echo "# experiment list (wild-type AF, seeded selection of 100 ids happens at run time):"
+  echo "# experiment list (mbsr fetch --select wildtype, the default; seeded selection of 100 ids at run time):"
+  echo "$api/api/v2/data/query.json?q=service::mouse_connectivity_injection_structure[injection_structures\$eqgrey][primary_structure_only\$eqtrue][transgenic_lines\$eq0]"
+  echo "# (mbsr fetch --select any asks instead:)"
   echo "$api/api/v2/data/query.json?q=model::SectionDataSet,rma::criteria,[failed\$eqfalse],products[id\$in5,31],rma::options[num_rows\$eq'all'][count\$eqfalse]"
-  echo "$api/api/v2/data/query.json?q=service::mouse_connectivity_injection_structure[transgenic_lines\$eq0]"
   echo "# per selected experiment <ID> (x100): the 25 um volumes' well-known file, then its ZIP"
   echo "$api/api/v2/data/query.json?q=model::WellKnownFile,rma::criteria,well_known_file_type[name\$eq'ImagesResampledTo25MicronARA'][attachable_id\$eq<ID>]"
   echo "$api<download_link of the answer>   (e.g. /api/v2/well_known_file_download/269830017 for experiment 156198187)"
