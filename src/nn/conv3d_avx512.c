@@ -26,54 +26,7 @@
 #undef TMPL_FWD
 
 #define TMPL_BWW
-#define RB 6
-#define CB 4
-#include "conv3d_avx512_tmpl.h"
-#define RB 3
-#define CB 4
-#include "conv3d_avx512_tmpl.h"
-#define RB 2
-#define CB 4
-#include "conv3d_avx512_tmpl.h"
-#define RB 1
-#define CB 4
-#include "conv3d_avx512_tmpl.h"
-#define RB 8
-#define CB 3
-#include "conv3d_avx512_tmpl.h"
-#define RB 3
-#define CB 3
-#include "conv3d_avx512_tmpl.h"
-#define RB 2
-#define CB 3
-#include "conv3d_avx512_tmpl.h"
-#define RB 1
-#define CB 3
-#include "conv3d_avx512_tmpl.h"
-#define RB 12
-#define CB 2
-#include "conv3d_avx512_tmpl.h"
-#define RB 3
-#define CB 2
-#include "conv3d_avx512_tmpl.h"
-#define RB 2
-#define CB 2
-#include "conv3d_avx512_tmpl.h"
-#define RB 1
-#define CB 2
-#include "conv3d_avx512_tmpl.h"
-#define RB 16
-#define CB 1
-#include "conv3d_avx512_tmpl.h"
-#define RB 3
-#define CB 1
-#include "conv3d_avx512_tmpl.h"
-#define RB 2
-#define CB 1
-#include "conv3d_avx512_tmpl.h"
-#define RB 1
-#define CB 1
-#include "conv3d_avx512_tmpl.h"
+#include "conv3d_avx512_wgradblocks.inc"
 #undef TMPL_BWW
 
 #define TMPL_FWD1

@@ -44,54 +44,7 @@ void mbsr__conv_fwd_row_bf16(const mbsr__conv_row_bf *a) {
 }
 
 #define TMPL_BWWBF
-#define RB 6
-#define CB 4
-#include "conv3d_avx512_tmpl.h"
-#define RB 3
-#define CB 4
-#include "conv3d_avx512_tmpl.h"
-#define RB 2
-#define CB 4
-#include "conv3d_avx512_tmpl.h"
-#define RB 1
-#define CB 4
-#include "conv3d_avx512_tmpl.h"
-#define RB 8
-#define CB 3
-#include "conv3d_avx512_tmpl.h"
-#define RB 3
-#define CB 3
-#include "conv3d_avx512_tmpl.h"
-#define RB 2
-#define CB 3
-#include "conv3d_avx512_tmpl.h"
-#define RB 1
-#define CB 3
-#include "conv3d_avx512_tmpl.h"
-#define RB 12
-#define CB 2
-#include "conv3d_avx512_tmpl.h"
-#define RB 3
-#define CB 2
-#include "conv3d_avx512_tmpl.h"
-#define RB 2
-#define CB 2
-#include "conv3d_avx512_tmpl.h"
-#define RB 1
-#define CB 2
-#include "conv3d_avx512_tmpl.h"
-#define RB 16
-#define CB 1
-#include "conv3d_avx512_tmpl.h"
-#define RB 3
-#define CB 1
-#include "conv3d_avx512_tmpl.h"
-#define RB 2
-#define CB 1
-#include "conv3d_avx512_tmpl.h"
-#define RB 1
-#define CB 1
-#include "conv3d_avx512_tmpl.h"
+#include "conv3d_avx512_wgradblocks.inc"
 #undef TMPL_BWWBF
 
 typedef void (*bwwbf_fn)(float *, int, const uint16_t *, long, const int *, int, const uint16_t *, long, int, int,
