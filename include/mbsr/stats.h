@@ -6,9 +6,30 @@
 typedef struct {
   int n;
   double mean_diff, sd_diff, t, df, p; /* two-sided p */
+  /* Two-sided confidence interval of the mean difference at conf_level, as R
+   * t.test(a, b, paired = TRUE, conf.level = conf_level)$conf.int computes it:
+   * (t_R - q) * se .. (t_R + q) * se with se = sqrt(var(d)/n), t_R = mean(d)/se,
+   * q = qt(1 - (1 - conf_level)/2, n - 1) (gsl_cdf_tdist_Pinv). */
+  double ci_lo, ci_hi, conf_level;
 } mbsr_ttest;
-/* d = a - b; needs n >= 2 and sd(d) > 0 (else MBSR_EINVAL with a message). */
+/* d = a - b; needs n >= 2 and sd(d) > 0 (else MBSR_EINVAL with a message). The interval is at 95 %. */
 int mbsr_ttest_paired(const double *a, const double *b, int n, mbsr_ttest *out);
+/* The same with the interval at conf_level in [0, 1] (as R: 0 gives lo = hi, 1 gives -Inf, +Inf). */
+int mbsr_ttest_paired_level(const double *a, const double *b, int n, double conf_level, mbsr_ttest *out);
+
+/* One-sample t interval of the mean of x[n] (R t.test(x, conf.level = conf_level)$conf.int), same
+ * arithmetic as above; n >= 2, conf_level in [0, 1], finite x. As in R, data that are essentially
+ * constant (se < 10 DBL_EPSILON |mean|, or se = 0) are MBSR_EINVAL. On error *mean, *lo, *hi are
+ * NaN. Any output pointer may be NULL. (For n = 1, mbsr_mean_sd gives the mean and sd = NaN.) */
+int mbsr_mean_ci(const double *x, int n, double conf_level, double *mean, double *lo, double *hi);
+
+/* Holm's step-down adjustment of p[n] into adj[n], as R p.adjust(p, "holm"): with the m non-NaN
+ * values sorted ascending, adj_(i) = min(1, max_{j <= i} (m + 1 - j) p_(j)); ties get equal values.
+ * NaN entries are handled as R handles NA: left out (m counts only the non-NaN values, R's default
+ * n = length(p) after NA removal) and NaN in adj at the same place. With m <= 1, adj = p (as R).
+ * adj may be p (in place). n = 0 is fine. A non-NaN value outside [0, 1] is MBSR_EINVAL (R would
+ * accept it silently). */
+int mbsr_p_adjust_holm(const double *p, int n, double *adj);
 
 typedef struct {
   int k, n;

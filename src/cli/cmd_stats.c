@@ -10,6 +10,7 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: mbsr stats ttest FILE.csv --a COL --b COL     paired t-test of a - b (two-sided)\n"
+          "                                                    with the 95 %% confidence interval of the mean difference\n"
           "       mbsr stats welch FILE.csv --value COL --group COL  Welch one-way ANOVA (unequal variances)\n"
           "       mbsr stats corr  FILE.csv --x COL --y COL     Pearson correlation, t-based p-value\n"
           "options: --out FILE.json  also write the JSON to FILE (atomically)\n"
@@ -119,6 +120,9 @@ int mbsr_cmd_stats(int argc, char **argv) {
         jnum(js, "sd_b", s, 1);
         jnum(js, "mean_diff", r.mean_diff, 1);
         jnum(js, "sd_diff", r.sd_diff, 1);
+        fprintf(js, "\"conf_level\": %.15g, ", r.conf_level); /* 0.95, not 0.94999999999999996 */
+        jnum(js, "ci_lo", r.ci_lo, 1);
+        jnum(js, "ci_hi", r.ci_hi, 1);
         jnum(js, "t", r.t, 1);
         jnum(js, "df", r.df, 1);
         jnum(js, "p", r.p, 0);
