@@ -24,6 +24,9 @@ typedef struct {
 void mbsr_conv3d_dims_init(mbsr_conv3d_dims *s, int n, int d, int h, int w, int cin, int cout, int stride);
 /* Floats of workspace the fast kernels need for these dims with nthreads threads. */
 size_t mbsr_conv3d_workspace_floats(const mbsr_conv3d_dims *s, int nthreads);
+/* Floats of workspace the FORWARD calls alone need (mbsr_conv3d_forward, _forward_fused), for the
+ * precision in s, any thread count and kernel family; <= mbsr_conv3d_workspace_floats. */
+size_t mbsr_conv3d_forward_workspace_floats(const mbsr_conv3d_dims *s);
 
 /* out (N,OD,OH,OW,COUT) = conv(inp (N,D,H,W,CIN), weight) + bias. Overwrites out. */
 void mbsr_conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,

@@ -163,6 +163,18 @@ static void add_tensor(mbsr_model *m, const char *layer, const char *what, size_
   t->trainable = trainable;
 }
 
+/* Conv workspace floats for any precision the model may switch to (forward_only: inference models). */
+static size_t conv_ws_floats(const mbsr_conv3d_dims *dims, int forward_only, int nthreads) {
+  size_t mx = 0;
+  for (int p = 0; p < 3; p++) {
+    mbsr_conv3d_dims q = *dims;
+    q.prec = (mbsr_precision)p;
+    size_t n = forward_only ? mbsr_conv3d_forward_workspace_floats(&q) : mbsr_conv3d_workspace_floats(&q, nthreads);
+    if (n > mx) mx = n;
+  }
+  return mx;
+}
+
 /* Lay out one network: parameter offsets (from *poff), activation sizes (counted in *afloats, or
  * assigned from *abase when abase != NULL). Called twice: once to count, once to assign. */
 static int build_net(mbsr_model *m, mbsr__net *net, int disc, size_t *poff, float **abase, size_t *afloats,
@@ -205,19 +217,17 @@ static int build_net(mbsr_model *m, mbsr__net *net, int disc, size_t *poff, floa
       L->w_off = *poff;
       L->b_off = *poff + wn;
       L->trainable = 1;
-      L->out = *abase;
-      *abase += (on + 15) & ~(size_t)15;
+      if (abase) { /* inference models point out at their rotating buffers afterwards */
+        L->out = *abase;
+        *abase += (on + 15) & ~(size_t)15;
+      }
       int ws[5] = {3, 3, 3, plan[i].cin, plan[i].cout}, bs[1] = {plan[i].cout};
       add_tensor(m, L->name, "weight", L->w_off, wn, 5, ws, &L->trainable);
       add_tensor(m, L->name, "bias", L->b_off, bn, 1, bs, &L->trainable);
     } else {
       m->tensors_needed += 2;
-      for (int p = 0; p < 3; p++) { /* workspace for any precision the model may switch to */
-        mbsr_conv3d_dims q = dims;
-        q.prec = (mbsr_precision)p;
-        size_t wsn = mbsr_conv3d_workspace_floats(&q, m->nthreads);
-        if (wsn > m->ws_floats) m->ws_floats = wsn;
-      }
+      size_t wsn = conv_ws_floats(&dims, m->inference_only, m->nthreads);
+      if (wsn > m->ws_floats) m->ws_floats = wsn;
     }
     *afloats += (on + 15) & ~(size_t)15;
     *poff += wn + bn;
@@ -246,7 +256,7 @@ static int build_net(mbsr_model *m, mbsr__net *net, int disc, size_t *poff, floa
       m->tensors_needed += 2;
     }
     *afloats += pn + ln;
-  } else if (!count_only) {
+  } else if (!count_only && abase) {
     net->out = net->conv[nconv - 1].out;
   }
   net->p_count = *poff - net->p_off;
@@ -254,14 +264,16 @@ static int build_net(mbsr_model *m, mbsr__net *net, int disc, size_t *poff, floa
   return MBSR_OK;
 }
 
-int mbsr_model_create(const mbsr_model_config *c, int max_batch, int d, int h, int w, mbsr_model **out) {
-  *out = NULL;
-  int rc = check_config(c);
-  if (rc) return rc;
+static int check_patch(int max_batch, int d, int h, int w) {
   if (max_batch < 1 || max_batch > 1 << 16 || d < 1 || h < 1 || w < 1 || d > 4096 || h > 4096 || w > 4096)
     return mbsr_error(MBSR_EINVAL, "model: batch %d of %dx%dx%d patches is out of range", max_batch, d, h, w);
+  return MBSR_OK;
+}
+
+/* A model struct with its config and sizes, nothing else allocated (NULL: out of memory). */
+static mbsr_model *model_new(const mbsr_model_config *c, int max_batch, int d, int h, int w) {
   mbsr_model *m = calloc(1, sizeof *m);
-  if (!m) return mbsr_error(MBSR_ENOMEM, "model: out of memory");
+  if (!m) return NULL;
   m->cfg = *c;
   m->max_batch = max_batch;
   m->d = d;
@@ -270,6 +282,16 @@ int mbsr_model_create(const mbsr_model_config *c, int max_batch, int d, int h, i
   m->vox = (size_t)d * h * w;
   m->nthreads = omp_get_max_threads();
   mbsr_adam_config_default(&m->last_adam);
+  return m;
+}
+
+int mbsr_model_create(const mbsr_model_config *c, int max_batch, int d, int h, int w, mbsr_model **out) {
+  *out = NULL;
+  int rc = check_config(c);
+  if (!rc) rc = check_patch(max_batch, d, h, w);
+  if (rc) return rc;
+  mbsr_model *m = model_new(c, max_batch, d, h, w);
+  if (!m) return mbsr_error(MBSR_ENOMEM, "model: out of memory");
   const int gan = c->arch == MBSR_ARCH_GAN;
 
   /* pass 1: count parameters, tensors and activation floats */
@@ -344,6 +366,166 @@ void mbsr_model_free(mbsr_model *m) {
   free(m);
 }
 
+/* ------------------------------------------------ inference-only models ---- */
+
+static size_t round16f(size_t n) { return (n + 15) & ~(size_t)15; }
+static size_t round64b(size_t n) { return (n + 63) & ~(size_t)63; } /* what mbsr_alloc reserves */
+
+/* The layout of an inference model (model_internal.h): which rotating buffer each generator conv
+ * writes (slot[i] = 0..2; the tail -1 = the output buffer) and every allocation's size. */
+typedef struct {
+  size_t buf[3];  /* floats of the rotating buffers P0, P1, P2 */
+  size_t outf;    /* floats of the output buffer (B,D,H,W,1) */
+  size_t ws;      /* floats of the forward-only conv workspace */
+  size_t params;  /* generator parameter floats */
+  size_t abuf;    /* buf[0..2] + outf + ws: the activation allocation */
+  size_t bytes;   /* everything mbsr__model_create_inference allocates */
+  int nconv;
+} infer_layout;
+
+static int other_slot(int a, int b) { return a != 0 && b != 0 ? 0 : a != 1 && b != 1 ? 1 : 2; }
+
+/* slot[nconv]: head convs write the first buffer that is not their input; block (x, t, y) take three
+ * different buffers (t and y avoid x, y avoids t), so no conv writes its input or a live skip source. */
+static void assign_slots(int nhead, int nblocks, int *slot) {
+  int cur = -1, i = 0; /* the buffer holding the current activation; -1 = the caller's input */
+  for (; i < nhead; i++) cur = slot[i] = other_slot(cur, -1);
+  for (int b = 0; b < nblocks; b++, i += 2) {
+    slot[i] = other_slot(cur, -1);
+    cur = slot[i + 1] = other_slot(cur, slot[i]);
+  }
+  slot[i] = -1; /* tail */
+}
+
+/* The layout without allocating anything but the plan; *slots_out (if not NULL) receives slot[nconv]
+ * (caller frees). */
+static int plan_inference(const mbsr_model_config *c, int B, int d, int h, int w, infer_layout *L, int **slots_out) {
+  memset(L, 0, sizeof *L);
+  int rc = check_config(c);
+  if (!rc) rc = check_patch(B, d, h, w);
+  if (rc) return rc;
+  const int arch_c = c->arch == MBSR_ARCH_CCNN ? (c->ccnn_c1 > c->ccnn_c2 ? c->ccnn_c1 : c->ccnn_c2) : c->channels;
+  if ((double)B * d * h * w * arch_c > 0x1p56) /* keeps every size below in size_t */
+    return mbsr_error(MBSR_ERANGE, "model: batch %d of %dx%dx%d tiles x %d channels is too large", B, d, h, w, arch_c);
+  int nmax = 4 + 2 * c->blocks, nhead, nblocks;
+  conv_plan *plan = malloc(sizeof *plan * (size_t)nmax);
+  int *slot = malloc(sizeof *slot * (size_t)nmax);
+  if (!plan || !slot) {
+    free(plan);
+    free(slot);
+    return mbsr_error(MBSR_ENOMEM, "model: out of memory");
+  }
+  int nconv = plan_net(c, 0, plan, &nhead, &nblocks);
+  assign_slots(nhead, nblocks, slot);
+  for (int i = 0; i < nconv; i++) {
+    mbsr_conv3d_dims dims;
+    mbsr_conv3d_dims_init(&dims, B, d, h, w, plan[i].cin, plan[i].cout, plan[i].stride);
+    size_t on = round16f((size_t)B * dims.od * dims.oh * dims.ow * plan[i].cout);
+    size_t *dst = slot[i] >= 0 ? &L->buf[slot[i]] : &L->outf;
+    if (on > *dst) *dst = on;
+    size_t wsn = conv_ws_floats(&dims, 1, 1);
+    if (wsn > L->ws) L->ws = wsn;
+    L->params += (size_t)27 * plan[i].cin * plan[i].cout + (size_t)plan[i].cout;
+    d = dims.od, h = dims.oh, w = dims.ow;
+  }
+  L->ws = round16f(L->ws);
+  L->nconv = nconv;
+  L->abuf = L->buf[0] + L->buf[1] + L->buf[2] + L->outf + L->ws;
+  L->bytes = round64b(L->params * sizeof(float)) + round64b(L->abuf * sizeof(float)) + sizeof(mbsr_model) +
+             (size_t)nconv * (sizeof(mbsr__conv) + 2 * sizeof(mbsr__tensor));
+  free(plan);
+  if (slots_out) *slots_out = slot;
+  else free(slot);
+  return MBSR_OK;
+}
+
+size_t mbsr__model_inference_bytes(const mbsr_model_config *c, int batch, int d, int h, int w) {
+  infer_layout L;
+  return plan_inference(c, batch, d, h, w, &L, NULL) ? 0 : L.bytes;
+}
+
+int mbsr__model_create_inference(const mbsr_model_config *c, int max_batch, int d, int h, int w, mbsr_model **out) {
+  *out = NULL;
+  infer_layout L;
+  int *slot = NULL;
+  int rc = plan_inference(c, max_batch, d, h, w, &L, &slot);
+  if (rc) return rc;
+  mbsr_model *m = model_new(c, max_batch, d, h, w);
+  if (!m) {
+    free(slot);
+    return mbsr_error(MBSR_ENOMEM, "model: out of memory");
+  }
+  m->inference_only = 1;
+  /* pass 1 counts the tensors (and must agree with the plan) */
+  size_t pcount = 0, afloats = 0, max_act = 0;
+  if ((rc = build_net(m, &m->gen, 0, &pcount, NULL, &afloats, &max_act, 1))) goto fail;
+  if (pcount != L.params || round16f(m->ws_floats) != L.ws) {
+    rc = mbsr_error(MBSR_ERANGE, "model: inference plan disagrees with the network (%zu vs %zu parameters)", L.params,
+                    pcount);
+    goto fail;
+  }
+  m->num_params = pcount;
+  m->tensors = calloc((size_t)m->tensors_needed, sizeof *m->tensors);
+  m->pbuf = mbsr_alloc(pcount * sizeof(float));
+  m->abuf = mbsr_alloc(L.abuf * sizeof(float));
+  if (!m->tensors || !m->pbuf || !m->abuf) {
+    rc = mbsr_error(MBSR_ENOMEM, "model: cannot allocate %.1f MiB for inference on batch %d of %dx%dx%d",
+                    (double)L.bytes / 1048576.0, max_batch, d, h, w);
+    goto fail;
+  }
+  m->params = m->pbuf; /* grads, adam_m, adam_v stay NULL */
+  m->abuf_floats = L.abuf;
+  float *bufs[3] = {m->abuf, m->abuf + L.buf[0], m->abuf + L.buf[0] + L.buf[1]};
+  float *outbuf = bufs[2] + L.buf[2];
+  m->ws = outbuf + L.outf;
+  m->ws_floats = L.ws;
+  /* pass 2: parameter views and tensors, then the rotating buffers */
+  size_t poff = 0, a2 = 0, mx2 = 0;
+  m->ntensors = 0;
+  if ((rc = build_net(m, &m->gen, 0, &poff, NULL, &a2, &mx2, 0))) goto fail;
+  for (int i = 0; i < m->gen.nconv; i++) m->gen.conv[i].out = slot[i] >= 0 ? bufs[slot[i]] : outbuf;
+  m->gen.out = outbuf;
+  free(slot);
+  mbsr_model_init(m, 0);
+  *out = m;
+  return MBSR_OK;
+fail:
+  free(slot);
+  mbsr_model_free(m);
+  return rc;
+}
+
+int mbsr__model_copy_params(mbsr_model *dst, const mbsr_model *src) {
+  if (!mbsr__config_equal(&dst->cfg, &src->cfg)) {
+    char a[256], b[256];
+    mbsr__config_describe(&src->cfg, a, sizeof a);
+    mbsr__config_describe(&dst->cfg, b, sizeof b);
+    return mbsr_error(MBSR_EMISMATCH, "model: cannot copy the parameters of a %s into a %s", a, b);
+  }
+  const mbsr__net *s = &src->gen;
+  mbsr__net *d = &dst->gen;
+  if (s->p_count != d->p_count)
+    return mbsr_error(MBSR_EMISMATCH, "model: generators of %zu and %zu parameters", s->p_count, d->p_count);
+  if (dst != src) memcpy(dst->params + d->p_off, src->params + s->p_off, sizeof(float) * s->p_count);
+  return mbsr_model_set_precision(dst, src->prec);
+}
+
+int mbsr__model_receptive_radius(const mbsr_model *m) {
+  int r = 0, jump = 1; /* jump: input voxels per step of the current layer's grid */
+  for (int i = 0; i < m->gen.nconv; i++) {
+    r += jump; /* 3x3x3: one step either side */
+    jump *= m->gen.conv[i].dims.stride;
+  }
+  return r;
+}
+
+static int refuse_inference(const char *what) {
+  return mbsr_error(MBSR_EINVAL,
+                    "model: built for inference only (no gradients or Adam state): %s needs a model from "
+                    "mbsr_model_create",
+                    what);
+}
+
 const mbsr_model_config *mbsr_model_get_config(const mbsr_model *m) { return &m->cfg; }
 
 static void init_net(mbsr_model *m, mbsr__net *n, mbsr_rng *rng) {
@@ -366,7 +548,7 @@ void mbsr_model_init(mbsr_model *m, uint64_t seed) {
   init_net(m, &m->gen, rng);
   if (m->cfg.arch == MBSR_ARCH_GAN) init_net(m, &m->disc, rng);
   mbsr_rng_free(rng);
-  memset(m->grads, 0, sizeof(float) * m->num_params * 3); /* grads, m, v */
+  if (m->grads) memset(m->grads, 0, sizeof(float) * m->num_params * 3); /* grads, m, v (training models) */
   m->adam_t[0] = m->adam_t[1] = 0;
 }
 
@@ -384,6 +566,7 @@ int mbsr_model_set_precision(mbsr_model *m, mbsr_precision p) {
 }
 
 int mbsr_model_freeze_all_but_last(mbsr_model *m, int k) {
+  if (m->inference_only) return refuse_inference("freezing layers");
   mbsr__net *g = &m->gen;
   for (int i = 0; i < g->nconv; i++) g->conv[i].trainable = (k < 0) || (i >= g->nconv - k);
   return MBSR_OK;
@@ -626,6 +809,7 @@ void mbsr_model_phase_span(const mbsr_model *m, int phase, size_t *offset, size_
 
 double mbsr_model_phase_grad(mbsr_model *m, int phase, const float *in, const float *target, int batch,
                              double norm) {
+  if (m->inference_only) return refuse_inference("mbsr_model_phase_grad");
   int rc = check_batch(m, batch);
   if (rc) return rc;
   if (phase < 0 || phase >= mbsr_model_num_phases(m))
@@ -695,6 +879,7 @@ static void adam_tensor(mbsr_model *m, size_t off, size_t cnt, const mbsr_adam_c
 }
 
 int mbsr_model_phase_update(mbsr_model *m, int phase, const mbsr_adam_config *a) {
+  if (m->inference_only) return refuse_inference("mbsr_model_phase_update");
   if (phase < 0 || phase >= mbsr_model_num_phases(m))
     return mbsr_error(MBSR_EINVAL, "model: phase %d outside 0..%d", phase, mbsr_model_num_phases(m) - 1);
   if (!(a->lr >= 0) || !(a->beta1 >= 0 && a->beta1 < 1) || !(a->beta2 >= 0 && a->beta2 < 1) || !(a->eps > 0))
@@ -717,6 +902,7 @@ int mbsr_model_phase_update(mbsr_model *m, int phase, const mbsr_adam_config *a)
 
 double mbsr_model_train_step(mbsr_model *m, const float *in, const float *target, int batch,
                              const mbsr_adam_config *a) {
+  if (m->inference_only) return refuse_inference("mbsr_model_train_step");
   int np = mbsr_model_num_phases(m);
   for (int ph = 0; ph < np; ph++) {
     double l = mbsr_model_phase_grad(m, ph, in, target, batch, (double)batch);

@@ -52,6 +52,9 @@ struct mbsr_model {
   int max_batch, d, h, w;
   size_t vox; /* d*h*w */
   int nthreads;
+  /* 1: built by mbsr__model_create_inference: generator only, parameters only (grads, adam_m, adam_v,
+   * scratch, dgout, ... are NULL), conv outputs in three rotating buffers. Training calls refuse it. */
+  int inference_only;
   mbsr__net gen, disc; /* disc used by the GAN only */
   /* one allocation: params | grads | adam m | adam v, each num_params floats */
   float *pbuf;
@@ -81,5 +84,37 @@ static inline int64_t *mbsr__adam_t(mbsr_model *m, int phase) { return &m->adam_
 /* "resnet channels=64 blocks=10 global_residual=0" etc. */
 void mbsr__config_describe(const mbsr_model_config *c, char *buf, size_t n);
 int mbsr__config_equal(const mbsr_model_config *a, const mbsr_model_config *b);
+
+/* ---- inference-only models (model.c), for tiled whole-volume inference ----
+ * The generator network alone (the GAN's generator; no discriminator), parameters only, and
+ * activations in three rotating C-channel buffers plus a 1-channel output buffer, whatever the depth:
+ *   head conv i:        out = the first buffer that is not its input
+ *   residual block:     x -> conv1 + act -> t -> conv2 + skip x -> y, with x, t, y three different
+ *                       buffers (y never aliases the skip source x nor the conv input t), so the blocks
+ *                       rotate (x, t, y) = (P0, P1, P2), (P2, P0, P1), (P1, P0, P2), ...
+ *   tail conv (C -> 1): its own buffer, where the global residual (+ input) is added in place.
+ * Buffers are sized by the widest conv written into them; the conv workspace is forward-only
+ * (mbsr_conv3d_forward_workspace_floats, any precision). mbsr_model_forward, mbsr_model_eval_sse,
+ * mbsr_model_init (parameters only) and mbsr_model_set_precision work, bitwise equal to a training model
+ * with the same parameters; phase_grad, phase_update, train_step and freeze_all_but_last refuse with
+ * MBSR_EINVAL; mbsr_model_grads returns NULL. NEVER pass one to mbsr_checkpoint_save or
+ * mbsr_checkpoint_load_into (they use the gradient and Adam buffers, which do not exist here): load a
+ * checkpoint into a small training model (mbsr_checkpoint_load with a 1 x 8^3 patch), then
+ * mbsr__model_copy_params. Parameters start as mbsr_model_init(m, 0) (= a training model's generator). */
+int mbsr__model_create_inference(const mbsr_model_config *c, int max_batch, int d, int h, int w, mbsr_model **out);
+/* Bytes mbsr__model_create_inference(c, batch, d, h, w) allocates (parameters + activations + workspace +
+ * the model's tables), computed without building it: for a tiling planner. 0 for an invalid request
+ * (message set). */
+size_t mbsr__model_inference_bytes(const mbsr_model_config *c, int batch, int d, int h, int w);
+/* Copy the generator's parameters (and the precision setting) from src into dst: any two models,
+ * training or inference, any patch size or batch, whose configs are mbsr__config_equal; MBSR_EMISMATCH
+ * naming both configs otherwise. A training dst keeps its discriminator, gradients and Adam state. */
+int mbsr__model_copy_params(mbsr_model *dst, const mbsr_model *src);
+/* Receptive radius R of the generator: output voxel p depends only on the input voxels q with
+ * max(|q - p|) <= R per axis (a (2R+1)^3 cube; each 3x3x3 stride-1 conv adds 1, so cCNN 3, ResNet/GAN
+ * blocks*2 + 2, the paper's 22). Every layer pads with zeros, so a tile's output is exact (bitwise, as
+ * the per-voxel arithmetic does not depend on the tile) at voxels that are at least R voxels from every
+ * face of the tile that is not also a face of the volume. */
+int mbsr__model_receptive_radius(const mbsr_model *m);
 
 #endif

@@ -5,7 +5,10 @@
  *
  * Workspace (floats, see mbsr_conv3d_workspace_floats):
  *   [pad_x]    N*(D+2)*(H+2)*(W+2)*CIN            padded copy of the input (forward, dW)
- *   [pad_g]    N*(D+2)*(H+2)*(W+2)*COUT           padded (stride 2: zero-inserted) copy of dout (dX)
+ *   [pad_g]    N*(D+2)*(H+2)*(W+2)*COUT           padded (stride 2: zero-inserted) copy of dout (dX);
+ *                                                  the bf16 FORWARD puts its packed weights here instead
+ *                                                  (27*CIN*COUT bf16), so a forward-only workspace is
+ *                                                  [pad_x][weights] (mbsr_conv3d_forward_workspace_floats)
  *   [wt]       27*CIN*COUT                         flipped, transposed weights for dX (or bf16 weights)
  *   [bf pairs] (MBSR_PREC_BF16 only) pair copies of the input and dout for the bf16 weight gradient
  *   [partial]  G*(27*CIN*COUT + COUT) rounded up   dW and db partial sums of G = max(8, T) fixed groups
@@ -68,6 +71,14 @@ size_t mbsr_conv3d_workspace_floats(const mbsr_conv3d_dims *s, int nthreads) {
   int t = omp_get_max_threads();
   if (nthreads > t) t = nthreads;
   return padx_floats(s) + padg_floats(s) + wt_floats(s) + bfpairs_floats(s) + (size_t)dw_groups(t) * partial_floats(s);
+}
+
+/* The forward uses [pad_x] then, for bf16, the packed weights right after it ([pad_g] and the rest
+ * are backward-only), whatever the thread count. Sized for the precision in s alone: fp32 (and the
+ * reference family, which uses no workspace) need pad_x; any other precision adds the weight copy
+ * (a bf16x3 request runs the fp32 kernels today, so the extra room is only reserved). */
+size_t mbsr_conv3d_forward_workspace_floats(const mbsr_conv3d_dims *s) {
+  return padx_floats(s) + (s->prec != MBSR_PREC_FP32 ? wt_floats(s) : 0);
 }
 
 /* ---- kernel family: auto (cpuid), or forced by MBSR_CONV_KERNEL=portable|avx512|reference ---- */
@@ -373,14 +384,14 @@ void mbsr_conv3d_forward_fused(float *out, const float *inp, const float *weight
 #pragma omp parallel
   {
     if (bf) {
-      pack_bf16((uint16_t *)(ws + padx_floats(s) + padg_floats(s)), weight, s->cin, s->cout);
+      pack_bf16((uint16_t *)(ws + padx_floats(s)), weight, s->cin, s->cout);
       pad_copy_bf16((uint16_t *)ws, inp, s->n, s->d, s->h, s->w, s->cin, s->d, s->h, s->w, 1);
     } else {
       pad_copy(ws, inp, s->n, s->d, s->h, s->w, s->cin, s->d, s->h, s->w, 1);
     }
 #pragma omp barrier
     if (bf)
-      conv_rows_bf16(out, (const uint16_t *)ws, (const uint16_t *)(ws + padx_floats(s) + padg_floats(s)), bias, s->n,
+      conv_rows_bf16(out, (const uint16_t *)ws, (const uint16_t *)(ws + padx_floats(s)), bias, s->n,
                      dp, hp, wp, s->cin, s->cout, s->stride, s->od, s->oh, s->ow, &epi);
     else
       conv_rows(out, ws, weight, bias, s->n, dp, hp, wp, s->cin, s->cout, s->stride, s->od, s->oh, s->ow, &epi, fam);
