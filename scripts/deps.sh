@@ -6,7 +6,7 @@ set -euo pipefail
 what=${1:-build}
 build_pkgs=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
   libnifti2-dev libteem-dev libblis-openmp-dev libcunit1-dev libgsl-dev libfftw3-dev libcurl4-openssl-dev zlib1g-dev
-  libpng-dev libtiff-dev libzip-dev libyaml-dev gnuplot-nox libssl-dev)
+  libpng-dev libtiff-dev libzip-dev libyaml-dev libjansson-dev gnuplot-nox libssl-dev)
 test_pkgs=(python3 python3-numpy python3-scipy python3-skimage python3-nibabel python3-h5py python3-torch
   r-base-core slurm-wlm munge)
 pkgs=("${build_pkgs[@]}")

@@ -17,7 +17,8 @@
   X(decorr, 0, "effective resolution by decorrelation analysis (JSON)")                  \
   X(stats, 0, "paired t-test, Welch ANOVA, Pearson correlation on CSV columns")          \
   X(bench, 1, "time the networks (and the PyTorch peer), or MPI scaling")                \
-  X(apply, 0, "super-resolve a volume with a trained checkpoint")                        \
+  X(apply, 0, "super-resolve a volume with a shipped model or a trained checkpoint")      \
+  X(models, 0, "list the shipped models (name, pair, training data, cross-validated RMSE)") \
   X(fetch, 1, "download AMBCA volumes (MPI: ranks take items round-robin)")              \
   X(prep, 1, "volumes -> LR/HR patch pairs in one parallel HDF5 file (MPI)")             \
   X(train, 1, "data-parallel training with a gradient all-reduce (MPI)")                 \

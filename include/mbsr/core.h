@@ -93,6 +93,8 @@ int mbsr_tmp_path(const char *final_path, char *tmp, size_t n);
 /* fsync + rename(tmp, final). On failure removes tmp. */
 int mbsr_commit_file(const char *tmp, const char *final_path);
 void mbsr_abandon_file(const char *tmp); /* unlink, ignoring errors */
+/* Write a text file atomically (temporary name, fsync, rename); errors name the file. */
+int mbsr_write_text_atomic(const char *path, const char *text);
 int mbsr_mkdir_p(const char *dir);
 int mbsr_file_exists(const char *path);
 int mbsr_is_dir(const char *path);

@@ -3,13 +3,18 @@
  *
  * File layout (all patches float32, [N, p, p, p], p = patch edge, x fastest like volumes):
  *   /                       attrs: mbsr_version, seed, patch, patches_per_volume, base_um,
- *                                  split (text: the rule and counts), n_subjects, n_failed
+ *                                  split (text: the rule and counts), n_subjects, n_failed,
+ *                                  norm ("percentile"), norm_percentiles [2] (the intensity
+ *                                  contract of image.h: every patch pair of a subject and pair is
+ *                                  clip((x - lo)/(hi - lo), 0, 1) with lo, hi those percentiles of
+ *                                  the subject's Keys-upsampled LR volume on the HR grid)
  *   /subjects               [S] strings: subject names (sorted input order = subject index)
  *   /subject_split          [S] int32: 0 train, 1 val, 2 test
  *   /sources                [S] strings: the input files
  *   /failed                 [F] strings: "<subject>: <message>" of inputs that failed (the rank
  *                           that processed it is in the run log and mbsr_prep_summary.failures)
- *   /pairs/<LR>-<HR>/       attrs: lr_um, hr_um, lr_vox_mm[3], hr_vox_mm[3], factor
+ *   /pairs/<LR>-<HR>/       attrs: lr_um, hr_um, lr_vox_mm[3], hr_vox_mm[3], factor, interp
+ *   /pairs/<LR>-<HR>/norm_lo_hi  [S,2] float64: each subject's lo, hi (NaN: the subject failed)
  *   /pairs/<LR>-<HR>/<split>/{input,target}  [N,p,p,p] float32 (input = Keys-upsampled LR)
  *   /pairs/<LR>-<HR>/<split>/subject         [N] int32 subject index of each patch
  *   /pairs/<LR>-<HR>/<split>/center          [N,3] int32 patch centre (i,j,k) on the HR grid
@@ -23,6 +28,7 @@
 #include <mpi.h>
 #include <stdint.h>
 
+#include "mbsr/model.h"
 #include "mbsr/volume.h"
 
 #define MBSR_MAX_RES 8
@@ -45,10 +51,11 @@ typedef struct {
   int split[MBSR_SPLITS]; /* percentages train,val,test: 80,10,10 */
   int test_subjects;      /* > 0: exactly K test subjects (overrides split[2]) */
   uint64_t seed;          /* 1 */
-  const char *eval_dir;   /* NULL = do not write the test subjects' volumes */
+  const char *eval_dir;   /* NULL = do not write the test subjects' volumes (intensities as read) */
+  int eval_all;           /* 1: write every subject's volumes to eval_dir (cross-validation) */
   mbsr_read_opts read_opts; /* TIFF geometry (0 = the AF individual brain's 40,40,50 um, "RIA") */
-  double norm_plo, norm_phi; /* normalisation percentiles: 0, 100 (min/max, the paper's) */
-  double mask_thr;        /* < 0: Otsu on the normalised HR volume */
+  double norm_plo, norm_phi; /* intensity-contract percentiles: 0.1, 99.9 (0, 100 = min/max, the paper's) */
+  double mask_thr;        /* < 0: Otsu; else a threshold on the HR volume normalised by its own percentiles */
   int chunk_patches;      /* HDF5 chunk = this many patches: 4 */
   int progress;           /* one line per volume on rank 0 */
 } mbsr_prep_config;
@@ -90,6 +97,21 @@ typedef struct {
 int mbsr_input_list_load(const char *dir_or_manifest, mbsr_input_list *out);
 void mbsr_input_list_free(mbsr_input_list *l);
 
+/* ---- shipped models (models/manifest.json; see src/data/models.c for where it is looked for) ---- */
+typedef struct {
+  char name[64];            /* e.g. "af-200-100" */
+  char file[4096];          /* the checkpoint (inference-only) */
+  char sha256[65];
+  char description[512];
+  int lr_um, hr_um;         /* the pair */
+  double lr_vox_mm[3], hr_vox_mm[3];
+} mbsr_model_entry;
+/* Every model of the manifest (free(*entries)); dir (may be NULL) = where the manifest was found. */
+int mbsr_models_list(mbsr_model_entry **entries, int *n, char *dir, size_t dn);
+/* A checkpoint path as is, or a model name looked up in the manifest, its sha256 verified; the path
+ * into path, the manifest entry (zeroed for a plain path) into entry (may be NULL). */
+int mbsr_model_resolve(const char *name_or_path, char *path, size_t n, mbsr_model_entry *entry);
+
 /* ---- batch reader (serial HDF5 reads; every rank opens the file itself) ---- */
 typedef struct mbsr_patchset mbsr_patchset;
 /* pair "200-100", split "train" | "val" | "test". */
@@ -98,6 +120,14 @@ void mbsr_patchset_close(mbsr_patchset *ps);
 int64_t mbsr_patchset_count(const mbsr_patchset *ps);
 int mbsr_patchset_patch(const mbsr_patchset *ps); /* patch edge */
 double mbsr_patchset_cubic_mse(const mbsr_patchset *ps);
+/* Subject index (into the file's /subjects) of every patch of the set: n = count entries. */
+const int32_t *mbsr_patchset_subject_of(const mbsr_patchset *ps);
+/* Subject names of the file (S of them, owned by ps). */
+int mbsr_patchset_subjects(const mbsr_patchset *ps, const char *const **names);
+/* The intensity contract and pair geometry the file's patches of `pair` were made with (image.h,
+ * model.h): percentiles, voxel sizes, patch, interpolation; training summary left empty.
+ * MBSR_EFORMAT naming the file when it predates the contract. */
+int mbsr_patchset_contract(const mbsr_patchset *ps, mbsr_sr_contract *k);
 /* Read patches idx[0..n) into in/target (n * p^3 floats each, in idx order). */
 int mbsr_patchset_read(mbsr_patchset *ps, const int64_t *idx, int n, float *in, float *target);
 

@@ -57,8 +57,12 @@ typedef struct {
   /* data */
   char cohort[16];          /* phantom | dir | ambca */
   char data_dir[1024];      /* volumes (phantom or real); --data overrides */
-  int base_um;              /* voxel size of the cohort volumes, um */
-  int n_train, n_test;      /* subjects (test = the last n_test in name order) */
+  int base_um;              /* grid every volume is brought to, um; 0 = each pair's HR grid (a volume
+                             * serves a pair when its voxels are not coarser than that grid) */
+  int n_train, n_test;      /* subjects (fixed split; test = held out by prep's seeded split) */
+  char cv[16];              /* "none" | "loso": leave-one-subject-out cross-validation over the brains
+                             * (one fold per brain; a single brain is cut in two halves, 2 folds) */
+  double norm_pct[2];       /* the intensity contract's percentiles: 0.1, 99.9 */
   char mri_dir[1024];       /* co-registered AF/T2w and the diffusion map (transfer, human) */
   char human_dir[1024];     /* human T1 volumes (human) */
   int human_n_train;
@@ -70,13 +74,16 @@ typedef struct {
   double gan_lambda;
   /* training */
   int patch, batch, epochs, patience, finetune_layers, finetune_samples, finetune_epochs;
+  int steps_per_epoch;      /* 0 = training patches / batch */
+  int augment;              /* random flips and axis permutations of training patches */
+  int init_glorot;          /* Glorot everywhere (the paper) instead of a zero output conv */
   double lr, val_fraction;
   uint64_t seed;
   /* evaluation */
   int eval_decorr;          /* effective resolution by decorrelation: 1 */
   int decorr_axis;          /* slices along array axis: 2 */
   int decorr_step;          /* every n-th slice: 1 */
-  int apply_overlap;        /* voxels; -1 = patch/3 */
+  double apply_max_mb;      /* memory for inference tiles, MiB */
   int save_volumes;         /* SR/cubic/LR/HR of the first test subject for figures: 1 */
   /* matrix axes (cartesian product, in this order: arch, train_pair, test_pair, samples,
    * train_data, test_data, finetune) */
@@ -95,7 +102,7 @@ typedef struct {
   char title[256];
   char paper_ref[128];      /* "Table 1, Figure 4B" */
   char description[2048];
-  char scale_name[16];      /* the selected scale */
+  char scale_name[32];      /* the selected scale */
   mbsr_exp_scale s;         /* the selected scale, defaults applied */
   /* report */
   int anova;                /* Welch ANOVA across the groups (cubic + every cell's network) */
@@ -104,8 +111,8 @@ typedef struct {
   mbsr_exp_cell cells[MBSR_EXP_MAX_CELLS];
 } mbsr_experiment;
 
-/* Parse and validate; selects `scale` ("demo" | "paper"). Unknown keys, wrong types and bad values
- * are errors naming the file and line. */
+/* Parse and validate every scale; selects `scale` (any scale the file defines: demo, paper, real, ...).
+ * Unknown keys, wrong types and bad values are errors naming the file and line. */
 int mbsr_exp_load(const char *path, const char *scale, mbsr_experiment *e);
 /* The resolved parameters (every key, defaults included) as YAML, atomically. */
 int mbsr_exp_write_params(const mbsr_experiment *e, const char *path);

@@ -30,8 +30,18 @@ int mbsr_upsample_like(const mbsr_volume *in, const mbsr_volume *grid, mbsr_inte
  * (dims n*f, affine consistent with mbsr_downsample_block). */
 int mbsr_upsample_factor(const mbsr_volume *in, const int f[3], mbsr_interp m, mbsr_volume **out);
 
-/* Normalise in place to [0,1]: lo/hi = the plo and phi percentiles (0 and 100 = min/max, the
- * paper's), values clipped. Stores the used lo, hi (for undoing: x*(hi-lo)+lo). */
+/* ---- the intensity contract (one definition for prep, training, the sweep's evaluation and apply) ----
+ * A network sees y = clip((x - lo) / (hi - lo), 0, 1) where lo, hi are the plo and phi percentiles of
+ * the volume it sees: the LR volume up-sampled onto the HR grid. Everything needed is therefore
+ * computable from a user's LR volume alone. The training target (HR) is mapped with the SAME lo, hi.
+ * Default percentiles 0.1, 99.9: robust to saturated voxels, and to the negative Keys ringing around
+ * them (which drives the minimum of the real STPT brain to -227 against a background of 5);
+ * 0, 100 = exact min/max (the paper's).
+ * mbsr_norm_fit: lo, hi of v (MBSR_ERANGE when hi <= lo: a constant volume).
+ * mbsr_norm_map: y[i] = clip((x[i] - lo) / (hi - lo), 0, 1); y may be x. */
+int mbsr_norm_fit(const mbsr_volume *v, double plo, double phi, double *lo, double *hi);
+void mbsr_norm_map(const float *x, float *y, int64_t n, double lo, double hi);
+/* fit + map in place; stores the used lo, hi (undo inside [lo, hi]: x*(hi-lo)+lo). */
 int mbsr_normalize(mbsr_volume *v, double plo, double phi, double *lo, double *hi);
 /* Percentile (0..100) of the values (optionally inside mask>0.5). */
 double mbsr_percentile(const mbsr_volume *v, const mbsr_volume *mask, double pct);

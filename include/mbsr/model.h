@@ -85,6 +85,23 @@ void mbsr_model_patch_dims(const mbsr_model *m, int *max_batch, int *d, int *h, 
  * a loss when the batch holds NaN/Inf, or the loss becomes NaN/Inf; phase_update refuses
  * (MBSR_ENONFINITE, parameters untouched) when the gradient span holds NaN/Inf. */
 
+/* ---- the SR contract: what a trained network expects of its input (stored in every checkpoint) ----
+ * Intensities: see the intensity contract in image.h (percentiles norm_plo, norm_phi of the up-sampled
+ * input; the same lo, hi map the HR target in training). Geometry: the pair the network was trained
+ * on (voxel sizes per array axis), so that apply can refuse an input on another grid. */
+typedef struct {
+  int known;                   /* 0: a checkpoint from before the contract (apply refuses it) */
+  double norm_plo, norm_phi;   /* 0.1, 99.9 */
+  double lr_vox_mm[3], hr_vox_mm[3]; /* trained pair per array axis; 0 = not recorded */
+  int patch;                   /* training patch edge; 0 = not recorded */
+  mbsr_interp interp;          /* up-sampling that made the network input: Keys */
+  char training[2048];         /* JSON summary of the training data ("" = none) */
+} mbsr_sr_contract;
+void mbsr_sr_contract_default(mbsr_sr_contract *c); /* known, 0.1/99.9 percentiles, Keys, pair unknown */
+/* A new model carries the default contract; training sets it from the patch file. */
+const mbsr_sr_contract *mbsr_model_get_contract(const mbsr_model *m);
+void mbsr_model_set_contract(mbsr_model *m, const mbsr_sr_contract *c);
+
 /* ---- checkpoints (HDF5): one dataset per tensor (+ Adam m, v), attributes for architecture,
  * config, step, optimiser state, mbsr version; written to a temporary name and renamed. */
 typedef struct {
@@ -99,20 +116,30 @@ int mbsr_checkpoint_load(const char *path, int max_batch, int d, int h, int w, m
                          mbsr_ckpt_meta *meta);
 /* Load into an existing model; MBSR_EMISMATCH with a message saying what differs. */
 int mbsr_checkpoint_load_into(mbsr_model *m, const char *path, mbsr_ckpt_meta *meta);
+/* An inference-only checkpoint: architecture, parameters and the SR contract (no Adam moments, no
+ * trainer state): what `mbsr models` ships. Loadable by mbsr_checkpoint_load (training cannot resume
+ * from it). */
+int mbsr_checkpoint_export(const mbsr_model *m, const char *path);
 
-/* ---- whole-volume inference ---- */
+/* ---- whole-volume inference ----
+ * The network runs on the LR volume up-sampled onto the target grid (the contract's interpolation),
+ * mapped to its training scale by the contract's percentiles, in tiles whose margins are derived from
+ * the network's receptive radius R: tiles overlap by 2R voxels and each output voxel is taken only
+ * from tiles where it lies at least R voxels from every cut face, so the tiled result equals one
+ * whole-volume pass (up to float summation order) for any network depth. Tiles are as large as
+ * `max_mb` allows (the whole volume when it fits), which also makes the 2R overlap cheap. */
 typedef struct {
-  int patch;          /* patch edge, default 21 */
-  int overlap;        /* voxels shared by neighbouring patches, default patch/3 */
-  int batch;          /* patches per forward, default 8 */
-  mbsr_interp interp; /* up-sampling onto the target grid, default Keys */
+  int patch;          /* largest tile edge in voxels; 0 = as large as max_mb allows */
+  int batch;          /* tiles per forward pass: 1 */
+  double max_mb;      /* memory for the network's activations and workspace, MiB: 2048 */
   int progress;       /* print a progress line */
-  double norm_plo, norm_phi; /* intensity normalisation percentiles of the up-sampled input,
-                              * default 0, 100 (= min/max, the paper's; as `mbsr prep --norm-pct`) */
 } mbsr_apply_opts;
 void mbsr_apply_opts_default(mbsr_apply_opts *o);
-/* SR of `lr` onto `grid` (dims + affine): up-sample, normalise to [0,1], blended patch inference
- * (memory bounded by one patch batch), undo normalisation. */
+/* SR of `lr` onto `grid` (dims + affine; grid's voxels unused): up-sample by the contract's
+ * interpolation, normalise (mbsr_norm_fit on the up-sampled volume, the contract's percentiles), tiled
+ * inference, map back to the input's intensity units: sr = x + (hi - lo) * (net - clip((x-lo)/(hi-lo)))
+ * (= lo + (hi - lo) * net wherever x lies in [lo, hi]; where x was clipped, the network's correction is
+ * added to x instead of replacing it). Refuses a model whose contract is unknown. */
 int mbsr_apply(mbsr_model *m, const mbsr_volume *lr, const mbsr_volume *grid, const mbsr_apply_opts *o,
                mbsr_volume **out);
 /* Same, for an input already on the target grid. */
@@ -120,5 +147,12 @@ int mbsr_apply_upsampled(mbsr_model *m, const mbsr_volume *up, const mbsr_apply_
 /* Same, onto the grid an integer up-sampling by f[3] gives (mbsr_upsample_factor). */
 int mbsr_apply_factor(mbsr_model *m, const mbsr_volume *lr, const int f[3], const mbsr_apply_opts *o,
                       mbsr_volume **out);
+/* The tiling mbsr_apply would use on a volume of n[3] voxels (i, j, k): tile edge per axis, overlap
+ * and margin (both from the receptive radius), tiles per axis, and bytes it allocates. */
+typedef struct {
+  int tile[3], overlap, margin, count[3];
+  double bytes;
+} mbsr_apply_plan;
+int mbsr_apply_plan_for(const mbsr_model *m, const int64_t n[3], const mbsr_apply_opts *o, mbsr_apply_plan *plan);
 
 #endif

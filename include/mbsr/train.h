@@ -6,7 +6,10 @@
  * span makes them the global mean, and every rank applies the same Adam update. Weights are
  * checksummed across ranks every `checksum_every` steps. Rank 0 writes <out>/last.h5 (atomic)
  * every ckpt_every steps and at the end, and <out>/best.h5 when the validation loss improves;
- * <out>/train.jsonl has one JSON line per epoch, <out>/config.json the parameters used. */
+ * <out>/train.jsonl has one JSON line per epoch (null where a value is undefined, e.g. no validation
+ * set), <out>/config.json the parameters used. Every checkpoint carries the SR contract (model.h)
+ * read from the patch file: the intensity percentiles, the pair's voxel sizes, the patch, and a
+ * summary of the training data. */
 #ifndef MBSR_TRAIN_H
 #define MBSR_TRAIN_H
 
@@ -33,6 +36,12 @@ typedef struct {
   int checksum_every;      /* steps between cross-rank weight checksums: 10 */
   int resume;              /* continue from <out>/last.h5 */
   const char *init;        /* start from this checkpoint's weights (transfer learning), or NULL */
+  int init_glorot;         /* 1: Glorot everywhere (the paper); 0 (default): a global-residual network's
+                            * output conv starts at zero, so the network starts as its cubic input */
+  const char *exclude_subjects; /* comma-separated subject names whose patches are not used, in training
+                                 * nor validation (cross-validation: the held-out brain); NULL = none */
+  int augment;             /* 1: each training patch pair gets a random flip per axis and a random axis
+                            * permutation (seeded by seed, step and position in the global batch) */
   int finetune_last;       /* with init: train only the last k layers (< 0: all) */
   double time_limit;       /* seconds; stop cleanly with a checkpoint (0 = none) */
   int threads;             /* OpenMP threads per rank (0 = leave as is) */

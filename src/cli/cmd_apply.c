@@ -1,44 +1,123 @@
-/* mbsr apply: super-resolve a volume with a trained checkpoint (whole-volume inference by blended
- * overlapping patches; see src/model/apply.c). */
+/* mbsr apply: super-resolve a volume with a trained model (a shipped model by name, or a checkpoint),
+ * under the model's SR contract (model.h): the input's voxel size is checked against the model's LR
+ * grid, the intensity normalisation comes from the model, the output is in the input's units and on
+ * the HR grid; a JSON sidecar (BIDS-derivatives style) records the provenance. */
 #include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mbsr/cli.h"
+#include "mbsr/data.h"
+#include "mbsr/fetch.h"
 #include "mbsr/image.h"
 #include "mbsr/model.h"
 #include "mbsr/volume.h"
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: mbsr apply --model CKPT --in LR --out SR [--like HR_GRID | --factor F] [options]\n"
-          "  --model CKPT     checkpoint written by mbsr train (HDF5; cCNN, ResNet or GAN generator)\n"
-          "  --in LR          low-resolution volume (NIfTI, NRRD, ...); NaN/Inf are refused\n"
-          "  --out SR         output NIfTI-1 float32 on the target grid (written atomically)\n"
-          "  --like HR_GRID   target grid = the dims and affine of this volume (its voxels are not used)\n"
-          "  --factor F       target grid = LR up-sampled by F (integer, or Fi,Fj,Fk)\n"
-          "                   (neither: the input is already on the target grid)\n"
-          "  --interp M       up-sampling onto the target grid: keys (default, cubic), bspline, linear\n"
-          "  --patch P        patch edge the network runs on (default 21, the training size)\n"
-          "  --overlap K      voxels shared by neighbouring patches (default P/3)\n"
-          "  --batch B        patches per forward pass (default 8); memory ~ B x activations\n"
-          "  --norm-pct LO,HI intensity normalisation percentiles of the up-sampled input (default 0,100 =\n"
-          "                   min/max, the paper's); use what `mbsr prep --norm-pct` used for training\n"
-          "  --precision X    fp32 (default); bf16 / bf16x3 where the CPU has them (see mbsr bench --prec)\n"
-          "  --quiet          no progress line\n");
+          "usage: mbsr apply --model NAME|CKPT IN OUT [options]     (or --in IN --out OUT)\n"
+          "\n"
+          "Super-resolves IN (a low-resolution volume on the model's LR grid) onto the model's HR grid and\n"
+          "writes OUT (NIfTI-1 float32, in IN's intensity units) and OUT's JSON sidecar (.json: sources, model,\n"
+          "sha256, parameters). The intensity normalisation is the model's own (its SR contract): no flag.\n"
+          "\n"
+          "  --model NAME|CKPT  a shipped model (mbsr models lists them) or a checkpoint from mbsr train\n"
+          "  --like HR_GRID     target grid = the dims and affine of this volume (its voxels are not used)\n"
+          "  --factor F         target grid = IN up-sampled by F (integer, or Fi,Fj,Fk)\n"
+          "                     (neither: the factor of the model's pair, LR voxel / HR voxel)\n"
+          "  --upsampled        IN is already on the target grid (up-sampled by the model's interpolation)\n"
+          "  --force            run although IN's voxel size differs from the model's LR grid\n"
+          "  --max-mb M         memory for the network's tiles (default 2048); tiles overlap by twice the\n"
+          "                     network's receptive radius, so the result equals one whole-volume pass\n"
+          "  --patch P          largest tile edge (default: as large as --max-mb allows)\n"
+          "  --batch B          tiles per forward pass (default 1)\n"
+          "  --precision X      fp32 (default) or bf16 where the CPU has it (see mbsr bench --prec)\n"
+          "  --threads T        OpenMP threads\n"
+          "  --quiet            no progress line\n");
+}
+
+/* IN's voxel size against the model's LR (or, --upsampled, HR) grid: 2 % per axis. */
+static int check_grid(const mbsr_volume *v, const double want[3], const char *in, const char *model, const char *what) {
+  if (want[0] <= 0) return 0; /* the checkpoint does not record its pair */
+  for (int a = 0; a < 3; a++)
+    if (fabs(v->vox[a] - want[a]) > 0.02 * want[a])
+      return mbsr_error(MBSR_EMISMATCH,
+                        "%s: voxel size %.4g x %.4g x %.4g mm, but model %s expects its %s grid of %.4g x %.4g x %.4g mm "
+                        "(resample the input, or --force)",
+                        in, v->vox[0], v->vox[1], v->vox[2], model, what, want[0], want[1], want[2]);
+  return 0;
+}
+
+/* OUT.nii(.gz) -> OUT.json */
+static void sidecar_path(const char *out, char *buf, size_t n) {
+  size_t l = strlen(out);
+  if (l > 7 && !strcmp(out + l - 7, ".nii.gz")) l -= 7;
+  else if (l > 4 && !strcmp(out + l - 4, ".nii")) l -= 4;
+  snprintf(buf, n, "%.*s.json", (int)l, out);
+}
+
+static int write_sidecar(const char *out, const char *in, const char *model_arg, const char *ckpt, const mbsr_model_entry *me,
+                         const mbsr_model *m, const mbsr_volume *lr, const mbsr_volume *sr, const mbsr_apply_plan *pl,
+                         const char *prec, int forced) {
+  const mbsr_sr_contract *k = mbsr_model_get_contract(m);
+  const mbsr_model_config *c = mbsr_model_get_config(m);
+  char hex[65] = "", abs_in[4096], path[4200];
+  int64_t bytes = 0;
+  int rc = mbsr_sha256_file(ckpt, hex, &bytes);
+  if (rc) return rc;
+  if (!realpath(in, abs_in)) snprintf(abs_in, sizeof abs_in, "%s", in);
+  json_t *o = json_object(), *gen = json_object(), *mod = json_object(), *par = json_object();
+  json_object_set_new(o, "Description", json_string("Super-resolution by mbsr apply: the input up-sampled onto the HR grid, "
+                                                    "corrected by a network trained on optical (auto-fluorescence) imaging"));
+  json_object_set_new(o, "Sources", json_pack("[s]", abs_in));
+  json_object_set_new(gen, "Name", json_string("mbsr"));
+  json_object_set_new(gen, "Version", json_string(MBSR_VERSION));
+  json_object_set_new(o, "GeneratedBy", json_pack("[o]", gen));
+  json_object_set_new(mod, "Name", json_string(me->name[0] ? me->name : model_arg));
+  json_object_set_new(mod, "File", json_string(ckpt));
+  json_object_set_new(mod, "Sha256", json_string(hex));
+  json_object_set_new(mod, "Architecture", json_string(mbsr_arch_name(c->arch)));
+  json_object_set_new(mod, "Channels", json_integer(c->channels));
+  json_object_set_new(mod, "Blocks", json_integer(c->blocks));
+  json_object_set_new(mod, "GlobalResidual", json_boolean(c->global_residual));
+  json_object_set_new(mod, "TrainedLRVoxelSizeMm", json_pack("[f,f,f]", k->lr_vox_mm[0], k->lr_vox_mm[1], k->lr_vox_mm[2]));
+  json_object_set_new(mod, "TrainedHRVoxelSizeMm", json_pack("[f,f,f]", k->hr_vox_mm[0], k->hr_vox_mm[1], k->hr_vox_mm[2]));
+  json_t *tr = k->training[0] ? json_loads(k->training, 0, NULL) : NULL;
+  json_object_set_new(mod, "TrainingData", tr ? tr : json_null());
+  json_object_set_new(o, "Model", mod);
+  json_object_set_new(par, "Interpolation", json_string(mbsr_interp_name(k->interp)));
+  json_object_set_new(par, "NormalisationPercentiles", json_pack("[f,f]", k->norm_plo, k->norm_phi));
+  json_object_set_new(par, "Normalisation", json_string("x -> clip((x - lo)/(hi - lo), 0, 1), lo/hi = the percentiles of the "
+                                                        "up-sampled input; output = x + (hi - lo) * (network - clip(...))"));
+  json_object_set_new(par, "TileVoxels", json_pack("[i,i,i]", pl->tile[0], pl->tile[1], pl->tile[2]));
+  json_object_set_new(par, "TileOverlapVoxels", json_integer(pl->overlap));
+  json_object_set_new(par, "Precision", json_string(prec));
+  json_object_set_new(par, "VoxelCheckOverridden", json_boolean(forced));
+  json_object_set_new(o, "Parameters", par);
+  json_object_set_new(o, "InputVoxelSizeMm", json_pack("[f,f,f]", lr->vox[0], lr->vox[1], lr->vox[2]));
+  json_object_set_new(o, "VoxelSizeMm", json_pack("[f,f,f]", sr->vox[0], sr->vox[1], sr->vox[2]));
+  char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  json_decref(o);
+  sidecar_path(out, path, sizeof path);
+  rc = txt ? mbsr_write_text_atomic(path, txt) : mbsr_error(MBSR_ENOMEM, "out of memory");
+  free(txt);
+  return rc;
 }
 
 int mbsr_cmd_apply(int argc, char **argv) {
   static const struct option opts[] = {{"model", required_argument, 0, 'm'},   {"in", required_argument, 0, 'i'},
                                        {"out", required_argument, 0, 'o'},     {"like", required_argument, 0, 'l'},
-                                       {"factor", required_argument, 0, 'f'},  {"interp", required_argument, 0, 'I'},
-                                       {"patch", required_argument, 0, 'p'},   {"overlap", required_argument, 0, 'k'},
-                                       {"batch", required_argument, 0, 'b'},   {"precision", required_argument, 0, 'P'},
-                                       {"norm-pct", required_argument, 0, 'N'},
+                                       {"factor", required_argument, 0, 'f'},  {"upsampled", no_argument, 0, 'u'},
+                                       {"force", no_argument, 0, 'F'},         {"max-mb", required_argument, 0, 'M'},
+                                       {"patch", required_argument, 0, 'p'},   {"batch", required_argument, 0, 'b'},
+                                       {"precision", required_argument, 0, 'P'}, {"threads", required_argument, 0, 'T'},
                                        {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
-  const char *model = NULL, *in = NULL, *out = NULL, *like = NULL;
-  int f[3] = {0, 0, 0}, have_factor = 0, c;
+  const char *model = NULL, *in = NULL, *out = NULL, *like = NULL, *prec_name = "fp32";
+  int f[3] = {0, 0, 0}, have_factor = 0, upsampled = 0, force = 0, c;
   mbsr_apply_opts ao;
   mbsr_apply_opts_default(&ao);
   mbsr_precision prec = MBSR_PREC_FP32;
@@ -54,53 +133,71 @@ int mbsr_cmd_apply(int argc, char **argv) {
         if (mbsr_cli_parse_int3(optarg, f)) return mbsr_cli_usage_error("apply", "--factor: %s", mbsr_last_error());
         have_factor = 1;
         break;
-      case 'I':
-        if (mbsr_interp_parse(optarg, &ao.interp)) return mbsr_cli_usage_error("apply", "--interp: %s", mbsr_last_error());
+      case 'u': upsampled = 1; break;
+      case 'F': force = 1; break;
+      case 'M':
+        ao.max_mb = strtod(optarg, &end);
+        if (*end || !(ao.max_mb >= 16)) return mbsr_cli_usage_error("apply", "--max-mb wants a number >= 16, got '%s'", optarg);
         break;
       case 'p':
         ao.patch = (int)strtol(optarg, &end, 10);
-        if (*end || ao.patch < 3 || ao.patch > 512) return mbsr_cli_usage_error("apply", "--patch wants 3..512, got '%s'", optarg);
-        break;
-      case 'k':
-        ao.overlap = (int)strtol(optarg, &end, 10);
-        if (*end || ao.overlap < 0) return mbsr_cli_usage_error("apply", "--overlap wants an integer >= 0, got '%s'", optarg);
+        if (*end || ao.patch < 3 || ao.patch > 4096) return mbsr_cli_usage_error("apply", "--patch wants 3..4096, got '%s'", optarg);
         break;
       case 'b':
         ao.batch = (int)strtol(optarg, &end, 10);
-        if (*end || ao.batch < 1 || ao.batch > 4096) return mbsr_cli_usage_error("apply", "--batch wants 1..4096, got '%s'", optarg);
+        if (*end || ao.batch < 1 || ao.batch > 64) return mbsr_cli_usage_error("apply", "--batch wants 1..64, got '%s'", optarg);
         break;
       case 'P':
         if (!strcmp(optarg, "fp32")) prec = MBSR_PREC_FP32;
-        else if (!strcmp(optarg, "bf16x3")) prec = MBSR_PREC_BF16X3;
         else if (!strcmp(optarg, "bf16")) prec = MBSR_PREC_BF16;
-        else return mbsr_cli_usage_error("apply", "--precision wants fp32, bf16x3 or bf16, got '%s'", optarg);
+        else return mbsr_cli_usage_error("apply", "--precision wants fp32 or bf16, got '%s'", optarg);
+        prec_name = optarg;
         break;
-      case 'N':
-        if (sscanf(optarg, "%lf,%lf", &ao.norm_plo, &ao.norm_phi) != 2 || !(ao.norm_plo >= 0) ||
-            !(ao.norm_phi <= 100) || !(ao.norm_plo < ao.norm_phi))
-          return mbsr_cli_usage_error("apply", "--norm-pct wants LO,HI with 0 <= LO < HI <= 100, got '%s'", optarg);
+      case 'T': {
+        long t = strtol(optarg, &end, 10);
+        if (*end || t < 1 || t > 4096) return mbsr_cli_usage_error("apply", "--threads wants 1..4096, got '%s'", optarg);
+        omp_set_num_threads((int)t);
         break;
+      }
       case 'q': ao.progress = 0; break;
       case 'h': usage(stdout); return 0;
       default: return mbsr_cli_usage_error("apply", "unknown option");
     }
   }
+  /* positional IN OUT */
+  if (!in && optind < argc) in = argv[optind++];
+  if (!out && optind < argc) out = argv[optind++];
   if (optind < argc) return mbsr_cli_usage_error("apply", "unexpected argument '%s'", argv[optind]);
-  if (!model || !in || !out) return mbsr_cli_usage_error("apply", "--model, --in and --out are required");
-  if (like && have_factor) return mbsr_cli_usage_error("apply", "give --like or --factor, not both");
-  if (ao.overlap >= ao.patch)
-    return mbsr_cli_usage_error("apply", "--overlap %d must be smaller than --patch %d", ao.overlap, ao.patch);
-  char final[4096];
+  if (!model || !in || !out) return mbsr_cli_usage_error("apply", "--model, IN and OUT are required");
+  if ((like != NULL) + have_factor + upsampled > 1) return mbsr_cli_usage_error("apply", "give one of --like, --factor, --upsampled");
+  char final[4096], ckpt[4096];
   if (mbsr_volume_output_path(out, final, sizeof final)) return mbsr_cli_fail("apply");
 
   double t0 = mbsr_now();
   mbsr_volume *lr = NULL, *grid = NULL, *sr = NULL;
   mbsr_model *m = NULL;
-  int rc = mbsr_volume_read(in, NULL, &lr);
+  mbsr_model_entry me;
+  int rc = mbsr_model_resolve(model, ckpt, sizeof ckpt, &me);
+  if (!rc) rc = mbsr_checkpoint_load(ckpt, 1, 5, 5, 5, &m, NULL);
+  if (!rc) rc = mbsr_volume_read(in, NULL, &lr);
   if (!rc) rc = mbsr_volume_check_finite(lr, in);
+  const mbsr_sr_contract *k = m ? mbsr_model_get_contract(m) : NULL;
+  if (!rc && !force) rc = check_grid(lr, upsampled ? k->hr_vox_mm : k->lr_vox_mm, in, model, upsampled ? "HR" : "LR");
   if (!rc && like) rc = mbsr_volume_read(like, NULL, &grid);
-  if (!rc) rc = mbsr_checkpoint_load(model, ao.batch, ao.patch, ao.patch, ao.patch, &m, NULL);
+  if (!rc && !like && !have_factor && !upsampled) { /* the model's own factor */
+    if (!(k->lr_vox_mm[0] > 0 && k->hr_vox_mm[0] > 0))
+      rc = mbsr_error(MBSR_EINVAL, "%s records no training pair: give --factor F or --like HR_GRID", ckpt);
+    for (int a = 0; a < 3 && !rc; a++) {
+      f[a] = (int)lround(k->lr_vox_mm[a] / k->hr_vox_mm[a]);
+      if (f[a] < 1 || fabs(f[a] * k->hr_vox_mm[a] - k->lr_vox_mm[a]) > 1e-3 * k->lr_vox_mm[a])
+        rc = mbsr_error(MBSR_EINVAL, "%s: its pair %g -> %g mm is not an integer factor: give --like HR_GRID", ckpt, k->lr_vox_mm[a],
+                        k->hr_vox_mm[a]);
+    }
+    have_factor = !rc;
+  }
   if (!rc && prec != MBSR_PREC_FP32) rc = mbsr_model_set_precision(m, prec);
+  mbsr_apply_plan pl;
+  memset(&pl, 0, sizeof pl);
   double t1 = mbsr_now();
   if (!rc) {
     if (grid) rc = mbsr_apply(m, lr, grid, &ao, &sr);
@@ -108,16 +205,17 @@ int mbsr_cmd_apply(int argc, char **argv) {
     else rc = mbsr_apply_upsampled(m, lr, &ao, &sr);
   }
   double t2 = mbsr_now();
-  if (!rc) rc = mbsr_volume_write(final, sr);
   if (!rc) {
-    char desc[256];
-    snprintf(desc, sizeof desc, "%s", mbsr_arch_name(mbsr_model_get_config(m)->arch));
-    mbsr_info("apply: %s (%s) %lldx%lldx%lld -> %s %lldx%lldx%lld, voxel %.4g x %.4g x %.4g mm; network %.2f s, "
-              "total %.2f s",
-              in, desc, (long long)lr->nx, (long long)lr->ny, (long long)lr->nz, final, (long long)sr->nx,
-              (long long)sr->ny, (long long)sr->nz, sr->vox[0], sr->vox[1], sr->vox[2], t2 - t1,
-              mbsr_now() - t0);
+    const int64_t n[3] = {sr->nx, sr->ny, sr->nz};
+    rc = mbsr_apply_plan_for(m, n, &ao, &pl);
   }
+  if (!rc) rc = mbsr_volume_write(final, sr);
+  if (!rc) rc = write_sidecar(final, in, model, ckpt, &me, m, lr, sr, &pl, prec_name, force);
+  if (!rc)
+    mbsr_info("apply: %s (%s) %lldx%lldx%lld -> %s %lldx%lldx%lld, voxel %.4g x %.4g x %.4g mm; network %.2f s, total %.2f s", in,
+              me.name[0] ? me.name : mbsr_arch_name(mbsr_model_get_config(m)->arch), (long long)lr->nx, (long long)lr->ny,
+              (long long)lr->nz, final, (long long)sr->nx, (long long)sr->ny, (long long)sr->nz, sr->vox[0], sr->vox[1], sr->vox[2],
+              t2 - t1, mbsr_now() - t0);
   mbsr_volume_free(lr);
   mbsr_volume_free(grid);
   mbsr_volume_free(sr);

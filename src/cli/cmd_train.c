@@ -20,7 +20,9 @@ static void usage(void) {
       "  --out DIR                output directory\n"
       "  --arch resnet|ccnn|gan   (default resnet)\n"
       "  --channels C --blocks B  ResNet/generator width and depth (default 64, 10)\n"
-      "  --global-residual        output = input + network\n"
+      "  --global-residual        output = input + network; the output conv starts at zero, so the network\n"
+      "                           starts as its cubic input (--init-glorot: Glorot everywhere, the paper's)\n"
+      "  --init-glorot            Glorot initialisation of every layer, the output conv included\n"
       "  --disc-channels C --disc-blocks B --gan-lambda X   GAN discriminator (64, 10) and adversarial weight (1e-3)\n"
       "  --batch N                GLOBAL batch (default 8), split over the ranks\n"
       "  --lr X                   Adam learning rate (default 1e-3)\n"
@@ -36,6 +38,9 @@ static void usage(void) {
       "  --resume                 continue from DIR/last.h5 (starts fresh when there is none)\n"
       "  --init CKPT              start from these weights (transfer learning)\n"
       "  --finetune-last K        with --init: train only the last K layers\n"
+      "  --exclude-subjects A,B   leave these subjects' patches out of training and validation\n"
+      "                           (cross-validation: the held-out brain)\n"
+      "  --augment                random flip per axis and axis permutation of each training patch pair\n"
       "  --time-limit S           stop cleanly with a checkpoint after S seconds\n"
       "  --threads T              OpenMP threads per rank\n"
       "  --dry-run                print the plan (patches and memory per rank, FLOPs, measured time per\n"
@@ -64,6 +69,8 @@ int mbsr_cmd_train(int argc, char **argv) {
       {"plan-val", required_argument, 0, 'V'},     {"val-every", required_argument, 0, 'v'},
       {"inject-fail", required_argument, 0, 'X'}, {"disc-channels", required_argument, 0, 'D'},
       {"disc-blocks", required_argument, 0, 'E'}, {"gan-lambda", required_argument, 0, 'L'}, {"quiet", no_argument, 0, 'q'},
+      {"init-glorot", no_argument, 0, 'G'},     {"exclude-subjects", required_argument, 0, 'x'},
+      {"augment", no_argument, 0, 'A'},
       {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
   opterr = 0;
   optind = 1;
@@ -125,6 +132,9 @@ int mbsr_cmd_train(int argc, char **argv) {
         if (*end || lambda < 0) return mbsr_cli_usage_error("train", "bad --gan-lambda '%s'", optarg);
         break;
       case 'q': c.progress = 0; mbsr_log_set_quiet(1); break;
+      case 'G': c.init_glorot = 1; break;
+      case 'x': c.exclude_subjects = optarg; break;
+      case 'A': c.augment = 1; break;
       case 'h': if (mbsr_log_rank() == 0) usage(); return 0;
       default: return mbsr_cli_usage_error("train", "unknown option '%s'", argv[optind - 1]);
     }

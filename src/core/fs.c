@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,6 +36,24 @@ int mbsr_commit_file(const char *tmp, const char *final_path) {
 
 void mbsr_abandon_file(const char *tmp) {
   if (tmp && tmp[0]) unlink(tmp);
+}
+
+int mbsr_write_text_atomic(const char *path, const char *text) {
+  char tmp[4200];
+  int rc = mbsr_tmp_path(path, tmp, sizeof tmp);
+  if (rc) return rc;
+  FILE *f = fopen(tmp, "w");
+  if (!f) return mbsr_error(MBSR_EIO, "%s: cannot write: %s", path, strerror(errno));
+  size_t n = strlen(text);
+  int bad = fwrite(text, 1, n, f) != n;
+  int e = errno;
+  bad |= fclose(f) != 0;
+  if (bad) {
+    e = errno ? errno : e;
+    mbsr_abandon_file(tmp);
+    return mbsr_error(MBSR_EIO, "%s: write failed: %s", path, strerror(e));
+  }
+  return mbsr_commit_file(tmp, path);
 }
 
 int mbsr_mkdir_p(const char *dir) {

@@ -1,4 +1,5 @@
 /* Small HDF5 helpers for src/data and src/train: attributes with checked return codes. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "prep_internal.h"
@@ -36,18 +37,43 @@ int mbsr__h5_attr_str(hid_t obj, const char *name, const char *s) {
   return rc;
 }
 
-int mbsr__h5_read_attr_double(hid_t obj, const char *name, double *v) {
+/* exactly n values of memory type mtype */
+static int read_attr_n(hid_t obj, const char *name, hid_t mtype, void *v, int n) {
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
   if (a < 0) return mbsr_error(MBSR_EFORMAT, "attribute %s missing", name);
-  int rc = H5Aread(a, H5T_NATIVE_DOUBLE, v) < 0 ? mbsr_error(MBSR_EHDF5, "attribute %s: H5Aread failed", name) : 0;
+  hid_t sp = H5Aget_space(a);
+  hssize_t k = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+  if (sp >= 0) H5Sclose(sp);
+  int rc = k != n ? mbsr_error(MBSR_EFORMAT, "attribute %s has %lld values, expected %d", name, (long long)k, n)
+           : H5Aread(a, mtype, v) < 0 ? mbsr_error(MBSR_EHDF5, "attribute %s: H5Aread failed", name)
+                                       : 0;
   H5Aclose(a);
   return rc;
 }
 
-int mbsr__h5_read_attr_int(hid_t obj, const char *name, int64_t *v) {
+int mbsr__h5_read_attr_double(hid_t obj, const char *name, double *v) { return read_attr_n(obj, name, H5T_NATIVE_DOUBLE, v, 1); }
+int mbsr__h5_read_attr_doubles(hid_t obj, const char *name, double *v, int n) { return read_attr_n(obj, name, H5T_NATIVE_DOUBLE, v, n); }
+int mbsr__h5_read_attr_int(hid_t obj, const char *name, int64_t *v) { return read_attr_n(obj, name, H5T_NATIVE_INT64, v, 1); }
+
+int mbsr__h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t n) {
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
   if (a < 0) return mbsr_error(MBSR_EFORMAT, "attribute %s missing", name);
-  int rc = H5Aread(a, H5T_NATIVE_INT64, v) < 0 ? mbsr_error(MBSR_EHDF5, "attribute %s: H5Aread failed", name) : 0;
+  hid_t ft = H5Aget_type(a);
+  int rc = MBSR_OK;
+  if (ft < 0 || H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) > 0) {
+    rc = mbsr_error(MBSR_EFORMAT, "attribute %s is not a fixed-length string", name);
+  } else {
+    size_t len = H5Tget_size(ft);
+    char *tmp = calloc(len + 1, 1);
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, len);
+    if (!tmp) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
+    else if (H5Aread(a, mt, tmp) < 0) rc = mbsr_error(MBSR_EHDF5, "attribute %s: H5Aread failed", name);
+    else snprintf(buf, n, "%s", tmp);
+    H5Tclose(mt);
+    free(tmp);
+  }
+  if (ft >= 0) H5Tclose(ft);
   H5Aclose(a);
   return rc;
 }

@@ -2,6 +2,7 @@
  * itself with the default (sec2) driver, read-only, and reads exactly the patches of its share of
  * a batch (one hyperslab per patch, in the order asked for): no collectives, so ranks with
  * different shares never wait for each other here. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +13,42 @@ struct mbsr_patchset {
   int64_t n;
   int p;
   double cubic_mse;
+  int32_t *subject;   /* [n] subject index of each patch */
+  int nsubj;
+  char **names;       /* [nsubj] the file's /subjects */
+  char pair[64];
   char path[1024];
 };
+
+/* /subjects (fixed-length strings) into ps->names. */
+static int read_names(mbsr_patchset *ps) {
+  hid_t ds = H5Dopen2(ps->file, "subjects", H5P_DEFAULT);
+  if (ds < 0) return mbsr_error(MBSR_EFORMAT, "%s: no /subjects", ps->path);
+  hid_t ft = H5Dget_type(ds), sp = H5Dget_space(ds);
+  hssize_t n = H5Sget_simple_extent_npoints(sp);
+  size_t len = H5Tget_size(ft);
+  int rc = MBSR_OK;
+  char *buf = NULL;
+  if (H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) > 0 || n < 0 || n > 1 << 24 || len < 1 || len > 1 << 16)
+    rc = mbsr_error(MBSR_EFORMAT, "%s: /subjects is not a list of fixed-length strings", ps->path);
+  if (!rc && n > 0) {
+    buf = calloc((size_t)n, len + 1);
+    ps->names = calloc((size_t)n, sizeof *ps->names);
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, len);
+    if (!buf || !ps->names) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
+    else if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) rc = mbsr_error(MBSR_EIO, "%s: reading /subjects failed", ps->path);
+    H5Tclose(mt);
+    for (hssize_t i = 0; !rc && i < n; i++) {
+      ps->names[i] = strndup(buf + (size_t)i * len, len);
+      if (!ps->names[i]) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
+      else ps->nsubj = (int)i + 1;
+    }
+  }
+  free(buf);
+  H5Tclose(ft), H5Sclose(sp), H5Dclose(ds);
+  return rc;
+}
 
 int mbsr_patchset_open(const char *path, const char *pair, const char *split, mbsr_patchset **out) {
   *out = NULL;
@@ -52,6 +87,19 @@ int mbsr_patchset_open(const char *path, const char *pair, const char *split, mb
   ps->n = (int64_t)dims[0];
   ps->p = (int)dims[1];
   if (mbsr__h5_read_attr_double(grp, "cubic_mse", &ps->cubic_mse)) ps->cubic_mse = -1;
+  snprintf(ps->pair, sizeof ps->pair, "%s", pair);
+  if ((rc = read_names(ps))) goto done;
+  ps->subject = malloc(sizeof(int32_t) * (size_t)(ps->n > 0 ? ps->n : 1));
+  hid_t dsu = ps->subject ? H5Dopen2(grp, "subject", H5P_DEFAULT) : -1;
+  if (!ps->subject) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
+  else if (dsu < 0 || (ps->n > 0 && H5Dread(dsu, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, ps->subject) < 0))
+    rc = mbsr_error(MBSR_EFORMAT, "%s: %s/subject missing or unreadable", path, g);
+  for (int64_t i = 0; !rc && i < ps->n; i++)
+    if (ps->subject[i] < 0 || ps->subject[i] >= ps->nsubj)
+      rc = mbsr_error(MBSR_EFORMAT, "%s: %s/subject[%lld] = %d is not a subject index (0..%d)", path, g, (long long)i,
+                      ps->subject[i], ps->nsubj - 1);
+  if (dsu >= 0) H5Dclose(dsu);
+  if (rc) goto done;
   hsize_t m = dims[1] * dims[2] * dims[3];
   ps->ms = H5Screate_simple(1, &m, NULL);
 done:
@@ -68,7 +116,39 @@ void mbsr_patchset_close(mbsr_patchset *ps) {
   if (ps->din >= 0) H5Dclose(ps->din);
   if (ps->dtg >= 0) H5Dclose(ps->dtg);
   if (ps->file >= 0) H5Fclose(ps->file);
+  for (int i = 0; i < ps->nsubj; i++) free(ps->names[i]);
+  free(ps->names);
+  free(ps->subject);
   free(ps);
+}
+
+const int32_t *mbsr_patchset_subject_of(const mbsr_patchset *ps) { return ps->subject; }
+
+int mbsr_patchset_subjects(const mbsr_patchset *ps, const char *const **names) {
+  *names = (const char *const *)ps->names;
+  return ps->nsubj;
+}
+
+int mbsr_patchset_contract(const mbsr_patchset *ps, mbsr_sr_contract *k) {
+  mbsr_sr_contract_default(k);
+  char norm[32] = "", interp[32] = "keys", g[128];
+  double pct[2] = {NAN, NAN};
+  if (mbsr__h5_read_attr_str(ps->file, "norm", norm, sizeof norm) || strcmp(norm, "percentile") ||
+      mbsr__h5_read_attr_doubles(ps->file, "norm_percentiles", pct, 2))
+    return mbsr_error(MBSR_EFORMAT, "%s: no intensity contract (norm, norm_percentiles): made by an mbsr prep before the "
+                                    "contract; run mbsr prep again", ps->path);
+  snprintf(g, sizeof g, "/pairs/%s", ps->pair);
+  hid_t grp = H5Gopen2(ps->file, g, H5P_DEFAULT);
+  int rc = grp < 0 ? mbsr_error(MBSR_EFORMAT, "%s: no group %s", ps->path, g) : 0;
+  if (!rc && (mbsr__h5_read_attr_doubles(grp, "lr_vox_mm", k->lr_vox_mm, 3) || mbsr__h5_read_attr_doubles(grp, "hr_vox_mm", k->hr_vox_mm, 3)))
+    rc = mbsr_error(MBSR_EFORMAT, "%s: %s lacks lr_vox_mm / hr_vox_mm", ps->path, g);
+  if (!rc) mbsr__h5_read_attr_str(grp, "interp", interp, sizeof interp);
+  if (!rc && mbsr_interp_parse(interp, &k->interp)) rc = mbsr_error(MBSR_EFORMAT, "%s: %s: unknown interp '%s'", ps->path, g, interp);
+  if (grp >= 0) H5Gclose(grp);
+  if (rc) return rc;
+  k->norm_plo = pct[0], k->norm_phi = pct[1];
+  k->patch = ps->p;
+  return MBSR_OK;
 }
 
 int64_t mbsr_patchset_count(const mbsr_patchset *ps) { return ps->n; }

@@ -9,10 +9,13 @@
  * nothing to write joins with H5Sselect_none; status agreed before every collective.
  *
  * Per subject: read (NIfTI / NRRD / TIFF stack) -> area-weighted resampling onto the isotropic
- * base grid -> normalise to [0,1] (percentiles, default min/max as the paper) -> block-average to
- * every resolution the pairs need -> Keys-upsample each LR volume onto its HR grid -> brain mask
- * of the HR volume (Otsu by default) -> patches at seeded random brain centres (rejection
- * sampling, with replacement). A subject that fails is recorded (name, rank, message) and skipped. */
+ * base grid (intensities as acquired) -> block-average to every resolution the pairs need -> per
+ * pair: Keys-upsample the LR volume onto its HR grid = the network input; the intensity contract
+ * (image.h): lo, hi = the norm percentiles of that input (default 0.1, 99.9), input AND target (HR)
+ * mapped by clip((x - lo) / (hi - lo), 0, 1) -- exactly what `mbsr apply` computes from a user's LR
+ * volume -> brain mask of the HR volume (Otsu by default, on the HR volume normalised by its own
+ * percentiles) -> patches at seeded random brain centres (rejection sampling, with replacement).
+ * A subject that fails is recorded (name, rank, message) and skipped. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +34,7 @@ void mbsr_prep_config_default(mbsr_prep_config *c) {
   c->seed = 1;
   c->read_opts.tiff_vox[0] = 0.04, c->read_opts.tiff_vox[1] = 0.04, c->read_opts.tiff_vox[2] = 0.05;
   snprintf(c->read_opts.tiff_orient, sizeof c->read_opts.tiff_orient, "RIA");
-  c->norm_plo = 0, c->norm_phi = 100;
+  c->norm_plo = 0.1, c->norm_phi = 99.9;
   c->mask_thr = -1;
   c->chunk_patches = 4;
   c->progress = 1;
@@ -130,6 +133,7 @@ typedef struct {
   int32_t *ctr;     /* n * 3 */
   int64_t n;
   double cubic_sum; /* sum over patches of voxel-mean squared error of input vs target */
+  double lo, hi;    /* the subject's intensity contract for this pair */
 } patchbuf;
 
 typedef struct {
@@ -139,6 +143,30 @@ typedef struct {
 
 static void levels_free(level *L, int n) {
   for (int i = 0; i < n; i++) mbsr_volume_free(L[i].v), mbsr_volume_free(L[i].mask);
+}
+
+/* Brain mask of a level: threshold (Otsu when < 0) on the level normalised by its own percentiles. */
+static int level_mask(const mbsr_prep_config *c, const mbsr_volume *v, mbsr_volume **mask) {
+  mbsr_volume *t = mbsr_volume_clone(v);
+  if (!t) return mbsr_error(MBSR_ENOMEM, "out of memory");
+  int rc = mbsr_normalize(t, c->norm_plo, c->norm_phi, NULL, NULL);
+  if (!rc) rc = mbsr_mask_threshold(t, c->mask_thr, mask);
+  mbsr_volume_free(t);
+  return rc;
+}
+
+/* Warn when min/max normalisation would squeeze the tissue into a sliver of [0,1]. */
+static void warn_saturated(const mbsr_prep_config *c, const mbsr_volume *v, const char *path) {
+  float mn, mx;
+  mbsr_volume_minmax(v, &mn, &mx);
+  double p = mbsr_percentile(v, NULL, 99.9);
+  if (!(mx > mn) || !isfinite(p)) return;
+  double frac = (p - mn) / ((double)mx - mn);
+  if (frac < 0.1)
+    mbsr_warn("prep: %s looks saturated: its 99.9th percentile (%g) is %.3f of its range (max %g)%s", path, p, frac, (double)mx,
+              c->norm_phi >= 100 ? "; min/max normalisation (--norm-pct 0,100) squeezes the tissue into that fraction of [0,1]: "
+                                   "the default 0.1,99.9 does not"
+                                 : "");
 }
 
 static int get_level(level *L, int *nl, const mbsr_volume *base, int base_um, int um, const char *name, mbsr_volume **out) {
@@ -172,22 +200,14 @@ static int process_subject(const mbsr_prep_config *c, int base_um, const char *p
   if ((rc = mbsr_volume_check_finite(raw, path))) goto done;
   if ((rc = mbsr__prep_to_base(raw, base_um / 1000.0, path, &base))) goto done;
   mbsr_volume_free(raw), raw = NULL;
-  double lo, hi;
-  if ((rc = mbsr_normalize(base, c->norm_plo, c->norm_phi, &lo, &hi))) {
-    mbsr_error_prefix(rc, "%s: ", path);
-    goto done;
-  }
-  if (!(hi > lo)) {
-    rc = mbsr_error(MBSR_EINVAL, "%s: constant image (min = max = %g)", path, lo);
-    goto done;
-  }
+  warn_saturated(c, base, path);
   for (int q = 0; q < c->npairs; q++) {
-    mbsr_volume *hr, *lr, *up = NULL, *mask = NULL;
+    mbsr_volume *hr, *lr, *up = NULL, *mask = NULL, *hn = NULL;
     if ((rc = get_level(L, &nl, base, base_um, c->pairs[q].hr_um, path, &hr))) goto done;
     if ((rc = get_level(L, &nl, base, base_um, c->pairs[q].lr_um, path, &lr))) goto done;
     for (int i = 0; i < nl; i++)
       if (L[i].v == hr) {
-        if (!L[i].mask && (rc = mbsr_mask_threshold(hr, c->mask_thr, &L[i].mask))) {
+        if (!L[i].mask && (rc = level_mask(c, hr, &L[i].mask))) {
           mbsr_error_prefix(rc, "%s: brain mask at %d um: ", path, L[i].um);
           goto done;
         }
@@ -197,9 +217,19 @@ static int process_subject(const mbsr_prep_config *c, int base_um, const char *p
       mbsr_error_prefix(rc, "%s: Keys upsampling %d -> %d um: ", path, c->pairs[q].lr_um, c->pairs[q].hr_um);
       goto done;
     }
+    /* the intensity contract: lo, hi of the network input; the same map for input and target */
+    double lo, hi;
+    if ((rc = mbsr_norm_fit(up, c->norm_plo, c->norm_phi, &lo, &hi)) || !(hn = mbsr_volume_clone(hr))) {
+      mbsr_volume_free(up);
+      rc = rc ? mbsr_error_prefix(rc, "%s: %d um input: ", path, c->pairs[q].lr_um) : mbsr_error(MBSR_ENOMEM, "out of memory");
+      goto done;
+    }
+    mbsr_norm_map(up->data, up->data, mbsr_volume_nvox(up), lo, hi);
+    mbsr_norm_map(hn->data, hn->data, mbsr_volume_nvox(hn), lo, hi);
+    pb[q].lo = lo, pb[q].hi = hi;
     const int64_t n[3] = {hr->nx, hr->ny, hr->nz};
     if (n[0] < p || n[1] < p || n[2] < p) {
-      mbsr_volume_free(up);
+      mbsr_volume_free(up), mbsr_volume_free(hn);
       rc = mbsr_error(MBSR_EINVAL, "%s: %lldx%lldx%lld voxels at %d um, smaller than a %d^3 patch", path, (long long)n[0],
                       (long long)n[1], (long long)n[2], c->pairs[q].hr_um, p);
       goto done;
@@ -210,7 +240,7 @@ static int process_subject(const mbsr_prep_config *c, int base_um, const char *p
     b->tgt = mbsr_alloc((size_t)(b->n * p3) * sizeof(float));
     b->ctr = mbsr_alloc((size_t)(b->n * 3) * sizeof(int32_t));
     if (!b->in || !b->tgt || !b->ctr) {
-      mbsr_volume_free(up);
+      mbsr_volume_free(up), mbsr_volume_free(hn);
       rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory for %lld patches", path, (long long)b->n);
       st->fatal = 1;
       goto done;
@@ -231,7 +261,7 @@ static int process_subject(const mbsr_prep_config *c, int base_um, const char *p
         if (mask->data[(x0 + h) + n[0] * ((y0 + h) + n[1] * (z0 + h))] > 0.5f) break;
         if (++tries > max_tries) {
           mbsr_rng_free(r);
-          mbsr_volume_free(up);
+          mbsr_volume_free(up), mbsr_volume_free(hn);
           rc = mbsr_error(MBSR_EINVAL, "%s: brain mask at %d um too small to place %d^3 patches", path, c->pairs[q].hr_um, p);
           goto done;
         }
@@ -243,7 +273,7 @@ static int process_subject(const mbsr_prep_config *c, int base_um, const char *p
         for (int yy = 0; yy < p; yy++) {
           int64_t o = x0 + n[0] * ((y0 + yy) + n[1] * (z0 + zz));
           memcpy(pi + p * (yy + p * zz), up->data + o, (size_t)p * sizeof(float));
-          memcpy(pt + p * (yy + p * zz), hr->data + o, (size_t)p * sizeof(float));
+          memcpy(pt + p * (yy + p * zz), hn->data + o, (size_t)p * sizeof(float));
         }
       for (int64_t v = 0; v < p3; v++) {
         double d = (double)pi[v] - (double)pt[v];
@@ -252,10 +282,11 @@ static int process_subject(const mbsr_prep_config *c, int base_um, const char *p
       b->cubic_sum += se / (double)p3;
     }
     mbsr_rng_free(r);
-    mbsr_volume_free(up);
+    mbsr_volume_free(up), mbsr_volume_free(hn);
   }
-  /* Test subjects: the full normalised volumes of every level used (+ HR masks) for evaluation. */
-  if (split == 2 && c->eval_dir) {
+  /* Test subjects (every subject with eval_all): the volumes of every level used, in the input's
+   * intensity units (+ HR masks), for evaluation through the same path a user runs. */
+  if ((split == 2 || c->eval_all) && c->eval_dir) {
     char fn[4096];
     if ((rc = mbsr_mkdir_p(c->eval_dir))) {
       st->fatal = 1;
@@ -384,6 +415,7 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
   patchbuf *pb = NULL; /* [local subject][pair] */
   int64_t *cnt = NULL; /* [S][Q] patches per subject and pair (global after the reduction) */
   double *cub = NULL;  /* [S][Q] cubic MSE sums */
+  double *nlh = NULL;  /* [S][Q][2] the contract's lo, hi */
   char **failed = NULL, *fail_all = NULL;
   char(*lmsg)[480] = NULL; /* failure message of each local subject */
   int nfailed = 0;
@@ -424,11 +456,12 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
   split = calloc((size_t)S, sizeof *split);
   cnt = calloc((size_t)S * Q, sizeof *cnt);
   cub = calloc((size_t)S * Q, sizeof *cub);
+  nlh = calloc((size_t)S * Q * 2, sizeof *nlh);
   failed = calloc((size_t)S, sizeof *failed);
   const int s0 = (int)((int64_t)S * rank / P), s1 = (int)((int64_t)S * (rank + 1) / P), nloc = s1 - s0;
   pb = calloc((size_t)(nloc > 0 ? nloc : 1) * Q, sizeof *pb);
   lmsg = calloc((size_t)(nloc > 0 ? nloc : 1), sizeof *lmsg);
-  if (!split || !cnt || !cub || !failed || !pb || !lmsg) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
+  if (!split || !cnt || !cub || !nlh || !failed || !pb || !lmsg) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
   char rule[512];
   if (!rc) assign_split(c, S, split, sum->n_split, rule, sizeof rule);
   if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
@@ -461,7 +494,11 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
         snprintf(lmsg[li], sizeof lmsg[li], "%s", me.msg);
         if (!me.fatal) mbsr_errmsg("prep: input %s failed (recorded, continuing): %s", in.paths[s], me.msg);
       }
-      for (int q = 0; q < Q; q++) cnt[(size_t)s * Q + q] = pb[(size_t)li * Q + q].n, cub[(size_t)s * Q + q] = pb[(size_t)li * Q + q].cubic_sum;
+      for (int q = 0; q < Q; q++) {
+        const patchbuf *b = &pb[(size_t)li * Q + q];
+        cnt[(size_t)s * Q + q] = b->n, cub[(size_t)s * Q + q] = b->cubic_sum;
+        nlh[((size_t)s * Q + q) * 2] = b->lo, nlh[((size_t)s * Q + q) * 2 + 1] = b->hi;
+      }
     }
     if (MPI_Gather(&me, (int)sizeof me, MPI_BYTE, reps, (int)sizeof me, MPI_BYTE, 0, comm) != MPI_SUCCESS) {
       rc = mbsr_error(MBSR_EMPI, "MPI_Gather of progress failed");
@@ -484,7 +521,8 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
 
   /* ---- gather sizes, cubic sums and the failures ---- */
   if (MPI_Allreduce(MPI_IN_PLACE, cnt, S * Q, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS ||
-      MPI_Allreduce(MPI_IN_PLACE, cub, S * Q, MPI_DOUBLE, MPI_SUM, comm) != MPI_SUCCESS) {
+      MPI_Allreduce(MPI_IN_PLACE, cub, S * Q, MPI_DOUBLE, MPI_SUM, comm) != MPI_SUCCESS ||
+      MPI_Allreduce(MPI_IN_PLACE, nlh, 2 * S * Q, MPI_DOUBLE, MPI_SUM, comm) != MPI_SUCCESS) {
     rc = mbsr_error(MBSR_EMPI, "MPI_Allreduce of patch counts failed");
     goto out;
   }
@@ -529,6 +567,8 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
     }
   }
   sum->n_failed = nfailed;
+  for (size_t i = 0; i < (size_t)S * Q; i++)
+    if (cnt[i] == 0) nlh[2 * i] = nlh[2 * i + 1] = NAN;
   if (nfailed == S) {
     rc = mbsr_error(MBSR_EINVAL, "all %d inputs failed (%s); nothing written", S, sum->failures);
     goto out;
@@ -580,14 +620,16 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
     if ((rc = mbsr__h5_attr_int(file, "n_failed", nfailed))) goto out;
     if ((rc = mbsr__h5_attr_str(file, "split", rule))) goto out;
     double nr[2] = {c->norm_plo, c->norm_phi};
-    if ((rc = mbsr__h5_attr_double(file, "normalise_percentiles", nr, 2))) goto out;
+    if ((rc = mbsr__h5_attr_str(file, "norm", "percentile"))) goto out;
+    if ((rc = mbsr__h5_attr_double(file, "norm_percentiles", nr, 2))) goto out;
     if ((rc = mbsr__h5_attr_double(file, "mask_threshold", &c->mask_thr, 1))) goto out;
     if ((rc = mbsr__h5_attr_double(file, "tiff_vox_mm", c->read_opts.tiff_vox, 3))) goto out;
     if ((rc = mbsr__h5_attr_str(file, "tiff_orient", c->read_opts.tiff_orient))) goto out;
     snprintf(txt, sizeof txt,
-             "read -> area-weighted resampling to %d um -> normalise to [0,1] -> block average -> Keys (a=-0.5) upsampling of LR "
-             "onto HR -> mask (threshold %g, <0 = Otsu) -> patches at seeded random brain centres",
-             base_um, c->mask_thr);
+             "read -> area-weighted resampling to %d um -> block average -> Keys (a=-0.5) upsampling of LR onto HR = input -> "
+             "lo, hi = the %g and %g percentiles of the input; input and target (HR) mapped by clip((x-lo)/(hi-lo),0,1) -> mask "
+             "(threshold %g, <0 = Otsu) -> patches at seeded random brain centres",
+             base_um, c->norm_plo, c->norm_phi, c->mask_thr);
     if ((rc = mbsr__h5_attr_str(file, "pipeline", txt))) goto out;
   }
   {
@@ -629,6 +671,23 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
     if (!rc) rc = mbsr__h5_attr_double(g, "hr_vox_mm", hv, 3);
     if (!rc) rc = mbsr__h5_attr_int(g, "factor", c->pairs[q].lr_um / c->pairs[q].hr_um);
     if (!rc) rc = mbsr__h5_attr_str(g, "interp", "keys");
+    if (!rc) {
+      double *lh = malloc(sizeof(double) * 2 * (size_t)(S > 0 ? S : 1));
+      for (int s = 0; lh && s < S; s++) lh[2 * s] = nlh[((size_t)s * Q + q) * 2], lh[2 * s + 1] = nlh[((size_t)s * Q + q) * 2 + 1];
+      hsize_t d2[2] = {(hsize_t)S, 2};
+      hid_t sp = H5Screate_simple(2, d2, NULL);
+      hid_t ds = H5Dcreate2(g, "norm_lo_hi", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      if (!lh || ds < 0) rc = mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s/norm_lo_hi failed", c->out, nm);
+      else {
+        hid_t ms = H5Screate_simple(2, d2, NULL);
+        if (rank != 0) H5Sselect_none(ms), H5Sselect_none(sp);
+        if (H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, sp, dxpl, lh) < 0) rc = mbsr_error(MBSR_EHDF5, "%s: writing /pairs/%s/norm_lo_hi failed", c->out, nm);
+        H5Sclose(ms);
+      }
+      if (ds >= 0) H5Dclose(ds);
+      H5Sclose(sp);
+      free(lh);
+    }
     for (int sp = 0; sp < MBSR_SPLITS && !rc; sp++) {
       hid_t gs = H5Gcreate2(g, split_names[sp], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
       if (gs < 0) {
@@ -712,7 +771,7 @@ out:
   if (rc && tmp[0] && rank == 0) mbsr_abandon_file(tmp);
   if (pb)
     for (int i = 0; i < nloc * Q; i++) mbsr_free(pb[i].in), mbsr_free(pb[i].tgt), mbsr_free(pb[i].ctr);
-  free(pb), free(lmsg), free(split), free(cnt), free(cub), free(failed), free(fail_all);
+  free(pb), free(lmsg), free(split), free(cnt), free(cub), free(nlh), free(failed), free(fail_all);
   mbsr_input_list_free(&in);
   return rc;
 }

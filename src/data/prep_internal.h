@@ -14,4 +14,7 @@ int mbsr__h5_attr_double(hid_t obj, const char *name, const double *v, int n);
 int mbsr__h5_attr_str(hid_t obj, const char *name, const char *s);
 int mbsr__h5_read_attr_double(hid_t obj, const char *name, double *v);
 int mbsr__h5_read_attr_int(hid_t obj, const char *name, int64_t *v);
+/* exactly n doubles (MBSR_EFORMAT otherwise) / a fixed-length string into buf */
+int mbsr__h5_read_attr_doubles(hid_t obj, const char *name, double *v, int n);
+int mbsr__h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t n);
 #endif

@@ -4,9 +4,9 @@
  *   report: {anova: BOOL, table1: BOOL}
  *   scales:
  *     paper: {data: {...}, phantom: {...}, model: {...}, train: {...}, eval: {...}, matrix: {...}}
- *     demo:  {...the same sections...}
+ *     demo:  {...the same sections...}        (any names: demo, paper, real, ...)
  *
- * Both scales must be present and both are validated; one is selected. Every key of a scale has a
+ * Every scale is validated; one is selected. Every key of a scale has a
  * type and a default (the table below); unknown keys, wrong types and out-of-range values are
  * errors "FILE:LINE: ...". The matrix is the cartesian product of its axes (lists; a scalar is a
  * list of one). mbsr_exp_write_params() writes every key of the selected scale back, defaults
@@ -21,7 +21,7 @@
 
 #include "mbsr/exp.h"
 
-typedef enum { K_INT, K_U64, K_DOUBLE, K_BOOL, K_STR, K_INT3, L_ARCH, L_PAIR, L_INT, L_DATASET, L_BOOL } ktype;
+typedef enum { K_INT, K_U64, K_DOUBLE, K_BOOL, K_STR, K_INT3, K_DBL2, L_ARCH, L_PAIR, L_INT, L_DATASET, L_BOOL } ktype;
 
 typedef struct {
   const char *section, *key;
@@ -44,9 +44,11 @@ typedef struct {
 static const keydef KEYS[] = {
     S("data", "cohort", cohort, "phantom", "phantom (SYNTHETIC, generated if absent) | dir (real volumes) | ambca (fetched)"),
     S("data", "dir", data_dir, "data/phantom", "directory (or manifest) of the cohort volumes; mbsr sweep --data overrides"),
-    I("data", "base_um", base_um, 1, 10000, "50", "voxel size of the cohort volumes (um); prep brings every input to it"),
+    I("data", "base_um", base_um, 0, 10000, "50", "grid every input is brought to (um); 0 = each pair's HR grid"),
     I("data", "n_train", n_train, 1, 100000, "6", "training subjects (10 % of them, at least 1, validate)"),
-    I("data", "n_test", n_test, 0, 100000, "4", "test subjects: the last n_test in name order"),
+    I("data", "n_test", n_test, 0, 100000, "4", "test subjects, held out by prep's seeded split (cv: none)"),
+    S("data", "cv", cv, "none", "none | loso: leave-one-subject-out over the brains (one brain: its two halves)"),
+    {"data", "norm_pct", K_DBL2, F(norm_pct), 0, 0, 0, 100, "[0.1, 99.9]", "intensity contract: percentiles of the network input"},
     S("data", "mri_dir", mri_dir, "../shared/data/mri", "co-registered AF/T2w (200 um) and the diffusion QA map (transfer, human)"),
     S("data", "human_dir", human_dir, "/usr/share/mricron/templates", "human T1 volumes: a directory of *.nii.gz or one file (Debian mricron-data)"),
     I("data", "human_n_train", human_n_train, 1, 1000, "1", "human volumes used for training"),
@@ -71,10 +73,13 @@ static const keydef KEYS[] = {
     I("train", "finetune_layers", finetune_layers, 1, 1000, "3", "transfer learning: trainable last layers"),
     I("train", "finetune_samples", finetune_samples, 1, 100000000, "2000", "transfer learning: HR MRI patches"),
     I("train", "finetune_epochs", finetune_epochs, 1, 1000000, "100", "transfer learning: maximum epochs"),
+    I("train", "steps_per_epoch", steps_per_epoch, 0, 100000000, "0", "steps per epoch (0 = patches / batch)"),
+    B("train", "augment", augment, "false", "random flips and axis permutations of training patches"),
+    B("train", "init_glorot", init_glorot, "false", "Glorot everywhere (the paper) instead of a zero output conv"),
     B("eval", "decorr", eval_decorr, "true", "effective resolution by decorrelation analysis"),
     I("eval", "decorr_axis", decorr_axis, 0, 2, "2", "decorrelation slices along this array axis"),
     I("eval", "decorr_step", decorr_step, 1, 1000, "1", "every n-th slice"),
-    I("eval", "overlap", apply_overlap, -1, 255, "-1", "inference patch overlap (-1 = patch/3)"),
+    D("eval", "max_mb", apply_max_mb, 16, 1e7, "2048", "memory for inference tiles (MiB); overlap = 2 x receptive radius"),
     B("eval", "save_volumes", save_volumes, "true", "keep LR/cubic/SR/HR of the first test subject (figures)"),
     L("matrix", "arch", L_ARCH, arch, n_arch, "[resnet]", "networks: resnet | ccnn | gan"),
     L("matrix", "train_pair", L_PAIR, train_pair, n_train_pair, "[200-100]", "training pairs LR-HR in um"),
@@ -175,6 +180,13 @@ static int set_scalar(const keydef *k, mbsr_exp_scale *s, const char *v, int lis
       if (strlen(v) >= k->cap) return ERR(w, "%s.%s: value too long", k->section, k->key);
       strcpy(base, v);
       return 0;
+    case K_DBL2: {
+      double x = strtod(v, &end);
+      if (end == v || *end || errno || !(x >= k->lo && x <= k->hi))
+        return ERR(w, "%s.%s: '%s' is not a number in %g..%g", k->section, k->key, v, k->lo, k->hi);
+      ((double *)base)[list_index] = x;
+      return 0;
+    }
     case K_INT3: {
       long x = strtol(v, &end, 10);
       if (end == v || *end || x < 0 || x > k->hi) return ERR(w, "%s.%s: '%s' is not an integer 0..%g", k->section, k->key, v, k->hi);
@@ -207,7 +219,8 @@ static int set_scalar(const keydef *k, mbsr_exp_scale *s, const char *v, int lis
   return ERR(w, "internal: bad key type");
 }
 
-static int is_list(ktype t) { return t == K_INT3 || t >= L_ARCH; }
+static int is_list(ktype t) { return t == K_INT3 || t == K_DBL2 || t >= L_ARCH; }
+static int fixed_len(ktype t) { return t == K_INT3 ? 3 : t == K_DBL2 ? 2 : 0; }
 
 /* Defaults: the same parser on "[a, b]" / scalar strings. */
 static int apply_default(const keydef *k, mbsr_exp_scale *s) {
@@ -224,7 +237,7 @@ static int apply_default(const keydef *k, mbsr_exp_scale *s) {
     int rc = set_scalar(k, s, tok, n++, w);
     if (rc) return rc;
   }
-  if (k->type != K_INT3) *(int *)((char *)s + k->cnt_off) = n;
+  if (!fixed_len(k->type)) *(int *)((char *)s + k->cnt_off) = n;
   return 0;
 }
 
@@ -247,8 +260,9 @@ static int set_key(const ydoc *d, const keydef *k, mbsr_exp_scale *s, yaml_node_
     return set_scalar(k, s, x, 0, at(d, v));
   }
   int n = 0;
+  const int fl = fixed_len(k->type);
   if (v->type == YAML_SCALAR_NODE) {
-    if (k->type == K_INT3) return ERR(at(d, v), "%s.%s: expected a list of 3 integers", k->section, k->key);
+    if (fl) return ERR(at(d, v), "%s.%s: expected a list of %d numbers", k->section, k->key, fl);
     int rc = set_scalar(k, s, scalar(v), 0, at(d, v));
     if (rc) return rc;
     n = 1;
@@ -256,16 +270,16 @@ static int set_key(const ydoc *d, const keydef *k, mbsr_exp_scale *s, yaml_node_
     for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
       yaml_node_t *e = yaml_document_get_node((yaml_document_t *)&d->doc, *it);
       if (!scalar(e)) return ERR(at(d, e), "%s.%s: list items must be scalars", k->section, k->key);
-      if (n >= (k->type == K_INT3 ? 3 : MBSR_EXP_MAX_AXIS))
-        return ERR(at(d, e), "%s.%s: too many items (max %d)", k->section, k->key, k->type == K_INT3 ? 3 : MBSR_EXP_MAX_AXIS);
+      if (n >= (fl ? fl : MBSR_EXP_MAX_AXIS))
+        return ERR(at(d, e), "%s.%s: too many items (max %d)", k->section, k->key, fl ? fl : MBSR_EXP_MAX_AXIS);
       int rc = set_scalar(k, s, scalar(e), n++, at(d, e));
       if (rc) return rc;
     }
   } else {
     return ERR(at(d, v), "%s.%s: expected a list", k->section, k->key);
   }
-  if (k->type == K_INT3) {
-    if (n != 3) return ERR(at(d, v), "%s.%s: expected 3 integers, got %d", k->section, k->key, n);
+  if (fl) {
+    if (n != fl) return ERR(at(d, v), "%s.%s: expected %d numbers, got %d", k->section, k->key, fl, n);
   } else {
     if (n == 0 && strcmp(k->key, "test_pair")) return ERR(at(d, v), "matrix.%s: empty list", k->key);
     *(int *)((char *)s + k->cnt_off) = n;
@@ -318,11 +332,15 @@ static int parse_scale(const ydoc *d, yaml_node_t *m, const char *scale, mbsr_ex
   where w = at(d, m);
   if (strcmp(s->cohort, "phantom") && strcmp(s->cohort, "dir") && strcmp(s->cohort, "ambca"))
     return ERR(w, "scales.%s.data.cohort: '%s' is not phantom | dir | ambca", scale, s->cohort);
-  for (int i = 0; i < s->n_train_pair; i++)
+  if (strcmp(s->cv, "none") && strcmp(s->cv, "loso"))
+    return ERR(w, "scales.%s.data.cv: '%s' is not none | loso", scale, s->cv);
+  if (!(s->norm_pct[0] < s->norm_pct[1]))
+    return ERR(w, "scales.%s.data.norm_pct: [%g, %g] needs lo < hi", scale, s->norm_pct[0], s->norm_pct[1]);
+  for (int i = 0; i < s->n_train_pair && s->base_um; i++)
     if (s->train_pair[i][1] % s->base_um)
       return ERR(w, "scales.%s: training pair %d-%d is not a multiple of data.base_um %d", scale, s->train_pair[i][0],
                  s->train_pair[i][1], s->base_um);
-  for (int i = 0; i < s->n_test_pair; i++)
+  for (int i = 0; i < s->n_test_pair && s->base_um; i++)
     if (s->test_pair[i][1] % s->base_um)
       return ERR(w, "scales.%s: test pair %d-%d is not a multiple of data.base_um %d", scale, s->test_pair[i][0],
                  s->test_pair[i][1], s->base_um);
@@ -398,7 +416,8 @@ int mbsr_exp_load(const char *path, const char *scale, mbsr_experiment *e) {
   }
   yaml_parser_delete(&parser);
   fclose(f);
-  int rc = 0, have_scale[2] = {0, 0}, found = 0;
+  int rc = 0, nscales = 0, found = 0;
+  char names[512] = "";
   yaml_node_t *root = yaml_document_get_root_node(&d.doc);
   if (!root || root->type != YAML_MAPPING_NODE) {
     rc = mbsr_error(MBSR_EFORMAT, "%s:1: expected a mapping at the top level", path);
@@ -424,13 +443,15 @@ int mbsr_exp_load(const char *path, const char *scale, mbsr_experiment *e) {
         else if (!scalar(v2) || parse_bool(scalar(v2), dst)) rc = ERR(at(&d, v2), "report.%s: expected true/false", k);
       }
     } else if (!strcmp(key, "scales")) {
-      if (vn->type != YAML_MAPPING_NODE) { rc = ERR(at(&d, vn), "scales: expected a mapping (paper, demo)"); break; }
+      if (vn->type != YAML_MAPPING_NODE) { rc = ERR(at(&d, vn), "scales: expected a mapping (e.g. demo, paper)"); break; }
       for (yaml_node_pair_t *q = vn->data.mapping.pairs.start; q < vn->data.mapping.pairs.top && !rc; q++) {
         yaml_node_t *k2 = yaml_document_get_node(&d.doc, q->key), *v2 = yaml_document_get_node(&d.doc, q->value);
         const char *k = scalar(k2);
-        int which = k && !strcmp(k, "paper") ? 0 : k && !strcmp(k, "demo") ? 1 : -1;
-        if (which < 0) { rc = ERR(at(&d, k2), "unknown scale '%s' (known: paper, demo)", k ? k : "?"); break; }
-        have_scale[which] = 1;
+        int okname = k && *k && strlen(k) < sizeof e->scale_name;
+        for (const char *c = k; okname && *c; c++) okname = islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '_' || *c == '-';
+        if (!okname) { rc = ERR(at(&d, k2), "scale name '%s': use lower-case letters, digits, '_' and '-'", k ? k : "?"); break; }
+        nscales++;
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", strlen(names) ? ", " : "", k);
         mbsr_exp_scale tmp;
         memset(&tmp, 0, sizeof tmp);
         rc = parse_scale(&d, v2, k, &tmp);
@@ -450,12 +471,8 @@ int mbsr_exp_load(const char *path, const char *scale, mbsr_experiment *e) {
       rc = mbsr_error(MBSR_EINVAL, "%s: experiment name '%s': use letters, digits, '_' and '-'", path, e->name);
       goto out;
     }
-  if (!have_scale[0] || !have_scale[1]) {
-    rc = mbsr_error(MBSR_EINVAL, "%s: both scales 'paper' and 'demo' are required (missing %s)", path,
-                    !have_scale[0] ? "paper" : "demo");
-    goto out;
-  }
-  if (!found) { rc = mbsr_error(MBSR_EINVAL, "%s: no scale '%s' (use paper or demo)", path, scale); goto out; }
+  if (nscales == 0) { rc = mbsr_error(MBSR_EINVAL, "%s: no scales (e.g. scales: {demo: {...}})", path); goto out; }
+  if (!found) { rc = mbsr_error(MBSR_EINVAL, "%s: no scale '%s' (this file has: %s)", path, scale, names); goto out; }
   rc = expand_cells(e);
 out:
   yaml_document_delete(&d.doc);
@@ -465,7 +482,7 @@ out:
 /* ---- writing the resolved parameters ---- */
 static void write_value(FILE *f, const keydef *k, const mbsr_exp_scale *s) {
   const char *base = (const char *)s + k->off;
-  int n = is_list(k->type) && k->type != K_INT3 ? *(const int *)((const char *)s + k->cnt_off) : 3;
+  int n = fixed_len(k->type) ? fixed_len(k->type) : is_list(k->type) ? *(const int *)((const char *)s + k->cnt_off) : 1;
   switch (k->type) {
     case K_INT: fprintf(f, "%d", *(const int *)base); break;
     case K_U64: fprintf(f, "%llu", (unsigned long long)*(const uint64_t *)base); break;
@@ -485,6 +502,7 @@ static void write_value(FILE *f, const keydef *k, const mbsr_exp_scale *s) {
       for (int i = 0; i < n; i++) {
         if (i) fputs(", ", f);
         if (k->type == K_INT3 || k->type == L_INT) fprintf(f, "%d", ((const int *)base)[i]);
+        else if (k->type == K_DBL2) fprintf(f, "%.17g", ((const double *)base)[i]);
         else if (k->type == L_ARCH) fprintf(f, "%s", ((const char(*)[16])base)[i]);
         else if (k->type == L_PAIR) fprintf(f, "%d-%d", ((const int(*)[2])base)[i][0], ((const int(*)[2])base)[i][1]);
         else if (k->type == L_DATASET) fprintf(f, "%s", mbsr_dataset_name(((const mbsr_dataset *)base)[i]));
@@ -501,27 +519,18 @@ int mbsr_exp_write_params(const mbsr_experiment *e, const char *path) {
   FILE *f = fopen(tmp, "w");
   if (!f) return mbsr_error(MBSR_EIO, "%s: cannot write: %s", tmp, strerror(errno));
   fprintf(f, "# Parameters this run used (defaults included), written by mbsr %s from %s, scale %s.\n"
-             "# The file is itself a valid experiment file for the '%s' scale: mbsr sweep params.yaml --scale %s\n",
-          MBSR_VERSION, e->path, e->scale_name, e->scale_name, e->scale_name);
+             "# The file is itself a valid experiment file: mbsr sweep params.yaml --scale %s\n",
+          MBSR_VERSION, e->path, e->scale_name, e->scale_name);
   fprintf(f, "experiment: %s\ntitle: \"%s\"\npaper_ref: \"%s\"\n", e->name, e->title, e->paper_ref);
   fprintf(f, "report: {anova: %s, table1: %s}\n", e->anova ? "true" : "false", e->table1 ? "true" : "false");
-  fprintf(f, "scales:\n");
-  /* both scales must exist in an experiment file: the other one is written as the same values */
-  for (int pass = 0; pass < 2; pass++) {
-    const char *sn = pass == 0 ? e->scale_name : (strcmp(e->scale_name, "demo") ? "demo" : "paper");
-    if (pass == 1) {
-      fprintf(f, "  # (copy of the %s scale, so that this file parses on its own)\n", e->scale_name);
-    }
-    fprintf(f, "  %s:\n", sn);
-    for (int j = 0; j < NSECTIONS; j++) {
-      fprintf(f, "    %s:\n", SECTIONS[j]);
-      for (int i = 0; i < NKEYS; i++) {
-        if (strcmp(KEYS[i].section, SECTIONS[j])) continue;
-        fprintf(f, "      %s: ", KEYS[i].key);
-        write_value(f, &KEYS[i], &e->s);
-        if (pass == 0) fprintf(f, "    # %s", KEYS[i].doc);
-        fputc('\n', f);
-      }
+  fprintf(f, "scales:\n  %s:\n", e->scale_name);
+  for (int j = 0; j < NSECTIONS; j++) {
+    fprintf(f, "    %s:\n", SECTIONS[j]);
+    for (int i = 0; i < NKEYS; i++) {
+      if (strcmp(KEYS[i].section, SECTIONS[j])) continue;
+      fprintf(f, "      %s: ", KEYS[i].key);
+      write_value(f, &KEYS[i], &e->s);
+      fprintf(f, "    # %s\n", KEYS[i].doc);
     }
   }
   fprintf(f, "# cells (%d):\n", e->n_cells);

@@ -3,13 +3,14 @@
  * MRI test data (data.mri_dir): t2w = ccf200_t2w_dsurqe.nii.gz (DSURQE T2w, 200 um, co-registered
  * with ccf200_af_template.nii.gz; mask ccf200_t2w_dsurqe_mask.nii.gz), fa = civm50_dti_qa.nii.gz
  * (CIVM diffusion QA, an FA-like map, 50 um; mask: labels civm50_labels_dsurqe.nii.gz != 0).
- * With ONE volume per contrast, the volume (normalised to [0,1], min/max) is cut along its longest
- * array axis: the first half is the HR MRI used for fine-tuning (transfer learning), the second
- * half is evaluated, in `n_test` slabs (test units, NOT independent subjects; the README says so).
- * Every cell of a contrast evaluates the same slabs, with and without fine-tuning.
+ * With ONE volume per contrast (intensities as stored; the SR contract maps them for the network), the
+ * volume is cut along its longest array axis: the first half is the HR MRI used for fine-tuning
+ * (transfer learning), the second half is evaluated in `n_test` slabs -- test units of ONE brain
+ * (template), so the report gives no p-value for them. Every cell of a contrast evaluates the same
+ * slabs, with and without fine-tuning.
  * Human training data (data.human_dir): the first human_n_train NIfTI volumes there (Debian
  * mricron-data: ch2better.nii.gz, Colin27 T1, 0.5 mm). */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
+#pragma GCC diagnostic ignored "-Wformat-truncation" /* issue 11: fixed-size path buffers */
 #include <dirent.h>
 #include <math.h>
 #include <mpi.h>
@@ -23,17 +24,19 @@
 #include "mbsr/stats.h"
 
 typedef struct {
-  const char *file, *mask, *labels, *desc;
+  const char *file, *mask, *labels, *desc, *brain;
 } mri_src;
 
 static mri_src mri_source(mbsr_dataset d) {
   mri_src s = {0};
-  if (d == MBSR_DS_T2W) s = (mri_src){"ccf200_t2w_dsurqe.nii.gz", "ccf200_t2w_dsurqe_mask.nii.gz", NULL, "DSURQE T2w (200 um)"};
-  if (d == MBSR_DS_FA) s = (mri_src){"civm50_dti_qa.nii.gz", NULL, "civm50_labels_dsurqe.nii.gz", "CIVM diffusion QA (FA-like, 50 um)"};
+  if (d == MBSR_DS_T2W)
+    s = (mri_src){"ccf200_t2w_dsurqe.nii.gz", "ccf200_t2w_dsurqe_mask.nii.gz", NULL, "DSURQE T2w (200 um)", "DSURQE-T2w-template"};
+  if (d == MBSR_DS_FA)
+    s = (mri_src){"civm50_dti_qa.nii.gz", NULL, "civm50_labels_dsurqe.nii.gz", "CIVM diffusion QA (FA-like, 50 um)", "CIVM-DTI-template"};
   return s;
 }
 
-/* Load the MRI volume of contrast d, normalised to [0,1], and its brain mask on the same grid. */
+/* Load the MRI volume of contrast d (intensities as stored) and its brain mask on the same grid. */
 static int load_mri(const mbsr_exp_scale *s, mbsr_dataset d, mbsr_volume **v, mbsr_volume **mask, int *um) {
   mri_src src = mri_source(d);
   if (!src.file) return mbsr_error(MBSR_EINVAL, "no MRI source for data '%s'", mbsr_dataset_name(d));
@@ -42,8 +45,6 @@ static int load_mri(const mbsr_exp_scale *s, mbsr_dataset d, mbsr_volume **v, mb
   int rc = mbsr_volume_read(p, NULL, v);
   if (rc) return mbsr_error_prefix(rc, "MRI test data (data.mri_dir): ");
   *um = (int)lround((*v)->vox[0] * 1000);
-  double lo, hi;
-  rc = mbsr_normalize(*v, 0, 100, &lo, &hi);
   mbsr_volume *m = NULL;
   if (!rc && src.mask) {
     snprintf(p, sizeof p, "%s/%s", s->mri_dir, src.mask);
@@ -108,6 +109,7 @@ static int prep_files(const mbsr_experiment *e, const sweep_ctx *x, const char *
   }
   int v[6] = {base_um, lr_um, hr_um, ppv, e->s.patch, (int)e->s.seed};
   h = mbsr__fnv(h, v, sizeof v);
+  h = mbsr__fnv(h, e->s.norm_pct, sizeof e->s.norm_pct);
   snprintf(h5, n, "%s/data/%s-%016llx.h5", x->dir, tag, (unsigned long long)h);
   snprintf(man, sizeof man, "%s/data/%s-%016llx.txt", x->dir, tag, (unsigned long long)h);
   int rc = 0, exists = 0, fd = -1;
@@ -116,7 +118,7 @@ static int prep_files(const mbsr_experiment *e, const sweep_ctx *x, const char *
   if (mbsr__rank0()) {
     fd = mbsr__lock_file(lk);
     exists = mbsr_file_exists(h5);
-    if (!exists) rc = mbsr__exp_write_text(man, text);
+    if (!exists) rc = mbsr_write_text_atomic(man, text);
   }
   MPI_Bcast(&exists, 1, MPI_INT, 0, MPI_COMM_WORLD);
   if (!exists && !(rc = mbsr_mpi_agree(MPI_COMM_WORLD, rc))) {
@@ -131,6 +133,7 @@ static int prep_files(const mbsr_experiment *e, const sweep_ctx *x, const char *
     pc.patches_per_volume = ppv;
     pc.split[0] = 100, pc.split[1] = 0, pc.split[2] = 0;
     pc.seed = e->s.seed;
+    pc.norm_plo = e->s.norm_pct[0], pc.norm_phi = e->s.norm_pct[1];
     pc.progress = 1;
     mbsr_prep_summary sum;
     rc = mbsr_prep_run(&pc, MPI_COMM_WORLD, &sum);
@@ -144,27 +147,23 @@ static int prep_files(const mbsr_experiment *e, const sweep_ctx *x, const char *
 
 /* Evaluate on the MRI test half: per slab, cubic and network. Rank 0. */
 static int eval_mri(const mbsr_experiment *e, const mbsr_exp_cell *c, const char *ckpt, const char *cdir, int um,
-                    const mbsr_volume *v, const mbsr_volume *mask, eval_row *rows, int *nrows, int maxrows) {
+                    const mbsr_volume *v, const mbsr_volume *mask, eval_rows *rows) {
   const mbsr_exp_scale *s = &e->s;
   if (c->test_hr_um % um || c->test_lr_um % um)
     return mbsr_error(MBSR_EINVAL, "cell %s: test pair %d-%d is not a multiple of the %s volume's %d um", c->name, c->test_lr_um,
                       c->test_hr_um, mbsr_dataset_name(c->test_data), um);
   mbsr_volume *hr = NULL, *lr = NULL, *mhr = NULL, *cub = NULL, *sr = NULL, *unit = NULL;
+  mbsr_model *m = NULL;
+  mbsr_apply_opts ao;
+  mbsr__eval_apply_opts(s, &ao);
   int rc = level(v, c->test_hr_um / um, &hr);
   if (!rc) rc = level(v, c->test_lr_um / um, &lr);
   if (!rc) rc = level(mask, c->test_hr_um / um, &mhr);
-  if (!rc) rc = mbsr_upsample_like(lr, hr, MBSR_INTERP_KEYS, &cub);
-  mbsr_model *m = NULL;
-  mbsr_apply_opts ao;
-  mbsr_apply_opts_default(&ao);
-  ao.patch = 2 * s->patch;
-  ao.overlap = s->apply_overlap >= 0 ? s->apply_overlap : s->patch / 3;
-  ao.batch = 2;
-  ao.progress = 0;
-  if (!rc) rc = mbsr_checkpoint_load(ckpt, ao.batch, ao.patch, ao.patch, ao.patch, &m, NULL);
+  if (!rc) rc = mbsr_checkpoint_load(ckpt, 1, s->patch, s->patch, s->patch, &m, NULL);
+  if (!rc) rc = mbsr_upsample_like(lr, hr, mbsr_model_get_contract(m)->interp, &cub);
   if (!rc) rc = mbsr_apply(m, lr, hr, &ao, &sr);
-  mbsr_model_free(m);
   if (!rc && !(unit = mbsr_volume_new_like(hr))) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
+  const mri_src src = mri_source(c->test_data);
   if (!rc) {
     int a = mbsr__longest_axis(v);
     int64_t n = mbsr__dimof(hr, a), lo = n / 2, K = s->n_test > 0 ? s->n_test : 4;
@@ -176,37 +175,25 @@ static int eval_mri(const mbsr_experiment *e, const mbsr_exp_cell *c, const char
         int64_t t = a == 0 ? i : a == 1 ? j : kk;
         unit->data[q] = (t >= s0 && t < s1 && mhr->data[q] > 0.5f) ? 1.0f : 0.0f;
       }
-      const mbsr_volume *meth[3] = {cub, sr, hr};
-      const char *mname[3] = {"cubic", c->arch, "hr"};
-      for (int w = 0; w < 3 && !rc; w++) {
-        if (*nrows >= maxrows) {
-          rc = mbsr_error(MBSR_ERANGE, "too many rows");
-          break;
-        }
-        eval_row *r = &rows[(*nrows)++];
-        snprintf(r->subject, sizeof r->subject, "%s-slab%d", mbsr_dataset_name(c->test_data), k);
-        snprintf(r->method, sizeof r->method, "%s", mname[w]);
-        rc = mbsr_metrics_compute(meth[w], hr, unit, 1.0, &r->m);
-        /* effective resolution of the slab: slices across it (perpendicular to the cut axis) */
-        mbsr_volume *cr = rc ? NULL : mbsr__crop_axis(meth[w], a, s0, s1);
-        if (!cr || mbsr__eff_res(s, cr, a, &r->kc, &r->res_um)) r->kc = r->res_um = NAN;
-        mbsr_error_clear();
-        mbsr_volume_free(cr);
-      }
+      char unit_name[64];
+      snprintf(unit_name, sizeof unit_name, "%s-slab%d", mbsr_dataset_name(c->test_data), k);
+      const int r0 = rows->n;
+      rc = mbsr__eval_unit(s, mbsr_model_get_contract(m), cub, sr, hr, unit, c->arch, "-", unit_name, src.brain, a, s0, s1, rows);
       if (!rc)
-        mbsr_info("sweep: %s: slab %d/%d RMSE cubic %.5f %s %.5f", c->name, k + 1, (int)K, rows[*nrows - 3].m.rmse, c->arch,
-                  rows[*nrows - 2].m.rmse);
+        mbsr_info("sweep: %s: slab %d/%d RMSE cubic %.5f %s %.5f", c->name, k + 1, (int)K, rows->rows[r0].m.rmse, c->arch,
+                  rows->rows[r0 + 1].m.rmse);
     }
   }
   if (!rc && s->save_volumes) {
     char d[80];
-    snprintf(d, sizeof d, "%s LR %d um", mri_source(c->test_data).desc, c->test_lr_um);
+    snprintf(d, sizeof d, "%s LR %d um", src.desc, c->test_lr_um);
     rc = mbsr__save_vol(cdir, "lr", lr, d);
     if (!rc) rc = mbsr__save_vol(cdir, "cubic", cub, "MRI cubic");
     if (!rc) rc = mbsr__save_vol(cdir, "sr", sr, "MRI network SR");
     if (!rc) rc = mbsr__save_vol(cdir, "hr", hr, "MRI HR reference");
     if (!rc) rc = mbsr__save_vol(cdir, "mask", mhr, "MRI brain mask");
   }
+  mbsr_model_free(m);
   mbsr_volume_free(hr), mbsr_volume_free(lr), mbsr_volume_free(mhr), mbsr_volume_free(cub), mbsr_volume_free(sr);
   mbsr_volume_free(unit);
   return rc;
@@ -223,8 +210,11 @@ int mbsr__sweep_mri_cell(const mbsr_experiment *e, const mbsr_sweep_opts *o, swe
   snprintf(pair, sizeof pair, "%d-%d", c->train_lr_um, c->train_hr_um);
   /* 1. the base network: AF (the cohort) or human T1 */
   if (c->train_data == MBSR_DS_AF) {
-    if ((rc = mbsr__sweep_prep_af(e, o, x))) return rc;
-    rc = mbsr__train_or_reuse(e, o, x, c->arch, x->h5, pair, c->samples, NULL, -1, s->epochs, ckpt, sizeof ckpt);
+    /* every AF subject of the pair's grid trains it (the test data are MRI) */
+    af_group *g = NULL;
+    if ((rc = mbsr__af_group(e, o, x, mbsr__base_for(s, c->train_hr_um), &g))) return rc;
+    train_job j = {c->arch, g->h5, pair, c->samples, NULL, strcmp(s->cv, "none") ? "all" : NULL, NULL, -1, s->epochs};
+    rc = mbsr__train_or_reuse(e, o, x, &j, ckpt, sizeof ckpt);
   } else if (c->train_data == MBSR_DS_HUMAN_T1) {
     static char files[64][1024];
     int nf = list_nifti(s->human_dir, files, 64);
@@ -234,7 +224,8 @@ int mbsr__sweep_mri_cell(const mbsr_experiment *e, const mbsr_sweep_opts *o, swe
                         e->path, s->human_dir);
     rc = prep_files(e, x, "human", files, nf, c->train_hr_um, c->train_lr_um, c->train_hr_um, (c->samples + nf - 1) / nf, h5,
                     sizeof h5);
-    if (!rc) rc = mbsr__train_or_reuse(e, o, x, c->arch, h5, pair, c->samples, NULL, -1, s->epochs, ckpt, sizeof ckpt);
+    train_job j = {c->arch, h5, pair, c->samples, NULL, NULL, NULL, -1, s->epochs};
+    if (!rc) rc = mbsr__train_or_reuse(e, o, x, &j, ckpt, sizeof ckpt);
   } else {
     return mbsr_error(MBSR_EUNSUPPORTED, "%s: cell %s: training data '%s' is not supported (af, human_t1)", e->path, c->name,
                       mbsr_dataset_name(c->train_data));
@@ -273,27 +264,27 @@ int mbsr__sweep_mri_cell(const mbsr_experiment *e, const mbsr_sweep_opts *o, swe
     if ((rc = prep_files(e, x, tag, files, 1, um, c->test_lr_um, c->test_hr_um, s->finetune_samples, fh5, sizeof fh5))) goto out;
     char tpair[32];
     snprintf(tpair, sizeof tpair, "%d-%d", c->test_lr_um, c->test_hr_um);
-    rc = mbsr__train_or_reuse(e, o, x, c->arch, fh5, tpair, s->finetune_samples, ckpt, s->finetune_layers, s->finetune_epochs,
-                              fck, sizeof fck);
+    train_job j = {c->arch, fh5, tpair, s->finetune_samples, NULL, NULL, ckpt, s->finetune_layers, s->finetune_epochs};
+    rc = mbsr__train_or_reuse(e, o, x, &j, fck, sizeof fck);
     if (rc) goto out;
     snprintf(ckpt, sizeof ckpt, "%s", fck);
   }
   /* 3. evaluate on the second half, in slabs */
   if (mbsr__rank0()) {
-    static eval_row rows[3 * 64];
-    int nrows = 0;
+    eval_rows rows = {0};
     erc = mbsr_mkdir_p(cdir);
-    if (!erc) erc = eval_mri(e, c, ckpt, cdir, um, v, mask, rows, &nrows, 3 * 64);
+    if (!erc) erc = eval_mri(e, c, ckpt, cdir, um, v, mask, &rows);
     char p[2800];
     snprintf(p, sizeof p, "%s/metrics.csv", cdir);
-    if (!erc) erc = mbsr__write_metrics(p, c, rows, nrows);
+    if (!erc) erc = mbsr__write_metrics(p, c, &rows);
+    mbsr__rows_free(&rows);
     if (!erc) {
       char t[4096];
       snprintf(t, sizeof t, "cell %s finished in %.1f s\nparams %016llx\ncheckpoint %s\ntest data %s/%s (second half, %d slabs)\n",
                c->name, mbsr_now() - t0, (unsigned long long)mbsr__cell_key(e, c->index), ckpt, s->mri_dir,
                mri_source(c->test_data).file, s->n_test);
       snprintf(p, sizeof p, "%s/done", cdir);
-      erc = mbsr__exp_write_text(p, t);
+      erc = mbsr_write_text_atomic(p, t);
     }
   }
   rc = mbsr_mpi_agree(MPI_COMM_WORLD, erc);
@@ -303,70 +294,3 @@ out:
   return rc;
 }
 
-/* Figure 6F-G: voxel-wise AF vs MRI inside the brain mask (only the T2w is co-registered with the
- * AF template here; the diffusion template is in another space, so AF-vs-FA is not computed). */
-int mbsr__report_extra_figures(const mbsr_experiment *e, const char *dir, char figs[][256], int *nf, int max) {
-  int want = 0;
-  for (int c = 0; c < e->n_cells; c++) want |= e->cells[c].test_data == MBSR_DS_T2W && !strcmp(e->name, "transfer");
-  if (!want || *nf >= max) return 0;
-  char pa[2400], pt[2400], pm[2400];
-  snprintf(pa, sizeof pa, "%s/ccf200_af_template.nii.gz", e->s.mri_dir);
-  snprintf(pt, sizeof pt, "%s/ccf200_t2w_dsurqe.nii.gz", e->s.mri_dir);
-  snprintf(pm, sizeof pm, "%s/ccf200_af_template_mask.nii.gz", e->s.mri_dir);
-  if (!mbsr_file_exists(pa) || !mbsr_file_exists(pt) || !mbsr_file_exists(pm)) {
-    mbsr_warn("report: %s: co-registered AF/T2w files absent: no AF-vs-MRI figure", e->s.mri_dir);
-    return 0;
-  }
-  mbsr_volume *af = NULL, *t2 = NULL, *m = NULL;
-  int rc = mbsr_volume_read(pa, NULL, &af);
-  if (!rc) rc = mbsr_volume_read(pt, NULL, &t2);
-  if (!rc) rc = mbsr_volume_read(pm, NULL, &m);
-  if (!rc) rc = mbsr_volume_check_same_grid(af, pa, t2, pt);
-  double lo, hi;
-  if (!rc) rc = mbsr_normalize(t2, 0, 100, &lo, &hi);
-  char dat[2600], gp[2600], png[2600], csv[2600];
-  snprintf(png, sizeof png, "%s/fig_scatter_af_t2w.png", dir);
-  snprintf(dat, sizeof dat, "%s/fig_src/fig_scatter_af_t2w.dat", dir);
-  snprintf(gp, sizeof gp, "%s/fig_src/fig_scatter_af_t2w.gp", dir);
-  snprintf(csv, sizeof csv, "%s/correlation.csv", dir);
-  if (!rc) {
-    char d2[2500];
-    snprintf(d2, sizeof d2, "%s/fig_src", dir);
-    rc = mbsr_mkdir_p(d2);
-  }
-  if (!rc) {
-    int64_t n = mbsr_volume_nvox(af), k = 0;
-    double *x = malloc(sizeof(double) * (size_t)n), *y = malloc(sizeof(double) * (size_t)n);
-    FILE *f = fopen(dat, "w");
-    for (int64_t i = 0; i < n; i++)
-      if (m->data[i] > 0.5f) {
-        x[k] = af->data[i], y[k] = t2->data[i];
-        if (f && k % 3 == 0) fprintf(f, "%g %g\n", x[k], y[k]);
-        k++;
-      }
-    if (f) fclose(f);
-    mbsr_corr cr;
-    rc = mbsr_pearson(x, y, (int)k, &cr);
-    free(x), free(y);
-    if (!rc) {
-      char t[1024];
-      snprintf(t, sizeof t, "x,y,n,r,t,df,p\nAF (ccf200_af_template),T2w normalised (ccf200_t2w_dsurqe),%d,%.15g,%.15g,%.15g,%.15g\n",
-               cr.n, cr.r, cr.t, cr.df, cr.p);
-      rc = mbsr__exp_write_text(csv, t);
-      FILE *g = fopen(gp, "w");
-      if (g) {
-        fprintf(g, "set terminal pngcairo size 660,500 font 'sans,10'\nunset key\n"
-                   "set title \"AF vs T2w, voxel-wise in the brain mask (R = %.2f, p %s %.1e, n = %d)\"\n"
-                   "set xlabel 'AF (Allen CCFv3 template, 200 um)'\nset ylabel 'T2w (DSURQE, normalised)'\n"
-                   "set fit quiet\nset fit logfile '/dev/null'\nf(x) = a*x + b\nfit f(x) '%s' via a, b\n"
-                   "plot '%s' using 1:2 with points pt 7 ps 0.3 lc rgb '#40000080', f(x) lw 2 lc rgb 'red'\n",
-                cr.r, cr.p > 0 ? "=" : "<", cr.p > 0 ? cr.p : 1e-300, cr.n, dat, dat);
-        fclose(g);
-        rc = mbsr__run_gnuplot(gp, png);
-        if (!rc) snprintf(figs[(*nf)++], 256, "fig_scatter_af_t2w.png");
-      }
-    }
-  }
-  mbsr_volume_free(af), mbsr_volume_free(t2), mbsr_volume_free(m);
-  return rc;
-}

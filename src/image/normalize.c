@@ -1,43 +1,19 @@
-/* Intensity normalisation to [0,1] (the paper normalises every volume by its min and max) with a
- * robust percentile option, and percentiles with numpy's default ('linear') definition:
- * sorted values v[0..n-1], position p/100*(n-1), linear interpolation between neighbours. */
+/* Intensity normalisation to [0,1]: the intensity contract shared by prep (training patches), the
+ * sweep's evaluation and `mbsr apply` (see image.h), and percentiles with numpy's default ('linear')
+ * definition: sorted values v[0..n-1], position p/100*(n-1), linear interpolation between neighbours.
+ * Order statistics come from GSL (gsl_stats_float_select, a quickselect that reorders a copy). */
+#include <gsl/gsl_statistics_float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mbsr/image.h"
 
-/* k-th smallest of x[0..n-1] (partially reorders x): iterative quickselect, median-of-3 pivot. */
-static float select_kth(float *x, int64_t n, int64_t k) {
-  int64_t lo = 0, hi = n - 1;
-  while (hi > lo) {
-    int64_t mid = lo + (hi - lo) / 2;
-    float a = x[lo], b = x[mid], c = x[hi];
-    float piv = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
-    int64_t i = lo, j = hi;
-    while (i <= j) {
-      while (x[i] < piv) i++;
-      while (x[j] > piv) j--;
-      if (i <= j) {
-        float t = x[i];
-        x[i] = x[j];
-        x[j] = t;
-        i++;
-        j--;
-      }
-    }
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else return x[k];
-  }
-  return x[k];
-}
-
-/* Percentiles pct[0..np-1] of the selected values into res (np <= 8). */
+/* Percentiles pct[0..np-1] of the selected values into res. pct = 0 and 100 are the exact min and max. */
 static int percentiles(const mbsr_volume *v, const mbsr_volume *mask, const double *pct, int np, double *res) {
   const int64_t N = mbsr_volume_nvox(v);
-  float *buf = malloc((size_t)N * sizeof(float));
-  if (!buf) return mbsr_error(MBSR_ENOMEM, "percentile: out of memory");
+  float *buf = malloc((size_t)(N > 0 ? N : 1) * sizeof(float));
+  if (!buf) return mbsr_error(MBSR_ENOMEM, "percentile: out of memory for %lld voxels", (long long)N);
   int64_t n = 0;
   for (int64_t i = 0; i < N; i++)
     if (!mask || mask->data[i] > 0.5f) buf[n++] = v->data[i];
@@ -51,8 +27,9 @@ static int percentiles(const mbsr_volume *v, const mbsr_volume *mask, const doub
     int64_t k = (int64_t)floor(pos);
     if (k > n - 1) k = n - 1;
     double fr = pos - (double)k;
-    double lo = select_kth(buf, n, k), hi = lo;
-    if (fr > 0 && k + 1 < n) { /* the next order statistic: the minimum right of k */
+    /* select(k) leaves buf[k+1..n) >= buf[k]: the next order statistic is their minimum */
+    double lo = gsl_stats_float_select(buf, 1, (size_t)n, (size_t)k), hi = lo;
+    if (fr > 0 && k + 1 < n) {
       float m = buf[k + 1];
       for (int64_t i = k + 2; i < n; i++) m = buf[i] < m ? buf[i] : m;
       hi = m;
@@ -73,10 +50,10 @@ double mbsr_percentile(const mbsr_volume *v, const mbsr_volume *mask, double pct
   return r;
 }
 
-int mbsr_normalize(mbsr_volume *v, double plo, double phi, double *lo_out, double *hi_out) {
+int mbsr_norm_fit(const mbsr_volume *v, double plo, double phi, double *lo_out, double *hi_out) {
   if (!(plo >= 0 && phi <= 100 && plo < phi))
-    return mbsr_error(MBSR_EINVAL, "normalize: percentiles %g,%g must satisfy 0 <= lo < hi <= 100", plo, phi);
-  int rc = mbsr_volume_check_finite(v, "normalize input");
+    return mbsr_error(MBSR_EINVAL, "normalise: percentiles %g,%g must satisfy 0 <= lo < hi <= 100", plo, phi);
+  int rc = mbsr_volume_check_finite(v, "normalise input");
   if (rc) return rc;
   double lo, hi;
   if (plo == 0 && phi == 100) {
@@ -90,15 +67,27 @@ int mbsr_normalize(mbsr_volume *v, double plo, double phi, double *lo_out, doubl
     lo = r[0];
     hi = r[1];
   }
-  if (!(hi > lo)) return mbsr_error(MBSR_ERANGE, "normalize: the volume is constant between the chosen percentiles (%g)", lo);
+  if (!(hi > lo))
+    return mbsr_error(MBSR_ERANGE, "normalise: the volume is constant between its %g and %g percentiles (%g)", plo, phi, lo);
+  if (lo_out) *lo_out = lo;
+  if (hi_out) *hi_out = hi;
+  return MBSR_OK;
+}
+
+void mbsr_norm_map(const float *x, float *y, int64_t n, double lo, double hi) {
   const double s = 1.0 / (hi - lo);
-  const int64_t n = mbsr_volume_nvox(v);
-  float *d = v->data;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) {
-    double x = ((double)d[i] - lo) * s;
-    d[i] = (float)(x < 0 ? 0 : (x > 1 ? 1 : x));
+    double t = ((double)x[i] - lo) * s;
+    y[i] = (float)(t < 0 ? 0 : (t > 1 ? 1 : t));
   }
+}
+
+int mbsr_normalize(mbsr_volume *v, double plo, double phi, double *lo_out, double *hi_out) {
+  double lo, hi;
+  int rc = mbsr_norm_fit(v, plo, phi, &lo, &hi);
+  if (rc) return rc;
+  mbsr_norm_map(v->data, v->data, mbsr_volume_nvox(v), lo, hi);
   if (lo_out) *lo_out = lo;
   if (hi_out) *hi_out = hi;
   return MBSR_OK;

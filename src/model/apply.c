@@ -1,20 +1,20 @@
-/* Whole-volume inference (paper section 2.3.6): up-sample the low-resolution volume onto the
- * target grid (Keys cubic by default, as the paper up-samples before the network), normalise to
- * [0,1] by min/max (the paper's), run the generator over overlapping patches and blend them with
- * a separable window, undo the normalisation.
+/* Whole-volume inference (paper section 2.3.6) under the SR contract (model.h, image.h):
+ * up-sample the LR volume onto the target grid by the contract's interpolation (Keys), map it to the
+ * network's training scale by the contract's percentiles, run the generator in tiles, map back.
  *
- * Patch axes: the model's (D,H,W) patch is (k,j,i) of the volume (i fastest), so a patch is a
- * contiguous sub-block in the same memory order as the volume.
+ * Exact tiling. A 3x3x3 stride-1 conv with zero padding makes each output voxel depend on a
+ * (2r+1)^3 neighbourhood of its input; a chain of convs (the generator's longest path) has receptive
+ * radius R = their number. A tile's output therefore equals the whole-volume output at every voxel at
+ * least R voxels from each face of the tile that is not a face of the volume (at a volume face the tile
+ * and the whole volume see the same zero padding). Tiles overlap by 2R; tile k owns the voxels from
+ * its start + R (0 for the first) to the next tile's start + R (the end for the last), which lie in
+ * its exact region because the stride is tile - 2R. Each output voxel is copied from exactly one tile:
+ * no blending weights, no seams, for any depth (the paper's 22-conv ResNet included).
+ * Tiles are made as large as the memory budget allows (an inference-only copy of the network keeps a
+ * few activations, not every layer's), so the 2R overlap costs little and small volumes run whole.
  *
- * Blending window, per axis, for a patch of P voxels whose neighbours overlap it by K voxels:
- * 0 over the outermost M voxels, where the network's zero padding changes its output
- * (M = the receptive radius, one voxel per conv layer, capped at K/3), a raised cosine (Hann
- * ramp) over the next K - M voxels, 1 in the centre; a face on the volume border is not
- * tapered. When the receptive radius fits in M, the blended result equals one whole-volume pass
- * up to float rounding; otherwise (the paper's 22-conv ResNet on 21^3 patches) it hides the
- * seams by weighting each voxel towards the patch where it lies deepest. The weights are normalised by their sum at every voxel;
- * because the window is separable and the patch starts form a grid, that sum is the product of
- * three 1-D sums, so no third volume is needed. Memory: the two volumes plus one patch batch. */
+ * Tile axes: the model's (D,H,W) is (k,j,i) of the volume (i fastest), so a tile is a contiguous
+ * sub-block in the volume's memory order. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,190 +24,186 @@
 #include "model_internal.h"
 
 void mbsr_apply_opts_default(mbsr_apply_opts *o) {
-  o->patch = 21;
-  o->overlap = -1; /* patch / 3 */
-  o->batch = 8;
-  o->interp = MBSR_INTERP_KEYS;
+  o->patch = 0;
+  o->batch = 1;
+  o->max_mb = 2048;
   o->progress = 1;
-  o->norm_plo = 0.0;
-  o->norm_phi = 100.0;
 }
 
-/* Starts of the patches along an axis of n voxels: stride P - K, the last one flush with the end. */
-static int axis_starts(int64_t n, int P, int K, int64_t *starts) {
-  if (n <= P) {
-    starts[0] = 0;
-    return 1;
+/* ---- the SR contract carried by a model ---- */
+void mbsr_sr_contract_default(mbsr_sr_contract *c) {
+  memset(c, 0, sizeof *c);
+  c->known = 1;
+  c->norm_plo = 0.1;
+  c->norm_phi = 99.9;
+  c->interp = MBSR_INTERP_KEYS;
+}
+
+const mbsr_sr_contract *mbsr_model_get_contract(const mbsr_model *m) {
+  static const mbsr_sr_contract dflt = {1, 0.1, 99.9, {0, 0, 0}, {0, 0, 0}, 0, MBSR_INTERP_KEYS, ""};
+  return m->contract_set ? &m->contract : &dflt;
+}
+
+void mbsr_model_set_contract(mbsr_model *m, const mbsr_sr_contract *c) {
+  m->contract = *c;
+  m->contract_set = 1;
+}
+
+/* ---- the tiling plan ---- */
+static int tile_edge(int T, int64_t n) { return (int64_t)T < n ? T : (int)n; }
+
+int mbsr_apply_plan_for(const mbsr_model *m, const int64_t n[3], const mbsr_apply_opts *o, mbsr_apply_plan *pl) {
+  memset(pl, 0, sizeof *pl);
+  const int R = mbsr__model_receptive_radius(m);
+  const int batch = o->batch > 0 ? o->batch : 1;
+  const double budget = (o->max_mb > 0 ? o->max_mb : 2048) * 1048576.0;
+  int64_t nmax = n[0] > n[1] ? (n[0] > n[2] ? n[0] : n[2]) : (n[1] > n[2] ? n[1] : n[2]);
+  if (n[0] < 1 || n[1] < 1 || n[2] < 1 || nmax > 1 << 20)
+    return mbsr_error(MBSR_EINVAL, "apply: volume of %lldx%lldx%lld voxels", (long long)n[0], (long long)n[1], (long long)n[2]);
+  int T = o->patch > 0 && o->patch < nmax ? o->patch : (int)nmax;
+  const int Tmin = 2 * R + 1; /* a stride of at least one voxel where an axis is cut */
+  double bytes = 0;
+  for (;;) {
+    int d = tile_edge(T, n[2]), h = tile_edge(T, n[1]), w = tile_edge(T, n[0]);
+    bytes = (double)mbsr__model_inference_bytes(&m->cfg, batch, d, h, w);
+    if (bytes <= budget) break;
+    int next = (int)(T * 0.9);
+    if (next < Tmin || next == T) {
+      if (T <= Tmin || next == T)
+        return mbsr_error(MBSR_ENOMEM,
+                          "apply: the network (receptive radius %d voxels) needs tiles of at least %d^3 voxels, which take "
+                          "%.0f MiB: more than the memory budget of %.0f MiB (raise it)",
+                          R, Tmin, bytes / 1048576.0, budget / 1048576.0);
+      next = Tmin;
+    }
+    T = next;
   }
-  int cnt = 0;
-  int64_t stride = P - K;
-  for (int64_t s = 0; s + P < n; s += stride) starts[cnt++] = s;
-  starts[cnt++] = n - P;
-  return cnt;
-}
-
-static double ramp(int t, int K, int M) {
-  if (t < M) return 0.0;
-  if (t >= K) return 1.0;
-  return 0.5 - 0.5 * cos(M_PI * ((double)(t - M) + 0.5) / (double)(K - M));
-}
-
-/* Window of the patch starting at s (of P voxels) along an axis of n voxels. */
-static void axis_window(int64_t s, int P, int K, int M, int64_t n, float *w) {
-  for (int t = 0; t < P; t++) {
-    double v = 1.0;
-    if (s > 0) v *= ramp(t, K, M);
-    if (s + P < n) v *= ramp(P - 1 - t, K, M);
-    w[t] = (float)(v > 1e-6 ? v : 1e-6);
+  const int tl[3] = {tile_edge(T, n[0]), tile_edge(T, n[1]), tile_edge(T, n[2])};
+  for (int a = 0; a < 3; a++) {
+    if (tl[a] < n[a] && tl[a] < Tmin)
+      return mbsr_error(MBSR_EINVAL, "apply: tiles of %d voxels cannot cut an axis for a network of receptive radius %d (need >= %d)",
+                        tl[a], R, Tmin);
+    pl->tile[a] = tl[a];
+    const int stride = tl[a] - 2 * R;
+    pl->count[a] = tl[a] >= n[a] ? 1 : (int)((n[a] - tl[a] + stride - 1) / stride) + 1;
   }
+  pl->overlap = 2 * R;
+  pl->margin = R;
+  pl->bytes = bytes;
+  return MBSR_OK;
 }
 
-static int64_t clampi(int64_t x, int64_t n) { return x < 0 ? 0 : (x >= n ? n - 1 : x); }
+/* Tile starts along an axis (stride tile - 2R, the last flush with the end) and the owned ranges:
+ * tile k owns [own[k], own[k+1]). */
+static void axis_layout(int64_t n, int tile, int R, int count, int64_t *start, int64_t *own) {
+  const int64_t stride = tile - 2 * R;
+  for (int k = 0; k < count; k++) start[k] = k == count - 1 ? n - tile : (int64_t)k * stride;
+  own[0] = 0;
+  for (int k = 1; k < count; k++) own[k] = start[k] + R;
+  own[count] = n;
+}
 
-/* vol is normalised in place and consumed. */
-static int apply_owned(mbsr_model *m, mbsr_volume *vol, const mbsr_apply_opts *o, mbsr_volume **out) {
+/* x (the up-sampled input on the target grid, original units) -> *out, same grid. */
+static int apply_tiled(mbsr_model *m, const mbsr_volume *x, const mbsr_apply_opts *o, mbsr_volume **out) {
   *out = NULL;
-  const int pd = m->d, ph = m->h, pw = m->w; /* patch (D,H,W) = volume (k,j,i) */
-  const int64_t nx = vol->nx, ny = vol->ny, nz = vol->nz;
-  int batch = o->batch > 0 ? o->batch : m->max_batch;
-  if (batch > m->max_batch) batch = m->max_batch;
-  int pmin = pd < ph ? (pd < pw ? pd : pw) : (ph < pw ? ph : pw);
-  int K = o->overlap >= 0 ? o->overlap : pmin / 3;
-  if (K >= pmin)
-    return mbsr_error(MBSR_EINVAL, "apply: overlap %d must be smaller than the patch (%dx%dx%d)", K, pd, ph, pw);
-  /* zero margin: the receptive radius (one voxel per 3x3x3 conv), at most K/3 */
-  int M = m->gen.nconv < K / 3 ? m->gen.nconv : K / 3;
-  int rc = mbsr_volume_check_finite(vol, "apply input");
+  const mbsr_sr_contract *k = mbsr_model_get_contract(m);
+  if (!k->known)
+    return mbsr_error(MBSR_EUNSUPPORTED, "apply: the model has no intensity contract (a checkpoint written before mbsr "
+                                         "recorded one): re-train it with this version");
+  int rc = mbsr_volume_check_finite(x, "apply input");
   if (rc) return rc;
-  /* normalise to [0,1]: min/max (a constant volume maps to 0), or percentiles with clipping */
-  const int64_t nvox = mbsr_volume_nvox(vol);
   double lo, hi;
-  if ((o->norm_plo <= 0.0 && o->norm_phi >= 100.0) || !(o->norm_phi > o->norm_plo)) { /* min/max (also for unset 0,0) */
-    float mn, mx;
-    mbsr_volume_minmax(vol, &mn, &mx);
-    lo = mn;
-    hi = mx > mn ? mx : mn + 1.0;
-    const double sc = 1.0 / (hi - lo);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < nvox; i++) vol->data[i] = (float)(((double)vol->data[i] - lo) * sc);
-  } else if ((rc = mbsr_normalize(vol, o->norm_plo, o->norm_phi, &lo, &hi))) {
-    return mbsr_error_prefix(rc, "apply: ");
+  if ((rc = mbsr_norm_fit(x, k->norm_plo, k->norm_phi, &lo, &hi))) return mbsr_error_prefix(rc, "apply: ");
+  const int64_t n[3] = {x->nx, x->ny, x->nz};
+  mbsr_apply_plan pl;
+  if ((rc = mbsr_apply_plan_for(m, n, o, &pl))) return rc;
+  const int R = pl.margin, batch = o->batch > 0 ? o->batch : 1;
+  const int tw = pl.tile[0], th = pl.tile[1], td = pl.tile[2];
+  const size_t tv = (size_t)tw * th * td;
+  mbsr_model *net = NULL;
+  int64_t *st[3] = {NULL, NULL, NULL}, *ow[3] = {NULL, NULL, NULL};
+  float *inb = NULL, *outb = NULL;
+  mbsr_volume *res = NULL;
+  if ((rc = mbsr__model_create_inference(&m->cfg, batch, td, th, tw, &net))) goto done;
+  if ((rc = mbsr__model_copy_params(net, m))) goto done;
+  inb = mbsr_alloc(sizeof(float) * tv * (size_t)batch);
+  outb = mbsr_alloc(sizeof(float) * tv * (size_t)batch);
+  res = mbsr_volume_new_like(x);
+  for (int a = 0; a < 3; a++) {
+    st[a] = malloc(sizeof(int64_t) * (size_t)pl.count[a]);
+    ow[a] = malloc(sizeof(int64_t) * (size_t)(pl.count[a] + 1));
   }
-
-  int64_t *sx = malloc(sizeof(int64_t) * (size_t)(nx + 2)), *sy = malloc(sizeof(int64_t) * (size_t)(ny + 2)),
-          *sz = malloc(sizeof(int64_t) * (size_t)(nz + 2));
-  float *wx = malloc(sizeof(float) * (size_t)nx), *wy = malloc(sizeof(float) * (size_t)ny),
-        *wz = malloc(sizeof(float) * (size_t)nz);
-  size_t pv = (size_t)pd * ph * pw;
-  float *inb = mbsr_alloc(sizeof(float) * pv * (size_t)batch), *outb = mbsr_alloc(sizeof(float) * pv * (size_t)batch);
-  float *win = malloc(sizeof(float) * (size_t)(pd + ph + pw));
-  int64_t(*pos)[3] = malloc(sizeof *pos * (size_t)batch);
-  mbsr_volume *res = mbsr_volume_new_like(vol);
-  if (!sx || !sy || !sz || !wx || !wy || !wz || !inb || !outb || !win || !pos || !res) {
+  if (!inb || !outb || !res || !st[0] || !st[1] || !st[2] || !ow[0] || !ow[1] || !ow[2]) {
     rc = mbsr_error(MBSR_ENOMEM, "apply: out of memory");
     goto done;
   }
-  int cx = axis_starts(nx, pw, K, sx), cy = axis_starts(ny, ph, K, sy), cz = axis_starts(nz, pd, K, sz);
-  /* 1-D weight sums */
-  float *wa[3] = {wx, wy, wz};
-  const int64_t na[3] = {nx, ny, nz};
-  const int Pa[3] = {pw, ph, pd}, ca[3] = {cx, cy, cz};
-  int64_t *sa[3] = {sx, sy, sz};
-  for (int a = 0; a < 3; a++) {
-    memset(wa[a], 0, sizeof(float) * (size_t)na[a]);
-    for (int k = 0; k < ca[a]; k++) {
-      axis_window(sa[a][k], Pa[a], K, M, na[a], win);
-      for (int t = 0; t < Pa[a] && sa[a][k] + t < na[a]; t++) wa[a][sa[a][k] + t] += win[t];
-    }
-  }
-  const int64_t total = (int64_t)cx * cy * cz;
+  for (int a = 0; a < 3; a++) axis_layout(n[a], pl.tile[a], R, pl.count[a], st[a], ow[a]);
+  const int64_t total = (int64_t)pl.count[0] * pl.count[1] * pl.count[2];
   mbsr_progress prog;
   mbsr_progress_init(&prog, "apply", total);
   prog.min_interval = 2.0;
-  float *wd = win, *wh = win + pd, *ww = win + pd + ph;
-  int64_t done_n = 0;
-  for (int64_t p0 = 0; p0 < total; p0 += batch) {
-    int nb = (int)(total - p0 < batch ? total - p0 : batch);
+  const double scale = hi - lo, inv = 1.0 / scale;
+  for (int64_t t0 = 0; t0 < total; t0 += batch) {
+    const int nb = (int)(total - t0 < batch ? total - t0 : batch);
+    int64_t tix[64][3];
     for (int b = 0; b < nb; b++) {
-      int64_t id = p0 + b;
-      int64_t ix = id % cx, iy = (id / cx) % cy, iz = id / ((int64_t)cx * cy);
-      pos[b][0] = sx[ix];
-      pos[b][1] = sy[iy];
-      pos[b][2] = sz[iz];
-      float *dst = inb + (size_t)b * pv;
-      /* gather (replicating the border where the volume is smaller than the patch) */
-#pragma omp parallel for schedule(static)
-      for (int k = 0; k < pd; k++)
-        for (int j = 0; j < ph; j++) {
-          int64_t gk = clampi(pos[b][2] + k, nz), gj = clampi(pos[b][1] + j, ny);
-          const float *srow = vol->data + (size_t)nx * (size_t)(gj + ny * gk);
-          float *drow = dst + ((size_t)k * ph + j) * pw;
-          for (int i = 0; i < pw; i++) drow[i] = srow[clampi(pos[b][0] + i, nx)];
+      int64_t id = t0 + b;
+      tix[b][0] = id % pl.count[0], tix[b][1] = (id / pl.count[0]) % pl.count[1], tix[b][2] = id / ((int64_t)pl.count[0] * pl.count[1]);
+      const int64_t s0 = st[0][tix[b][0]], s1 = st[1][tix[b][1]], s2 = st[2][tix[b][2]];
+      float *dst = inb + (size_t)b * tv;
+      /* gather, mapped to the training scale */
+#pragma omp parallel for schedule(static) collapse(2)
+      for (int kk = 0; kk < td; kk++)
+        for (int jj = 0; jj < th; jj++) {
+          const float *srow = x->data + (size_t)n[0] * (size_t)(s1 + jj + n[1] * (s2 + kk)) + s0;
+          float *drow = dst + ((size_t)kk * th + jj) * tw;
+          for (int ii = 0; ii < tw; ii++) {
+            double v = ((double)srow[ii] - lo) * inv;
+            drow[ii] = (float)(v < 0 ? 0 : (v > 1 ? 1 : v));
+          }
         }
     }
-    rc = mbsr_model_forward(m, inb, nb, outb);
-    if (rc) goto done;
+    if ((rc = mbsr_model_forward(net, inb, nb, outb))) goto done;
     for (int b = 0; b < nb; b++) {
-      axis_window(pos[b][2], pd, K, M, nz, wd);
-      axis_window(pos[b][1], ph, K, M, ny, wh);
-      axis_window(pos[b][0], pw, K, M, nx, ww);
-      const float *src = outb + (size_t)b * pv;
-      int kmax = (int)(nz - pos[b][2] < pd ? nz - pos[b][2] : pd), jmax = (int)(ny - pos[b][1] < ph ? ny - pos[b][1] : ph),
-          imax = (int)(nx - pos[b][0] < pw ? nx - pos[b][0] : pw);
-#pragma omp parallel for schedule(static)
-      for (int k = 0; k < kmax; k++)
-        for (int j = 0; j < jmax; j++) {
-          float wkj = wd[k] * wh[j];
-          float *drow = res->data + (size_t)nx * (size_t)(pos[b][1] + j + ny * (pos[b][2] + k)) + pos[b][0];
-          const float *srow = src + ((size_t)k * ph + j) * pw;
-          for (int i = 0; i < imax; i++) drow[i] += wkj * ww[i] * srow[i];
+      const int64_t s[3] = {st[0][tix[b][0]], st[1][tix[b][1]], st[2][tix[b][2]]};
+      int64_t a0[3], a1[3];
+      for (int a = 0; a < 3; a++) a0[a] = ow[a][tix[b][a]], a1[a] = ow[a][tix[b][a] + 1];
+      const float *src = outb + (size_t)b * tv, *nin = inb + (size_t)b * tv;
+      /* the owned voxels: sr = x + (hi - lo) * (net - clip(norm(x))) */
+#pragma omp parallel for schedule(static) collapse(2)
+      for (int64_t kk = a0[2]; kk < a1[2]; kk++)
+        for (int64_t jj = a0[1]; jj < a1[1]; jj++) {
+          const int64_t vo = n[0] * (jj + n[1] * kk), to = ((kk - s[2]) * th + (jj - s[1])) * tw - s[0];
+          for (int64_t ii = a0[0]; ii < a1[0]; ii++)
+            res->data[vo + ii] = (float)((double)x->data[vo + ii] + scale * ((double)src[to + ii] - (double)nin[to + ii]));
         }
     }
-    done_n += nb;
     if (o->progress) {
-      char extra[64];
-      snprintf(extra, sizeof extra, "(%dx%dx%d patches of %dx%dx%d)", cx, cy, cz, pw, ph, pd);
-      mbsr_progress_update(&prog, done_n, "patches", extra);
+      char extra[160];
+      snprintf(extra, sizeof extra, "(%dx%dx%d tiles of %dx%dx%d, overlap %d, %.0f MiB)", pl.count[0], pl.count[1], pl.count[2],
+               tw, th, td, pl.overlap, pl.bytes / 1048576.0);
+      mbsr_progress_update(&prog, t0 + nb, "tiles", extra);
     }
   }
-  /* normalise by the summed weights, undo the intensity normalisation */
-#pragma omp parallel for schedule(static)
-  for (int64_t k = 0; k < nz; k++)
-    for (int64_t j = 0; j < ny; j++) {
-      float *row = res->data + (size_t)nx * (size_t)(j + ny * k);
-      double wkj = (double)wz[k] * wy[j];
-      for (int64_t i = 0; i < nx; i++) row[i] = (float)((double)row[i] / (wkj * wx[i]) * (hi - lo) + lo);
-    }
-  if (!mbsr_all_finite(res->data, (size_t)nvox)) {
-    rc = mbsr_error(MBSR_ENONFINITE, "apply: the network produced NaN/Inf (corrupt checkpoint?)");
+  if (!mbsr_all_finite(res->data, (size_t)mbsr_volume_nvox(res))) {
+    rc = mbsr_error(MBSR_ENONFINITE, "apply: the network produced NaN/Inf");
     goto done;
   }
   *out = res;
   res = NULL;
 done:
-  free(sx);
-  free(sy);
-  free(sz);
-  free(wx);
-  free(wy);
-  free(wz);
-  free(win);
-  free(pos);
+  for (int a = 0; a < 3; a++) free(st[a]), free(ow[a]);
   mbsr_free(inb);
   mbsr_free(outb);
   mbsr_volume_free(res);
+  mbsr_model_free(net);
   return rc;
 }
 
 int mbsr_apply_upsampled(mbsr_model *m, const mbsr_volume *up, const mbsr_apply_opts *o, mbsr_volume **out) {
   *out = NULL;
-  int rc = mbsr_volume_check_finite(up, "apply input");
-  if (rc) return rc;
-  mbsr_volume *v = mbsr_volume_clone(up);
-  if (!v) return mbsr_error(MBSR_ENOMEM, "apply: out of memory");
-  rc = apply_owned(m, v, o, out);
-  mbsr_volume_free(v);
-  return rc;
+  if (o->batch > 64) return mbsr_error(MBSR_EINVAL, "apply: batch %d > 64 tiles", o->batch);
+  return apply_tiled(m, up, o, out);
 }
 
 int mbsr_apply(mbsr_model *m, const mbsr_volume *lr, const mbsr_volume *grid, const mbsr_apply_opts *o,
@@ -216,8 +212,8 @@ int mbsr_apply(mbsr_model *m, const mbsr_volume *lr, const mbsr_volume *grid, co
   int rc = mbsr_volume_check_finite(lr, "apply input");
   if (rc) return rc;
   mbsr_volume *up = NULL;
-  if ((rc = mbsr_upsample_like(lr, grid, o->interp, &up))) return rc;
-  rc = apply_owned(m, up, o, out);
+  if ((rc = mbsr_upsample_like(lr, grid, mbsr_model_get_contract(m)->interp, &up))) return rc;
+  rc = mbsr_apply_upsampled(m, up, o, out);
   mbsr_volume_free(up);
   return rc;
 }
@@ -228,8 +224,8 @@ int mbsr_apply_factor(mbsr_model *m, const mbsr_volume *lr, const int f[3], cons
   int rc = mbsr_volume_check_finite(lr, "apply input");
   if (rc) return rc;
   mbsr_volume *up = NULL;
-  if ((rc = mbsr_upsample_factor(lr, f, o->interp, &up))) return rc;
-  rc = apply_owned(m, up, o, out);
+  if ((rc = mbsr_upsample_factor(lr, f, mbsr_model_get_contract(m)->interp, &up))) return rc;
+  rc = mbsr_apply_upsampled(m, up, o, out);
   mbsr_volume_free(up);
   return rc;
 }

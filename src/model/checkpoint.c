@@ -17,7 +17,7 @@
 #include "model_internal.h"
 
 #define CKPT_FORMAT "mbsr-checkpoint"
-#define CKPT_FORMAT_VERSION 1
+#define CKPT_FORMAT_VERSION 2 /* 2: the SR contract (contract_* attributes); 1 is read with an unknown contract */
 
 /* ---- silence HDF5's automatic error printing for the duration of a call ---- */
 typedef struct {
@@ -71,25 +71,21 @@ static int attr_read_i64(hid_t obj, const char *name, int64_t *v) {
   if (!rc) *v = buf[0];
   return rc;
 }
-static int attr_read_i64n(hid_t obj, const char *name, int64_t *v, int n) {
+/* exactly n values of memory type mtype (-1 when absent or of another length) */
+static int attr_read_n(hid_t obj, const char *name, hid_t mtype, void *v, int n) {
   if (H5Aexists(obj, name) <= 0) return -1;
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
   if (a < 0) return -1;
   hid_t sp = H5Aget_space(a);
   hssize_t k = H5Sget_simple_extent_npoints(sp);
   H5Sclose(sp);
-  int rc = (k != n || H5Aread(a, H5T_NATIVE_INT64, v) < 0) ? -1 : 0;
+  int rc = (k != n || H5Aread(a, mtype, v) < 0) ? -1 : 0;
   H5Aclose(a);
   return rc;
 }
-static int attr_read_f64(hid_t obj, const char *name, double *v) {
-  if (H5Aexists(obj, name) <= 0) return -1;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return -1;
-  int rc = H5Aread(a, H5T_NATIVE_DOUBLE, v) < 0 ? -1 : 0;
-  H5Aclose(a);
-  return rc;
-}
+static int attr_read_i64n(hid_t obj, const char *name, int64_t *v, int n) { return attr_read_n(obj, name, H5T_NATIVE_INT64, v, n); }
+static int attr_read_f64n(hid_t obj, const char *name, double *v, int n) { return attr_read_n(obj, name, H5T_NATIVE_DOUBLE, v, n); }
+static int attr_read_f64(hid_t obj, const char *name, double *v) { return attr_read_n(obj, name, H5T_NATIVE_DOUBLE, v, 1); }
 static int attr_read_str(hid_t obj, const char *name, char *buf, size_t n) {
   if (H5Aexists(obj, name) <= 0) return -1;
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
@@ -140,7 +136,44 @@ static int write_group(hid_t f, const char *group, const mbsr_model *m, const fl
   return rc;
 }
 
-int mbsr_checkpoint_save(const mbsr_model *m, const char *path, const mbsr_ckpt_meta *meta) {
+/* The SR contract as root attributes. */
+static int write_contract(hid_t f, const mbsr_sr_contract *k) {
+  int bad = 0;
+  double pct[2] = {k->norm_plo, k->norm_phi};
+  bad |= attr_str(f, "contract_norm", "percentile");
+  bad |= attr_write(f, "contract_norm_percentiles", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, pct);
+  bad |= attr_write(f, "contract_lr_vox_mm", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, k->lr_vox_mm);
+  bad |= attr_write(f, "contract_hr_vox_mm", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, k->hr_vox_mm);
+  bad |= attr_i64(f, "contract_patch", k->patch);
+  bad |= attr_str(f, "contract_interp", mbsr_interp_name(k->interp));
+  bad |= attr_str(f, "contract_training", k->training);
+  return bad;
+}
+
+/* The contract of an open checkpoint: known = 0 when absent (format 1). */
+static int read_contract(hid_t f, const char *path, mbsr_sr_contract *k) {
+  mbsr_sr_contract_default(k);
+  char norm[32], interp[32];
+  if (attr_read_str(f, "contract_norm", norm, sizeof norm)) {
+    k->known = 0;
+    return MBSR_OK;
+  }
+  double pct[2];
+  int64_t patch = 0;
+  if (strcmp(norm, "percentile") || attr_read_f64n(f, "contract_norm_percentiles", pct, 2) ||
+      attr_read_f64n(f, "contract_lr_vox_mm", k->lr_vox_mm, 3) || attr_read_f64n(f, "contract_hr_vox_mm", k->hr_vox_mm, 3) ||
+      attr_read_i64(f, "contract_patch", &patch) || attr_read_str(f, "contract_interp", interp, sizeof interp) ||
+      mbsr_interp_parse(interp, &k->interp))
+    return mbsr_error(MBSR_EFORMAT, "%s: incomplete or unknown SR contract attributes (contract_norm '%s')", path, norm);
+  if (!(pct[0] >= 0 && pct[1] <= 100 && pct[0] < pct[1]))
+    return mbsr_error(MBSR_EFORMAT, "%s: contract_norm_percentiles %g,%g out of range", path, pct[0], pct[1]);
+  k->norm_plo = pct[0], k->norm_phi = pct[1], k->patch = (int)patch;
+  attr_read_str(f, "contract_training", k->training, sizeof k->training);
+  return MBSR_OK;
+}
+
+static int save(const mbsr_model *m, const char *path, const mbsr_ckpt_meta *meta, int with_optimiser) {
+  if (m->inference_only) return mbsr_error(MBSR_EINVAL, "%s: an inference-only model cannot be saved (save the model it was copied from)", path);
   char tmp[4096];
   int rc = mbsr_tmp_path(path, tmp, sizeof tmp);
   if (rc) return rc;
@@ -193,9 +226,11 @@ int mbsr_checkpoint_save(const mbsr_model *m, const char *path, const mbsr_ckpt_
   char info[sizeof meta->info + 1];
   snprintf(info, sizeof info, "%.*s", (int)sizeof meta->info, meta->info);
   bad |= attr_str(f, "info", info);
+  bad |= attr_i64(f, "weights_only", !with_optimiser);
+  bad |= write_contract(f, mbsr_model_get_contract(m));
   if (!bad) bad |= write_group(f, "params", m, m->params);
-  if (!bad) bad |= write_group(f, "adam_m", m, m->adam_m);
-  if (!bad) bad |= write_group(f, "adam_v", m, m->adam_v);
+  if (!bad && with_optimiser) bad |= write_group(f, "adam_m", m, m->adam_m);
+  if (!bad && with_optimiser) bad |= write_group(f, "adam_v", m, m->adam_v);
   if (H5Fclose(f) < 0) bad = 1;
   quiet_off(&q);
   if (bad) {
@@ -204,6 +239,12 @@ int mbsr_checkpoint_save(const mbsr_model *m, const char *path, const mbsr_ckpt_
   }
   return mbsr_commit_file(tmp, path);
 }
+
+int mbsr_checkpoint_save(const mbsr_model *m, const char *path, const mbsr_ckpt_meta *meta) {
+  return save(m, path, meta, 1);
+}
+
+int mbsr_checkpoint_export(const mbsr_model *m, const char *path) { return save(m, path, NULL, 0); }
 
 /* Read the stored config. */
 static int read_config(hid_t f, const char *path, mbsr_model_config *c) {
@@ -307,6 +348,18 @@ static int load_into_open(mbsr_model *m, hid_t f, const char *path, mbsr_ckpt_me
     free(mm);
     return rc;
   }
+  if (!mbsr_all_finite(m->grads, m->num_params)) {
+    free(mm);
+    memset(m->grads, 0, sizeof(float) * m->num_params);
+    return mbsr_error(MBSR_ENONFINITE, "%s: the checkpoint's weights hold NaN or Inf (corrupt or diverged run)", path);
+  }
+  mbsr_sr_contract k;
+  if ((rc = read_contract(f, path, &k))) {
+    free(mm);
+    memset(m->grads, 0, sizeof(float) * m->num_params);
+    return rc;
+  }
+  mbsr_model_set_contract(m, &k);
   memcpy(m->params, m->grads, sizeof(float) * m->num_params);
   memcpy(m->adam_m, mm, sizeof(float) * m->num_params * 2); /* adam_m and adam_v are adjacent */
   memset(m->grads, 0, sizeof(float) * m->num_params);
@@ -337,6 +390,7 @@ static int load_into_open(mbsr_model *m, hid_t f, const char *path, mbsr_ckpt_me
 }
 
 int mbsr_checkpoint_load_into(mbsr_model *m, const char *path, mbsr_ckpt_meta *meta) {
+  if (m->inference_only) return mbsr_error(MBSR_EINVAL, "%s: cannot load into an inference-only model (load, then copy)", path);
   h5quiet q;
   quiet_on(&q);
   hid_t f;

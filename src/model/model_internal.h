@@ -77,6 +77,8 @@ struct mbsr_model {
   mbsr_adam_config last_adam;
   double last_mse, last_adv, last_dloss;
   mbsr_precision prec;
+  mbsr_sr_contract contract; /* valid when contract_set (else the default: see apply.c) */
+  int contract_set;
 };
 
 /* The Adam step counter of a phase (checkpoints set them). */

@@ -16,6 +16,7 @@
  * request) that also agrees on status -> ONE MPI_Allreduce(SUM) over the phase's contiguous
  * gradient span -> phase_update (identical on all ranks). */
 #include <dirent.h>
+#include <jansson.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -47,17 +48,31 @@ void mbsr_train_config_default(mbsr_train_config *c) {
   c->inject_diverge_step = -1;
 }
 
-/* ---- tiny JSON helpers for the checkpoint's info string ---- */
+/* ---- JSON (Jansson) for the checkpoint's info string, config.json and train.jsonl ---- */
+/* A number, or null when it is not finite (JSON has no NaN/Inf). */
+static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+/* Number `key` of the JSON object text js (a string holding a hex float is parsed too). */
 static int json_num(const char *js, const char *key, double *v) {
-  char pat[80];
-  snprintf(pat, sizeof pat, "\"%s\":", key);
-  const char *p = strstr(js, pat);
-  if (!p) return -1;
-  p += strlen(pat);
-  if (*p == '"') p++; /* hex floats are stored as strings */
-  char *end;
-  *v = strtod(p, &end);
-  return end == p ? -1 : 0;
+  json_t *o = json_loads(js, 0, NULL);
+  json_t *x = o ? json_object_get(o, key) : NULL;
+  int rc = -1;
+  if (json_is_number(x)) *v = json_number_value(x), rc = 0;
+  else if (json_is_string(x)) {
+    char *end;
+    *v = strtod(json_string_value(x), &end);
+    rc = end == json_string_value(x) ? -1 : 0;
+  }
+  json_decref(o);
+  return rc;
+}
+
+/* Write obj as one compact line (+ newline) into buf; -1 when it does not fit. */
+static int json_line(json_t *obj, char *buf, size_t n) {
+  size_t len = json_dumpb(obj, buf, n > 0 ? n - 1 : 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  if (len == 0 || len >= n) return -1;
+  buf[len] = 0;
+  return 0;
 }
 
 typedef struct {
@@ -71,11 +86,24 @@ static void state_to_meta(const run_state *s, const mbsr_train_config *c, int P,
   memset(m, 0, sizeof *m);
   m->step = s->step, m->epoch = s->epoch, m->best_epoch = s->best_epoch, m->bad_epochs = s->bad_epochs;
   m->best_val = s->best_val, m->last_val = s->last_val, m->seed = c->seed;
-  snprintf(m->info, sizeof m->info,
-           "{\"step_in_epoch\":%lld,\"train_sum\":\"%a\",\"train_n\":%lld,\"finished\":%d,\"nranks\":%d,\"batch\":%d,"
-           "\"steps_per_epoch\":%lld,\"lr\":%.9g,\"pair\":\"%s\",\"data\":\"%.900s\"}",
-           (long long)s->step_in_epoch, s->train_sum, (long long)s->train_n, s->finished, P, c->batch, (long long)spe,
-           (double)c->adam.lr, c->pair, c->data);
+  char hex[64];
+  snprintf(hex, sizeof hex, "%a", s->train_sum); /* exact, for a bitwise resume */
+  json_t *o = json_object();
+  json_object_set_new(o, "step_in_epoch", json_integer(s->step_in_epoch));
+  json_object_set_new(o, "train_sum", json_string(hex));
+  json_object_set_new(o, "train_n", json_integer(s->train_n));
+  json_object_set_new(o, "finished", json_integer(s->finished));
+  json_object_set_new(o, "nranks", json_integer(P));
+  json_object_set_new(o, "batch", json_integer(c->batch));
+  json_object_set_new(o, "steps_per_epoch", json_integer(spe));
+  json_object_set_new(o, "lr", json_real(c->adam.lr));
+  json_object_set_new(o, "pair", json_string(c->pair));
+  json_object_set_new(o, "data", json_string(c->data));
+  if (json_line(o, m->info, sizeof m->info)) { /* a very long data path: keep the state, drop the path */
+    json_object_del(o, "data");
+    json_line(o, m->info, sizeof m->info);
+  }
+  json_decref(o);
 }
 
 static int meta_to_state(const mbsr_ckpt_meta *m, run_state *s) {
@@ -154,37 +182,176 @@ static void truncate_log(const char *path, int64_t step) {
   rename(tmp, path);
 }
 
-static int write_config_json(const mbsr_train_config *c, const char *dir, int P, int64_t ntrain, int64_t nval, int64_t spe) {
-  char path[4096], tmp[4200];
+static int write_config_json(const mbsr_train_config *c, const mbsr_model *m, const char *dir, int P, int64_t ntrain,
+                             int64_t nval, int64_t spe) {
+  char path[4096];
   snprintf(path, sizeof path, "%s/config.json", dir);
-  int rc = mbsr_tmp_path(path, tmp, sizeof tmp);
-  if (rc) return rc;
-  FILE *f = fopen(tmp, "w");
-  if (!f) return mbsr_error(MBSR_EIO, "%s: cannot write", tmp);
-  fprintf(f,
-          "{\n  \"mbsr_version\": \"%s\",\n  \"data\": \"%s\",\n  \"pair\": \"%s\",\n  \"arch\": \"%s\",\n  \"channels\": %d,\n"
-          "  \"blocks\": %d,\n  \"global_residual\": %d,\n  \"ccnn_c1\": %d,\n  \"ccnn_c2\": %d,\n  \"batch\": %d,\n"
-          "  \"lr\": %.9g,\n  \"beta1\": %.9g,\n  \"beta2\": %.9g,\n  \"eps\": %.9g,\n  \"epochs\": %d,\n  \"patience\": %d,\n"
-          "  \"max_patches\": %lld,\n  \"steps_per_epoch\": %lld,\n  \"max_steps\": %lld,\n  \"seed\": %llu,\n"
-          "  \"ckpt_every\": %lld,\n  \"checksum_every\": %d,\n  \"init\": \"%s\",\n  \"finetune_last\": %d,\n"
-          "  \"time_limit\": %g,\n  \"threads\": %d,\n  \"nranks\": %d,\n  \"train_patches\": %lld,\n  \"val_patches\": %lld\n}\n",
-          MBSR_VERSION, c->data, c->pair, mbsr_arch_name(c->model.arch), c->model.channels, c->model.blocks,
-          c->model.global_residual, c->model.ccnn_c1, c->model.ccnn_c2, c->batch, (double)c->adam.lr, (double)c->adam.beta1,
-          (double)c->adam.beta2, (double)c->adam.eps, c->epochs, c->patience, (long long)c->max_patches, (long long)spe,
-          (long long)c->max_steps, (unsigned long long)c->seed, (long long)c->ckpt_every, c->checksum_every,
-          c->init ? c->init : "", c->finetune_last, c->time_limit, omp_get_max_threads(), P, (long long)ntrain,
-          (long long)nval);
-  if (fclose(f) != 0) {
-    mbsr_abandon_file(tmp);
-    return mbsr_error(MBSR_EIO, "%s: write failed", tmp);
+  const mbsr_sr_contract *k = mbsr_model_get_contract(m);
+  json_t *o = json_object(), *kc = json_object();
+  json_object_set_new(o, "mbsr_version", json_string(MBSR_VERSION));
+  json_object_set_new(o, "data", json_string(c->data));
+  json_object_set_new(o, "pair", json_string(c->pair));
+  json_object_set_new(o, "arch", json_string(mbsr_arch_name(c->model.arch)));
+  json_object_set_new(o, "channels", json_integer(c->model.channels));
+  json_object_set_new(o, "blocks", json_integer(c->model.blocks));
+  json_object_set_new(o, "global_residual", json_integer(c->model.global_residual));
+  json_object_set_new(o, "ccnn_c1", json_integer(c->model.ccnn_c1));
+  json_object_set_new(o, "ccnn_c2", json_integer(c->model.ccnn_c2));
+  json_object_set_new(o, "init", json_string(c->init ? c->init : c->init_glorot ? "glorot" : "glorot, output conv zero"));
+  json_object_set_new(o, "batch", json_integer(c->batch));
+  json_object_set_new(o, "lr", json_real(c->adam.lr));
+  json_object_set_new(o, "beta1", json_real(c->adam.beta1));
+  json_object_set_new(o, "beta2", json_real(c->adam.beta2));
+  json_object_set_new(o, "eps", json_real(c->adam.eps));
+  json_object_set_new(o, "epochs", json_integer(c->epochs));
+  json_object_set_new(o, "patience", json_integer(c->patience));
+  json_object_set_new(o, "max_patches", json_integer(c->max_patches));
+  json_object_set_new(o, "steps_per_epoch", json_integer(spe));
+  json_object_set_new(o, "max_steps", json_integer(c->max_steps));
+  json_object_set_new(o, "seed", json_integer((json_int_t)c->seed));
+  json_object_set_new(o, "ckpt_every", json_integer(c->ckpt_every));
+  json_object_set_new(o, "checksum_every", json_integer(c->checksum_every));
+  json_object_set_new(o, "finetune_last", json_integer(c->finetune_last));
+  json_object_set_new(o, "exclude_subjects", json_string(c->exclude_subjects ? c->exclude_subjects : ""));
+  json_object_set_new(o, "augment", json_string(c->augment ? "flips+axis permutations" : "none"));
+  json_object_set_new(o, "time_limit", json_real(c->time_limit));
+  json_object_set_new(o, "threads", json_integer(omp_get_max_threads()));
+  json_object_set_new(o, "nranks", json_integer(P));
+  json_object_set_new(o, "train_patches", json_integer(ntrain));
+  json_object_set_new(o, "val_patches", json_integer(nval));
+  json_object_set_new(kc, "norm", json_string("percentile"));
+  json_object_set_new(kc, "norm_percentiles", json_pack("[f,f]", k->norm_plo, k->norm_phi));
+  json_object_set_new(kc, "lr_vox_mm", json_pack("[f,f,f]", k->lr_vox_mm[0], k->lr_vox_mm[1], k->lr_vox_mm[2]));
+  json_object_set_new(kc, "hr_vox_mm", json_pack("[f,f,f]", k->hr_vox_mm[0], k->hr_vox_mm[1], k->hr_vox_mm[2]));
+  json_object_set_new(kc, "patch", json_integer(k->patch));
+  json_object_set_new(kc, "interp", json_string(mbsr_interp_name(k->interp)));
+  json_object_set_new(kc, "training", k->training[0] ? json_loads(k->training, 0, NULL) : json_null());
+  json_object_set_new(o, "contract", kc);
+  char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  json_decref(o);
+  if (!txt) return mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
+  int rc = mbsr_write_text_atomic(path, txt);
+  free(txt);
+  return rc;
+}
+
+/* Indices of the patches of ps whose subject is not in the comma-separated list `exclude` (ascending). */
+static int select_patches(const mbsr_patchset *ps, const char *exclude, const char *file, int64_t **idx, int64_t *n) {
+  const char *const *names;
+  const int S = mbsr_patchset_subjects(ps, &names);
+  char *drop = calloc((size_t)(S > 0 ? S : 1), 1);
+  const int64_t N = mbsr_patchset_count(ps);
+  *idx = malloc(sizeof(int64_t) * (size_t)(N > 0 ? N : 1));
+  *n = 0;
+  if (!drop || !*idx) {
+    free(drop);
+    return mbsr_error(MBSR_ENOMEM, "out of memory");
   }
-  return mbsr_commit_file(tmp, path);
+  for (const char *t = exclude; t && *t;) {
+    size_t len = strcspn(t, ",");
+    int found = 0;
+    for (int i = 0; i < S; i++)
+      if (strlen(names[i]) == len && !strncmp(names[i], t, len)) drop[i] = 1, found = 1;
+    if (!found && len) {
+      free(drop);
+      return mbsr_error(MBSR_EINVAL, "--exclude-subjects: no subject '%.*s' in %s", (int)len, t, file);
+    }
+    t += len + (t[len] == ',');
+  }
+  const int32_t *sub = mbsr_patchset_subject_of(ps);
+  for (int64_t i = 0; i < N; i++)
+    if (!drop[sub[i]]) (*idx)[(*n)++] = i;
+  free(drop);
+  return MBSR_OK;
+}
+
+/* JSON summary of the training data for the SR contract: file, pair, subjects used, patches. */
+static void training_summary(const mbsr_train_config *c, const mbsr_patchset *tr, const int64_t *sub, int64_t ntrain,
+                             const mbsr_patchset *va, const int64_t *vidx, int64_t nval, char *buf, size_t n) {
+  const char *const *names;
+  const int S = mbsr_patchset_subjects(tr, &names);
+  char *used = calloc((size_t)(S > 0 ? S : 1), 2);
+  const int32_t *st = mbsr_patchset_subject_of(tr), *sv = mbsr_patchset_subject_of(va);
+  for (int64_t i = 0; used && i < ntrain; i++) used[2 * st[sub[i]]] = 1;
+  for (int64_t i = 0; used && i < nval; i++) used[2 * sv[vidx[i]] + 1] = 1;
+  const char *slash = strrchr(c->data, '/');
+  json_t *o = json_object(), *lt = json_array(), *lv = json_array();
+  int nt = 0, nv = 0;
+  for (int i = 0; used && i < S; i++) {
+    if (used[2 * i]) json_array_append_new(lt, json_string(names[i])), nt++;
+    if (used[2 * i + 1]) json_array_append_new(lv, json_string(names[i])), nv++;
+  }
+  json_object_set_new(o, "data", json_string(slash ? slash + 1 : c->data));
+  json_object_set_new(o, "pair", json_string(c->pair));
+  json_object_set_new(o, "n_train_subjects", json_integer(nt));
+  json_object_set_new(o, "train_subjects", lt);
+  json_object_set_new(o, "n_val_subjects", json_integer(nv));
+  json_object_set_new(o, "val_subjects", lv);
+  json_object_set_new(o, "train_patches", json_integer(ntrain));
+  json_object_set_new(o, "augment", json_string(c->augment ? "flips+axis permutations" : "none"));
+  if (c->init) json_object_set_new(o, "init", json_string(c->init));
+  if (json_line(o, buf, n)) { /* many subjects: counts only */
+    json_object_del(o, "train_subjects");
+    json_object_del(o, "val_subjects");
+    if (json_line(o, buf, n)) buf[0] = 0;
+  }
+  json_decref(o);
+  free(used);
+}
+
+/* A global-residual network starts as its cubic input: the generator's output conv (the last
+ * non-discriminator weight and bias) is zeroed. */
+static void zero_output_conv(mbsr_model *m) {
+  int w = -1, b = -1;
+  for (int i = 0; i < mbsr_model_num_tensors(m); i++) {
+    const char *name = mbsr_model_tensor(m, i, NULL, NULL);
+    if (!strncmp(name, "disc.", 5)) continue;
+    size_t len = strlen(name);
+    if (len > 7 && !strcmp(name + len - 7, ".weight")) w = i;
+    if (len > 5 && !strcmp(name + len - 5, ".bias")) b = i;
+  }
+  const int ts[2] = {w, b};
+  for (int k = 0; k < 2; k++) {
+    size_t off, cnt;
+    if (ts[k] >= 0 && mbsr_model_tensor(m, ts[k], &off, &cnt)) memset(mbsr_model_params(m) + off, 0, sizeof(float) * cnt);
+  }
+}
+
+/* Augmentation of one patch pair (p^3, x fastest) in place: axis permutation perm (out axis a reads
+ * in axis perm[a]) and flips (bit a: out axis a reversed). The same map for input and target. */
+static void augment_patch(float *v, float *tmp, int p, const int perm[3], int flips) {
+  const size_t p3 = (size_t)p * p * p;
+  memcpy(tmp, v, sizeof(float) * p3);
+  const size_t str[3] = {1, (size_t)p, (size_t)p * p};
+  for (int z = 0; z < p; z++)
+    for (int y = 0; y < p; y++)
+      for (int x = 0; x < p; x++) {
+        const int o[3] = {flips & 1 ? p - 1 - x : x, flips & 2 ? p - 1 - y : y, flips & 4 ? p - 1 - z : z};
+        size_t src = 0;
+        for (int a = 0; a < 3; a++) src += (size_t)o[a] * str[perm[a]];
+        v[(size_t)x + (size_t)p * ((size_t)y + (size_t)p * z)] = tmp[src];
+      }
+}
+
+#define SEED_AUG 0x4155474dULL /* "AUGM" */
+/* Patch j of this rank's share (global position b0 + j) at global step `step`: one of the 48
+ * flips x permutations, from (seed, step, position): independent of the rank count. */
+static void augment_batch(float *in, float *tg, int nb, int p, uint64_t seed, int64_t step, int b0, float *tmp) {
+  static const int perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+  const size_t p3 = (size_t)p * p * p;
+  for (int j = 0; j < nb; j++) {
+    mbsr_rng *r = mbsr_rng_new(mbsr_seed_mix(mbsr_seed_mix(seed, SEED_AUG + (uint64_t)step), (uint64_t)(b0 + j)));
+    const int code = r ? (int)mbsr_rng_uint(r, 48) : 0;
+    mbsr_rng_free(r);
+    augment_patch(in + (size_t)j * p3, tmp, p, perms[code % 6], code / 6);
+    augment_patch(tg + (size_t)j * p3, tmp, p, perms[code % 6], code / 6);
+  }
 }
 
 /* Parallel validation: rank r evaluates the contiguous slice [r*N/P, (r+1)*N/P); the per-patch
  * MSEs are gathered and summed in patch order, so the value does not depend on the rank count. */
-static int validate(mbsr_model *m, mbsr_patchset *val, int64_t nval, int mb, float *in, float *tg, float *out, MPI_Comm comm,
-                    double *loss, double *io_t) {
+static int validate(mbsr_model *m, mbsr_patchset *val, const int64_t *vidx, int64_t nval, int cubic, int mb, float *in, float *tg,
+                    float *out, MPI_Comm comm, double *loss, double *io_t) {
   int rank, P;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &P);
@@ -200,11 +367,12 @@ static int validate(mbsr_model *m, mbsr_patchset *val, int64_t nval, int mb, flo
   int64_t idx[256];
   for (int64_t k = v0; !rc && k < v1; k += mb) {
     int nb = (int)(v1 - k < mb ? v1 - k : mb);
-    for (int j = 0; j < nb; j++) idx[j] = k + j;
+    for (int j = 0; j < nb; j++) idx[j] = vidx[k + j];
     double t = mbsr_now();
     rc = mbsr_patchset_read(val, idx, nb, in, tg);
     *io_t += mbsr_now() - t;
-    if (!rc) rc = mbsr_model_forward(m, in, nb, out);
+    if (!rc && !cubic) rc = mbsr_model_forward(m, in, nb, out);
+    if (!rc && cubic) memcpy(out, in, sizeof(float) * vox * (size_t)nb); /* the cubic baseline: the input itself */
     for (int j = 0; !rc && j < nb; j++) {
       double se = 0;
       for (size_t v = 0; v < vox; v++) {
@@ -238,6 +406,8 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
   mbsr_model *m = NULL;
   float *bin = NULL, *btg = NULL, *bout = NULL;
   int64_t *perm = NULL, *sub = NULL; /* epoch permutation of [0,ntrain); the used subset of the file's patches */
+  int64_t *tr_idx = NULL, *va_idx = NULL; /* patches of subjects not excluded */
+  float *aug_tmp = NULL;
   FILE *log = NULL;
   char last_path[4096], best_path[4096], log_path[4096];
   run_state st;
@@ -261,13 +431,17 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
   /* ---- data ---- */
   rc = mbsr_patchset_open(c->data, c->pair, "train", &tr);
   if (!rc) rc = mbsr_patchset_open(c->data, c->pair, "val", &va);
-  if (!rc && mbsr_patchset_count(tr) < 1) rc = mbsr_error(MBSR_EINVAL, "%s: pair %s has no training patches", c->data, c->pair);
+  int64_t ntr_all = 0, nval = 0;
+  if (!rc) rc = select_patches(tr, c->exclude_subjects, c->data, &tr_idx, &ntr_all);
+  if (!rc) rc = select_patches(va, c->exclude_subjects, c->data, &va_idx, &nval);
+  if (!rc && ntr_all < 1)
+    rc = mbsr_error(MBSR_EINVAL, "%s: pair %s has no training patches%s", c->data, c->pair,
+                    c->exclude_subjects ? " outside --exclude-subjects" : "");
   if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
   const int p = mbsr_patchset_patch(tr);
   const size_t vox = (size_t)p * p * p;
-  int64_t ntrain = mbsr_patchset_count(tr);
+  int64_t ntrain = ntr_all;
   if (c->max_patches > 0 && c->max_patches < ntrain) ntrain = c->max_patches;
-  const int64_t nval = mbsr_patchset_count(va);
   const int B = c->batch;
   const int64_t spe = c->steps_per_epoch > 0 ? c->steps_per_epoch : (ntrain + B - 1) / B;
   const int b0 = (int)((int64_t)B * rank / P), b1 = (int)((int64_t)B * (rank + 1) / P), nb = b1 - b0;
@@ -278,8 +452,7 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
   }
   if (mb < 4) mb = 4;
   if (mb > 256) mb = 256;
-  const double cubic_val = mbsr_patchset_cubic_mse(va);
-  sum->cubic_val = cubic_val;
+  double cubic_val = mbsr_patchset_cubic_mse(va);
 
   /* ---- model: fresh, transfer (--init), or resumed (--resume and <out>/last.h5 exists) ---- */
   int resumed = 0;
@@ -306,6 +479,7 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
   } else {
     rc = mbsr_model_create(&c->model, mb, p, p, p, &m);
     if (!rc) mbsr_model_init(m, c->seed);
+    if (!rc && !c->init && !c->init_glorot && c->model.global_residual) zero_output_conv(m);
     if (!rc && c->init) {
       mbsr_ckpt_meta im;
       rc = mbsr_checkpoint_load_into(m, c->init, &im);
@@ -316,15 +490,35 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
   bin = mbsr_alloc(sizeof(float) * vox * (size_t)mb);
   btg = mbsr_alloc(sizeof(float) * vox * (size_t)mb);
   bout = mbsr_alloc(sizeof(float) * vox * (size_t)mb);
-  perm = malloc(sizeof(int64_t) * (size_t)mbsr_patchset_count(tr));
-  sub = malloc(sizeof(int64_t) * (size_t)mbsr_patchset_count(tr));
-  if (!rc && (!bin || !btg || !bout || !perm || !sub)) rc = mbsr_error(MBSR_ENOMEM, "out of memory for batch buffers");
+  perm = malloc(sizeof(int64_t) * (size_t)ntr_all);
+  sub = malloc(sizeof(int64_t) * (size_t)ntr_all);
+  aug_tmp = c->augment ? mbsr_alloc(sizeof(float) * vox) : NULL;
+  if (!rc && (!bin || !btg || !bout || !perm || !sub || (c->augment && !aug_tmp)))
+    rc = mbsr_error(MBSR_ENOMEM, "out of memory for batch buffers");
   if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
   /* --max-patches N: a seeded random subset of N patches (fixed for the run), sorted */
-  shuffle(sub, mbsr_patchset_count(tr), c->seed, -1);
-  if (ntrain < mbsr_patchset_count(tr)) qsort(sub, (size_t)ntrain, sizeof *sub, cmp_i64);
+  shuffle(sub, ntr_all, c->seed, -1);
+  if (ntrain < ntr_all) qsort(sub, (size_t)ntrain, sizeof *sub, cmp_i64);
   else
     for (int64_t i = 0; i < ntrain; i++) sub[i] = i;
+  for (int64_t i = 0; i < ntrain; i++) sub[i] = tr_idx[sub[i]];
+  /* the SR contract of the data, with what this run trains on: saved in every checkpoint */
+  {
+    mbsr_sr_contract k;
+    rc = mbsr_patchset_contract(tr, &k);
+    if (!rc) {
+      training_summary(c, tr, sub, ntrain, va, va_idx, nval, k.training, sizeof k.training);
+      mbsr_model_set_contract(m, &k);
+    }
+  }
+  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
+  /* the cubic baseline over the validation patches used (the file's value when none is left out) */
+  if (nval != mbsr_patchset_count(va)) {
+    double io = 0;
+    rc = validate(m, va, va_idx, nval, 1, mb, bin, btg, bout, comm, &cubic_val, &io);
+  }
+  sum->cubic_val = cubic_val;
+  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
   const double mem_rank = rss_bytes() - rss0;
   const size_t nparams = mbsr_model_num_params(m);
   const int nph = mbsr_model_num_phases(m);
@@ -345,6 +539,7 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
     for (int j = 0; j < nb; j++) idx_[j] = sub[(EPOCH_PERM)[((K) * B + b0 + j) % ntrain]];                               \
     double t_ = mbsr_now();                                                                                          \
     if (nb) lrc_ = mbsr_patchset_read(tr, idx_, nb, bin, btg);                                                       \
+    if (nb && !lrc_ && c->augment) augment_batch(bin, btg, nb, p, c->seed, st.step, b0, aug_tmp);                    \
     t_io += mbsr_now() - t_;                                                                                         \
     if (!lrc_ && rank == c->inject_fail_rank && st.step == c->inject_fail_step)                                      \
       lrc_ = mbsr_error(MBSR_EIO, "injected failure at step %lld (test hook --inject-fail)", (long long)st.step);   \
@@ -449,7 +644,7 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
   }
 
   if (rank == 0) {
-    rc = write_config_json(c, c->out, P, ntrain, nval, spe);
+    rc = write_config_json(c, m, c->out, P, ntrain, nval, spe);
     if (!rc && resumed) truncate_log(log_path, st.step);
     if (!rc && !(log = fopen(log_path, resumed ? "a" : "w"))) rc = mbsr_error(MBSR_EIO, "%s: cannot open", log_path);
   }
@@ -527,7 +722,7 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
     if (nval > 0 && c->val_every > 0 && st.epoch % c->val_every == 0) {
       double tv = mbsr_now(), vl = NAN;
       double vio = 0; /* validation reads are part of t_val */
-      rc = validate(m, va, nval, mb, bin, btg, bout, comm, &vl, &vio);
+      rc = validate(m, va, va_idx, nval, 0, mb, bin, btg, bout, comm, &vl, &vio);
       t_val += mbsr_now() - tv;
       if (rc) break;
       st.last_val = vl;
@@ -554,12 +749,25 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
                 (long long)st.best_epoch, improved ? " *" : "", pps, 100 * ar_share, e2, e1);
     }
     if (rank == 0) {
-      fprintf(log,
-              "{\"epoch\":%lld,\"step\":%lld,\"train_loss\":%.9g,\"val_loss\":%.9g,\"cubic_val\":%.9g,\"best_val\":%.9g,"
-              "\"best_epoch\":%lld,\"patches_per_s\":%.4g,\"allreduce_share\":%.4g,\"epoch_s\":%.4g,\"elapsed_s\":%.4g,"
-              "\"eta_s\":%.4g,\"nranks\":%d,\"batch\":%d,\"lr\":%.6g}\n",
-              (long long)st.epoch, (long long)st.step, train_loss, st.last_val, cubic_val, st.best_val, (long long)st.best_epoch,
-              pps, ar_share, (mbsr_now() - te), mbsr_now() - t_start, eta, P, B, (double)c->adam.lr);
+      json_t *o = json_object();
+      json_object_set_new(o, "epoch", json_integer(st.epoch));
+      json_object_set_new(o, "step", json_integer(st.step));
+      json_object_set_new(o, "train_loss", jnum(train_loss));
+      json_object_set_new(o, "val_loss", jnum(st.last_val));
+      json_object_set_new(o, "cubic_val", jnum(cubic_val));
+      json_object_set_new(o, "best_val", jnum(st.best_val));
+      json_object_set_new(o, "best_epoch", json_integer(st.best_epoch));
+      json_object_set_new(o, "patches_per_s", jnum(pps));
+      json_object_set_new(o, "allreduce_share", jnum(ar_share));
+      json_object_set_new(o, "epoch_s", jnum(mbsr_now() - te));
+      json_object_set_new(o, "elapsed_s", jnum(mbsr_now() - t_start));
+      json_object_set_new(o, "eta_s", jnum(eta));
+      json_object_set_new(o, "nranks", json_integer(P));
+      json_object_set_new(o, "batch", json_integer(B));
+      json_object_set_new(o, "lr", jnum(c->adam.lr));
+      json_dumpf(o, log, JSON_COMPACT | JSON_PRESERVE_ORDER);
+      json_decref(o);
+      fputc('\n', log);
       fflush(log);
     }
     sum->last_train = train_loss;
@@ -610,6 +818,7 @@ out:
   mbsr_patchset_close(va);
   mbsr_model_free(m);
   mbsr_free(bin), mbsr_free(btg), mbsr_free(bout);
-  free(perm), free(sub);
+  free(perm), free(sub), free(tr_idx), free(va_idx);
+  mbsr_free(aug_tmp);
   return rc;
 }

@@ -94,7 +94,10 @@ static void test_errors_name_file_and_line(void) {
   expect_error("experiment: x\nscales:\n  paper: {}\n  demo:\n    train: {lr: -1}\n", "train.lr: -1 out of range");
   expect_error("experiment: x\nscales:\n  paper: {}\n  demo:\n    matrix: {arch: [resnet, vgg]}\n", "'vgg' is not resnet | ccnn | gan");
   expect_error("experiment: x\nscales:\n  paper: {}\n  demo:\n    matrix: {train_pair: [100-200]}\n", "'100-200' is not LR-HR");
-  expect_error("experiment: x\nscales:\n  demo: {}\n", "both scales 'paper' and 'demo' are required");
+  expect_error("experiment: x\nscales:\n  paper: {}\n", "no scale 'demo' (this file has: paper)");
+  expect_error("experiment: x\nscales:\n  Demo: {}\n", "scale name 'Demo': use lower-case letters");
+  expect_error("experiment: x\nscales:\n  demo: {data: {cv: kfold}}\n", "data.cv: 'kfold' is not none | loso");
+  expect_error("experiment: x\nscales:\n  demo: {data: {norm_pct: [99, 1]}}\n", "needs lo < hi");
   expect_error("experiment: x\nscales:\n  paper: {}\n  demo: {model: {global_residual: maybe}}\n", "is not true/false");
   expect_error("experiment: x\nscales: [\n", "YAML syntax error");
   expect_error("experiment: x\nscales:\n  paper: {}\n  demo:\n    data: {base_um: 30}\n    matrix: {train_pair: [200-100]}\n", "not a multiple of data.base_um");

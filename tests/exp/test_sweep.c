@@ -86,7 +86,7 @@ static void test_kill_and_resume(void) {
   CU_ASSERT(strstr(rd, "SYNTHETIC") != NULL);
   CU_ASSERT(strstr(rd, "fig_montage.png") != NULL);
   free(rd);
-  snprintf(p, sizeof p, "%s/A/demo/tiny/fig_box_rmse.png", t);
+  snprintf(p, sizeof p, "%s/A/demo/tiny/fig_paired_rmse.png", t);
   CU_ASSERT(mbsr_file_exists(p));
   snprintf(p, sizeof p, "%s/A/demo/tiny/params.yaml", t);
   char *pr = slurp(p);

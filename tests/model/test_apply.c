@@ -33,54 +33,114 @@ static mbsr_model *make(const mbsr_model_config *c, int B, int d, int h, int w, 
   return m;
 }
 
-static void seams(mbsr_arch arch) {
+/* Reference: the SR contract evaluated directly: one forward pass of the whole volume at the
+ * training scale, mapped back (sr = x + (hi - lo) * (net - clip((x - lo) / (hi - lo)))). */
+static mbsr_volume *contract_reference(const mbsr_model *src, const mbsr_volume *x) {
+  const mbsr_sr_contract *k = mbsr_model_get_contract(src);
+  double lo, hi;
+  MT_ASSERT_OK(mbsr_norm_fit(x, k->norm_plo, k->norm_phi, &lo, &hi));
+  mbsr_model *whole = make(mbsr_model_get_config(src), 1, (int)x->nz, (int)x->ny, (int)x->nx, src);
+  mbsr_volume *n = mbsr_volume_clone(x), *out = mbsr_volume_new_like(x);
+  mbsr_norm_map(x->data, n->data, mbsr_volume_nvox(x), lo, hi);
+  MT_ASSERT_OK(mbsr_model_forward(whole, n->data, 1, out->data));
+  for (int64_t i = 0; i < mbsr_volume_nvox(x); i++)
+    out->data[i] = (float)((double)x->data[i] + (hi - lo) * ((double)out->data[i] - (double)n->data[i]));
+  mbsr_volume_free(n);
+  mbsr_model_free(whole);
+  return out;
+}
+
+/* Tiles far smaller than the volume, for networks whose receptive radius R exceeds the old default
+ * overlap of 7 (patch/3 of 21): the tiled output equals one whole-volume pass, with no error that
+ * repeats with the tile stride. */
+static void seams(mbsr_arch arch, int blocks) {
   mbsr_model_config c;
   mbsr_model_config_default(&c, arch);
   c.ccnn_c1 = 8;
   c.ccnn_c2 = 4;
   c.channels = 6;
-  c.blocks = 1;
+  c.blocks = blocks;
   c.global_residual = 1;
-  const int nx = 34, ny = 29, nz = 23;
+  const int nx = 61, ny = 47, nz = 39;
   mbsr_volume *v = test_volume(nx, ny, nz);
-  mbsr_model *whole = make(&c, 1, nz, ny, nx, NULL);
-  mbsr_model *pm = make(&c, 4, 17, 17, 17, whole);
+  mbsr_model *m = make(&c, 1, 9, 9, 9, NULL);
   mbsr_apply_opts o;
   mbsr_apply_opts_default(&o);
   o.progress = 0;
-  mbsr_volume *ref = NULL, *sr = NULL, *raw = NULL;
-  MT_ASSERT_OK(mbsr_apply_upsampled(whole, v, &o, &ref));
-  o.overlap = 12; /* zero margin = receptive radius (cCNN 3, ResNet-1-block 4) = K/3 */
-  MT_ASSERT_OK(mbsr_apply_upsampled(pm, v, &o, &sr));
-  o.overlap = 0; /* plain tiling, no blending: shows what the window removes */
-  MT_ASSERT_OK(mbsr_apply_upsampled(pm, v, &o, &raw));
+  o.patch = 2 * (arch == MBSR_ARCH_CCNN ? 3 : 2 + 2 * blocks) + 9; /* stride 9 */
+  mbsr_apply_plan pl;
+  const int64_t n3[3] = {nx, ny, nz};
+  MT_ASSERT_OK(mbsr_apply_plan_for(m, n3, &o, &pl));
+  const int R = pl.margin, stride = pl.tile[0] - pl.overlap;
+  MT_ASSERT_INT_EQ(pl.overlap, 2 * R);
+  CU_ASSERT(pl.count[0] >= 4 && pl.count[1] >= 3 && pl.count[2] >= 3);
+  mbsr_volume *sr = NULL, *ref = contract_reference(m, v);
+  MT_ASSERT_OK(mbsr_apply_upsampled(m, v, &o, &sr));
   CU_ASSERT(mbsr_volume_same_grid(sr, v, 1e-9));
   float mn, mx;
   mbsr_volume_minmax(ref, &mn, &mx);
-  double range = mx - mn, maxd = 0, sumd = 0, maxraw = 0;
-  int64_t n = mbsr_volume_nvox(v);
-  for (int64_t i = 0; i < n; i++) {
-    double d = fabs(sr->data[i] - ref->data[i]);
-    maxd = fmax(maxd, d);
-    sumd += d;
-    maxraw = fmax(maxraw, fabs(raw->data[i] - ref->data[i]));
-  }
-  printf("\n  %s: blended patches vs whole-volume pass: max |diff| %.2e, mean %.2e (of range %.3g); "
-         "unblended tiling max %.2e\n",
-         mbsr_arch_name(arch), maxd / range, sumd / n / range, range, maxraw / range);
-  /* the receptive radius fits in the window's zero margin: equal up to float rounding */
-  CU_ASSERT(maxd / range < 1e-5);
-  CU_ASSERT(sumd / n / range < 1e-6);
-  CU_ASSERT(maxd < maxraw);
+  const double range = mx - mn;
+  double maxd = 0, phase[64] = {0};
+  for (int64_t k = 0; k < nz; k++)
+    for (int64_t j = 0; j < ny; j++)
+      for (int64_t i = 0; i < nx; i++) {
+        const int64_t q = i + nx * (j + ny * k);
+        double d = fabs(sr->data[q] - ref->data[q]) / range;
+        maxd = fmax(maxd, d);
+        phase[i % stride] = fmax(phase[i % stride], d); /* error by position within the stride */
+      }
+  double pmax = 0;
+  for (int t = 0; t < stride; t++) pmax = fmax(pmax, phase[t]);
+  printf("\n  %s, receptive radius %d: %dx%dx%d tiles of %dx%dx%d (overlap %d) vs one whole-volume pass: max |diff| %.2e of the range; "
+         "worst position within the stride %.2e\n",
+         mbsr_arch_name(arch), R, pl.count[0], pl.count[1], pl.count[2], pl.tile[0], pl.tile[1], pl.tile[2], pl.overlap, maxd, pmax);
+  CU_ASSERT(R > 7 || arch == MBSR_ARCH_CCNN);
+  CU_ASSERT(maxd < 1e-5);
+  CU_ASSERT(pmax < 1e-5);
   mbsr_volume_free(ref);
   mbsr_volume_free(sr);
-  mbsr_volume_free(raw);
   mbsr_volume_free(v);
-  mbsr_model_free(whole);
-  mbsr_model_free(pm);
+  mbsr_model_free(m);
 }
-static void test_seams_ccnn(void) { seams(MBSR_ARCH_CCNN); }
-static void test_seams_resnet(void) { seams(MBSR_ARCH_RESNET); }
+static void test_seams_ccnn(void) { seams(MBSR_ARCH_CCNN, 0); }
+static void test_seams_resnet(void) { seams(MBSR_ARCH_RESNET, 4); } /* 10 convs: R = 10 > 7 */
+
+/* The intensity contract on a volume with saturated voxels: percentiles 0.1, 99.9 of the input; the
+ * output in the input's units; where the input exceeds hi, the network's correction is added to it. */
+static void test_contract_saturated(void) {
+  mbsr_model_config c;
+  mbsr_model_config_default(&c, MBSR_ARCH_RESNET);
+  c.channels = 4;
+  c.blocks = 1;
+  c.global_residual = 1;
+  mbsr_model *m = make(&c, 1, 9, 9, 9, NULL);
+  mbsr_volume *v = test_volume(30, 26, 22);
+  for (int i = 0; i < 12; i++) v->data[(size_t)i * 1301] = 30000.0f; /* saturated spots, 300x the tissue */
+  mbsr_apply_opts o;
+  mbsr_apply_opts_default(&o);
+  o.progress = 0;
+  mbsr_volume *sr = NULL, *ref = contract_reference(m, v);
+  MT_ASSERT_OK(mbsr_apply_upsampled(m, v, &o, &sr));
+  double lo, hi, maxd = 0;
+  MT_ASSERT_OK(mbsr_norm_fit(v, 0.1, 99.9, &lo, &hi));
+  for (int64_t i = 0; i < mbsr_volume_nvox(v); i++) maxd = fmax(maxd, fabs(sr->data[i] - ref->data[i]) / (hi - lo));
+  printf("\n  contract: lo %.2f hi %.2f (max %.0f); apply vs the contract's forward pass: max |diff| %.2e of hi - lo; "
+         "a saturated voxel %.0f -> %.1f\n", lo, hi, 30000.0, maxd, v->data[0], sr->data[0]);
+  CU_ASSERT(hi < 200);        /* the percentile, not the saturated max */
+  CU_ASSERT(maxd < 1e-5);
+  CU_ASSERT(fabs(sr->data[0] - 30000.0f) < 2 * (hi - lo)); /* kept near its value, not clipped to hi */
+  /* a model whose contract is unknown (a checkpoint from before the contract) is refused */
+  mbsr_sr_contract k;
+  mbsr_sr_contract_default(&k);
+  k.known = 0;
+  mbsr_model_set_contract(m, &k);
+  mbsr_volume_free(sr);
+  sr = NULL;
+  MT_ASSERT_INT_EQ(mbsr_apply_upsampled(m, v, &o, &sr), MBSR_EUNSUPPORTED);
+  mbsr_volume_free(ref);
+  mbsr_volume_free(v);
+  mbsr_model_free(m);
+}
 
 /* A volume smaller than the patch along an axis, and a batch that does not divide the patches. */
 static void test_small_volume(void) {
@@ -158,9 +218,15 @@ static void test_cli_allen(void) {
   c.blocks = 1;
   c.global_residual = 1;
   mbsr_model *m = make(&c, 1, 21, 21, 21, NULL);
+  mbsr_sr_contract k;
+  mbsr_sr_contract_default(&k);
+  for (int a = 0; a < 3; a++) k.lr_vox_mm[a] = 0.2, k.hr_vox_mm[a] = 0.1;
+  k.patch = 21;
+  mbsr_model_set_contract(m, &k);
   MT_ASSERT_OK(mbsr_checkpoint_save(m, ck, NULL));
   double t0 = mbsr_now();
-  MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --like '%s' --batch 8 --overlap 0", bin, ck, lr, sr, tpl), 0);
+  /* positional IN OUT; no grid option: the model's own factor (0.2 -> 0.1 mm) */
+  MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --model '%s' '%s' '%s'", bin, ck, lr, sr), 0);
   printf("\n  mbsr apply on %lldx%lldx%lld -> 100 um grid: %.2f s\n", (long long)low->nx, (long long)low->ny,
          (long long)low->nz, mbsr_now() - t0);
   mbsr_volume *out = NULL, *out2 = NULL;
@@ -172,7 +238,18 @@ static void test_cli_allen(void) {
   snprintf(lr4, sizeof lr4, "%s/lr400.nii.gz", d);
   MT_ASSERT_OK(mbsr_downsample_block(low, f, &lr400));
   MT_ASSERT_OK(mbsr_volume_write(lr4, lr400));
-  MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --factor 2 --quiet", bin, ck, lr4, sr2), 0);
+  /* a 400 um input is not on the model's 200 um LR grid: refused, naming the sizes; --force runs it */
+  MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --factor 2 --quiet 2>&1 | grep -q 'voxel size 0.4 x 0.4 x 0.4 mm, "
+                                "but model .* expects its LR grid of 0.2'", bin, ck, lr4, sr2), 0);
+  CU_ASSERT(!mbsr_file_exists(sr2));
+  MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --factor 2 --force --quiet", bin, ck, lr4, sr2), 0);
+  /* the JSON sidecar: sources, model sha256, parameters */
+  char js[4400];
+  snprintf(js, sizeof js, "%s/sr100_factor.json", d);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("/usr/bin/python3 -c \"import json,sys; j=json.load(open('%s')); "
+                                "assert j['Sources'][0].endswith('lr400.nii.gz'); assert len(j['Model']['Sha256']) == 64; "
+                                "assert j['Parameters']['NormalisationPercentiles'] == [0.1, 99.9]; assert j['Parameters']['VoxelCheckOverridden']; "
+                                "assert j['GeneratedBy'][0]['Name'] == 'mbsr'\"", js), 0);
   MT_ASSERT_OK(mbsr_volume_read(sr2, NULL, &out2));
   MT_ASSERT_OK(mbsr_upsample_factor(lr400, f, MBSR_INTERP_KEYS, &g200));
   CU_ASSERT(mbsr_volume_same_grid(out2, g200, 1e-6));
@@ -231,10 +308,14 @@ static void test_cli_errors(void) {
   mbsr_model *m = make(&c, 1, 9, 9, 9, NULL);
   MT_ASSERT_OK(mbsr_checkpoint_save(m, ck, NULL));
   MT_ASSERT_INT_EQ(mbsr_test_sh("head -c 3000 '%s' > '%s'", ck, bad_ck), 0);
+  char nan_ck[4200];
+  snprintf(nan_ck, sizeof nan_ck, "%s/e_nanw.h5", d);
+  for (size_t i = 0; i < mbsr_model_num_params(m); i++) mbsr_model_params(m)[i] = NAN;
+  MT_ASSERT_OK(mbsr_checkpoint_save(m, nan_ck, NULL));
   MT_ASSERT_INT_EQ(mbsr_test_sh("echo keep > '%s'", out), 0);
-  const char *cases[][2] = {{nan_in, ck}, {in, bad_ck}, {in, "/nonexistent.h5"}};
-  for (int i = 0; i < 3; i++) {
-    int st = mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --quiet 2> '%s'", bin, cases[i][1], cases[i][0],
+  const char *cases[][2] = {{nan_in, ck}, {in, bad_ck}, {in, "/nonexistent.h5"}, {in, nan_ck}};
+  for (int i = 0; i < 4; i++) {
+    int st = mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --upsampled --quiet 2> '%s'", bin, cases[i][1], cases[i][0],
                           out, err);
     CU_ASSERT(st != 0);
     MT_ASSERT_INT_EQ(mbsr_test_sh("test $(wc -l < '%s') -eq 1", err), 0);
@@ -243,6 +324,7 @@ static void test_cli_errors(void) {
   }
   /* usage errors */
   CU_ASSERT(mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --like x --factor 2 2>/dev/null", bin, ck, in, out) == 2);
+  CU_ASSERT(mbsr_test_sh("'%s' apply --model no-such-model '%s' '%s' 2>&1 | grep -q \"no model named 'no-such-model'\\|no models/manifest.json\"", bin, in, out) == 0);
   CU_ASSERT(mbsr_test_sh("'%s' apply --in '%s' 2>/dev/null", bin, in) == 2);
   MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --help > /dev/null", bin), 0);
   mbsr_volume_free(v);
@@ -252,7 +334,8 @@ static void test_cli_errors(void) {
 int main(void) {
   const mbsr_test_case cases[] = {
       {"seams_ccnn", test_seams_ccnn},
-      {"seams_resnet", test_seams_resnet},
+      {"seams_resnet_radius_10", test_seams_resnet},
+      {"contract_saturated", test_contract_saturated},
       {"small_volume", test_small_volume},
       {"factor_grid_and_nan", test_factor_grid_and_nan},
       {"cli_allen_200um_to_100um", test_cli_allen},

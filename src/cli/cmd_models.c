@@ -1,0 +1,49 @@
+/* mbsr models: the shipped models of models/manifest.json (see src/data/models.c). */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mbsr/cli.h"
+#include "mbsr/data.h"
+
+static void usage(void) {
+  printf("usage: mbsr models [--json]\n"
+         "\n"
+         "Lists the shipped models: name, resolution pair, file and what they were trained on. Apply one with\n"
+         "`mbsr apply --model NAME IN OUT`. The manifest is models/manifest.json, found in $MBSR_MODELS,\n"
+         "<prefix>/share/mbsr/models or the source tree.\n"
+         "  --json   the manifest's entries as JSON lines (name, file, sha256, pair, voxel sizes, description)\n");
+}
+
+int mbsr_cmd_models(int argc, char **argv) {
+  static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  int json = 0, c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    if (c == 'j') json = 1;
+    else if (c == 'h') return usage(), 0;
+    else return mbsr_cli_usage_error("models", "unknown option");
+  }
+  if (optind < argc) return mbsr_cli_usage_error("models", "unexpected argument '%s'", argv[optind]);
+  mbsr_model_entry *e = NULL;
+  int n = 0;
+  char dir[4096];
+  if (mbsr_models_list(&e, &n, dir, sizeof dir)) return mbsr_cli_fail("models");
+  if (!json) printf("%d model(s) in %s/manifest.json\n%-14s %-9s %-22s %s\n", n, dir, "NAME", "PAIR (um)", "LR -> HR voxel (mm)",
+                    "DESCRIPTION");
+  for (int i = 0; i < n; i++) {
+    if (json) {
+      printf("{\"name\": \"%s\", \"file\": \"%s\", \"sha256\": \"%s\", \"pair_um\": [%d, %d], \"lr_vox_mm\": [%g, %g, %g], "
+             "\"hr_vox_mm\": [%g, %g, %g]}\n",
+             e[i].name, e[i].file, e[i].sha256, e[i].lr_um, e[i].hr_um, e[i].lr_vox_mm[0], e[i].lr_vox_mm[1], e[i].lr_vox_mm[2],
+             e[i].hr_vox_mm[0], e[i].hr_vox_mm[1], e[i].hr_vox_mm[2]);
+    } else {
+      char pair[32], vox[64];
+      snprintf(pair, sizeof pair, "%d->%d", e[i].lr_um, e[i].hr_um);
+      snprintf(vox, sizeof vox, "%g -> %g", e[i].lr_vox_mm[0], e[i].hr_vox_mm[0]);
+      printf("%-14s %-9s %-22s %s\n", e[i].name, pair, vox, e[i].description);
+    }
+  }
+  free(e);
+  return 0;
+}
