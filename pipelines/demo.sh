@@ -4,19 +4,18 @@
 #   apply/evaluate (mbsr sweep experiments/table1.yaml --scale demo) -> report (Table 1, figures).
 # Ends with results/demo/table1/README.md (table + figures).
 #
-# usage: pipelines/demo.sh [--data DIR] [--results DIR] [--threads N] [--experiment FILE]
-#   --data DIR     real AF volumes instead of the phantom (e.g. ../shared/data: uses DIR/af);
-#                  results then go to results-real/ unless --results is given
+# usage: pipelines/demo.sh [--results DIR] [--threads N] [--experiment FILE]
+#   (the real-data study, cross-validated across real brains: bash pipelines/real.sh)
 #   --results DIR  results root (default: results)
 #   --threads N    OpenMP threads (default: all cores)
 #   --experiment F experiment file (default: experiments/table1.yaml)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-data="" results="" threads=$(nproc) exp=experiments/table1.yaml
+results=results threads=$(nproc) exp=experiments/table1.yaml
 while [ $# -gt 0 ]; do
   case "$1" in
-    --data) data=$2; shift 2 ;;
+    --data) echo "demo.sh: the real-data study is bash pipelines/real.sh (cross-validated across brains)" >&2; exit 2 ;;
     --results) results=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --experiment) exp=$2; shift 2 ;;
@@ -24,9 +23,6 @@ while [ $# -gt 0 ]; do
     *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-if [ -z "$results" ]; then
-  if [ -n "$data" ]; then results=results-real; else results=results; fi
-fi
 t0=$(date +%s)
 say() { printf '[demo %4ds] %s\n' $(( $(date +%s) - t0 )) "$*"; }
 
@@ -41,23 +37,17 @@ say "   built $bdir/bin/mbsr (compiler messages: $results/demo/build.log)"
 mbsr="$bdir/bin/mbsr"
 export OMP_NUM_THREADS=$threads OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 name=$(sed -n 's/^experiment: *//p' "$exp" | head -n 1)
-data_args=()
-if [ -n "$data" ]; then
-  say "3/5 data: real volumes from $data (no phantom)"
-  data_args=(--data "$data")
+pdir=$(sed -n '/^  demo:/,$p' "$exp" | sed -n 's/.*dir: *\([^,}]*\).*/\1/p' | head -n 1)
+dims=$(sed -n '/^  demo:/,$p' "$exp" | sed -n 's/.*dims: *\[\([0-9, ]*\)\].*/\1/p' | head -n 1 | tr -d ' ')
+n=$(sed -n '/^  demo:/,$p' "$exp" | sed -n 's/.*phantom: {n: *\([0-9]*\).*/\1/p' | head -n 1)
+if ls "$pdir"/phantom-*_af*.nii.gz >/dev/null 2>&1; then
+  say "3/5 SYNTHETIC phantom cohort: reusing $pdir"
 else
-  pdir=$(sed -n '/^  demo:/,$p' "$exp" | sed -n 's/.*dir: *\([^,}]*\).*/\1/p' | head -n 1)
-  dims=$(sed -n '/^  demo:/,$p' "$exp" | sed -n 's/.*dims: *\[\([0-9, ]*\)\].*/\1/p' | head -n 1 | tr -d ' ')
-  n=$(sed -n '/^  demo:/,$p' "$exp" | sed -n 's/.*phantom: {n: *\([0-9]*\).*/\1/p' | head -n 1)
-  if ls "$pdir"/phantom-*_af*.nii.gz >/dev/null 2>&1; then
-    say "3/5 SYNTHETIC phantom cohort: reusing $pdir"
-  else
-    say "3/5 SYNTHETIC phantom cohort: mbsr phantom --out $pdir --n ${n:-12} --vox 0.05 --dims ${dims:-112,136,88}"
-    "$mbsr" phantom --out "$pdir" --n "${n:-12}" --seed 1 --vox 0.05 --dims "${dims:-112,136,88}"
-  fi
+  say "3/5 SYNTHETIC phantom cohort: mbsr phantom --out $pdir --n ${n:-12} --vox 0.05 --dims ${dims:-112,136,88}"
+  "$mbsr" phantom --out "$pdir" --n "${n:-12}" --seed 1 --vox 0.05 --dims "${dims:-112,136,88}"
 fi
-say "4/5 sweep (prep -> train -> apply -> evaluate): mbsr sweep $exp --scale demo --results $results ${data_args[*]}"
-"$mbsr" sweep "$exp" --scale demo --results "$results" --threads "$threads" "${data_args[@]}"
+say "4/5 sweep (prep -> train -> apply -> evaluate): mbsr sweep $exp --scale demo --results $results"
+"$mbsr" sweep "$exp" --scale demo --results "$results" --threads "$threads"
 say "5/5 report: mbsr report $exp --scale demo --results $results"
 "$mbsr" report "$exp" --scale demo --results "$results"
 out="$results/demo/$name"

@@ -111,6 +111,10 @@ int mbsr_models_list(mbsr_model_entry **entries, int *n, char *dir, size_t dn);
 /* A checkpoint path as is, or a model name looked up in the manifest, its sha256 verified; the path
  * into path, the manifest entry (zeroed for a plain path) into entry (may be NULL). */
 int mbsr_model_resolve(const char *name_or_path, char *path, size_t n, mbsr_model_entry *entry);
+/* Ship a trained checkpoint: DIR/NAME.h5 (inference-only export) and its entry in DIR/manifest.json
+ * (created or updated; an entry of the same name is replaced): sha256, pair, architecture, contract,
+ * training data, and the cross-validation text given. */
+int mbsr_models_add(const char *dir, const char *name, const char *ckpt, const char *description, const char *cv);
 
 /* ---- batch reader (serial HDF5 reads; every rank opens the file itself) ---- */
 typedef struct mbsr_patchset mbsr_patchset;

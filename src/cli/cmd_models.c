@@ -8,23 +8,44 @@
 
 static void usage(void) {
   printf("usage: mbsr models [--json]\n"
+         "       mbsr models --add NAME --from CKPT [--dir DIR] [--description TEXT] [--cv TEXT]\n"
          "\n"
          "Lists the shipped models: name, resolution pair, file and what they were trained on. Apply one with\n"
          "`mbsr apply --model NAME IN OUT`. The manifest is models/manifest.json, found in $MBSR_MODELS,\n"
          "<prefix>/share/mbsr/models or the source tree.\n"
-         "  --json   the manifest's entries as JSON lines (name, file, sha256, pair, voxel sizes, description)\n");
+         "  --json   the manifest's entries as JSON lines (name, file, sha256, pair, voxel sizes, description)\n"
+         "  --add NAME --from CKPT   ship CKPT as NAME: DIR/NAME.h5 (inference-only: no optimiser state) and its\n"
+         "           manifest entry (sha256, pair, architecture, intensity contract, training data); DIR defaults\n"
+         "           to models; --cv TEXT records its cross-validated performance\n");
 }
 
 int mbsr_cmd_models(int argc, char **argv) {
-  static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  static const struct option opts[] = {{"json", no_argument, 0, 'j'},          {"add", required_argument, 0, 'a'},
+                                       {"from", required_argument, 0, 'f'},    {"dir", required_argument, 0, 'd'},
+                                       {"description", required_argument, 0, 'D'}, {"cv", required_argument, 0, 'c'},
+                                       {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
   int json = 0, c;
+  const char *add = NULL, *from = NULL, *dir_arg = "models", *desc = NULL, *cv = NULL;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    if (c == 'j') json = 1;
-    else if (c == 'h') return usage(), 0;
-    else return mbsr_cli_usage_error("models", "unknown option");
+    switch (c) {
+      case 'j': json = 1; break;
+      case 'a': add = optarg; break;
+      case 'f': from = optarg; break;
+      case 'd': dir_arg = optarg; break;
+      case 'D': desc = optarg; break;
+      case 'c': cv = optarg; break;
+      case 'h': usage(); return 0;
+      default: return mbsr_cli_usage_error("models", "unknown option");
+    }
   }
   if (optind < argc) return mbsr_cli_usage_error("models", "unexpected argument '%s'", argv[optind]);
+  if (add || from) {
+    if (!add || !from) return mbsr_cli_usage_error("models", "--add NAME needs --from CKPT");
+    if (mbsr_models_add(dir_arg, add, from, desc, cv)) return mbsr_cli_fail("models");
+    mbsr_info("models: %s/%s.h5 and its entry in %s/manifest.json", dir_arg, add, dir_arg);
+    return 0;
+  }
   mbsr_model_entry *e = NULL;
   int n = 0;
   char dir[4096];

@@ -6,6 +6,7 @@
  * (<prefix>/bin/mbsr), then the source tree's models/ (a build tree's bin/mbsr, or the directory
  * compiled in as MBSR_MODELS_DIR). A model found by name is verified against its sha256 before use. */
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -136,5 +137,68 @@ int mbsr_model_resolve(const char *name_or_path, char *path, size_t n, mbsr_mode
     if (entry) *entry = es[hit];
   }
   free(es);
+  return rc;
+}
+
+int mbsr_models_add(const char *dir, const char *name, const char *ckpt, const char *description, const char *cv) {
+  for (const char *c = name; *c; c++)
+    if (!(*c == '-' || *c == '_' || *c == '.' || (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z')))
+      return mbsr_error(MBSR_EINVAL, "model name '%s': use lower-case letters, digits, '-', '_' and '.'", name);
+  if (!*name) return mbsr_error(MBSR_EINVAL, "empty model name");
+  mbsr_model *m = NULL;
+  int rc = mbsr_checkpoint_load(ckpt, 1, 5, 5, 5, &m, NULL);
+  if (rc) return rc;
+  const mbsr_sr_contract *k = mbsr_model_get_contract(m);
+  const mbsr_model_config *c = mbsr_model_get_config(m);
+  char file[4200], man[4200], hex[65];
+  int64_t bytes = 0;
+  snprintf(file, sizeof file, "%s/%s.h5", dir, name);
+  snprintf(man, sizeof man, "%s/manifest.json", dir);
+  if (!k->known || !(k->lr_vox_mm[0] > 0)) rc = mbsr_error(MBSR_EINVAL, "%s: no SR contract with a training pair: not shippable", ckpt);
+  if (!rc) rc = mbsr_mkdir_p(dir);
+  if (!rc) rc = mbsr_checkpoint_export(m, file);
+  if (!rc) rc = mbsr_sha256_file(file, hex, &bytes);
+  json_t *root = NULL;
+  if (!rc && mbsr_file_exists(man)) {
+    json_error_t err;
+    root = json_load_file(man, JSON_REJECT_DUPLICATES, &err);
+    if (!root) rc = mbsr_error(MBSR_EFORMAT, "%s:%d: %s", man, err.line, err.text);
+  }
+  if (!rc && !root) root = json_pack("{s:s, s:i, s:[]}", "format", "mbsr-models", "version", 1, "models");
+  json_t *ms = root ? json_object_get(root, "models") : NULL;
+  if (!rc && !json_is_array(ms)) rc = mbsr_error(MBSR_EFORMAT, "%s: no \"models\" list", man);
+  if (!rc) {
+    json_t *e = json_object(), *norm = json_object();
+    json_object_set_new(e, "name", json_string(name));
+    json_object_set_new(e, "file", json_sprintf("%s.h5", name));
+    json_object_set_new(e, "sha256", json_string(hex));
+    json_object_set_new(e, "bytes", json_integer(bytes));
+    json_object_set_new(e, "description", json_string(description ? description : ""));
+    json_object_set_new(e, "pair_um", json_pack("[i,i]", (int)lround(k->lr_vox_mm[0] * 1000), (int)lround(k->hr_vox_mm[0] * 1000)));
+    json_object_set_new(e, "lr_vox_mm", json_pack("[f,f,f]", k->lr_vox_mm[0], k->lr_vox_mm[1], k->lr_vox_mm[2]));
+    json_object_set_new(e, "hr_vox_mm", json_pack("[f,f,f]", k->hr_vox_mm[0], k->hr_vox_mm[1], k->hr_vox_mm[2]));
+    json_object_set_new(e, "architecture", json_pack("{s:s, s:i, s:i, s:b}", "arch", mbsr_arch_name(c->arch), "channels", c->channels,
+                                                     "blocks", c->blocks, "global_residual", c->global_residual));
+    json_object_set_new(norm, "percentiles", json_pack("[f,f]", k->norm_plo, k->norm_phi));
+    json_object_set_new(norm, "of", json_string("the input up-sampled onto the HR grid (Keys); x -> clip((x - lo)/(hi - lo), 0, 1)"));
+    json_object_set_new(e, "normalisation", norm);
+    json_t *tr = k->training[0] ? json_loads(k->training, 0, NULL) : NULL;
+    json_object_set_new(e, "training", tr ? tr : json_null());
+    json_object_set_new(e, "cross_validation", cv ? json_string(cv) : json_null());
+    json_object_set_new(e, "mbsr_version", json_string(MBSR_VERSION));
+    size_t i;
+    json_t *v;
+    json_array_foreach(ms, i, v) if (json_is_string(json_object_get(v, "name")) && !strcmp(json_string_value(json_object_get(v, "name")), name)) break;
+    if (i < json_array_size(ms)) json_array_set_new(ms, i, e);
+    else json_array_append_new(ms, e);
+    char *txt = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *full = txt ? malloc(strlen(txt) + 2) : NULL;
+    if (full) sprintf(full, "%s\n", txt);
+    rc = full ? mbsr_write_text_atomic(man, full) : mbsr_error(MBSR_ENOMEM, "out of memory");
+    free(full);
+    free(txt);
+  }
+  json_decref(root);
+  mbsr_model_free(m);
   return rc;
 }

@@ -758,6 +758,15 @@ static void write_readme(const mbsr_experiment *e, const mbsr_report_opts *o, co
            maxn, maxu);
   else
     sb_add(rd, "Design: a fixed split by subject (prep's seeded split); up to %d independent test brain(s) per cell.\n\n", maxn);
+  if (maxn < MIN_BRAINS_FOR_TESTS && uses_af && !synth)
+    sb_add(rd, "**What %d brain(s) allow, and what they do not.** They allow an estimate, for each held-out brain, of how a "
+               "network trained without it does on it — with two brains as different as an individual STPT brain and a "
+               "population-average template, each fold is also a test of transfer between the two kinds of image — and "
+               "the sign and size of each improvement. They do not allow a p-value or a confidence interval for mouse "
+               "brains in general, a claim that the improvement holds for any other brain, or a ranking of training-set "
+               "sizes beyond these folds. A row whose units are halves of one brain is a within-brain result: it says "
+               "nothing across brains.\n\n",
+           maxn);
   sb_add(rd, "## Results\n\n%s\n", md);
   for (int i = 0; i < nf; i++) sb_add(rd, "![%s](%s)\n\n", figs[i], figs[i]);
   sb_add(rd, "Figures: `fig_paired_*` one line per brain from cubic to the network, per cell (Figure 4 style); "

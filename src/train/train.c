@@ -743,10 +743,14 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
       char e1[32], e2[32];
       mbsr_format_duration(eta, e1, sizeof e1);
       mbsr_format_duration(mbsr_now() - t_start, e2, sizeof e2);
-      mbsr_info("epoch %lld/%d step %lld: train %.6g  val %.6g (cubic %.6g, best %.6g @%lld)%s  %.1f patches/s  all-reduce %.1f%%  "
-                "elapsed %s ETA %s",
-                (long long)st.epoch, c->epochs, (long long)st.step, train_loss, st.last_val, cubic_val, st.best_val,
-                (long long)st.best_epoch, improved ? " *" : "", pps, 100 * ar_share, e2, e1);
+      char vs[160];
+      if (nval > 0)
+        snprintf(vs, sizeof vs, "val %.6g (cubic %.6g, best %.6g @%lld)%s", st.last_val, cubic_val, st.best_val, (long long)st.best_epoch,
+                 improved ? " *" : "");
+      else
+        snprintf(vs, sizeof vs, "no validation patches");
+      mbsr_info("epoch %lld/%d step %lld: train %.6g  %s  %.1f patches/s  all-reduce %.1f%%  elapsed %s ETA %s", (long long)st.epoch,
+                c->epochs, (long long)st.step, train_loss, vs, pps, 100 * ar_share, e2, e1);
     }
     if (rank == 0) {
       json_t *o = json_object();
@@ -806,9 +810,12 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
               omp_get_max_threads() > 1 ? "s" : "");
   }
   sum->t_sync = t_sync;
-  if (!rc && rank == 0 && st.finished)
-    mbsr_info("train: done: %lld epochs, %lld steps, best val %.6g at epoch %lld (cubic baseline %.6g); %s, %s", (long long)st.epoch,
-              (long long)st.step, st.best_val, (long long)st.best_epoch, cubic_val, last_path, best_path);
+  if (!rc && rank == 0 && st.finished) {
+    char vs[160] = "no validation patches: best.h5 is the last epoch";
+    if (nval > 0)
+      snprintf(vs, sizeof vs, "best val %.6g at epoch %lld (cubic baseline %.6g)", st.best_val, (long long)st.best_epoch, cubic_val);
+    mbsr_info("train: done: %lld epochs, %lld steps, %s; %s, %s", (long long)st.epoch, (long long)st.step, vs, last_path, best_path);
+  }
 out:
   if (rc == MBSR_ENONFINITE && rank == 0 && c->out)
     mbsr_errmsg("train: stopped on a non-finite loss; the last good checkpoint is %s", last_path);
