@@ -61,11 +61,12 @@ static void test_slurm_table1_array_and_report(void) {
     CU_ASSERT(pid[i] > 1);
   }
 
-  /* Submit the sweep array + report and wait for both (the report job's state decides). */
+  /* Submit the sweep array + report and wait for both (the report job's state decides). The site's
+   * MPI launch is a setting: this test cluster's Open MPI needs srun --mpi=pmix. */
   double t0 = mbsr_now();
   rc = mbsr_test_sh("cd '%s' && . ./env.sh && MBSR_BIN='%s' bash '%s/slurm/submit' "
                     "'%s/tests/fixtures/slurm/table1-ci.yaml' --scale demo --results '%s/results' "
-                    "--threads 1 --time 00:20:00 --wait > '%s/submit.log' 2>&1",
+                    "--threads 1 --time 00:20:00 --mpi pmix --wait > '%s/submit.log' 2>&1",
                     tmp, mbsr_test_bin(), src, src, tmp, tmp);
   printf("\nslurm: array + report finished in %.1f s (exit %d)\n", mbsr_now() - t0, rc);
   mbsr_test_sh("cat '%s/submit.log'", tmp);
