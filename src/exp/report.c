@@ -14,10 +14,13 @@
  *    (every test, full precision), figures (gnuplot pngcairo) and README.md.
  * Statistics come from mbsr/stats.h (GSL distributions). */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "exp_internal.h"
 #include "mbsr/decorr.h"
@@ -193,14 +196,33 @@ static void src_path(const char *png, const char *suffix, char *buf, size_t n) {
 /* Run a figure script (it sets the terminal, not the output): gnuplot writes a temporary PNG that is
  * renamed to out_png when complete. Re-run by hand: gnuplot -e "set output 'x.png'" fig_src/x.png.gp */
 static int run_gnuplot(const char *script_path, const char *out_png) {
-  char tmp[4200], cmd[9000];
+  char tmp[4200], set[8600], log[4300];
   int rc = mbsr_tmp_path(out_png, tmp, sizeof tmp);
   if (rc) return rc;
-  snprintf(cmd, sizeof cmd, "gnuplot -e \"set output '%s'\" '%s' 2>'%s.log'", tmp, script_path, script_path);
-  int st = system(cmd);
-  if (st != 0 || !mbsr_file_exists(tmp)) {
+  /* gnuplot's single-quoted string: a quote inside is doubled */
+  size_t k = (size_t)snprintf(set, sizeof set, "set output '");
+  for (const char *c = tmp; *c && k + 3 < sizeof set; c++) {
+    if (*c == '\'') set[k++] = '\'';
+    set[k++] = *c;
+  }
+  snprintf(set + k, sizeof set - k, "'");
+  snprintf(log, sizeof log, "%s.log", script_path);
+  /* no shell: gnuplot -e "set output '<tmp>'" SCRIPT, stderr to SCRIPT.log */
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) dup2(fd, 2), close(fd);
+    execlp("gnuplot", "gnuplot", "-e", set, script_path, (char *)NULL);
+    _exit(127);
+  }
+  int st = -1;
+  if (pid > 0)
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+  if (pid < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || !mbsr_file_exists(tmp)) {
     mbsr_abandon_file(tmp);
-    return mbsr_error(MBSR_EIO, "gnuplot failed on %s (see %s.log)", script_path, script_path);
+    if (pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 127) return mbsr_error(MBSR_EIO, "gnuplot not found (Debian: gnuplot-nox)");
+    return mbsr_error(MBSR_EIO, "gnuplot failed on %s (see %s)", script_path, log);
   }
   return mbsr_commit_file(tmp, out_png);
 }
@@ -460,7 +482,7 @@ static int fig_decorr(const mbsr_experiment *e, const char *dir, int cell, const
 /* Figure 6F-G: voxel-wise AF vs T2w (only the T2w is co-registered with the AF template here; the
  * diffusion template is in another space). Pearson r inside the brain mask AND over the whole volume
  * (background included, which inflates r: the paper's 0.72 matches the latter). */
-static int fig_scatter(const mbsr_experiment *e, const char *dir, char figs[][256], int *nf, int max) {
+static int fig_scatter(const mbsr_experiment *e, const char *dir, char figs[][256], int *nf, int max, double r_out[2]) {
   int want = 0;
   for (int c = 0; c < e->n_cells; c++) want |= e->cells[c].test_data == MBSR_DS_T2W && !strcmp(e->name, "transfer");
   if (!want || *nf >= max) return 0;
@@ -509,6 +531,7 @@ static int fig_scatter(const mbsr_experiment *e, const char *dir, char figs[][25
              "whole volume (background included),AF (ccf200_af_template),T2w (ccf200_t2w_dsurqe),%d,%.15g,%.15g,%.15g,%.15g\n",
              cr[0].n, cr[0].r, cr[0].t, cr[0].df, cr[0].p, cr[1].n, cr[1].r, cr[1].t, cr[1].df, cr[1].p);
     rc = mbsr_write_text_atomic(csv, t);
+    r_out[0] = cr[0].r, r_out[1] = cr[1].r;
   }
   FILE *g = rc ? NULL : fopen(gp, "w");
   if (!rc && !g) rc = mbsr_error(MBSR_EIO, "%s: cannot write", gp);
@@ -701,7 +724,7 @@ static void write_table_md(const mbsr_experiment *e, const cell_stats *cs, int s
 }
 
 static void write_readme(const mbsr_experiment *e, const mbsr_report_opts *o, const char *dir, const cell_stats *cs, int synth,
-                         const char *md, char figs[][256], int nf, sbuf *rd) {
+                         const char *md, char figs[][256], int nf, const double r_corr[2], sbuf *rd) {
   sb_add(rd, "# %s — %s scale%s\n\n", e->name, e->scale_name, synth ? " (SYNTHETIC phantom data)" : "");
   sb_add(rd, "%s. Reproduces %s of Liang & Zhang, *Mouse brain MR super-resolution using a deep learning network trained "
              "with optical imaging data*, Front. Radiol. 2023.\n\n",
@@ -753,8 +776,8 @@ static void write_readme(const mbsr_experiment *e, const mbsr_report_opts *o, co
     sb_add(rd, "Design: leave-one-subject-out cross-validation (`data.cv: loso`): each subject of a pair's grid is the test "
                "subject of one fold and the network of that fold never saw it; a grid with one brain is cut into two halves "
                "(a within-brain design: 2 folds, 1 brain). Up to %d independent brain(s) and %d evaluated unit(s) per cell. "
-               "A final network per cell is trained on every subject (what a user would apply; its expected performance is "
-               "the cross-validated one).\n\n",
+               "For the cells of the largest training set a final network is trained on every subject (what a user would "
+               "apply, e.g. the shipped models; its expected performance is the cross-validated one).\n\n",
            maxn, maxu);
   else
     sb_add(rd, "Design: a fixed split by subject (prep's seeded split); up to %d independent test brain(s) per cell.\n\n", maxn);
@@ -768,6 +791,11 @@ static void write_readme(const mbsr_experiment *e, const mbsr_report_opts *o, co
                "nothing across brains.\n\n",
            maxn);
   sb_add(rd, "## Results\n\n%s\n", md);
+  if (isfinite(r_corr[0]))
+    sb_add(rd, "AF vs T2w, voxel-wise Pearson r ([`correlation.csv`](correlation.csv)): **%.2f inside the brain mask** (the "
+               "tissue contrast the network must transfer) and %.2f over the whole volume, background included (the "
+               "brain/background step inflates it; the paper's 0.72 matches this whole-volume figure).\n\n",
+           r_corr[0], r_corr[1]);
   for (int i = 0; i < nf; i++) sb_add(rd, "![%s](%s)\n\n", figs[i], figs[i]);
   sb_add(rd, "Figures: `fig_paired_*` one line per brain from cubic to the network, per cell (Figure 4 style); "
              "`fig_montage` LR (nearest-neighbour on the HR grid), cubic, network output(s) and HR reference of the first "
@@ -860,6 +888,7 @@ int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
   /* figures: a failing figure (e.g. no gnuplot) is a warning; the tables and README still come */
   char figs[8][256];
   int nf = 0, fig_failed = 0;
+  double r_corr[2] = {NAN, NAN};
 #define FIG(call, name)                                                                          \
   do {                                                                                           \
     if ((call) == 0) snprintf(figs[nf++], 256, "%s", name);                                     \
@@ -893,11 +922,11 @@ int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
       snprintf(png, sizeof png, "%s/fig_decorr.png", dir);
       FIG(fig_decorr(e, dir, sel[ns - 1], png), "fig_decorr.png");
     }
-    if (fig_scatter(e, dir, figs, &nf, 8)) mbsr_warn("report: AF-vs-MRI figure not made: %s", mbsr_last_error()), fig_failed++;
+    if (fig_scatter(e, dir, figs, &nf, 8, r_corr)) mbsr_warn("report: AF-vs-MRI figure not made: %s", mbsr_last_error()), fig_failed++;
   }
 #undef FIG
   if (!rc) {
-    write_readme(e, o, dir, cs, synth, md.s, figs, nf, &rd);
+    write_readme(e, o, dir, cs, synth, md.s, figs, nf, r_corr, &rd);
     snprintf(p, sizeof p, "%s/README.md", dir);
     rc = rd.s ? mbsr_write_text_atomic(p, rd.s) : mbsr_error(MBSR_ENOMEM, "report: out of memory");
     if (!rc) mbsr_info("report: %s (table: %s/table.md, %d figure(s)%s)", p, dir, nf, fig_failed ? ", some failed: see the warnings" : "");

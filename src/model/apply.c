@@ -65,8 +65,9 @@ int mbsr_apply_plan_for(const mbsr_model *m, const int64_t n[3], const mbsr_appl
   double bytes = 0;
   for (;;) {
     int d = tile_edge(T, n[2]), h = tile_edge(T, n[1]), w = tile_edge(T, n[0]);
-    bytes = (double)mbsr__model_inference_bytes(&m->cfg, batch, d, h, w);
-    if (bytes <= budget) break;
+    bytes = (double)mbsr__model_inference_bytes(&m->cfg, batch, d, h, w); /* 0: too large to count */
+    if (bytes > 0 && bytes <= budget) break;
+    mbsr_error_clear();
     int next = (int)(T * 0.9);
     if (next < Tmin || next == T) {
       if (T <= Tmin || next == T)
