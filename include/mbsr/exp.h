@@ -6,8 +6,9 @@
  *   R/<scale>/<experiment>/params.yaml            the fully resolved parameters (defaults included)
  *   R/<scale>/<experiment>/cells/<cell>/metrics.csv   one row per test subject and method
  *   R/<scale>/<experiment>/cells/<cell>/done      written last, atomically: the cell is finished
- *   R/<scale>/<experiment>/models/<key>/model.h5  finished checkpoints, shared by cells that train
- *                                                the same network (key = training parameters)
+ *   R/<scale>/<experiment>/models/<arch>_<pair>_n<samples>[_ft][_fold-S|_all]-<hash>/{best,last}.h5 and
+ *                                                FINISHED: checkpoints, shared by cells that train the same
+ *                                                network (hash = the training parameters)
  *   R/<scale>/<experiment>/README.md, table.md, table.csv, stats.csv, fig_*.png   (mbsr report) */
 #ifndef MBSR_EXP_H
 #define MBSR_EXP_H

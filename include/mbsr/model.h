@@ -1,6 +1,6 @@
 /* mbsr model: the paper's networks (cCNN, ResNet, GAN) assembled from nn kernels, one contiguous
  * buffer each for parameters, gradients and both Adam moments; Glorot init; Adam; HDF5
- * checkpoints; whole-volume inference by blended overlapping patches. */
+ * checkpoints carrying the SR contract; whole-volume inference by exact tiles (no seams). */
 #ifndef MBSR_MODEL_H
 #define MBSR_MODEL_H
 
@@ -41,7 +41,7 @@ int mbsr_model_create(const mbsr_model_config *c, int max_batch, int d, int h, i
 void mbsr_model_free(mbsr_model *m);
 const mbsr_model_config *mbsr_model_get_config(const mbsr_model *m);
 void mbsr_model_init(mbsr_model *m, uint64_t seed); /* Glorot uniform weights, zero biases */
-int mbsr_model_set_precision(mbsr_model *m, mbsr_precision p); /* error if the CPU lacks AMX */
+int mbsr_model_set_precision(mbsr_model *m, mbsr_precision p); /* error if the CPU lacks the mode (nn.h) */
 /* Freeze all but the last k parameterised layers of the (generator) network; k < 0: all trainable. */
 int mbsr_model_freeze_all_but_last(mbsr_model *m, int k);
 
@@ -103,7 +103,11 @@ const mbsr_sr_contract *mbsr_model_get_contract(const mbsr_model *m);
 void mbsr_model_set_contract(mbsr_model *m, const mbsr_sr_contract *c);
 
 /* ---- checkpoints (HDF5): one dataset per tensor (+ Adam m, v), attributes for architecture,
- * config, step, optimiser state, mbsr version; written to a temporary name and renamed. */
+ * config, step, optimiser state, mbsr version; written to a temporary name and renamed.
+ * Integrity: every tensor carries HDF5's Fletcher32 checksum and the object headers (attributes)
+ * HDF5's metadata checksums; loading a corrupt one is MBSR_ECHECKSUM naming the file and tensor (or
+ * the attributes), NaN/Inf weights MBSR_ENONFINITE. Checkpoints of older mbsr (no checksums) load.
+ * A failed write (full disk) is an error naming the file; the temporary is removed. */
 typedef struct {
   int64_t step, epoch, best_epoch, bad_epochs;
   double best_val, last_val;

@@ -6,11 +6,13 @@
 #include "mbsr/exp.h"
 
 static void usage(void) {
-  printf("usage: mbsr report EXPERIMENT.yaml [--scale demo|paper] [--results DIR] [--no-figures]\n"
-         "Aggregates DIR/<scale>/<experiment>/cells/*: mean +- sd per method and cell, paired t-tests against\n"
-         "cubic, Welch's ANOVA (where the experiment asks for it), table.md/table.csv/stats.csv, PNG figures\n"
-         "(gnuplot) and README.md in DIR/<scale>/<experiment>/.\n"
-         "  --scale S      demo (default) or paper\n"
+  printf("usage: mbsr report EXPERIMENT.yaml [--scale S] [--results DIR] [--no-figures]\n"
+         "Aggregates DIR/<scale>/<experiment>/cells/*: per cell and method, mean +- sd over the independent\n"
+         "brains (units of one brain averaged first); with 3 or more brains paired t-tests against cubic with\n"
+         "95 %% confidence intervals, Holm-adjusted across the cells, and Welch's ANOVA (where the experiment\n"
+         "asks for it); fewer brains: descriptive only. table.md/table.csv/stats.csv, PNG figures (gnuplot)\n"
+         "and README.md in DIR/<scale>/<experiment>/.\n"
+         "  --scale S      a scale of the experiment file: demo (default), paper, real, ...\n"
          "  --results DIR  results root (default: results)\n"
          "  --no-figures   tables and statistics only\n");
 }

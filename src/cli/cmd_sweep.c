@@ -7,13 +7,14 @@
 #include "mbsr/exp.h"
 
 static void usage(void) {
-  printf("usage: mbsr sweep EXPERIMENT.yaml [--scale demo|paper] [--cell K] [--list] [--results DIR] [--data DIR]\n"
+  printf("usage: mbsr sweep EXPERIMENT.yaml [--scale S] [--cell K] [--list] [--results DIR] [--data DIR]\n"
          "                  [--threads N] [--force]\n"
          "Runs every cell of the experiment's matrix (or cell K, e.g. one Slurm array task): prep the patches it\n"
          "needs (reused), train (or reuse a finished checkpoint), apply to every test subject, evaluate the network\n"
          "and cubic interpolation (RMSE, SSIM, PSNR in the brain mask on [0,1] intensities; effective resolution).\n"
          "Results: DIR/<scale>/<experiment>/cells/<cell>/metrics.csv + done marker; finished cells are skipped.\n"
-         "  --scale S      demo (default: minutes on 2 cores) or paper (the paper's numbers)\n"
+         "  --scale S      a scale of the experiment file: demo (default: minutes on 2 cores), paper (the\n"
+         "                 paper's numbers), real (the real-data study), ...\n"
          "  --cell K       run only cell K (0-based; see --list)\n"
          "  --list         print the cells and their count, run nothing\n"
          "  --results DIR  results root (default: results)\n"
