@@ -95,8 +95,30 @@ int mbsr_commit_file(const char *tmp, const char *final_path);
 void mbsr_abandon_file(const char *tmp); /* unlink, ignoring errors */
 /* Write a text file atomically (temporary name, fsync, rename); errors name the file. */
 int mbsr_write_text_atomic(const char *path, const char *text);
+/* Append one line (a newline is added when missing) to a log opened for appending, flushed;
+ * MBSR_EIO naming path when it does not fit. A partial line may remain: readers of such logs keep
+ * complete lines only. */
+int mbsr_append_line(FILE *f, const char *path, const char *line);
 int mbsr_mkdir_p(const char *dir);
 int mbsr_file_exists(const char *path);
 int mbsr_is_dir(const char *path);
+
+/* ---- fault injection for full disks and failed writes (tests, CI; no privileges needed) ----
+ * MBSR_FAULT_WRITE="RULE[,RULE...]", RULE = KIND[/NAME]:N[@RANK]: the N-th write of KIND (1-based,
+ * counted per process) and every later one fail with ENOSPC, as on a disk that stays full.
+ *   KIND  file (an atomic output: mbsr_write_text_atomic, mbsr_commit_file: NIfTI volumes, JSON, CSV,
+ *         Markdown, PNG, checkpoints, markers), h5 (the data of an HDF5 file mbsr writes: a checkpoint
+ *         image; a collective write round or the final flush of a patch file), log (a line appended
+ *         with mbsr_append_line: train.jsonl), any (all kinds counted together).
+ *   NAME  only writes to outputs of that file name count ("file/metrics.csv:1", "h5/best.h5:2").
+ *   RANK  only on that MPI rank (mbsr_log_rank()).
+ * Unset: no effect. A malformed value aborts the process (a test must not silently test nothing).
+ * Writers call mbsr_fault_write(kind, final_path) where their write happens: 0 = go on, -1 (errno =
+ * ENOSPC) = fail as if the write had failed; collective writers call it after the collective. */
+int mbsr_fault_write(const char *kind, const char *path);
+void mbsr_fault_reset(void); /* re-read MBSR_FAULT_WRITE and zero the counters (tests) */
+/* Writes of kind counted since the last reset (counted only while MBSR_FAULT_WRITE is set: a rule
+ * that never fires, e.g. "h5:1000000000", counts the write points of a run). */
+long long mbsr_fault_count(const char *kind);
 
 #endif
