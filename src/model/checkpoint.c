@@ -3,14 +3,27 @@
  * attributes for the architecture, the whole config (also as JSON), Adam's steps and
  * hyper-parameters, the trainer's mbsr_ckpt_meta fields and the mbsr version.
  *
- * Written with the default (sec2) driver to a temporary name and renamed when complete; callers
- * under MPI let only rank 0 save. Loading checks the architecture first and says what differs.
+ * Integrity: every tensor is one chunk with HDF5's Fletcher32 filter (a checksum of the payload,
+ * verified by HDF5 on every read: a flipped byte is MBSR_ECHECKSUM naming the file and the tensor),
+ * and the file uses the HDF5 1.8+ object format, whose object headers (attributes: architecture,
+ * contract, trainer state) carry their own checksums. Checkpoints written before (contiguous
+ * datasets, no filter) stay readable, without that protection. Non-finite weights are refused.
+ *
+ * Built in memory (HDF5's core driver, no backing store) and written by mbsr itself to a temporary
+ * name, fsync'ed and renamed when complete; callers under MPI let only rank 0 save. HDF5 never
+ * writes to disk here: HDF5 1.10 cannot close a file whose writes failed (the ID stays, and its
+ * shutdown at exit or MPI_Finalize crashes on it), so a full disk must be met by our own write(),
+ * which removes the temporary and reports the file. Loading checks the architecture first and
+ * says what differs.
  * Every HDF5 return code is checked; HDF5's own error stack printing is silenced so a corrupt
  * file gives one line. */
+#include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mbsr/core.h"
 #include "mbsr/model.h"
@@ -117,6 +130,7 @@ static void config_json(const mbsr_model_config *c, char *buf, size_t n) {
            c->disc_channels, c->disc_blocks, (double)c->gan_lambda);
 }
 
+/* Every tensor: one chunk, Fletcher32. */
 static int write_group(hid_t f, const char *group, const mbsr_model *m, const float *buf) {
   hid_t g = H5Gcreate2(f, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (g < 0) return -1;
@@ -126,10 +140,13 @@ static int write_group(hid_t f, const char *group, const mbsr_model *m, const fl
     hsize_t dims[5];
     for (int k = 0; k < t->ndim; k++) dims[k] = (hsize_t)t->shape[k];
     hid_t sp = H5Screate_simple(t->ndim, dims, NULL);
-    hid_t ds = sp < 0 ? -1 : H5Dcreate2(g, t->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t pl = H5Pcreate(H5P_DATASET_CREATE);
+    if (pl < 0 || H5Pset_chunk(pl, t->ndim, dims) < 0 || H5Pset_fletcher32(pl) < 0) rc = -1;
+    hid_t ds = (sp < 0 || rc) ? -1 : H5Dcreate2(g, t->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
     if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + t->off) < 0) rc = -1;
     if (!rc && buf == m->params) rc = attr_i64(ds, "trainable", *t->trainable);
     if (ds >= 0) H5Dclose(ds);
+    if (pl >= 0) H5Pclose(pl);
     if (sp >= 0) H5Sclose(sp);
   }
   H5Gclose(g);
@@ -172,6 +189,83 @@ static int read_contract(hid_t f, const char *path, mbsr_sr_contract *k) {
   return MBSR_OK;
 }
 
+/* The image into tmp (our own writes: a full disk is an error here, never inside HDF5). */
+static int write_image(const char *tmp, const char *path, const void *img, size_t n) {
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) {
+    int e = errno;
+    return mbsr_error(MBSR_EIO, "%s: cannot create the checkpoint: %s", path, e == ENOENT ? "directory missing" : strerror(e));
+  }
+  const char *p = img;
+  size_t done = 0;
+  int e = 0;
+  if (mbsr_fault_write("h5", path)) e = errno;
+  while (!e && done < n) {
+    ssize_t w = write(fd, p + done, n - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) e = w < 0 ? errno : EIO;
+    else done += (size_t)w;
+  }
+  if (close(fd) != 0 && !e) e = errno;
+  if (e) {
+    unlink(tmp);
+    return mbsr_error(MBSR_EIO, "%s: writing the checkpoint failed after %zu of %zu bytes: %s (temporary removed)", path, done, n,
+                      strerror(e));
+  }
+  return MBSR_OK;
+}
+
+/* The in-memory file: HDF5's core driver allocates through these callbacks, and at H5Fclose hands
+ * the final image (written by a normal close: superblock flags and checksums final) to us instead
+ * of freeing it. (H5Fget_file_image on the open file is not used: HDF5 1.10.8 clears the superblock
+ * v2 status flags in that copy without updating its checksum, so the copy cannot be opened.) */
+typedef struct {
+  void *img;  /* the image handed over at close */
+  size_t cap; /* its allocated size (>= the file's end-of-file address) */
+} mem_image;
+static void *img_malloc(size_t n, H5FD_file_image_op_t op, void *u) {
+  (void)op;
+  void *p = malloc(n);
+  if (p) ((mem_image *)u)->cap = n;
+  return p;
+}
+static void *img_memcpy(void *d, const void *s, size_t n, H5FD_file_image_op_t op, void *u) {
+  (void)op, (void)u;
+  return memcpy(d, s, n);
+}
+static void *img_realloc(void *p, size_t n, H5FD_file_image_op_t op, void *u) {
+  (void)op;
+  void *q = realloc(p, n);
+  if (q) ((mem_image *)u)->cap = n;
+  return q;
+}
+static herr_t img_free(void *p, H5FD_file_image_op_t op, void *u) {
+  mem_image *k = u;
+  if (op == H5FD_FILE_IMAGE_OP_FILE_CLOSE && p) {
+    free(k->img);
+    k->img = p;
+  } else {
+    free(p);
+  }
+  return 0;
+}
+static void *img_udata_copy(void *u) { return u; } /* shared by the property list copies */
+static herr_t img_udata_free(void *u) {
+  (void)u;
+  return 0;
+}
+
+/* Length of the closed image: the end-of-file address of its superblock (version 2/3, 8-byte
+ * offsets: the format of H5F_LIBVER_V18 and later); 0 when it is not such an image. */
+static size_t image_length(const mem_image *k) {
+  const unsigned char *b = k->img;
+  static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  if (!b || k->cap < 48 || memcmp(b, sig, 8) || (b[8] != 2 && b[8] != 3) || b[9] != 8) return 0;
+  uint64_t eof = 0;
+  for (int i = 7; i >= 0; i--) eof = eof << 8 | b[28 + i];
+  return eof >= 48 && eof <= k->cap ? (size_t)eof : 0;
+}
+
 static int save(const mbsr_model *m, const char *path, const mbsr_ckpt_meta *meta, int with_optimiser) {
   if (m->inference_only) return mbsr_error(MBSR_EINVAL, "%s: an inference-only model cannot be saved (save the model it was copied from)", path);
   char tmp[4096];
@@ -179,10 +273,22 @@ static int save(const mbsr_model *m, const char *path, const mbsr_ckpt_meta *met
   if (rc) return rc;
   h5quiet q;
   quiet_on(&q);
-  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  /* in memory (core driver, no backing store); the 1.8+ object format: checksummed object headers
+   * (readable by HDF5 >= 1.8 and h5py) */
+  mem_image k = {NULL, 0};
+  H5FD_file_image_callbacks_t cb = {img_malloc, img_memcpy, img_realloc, img_free, img_udata_copy, img_udata_free, &k};
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl < 0 || H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) < 0 || H5Pset_file_image_callbacks(fapl, &cb) < 0 ||
+      H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V110) < 0) {
+    if (fapl >= 0) H5Pclose(fapl);
+    quiet_off(&q);
+    return mbsr_error(MBSR_EHDF5, "%s: cannot set up the HDF5 file access property list", path);
+  }
+  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
   if (f < 0) {
     quiet_off(&q);
-    return mbsr_error(MBSR_EHDF5, "%s: cannot create checkpoint file (directory missing or not writable?)", path);
+    return mbsr_error(MBSR_EHDF5, "%s: cannot create the checkpoint in memory", path);
   }
   const mbsr_model_config *c = &m->cfg;
   mbsr_ckpt_meta zero;
@@ -227,17 +333,19 @@ static int save(const mbsr_model *m, const char *path, const mbsr_ckpt_meta *met
   snprintf(info, sizeof info, "%.*s", (int)sizeof meta->info, meta->info);
   bad |= attr_str(f, "info", info);
   bad |= attr_i64(f, "weights_only", !with_optimiser);
+  bad |= attr_str(f, "checksums", "fletcher32 on every tensor (one chunk each); checksummed object headers");
   bad |= write_contract(f, mbsr_model_get_contract(m));
   if (!bad) bad |= write_group(f, "params", m, m->params);
   if (!bad && with_optimiser) bad |= write_group(f, "adam_m", m, m->adam_m);
   if (!bad && with_optimiser) bad |= write_group(f, "adam_v", m, m->adam_v);
   if (H5Fclose(f) < 0) bad = 1;
   quiet_off(&q);
-  if (bad) {
-    mbsr_abandon_file(tmp);
-    return mbsr_error(MBSR_EHDF5, "%s: writing the checkpoint failed (disk full?)", path);
-  }
-  return mbsr_commit_file(tmp, path);
+  const size_t n = bad ? 0 : image_length(&k);
+  rc = !n ? mbsr_error(MBSR_EHDF5, "%s: building the checkpoint in memory failed (HDF5 error or out of memory)", path)
+          : write_image(tmp, path, k.img, n);
+  free(k.img);
+  if (!rc) rc = mbsr_commit_file(tmp, path);
+  return rc;
 }
 
 int mbsr_checkpoint_save(const mbsr_model *m, const char *path, const mbsr_ckpt_meta *meta) {
@@ -246,9 +354,30 @@ int mbsr_checkpoint_save(const mbsr_model *m, const char *path, const mbsr_ckpt_
 
 int mbsr_checkpoint_export(const mbsr_model *m, const char *path) { return save(m, path, NULL, 0); }
 
+/* What HDF5's error stack says after a failed call: a filter (Fletcher32) refused the data
+ * (H5E_PLINE, "data error detected by Fletcher32 checksum"), or a metadata checksum failed (object
+ * headers of the 1.8+ format: the attributes). */
+enum { H5ERR_FILTER = 1, H5ERR_CHECKSUM = 2 };
+static herr_t h5err_cb(unsigned n, const H5E_error2_t *e, void *found) {
+  (void)n;
+  if (e->maj_num == H5E_PLINE || (e->desc && strstr(e->desc, "Fletcher32"))) *(int *)found |= H5ERR_FILTER;
+  if (e->desc && strstr(e->desc, "checksum")) *(int *)found |= H5ERR_CHECKSUM;
+  return 0;
+}
+static int h5_error_kind(void) {
+  int found = 0;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5err_cb, &found);
+  return found;
+}
+
 /* Read the stored config. */
 static int read_config(hid_t f, const char *path, mbsr_model_config *c) {
   char fmt[64], arch[32];
+  if (H5Aexists(f, "format") < 0) {
+    const int ck = h5_error_kind() & H5ERR_CHECKSUM;
+    return mbsr_error(ck ? MBSR_ECHECKSUM : MBSR_EFORMAT, "%s: the root attributes are unreadable (%s)", path,
+                      ck ? "metadata checksum mismatch: corrupt file" : "corrupt file");
+  }
   if (attr_read_str(f, "format", fmt, sizeof fmt) || strcmp(fmt, CKPT_FORMAT))
     return mbsr_error(MBSR_EFORMAT, "%s: not an mbsr checkpoint (no format=\"%s\" attribute)", path, CKPT_FORMAT);
   int64_t ver;
@@ -320,7 +449,9 @@ static int read_group(hid_t f, const char *path, const char *group, mbsr_model *
         snprintf(want + strlen(want), sizeof want - strlen(want), "%s%d", k ? "x" : "", t->shape[k]);
       rc = mbsr_error(MBSR_EMISMATCH, "%s: /%s/%s has shape %s, the model expects %s", path, group, t->name, have, want);
     } else if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + t->off) < 0) {
-      rc = mbsr_error(MBSR_ETRUNC, "%s: cannot read /%s/%s (truncated or corrupt checkpoint?)", path, group, t->name);
+      rc = (h5_error_kind() & H5ERR_FILTER)
+               ? mbsr_error(MBSR_ECHECKSUM, "%s: /%s/%s: Fletcher32 checksum mismatch: the stored weights are corrupt", path, group, t->name)
+               : mbsr_error(MBSR_ETRUNC, "%s: cannot read /%s/%s (truncated or corrupt checkpoint?)", path, group, t->name);
     }
     H5Sclose(sp);
     H5Dclose(ds);

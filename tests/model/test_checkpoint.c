@@ -1,7 +1,13 @@
 /* HDF5 checkpoints: exact round trip (parameters, Adam moments and steps, trainer meta), the
  * architecture check with a message saying what differs, truncated/corrupt files as one-line
- * errors that leave the model untouched, atomic writes, and readability by h5dump and h5py. */
+ * errors that leave the model untouched, atomic writes, and readability by h5dump and h5py.
+ * Integrity: a flipped byte in a stored weight is a checksum error naming the file and tensor;
+ * checkpoints without checksums (older mbsr) stay readable; NaN weights are refused. Failed writes
+ * (MBSR_FAULT_WRITE, and a real full tmpfs when root): one error naming the file, no temporary,
+ * no HDF5 object left open, the previous checkpoint intact. */
 #include <dirent.h>
+#include <errno.h>
+#include <hdf5.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +16,7 @@
 #include "mbsr/core.h"
 #include "mbsr/model.h"
 #include "mbsr_test.h"
+#include "../data/fault_util.h"
 
 static mbsr_model *small(mbsr_arch arch, int ch, int blocks) {
   mbsr_model_config c;
@@ -208,6 +215,189 @@ static void test_h5dump_h5py(void) {
   mbsr_model_free(a);
 }
 
+/* Offset and size of the one chunk of a dataset (the checkpoint's tensor layout). */
+static int chunk_of(const char *file, const char *dset, haddr_t *addr, hsize_t *size, int *nfilters) {
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+  hid_t d = f < 0 ? -1 : H5Dopen2(f, dset, H5P_DEFAULT);
+  int rc = -1;
+  if (d >= 0) {
+    hid_t pl = H5Dget_create_plist(d);
+    *nfilters = H5Pget_nfilters(pl);
+    H5Pclose(pl);
+    hsize_t off[5];
+    unsigned mask;
+    hid_t fs = H5Dget_space(d);
+    rc = H5Dget_chunk_info(d, fs, 0, off, &mask, addr, size) < 0 ? -1 : 0;
+    H5Sclose(fs);
+    H5Dclose(d);
+  }
+  if (f >= 0) H5Fclose(f);
+  return rc;
+}
+
+static void flip_byte(const char *file, long off) {
+  FILE *f = fopen(file, "r+b");
+  CU_ASSERT_FATAL(f != NULL);
+  fseek(f, off, SEEK_SET);
+  int c = fgetc(f);
+  fseek(f, off, SEEK_SET);
+  fputc(c ^ 0x10, f);
+  fclose(f);
+}
+
+static void test_checksum_flipped_weight(void) {
+  mbsr_model *a = small(MBSR_ARCH_RESNET, 4, 1);
+  char p[4096];
+  path_in_tmp(p, sizeof p, "flip.h5");
+  MT_ASSERT_OK(mbsr_checkpoint_save(a, p, NULL));
+  haddr_t addr = 0;
+  hsize_t size = 0;
+  int nf = 0;
+  MT_ASSERT_INT_EQ(chunk_of(p, "/params/conv0.weight", &addr, &size, &nf), 0);
+  MT_ASSERT_INT_EQ(nf, 1); /* Fletcher32 */
+  MT_ASSERT_INT_EQ(size, 3 * 3 * 3 * 1 * 4 * 4 + 4); /* the weights + the 4-byte checksum */
+  /* one bit of one weight (the 8th float) */
+  flip_byte(p, (long)addr + 30);
+  size_t np = mbsr_model_num_params(a);
+  float *keep = malloc(sizeof(float) * np);
+  memcpy(keep, mbsr_model_params(a), sizeof(float) * np);
+  int rc = mbsr_checkpoint_load_into(a, p, NULL);
+  printf("\n  flipped bit -> %s\n", mbsr_last_error());
+  MT_ASSERT_INT_EQ(rc, MBSR_ECHECKSUM);
+  CU_ASSERT(strstr(mbsr_last_error(), p) != NULL);
+  CU_ASSERT(strstr(mbsr_last_error(), "/params/conv0.weight") != NULL);
+  CU_ASSERT(strstr(mbsr_last_error(), "checksum") != NULL);
+  CU_ASSERT(memcmp(keep, mbsr_model_params(a), sizeof(float) * np) == 0); /* untouched */
+  mbsr_model *r = NULL;
+  MT_ASSERT_INT_EQ(mbsr_checkpoint_load(p, 1, 7, 7, 7, &r, NULL), MBSR_ECHECKSUM);
+  CU_ASSERT(r == NULL);
+  /* a flipped byte in the attributes (object header checksums): an error too, never a silent load */
+  char q[4096];
+  path_in_tmp(q, sizeof q, "flip_attr.h5");
+  MT_ASSERT_OK(mbsr_checkpoint_save(a, q, NULL));
+  MT_ASSERT_INT_EQ(mbsr_test_sh("grep -c 'mbsr-checkpoint' '%s' > /dev/null", q), 0);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("off=$(grep -abo 'mbsr-checkpoint' '%s' | head -1 | cut -d: -f1) && "
+                                "printf 'X' | dd of='%s' bs=1 seek=$((off + 5)) conv=notrunc status=none",
+                                q, q),
+                   0);
+  rc = mbsr_checkpoint_load(q, 1, 7, 7, 7, &r, NULL);
+  printf("  flipped attribute byte -> %s\n", mbsr_last_error());
+  CU_ASSERT(rc < 0);
+  CU_ASSERT(r == NULL);
+  CU_ASSERT(strstr(mbsr_last_error(), q) != NULL);
+  MT_ASSERT_INT_EQ(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+  free(keep);
+  mbsr_model_free(a);
+}
+
+/* A checkpoint as older mbsr wrote it (contiguous datasets, no filter, the earliest object format):
+ * still readable, same weights. Made from a new one by h5repack. */
+static void test_old_checkpoint_without_checksums(void) {
+  if (mbsr_test_sh("command -v h5repack > /dev/null") != 0) {
+    mbsr_test_skip("h5repack not installed");
+    return;
+  }
+  mbsr_model *a = small(MBSR_ARCH_RESNET, 4, 1);
+  char p[4096], q[4096];
+  path_in_tmp(p, sizeof p, "new.h5");
+  path_in_tmp(q, sizeof q, "old.h5");
+  MT_ASSERT_OK(mbsr_checkpoint_save(a, p, NULL));
+  MT_ASSERT_INT_EQ(mbsr_test_sh("h5repack -f NONE -l CONTI '%s' '%s'", p, q), 0);
+  haddr_t addr;
+  hsize_t size;
+  int nf = -1;
+  CU_ASSERT(chunk_of(q, "/params/conv0.weight", &addr, &size, &nf) < 0); /* not chunked */
+  mbsr_model *r = NULL;
+  MT_ASSERT_OK(mbsr_checkpoint_load(q, 1, 7, 7, 7, &r, NULL));
+  CU_ASSERT(memcmp(mbsr_model_params(a), mbsr_model_params(r), sizeof(float) * mbsr_model_num_params(a)) == 0);
+  mbsr_model_free(r);
+  mbsr_model_free(a);
+}
+
+/* Non-finite weights (a diverged run): refused with the file's name. */
+static void test_nan_weights_refused(void) {
+  mbsr_model *a = small(MBSR_ARCH_RESNET, 4, 1);
+  mbsr_model_params(a)[3] = NAN;
+  char p[4096];
+  path_in_tmp(p, sizeof p, "nan.h5");
+  MT_ASSERT_OK(mbsr_checkpoint_save(a, p, NULL));
+  mbsr_model *r = NULL;
+  MT_ASSERT_INT_EQ(mbsr_checkpoint_load(p, 1, 7, 7, 7, &r, NULL), MBSR_ENONFINITE);
+  CU_ASSERT(strstr(mbsr_last_error(), p) != NULL);
+  CU_ASSERT(r == NULL);
+  mbsr_model_free(a);
+}
+
+/* Injected write failures at both points of a save: one error naming the file, no temporary, no
+ * HDF5 object left open, the previous checkpoint intact; with the fault gone the save succeeds. */
+static void test_fault_injected_save(void) {
+  char dir[4096], p[4200];
+  snprintf(dir, sizeof dir, "%s/fault", mbsr_test_tmpdir());
+  MT_ASSERT_OK(mbsr_mkdir_p(dir));
+  snprintf(p, sizeof p, "%s/last.h5", dir);
+  mbsr_model *a = small(MBSR_ARCH_RESNET, 4, 1), *b = small(MBSR_ARCH_RESNET, 4, 1);
+  train_a_bit(b, 1); /* other weights */
+  MT_ASSERT_OK(mbsr_checkpoint_save(a, p, NULL));
+  /* the image write (h5), then the fsync + rename (file) */
+  const char *spec[3] = {"h5:1", "file:1", "any:2"};
+  for (int i = 0; i < 3; i++) {
+    setenv("MBSR_FAULT_WRITE", spec[i], 1);
+    mbsr_fault_reset();
+    int rc = mbsr_checkpoint_save(b, p, NULL);
+    printf("\n  MBSR_FAULT_WRITE=%s -> %d: %s", spec[i], rc, mbsr_last_error());
+    CU_ASSERT(rc < 0);
+    CU_ASSERT(strstr(mbsr_last_error(), p) != NULL);
+    CU_ASSERT(strstr(mbsr_last_error(), "No space left on device") != NULL);
+    CU_ASSERT(strchr(mbsr_last_error(), '\n') == NULL);
+    MT_ASSERT_INT_EQ(count_tmp(dir), 0);
+    MT_ASSERT_INT_EQ(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+    /* the previous checkpoint is intact */
+    mbsr_model *r = NULL;
+    MT_ASSERT_OK(mbsr_checkpoint_load(p, 1, 7, 7, 7, &r, NULL));
+    CU_ASSERT(memcmp(mbsr_model_params(a), mbsr_model_params(r), sizeof(float) * mbsr_model_num_params(a)) == 0);
+    mbsr_model_free(r);
+  }
+  printf("\n");
+  unsetenv("MBSR_FAULT_WRITE");
+  mbsr_fault_reset();
+  MT_ASSERT_OK(mbsr_checkpoint_save(b, p, NULL)); /* space freed: it completes */
+  mbsr_model *r = NULL;
+  MT_ASSERT_OK(mbsr_checkpoint_load(p, 1, 7, 7, 7, &r, NULL));
+  CU_ASSERT(memcmp(mbsr_model_params(b), mbsr_model_params(r), sizeof(float) * mbsr_model_num_params(b)) == 0);
+  mbsr_model_free(r);
+  mbsr_model_free(a);
+  mbsr_model_free(b);
+}
+
+/* A real full disk (a 64 KiB tmpfs; root only, skipped otherwise): the save fails with ENOSPC
+ * naming the file, HDF5 keeps no half-closed file (the crash at exit of finding 1), no temporary. */
+static void test_full_tmpfs_save(void) {
+  if (geteuid() != 0) {
+    mbsr_test_skip("not root: no tmpfs mount (MBSR_FAULT_WRITE covers the logic)");
+    return;
+  }
+  char dir[4096], p[4200];
+  snprintf(dir, sizeof dir, "%s/tmpfs", mbsr_test_tmpdir());
+  MT_ASSERT_OK(mbsr_mkdir_p(dir));
+  if (mbsr_test_sh("mount -t tmpfs -o size=64k mbsr-test '%s' 2>/dev/null", dir) != 0) {
+    mbsr_test_skip("mount -t tmpfs failed (no CAP_SYS_ADMIN in this container?)");
+    return;
+  }
+  snprintf(p, sizeof p, "%s/big.h5", dir);
+  mbsr_model *a = small(MBSR_ARCH_RESNET, 16, 2); /* ~60k params: 3 x 240 KB with Adam moments */
+  int rc = mbsr_checkpoint_save(a, p, NULL);
+  printf("\n  full tmpfs -> %d: %s\n", rc, mbsr_last_error());
+  CU_ASSERT(rc < 0);
+  CU_ASSERT(strstr(mbsr_last_error(), p) != NULL);
+  CU_ASSERT(strstr(mbsr_last_error(), "No space left on device") != NULL);
+  MT_ASSERT_INT_EQ(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+  MT_ASSERT_INT_EQ(count_tmp(dir), 0);
+  CU_ASSERT(!mbsr_file_exists(p));
+  mbsr_test_sh("umount '%s'", dir);
+  mbsr_model_free(a);
+}
+
 int main(void) {
   const mbsr_test_case cases[] = {
       {"roundtrip_resnet", test_roundtrip_resnet},
@@ -216,6 +406,11 @@ int main(void) {
       {"truncated_and_corrupt", test_truncated},
       {"atomic_write", test_atomic},
       {"h5dump_and_h5py", test_h5dump_h5py},
+      {"checksum_flipped_weight", test_checksum_flipped_weight},
+      {"old_checkpoint_without_checksums_readable", test_old_checkpoint_without_checksums},
+      {"nan_weights_refused", test_nan_weights_refused},
+      {"fault_injected_save", test_fault_injected_save},
+      {"full_tmpfs_save", test_full_tmpfs_save},
       {NULL, NULL},
   };
   return mbsr_test_main("checkpoint", cases);
