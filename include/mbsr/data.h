@@ -18,8 +18,16 @@
  *   /pairs/<LR>-<HR>/<split>/{input,target}  [N,p,p,p] float32 (input = Keys-upsampled LR)
  *   /pairs/<LR>-<HR>/<split>/subject         [N] int32 subject index of each patch
  *   /pairs/<LR>-<HR>/<split>/center          [N,3] int32 patch centre (i,j,k) on the HR grid
+ *   /pairs/<LR>-<HR>/<split>/crc32           [N] uint32 CRC-32 (zlib) of each row: its p^3 input
+ *                           values, its p^3 target values (float32 little-endian), its subject and
+ *                           its centre (int32); verified by mbsr_patchset_read on every patch
+ *                           (absent in files of older mbsr: read without the check)
  *                           attrs: cubic_mse (mean over patches of voxel-mean (input-target)^2),
  *                                  n_patches, n_subjects
+ * Integrity: the small datasets (/subjects, /sources, /failed, /subject_split, norm_lo_hi) carry a
+ * "crc32" attribute of their values (/subjects verified on open); the file uses the HDF5 1.8+ object
+ * format, whose object headers (all attributes) are checksummed by HDF5 itself. No HDF5 filter: see
+ * src/data/prep.c for why parallel filtered writes are avoided. Root attribute "checksums" says so.
  * Patch order inside a dataset: by subject index, then by sampling order: the file content does
  * not depend on the number of ranks that wrote it. */
 #ifndef MBSR_DATA_H
@@ -75,8 +83,10 @@ typedef struct {
 } mbsr_prep_summary;
 
 /* Collective over comm. Returns 0 when the file was written (even if some inputs failed:
- * summary->n_failed says how many, and the file lists them), or a negative code (same on every
- * rank; the message names the rank at fault). */
+ * summary->n_failed says how many, and the file lists them), or a negative code (same message on
+ * every rank, naming the rank at fault and the file; that rank's code, MBSR_EPEER on the others).
+ * Every write round and the final flush are agreed across ranks before the next collective; on a
+ * failure every HDF5 handle is closed (none is left for MPI_Finalize), the temporary removed. */
 int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *summary);
 
 /* Agree on status across comm (call before a collective that follows per-rank work): returns 0 if
@@ -118,7 +128,8 @@ int mbsr_models_add(const char *dir, const char *name, const char *ckpt, const c
 
 /* ---- batch reader (serial HDF5 reads; every rank opens the file itself) ---- */
 typedef struct mbsr_patchset mbsr_patchset;
-/* pair "200-100", split "train" | "val" | "test". */
+/* pair "200-100", split "train" | "val" | "test". Checks the shapes: input and target [N,p,p,p] alike,
+ * subject [N], center [N,3], crc32 [N] (MBSR_EMISMATCH naming the file and datasets otherwise). */
 int mbsr_patchset_open(const char *path, const char *pair, const char *split, mbsr_patchset **out);
 void mbsr_patchset_close(mbsr_patchset *ps);
 int64_t mbsr_patchset_count(const mbsr_patchset *ps);
@@ -132,7 +143,8 @@ int mbsr_patchset_subjects(const mbsr_patchset *ps, const char *const **names);
  * model.h): percentiles, voxel sizes, patch, interpolation; training summary left empty.
  * MBSR_EFORMAT naming the file when it predates the contract. */
 int mbsr_patchset_contract(const mbsr_patchset *ps, mbsr_sr_contract *k);
-/* Read patches idx[0..n) into in/target (n * p^3 floats each, in idx order). */
+/* Read patches idx[0..n) into in/target (n * p^3 floats each, in idx order); MBSR_ECHECKSUM naming
+ * the file, group and patch when a patch does not match its CRC-32. */
 int mbsr_patchset_read(mbsr_patchset *ps, const int64_t *idx, int n, float *in, float *target);
 
 #endif

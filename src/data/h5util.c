@@ -1,6 +1,8 @@
-/* Small HDF5 helpers for src/data and src/train: attributes with checked return codes. */
+/* Small HDF5 helpers for src/data and src/train: attributes with checked return codes; the
+ * CRC-32 checksums of patch files. */
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "prep_internal.h"
 
@@ -76,4 +78,28 @@ int mbsr__h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t n) {
   if (ft >= 0) H5Tclose(ft);
   H5Aclose(a);
   return rc;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "patch-file checksums are defined on the little-endian bytes of the values: add byte swapping for this host"
+#endif
+
+uint32_t mbsr__crc32(const void *buf, size_t n) {
+  uLong c = crc32(0L, Z_NULL, 0);
+  const Bytef *b = buf;
+  while (n > 0) { /* zlib takes uInt lengths */
+    uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+    c = crc32(c, b, k);
+    b += k, n -= k;
+  }
+  return (uint32_t)c;
+}
+
+uint32_t mbsr__patch_crc(const float *in, const float *target, size_t p3, int32_t subject, const int32_t center[3]) {
+  uLong c = crc32(0L, Z_NULL, 0);
+  c = crc32(c, (const Bytef *)in, (uInt)(p3 * sizeof(float)));
+  c = crc32(c, (const Bytef *)target, (uInt)(p3 * sizeof(float)));
+  c = crc32(c, (const Bytef *)&subject, sizeof subject);
+  c = crc32(c, (const Bytef *)center, 3 * sizeof(int32_t));
+  return (uint32_t)c;
 }

@@ -1,7 +1,13 @@
 /* The batch reader: patches of one (pair, split) of a `mbsr prep` file. Every rank opens the file
  * itself with the default (sec2) driver, read-only, and reads exactly the patches of its share of
  * a batch (one hyperslab per patch, in the order asked for): no collectives, so ranks with
- * different shares never wait for each other here. */
+ * different shares never wait for each other here.
+ *
+ * Checked on open: input and target are [N,p,p,p] with the same shape, subject is [N] with indices
+ * into /subjects, center is [N,3], crc32 (when present) is [N]; errors name the file and datasets.
+ * Integrity: every patch returned is checked against its row's CRC-32 (input, target, subject,
+ * centre), /subjects against its crc32 attribute; files from before the checksums (no crc32) are
+ * read without that check. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +20,9 @@ struct mbsr_patchset {
   int p;
   double cubic_mse;
   int32_t *subject;   /* [n] subject index of each patch */
+  int32_t *center;    /* [n][3] patch centres */
+  uint32_t *crc;      /* [n] CRC-32 of each row, or NULL (a file from before the checksums) */
+  char group[256];    /* "/pairs/<pair>/<split>" */
   int nsubj;
   char **names;       /* [nsubj] the file's /subjects */
   char pair[64];
@@ -39,6 +48,11 @@ static int read_names(mbsr_patchset *ps) {
     if (!buf || !ps->names) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
     else if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) rc = mbsr_error(MBSR_EIO, "%s: reading /subjects failed", ps->path);
     H5Tclose(mt);
+    int64_t want;
+    if (!rc && H5Aexists(ds, "crc32") > 0 && !mbsr__h5_read_attr_int(ds, "crc32", &want) &&
+        (uint32_t)want != mbsr__crc32(buf, (size_t)n * len))
+      rc = mbsr_error(MBSR_ECHECKSUM, "%s: /subjects: CRC-32 mismatch (stored %08x, computed %08x): the file is corrupt", ps->path,
+                      (unsigned)want, (unsigned)mbsr__crc32(buf, (size_t)n * len));
     for (hssize_t i = 0; !rc && i < n; i++) {
       ps->names[i] = strndup(buf + (size_t)i * len, len);
       if (!ps->names[i]) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
@@ -47,6 +61,34 @@ static int read_names(mbsr_patchset *ps) {
   }
   free(buf);
   H5Tclose(ft), H5Sclose(sp), H5Dclose(ds);
+  return rc;
+}
+
+/* grp/name, which must be [n] (cols == 1) or [n,cols], read whole into buf. */
+static int read_rows(mbsr_patchset *ps, hid_t grp, const char *name, int cols, hid_t mtype, void *buf, int required) {
+  if (H5Lexists(grp, name, H5P_DEFAULT) <= 0)
+    return required ? mbsr_error(MBSR_EFORMAT, "%s: %s/%s missing", ps->path, ps->group, name) : MBSR_OK;
+  hid_t ds = H5Dopen2(grp, name, H5P_DEFAULT);
+  hid_t sp = ds < 0 ? -1 : H5Dget_space(ds);
+  int nd = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
+  hsize_t d[2] = {0, 0};
+  if (nd == 1 || nd == 2) H5Sget_simple_extent_dims(sp, d, NULL);
+  int rc = MBSR_OK;
+  const int want_nd = cols == 1 ? 1 : 2;
+  if (ds < 0 || sp < 0) rc = mbsr_error(MBSR_EFORMAT, "%s: %s/%s unreadable", ps->path, ps->group, name);
+  else if (nd != want_nd || d[0] != (hsize_t)ps->n || (cols > 1 && d[1] != (hsize_t)cols)) {
+    char want[64], have[64];
+    snprintf(want, sizeof want, cols == 1 ? "(%lld)" : "(%lld,%d)", (long long)ps->n, cols);
+    if (nd == 1) snprintf(have, sizeof have, "(%llu)", (unsigned long long)d[0]);
+    else if (nd == 2) snprintf(have, sizeof have, "(%llu,%llu)", (unsigned long long)d[0], (unsigned long long)d[1]);
+    else snprintf(have, sizeof have, "%d-dimensional", nd);
+    rc = mbsr_error(MBSR_EMISMATCH, "%s: %s/%s is %s, expected %s (one row per patch of %s/input)", ps->path, ps->group, name, have, want,
+                    ps->group);
+  } else if (ps->n > 0 && H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+    rc = mbsr_error(MBSR_EIO, "%s: reading %s/%s failed", ps->path, ps->group, name);
+  }
+  if (sp >= 0) H5Sclose(sp);
+  if (ds >= 0) H5Dclose(ds);
   return rc;
 }
 
@@ -78,27 +120,56 @@ int mbsr_patchset_open(const char *path, const char *pair, const char *split, mb
     goto done;
   }
   ps->fs = H5Dget_space(ps->din);
-  hsize_t dims[4];
+  hsize_t dims[4], tdims[4];
   if (H5Sget_simple_extent_ndims(ps->fs) != 4 || H5Sget_simple_extent_dims(ps->fs, dims, NULL) < 0 || dims[1] != dims[2] ||
-      dims[1] != dims[3]) {
+      dims[1] != dims[3] || dims[1] < 1 || dims[1] > 4096) {
     rc = mbsr_error(MBSR_EFORMAT, "%s: %s/input is not [N,p,p,p]", path, g);
     goto done;
   }
+  {
+    hid_t ts = H5Dget_space(ps->dtg);
+    int tn = ts < 0 ? -1 : H5Sget_simple_extent_ndims(ts);
+    if (tn == 4) H5Sget_simple_extent_dims(ts, tdims, NULL);
+    if (ts >= 0) H5Sclose(ts);
+    if (tn != 4 || memcmp(dims, tdims, sizeof dims)) {
+      char have[96] = "?";
+      if (tn == 4)
+        snprintf(have, sizeof have, "(%llu,%llu,%llu,%llu)", (unsigned long long)tdims[0], (unsigned long long)tdims[1],
+                 (unsigned long long)tdims[2], (unsigned long long)tdims[3]);
+      else if (tn >= 0)
+        snprintf(have, sizeof have, "%d-dimensional", tn);
+      rc = mbsr_error(MBSR_EMISMATCH, "%s: %s/target is %s but %s/input is (%llu,%llu,%llu,%llu): input and target patches must have the same shape",
+                      path, g, have, g, (unsigned long long)dims[0], (unsigned long long)dims[1], (unsigned long long)dims[2],
+                      (unsigned long long)dims[3]);
+      goto done;
+    }
+  }
   ps->n = (int64_t)dims[0];
   ps->p = (int)dims[1];
+  snprintf(ps->group, sizeof ps->group, "%s", g);
   if (mbsr__h5_read_attr_double(grp, "cubic_mse", &ps->cubic_mse)) ps->cubic_mse = -1;
   snprintf(ps->pair, sizeof ps->pair, "%s", pair);
   if ((rc = read_names(ps))) goto done;
-  ps->subject = malloc(sizeof(int32_t) * (size_t)(ps->n > 0 ? ps->n : 1));
-  hid_t dsu = ps->subject ? H5Dopen2(grp, "subject", H5P_DEFAULT) : -1;
-  if (!ps->subject) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
-  else if (dsu < 0 || (ps->n > 0 && H5Dread(dsu, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, ps->subject) < 0))
-    rc = mbsr_error(MBSR_EFORMAT, "%s: %s/subject missing or unreadable", path, g);
+  const size_t n1 = (size_t)(ps->n > 0 ? ps->n : 1);
+  ps->subject = malloc(sizeof(int32_t) * n1);
+  ps->center = malloc(sizeof(int32_t) * 3 * n1);
+  if (!ps->subject || !ps->center) {
+    rc = mbsr_error(MBSR_ENOMEM, "out of memory");
+    goto done;
+  }
+  /* the per-patch datasets: exactly one row per patch */
+  if ((rc = read_rows(ps, grp, "subject", 1, H5T_NATIVE_INT32, ps->subject, 1))) goto done;
+  if ((rc = read_rows(ps, grp, "center", 3, H5T_NATIVE_INT32, ps->center, 1))) goto done;
+  if (H5Lexists(grp, "crc32", H5P_DEFAULT) > 0) {
+    ps->crc = malloc(sizeof(uint32_t) * n1);
+    if (!ps->crc) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
+    else rc = read_rows(ps, grp, "crc32", 1, H5T_NATIVE_UINT32, ps->crc, 1);
+    if (rc) goto done;
+  }
   for (int64_t i = 0; !rc && i < ps->n; i++)
     if (ps->subject[i] < 0 || ps->subject[i] >= ps->nsubj)
       rc = mbsr_error(MBSR_EFORMAT, "%s: %s/subject[%lld] = %d is not a subject index (0..%d)", path, g, (long long)i,
                       ps->subject[i], ps->nsubj - 1);
-  if (dsu >= 0) H5Dclose(dsu);
   if (rc) goto done;
   hsize_t m = dims[1] * dims[2] * dims[3];
   ps->ms = H5Screate_simple(1, &m, NULL);
@@ -119,6 +190,8 @@ void mbsr_patchset_close(mbsr_patchset *ps) {
   for (int i = 0; i < ps->nsubj; i++) free(ps->names[i]);
   free(ps->names);
   free(ps->subject);
+  free(ps->center);
+  free(ps->crc);
   free(ps);
 }
 
@@ -165,6 +238,14 @@ int mbsr_patchset_read(mbsr_patchset *ps, const int64_t *idx, int n, float *in, 
         H5Dread(ps->din, H5T_NATIVE_FLOAT, ps->ms, ps->fs, H5P_DEFAULT, in + k * p3) < 0 ||
         H5Dread(ps->dtg, H5T_NATIVE_FLOAT, ps->ms, ps->fs, H5P_DEFAULT, target + k * p3) < 0)
       return mbsr_error(MBSR_EIO, "%s: reading patch %lld failed", ps->path, (long long)idx[k]);
+    if (ps->crc) {
+      const uint32_t got = mbsr__patch_crc(in + k * p3, target + k * p3, p3, ps->subject[idx[k]], ps->center + 3 * idx[k]);
+      if (got != ps->crc[idx[k]])
+        return mbsr_error(MBSR_ECHECKSUM,
+                          "%s: %s: patch %lld: CRC-32 mismatch (stored %08x, computed %08x): its input, target, subject or center "
+                          "data are corrupt",
+                          ps->path, ps->group, (long long)idx[k], (unsigned)ps->crc[idx[k]], (unsigned)got);
+    }
   }
   return MBSR_OK;
 }

@@ -16,9 +16,12 @@
  * volume -> brain mask of the HR volume (Otsu by default, on the HR volume normalised by its own
  * percentiles) -> patches at seeded random brain centres (rejection sampling, with replacement).
  * A subject that fails is recorded (name, rank, message) and skipped. */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "mbsr/data.h"
 #include "mbsr/image.h"
@@ -314,27 +317,61 @@ done:
   return rc;
 }
 
-/* ---- parallel HDF5 output ---- */
-#define H5TRY(expr, what)                                                    \
-  do {                                                                       \
-    if ((expr) < 0) {                                                        \
-      rc = mbsr_error(MBSR_EHDF5, "%s: %s failed", c->out, what);           \
-      goto out;                                                              \
-    }                                                                        \
-  } while (0)
+/* ---- parallel HDF5 output: one mechanism for collective failure ----
+ * Every collective write is followed by an agreement on its outcome (mbsr_mpi_agree), and so is
+ * every group of metadata operations, so that all ranks know of a failure on any rank before the
+ * next collective call and leave the same way: every handle closed, the file flushed or, after a
+ * failure, truncated (HDF5 1.10 cannot close a file whose final writes fail: the ID would stay and
+ * HDF5's shutdown in MPI_Finalize crash on it; truncating the abandoned temporary frees the space
+ * its closing metadata writes need), closed collectively, and the temporary removed by rank 0.
+ * MBSR_FAULT_WRITE=h5:N[@RANK] (core.h) fails the N-th collective write or flush on a rank.
+ *
+ * Integrity: no HDF5 filter (Fletcher32) here. Parallel HDF5 1.10 allocates and writes filtered
+ * chunks inside H5Dcreate and H5Dwrite with collectives of its own; a write failing on one rank
+ * there leaves the ranks in different internal collectives (a hang no agreement of ours can reach:
+ * seen on a full tmpfs). Instead every patch row carries a CRC-32 (dataset "crc32", computed here,
+ * verified by the batch reader on every patch it returns), the small datasets a "crc32" attribute,
+ * and the 1.8+ object format checksums the object headers (attributes). */
+
+/* Why a write to `file` failed, for the message: errno when it plausibly explains it (MPI-IO
+ * does not always leave it set), else a full filesystem under the file, else "". */
+static const char *write_failure_text(int e, const char *file) {
+  if (e == ENOSPC || e == EDQUOT || e == EFBIG || e == EIO || e == EROFS) return strerror(e);
+  char dir[4096];
+  const char *sl = strrchr(file, '/');
+  snprintf(dir, sizeof dir, "%.*s", sl ? (int)(sl - file) + 1 : 1, sl ? file : ".");
+  struct statvfs v;
+  if (statvfs(dir, &v) == 0 && v.f_bavail == 0) return "the filesystem is full";
+  return "";
+}
+
+/* A collective H5Dwrite and the agreement on its outcome (what: "/pairs/200-100/train/input rows ..."). */
+static int coll_write(hid_t ds, hid_t mtype, hid_t ms, hid_t fs, hid_t dxpl, const void *buf, MPI_Comm comm, const char *file,
+                      const char *what) {
+  errno = 0;
+  const herr_t w = H5Dwrite(ds, mtype, ms, fs, dxpl, buf);
+  const int e = errno;
+  int rc = MBSR_OK;
+  if (mbsr_fault_write("h5", file)) rc = mbsr_error(MBSR_EIO, "%s: %s: write failed: %s", file, what, strerror(errno));
+  else if (w < 0) {
+    const char *et = write_failure_text(e, file);
+    rc = mbsr_error(MBSR_EHDF5, "%s: %s: collective write failed%s%s", file, what, et[0] ? ": " : "", et);
+  }
+  return mbsr_mpi_agree(comm, rc);
+}
 
 /* Collective write of rows [off, off+n) of a dataset whose rows have row_elems elements, in
  * rounds of at most ~256 MB per rank (MPI-IO counts are ints); every rank makes the same number
- * of H5Dwrite calls, a rank with nothing (left) to write joins with H5Sselect_none. */
-static int write_rows(hid_t ds, hid_t mtype, size_t esize, int rank_dims, hsize_t row_elems, hsize_t off, hsize_t n,
-                      const void *buf, hid_t dxpl, MPI_Comm comm) {
+ * of H5Dwrite calls, a rank with nothing (left) to write joins with H5Sselect_none; each round's
+ * outcome is agreed before the next. */
+static int write_rows(hid_t ds, const char *dname, hid_t mtype, size_t esize, int rank_dims, hsize_t row_elems, hsize_t off,
+                      hsize_t n, const void *buf, hid_t dxpl, MPI_Comm comm, const char *file) {
   const hsize_t max_rows = (hsize_t)((256u << 20) / (row_elems * esize)) + 1;
   long long my_rounds = (long long)((n + max_rows - 1) / max_rows), rounds = 0;
   if (MPI_Allreduce(&my_rounds, &rounds, 1, MPI_LONG_LONG, MPI_MAX, comm) != MPI_SUCCESS)
     return mbsr_error(MBSR_EMPI, "MPI_Allreduce failed");
   hid_t fs = H5Dget_space(ds);
-  if (fs < 0) return mbsr_error(MBSR_EHDF5, "H5Dget_space failed");
-  int rc = MBSR_OK;
+  int rc = mbsr_mpi_agree(comm, fs < 0 ? mbsr_error(MBSR_EHDF5, "%s: %s: H5Dget_space failed", file, dname) : 0);
   for (long long r = 0; r < rounds && !rc; r++) {
     hsize_t r0 = (hsize_t)r * max_rows, rn = r0 < n ? (n - r0 < max_rows ? n - r0 : max_rows) : 0;
     hsize_t start[4] = {off + r0, 0, 0, 0}, count[4] = {rn, 0, 0, 0}, dims[4];
@@ -342,56 +379,102 @@ static int write_rows(hid_t ds, hid_t mtype, size_t esize, int rank_dims, hsize_
     for (int a = 1; a < rank_dims; a++) count[a] = dims[a];
     hsize_t m = rn ? rn * row_elems : 1;
     hid_t ms = H5Screate_simple(1, &m, NULL);
-    if (rn) {
-      if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0) rc = mbsr_error(MBSR_EHDF5, "H5Sselect_hyperslab failed");
-    } else {
-      H5Sselect_none(fs);
-      H5Sselect_none(ms);
+    int sel = ms < 0;
+    if (rn) sel |= H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0;
+    else sel |= H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0;
+    /* a selection that failed on one rank: agreed before anybody enters the collective write */
+    rc = mbsr_mpi_agree(comm, sel ? mbsr_error(MBSR_EHDF5, "%s: %s: selecting rows failed", file, dname) : 0);
+    if (!rc) {
+      char what[256];
+      if (rn)
+        snprintf(what, sizeof what, "%s rows %llu..%llu", dname, (unsigned long long)(off + r0), (unsigned long long)(off + r0 + rn - 1));
+      else
+        snprintf(what, sizeof what, "%s", dname);
+      const char *p = (const char *)buf + (size_t)(r0 * row_elems) * esize;
+      rc = coll_write(ds, mtype, ms, fs, dxpl, rn ? (const void *)p : buf, comm, file, what);
     }
-    const char *p = (const char *)buf + (size_t)(r0 * row_elems) * esize;
-    if (!rc && H5Dwrite(ds, mtype, ms, fs, dxpl, rn ? (const void *)p : buf) < 0) rc = mbsr_error(MBSR_EHDF5, "collective H5Dwrite failed");
-    H5Sclose(ms);
+    if (ms >= 0) H5Sclose(ms);
   }
-  H5Sclose(fs);
+  if (fs >= 0) H5Sclose(fs);
   return rc;
 }
 
-static hid_t create_dset(hid_t loc, const char *name, hid_t type, int nd, const hsize_t *dims, const hsize_t *chunk) {
-  hsize_t maxd[4] = {H5S_UNLIMITED, dims[1], dims[2], dims[3]};
+/* Chunked dataset, allocated when created (parallel HDF5: no data written then), never filled. */
+static hid_t create_dset(hid_t loc, const char *name, hid_t type, int nd, const hsize_t *dims, const hsize_t *chunk, int extensible) {
+  hsize_t maxd[4] = {extensible ? H5S_UNLIMITED : dims[0], dims[1], dims[2], dims[3]};
   hid_t sp = H5Screate_simple(nd, dims, maxd);
   hid_t pl = H5Pcreate(H5P_DATASET_CREATE);
-  H5Pset_chunk(pl, nd, chunk);
-  H5Pset_fill_time(pl, H5D_FILL_TIME_NEVER);
-  hid_t d = H5Dcreate2(loc, name, type, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
-  H5Pclose(pl);
-  H5Sclose(sp);
+  hid_t d = -1;
+  if (sp >= 0 && pl >= 0 && H5Pset_chunk(pl, nd, chunk) >= 0 && H5Pset_fill_time(pl, H5D_FILL_TIME_NEVER) >= 0)
+    d = H5Dcreate2(loc, name, type, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
+  if (pl >= 0) H5Pclose(pl);
+  if (sp >= 0) H5Sclose(sp);
   return d;
 }
 
-/* Fixed-length string list dataset, written collectively by rank 0 (others select none). */
-static int write_strings(hid_t loc, const char *name, char **s, int n, int rank, hid_t dxpl, const char *file) {
+/* A small dataset written by rank 0 (the others select none), collectively, with the CRC-32 of its
+ * n * cols values (memory type mtype, the same bytes as stored) as attribute "crc32". buf holds the
+ * same values on every rank (attributes are written collectively with equal values). */
+static int write_small(hid_t loc, const char *name, hid_t ftype, hid_t mtype, hsize_t n, hsize_t cols, const void *buf, int rank,
+                       hid_t dxpl, MPI_Comm comm, const char *file, const char *path) {
+  hsize_t dims[4] = {n, cols, 0, 0}, ch[4] = {n > 0 ? n : 1, cols, 0, 0};
+  const int nd = cols > 1 ? 2 : 1;
+  hid_t ds = create_dset(loc, name, ftype, nd, dims, ch, n == 0);
+  int rc = ds < 0 ? mbsr_error(MBSR_EHDF5, "%s: creating %s failed", file, path) : 0;
+  if (!rc) rc = mbsr__h5_attr_int(ds, "crc32", mbsr__crc32(buf, (size_t)(n * cols) * H5Tget_size(mtype)));
+  rc = mbsr_mpi_agree(comm, rc);
+  if (!rc && n > 0) {
+    hid_t fs = H5Dget_space(ds), ms = H5Screate_simple(nd, dims, NULL);
+    int sel = fs < 0 || ms < 0 || (rank != 0 && (H5Sselect_none(ms) < 0 || H5Sselect_none(fs) < 0));
+    rc = mbsr_mpi_agree(comm, sel ? mbsr_error(MBSR_EHDF5, "%s: %s: selection failed", file, path) : 0);
+    if (!rc) rc = coll_write(ds, mtype, ms, fs, dxpl, buf, comm, file, path);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+  }
+  if (ds >= 0) H5Dclose(ds);
+  return rc;
+}
+
+/* Fixed-length string list dataset (rank 0's data). */
+static int write_strings(hid_t loc, const char *name, char **s, int n, int rank, hid_t dxpl, MPI_Comm comm, const char *file) {
   size_t len = 1;
   for (int i = 0; i < n; i++)
     if (strlen(s[i]) + 1 > len) len = strlen(s[i]) + 1;
   hid_t t = H5Tcopy(H5T_C_S1);
-  H5Tset_size(t, len);
-  hsize_t d = (hsize_t)n;
-  hid_t sp = H5Screate_simple(1, &d, NULL);
-  hid_t ds = H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  int rc = ds < 0 ? mbsr_error(MBSR_EHDF5, "%s: creating /%s failed", file, name) : 0;
-  if (!rc && n > 0) {
-    char *buf = calloc((size_t)n, len);
+  char *buf = calloc((size_t)(n > 0 ? n : 1), len);
+  int bad = t < 0 || H5Tset_size(t, len) < 0 || !buf;
+  int rc = mbsr_mpi_agree(comm, bad ? mbsr_error(MBSR_ENOMEM, "%s: /%s: out of memory", file, name) : 0);
+  if (!rc) {
     for (int i = 0; i < n; i++) memcpy(buf + (size_t)i * len, s[i], strlen(s[i]));
-    hid_t ms = H5Screate_simple(1, &d, NULL);
-    if (rank != 0) H5Sselect_none(ms), H5Sselect_none(sp);
-    if (H5Dwrite(ds, t, ms, sp, dxpl, buf) < 0) rc = mbsr_error(MBSR_EHDF5, "%s: writing /%s failed", file, name);
-    H5Sclose(ms);
-    free(buf);
+    char path[128];
+    snprintf(path, sizeof path, "/%s", name);
+    rc = write_small(loc, name, t, t, (hsize_t)n, 1, buf, rank, dxpl, comm, file, path);
   }
-  if (ds >= 0) H5Dclose(ds);
-  H5Sclose(sp);
-  H5Tclose(t);
+  free(buf);
+  if (t >= 0) H5Tclose(t);
   return rc;
+}
+
+/* The end of the file, on every rank (collective): flush (its outcome agreed), truncate the
+ * temporary when anything failed (rank 0), close, agree. *file is -1 afterwards. */
+static int finish_file(hid_t *file, const char *tmp, int rc, int rank, MPI_Comm comm, const char *out) {
+  if (!rc) {
+    errno = 0;
+    int bad = H5Fflush(*file, H5F_SCOPE_GLOBAL) < 0; /* collective: every rank calls it, the fault hook after */
+    if (mbsr_fault_write("h5", out)) bad = 1;
+    const char *et = bad ? write_failure_text(errno, out) : "";
+    rc = mbsr_mpi_agree(comm, bad ? mbsr_error(MBSR_EIO, "%s: flushing the file failed%s%s", out, et[0] ? ": " : "", et) : 0);
+  }
+  /* Handles still open on the file would make H5Fclose fail (MPI-IO files close "semi"): none may be. */
+  ssize_t nopen = H5Fget_obj_count(*file, H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE | H5F_OBJ_ATTR | H5F_OBJ_LOCAL);
+  if (nopen != 0 && !rc) rc = mbsr_error(MBSR_EHDF5, "%s: %zd HDF5 objects still open before closing the file", out, nopen);
+  if (rc && rank == 0 && tmp[0] && truncate(tmp, 0) != 0) { /* best effort: the close below may still fail */
+  }
+  MPI_Barrier(comm); /* the truncation precedes every rank's closing writes */
+  int cl = H5Fclose(*file) < 0;
+  *file = -1;
+  if (cl && !rc) rc = mbsr_error(MBSR_EHDF5, "%s: closing the file failed", out);
+  return mbsr_mpi_agree(comm, rc);
 }
 
 typedef struct {
@@ -419,7 +502,7 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
   char **failed = NULL, *fail_all = NULL;
   char(*lmsg)[480] = NULL; /* failure message of each local subject */
   int nfailed = 0;
-  hid_t fapl = -1, file = -1, dxpl = -1;
+  hid_t fapl = -1, file = -1, dxpl = -1, gp = -1;
   char tmp[4096] = "";
   const int p = c->patch;
   const hsize_t p3 = (hsize_t)p * p * p;
@@ -602,122 +685,118 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
   if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
   MPI_Bcast(tmp, sizeof tmp, MPI_CHAR, 0, comm);
   fapl = H5Pcreate(H5P_FILE_ACCESS);
-  H5TRY(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), "H5Pset_fapl_mpio");
+  /* the 1.8+ object format: checksummed object headers (the attributes), readable by HDF5 >= 1.8 */
+  if (fapl < 0 || H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0 || H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V110) < 0)
+    rc = mbsr_error(MBSR_EHDF5, "%s: setting up the MPI-IO file access failed", c->out);
+  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
+  errno = 0;
   file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-  if (file < 0) rc = mbsr_error(MBSR_EHDF5, "%s: cannot create (temporary %s)", c->out, tmp);
+  if (file < 0) rc = mbsr_error(MBSR_EHDF5, "%s: cannot create (temporary %s)%s%s", c->out, tmp, errno ? ": " : "", errno ? strerror(errno) : "");
   if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
   dxpl = H5Pcreate(H5P_DATASET_XFER);
-  H5TRY(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio");
+  if (dxpl < 0 || H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0) rc = mbsr_error(MBSR_EHDF5, "%s: H5Pset_dxpl_mpio failed", c->out);
   /* Root attributes: everything needed to reproduce the file (no rank count, no time). */
-  {
+  if (!rc) {
     char txt[1024];
-    if ((rc = mbsr__h5_attr_str(file, "mbsr_version", MBSR_VERSION))) goto out;
-    if ((rc = mbsr__h5_attr_int(file, "seed", (int64_t)c->seed))) goto out;
-    if ((rc = mbsr__h5_attr_int(file, "patch", p))) goto out;
-    if ((rc = mbsr__h5_attr_int(file, "patches_per_volume", c->patches_per_volume))) goto out;
-    if ((rc = mbsr__h5_attr_int(file, "base_um", base_um))) goto out;
-    if ((rc = mbsr__h5_attr_int(file, "n_subjects", S))) goto out;
-    if ((rc = mbsr__h5_attr_int(file, "n_failed", nfailed))) goto out;
-    if ((rc = mbsr__h5_attr_str(file, "split", rule))) goto out;
     double nr[2] = {c->norm_plo, c->norm_phi};
-    if ((rc = mbsr__h5_attr_str(file, "norm", "percentile"))) goto out;
-    if ((rc = mbsr__h5_attr_double(file, "norm_percentiles", nr, 2))) goto out;
-    if ((rc = mbsr__h5_attr_double(file, "mask_threshold", &c->mask_thr, 1))) goto out;
-    if ((rc = mbsr__h5_attr_double(file, "tiff_vox_mm", c->read_opts.tiff_vox, 3))) goto out;
-    if ((rc = mbsr__h5_attr_str(file, "tiff_orient", c->read_opts.tiff_orient))) goto out;
     snprintf(txt, sizeof txt,
              "read -> area-weighted resampling to %d um -> block average -> Keys (a=-0.5) upsampling of LR onto HR = input -> "
              "lo, hi = the %g and %g percentiles of the input; input and target (HR) mapped by clip((x-lo)/(hi-lo),0,1) -> mask "
              "(threshold %g, <0 = Otsu) -> patches at seeded random brain centres",
              base_um, c->norm_plo, c->norm_phi, c->mask_thr);
-    if ((rc = mbsr__h5_attr_str(file, "pipeline", txt))) goto out;
+    if (!rc) rc = mbsr__h5_attr_str(file, "mbsr_version", MBSR_VERSION);
+    if (!rc) rc = mbsr__h5_attr_int(file, "seed", (int64_t)c->seed);
+    if (!rc) rc = mbsr__h5_attr_int(file, "patch", p);
+    if (!rc) rc = mbsr__h5_attr_int(file, "patches_per_volume", c->patches_per_volume);
+    if (!rc) rc = mbsr__h5_attr_int(file, "base_um", base_um);
+    if (!rc) rc = mbsr__h5_attr_int(file, "n_subjects", S);
+    if (!rc) rc = mbsr__h5_attr_int(file, "n_failed", nfailed);
+    if (!rc) rc = mbsr__h5_attr_str(file, "split", rule);
+    if (!rc) rc = mbsr__h5_attr_str(file, "norm", "percentile");
+    if (!rc) rc = mbsr__h5_attr_double(file, "norm_percentiles", nr, 2);
+    if (!rc) rc = mbsr__h5_attr_double(file, "mask_threshold", &c->mask_thr, 1);
+    if (!rc) rc = mbsr__h5_attr_double(file, "tiff_vox_mm", c->read_opts.tiff_vox, 3);
+    if (!rc) rc = mbsr__h5_attr_str(file, "tiff_orient", c->read_opts.tiff_orient);
+    if (!rc) rc = mbsr__h5_attr_str(file, "pipeline", txt);
+    if (!rc) rc = mbsr__h5_attr_str(file, "checksums", "crc32 of every patch row (input, target, subject, center) in <split>/crc32; crc32 attribute of the other datasets; "
+                                         "checksummed object headers");
+    if (rc) mbsr_error_prefix(rc, "%s: ", c->out);
   }
+  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
   {
-    int32_t *sp32 = malloc((size_t)S * sizeof *sp32);
-    for (int s = 0; s < S; s++) sp32[s] = split[s];
-    hsize_t d = (hsize_t)S;
-    hid_t sp = H5Screate_simple(1, &d, NULL);
-    hid_t ds = H5Dcreate2(file, "subject_split", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (ds < 0) rc = mbsr_error(MBSR_EHDF5, "%s: creating /subject_split failed", c->out);
+    int32_t *sp32 = malloc((size_t)(S > 0 ? S : 1) * sizeof *sp32);
+    rc = mbsr_mpi_agree(comm, sp32 ? 0 : mbsr_error(MBSR_ENOMEM, "out of memory"));
     if (!rc) {
-      hid_t ms = H5Screate_simple(1, &d, NULL);
-      if (rank != 0) H5Sselect_none(ms), H5Sselect_none(sp);
-      if (H5Dwrite(ds, H5T_NATIVE_INT32, ms, sp, dxpl, sp32) < 0) rc = mbsr_error(MBSR_EHDF5, "%s: writing /subject_split failed", c->out);
-      H5Sclose(ms);
+      for (int s = 0; s < S; s++) sp32[s] = split[s];
+      rc = write_small(file, "subject_split", H5T_STD_I32LE, H5T_NATIVE_INT32, (hsize_t)S, 1, sp32, rank, dxpl, comm, c->out,
+                       "/subject_split");
     }
-    if (ds >= 0) H5Dclose(ds);
-    H5Sclose(sp);
     free(sp32);
-    if (!rc) rc = write_strings(file, "subjects", in.names, S, rank, dxpl, c->out);
-    if (!rc) rc = write_strings(file, "sources", in.paths, S, rank, dxpl, c->out);
-    if (!rc) rc = write_strings(file, "failed", failed, nfailed, rank, dxpl, c->out);
+    if (!rc) rc = write_strings(file, "subjects", in.names, S, rank, dxpl, comm, c->out);
+    if (!rc) rc = write_strings(file, "sources", in.paths, S, rank, dxpl, comm, c->out);
+    if (!rc) rc = write_strings(file, "failed", failed, nfailed, rank, dxpl, comm, c->out);
     if (rc) goto out;
   }
-  hid_t gp = H5Gcreate2(file, "pairs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  H5TRY(gp, "creating /pairs");
+  gp = H5Gcreate2(file, "pairs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if ((rc = mbsr_mpi_agree(comm, gp < 0 ? mbsr_error(MBSR_EHDF5, "%s: creating /pairs failed", c->out) : 0))) goto out;
+  /* From here every rc is agreed before it is acted on: all ranks take the same branches. */
   for (int q = 0; q < Q && !rc; q++) {
-    char nm[64];
+    char nm[64], path[160];
     snprintf(nm, sizeof nm, "%d-%d", c->pairs[q].lr_um, c->pairs[q].hr_um);
     hid_t g = H5Gcreate2(gp, nm, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0) {
-      rc = mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s failed", c->out, nm);
-      break;
-    }
+    if (g < 0) rc = mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s failed", c->out, nm);
     double lv[3] = {c->pairs[q].lr_um / 1000.0, c->pairs[q].lr_um / 1000.0, c->pairs[q].lr_um / 1000.0};
     double hv[3] = {c->pairs[q].hr_um / 1000.0, c->pairs[q].hr_um / 1000.0, c->pairs[q].hr_um / 1000.0};
-    rc = mbsr__h5_attr_int(g, "lr_um", c->pairs[q].lr_um);
+    if (!rc) rc = mbsr__h5_attr_int(g, "lr_um", c->pairs[q].lr_um);
     if (!rc) rc = mbsr__h5_attr_int(g, "hr_um", c->pairs[q].hr_um);
     if (!rc) rc = mbsr__h5_attr_double(g, "lr_vox_mm", lv, 3);
     if (!rc) rc = mbsr__h5_attr_double(g, "hr_vox_mm", hv, 3);
     if (!rc) rc = mbsr__h5_attr_int(g, "factor", c->pairs[q].lr_um / c->pairs[q].hr_um);
     if (!rc) rc = mbsr__h5_attr_str(g, "interp", "keys");
+    double *lh = rc ? NULL : malloc(sizeof(double) * 2 * (size_t)(S > 0 ? S : 1));
+    if (!rc && !lh) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
+    rc = mbsr_mpi_agree(comm, rc);
     if (!rc) {
-      double *lh = malloc(sizeof(double) * 2 * (size_t)(S > 0 ? S : 1));
-      for (int s = 0; lh && s < S; s++) lh[2 * s] = nlh[((size_t)s * Q + q) * 2], lh[2 * s + 1] = nlh[((size_t)s * Q + q) * 2 + 1];
-      hsize_t d2[2] = {(hsize_t)S, 2};
-      hid_t sp = H5Screate_simple(2, d2, NULL);
-      hid_t ds = H5Dcreate2(g, "norm_lo_hi", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-      if (!lh || ds < 0) rc = mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s/norm_lo_hi failed", c->out, nm);
-      else {
-        hid_t ms = H5Screate_simple(2, d2, NULL);
-        if (rank != 0) H5Sselect_none(ms), H5Sselect_none(sp);
-        if (H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, sp, dxpl, lh) < 0) rc = mbsr_error(MBSR_EHDF5, "%s: writing /pairs/%s/norm_lo_hi failed", c->out, nm);
-        H5Sclose(ms);
-      }
-      if (ds >= 0) H5Dclose(ds);
-      H5Sclose(sp);
-      free(lh);
+      for (int s = 0; s < S; s++) lh[2 * s] = nlh[((size_t)s * Q + q) * 2], lh[2 * s + 1] = nlh[((size_t)s * Q + q) * 2 + 1];
+      snprintf(path, sizeof path, "/pairs/%s/norm_lo_hi", nm);
+      rc = write_small(g, "norm_lo_hi", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, (hsize_t)S, 2, lh, rank, dxpl, comm, c->out, path);
     }
+    free(lh);
     for (int sp = 0; sp < MBSR_SPLITS && !rc; sp++) {
-      hid_t gs = H5Gcreate2(g, split_names[sp], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-      if (gs < 0) {
-        rc = mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s/%s failed", c->out, nm, split_names[sp]);
-        break;
-      }
       const hsize_t N = (hsize_t)tot[q * MBSR_SPLITS + sp], o = (hsize_t)off[q * MBSR_SPLITS + sp];
       const hsize_t nl = (hsize_t)loc[q * MBSR_SPLITS + sp];
       int nsub = 0;
       for (int s = 0; s < S; s++) nsub += split[s] == sp && cnt[(size_t)s * Q + q] > 0;
-      rc = mbsr__h5_attr_double(gs, "cubic_mse", &sum->cubic_mse[q][sp], 1);
+      hid_t gs = H5Gcreate2(g, split_names[sp], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      if (gs < 0) rc = mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s/%s failed", c->out, nm, split_names[sp]);
+      if (!rc) rc = mbsr__h5_attr_double(gs, "cubic_mse", &sum->cubic_mse[q][sp], 1);
       if (!rc) rc = mbsr__h5_attr_int(gs, "n_patches", (int64_t)N);
       if (!rc) rc = mbsr__h5_attr_int(gs, "n_subjects", nsub);
       hsize_t dims[4] = {N, (hsize_t)p, (hsize_t)p, (hsize_t)p};
       hsize_t ch[4] = {(hsize_t)(c->chunk_patches > 0 ? c->chunk_patches : 4), (hsize_t)p, (hsize_t)p, (hsize_t)p};
       hsize_t d1[4] = {N, 0, 0, 0}, c1[4] = {1024, 0, 0, 0}, d3[4] = {N, 3, 0, 0}, c3[4] = {1024, 3, 0, 0};
-      hid_t di = create_dset(gs, "input", H5T_IEEE_F32LE, 4, dims, ch);
-      hid_t dt = create_dset(gs, "target", H5T_IEEE_F32LE, 4, dims, ch);
-      hid_t dsu = create_dset(gs, "subject", H5T_STD_I32LE, 1, d1, c1);
-      hid_t dc = create_dset(gs, "center", H5T_STD_I32LE, 2, d3, c3);
-      if (!rc && (di < 0 || dt < 0 || dsu < 0 || dc < 0)) rc = mbsr_error(MBSR_EHDF5, "%s: creating datasets in /pairs/%s/%s failed", c->out, nm, split_names[sp]);
+      hid_t di = -1, dt = -1, dsu = -1, dc = -1, dk = -1;
+      if (!rc) {
+        di = create_dset(gs, "input", H5T_IEEE_F32LE, 4, dims, ch, 1);
+        dt = create_dset(gs, "target", H5T_IEEE_F32LE, 4, dims, ch, 1);
+        dsu = create_dset(gs, "subject", H5T_STD_I32LE, 1, d1, c1, 1);
+        dc = create_dset(gs, "center", H5T_STD_I32LE, 2, d3, c3, 1);
+        dk = create_dset(gs, "crc32", H5T_STD_U32LE, 1, d1, c1, 1);
+        if (di < 0 || dt < 0 || dsu < 0 || dc < 0 || dk < 0)
+          rc = mbsr_error(MBSR_EHDF5, "%s: creating datasets in /pairs/%s/%s failed", c->out, nm, split_names[sp]);
+      }
+      rc = mbsr_mpi_agree(comm, rc);
       /* This rank's rows, in subject order, packed into one buffer per dataset. */
       float *bi = NULL, *bt = NULL;
       int32_t *bs = NULL, *bc = NULL;
+      uint32_t *bk = NULL;
       if (!rc && N > 0) {
         bi = mbsr_alloc((size_t)(nl ? nl : 1) * p3 * sizeof(float));
         bt = mbsr_alloc((size_t)(nl ? nl : 1) * p3 * sizeof(float));
         bs = mbsr_alloc((size_t)(nl ? nl : 1) * sizeof(int32_t));
         bc = mbsr_alloc((size_t)(nl ? nl : 1) * 3 * sizeof(int32_t));
-        int okm = bi && bt && bs && bc;
+        bk = mbsr_alloc((size_t)(nl ? nl : 1) * sizeof(uint32_t));
+        int okm = bi && bt && bs && bc && bk;
         if (!okm) rc = mbsr_error(MBSR_ENOMEM, "out of memory packing patches");
         size_t k = 0;
         for (int li = 0; okm && li < nloc; li++) {
@@ -727,34 +806,39 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
           memcpy(bi + k * p3, b->in, (size_t)b->n * p3 * sizeof(float));
           memcpy(bt + k * p3, b->tgt, (size_t)b->n * p3 * sizeof(float));
           memcpy(bc + 3 * k, b->ctr, (size_t)b->n * 3 * sizeof(int32_t));
-          for (int64_t j = 0; j < b->n; j++) bs[k + j] = s0 + li;
+          for (int64_t j = 0; j < b->n; j++) {
+            bs[k + j] = s0 + li;
+            bk[k + j] = mbsr__patch_crc(bi + (k + j) * p3, bt + (k + j) * p3, p3, bs[k + j], bc + 3 * (k + j));
+          }
           k += (size_t)b->n;
           /* release the per-subject copy as soon as it is packed */
           mbsr_free(b->in), mbsr_free(b->tgt), mbsr_free(b->ctr);
           b->in = b->tgt = NULL, b->ctr = NULL;
         }
-        if ((rc = mbsr_mpi_agree(comm, rc)) == 0) {
-          rc = write_rows(di, H5T_NATIVE_FLOAT, sizeof(float), 4, p3, o, nl, bi, dxpl, comm);
-          if (!rc) rc = write_rows(dt, H5T_NATIVE_FLOAT, sizeof(float), 4, p3, o, nl, bt, dxpl, comm);
-          if (!rc) rc = write_rows(dsu, H5T_NATIVE_INT32, sizeof(int32_t), 1, 1, o, nl, bs, dxpl, comm);
-          if (!rc) rc = write_rows(dc, H5T_NATIVE_INT32, sizeof(int32_t), 2, 3, o, nl, bc, dxpl, comm);
-          if (rc) mbsr_error_prefix(rc, "%s: /pairs/%s/%s: ", c->out, nm, split_names[sp]);
-        }
+        char d[5][200];
+        static const char *const dn[5] = {"input", "target", "subject", "center", "crc32"};
+        for (int k5 = 0; k5 < 5; k5++) snprintf(d[k5], sizeof d[k5], "/pairs/%s/%s/%s", nm, split_names[sp], dn[k5]);
+        if ((rc = mbsr_mpi_agree(comm, rc)) == 0) rc = write_rows(di, d[0], H5T_NATIVE_FLOAT, sizeof(float), 4, p3, o, nl, bi, dxpl, comm, c->out);
+        if (!rc) rc = write_rows(dt, d[1], H5T_NATIVE_FLOAT, sizeof(float), 4, p3, o, nl, bt, dxpl, comm, c->out);
+        if (!rc) rc = write_rows(dsu, d[2], H5T_NATIVE_INT32, sizeof(int32_t), 1, 1, o, nl, bs, dxpl, comm, c->out);
+        if (!rc) rc = write_rows(dc, d[3], H5T_NATIVE_INT32, sizeof(int32_t), 2, 3, o, nl, bc, dxpl, comm, c->out);
+        if (!rc) rc = write_rows(dk, d[4], H5T_NATIVE_UINT32, sizeof(uint32_t), 1, 1, o, nl, bk, dxpl, comm, c->out);
       }
-      mbsr_free(bi), mbsr_free(bt), mbsr_free(bs), mbsr_free(bc);
+      mbsr_free(bi), mbsr_free(bt), mbsr_free(bs), mbsr_free(bc), mbsr_free(bk);
       if (di >= 0) H5Dclose(di);
       if (dt >= 0) H5Dclose(dt);
       if (dsu >= 0) H5Dclose(dsu);
       if (dc >= 0) H5Dclose(dc);
-      H5Gclose(gs);
+      if (dk >= 0) H5Dclose(dk);
+      if (gs >= 0) H5Gclose(gs);
     }
-    H5Gclose(g);
+    if (g >= 0) H5Gclose(g);
   }
   H5Gclose(gp);
-  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
-  H5TRY(H5Fclose(file), "H5Fclose");
-  file = -1;
-  if (rank == 0) rc = mbsr_commit_file(tmp, c->out);
+  gp = -1;
+  if (rc) goto out;
+  rc = finish_file(&file, tmp, rc, rank, comm, c->out);
+  if (!rc && rank == 0) rc = mbsr_commit_file(tmp, c->out);
   if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
   tmp[0] = 0;
   sum->seconds = mbsr_now() - t0;
@@ -765,10 +849,17 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
   mbsr_info("prep: wrote %s in %.1f s; %d of %d inputs failed%s", c->out, sum->seconds, nfailed, S, nfailed ? " (listed in /failed)" : "");
   if (nfailed) mbsr_info("prep: failed inputs: %s", sum->failures);
 out:
-  if (file >= 0) H5Fclose(file);
+  /* rc is the same on every rank here (agreed), so are the collective closes */
+  if (gp >= 0) H5Gclose(gp);
+  if (file >= 0) finish_file(&file, tmp, rc ? rc : MBSR_EHDF5, rank, comm, c->out);
   if (fapl >= 0) H5Pclose(fapl);
   if (dxpl >= 0) H5Pclose(dxpl);
-  if (rc && tmp[0] && rank == 0) mbsr_abandon_file(tmp);
+  if (rc && tmp[0]) {
+    if (rank == 0) mbsr_abandon_file(tmp);
+    char msg[1200];
+    snprintf(msg, sizeof msg, "%s", mbsr_last_error());
+    mbsr_error(rc, "%s; nothing written, temporary removed", msg);
+  }
   if (pb)
     for (int i = 0; i < nloc * Q; i++) mbsr_free(pb[i].in), mbsr_free(pb[i].tgt), mbsr_free(pb[i].ctr);
   free(pb), free(lmsg), free(split), free(cnt), free(cub), free(nlh), free(failed), free(fail_all);
