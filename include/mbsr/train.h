@@ -24,6 +24,10 @@ typedef struct {
   const char *pair;        /* "200-100" */
   const char *out;         /* output directory (created) */
   mbsr_model_config model;
+  unsigned model_given;    /* the fields of `model` the caller chose (MBSR_TRAIN_GIVEN_* bits). On a resume the
+                            * network is the checkpoint's: a chosen field that differs from it is refused (naming
+                            * the checkpoint and both values), the others are taken from it. Default: all (a
+                            * library caller's config is complete); `mbsr train` sets the options typed. */
   mbsr_adam_config adam;
   int batch;               /* GLOBAL batch: 8 */
   int epochs;              /* max epochs: 1000 */
@@ -53,6 +57,18 @@ typedef struct {
   int inject_fail_rank, inject_fail_step; /* test hook: that rank fails at that step (-1 = off) */
   int inject_diverge_rank, inject_diverge_step; /* test hook: that rank perturbs one weight after that step */
 } mbsr_train_config;
+
+/* model_given bits */
+#define MBSR_TRAIN_GIVEN_ARCH 0x001u
+#define MBSR_TRAIN_GIVEN_CHANNELS 0x002u
+#define MBSR_TRAIN_GIVEN_BLOCKS 0x004u
+#define MBSR_TRAIN_GIVEN_GLOBAL_RESIDUAL 0x008u
+#define MBSR_TRAIN_GIVEN_CCNN_C1 0x010u
+#define MBSR_TRAIN_GIVEN_CCNN_C2 0x020u
+#define MBSR_TRAIN_GIVEN_DISC_CHANNELS 0x040u
+#define MBSR_TRAIN_GIVEN_DISC_BLOCKS 0x080u
+#define MBSR_TRAIN_GIVEN_GAN_LAMBDA 0x100u
+#define MBSR_TRAIN_GIVEN_ALL 0x1ffu
 
 void mbsr_train_config_default(mbsr_train_config *c);
 

@@ -35,7 +35,9 @@ static void usage(void) {
       "  --seed S                 weights and per-epoch shuffles (default 1)\n"
       "  --ckpt-every K           steps between checkpoints (default 100)\n"
       "  --checksum-every K       steps between cross-rank weight checks (default 10)\n"
-      "  --resume                 continue from DIR/last.h5 (starts fresh when there is none)\n"
+      "  --resume                 continue from DIR/last.h5 (starts fresh when there is none) with the\n"
+      "                           checkpoint's network: --arch/--channels/--blocks/--global-residual/--disc-*/\n"
+      "                           --gan-lambda may be left out; given, they must match the checkpoint\n"
       "  --init CKPT              start from these weights (transfer learning)\n"
       "  --finetune-last K        with --init: train only the last K layers\n"
       "  --exclude-subjects A,B   leave these subjects' patches out of training and validation\n"
@@ -144,14 +146,19 @@ int mbsr_cmd_train(int argc, char **argv) {
   if (!c.data) return mbsr_cli_usage_error("train", "--data FILE.h5 is required");
   if (!c.out && !c.dry_run) return mbsr_cli_usage_error("train", "--out DIR is required");
   if (c.finetune_last >= 0 && !c.init) return mbsr_cli_usage_error("train", "--finetune-last needs --init CKPT");
-  (void)arch_set;
+  /* The model config: the defaults of --arch, with the options given. On --resume the network is the
+   * checkpoint's: only the options actually typed are compared with it (a contradiction is refused),
+   * the defaults never are. */
   mbsr_model_config_default(&c.model, arch);
-  if (ch_set) c.model.channels = channels;
-  if (bl_set) c.model.blocks = blocks;
+  c.model_given = 0;
+  if (arch_set) c.model_given |= MBSR_TRAIN_GIVEN_ARCH;
+  if (ch_set) c.model.channels = channels, c.model_given |= MBSR_TRAIN_GIVEN_CHANNELS;
+  if (bl_set) c.model.blocks = blocks, c.model_given |= MBSR_TRAIN_GIVEN_BLOCKS;
   c.model.global_residual = gr;
-  if (dch > 0) c.model.disc_channels = dch;
-  if (dbl >= 0) c.model.disc_blocks = dbl;
-  if (lambda >= 0) c.model.gan_lambda = (float)lambda;
+  if (gr) c.model_given |= MBSR_TRAIN_GIVEN_GLOBAL_RESIDUAL;
+  if (dch > 0) c.model.disc_channels = dch, c.model_given |= MBSR_TRAIN_GIVEN_DISC_CHANNELS;
+  if (dbl >= 0) c.model.disc_blocks = dbl, c.model_given |= MBSR_TRAIN_GIVEN_DISC_BLOCKS;
+  if (lambda >= 0) c.model.gan_lambda = (float)lambda, c.model_given |= MBSR_TRAIN_GIVEN_GAN_LAMBDA;
   mbsr_train_summary s;
   int rc = mbsr_train_run(&c, MPI_COMM_WORLD, &s);
   if (rc) return mbsr_cli_fail("train");

@@ -16,6 +16,7 @@
  * request) that also agrees on status -> ONE MPI_Allreduce(SUM) over the phase's contiguous
  * gradient span -> phase_update (identical on all ranks). */
 #include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <omp.h>
@@ -31,6 +32,7 @@
 void mbsr_train_config_default(mbsr_train_config *c) {
   memset(c, 0, sizeof *c);
   mbsr_model_config_default(&c->model, MBSR_ARCH_RESNET);
+  c->model_given = MBSR_TRAIN_GIVEN_ALL;
   mbsr_adam_config_default(&c->adam);
   c->pair = "200-100";
   c->batch = 8;
@@ -118,6 +120,38 @@ static int meta_to_state(const mbsr_ckpt_meta *m, run_state *s) {
   return MBSR_OK;
 }
 
+/* On resume: every architecture field the caller chose must be the checkpoint's (the network
+ * continues as saved; a different one would be silently ignored otherwise). */
+static int check_resume_model(const mbsr_train_config *c, const mbsr_model_config *k) {
+  const mbsr_model_config *w = &c->model;
+  char diff[1024] = "";
+  size_t n = 0;
+#define DIFF(bit, cond, ...)                                                                     \
+  do {                                                                                         \
+    if ((c->model_given & (bit)) && (cond) && n < sizeof diff)                                 \
+      n += (size_t)snprintf(diff + n, sizeof diff - n, "%s", n ? ", " : ""),                   \
+          n += n < sizeof diff ? (size_t)snprintf(diff + n, sizeof diff - n, __VA_ARGS__) : 0; \
+  } while (0)
+  DIFF(MBSR_TRAIN_GIVEN_ARCH, w->arch != k->arch, "--arch %s vs its %s", mbsr_arch_name(w->arch), mbsr_arch_name(k->arch));
+  DIFF(MBSR_TRAIN_GIVEN_CHANNELS, w->channels != k->channels, "--channels %d vs its %d", w->channels, k->channels);
+  DIFF(MBSR_TRAIN_GIVEN_BLOCKS, w->blocks != k->blocks, "--blocks %d vs its %d", w->blocks, k->blocks);
+  DIFF(MBSR_TRAIN_GIVEN_GLOBAL_RESIDUAL, !w->global_residual != !k->global_residual, "global residual %s vs its %s",
+       w->global_residual ? "on" : "off", k->global_residual ? "on" : "off");
+  DIFF(MBSR_TRAIN_GIVEN_CCNN_C1, w->ccnn_c1 != k->ccnn_c1, "cCNN width 1 %d vs its %d", w->ccnn_c1, k->ccnn_c1);
+  DIFF(MBSR_TRAIN_GIVEN_CCNN_C2, w->ccnn_c2 != k->ccnn_c2, "cCNN width 2 %d vs its %d", w->ccnn_c2, k->ccnn_c2);
+  DIFF(MBSR_TRAIN_GIVEN_DISC_CHANNELS, w->disc_channels != k->disc_channels, "--disc-channels %d vs its %d",
+       w->disc_channels, k->disc_channels);
+  DIFF(MBSR_TRAIN_GIVEN_DISC_BLOCKS, w->disc_blocks != k->disc_blocks, "--disc-blocks %d vs its %d", w->disc_blocks,
+       k->disc_blocks);
+  DIFF(MBSR_TRAIN_GIVEN_GAN_LAMBDA, w->gan_lambda != k->gan_lambda, "--gan-lambda %g vs its %g", (double)w->gan_lambda,
+       (double)k->gan_lambda);
+#undef DIFF
+  if (!n) return MBSR_OK;
+  return mbsr_error(MBSR_EMISMATCH, "the options contradict the checkpoint: %s; leave them out to continue its network, or "
+                                    "train into another --out",
+                    diff);
+}
+
 /* FNV-1a over the parameter bytes: equal weights on all ranks <=> equal hashes (in practice). */
 static uint64_t param_hash(const float *p, size_t n) {
   const uint32_t *w = (const uint32_t *)p;
@@ -159,27 +193,29 @@ static double rss_bytes(void) {
   return (double)res * (double)sysconf(_SC_PAGESIZE);
 }
 
-/* On resume: keep only the log lines of steps the checkpoint includes. */
-static void truncate_log(const char *path, int64_t step) {
+/* On resume: keep only the log lines of steps the checkpoint includes (rewritten atomically: a
+ * full disk leaves the old log, never a cut one). */
+static int truncate_log(const char *path, int64_t step) {
   FILE *f = fopen(path, "r");
-  if (!f) return;
+  if (!f) return MBSR_OK; /* no log yet */
   char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.trunc", path);
-  FILE *g = fopen(tmp, "w");
-  if (!g) {
-    fclose(f);
-    return;
-  }
+  int rc = mbsr_tmp_path(path, tmp, sizeof tmp);
+  FILE *g = rc ? NULL : fopen(tmp, "w");
+  if (!rc && !g) rc = mbsr_error(MBSR_EIO, "%s: cannot write: %s", tmp, strerror(errno));
   char line[4096];
-  while (fgets(line, sizeof line, f)) {
+  while (!rc && fgets(line, sizeof line, f)) {
     double s;
     size_t ln = strlen(line); /* complete lines only: a killed run may have left half a line */
     if (ln >= 2 && line[ln - 1] == '\n' && line[ln - 2] == '}' && json_num(line, "step", &s) == 0 && (int64_t)s <= step)
-      fputs(line, g);
+      rc = mbsr_append_line(g, path, line);
   }
   fclose(f);
-  fclose(g);
-  rename(tmp, path);
+  if (g && fclose(g) != 0 && !rc) rc = mbsr_error(MBSR_EIO, "%s: write failed: %s", path, strerror(errno));
+  if (rc) {
+    if (g) mbsr_abandon_file(tmp);
+    return rc;
+  }
+  return mbsr_commit_file(tmp, path);
 }
 
 static int write_config_json(const mbsr_train_config *c, const mbsr_model *m, const char *dir, int P, int64_t ntrain,
@@ -191,12 +227,13 @@ static int write_config_json(const mbsr_train_config *c, const mbsr_model *m, co
   json_object_set_new(o, "mbsr_version", json_string(MBSR_VERSION));
   json_object_set_new(o, "data", json_string(c->data));
   json_object_set_new(o, "pair", json_string(c->pair));
-  json_object_set_new(o, "arch", json_string(mbsr_arch_name(c->model.arch)));
-  json_object_set_new(o, "channels", json_integer(c->model.channels));
-  json_object_set_new(o, "blocks", json_integer(c->model.blocks));
-  json_object_set_new(o, "global_residual", json_integer(c->model.global_residual));
-  json_object_set_new(o, "ccnn_c1", json_integer(c->model.ccnn_c1));
-  json_object_set_new(o, "ccnn_c2", json_integer(c->model.ccnn_c2));
+  const mbsr_model_config *mc = mbsr_model_get_config(m); /* the network trained (a resumed one: the checkpoint's) */
+  json_object_set_new(o, "arch", json_string(mbsr_arch_name(mc->arch)));
+  json_object_set_new(o, "channels", json_integer(mc->channels));
+  json_object_set_new(o, "blocks", json_integer(mc->blocks));
+  json_object_set_new(o, "global_residual", json_integer(mc->global_residual));
+  json_object_set_new(o, "ccnn_c1", json_integer(mc->ccnn_c1));
+  json_object_set_new(o, "ccnn_c2", json_integer(mc->ccnn_c2));
   json_object_set_new(o, "init", json_string(c->init ? c->init : c->init_glorot ? "glorot" : "glorot, output conv zero"));
   json_object_set_new(o, "batch", json_integer(c->batch));
   json_object_set_new(o, "lr", json_real(c->adam.lr));
@@ -465,6 +502,7 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
   if (c->resume && c->out && mbsr_file_exists(last_path)) {
     mbsr_ckpt_meta meta;
     rc = mbsr_checkpoint_load(last_path, mb, p, p, p, &m, &meta);
+    if (!rc) rc = check_resume_model(c, mbsr_model_get_config(m));
     if (!rc) rc = meta_to_state(&meta, &st);
     double kb = 0, ks = 0, kp = 0;
     if (!rc && !json_num(meta.info, "batch", &kb) && !json_num(meta.info, "steps_per_epoch", &ks) &&
@@ -645,7 +683,7 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
 
   if (rank == 0) {
     rc = write_config_json(c, m, c->out, P, ntrain, nval, spe);
-    if (!rc && resumed) truncate_log(log_path, st.step);
+    if (!rc && resumed) rc = truncate_log(log_path, st.step);
     if (!rc && !(log = fopen(log_path, resumed ? "a" : "w"))) rc = mbsr_error(MBSR_EIO, "%s: cannot open", log_path);
   }
   if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
@@ -752,6 +790,7 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
       mbsr_info("epoch %lld/%d step %lld: train %.6g  %s  %.1f patches/s  all-reduce %.1f%%  elapsed %s ETA %s", (long long)st.epoch,
                 c->epochs, (long long)st.step, train_loss, vs, pps, 100 * ar_share, e2, e1);
     }
+    int lrc = 0;
     if (rank == 0) {
       json_t *o = json_object();
       json_object_set_new(o, "epoch", json_integer(st.epoch));
@@ -769,11 +808,13 @@ int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary
       json_object_set_new(o, "nranks", json_integer(P));
       json_object_set_new(o, "batch", json_integer(B));
       json_object_set_new(o, "lr", jnum(c->adam.lr));
-      json_dumpf(o, log, JSON_COMPACT | JSON_PRESERVE_ORDER);
+      char line[2048];
+      lrc = json_line(o, line, sizeof line) ? mbsr_error(MBSR_ERANGE, "%s: log line too long", log_path)
+                                            : mbsr_append_line(log, log_path, line);
       json_decref(o);
-      fputc('\n', log);
-      fflush(log);
     }
+    /* a line that did not fit (full disk) ends every rank here; --resume drops what the checkpoint lacks */
+    if ((rc = mbsr_mpi_agree(comm, lrc))) break;
     sum->last_train = train_loss;
     if (improved) {
       if (rank == 0) {
