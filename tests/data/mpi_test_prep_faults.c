@@ -179,27 +179,6 @@ static void test_eval_volume_fault(void) {
 /* ---- integrity and shapes (rank 0, on copies of a good file) ---- */
 static void copy_file(const char *from, const char *to) { MT_ASSERT_INT_EQ(mbsr_test_sh("cp '%s' '%s'", from, to), 0); }
 
-/* Address of chunk `index` of a dataset. */
-static haddr_t chunk_addr(const char *file, const char *dset, hsize_t index) {
-  hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, dset, H5P_DEFAULT), s = H5Dget_space(d);
-  hsize_t off[4], size;
-  unsigned mask;
-  haddr_t a = HADDR_UNDEF;
-  if (H5Dget_chunk_info(d, s, index, off, &mask, &a, &size) < 0) a = HADDR_UNDEF;
-  H5Sclose(s), H5Dclose(d), H5Fclose(f);
-  return a;
-}
-
-static void flip(const char *file, long off) {
-  FILE *f = fopen(file, "r+b");
-  CU_ASSERT_FATAL(f != NULL);
-  fseek(f, off, SEEK_SET);
-  int c = fgetc(f);
-  fseek(f, off, SEEK_SET);
-  fputc(c ^ 0x01, f);
-  fclose(f);
-}
-
 static void test_checksums(void) {
   if (rank != 0) {
     CU_PASS("rank 0 checks");
@@ -211,9 +190,9 @@ static void test_checksums(void) {
   snprintf(f, sizeof f, "%s/flip.h5", dir);
   copy_file(good, f);
   /* one bit of one input value of patch 1 (chunk 0 holds patches 0..3) */
-  haddr_t a = chunk_addr(f, "/pairs/200-100/train/input", 0);
-  CU_ASSERT_FATAL(a != HADDR_UNDEF);
-  flip(f, (long)a + 729 * 4 + 40);
+  haddr_t a = HADDR_UNDEF;
+  MT_ASSERT_INT_EQ(chunk_of(f, "/pairs/200-100/train/input", 0, &a, NULL, NULL), 0);
+  MT_ASSERT_INT_EQ(flip_byte(f, (long)a + 729 * 4 + 40, 0x01), 0);
   mbsr_patchset *ps;
   MT_ASSERT_OK(mbsr_patchset_open(f, "200-100", "train", &ps));
   float in[729], tg[729];
@@ -229,7 +208,8 @@ static void test_checksums(void) {
   mbsr_patchset_close(ps);
   /* a target bit, read through the trainer's path: training stops with the message */
   copy_file(good, f);
-  flip(f, (long)chunk_addr(f, "/pairs/200-100/train/target", 0) + 4 * 729 * 4 - 8); /* the last value of patch 3 */
+  MT_ASSERT_INT_EQ(chunk_of(f, "/pairs/200-100/train/target", 0, &a, NULL, NULL), 0);
+  MT_ASSERT_INT_EQ(flip_byte(f, (long)a + 4 * 729 * 4 - 8, 0x01), 0); /* the last value of patch 3 */
   MT_ASSERT_OK(mbsr_patchset_open(f, "200-100", "train", &ps));
   int64_t idx[4] = {0, 1, 2, 3};
   float in4[4 * 729], tg4[4 * 729];

@@ -215,37 +215,6 @@ static void test_h5dump_h5py(void) {
   mbsr_model_free(a);
 }
 
-/* Offset and size of the one chunk of a dataset (the checkpoint's tensor layout). */
-static int chunk_of(const char *file, const char *dset, haddr_t *addr, hsize_t *size, int *nfilters) {
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
-  hid_t d = f < 0 ? -1 : H5Dopen2(f, dset, H5P_DEFAULT);
-  int rc = -1;
-  if (d >= 0) {
-    hid_t pl = H5Dget_create_plist(d);
-    *nfilters = H5Pget_nfilters(pl);
-    H5Pclose(pl);
-    hsize_t off[5];
-    unsigned mask;
-    hid_t fs = H5Dget_space(d);
-    rc = H5Dget_chunk_info(d, fs, 0, off, &mask, addr, size) < 0 ? -1 : 0;
-    H5Sclose(fs);
-    H5Dclose(d);
-  }
-  if (f >= 0) H5Fclose(f);
-  return rc;
-}
-
-static void flip_byte(const char *file, long off) {
-  FILE *f = fopen(file, "r+b");
-  CU_ASSERT_FATAL(f != NULL);
-  fseek(f, off, SEEK_SET);
-  int c = fgetc(f);
-  fseek(f, off, SEEK_SET);
-  fputc(c ^ 0x10, f);
-  fclose(f);
-}
-
 static void test_checksum_flipped_weight(void) {
   mbsr_model *a = small(MBSR_ARCH_RESNET, 4, 1);
   char p[4096];
@@ -254,11 +223,11 @@ static void test_checksum_flipped_weight(void) {
   haddr_t addr = 0;
   hsize_t size = 0;
   int nf = 0;
-  MT_ASSERT_INT_EQ(chunk_of(p, "/params/conv0.weight", &addr, &size, &nf), 0);
+  MT_ASSERT_INT_EQ(chunk_of(p, "/params/conv0.weight", 0, &addr, &size, &nf), 0);
   MT_ASSERT_INT_EQ(nf, 1); /* Fletcher32 */
   MT_ASSERT_INT_EQ(size, 3 * 3 * 3 * 1 * 4 * 4 + 4); /* the weights + the 4-byte checksum */
   /* one bit of one weight (the 8th float) */
-  flip_byte(p, (long)addr + 30);
+  MT_ASSERT_INT_EQ(flip_byte(p, (long)addr + 30, 0x10), 0);
   size_t np = mbsr_model_num_params(a);
   float *keep = malloc(sizeof(float) * np);
   memcpy(keep, mbsr_model_params(a), sizeof(float) * np);
@@ -307,7 +276,7 @@ static void test_old_checkpoint_without_checksums(void) {
   haddr_t addr;
   hsize_t size;
   int nf = -1;
-  CU_ASSERT(chunk_of(q, "/params/conv0.weight", &addr, &size, &nf) < 0); /* not chunked */
+  CU_ASSERT(chunk_of(q, "/params/conv0.weight", 0, &addr, &size, &nf) < 0); /* not chunked */
   mbsr_model *r = NULL;
   MT_ASSERT_OK(mbsr_checkpoint_load(q, 1, 7, 7, 7, &r, NULL));
   CU_ASSERT(memcmp(mbsr_model_params(a), mbsr_model_params(r), sizeof(float) * mbsr_model_num_params(a)) == 0);
