@@ -50,6 +50,13 @@ void mbsr_volume_minmax(const mbsr_volume *v, float *mn, float *mx);
 typedef struct {
   double tiff_vox[3];    /* mm along columns, rows, slices */
   char tiff_orient[4];   /* e.g. "LIP"; "" = identity */
+  /* Geometry is validated at read time: the affine must be finite with non-zero, non-parallel
+   * columns (NIfTI sform/qform/pixdim, NRRD space directions/spacings/origin, MetaImage
+   * TransformMatrix/ElementSpacing/Offset, tiff_vox); otherwise the read fails naming the file
+   * (MBSR_EFORMAT; MBSR_EINVAL for a bad tiff_vox). Non-zero: read anyway with a substitute
+   * (the next valid NIfTI transform, else diag(voxel sizes, 1 mm where unusable), origin 0 where
+   * not finite), a warning and a read note (`mbsr info/convert --allow-bad-geometry`). */
+  int allow_bad_geometry;
 } mbsr_read_opts;
 int mbsr_volume_read(const char *path, const mbsr_read_opts *opts, mbsr_volume **out);
 int mbsr_nifti_read(const char *path, mbsr_volume **out);

@@ -7,19 +7,24 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: mbsr convert IN OUT [--tiff-vox C,R,S] [--tiff-orient XYZ] [--allow-nonfinite]\n"
+          "usage: mbsr convert IN OUT [--tiff-vox C,R,S] [--tiff-orient XYZ] [--allow-nonfinite] [--allow-bad-geometry]\n"
           "  IN              .nii / .nii.gz, .nrrd / .nhdr, .mhd, a .tif/.tiff stack or a directory of TIFF slices\n"
           "  OUT             .nii or .nii.gz (NIfTI-1 float32, sform = qform = the affine, mm);\n"
           "                  without one of these extensions, .nii.gz is appended\n"
           "  --tiff-vox      TIFF voxel size in mm along columns, rows, slices (one value = isotropic)\n"
           "  --tiff-orient   direction in which TIFF columns, rows, slices increase (RAS letters, e.g. RIA)\n"
-          "  --allow-nonfinite  write volumes containing NaN/Inf (refused by default)\n");
+          "  --allow-nonfinite  write volumes containing NaN/Inf (refused by default)\n"
+          "  --allow-bad-geometry  read an input whose geometry is unusable (non-finite, zero or singular\n"
+          "                  sform/qform/pixdim, space directions, spacings, origin, TransformMatrix) with a\n"
+          "                  substitute (the next valid NIfTI transform, else diag(voxel sizes) with 1 mm where\n"
+          "                  unusable, origin 0) and a warning; refused by default. OUT then has a valid header\n");
 }
 
 int mbsr_cmd_convert(int argc, char **argv) {
   static const struct option opts[] = {{"tiff-vox", required_argument, 0, 'v'},
                                        {"tiff-orient", required_argument, 0, 'o'},
                                        {"allow-nonfinite", no_argument, 0, 'n'},
+                                       {"allow-bad-geometry", no_argument, 0, 'g'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   mbsr_read_opts ro;
@@ -36,6 +41,7 @@ int mbsr_cmd_convert(int argc, char **argv) {
         memcpy(ro.tiff_orient, optarg, 4);
         break;
       case 'n': allow_nonfinite = 1; break;
+      case 'g': ro.allow_bad_geometry = 1; break;
       case 'h': usage(stdout); return 0;
       default: return mbsr_cli_usage_error("convert", "unknown option");
     }

@@ -8,13 +8,15 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: mbsr info FILE [--tiff-vox C,R,S] [--tiff-orient XYZ] [--json]\n"
+          "usage: mbsr info FILE [--tiff-vox C,R,S] [--tiff-orient XYZ] [--json] [--allow-bad-geometry]\n"
           "  FILE            .nii / .nii.gz (NIfTI-1/2), .nrrd / .nhdr, .mhd, a .tif/.tiff stack or a directory of\n"
           "                  TIFF slices\n"
           "  --tiff-vox      TIFF voxel size in mm along columns, rows, slices (one value = isotropic)\n"
           "  --tiff-orient   direction in which TIFF columns, rows, slices increase, as RAS letters\n"
           "                  (e.g. RIA: columns go Right, rows Inferior, slices Anterior; default RAS)\n"
-          "  --json          print one JSON object\n");
+          "  --json          print one JSON object\n"
+          "  --allow-bad-geometry  show a file whose geometry is unusable (refused by default) with the\n"
+          "                  substitute `mbsr convert --allow-bad-geometry` would write, and a warning\n");
 }
 
 /* Nearest RAS letter of each affine column ("LPS" etc.). */
@@ -44,6 +46,7 @@ int mbsr_cmd_info(int argc, char **argv) {
   static const struct option opts[] = {{"tiff-vox", required_argument, 0, 'v'},
                                        {"tiff-orient", required_argument, 0, 'o'},
                                        {"json", no_argument, 0, 'j'},
+                                       {"allow-bad-geometry", no_argument, 0, 'g'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   mbsr_read_opts ro;
@@ -60,6 +63,7 @@ int mbsr_cmd_info(int argc, char **argv) {
         memcpy(ro.tiff_orient, optarg, 4);
         break;
       case 'j': json = 1; break;
+      case 'g': ro.allow_bad_geometry = 1; break;
       case 'h': usage(stdout); return 0;
       default: return mbsr_cli_usage_error("info", "unknown option");
     }

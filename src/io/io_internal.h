@@ -17,4 +17,23 @@ void mbsr__notes_clear(void);
  * records the range of the converted values. Returns 0 or MBSR_EUNSUPPORTED. */
 int mbsr__convert(float *dst, const void *src, int64_t n, int dt, double slope, double inter, double *mn, double *mx);
 
+/* ---- geometry validation at read time ----
+ * A voxel-to-world affine (mm) is usable when every entry of the top three rows is finite with
+ * |x| <= MBSR__GEOM_MAX, every column (voxel axis) has a length in [MBSR__VOX_MIN, MBSR__GEOM_MAX],
+ * and the unit columns are not (nearly) coplanar (|det| >= 1e-6). */
+#define MBSR__GEOM_MAX 1e9
+#define MBSR__VOX_MIN 1e-9
+/* "" when A is usable, else what is wrong (e.g. "the voxel size along axis 1 is 0"). */
+const char *mbsr__affine_problem(const double A[4][4], char *buf, size_t n);
+/* Check the affine a reader built for `path` from `source` (e.g. "the sform", "space directions").
+ * Bad and !allow: MBSR_EFORMAT "<path>: bad geometry in <source>: <problem> (...)". Bad and allow:
+ * A is replaced by a usable substitute (diag of the usable column lengths, 1 mm for the others;
+ * origin 0 where unusable), a warning and a read note say so, and 0 is returned. */
+int mbsr__check_geometry(const char *path, double A[4][4], const char *source, int allow);
+
+/* The readers with the geometry override (the public mbsr_*_read are the strict ones). */
+int mbsr__nifti_read(const char *path, int allow_bad_geometry, mbsr_volume **out);
+int mbsr__nrrd_read(const char *path, int allow_bad_geometry, mbsr_volume **out);
+int mbsr__mhd_read(const char *path, int allow_bad_geometry, mbsr_volume **out);
+
 #endif

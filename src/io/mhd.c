@@ -9,8 +9,13 @@
  *    a file name relative to the header, or LOCAL).
  *  - World space is ITK's LPS: x and y rows of the affine are negated (LPS -> RAS), as for NRRD.
  *  - Units: MetaImage has no unit field. As in nrrd.c, a smallest spacing >= 5 is taken as
- *    micrometres (Allen files: 10, 25, 50, 100 um) and anything smaller as mm. */
+ *    micrometres (Allen files: 10, 25, 50, 100 um) and anything smaller as mm.
+ *  - Geometry is validated (io_internal.h): a TransformMatrix that is all zero, singular or
+ *    not finite, a non-finite Offset, a spacing <= 0: error naming the file (allow_bad_geometry:
+ *    substitute and warning). Numeric fields must be numbers (a short or garbled list is an error).
+ *  - Sizes are checked before they are multiplied (DimSize, HeaderSize, CompressedDataSize). */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +43,17 @@ static int parse_doubles(const char *s, double *v, int n) {
     s = end;
   }
   return n;
+}
+
+/* One integer value in [lo, hi] (whole value, surrounding blanks allowed); -1 if not. */
+static int parse_ll(const char *s, long long lo, long long hi, long long *out) {
+  char *end;
+  errno = 0;
+  long long x = strtoll(s, &end, 10);
+  while (*end == ' ' || *end == '\t') end++;
+  if (end == s || *end || errno || x < lo || x > hi) return -1;
+  *out = x;
+  return 0;
 }
 
 static int elem_type(const char *s, int *dt, size_t *es) {
@@ -83,23 +99,27 @@ static int read_header(const char *path, FILE *f, mhd_header *h, long *data_off)
     *ke = 0;
     while (*v == ' ' || *v == '\t') v++;
     if (!strcasecmp(k, "NDims")) {
-      h->ndims = atoi(v);
-      if (h->ndims < 2 || h->ndims > 3)
-        return mbsr_error(MBSR_EUNSUPPORTED, "%s: NDims = %d (mbsr reads 2-D or 3-D images)", path, h->ndims);
+      long long nd;
+      if (parse_ll(v, 2, 3, &nd))
+        return mbsr_error(MBSR_EUNSUPPORTED, "%s: NDims = %.40s (mbsr reads 2-D or 3-D images)", path, v);
+      h->ndims = (int)nd;
     } else if (!strcasecmp(k, "DimSize")) {
       double d[3] = {1, 1, 1};
       int n = parse_doubles(v, d, 3);
-      for (int a = 0; a < n; a++) {
+      for (int a = 0; a < n; a++) { /* bounded before the conversion to int64 and the product */
         if (!(d[a] >= 1) || d[a] != floor(d[a])) return mbsr_error(MBSR_EFORMAT, "%s: bad DimSize '%s'", path, v);
+        if (d[a] > (double)MBSR_MAX_VOXELS) return mbsr_error(MBSR_ERANGE, "%s: absurd DimSize '%s'", path, v);
         h->dims[a] = (int64_t)d[a];
       }
       have_dims = n;
     } else if (!strcasecmp(k, "ElementSpacing") || (!strcasecmp(k, "ElementSize") && h->spacing[0] == 1)) {
       int n = parse_doubles(v, h->spacing, 3);
+      if (n < (h->ndims ? h->ndims : 1)) return mbsr_error(MBSR_EFORMAT, "%s: bad %s '%s'", path, k, v);
       for (int a = 0; a < n; a++)
         if (!(h->spacing[a] > 0) || !isfinite(h->spacing[a])) return mbsr_error(MBSR_EFORMAT, "%s: bad %s '%s'", path, k, v);
     } else if (!strcasecmp(k, "Offset") || !strcasecmp(k, "Origin") || !strcasecmp(k, "Position")) {
-      parse_doubles(v, h->origin, 3);
+      int nd = h->ndims ? h->ndims : 3;
+      if (parse_doubles(v, h->origin, nd) != nd) return mbsr_error(MBSR_EFORMAT, "%s: %s needs %d numbers: '%s'", path, k, nd, v);
     } else if (!strcasecmp(k, "TransformMatrix") || !strcasecmp(k, "Rotation") || !strcasecmp(k, "Orientation")) {
       double m[9];
       int nd = h->ndims ? h->ndims : 3;
@@ -113,15 +133,18 @@ static int read_header(const char *path, FILE *f, mhd_header *h, long *data_off)
       if (elem_type(v, &h->dt, &h->esize)) return mbsr_error(MBSR_EUNSUPPORTED, "%s: ElementType %s", path, v);
       h->have_dt = 1;
     } else if (!strcasecmp(k, "ElementNumberOfChannels")) {
-      h->nch = atoi(v);
+      long long c;
+      if (parse_ll(v, 1, 1 << 20, &c)) return mbsr_error(MBSR_EFORMAT, "%s: bad ElementNumberOfChannels '%s'", path, v);
+      h->nch = (int)c;
     } else if (!strcasecmp(k, "BinaryDataByteOrderMSB") || !strcasecmp(k, "ElementByteOrderMSB")) {
       h->msb = is_true(v);
     } else if (!strcasecmp(k, "CompressedData")) {
       h->compressed = is_true(v);
     } else if (!strcasecmp(k, "CompressedDataSize")) {
-      h->compressed_size = atoll(v);
+      if (parse_ll(v, 0, LLONG_MAX / 2, &h->compressed_size))
+        return mbsr_error(MBSR_EFORMAT, "%s: bad CompressedDataSize '%s'", path, v);
     } else if (!strcasecmp(k, "HeaderSize")) {
-      h->header_size = atoll(v);
+      if (parse_ll(v, -1, LLONG_MAX / 2, &h->header_size)) return mbsr_error(MBSR_EFORMAT, "%s: bad HeaderSize '%s'", path, v);
     } else if (!strcasecmp(k, "BinaryData")) {
       if (!is_true(v)) return mbsr_error(MBSR_EUNSUPPORTED, "%s: ASCII MetaImage data (BinaryData = False)", path);
     } else if (!strcasecmp(k, "ObjectType")) {
@@ -171,7 +194,9 @@ static int inflate_all(const char *path, const unsigned char *src, size_t n, uns
   return 0;
 }
 
-int mbsr_mhd_read(const char *path, mbsr_volume **out) {
+int mbsr_mhd_read(const char *path, mbsr_volume **out) { return mbsr__mhd_read(path, 0, out); }
+
+int mbsr__mhd_read(const char *path, int allow_bad_geometry, mbsr_volume **out) {
   *out = NULL;
   FILE *f = fopen(path, "rb");
   if (!f) return mbsr_error(MBSR_EIO, "%s: cannot open: %s", path, strerror(errno));
@@ -180,9 +205,14 @@ int mbsr_mhd_read(const char *path, mbsr_volume **out) {
   int rc = read_header(path, f, &h, &local_off);
   if (rc) { fclose(f); return rc; }
 
-  int64_t nvox = h.dims[0] * h.dims[1] * h.dims[2];
-  if (nvox <= 0 || nvox > MBSR_MAX_VOXELS) { fclose(f); return mbsr_error(MBSR_ERANGE, "%s: absurd DimSize", path); }
-  size_t want = (size_t)nvox * h.esize;
+  size_t nvox_sz = 0, want = 0; /* checked products: DimSize is bounded per axis, not yet as a whole */
+  if (mbsr_mul_size(&nvox_sz, 3, (size_t)h.dims[0], (size_t)h.dims[1], (size_t)h.dims[2]) ||
+      nvox_sz > (size_t)MBSR_MAX_VOXELS || mbsr_mul_size(&want, 2, nvox_sz, h.esize)) {
+    fclose(f);
+    return mbsr_error(MBSR_ERANGE, "%s: absurd DimSize %lld x %lld x %lld (more than %lld voxels)", path,
+                      (long long)h.dims[0], (long long)h.dims[1], (long long)h.dims[2], (long long)MBSR_MAX_VOXELS);
+  }
+  int64_t nvox = (int64_t)nvox_sz;
 
   /* locate the data */
   FILE *df = f;
@@ -200,17 +230,35 @@ int mbsr_mhd_read(const char *path, mbsr_volume **out) {
     snprintf(dpath, sizeof dpath, "%s", path);
   }
   struct stat st;
-  fstat(fileno(df), &st);
+  if (fstat(fileno(df), &st) != 0) {
+    int e = errno;
+    fclose(df);
+    return mbsr_error(MBSR_EIO, "%s: data file %s: %s", path, dpath, strerror(e));
+  }
   long long fsz = (long long)st.st_size;
-  long long off = local_off;
+  long long off = local_off; /* every offset below stays within [0, fsz] (HeaderSize is bounded when parsed) */
+  if (h.header_size > 0) off = h.header_size > fsz - off ? fsz + 1 : off + h.header_size;
+  if (h.header_size == -1) off = fsz - (long long)want; /* data at the end (negative: too short, below) */
+  if (off < 0 || off > fsz) {
+    fclose(df);
+    return mbsr_error(MBSR_ETRUNC, "%s: %s has %lld bytes: too short for HeaderSize %lld and %zu data bytes", path,
+                      f ? "the file" : dpath, fsz, h.header_size, want);
+  }
   size_t stored = h.compressed ? (size_t)(fsz - off) : want;
   if (h.compressed && h.compressed_size > 0 && h.compressed_size <= fsz - off) stored = (size_t)h.compressed_size;
-  if (h.header_size > 0) off = local_off + h.header_size;
-  if (h.header_size == -1) off = fsz - (long long)want; /* data at the end */
   if (!h.compressed && fsz - off < (long long)want) {
     fclose(df);
     return mbsr_error(MBSR_ETRUNC, "%s: %s holds %lld data bytes, DimSize x ElementType needs %zu", path, dpath,
                       fsz - off, want);
+  }
+  if (h.compressed && stored == 0) {
+    fclose(df);
+    return mbsr_error(MBSR_ETRUNC, "%s: %s holds no compressed data", path, dpath);
+  }
+  if (h.compressed && (double)want > (double)stored * 1032 + 4096) { /* deflate's limit, before allocating */
+    fclose(df);
+    return mbsr_error(MBSR_ETRUNC, "%s: %zu compressed bytes cannot hold the %zu bytes DimSize x ElementType needs", path,
+                      stored, want);
   }
   unsigned char *raw = malloc(h.compressed ? stored : want);
   unsigned char *buf = h.compressed ? mbsr_alloc(want) : raw;
@@ -260,7 +308,14 @@ int mbsr_mhd_read(const char *path, mbsr_volume **out) {
   for (int r = 0; r < 3; r++)
     for (int c = 0; c < 4; c++) A[r][c] *= us;
   for (int c = 0; c < 4; c++) A[0][c] = -A[0][c], A[1][c] = -A[1][c];
+  for (int r = 0; r < 4; r++)
+    for (int c = 0; c < 4; c++) A[r][c] += 0.0; /* no -0 from the negations */
   mbsr__note("MetaImage LPS converted to RAS");
+  rc = mbsr__check_geometry(path, A, "TransformMatrix / ElementSpacing / Offset", allow_bad_geometry);
+  if (rc) {
+    if (h.compressed) mbsr_free(buf); else free(raw);
+    return rc;
+  }
 
   mbsr_volume *v = mbsr_volume_new(h.dims[0], h.dims[1], h.dims[2], NULL, (const double(*)[4])A);
   if (!v) {

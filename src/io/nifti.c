@@ -4,7 +4,13 @@
  * files the file length) so that nifti_clib is only handed files it can read; its own stderr
  * chatter is silenced (debug level 0) and every failure becomes one mbsr_error line naming the
  * file. Affine: sform if sform_code > 0, else qform if qform_code > 0, else diag(|pixdim|);
- * spatial units micron/metre are converted to mm (unknown units are taken as mm).
+ * spatial units micron/metre are converted to mm (unknown units are taken as mm). The chosen
+ * transform must be usable (finite, non-zero voxel sizes, non-singular; the qform also needs
+ * finite pixdim[1..3] > 0, which nifti_clib would silently replace by 1): otherwise the read
+ * fails naming the file and the transform, unless allow_bad_geometry, which takes the next usable
+ * transform (sform -> qform -> pixdim) or a substitute, with a warning.
+ * The data start at vox_offset as the header says (at least 352 for NIfTI-1, 544 for NIfTI-2),
+ * the same for .nii and .nii.gz; a vox_offset past the end of the (decompressed) data is an error.
  * scl_slope == 0 (or non-finite) means no scaling. 4-D (or higher) files: the first 3-D volume is
  * read and a warning printed.
  *
@@ -17,7 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <nifti2_io.h>
@@ -56,14 +64,18 @@ static int64_t get_i(const unsigned char *h, int off, int size, int swap) {
   memcpy(&x, b, 8);
   return x;
 }
-static double get_f32(const unsigned char *h, int off, int swap) {
-  unsigned char b[4];
-  memcpy(b, h + off, 4);
-  if (swap) swapn(b, 4);
-  float x;
-  memcpy(&x, b, 4);
-  return x;
+/* A float (size 4) or double (size 8) header field. */
+static double get_real(const unsigned char *h, int off, int size, int swap) {
+  unsigned char b[8];
+  memcpy(b, h + off, size);
+  if (swap) swapn(b, size);
+  float f;
+  double d;
+  if (size == 4) return memcpy(&f, b, 4), f;
+  return memcpy(&d, b, 8), d;
 }
+static double get_f32(const unsigned char *h, int off, int swap) { return get_real(h, off, 4, swap); }
+static double get_f64(const unsigned char *h, int off, int swap) { return get_real(h, off, 8, swap); }
 
 static int dtype_bytes(int dt) {
   switch (dt) {
@@ -82,6 +94,10 @@ typedef struct {
   int64_t data_off; /* where the voxels start in the (uncompressed) file */
   int64_t nvox3;    /* nx*ny*nz */
   int64_t nbytes;   /* bytes of the whole data block (all volumes) */
+  double vox_offset; /* as written in the header */
+  double pixdim[4];  /* raw pixdim[0..3] (nifti_clib replaces pixdim <= 0 by 1 in the qform) */
+  double quatern[6]; /* raw quatern_b,c,d, qoffset_x,y,z (nifti_clib replaces non-finite ones by 0) */
+  double srow[12];   /* raw srow_x, srow_y, srow_z */
 } hdr_info;
 
 /* Count the bytes of a gzip or plain file by reading it to the end (failure path only). */
@@ -137,7 +153,11 @@ static int check_header(const char *path, hdr_info *hi) {
     hi->datatype = (int)get_i(h, 70, 2, swap);
     double off = get_f32(h, 108, swap);
     if (!isfinite(off) || off < 0 || off > 1e12) return mbsr_error(MBSR_EFORMAT, "%s: bad vox_offset %g", path, off);
-    hi->data_off = off < 352 ? 352 : (int64_t)off; /* nifti_clib also repairs vox_offset < 352 */
+    hi->vox_offset = off;
+    hi->data_off = off < 352 ? 352 : (int64_t)off; /* the NIfTI-1 minimum for a single file */
+    for (int i = 0; i < 4; i++) hi->pixdim[i] = get_f32(h, 76 + 4 * i, swap);
+    for (int i = 0; i < 6; i++) hi->quatern[i] = get_f32(h, 256 + 4 * i, swap);
+    for (int i = 0; i < 12; i++) hi->srow[i] = get_f32(h, 280 + 4 * i, swap);
   } else if (sz == 540) {
     if (got < 540) return mbsr_error(MBSR_ETRUNC, "%s: truncated: %d bytes, too short for a NIfTI-2 header", path, got);
     hi->version = 2;
@@ -147,7 +167,11 @@ static int check_header(const char *path, hdr_info *hi) {
     hi->datatype = (int)get_i(h, 12, 2, swap);
     int64_t off = get_i(h, 168, 8, swap);
     if (off < 0 || off > (int64_t)1e12) return mbsr_error(MBSR_EFORMAT, "%s: bad vox_offset %lld", path, (long long)off);
+    hi->vox_offset = (double)off;
     hi->data_off = off < 544 ? 544 : off;
+    for (int i = 0; i < 4; i++) hi->pixdim[i] = get_f64(h, 104 + 8 * i, swap);
+    for (int i = 0; i < 6; i++) hi->quatern[i] = get_f64(h, 352 + 8 * i, swap);
+    for (int i = 0; i < 12; i++) hi->srow[i] = get_f64(h, 400 + 8 * i, swap);
   } else {
     return mbsr_error(MBSR_EFORMAT, "%s: not a NIfTI file (header size field %d, expected 348 or 540)", path,
                       (int)(swap ? (swapn(&sz, 4), sz) : sz));
@@ -174,9 +198,26 @@ static int check_header(const char *path, hdr_info *hi) {
     return mbsr_error(MBSR_EUNSUPPORTED, "%s: unsupported NIfTI datatype %s (code %d); mbsr reads real scalar types",
                       path, mbsr_dtype_name(hi->datatype), hi->datatype);
   hi->nbytes = total * b;
+  /* A gzip file holds at most ~1032 bytes per compressed byte (deflate's limit): a header that asks
+   * for more is refused before its buffer is allocated (a 1 KB file claiming 16 GB). */
+  if (ends_with(path, ".gz")) {
+    struct stat st;
+    int64_t first = hi->data_off + hi->nvox3 * b;
+    int64_t cap = stat(path, &st) == 0 ? (int64_t)st.st_size * 1032 + 4096 : INT64_MAX;
+    if (cap <= hi->data_off)
+      return mbsr_error(MBSR_ETRUNC, "%s: vox_offset %lld points past the end of the data (%lld gzip bytes hold at most "
+                                     "%lld)",
+                        path, (long long)hi->data_off, (long long)st.st_size, (long long)cap);
+    if (cap < first)
+      return mbsr_error(MBSR_ETRUNC, "%s: truncated: %lld gzip bytes cannot hold the %lld bytes the header needs", path,
+                        (long long)st.st_size, (long long)first);
+  }
   /* a raw (uncompressed) file must hold the whole data block */
   if (!ends_with(path, ".gz")) {
     struct stat st;
+    if (stat(path, &st) == 0 && (int64_t)st.st_size <= hi->data_off)
+      return mbsr_error(MBSR_ETRUNC, "%s: vox_offset %lld points past the end of the data (%lld bytes in the file)", path,
+                        (long long)hi->data_off, (long long)st.st_size);
     if (stat(path, &st) == 0 && (int64_t)st.st_size < hi->data_off + hi->nbytes)
       return mbsr_error(MBSR_ETRUNC, "%s: truncated: %lld bytes, header needs %lld", path, (long long)st.st_size,
                         (long long)(hi->data_off + hi->nbytes));
@@ -204,13 +245,93 @@ static int64_t read_data(const char *path, int64_t off, void *dst, int64_t n) {
   return done;
 }
 
-static double det3(double m[4][4]) {
-  return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
-         m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+/* The voxel-to-world transform by the NIfTI rules (sform if sform_code > 0, else qform if
+ * qform_code > 0, else diag(|pixdim|)), validated; see the file comment for allow. */
+static int choose_affine(const char *path, const nifti_image *nim, const hdr_info *hi, double uscale, int allow,
+                         double A[4][4], const char **xform) {
+  typedef struct {
+    const char *name;
+    double M[4][4];
+    char why[256];
+  } cand;
+  cand c[3];
+  int nc = 0;
+  char buf[256];
+  if (nim->sform_code > 0) {
+    cand *x = &c[nc++];
+    x->name = "the sform";
+    memcpy(x->M, nim->sto_xyz.m, sizeof x->M);
+    snprintf(x->why, sizeof x->why, "%s", mbsr__affine_problem((const double(*)[4])x->M, buf, sizeof buf));
+    for (int i = 0; i < 12 && !x->why[0]; i++)
+      if (!isfinite(hi->srow[i])) snprintf(x->why, sizeof x->why, "srow_%c[%d] is %g", "xyz"[i / 4], i % 4, hi->srow[i]);
+  }
+  if (nim->qform_code > 0) {
+    cand *x = &c[nc++];
+    x->name = "the qform";
+    memcpy(x->M, nim->qto_xyz.m, sizeof x->M);
+    x->why[0] = 0;
+    static const char *qname[6] = {"quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z"};
+    for (int i = 0; i < 6 && !x->why[0]; i++)
+      if (!isfinite(hi->quatern[i])) snprintf(x->why, sizeof x->why, "%s is %g", qname[i], hi->quatern[i]);
+    for (int a = 1; a <= 3 && a <= hi->dim[0] && !x->why[0]; a++)
+      if (!isfinite(hi->pixdim[a]) || !(hi->pixdim[a] > 0))
+        snprintf(x->why, sizeof x->why, "pixdim[%d] is %g (the qform needs voxel sizes > 0)", a, hi->pixdim[a]);
+    if (!x->why[0]) snprintf(x->why, sizeof x->why, "%s", mbsr__affine_problem((const double(*)[4])x->M, buf, sizeof buf));
+  }
+  {
+    int only = nc == 0;
+    cand *x = &c[nc++];
+    x->name = only ? "pixdim (sform_code = qform_code = 0)" : "pixdim";
+    memset(x->M, 0, sizeof x->M);
+    for (int a = 0; a < 3; a++) /* axes beyond dim[0] hold one voxel: an unset pixdim there means 1 */
+      x->M[a][a] = a + 1 > hi->dim[0] && !(fabs(hi->pixdim[a + 1]) >= MBSR__VOX_MIN) ? 1.0 : fabs(hi->pixdim[a + 1]);
+    x->M[3][3] = 1;
+    snprintf(x->why, sizeof x->why, "%s", mbsr__affine_problem((const double(*)[4])x->M, buf, sizeof buf));
+    if (x->why[0]) /* name the header field rather than the matrix */
+      for (int a = 1; a <= 3 && a <= hi->dim[0]; a++)
+        if (!(fabs(hi->pixdim[a]) >= MBSR__VOX_MIN && fabs(hi->pixdim[a]) <= MBSR__GEOM_MAX)) {
+          snprintf(x->why, sizeof x->why, "pixdim[%d] is %g", a, hi->pixdim[a]);
+          break;
+        }
+  }
+  int pick = 0;
+  if (uscale != 1) /* validate in mm: the units are applied first */
+    for (int i = 0; i < nc; i++) {
+      for (int r = 0; r < 3; r++)
+        for (int k = 0; k < 4; k++) c[i].M[r][k] *= uscale;
+      if (!c[i].why[0]) snprintf(c[i].why, sizeof c[i].why, "%s", mbsr__affine_problem((const double(*)[4])c[i].M, buf, sizeof buf));
+    }
+  if (c[0].why[0]) {
+    if (!allow)
+      return mbsr_error(MBSR_EFORMAT, "%s: bad geometry in %s: %s (fix the header; `mbsr convert --allow-bad-geometry` "
+                                      "writes a copy with a substitute)",
+                        path, c[0].name, c[0].why);
+    while (pick < nc && c[pick].why[0]) pick++;
+    if (pick < nc) {
+      mbsr_warn("%s: bad geometry in %s: %s; %s used instead (--allow-bad-geometry)", path, c[0].name, c[0].why,
+                c[pick].name);
+      mbsr__note("bad geometry in %s (%s): %s used", c[0].name, c[0].why, c[pick].name);
+    } else {
+      pick = 0;
+      if (!mbsr__affine_problem((const double(*)[4])c[0].M, buf, sizeof buf)[0]) { /* the qform, pixdim <= 0 read as 1 */
+        mbsr_warn("%s: bad geometry in %s: %s; read with 1 mm for the unusable pixdim (--allow-bad-geometry)", path,
+                  c[0].name, c[0].why);
+        mbsr__note("bad geometry in %s (%s): 1 mm used for the unusable pixdim", c[0].name, c[0].why);
+      }
+    }
+  }
+  memcpy(A, c[pick].M, 16 * sizeof(double));
+  A[3][0] = A[3][1] = A[3][2] = 0;
+  A[3][3] = 1;
+  *xform = pick == nc - 1 ? "pixdim" : nim->sform_code > 0 && pick == 0 ? "sform" : "qform";
+  if (pick == nc - 1 && nc == 1) mbsr__note("no sform/qform: affine = diag(pixdim)");
+  return mbsr__check_geometry(path, A, c[pick].name, allow); /* substitute when nothing was usable */
 }
 
 /* ---- reading ---- */
-int mbsr_nifti_read(const char *path, mbsr_volume **out) {
+int mbsr_nifti_read(const char *path, mbsr_volume **out) { return mbsr__nifti_read(path, 0, out); }
+
+int mbsr__nifti_read(const char *path, int allow_bad_geometry, mbsr_volume **out) {
   *out = NULL;
   if (!mbsr_file_exists(path)) return mbsr_error(MBSR_EIO, "%s: no such file", path);
   hdr_info hi;
@@ -231,7 +352,11 @@ int mbsr_nifti_read(const char *path, mbsr_volume **out) {
    * data reader prints to stderr whatever the debug level and silently replaces NaN/Inf floats
    * by 0 (mbsr must see them: mbsr_volume_check_finite). Only the first 3-D volume is read. */
   int64_t need = hi.nvox3 * nim->nbyper;
-  int64_t off = nim->iname_offset >= 0 ? nim->iname_offset : hi.data_off;
+  /* hi.data_off, not nim->iname_offset: nifti_clib casts vox_offset to int (a vox_offset >= 2^31
+   * became byte 348) and reads from 348 when vox_offset < 348 */
+  int64_t off = hi.data_off;
+  if (hi.vox_offset < (hi.version == 1 ? 352 : 544) && hi.vox_offset != 0)
+    mbsr__note("vox_offset %g below the minimum: data read from byte %lld", hi.vox_offset, (long long)off);
   void *buf = malloc((size_t)(need > 0 ? need : 1));
   if (!buf) {
     nifti_image_free(nim);
@@ -247,6 +372,9 @@ int mbsr_nifti_read(const char *path, mbsr_volume **out) {
     if (gzerr)
       return mbsr_error(MBSR_ETRUNC, "%s: truncated or corrupt gzip stream (%lld bytes decompressed, %lld needed)", path,
                         (long long)len, (long long)(off + need));
+    if (len <= off)
+      return mbsr_error(MBSR_ETRUNC, "%s: vox_offset %lld points past the end of the data (%lld bytes decompressed)",
+                        path, (long long)off, (long long)len);
     return mbsr_error(MBSR_ETRUNC, "%s: truncated: %lld bytes, header needs %lld", path, (long long)len,
                       (long long)(off + need));
   }
@@ -256,31 +384,16 @@ int mbsr_nifti_read(const char *path, mbsr_volume **out) {
   }
 
   double affine[4][4];
-  const char *xform;
-  int sform_ok = nim->sform_code > 0 && fabs(det3(nim->sto_xyz.m)) > 1e-12;
-  int qform_ok = nim->qform_code > 0 && fabs(det3(nim->qto_xyz.m)) > 1e-12;
-  if (nim->sform_code > 0 && !sform_ok) mbsr__note("sform is singular: ignored");
-  if (sform_ok) {
-    memcpy(affine, nim->sto_xyz.m, sizeof affine);
-    xform = "sform";
-  } else if (qform_ok) {
-    memcpy(affine, nim->qto_xyz.m, sizeof affine);
-    xform = "qform";
-  } else {
-    memset(affine, 0, sizeof affine);
-    double pd[3] = {nim->dx, nim->dy, nim->dz};
-    for (int a = 0; a < 3; a++) affine[a][a] = (isfinite(pd[a]) && pd[a] != 0) ? fabs(pd[a]) : 1.0;
-    affine[3][3] = 1;
-    xform = "pixdim";
-    mbsr__note("no sform/qform: affine = diag(pixdim)");
-  }
+  const char *xform = "pixdim";
   double uscale = 1;
   if (nim->xyz_units == NIFTI_UNITS_MICRON) uscale = 1e-3;
   else if (nim->xyz_units == NIFTI_UNITS_METER) uscale = 1e3;
-  if (uscale != 1) {
-    for (int r = 0; r < 3; r++)
-      for (int c = 0; c < 4; c++) affine[r][c] *= uscale;
-    mbsr__note("spatial units %s converted to mm", uscale < 1 ? "micron" : "metre");
+  if (uscale != 1) mbsr__note("spatial units %s converted to mm", uscale < 1 ? "micron" : "metre");
+  rc = choose_affine(path, nim, &hi, uscale, allow_bad_geometry, affine, &xform);
+  if (rc) {
+    free(buf);
+    nifti_image_free(nim);
+    return rc;
   }
   double slope = nim->scl_slope, inter = nim->scl_inter;
   if (!(slope != 0 && isfinite(slope))) {
@@ -327,16 +440,22 @@ int mbsr_volume_output_path(const char *path, char *buf, size_t n) {
   return MBSR_OK;
 }
 
+/* Write n bytes; on failure returns the errno of the failing call (EIO if it set none). */
 static int write_bytes(void *fh, int gz, const void *p, size_t n) {
   const char *c = p;
   while (n > 0) {
     unsigned chunk = n > (1u << 30) ? (1u << 30) : (unsigned)n;
+    errno = 0;
     if (gz) {
       int w = gzwrite((gzFile)fh, c, chunk);
-      if (w <= 0) return -1;
+      if (w <= 0) {
+        int zerr = Z_OK;
+        gzerror((gzFile)fh, &zerr);
+        return zerr == Z_ERRNO && errno ? errno : zerr == Z_MEM_ERROR ? ENOMEM : errno ? errno : EIO;
+      }
       chunk = (unsigned)w;
     } else if (fwrite(c, 1, chunk, (FILE *)fh) != chunk) {
-      return -1;
+      return errno ? errno : EIO;
     }
     c += chunk;
     n -= chunk;
@@ -348,9 +467,11 @@ int mbsr_volume_write(const char *path, const mbsr_volume *v) {
   char final[4096], tmp[4200];
   int rc = mbsr_volume_output_path(path, final, sizeof final);
   if (rc) return rc;
-  for (int r = 0; r < 4; r++)
-    for (int c = 0; c < 4; c++)
-      if (!isfinite(v->affine[r][c])) return mbsr_error(MBSR_EINVAL, "%s: non-finite affine", final);
+  {
+    char why[256];
+    if (mbsr__affine_problem((const double(*)[4])v->affine, why, sizeof why)[0])
+      return mbsr_error(MBSR_EINVAL, "%s: refusing to write a volume with bad geometry: %s", final, why);
+  }
   /* the directory must exist: report that plainly rather than as a temporary-file error */
   {
     char dir[4096];
@@ -417,15 +538,35 @@ int mbsr_volume_write(const char *path, const mbsr_volume *v) {
   nifti_image_free(nim);
   if (rc) return mbsr_error(MBSR_EFORMAT, "%s: nifti_clib could not build the header", final);
 
+  /* Every step's errno is taken right after that step (a later call would clobber it: a full disk
+   * used to be reported as "No such file or directory"). The buffered tail is written at close,
+   * and some file systems report ENOSPC only at fsync: both are checked. */
   int gz = ends_with(final, ".gz");
-  void *fh = gz ? (void *)gzopen(tmp, "wb1") : (void *)fopen(tmp, "wb");
-  if (!fh) return mbsr_error(MBSR_EIO, "%s: cannot create temporary %s: %s", final, tmp, strerror(errno));
-  int bad = write_bytes(fh, gz, hdr, hsize) || write_bytes(fh, gz, v->data, (size_t)mbsr_volume_nvox(v) * sizeof(float));
-  int e = errno;
-  int closed = gz ? gzclose((gzFile)fh) == Z_OK : fclose((FILE *)fh) == 0;
-  if (bad || !closed) {
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) return mbsr_error(MBSR_EIO, "%s: cannot create temporary %s: %s", final, tmp, strerror(errno));
+  int fd2 = dup(fd); /* the stream owns fd2; fd stays ours for fsync */
+  void *fh = fd2 < 0 ? NULL : gz ? (void *)gzdopen(fd2, "wb1") : (void *)fdopen(fd2, "wb");
+  if (!fh) {
+    int e = errno ? errno : ENOMEM;
+    if (fd2 >= 0) close(fd2);
+    close(fd);
     mbsr_abandon_file(tmp);
-    return mbsr_error(MBSR_EIO, "%s: write failed: %s", final, strerror(e ? e : EIO));
+    return mbsr_error(MBSR_EIO, "%s: cannot create temporary %s: %s", final, tmp, strerror(e));
+  }
+  int e = write_bytes(fh, gz, hdr, hsize);
+  if (!e) e = write_bytes(fh, gz, v->data, (size_t)mbsr_volume_nvox(v) * sizeof(float));
+  errno = 0;
+  if (gz) {
+    int zr = gzclose((gzFile)fh);
+    if (!e && zr != Z_OK) e = zr == Z_ERRNO && errno ? errno : zr == Z_MEM_ERROR ? ENOMEM : EIO;
+  } else if (fclose((FILE *)fh) != 0 && !e) {
+    e = errno ? errno : EIO;
+  }
+  if (!e && fsync(fd) != 0 && errno != EINVAL && errno != EROFS && errno != ENOTSUP) e = errno;
+  if (close(fd) != 0 && !e && errno != EINTR) e = errno;
+  if (e) {
+    mbsr_abandon_file(tmp);
+    return mbsr_error(MBSR_EIO, "%s: write failed: %s", final, strerror(e));
   }
   return mbsr_commit_file(tmp, final);
 }

@@ -9,6 +9,12 @@
  *    smallest spacing is >= 5 is taken to be in micrometres (the Allen Institute writes its CCF
  *    files in um without saying so: 10, 25, 50, 100); below 5 the numbers are taken as mm.
  *  - Non-domain axes (vector, RGB, list ...) are accepted only with size 1.
+ *  - Geometry is validated (io_internal.h): a `space directions` entry that is "none" or not
+ *    finite for a domain axis, a `spacings` value that is nan/0/inf, a non-finite `space origin`,
+ *    all-zero or parallel directions are errors naming the file (allow_bad_geometry: substitute
+ *    and warning). Fields that are absent mean 1 mm spacing / origin 0, with a read note.
+ *  - `encoding: gzip` must be followed by a gzip stream: teem (like zlib's gzread) would read
+ *    bytes without the gzip magic "transparently" as raw data.
  * The header is read first without the data (nrrdIoStateSkipData) so absurd sizes are refused
  * before anything is allocated. teem's biff messages become one line naming the file. */
 #include <math.h>
@@ -16,15 +22,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <teem/nrrd.h>
 
 #include "io_internal.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang's spelling of gcc's __SANITIZE_ADDRESS__ */
+#define MBSR__ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(MBSR__ASAN)
 /* teem 1.12 does not close its gzip stream when a gzip payload ends early (_nrrdGzOpen state,
- * ~56 KB per failed read). That is teem's leak, on an error path; keep LeakSanitizer quiet about
- * it (weak, so that a program may define its own suppressions). */
+ * ~56 KB per failed read), and leaks header-parsing arrays on some malformed headers. Those are
+ * teem's leaks, on error paths; keep LeakSanitizer quiet about them (weak, so that a program may
+ * define its own suppressions). The allocations made inside zlib have no frame pointers: the
+ * stacks reach libteem only with ASAN_OPTIONS=fast_unwind_on_malloc=0 (tests/fuzz/run.sh). */
 __attribute__((weak)) const char *__lsan_default_suppressions(void) { return "leak:_nrrdGzOpen\nleak:libteem.so\n"; }
 #endif
 
@@ -83,7 +97,8 @@ static double unit_scale(const char *u) {
 }
 
 /* Geometry from a header-only Nrrd: dims, affine (mm RAS), element count check. */
-static int nrrd_geometry(const char *path, const Nrrd *n, int64_t dims[3], int axes[3], double A[4][4]) {
+static int nrrd_geometry(const char *path, const Nrrd *n, const NrrdIoState *nio, int allow, int64_t dims[3],
+                         int axes[3], double A[4][4]) {
   if (n->dim < 1 || n->dim > 16) return mbsr_error(MBSR_EFORMAT, "%s: bad dimension %u", path, n->dim);
   int nd = 0;
   int64_t total = 1;
@@ -106,6 +121,7 @@ static int nrrd_geometry(const char *path, const Nrrd *n, int64_t dims[3], int a
   if (nd == 0) return mbsr_error(MBSR_EFORMAT, "%s: no domain axis", path);
   memset(A, 0, 16 * sizeof(double));
   A[3][3] = 1;
+  int defaulted = 0, nspacing = 0;
   unsigned sdim = n->spaceDim;
   if (sdim > 3) sdim = 3;
   for (int d = 0; d < 3; d++) {
@@ -124,8 +140,18 @@ static int nrrd_geometry(const char *path, const Nrrd *n, int64_t dims[3], int a
       if (have)
         for (unsigned r = 0; r < sdim; r++) A[r][d] = ax->spaceDirection[r];
     }
-    if (!have) A[d][d] = isfinite(ax->spacing) && ax->spacing != 0 ? ax->spacing : 1.0;
+    if (!have) {
+      if (nio->seen[nrrdField_spacings] || nio->seen[nrrdField_space_directions]) {
+        /* given but unusable ("none"/nan direction, nan/inf/0 spacing): left as is, refused below */
+        A[d][d] = isfinite(ax->spacing) ? ax->spacing : NAN;
+        nspacing++;
+      } else {
+        A[d][d] = 1.0;
+        defaulted = 1;
+      }
+    }
   }
+  if (defaulted) mbsr__note("no 'space directions' or 'spacings': 1 mm voxels");
   /* padding columns (fewer than 3 domain axes): unit length orthogonal to the others */
   if (nd < 3) {
     for (int d = nd; d < 3; d++) {
@@ -133,8 +159,10 @@ static int nrrd_geometry(const char *path, const Nrrd *n, int64_t dims[3], int a
       A[d][d] = 1;
     }
   }
-  if (n->spaceDim > 0)
-    for (unsigned r = 0; r < sdim; r++) A[r][3] = isfinite(n->spaceOrigin[r]) ? n->spaceOrigin[r] : 0;
+  if (n->spaceDim > 0 && nio->seen[nrrdField_space_origin])
+    for (unsigned r = 0; r < sdim; r++) A[r][3] = n->spaceOrigin[r]; /* non-finite: refused below */
+  else if (n->spaceDim > 0)
+    mbsr__note("no 'space origin': origin 0");
 
   /* units */
   double us = 0;
@@ -180,10 +208,92 @@ static int nrrd_geometry(const char *path, const Nrrd *n, int64_t dims[3], int a
   }
   for (int r = 0; r < 4; r++)
     for (int c = 0; c < 4; c++) A[r][c] += 0.0; /* no -0 from the negations */
+  const char *source = n->spaceDim == 0 ? "'spacings'"
+                       : nspacing       ? "'space directions' / 'spacings' / 'space origin'"
+                                        : "'space directions' / 'space origin'";
+  return mbsr__check_geometry(path, A, source, allow);
+}
+
+/* teem allocates the whole array before it reads the data: a header claiming far more than its
+ * data file can hold is refused first (one data file; its stream is at the payload). Bounds: raw
+ * = the bytes themselves, hex = 2 characters per byte, ascii = at least 1 character per value,
+ * gzip = deflate's ~1032:1; bzip2 has no useful bound. */
+static int check_data_size(const char *path, const Nrrd *n, const NrrdIoState *nio) {
+  if (!nio->dataFile) return MBSR_OK;
+  struct stat st;
+  long pos = ftell(nio->dataFile);
+  if (fstat(fileno(nio->dataFile), &st) != 0 || pos < 0 || !S_ISREG(st.st_mode)) return MBSR_OK;
+  long long have = (long long)st.st_size - pos, nel = (long long)nrrdElementNumber(n);
+  long long need = nel * (long long)nrrdElementSize(n), skip = nio->byteSkip > 0 ? nio->byteSkip : 0;
+  long long cap;
+  const char *what;
+  if (nio->encoding == nrrdEncodingRaw) cap = have, need += skip, what = "bytes";
+  else if (nio->encoding == nrrdEncodingHex) cap = have / 2, what = "bytes (hex)";
+  else if (nio->encoding == nrrdEncodingAscii) cap = have, need = nel, what = "characters for as many values";
+  else if (nio->encoding == nrrdEncodingGzip) cap = have * 1032 + 4096, need += skip, what = "bytes after gzip";
+  else return MBSR_OK;
+  if (need > cap)
+    return mbsr_error(MBSR_ETRUNC, "%s: truncated: the data holds %lld bytes, too few for the %lld %s the header needs",
+                      path, have, need, what);
   return MBSR_OK;
 }
 
-int mbsr_nrrd_read(const char *path, mbsr_volume **out) {
+/* 1 if the stream f (positioned at a payload) starts with the gzip magic; the caller reports. */
+static int has_gzip_magic(FILE *f) {
+  int a = fgetc(f), b = fgetc(f);
+  return a == 0x1f && b == 0x8b;
+}
+
+/* `encoding: gzip`: every data file's payload (after `line skip`) must be a gzip stream. nio is
+ * the state of a header-only load with keepNrrdDataFileOpen (one data file: nio->dataFile is
+ * positioned at the payload; several: they are opened here, named as teem names them). */
+static int check_gzip_payload(const char *path, NrrdIoState *nio) {
+  if (nio->encoding != nrrdEncodingGzip) return MBSR_OK;
+  if (nio->dataFile) {
+    if (has_gzip_magic(nio->dataFile)) return MBSR_OK;
+    if (nio->dataFNArr && nio->dataFNArr->len == 1 && !nio->dataFNFormat)
+      return mbsr_error(MBSR_EFORMAT, "%s: 'encoding: gzip' but data file %s is not a gzip stream (no gzip magic)", path,
+                        nio->dataFN[0]);
+    return mbsr_error(MBSR_EFORMAT, "%s: 'encoding: gzip' but the data is not a gzip stream (no gzip magic)", path);
+  }
+  unsigned count = 0;
+  if (nio->dataFNFormat) { /* a printf format from the file: exactly one %[0-9]*d, nothing else */
+    int conv = 0;
+    for (const char *c = nio->dataFNFormat; *c; c++) {
+      if (*c != '%') continue;
+      if (c[1] == '%') { c++; continue; }
+      c++;
+      while (*c >= '0' && *c <= '9') c++;
+      if (*c != 'd' || conv++) return mbsr_error(MBSR_EFORMAT, "%s: bad data file pattern", path);
+    }
+    if (conv != 1) return mbsr_error(MBSR_EFORMAT, "%s: bad data file pattern", path);
+    if (nio->dataFNStep == 0) return mbsr_error(MBSR_EFORMAT, "%s: data file step 0", path);
+    long span = ((long)nio->dataFNMax - nio->dataFNMin) / nio->dataFNStep;
+    if (span < 0 || span > (1 << 20)) return mbsr_error(MBSR_EFORMAT, "%s: bad data file range", path);
+    count = (unsigned)span + 1;
+  } else {
+    count = nio->dataFNArr ? nio->dataFNArr->len : 0;
+  }
+  char name[4096], full[8192];
+  for (unsigned i = 0; i < count; i++) {
+    if (nio->dataFNFormat) snprintf(name, sizeof name, nio->dataFNFormat, nio->dataFNMin + (int)i * nio->dataFNStep);
+    else snprintf(name, sizeof name, "%s", nio->dataFN[i]);
+    if (name[0] == '/' || !nio->path || !nio->path[0]) snprintf(full, sizeof full, "%s", name);
+    else snprintf(full, sizeof full, "%s/%s", nio->path, name);
+    FILE *f = fopen(full, "rb");
+    if (!f) return mbsr_error(MBSR_EIO, "%s: cannot open data file %s", path, full);
+    int ok = nrrdLineSkip(f, nio) == 0 && has_gzip_magic(f);
+    fclose(f);
+    if (!ok)
+      return mbsr_error(MBSR_EFORMAT, "%s: 'encoding: gzip' but data file %s is not a gzip stream (no gzip magic)", path,
+                        full);
+  }
+  return MBSR_OK;
+}
+
+int mbsr_nrrd_read(const char *path, mbsr_volume **out) { return mbsr__nrrd_read(path, 0, out); }
+
+int mbsr__nrrd_read(const char *path, int allow_bad_geometry, mbsr_volume **out) {
   *out = NULL;
   if (!mbsr_file_exists(path)) return mbsr_error(MBSR_EIO, "%s: no such file", path);
   int64_t dims[3];
@@ -202,11 +312,15 @@ int mbsr_nrrd_read(const char *path, mbsr_volume **out) {
   }
   /* 1: header only */
   nrrdIoStateSet(nio, nrrdIoStateSkipData, AIR_TRUE);
+  nrrdIoStateSet(nio, nrrdIoStateKeepNrrdDataFileOpen, AIR_TRUE);
   if (nrrdLoad(n, path, nio)) {
+    nio->dataFile = NULL; /* on failure teem has closed it (or never kept it) */
     rc = teem_error(MBSR_EFORMAT, path, "bad NRRD header: ");
     goto done;
   }
-  rc = nrrd_geometry(path, n, dims, axes, A);
+  rc = nrrd_geometry(path, n, nio, allow_bad_geometry, dims, axes, A);
+  if (!rc) rc = check_data_size(path, n, nio); /* before the magic is read: the stream is at the payload */
+  if (!rc) rc = check_gzip_payload(path, nio);
   if (rc) goto done;
   int dt = nrrd_to_dt(n->type);
   if (!dt) {
@@ -214,6 +328,8 @@ int mbsr_nrrd_read(const char *path, mbsr_volume **out) {
     goto done;
   }
   /* 2: the data */
+  if (nio->dataFile) fclose(nio->dataFile);
+  nio->dataFile = NULL;
   nrrdIoStateNix(nio);
   nio = NULL;
   nrrdNuke(n);
@@ -246,6 +362,7 @@ int mbsr_nrrd_read(const char *path, mbsr_volume **out) {
   *out = v;
 done:
   nrrdNuke(n);
+  if (nio && nio->dataFile) fclose(nio->dataFile);
   if (nio) nrrdIoStateNix(nio);
   pthread_mutex_unlock(&g_teem_lock);
   return rc;

@@ -6,13 +6,18 @@
  * TIFF carries no geometry: mbsr_read_opts gives the voxel size (mm) along columns, rows, slices
  * and a 3-letter code naming the direction in which each index INCREASES ("RIA": columns go
  * Right, rows go Inferior, slices go Anterior). Column a of the affine is vox[a] times the RAS
- * unit vector of letter a; the origin is 0. No code = "RAS" (identity), no size = 1 mm. */
+ * unit vector of letter a; the origin is 0. No code = "RAS" (identity), no size = 1 mm.
+ * A size that is given must be finite and > 0 (else MBSR_EINVAL naming the input; with
+ * allow_bad_geometry: 1 mm and a warning). A directory stack holds single-page files: a
+ * multi-page member is refused (read that file on its own). Every page is checked (size, type,
+ * enough strip data for its samples) before the volume is allocated, then read. */
 #include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <tiffio.h>
 
@@ -140,12 +145,29 @@ static int slice_read(TIFF *t, const char *name, const slice_info *si, float *ds
   return MBSR_OK;
 }
 
-static void set_geometry(mbsr_volume *v, const mbsr_read_opts *opts, const double D[3][3]) {
-  double vox[3] = {1, 1, 1};
-  int given = 0;
-  if (opts)
-    for (int a = 0; a < 3; a++)
-      if (opts->tiff_vox[a] > 0 && isfinite(opts->tiff_vox[a])) vox[a] = opts->tiff_vox[a], given = 1;
+/* Voxel size from opts: all zero = not given (1 mm); otherwise each must be in the usable range. */
+static int tiff_voxel_size(const char *path, const mbsr_read_opts *opts, double vox[3], int *given) {
+  static const char *axis[3] = {"columns", "rows", "slices"};
+  vox[0] = vox[1] = vox[2] = 1;
+  *given = opts && (opts->tiff_vox[0] != 0 || opts->tiff_vox[1] != 0 || opts->tiff_vox[2] != 0);
+  if (!*given) return MBSR_OK;
+  for (int a = 0; a < 3; a++) {
+    double x = opts->tiff_vox[a];
+    if (isfinite(x) && x >= MBSR__VOX_MIN && x <= MBSR__GEOM_MAX) {
+      vox[a] = x;
+      continue;
+    }
+    if (!opts->allow_bad_geometry)
+      return mbsr_error(MBSR_EINVAL, "%s: bad TIFF voxel size (--tiff-vox) along %s: %g mm (give a finite size > 0)",
+                        path, axis[a], x);
+    mbsr_warn("%s: bad TIFF voxel size (--tiff-vox) along %s: %g mm; 1 mm used (--allow-bad-geometry)", path, axis[a], x);
+    mbsr__note("bad geometry: TIFF voxel size %g along %s replaced by 1 mm", x, axis[a]);
+  }
+  return MBSR_OK;
+}
+
+static void set_geometry(mbsr_volume *v, const mbsr_read_opts *opts, const double D[3][3], const double vox[3],
+                         int given) {
   memset(v->affine, 0, sizeof v->affine);
   for (int r = 0; r < 3; r++)
     for (int a = 0; a < 3; a++) v->affine[r][a] = D[r][a] * vox[a];
@@ -156,104 +178,167 @@ static void set_geometry(mbsr_volume *v, const mbsr_read_opts *opts, const doubl
              opts && opts->tiff_orient[0] ? opts->tiff_orient : "RAS [default]");
 }
 
-int mbsr_tiff_read(const char *path, const mbsr_read_opts *opts, mbsr_volume **out) {
-  *out = NULL;
-  double D[3][3];
-  int rc = mbsr_orient_matrix(opts ? opts->tiff_orient : NULL, D);
-  if (rc) return mbsr_error_prefix(rc, "%s: ", path);
-  TIFFSetErrorHandler(tiff_handler);
-  TIFFSetWarningHandler(tiff_quiet_warning);
-  g_tiff_msg[0] = 0;
-  mbsr_volume *v = NULL;
-  slice_info first = {0, 0, 0}, si;
+/* The page's strips/tiles (as many bytes as they say, at most the file's size) must be able to hold
+ * its samples (uncompressed: byte for byte; compressed: at most 4096:1, above deflate's 1032 and
+ * LZW's ~3640): a header claiming more is refused before the volume is allocated. */
+static int page_data_ok(TIFF *t, const char *name, const slice_info *si, long long file_size) {
+  uint16_t comp = COMPRESSION_NONE;
+  TIFFGetFieldDefaulted(t, TIFFTAG_COMPRESSION, &comp);
+  int tiled = TIFFIsTiled(t);
+  uint32_t nst = tiled ? TIFFNumberOfTiles(t) : TIFFNumberOfStrips(t);
+  uint64_t *bc = NULL;
+  if (!TIFFGetField(t, tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS, &bc) || !bc || nst == 0)
+    return mbsr_error(MBSR_EFORMAT, "%s: TIFF without strip or tile byte counts", name);
+  unsigned long long total = 0;
+  for (uint32_t k = 0; k < nst && total < (unsigned long long)file_size; k++) total += bc[k];
+  if (total > (unsigned long long)file_size) total = (unsigned long long)file_size;
+  int bps = si->dt == MBSR__DT_UINT8 || si->dt == MBSR__DT_INT8 ? 1
+            : si->dt == MBSR__DT_UINT16 || si->dt == MBSR__DT_INT16 ? 2
+            : si->dt == MBSR__DT_FLOAT64 || si->dt == MBSR__DT_INT64 || si->dt == MBSR__DT_UINT64 ? 8 : 4;
+  double need = (double)si->w * si->h * bps, cap = (double)total * (comp == COMPRESSION_NONE ? 1 : 4096);
+  if (need > cap)
+    return mbsr_error(MBSR_ETRUNC, "%s: truncated: %llu bytes of %s data cannot hold %ux%u samples of %d bytes", name,
+                      total, comp == COMPRESSION_NONE ? "uncompressed" : "compressed", si->w, si->h, bps);
+  return MBSR_OK;
+}
 
-  if (mbsr_is_dir(path)) {
-    DIR *d = opendir(path);
-    if (!d) return mbsr_error(MBSR_EIO, "%s: cannot open directory", path);
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-      if (e->d_name[0] == '.' || !(ends_with(e->d_name, ".tif") || ends_with(e->d_name, ".tiff"))) continue;
-      if (n == cap) {
-        cap = cap ? 2 * cap : 256;
-        char **nn = realloc(names, cap * sizeof *names);
-        if (!nn) break;
-        names = nn;
+static long long file_size_of(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+/* A directory of single-page slices: pass 1 checks every file (one page, size, type, data size),
+ * then the volume is allocated, pass 2 reads. */
+static int read_dir(const char *path, mbsr_volume **out, slice_info *first) {
+  DIR *d = opendir(path);
+  if (!d) return mbsr_error(MBSR_EIO, "%s: cannot open directory", path);
+  char **names = NULL;
+  size_t n = 0, cap = 0;
+  struct dirent *e;
+  int rc = MBSR_OK;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.' || !(ends_with(e->d_name, ".tif") || ends_with(e->d_name, ".tiff"))) continue;
+    if (n == cap) {
+      cap = cap ? 2 * cap : 256;
+      char **nn = realloc(names, cap * sizeof *names);
+      if (!nn) {
+        rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
+        break;
       }
-      names[n++] = strdup(e->d_name);
+      names = nn;
     }
-    closedir(d);
-    if (n == 0) {
-      free(names);
-      return mbsr_error(MBSR_EFORMAT, "%s: no .tif/.tiff files in the directory", path);
+    if (!(names[n] = strdup(e->d_name))) {
+      rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
+      break;
     }
-    qsort(names, n, sizeof *names, cmp_names);
-    char file[4096];
-    for (size_t k = 0; k < n && rc == 0; k++) {
+    n++;
+  }
+  closedir(d);
+  if (!rc && n == 0) rc = mbsr_error(MBSR_EFORMAT, "%s: no .tif/.tiff files in the directory", path);
+  if (!rc) qsort(names, n, sizeof *names, cmp_names);
+  char file[4200];
+  slice_info si;
+  mbsr_volume *v = NULL;
+  for (int pass = 0; pass < 2 && !rc; pass++) {
+    for (size_t k = 0; k < n && !rc; k++) {
       snprintf(file, sizeof file, "%s/%s", path, names[k]);
       TIFF *t = TIFFOpen(file, "r");
       if (!t) {
         rc = mbsr_error(MBSR_EFORMAT, "%s: not a readable TIFF: %s", file, g_tiff_msg);
         break;
       }
-      if (TIFFNumberOfDirectories(t) > 1 && k == 0)
-        mbsr_warn("%s: multi-page TIFF inside a slice directory: first page used", file);
-      rc = slice_info_get(t, file, &si);
-      if (!rc && k == 0) {
-        first = si;
-        v = mbsr_volume_new(si.w, si.h, (int64_t)n, NULL, NULL);
-        if (!v) rc = mbsr_error_prefix(MBSR_ENOMEM, "%s: ", path);
-      } else if (!rc && (si.w != first.w || si.h != first.h)) {
+      tdir_t pages = TIFFNumberOfDirectories(t);
+      if (pages != 1)
+        rc = mbsr_error(MBSR_EUNSUPPORTED,
+                        "%s: %u pages in a member of a slice directory (one page per file; read a multi-page TIFF "
+                        "on its own)",
+                        file, (unsigned)pages);
+      if (!rc) rc = slice_info_get(t, file, &si);
+      if (!rc && k == 0) *first = si;
+      if (!rc && (si.w != first->w || si.h != first->h))
         rc = mbsr_error(MBSR_EMISMATCH, "%s: slice is %ux%u (columns x rows), the first slice %s is %ux%u", file, si.w,
-                        si.h, names[0], first.w, first.h);
-      } else if (!rc && si.dt != first.dt) {
+                        si.h, names[0], first->w, first->h);
+      else if (!rc && si.dt != first->dt)
         rc = mbsr_error(MBSR_EMISMATCH, "%s: sample type %s differs from the first slice's %s", file,
-                        mbsr_dtype_name(si.dt), mbsr_dtype_name(first.dt));
-      }
-      if (!rc) rc = slice_read(t, file, &si, v->data + (size_t)k * si.w * si.h);
+                        mbsr_dtype_name(si.dt), mbsr_dtype_name(first->dt));
+      if (!rc && pass == 0) rc = page_data_ok(t, file, &si, file_size_of(file));
+      if (!rc && pass == 1) rc = slice_read(t, file, &si, v->data + (size_t)k * si.w * si.h);
       TIFFClose(t);
     }
-    if (!rc) mbsr__note("%zu slices from %s .. %s", n, names[0], names[n - 1]);
-    for (size_t k = 0; k < n; k++) free(names[k]);
-    free(names);
-  } else {
-    if (!mbsr_file_exists(path)) return mbsr_error(MBSR_EIO, "%s: no such file", path);
-    TIFF *t = TIFFOpen(path, "r");
-    if (!t) return mbsr_error(MBSR_EFORMAT, "%s: not a readable TIFF: %s", path, g_tiff_msg);
-    tdir_t np = TIFFNumberOfDirectories(t);
-    if (np < 1) {
-      TIFFClose(t);
-      return mbsr_error(MBSR_EFORMAT, "%s: TIFF without pages", path);
+    if (!rc && pass == 0) {
+      v = mbsr_volume_new(first->w, first->h, (int64_t)n, NULL, NULL);
+      if (!v) rc = mbsr_error_prefix(MBSR_ENOMEM, "%s: ", path);
     }
-    char name[4200];
-    for (tdir_t k = 0; k < np && rc == 0; k++) {
+  }
+  if (!rc) mbsr__note("%zu slices from %s .. %s", n, names[0], names[n - 1]);
+  for (size_t k = 0; k < n; k++) free(names[k]);
+  free(names);
+  if (rc) mbsr_volume_free(v);
+  else *out = v;
+  return rc;
+}
+
+/* One (multi-page) file: pass 1 checks every page, then the volume is allocated, pass 2 reads. */
+static int read_file(const char *path, mbsr_volume **out, slice_info *first) {
+  if (!mbsr_file_exists(path)) return mbsr_error(MBSR_EIO, "%s: no such file", path);
+  TIFF *t = TIFFOpen(path, "r");
+  if (!t) return mbsr_error(MBSR_EFORMAT, "%s: not a readable TIFF: %s", path, g_tiff_msg);
+  tdir_t np = TIFFNumberOfDirectories(t);
+  if (np < 1) {
+    TIFFClose(t);
+    return mbsr_error(MBSR_EFORMAT, "%s: TIFF without pages", path);
+  }
+  long long fsize = file_size_of(path);
+  char name[4200];
+  slice_info si;
+  mbsr_volume *v = NULL;
+  int rc = MBSR_OK;
+  for (int pass = 0; pass < 2 && !rc; pass++) {
+    for (tdir_t k = 0; k < np && !rc; k++) {
       snprintf(name, sizeof name, "%s (page %u)", path, (unsigned)k);
       if (!TIFFSetDirectory(t, k)) {
         rc = mbsr_error(MBSR_EFORMAT, "%s: cannot read the page: %s", name, g_tiff_msg);
         break;
       }
       rc = slice_info_get(t, name, &si);
-      if (!rc && k == 0) {
-        first = si;
-        v = mbsr_volume_new(si.w, si.h, np, NULL, NULL);
-        if (!v) rc = mbsr_error_prefix(MBSR_ENOMEM, "%s: ", path);
-      } else if (!rc && (si.w != first.w || si.h != first.h)) {
-        rc = mbsr_error(MBSR_EMISMATCH, "%s: page is %ux%u (columns x rows), page 0 is %ux%u", name, si.w, si.h,
-                        first.w, first.h);
-      } else if (!rc && si.dt != first.dt) {
+      if (!rc && k == 0) *first = si;
+      if (!rc && (si.w != first->w || si.h != first->h))
+        rc = mbsr_error(MBSR_EMISMATCH, "%s: page is %ux%u (columns x rows), page 0 is %ux%u", name, si.w, si.h, first->w,
+                        first->h);
+      else if (!rc && si.dt != first->dt)
         rc = mbsr_error(MBSR_EMISMATCH, "%s: sample type %s differs from page 0's %s", name, mbsr_dtype_name(si.dt),
-                        mbsr_dtype_name(first.dt));
-      }
-      if (!rc) rc = slice_read(t, name, &si, v->data + (size_t)k * si.w * si.h);
+                        mbsr_dtype_name(first->dt));
+      if (!rc && pass == 0) rc = page_data_ok(t, name, &si, fsize);
+      if (!rc && pass == 1) rc = slice_read(t, name, &si, v->data + (size_t)k * si.w * si.h);
     }
-    TIFFClose(t);
+    if (!rc && pass == 0) {
+      v = mbsr_volume_new(first->w, first->h, np, NULL, NULL);
+      if (!v) rc = mbsr_error_prefix(MBSR_ENOMEM, "%s: ", path);
+    }
   }
-  if (rc) {
-    mbsr_volume_free(v);
-    return rc;
-  }
-  set_geometry(v, opts, D);
+  TIFFClose(t);
+  if (rc) mbsr_volume_free(v);
+  else *out = v;
+  return rc;
+}
+
+int mbsr_tiff_read(const char *path, const mbsr_read_opts *opts, mbsr_volume **out) {
+  *out = NULL;
+  double D[3][3];
+  int rc = mbsr_orient_matrix(opts ? opts->tiff_orient : NULL, D);
+  if (rc) return mbsr_error_prefix(rc, "%s: ", path);
+  double vox[3];
+  int vox_given;
+  rc = tiff_voxel_size(path, opts, vox, &vox_given);
+  if (rc) return rc;
+  TIFFSetErrorHandler(tiff_handler);
+  TIFFSetWarningHandler(tiff_quiet_warning);
+  g_tiff_msg[0] = 0;
+  mbsr_volume *v = NULL;
+  slice_info first = {0, 0, 0};
+  rc = mbsr_is_dir(path) ? read_dir(path, &v, &first) : read_file(path, &v, &first);
+  if (rc) return rc;
+  set_geometry(v, opts, D, vox, vox_given);
   float mn, mx;
   mbsr_volume_minmax(v, &mn, &mx);
   v->src_min = mn;

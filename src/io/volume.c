@@ -163,6 +163,63 @@ void mbsr_volume_minmax(const mbsr_volume *v, float *mn, float *mx) {
   if (mx) *mx = hi;
 }
 
+/* ---- geometry validation (see io_internal.h) ---- */
+static double col_len(const double A[4][4], int a) {
+  double m = fmax(fabs(A[0][a]), fmax(fabs(A[1][a]), fabs(A[2][a])));
+  if (!(m > 0) || !isfinite(m)) return m; /* 0, NaN or Inf */
+  double x = A[0][a] / m, y = A[1][a] / m, z = A[2][a] / m;
+  return m * sqrt(x * x + y * y + z * z);
+}
+
+const char *mbsr__affine_problem(const double A[4][4], char *buf, size_t n) {
+  static const char *axis[3] = {"i (columns)", "j (rows)", "k (slices)"};
+  buf[0] = 0;
+  for (int r = 0; r < 3; r++)
+    for (int c = 0; c < 4; c++)
+      if (!isfinite(A[r][c]) || fabs(A[r][c]) > MBSR__GEOM_MAX) {
+        double x = isnan(A[r][c]) ? NAN : A[r][c]; /* "nan", not "-nan" after an LPS flip */
+        if (c == 3) snprintf(buf, n, "the origin (row %d) is %g", r, x);
+        else snprintf(buf, n, "affine[%d][%d] is %g", r, c, x);
+        return buf;
+      }
+  double u[3][3];
+  for (int a = 0; a < 3; a++) {
+    double len = col_len(A, a);
+    if (!(len >= MBSR__VOX_MIN)) {
+      snprintf(buf, n, "the voxel size along %s is %g mm", axis[a], len);
+      return buf;
+    }
+    for (int r = 0; r < 3; r++) u[r][a] = A[r][a] / len;
+  }
+  double det = u[0][0] * (u[1][1] * u[2][2] - u[1][2] * u[2][1]) - u[0][1] * (u[1][0] * u[2][2] - u[1][2] * u[2][0]) +
+               u[0][2] * (u[1][0] * u[2][1] - u[1][1] * u[2][0]);
+  if (!(fabs(det) >= 1e-6)) snprintf(buf, n, "singular: the voxel axes are (nearly) coplanar (det of unit axes %.3g)", det);
+  return buf;
+}
+
+int mbsr__check_geometry(const char *path, double A[4][4], const char *source, int allow) {
+  char why[256];
+  if (!mbsr__affine_problem((const double(*)[4])A, why, sizeof why)[0]) return MBSR_OK;
+  if (!allow)
+    return mbsr_error(MBSR_EFORMAT, "%s: bad geometry in %s: %s (fix the header; `mbsr convert --allow-bad-geometry` "
+                                    "writes a copy with a substitute)",
+                      path, source, why);
+  double B[4][4];
+  memset(B, 0, sizeof B);
+  B[3][3] = 1;
+  for (int a = 0; a < 3; a++) {
+    double len = col_len(A, a);
+    B[a][a] = len >= MBSR__VOX_MIN && len <= MBSR__GEOM_MAX ? len : 1.0;
+  }
+  for (int r = 0; r < 3; r++) B[r][3] = isfinite(A[r][3]) && fabs(A[r][3]) <= MBSR__GEOM_MAX ? A[r][3] : 0.0;
+  memcpy(A, B, sizeof B);
+  mbsr_warn("%s: bad geometry in %s: %s; read with the substitute diag(%g, %g, %g) mm, origin (%g, %g, %g) "
+            "(--allow-bad-geometry)",
+            path, source, why, B[0][0], B[1][1], B[2][2], B[0][3], B[1][3], B[2][3]);
+  mbsr__note("bad geometry in %s (%s) replaced by diag(%g, %g, %g) mm", source, why, B[0][0], B[1][1], B[2][2]);
+  return MBSR_OK;
+}
+
 /* ---- dispatch ---- */
 static int ends_with(const char *s, const char *suf) {
   size_t a = strlen(s), b = strlen(suf);
@@ -187,9 +244,10 @@ static int read_dispatch(const char *path, const mbsr_read_opts *opts, mbsr_volu
   mbsr__notes_clear();
   if (!path || !path[0]) return mbsr_error(MBSR_EINVAL, "empty input path");
   if (mbsr_is_dir(path) || ends_with(path, ".tif") || ends_with(path, ".tiff")) return mbsr_tiff_read(path, opts, out);
-  if (ends_with(path, ".nrrd") || ends_with(path, ".nhdr")) return mbsr_nrrd_read(path, out);
-  if (ends_with(path, ".mhd") || ends_with(path, ".mha")) return mbsr_mhd_read(path, out); /* src/io/mhd.c */
-  if (ends_with(path, ".nii") || ends_with(path, ".nii.gz")) return mbsr_nifti_read(path, out);
+  int allow = opts && opts->allow_bad_geometry;
+  if (ends_with(path, ".nrrd") || ends_with(path, ".nhdr")) return mbsr__nrrd_read(path, allow, out);
+  if (ends_with(path, ".mhd") || ends_with(path, ".mha")) return mbsr__mhd_read(path, allow, out); /* src/io/mhd.c */
+  if (ends_with(path, ".nii") || ends_with(path, ".nii.gz")) return mbsr__nifti_read(path, allow, out);
   if (!mbsr_file_exists(path)) return mbsr_error(MBSR_EIO, "%s: no such file or directory", path);
   return mbsr_error(MBSR_EUNSUPPORTED,
                     "%s: unknown volume format (expected .nii, .nii.gz, .nrrd, .nhdr, .mhd/.mha, .tif/.tiff or a directory "

@@ -9,66 +9,8 @@
 #include <zlib.h>
 
 #include "mbsr/volume.h"
+#include "io_files.h"
 #include "mbsr_test.h"
-
-static char g_fx[4096];
-static const char *fx(const char *rel) {
-  char r[512];
-  snprintf(r, sizeof r, "io/%s", rel);
-  return mbsr_test_fixture(r, g_fx, sizeof g_fx);
-}
-
-static char *tmpfile_path(const char *name, char *buf, size_t n) {
-  snprintf(buf, n, "%s/%s", mbsr_test_tmpdir(), name);
-  return buf;
-}
-
-/* whole (decompressed if .gz) contents of a file */
-static unsigned char *slurp(const char *path, size_t *len) {
-  *len = 0;
-  gzFile g = gzopen(path, "rb");
-  if (!g) return NULL;
-  size_t cap = 1 << 16, n = 0;
-  unsigned char *b = malloc(cap);
-  int r;
-  while ((r = gzread(g, b + n, (unsigned)(cap - n))) > 0) {
-    n += (size_t)r;
-    if (n == cap) b = realloc(b, cap *= 2);
-  }
-  gzclose(g);
-  *len = n;
-  if (!b) *len = 0;
-  return b;
-}
-
-static void spit(const char *path, const void *p, size_t n, int gz) {
-  if (gz) {
-    gzFile g = gzopen(path, "wb");
-    gzwrite(g, p, (unsigned)n);
-    gzclose(g);
-  } else {
-    FILE *f = fopen(path, "wb");
-    fwrite(p, 1, n, f);
-    fclose(f);
-  }
-}
-
-/* Expect failure with `code` and a message naming `path` (and containing `word` if given). */
-static void expect_fail(const char *path, const mbsr_read_opts *o, int code, const char *word) {
-  mbsr_volume *v = (mbsr_volume *)0x1;
-  mbsr_error_clear();
-  int rc = mbsr_volume_read(path, o, &v);
-  const char *m = mbsr_last_error();
-  printf("\n    %s -> %d: %s", strrchr(path, '/') ? strrchr(path, '/') + 1 : path, rc, m);
-  MT_ASSERT_INT_EQ(rc, code);
-  CU_ASSERT(v == NULL);
-  CU_ASSERT(strstr(m, path) != NULL);
-  CU_ASSERT(strchr(m, '\n') == NULL);
-  if (word) {
-    if (!strstr(m, word)) fprintf(stderr, "  message lacks '%s'\n", word);
-    CU_ASSERT(strstr(m, word) != NULL);
-  }
-}
 
 static void test_truncated_nii_gz(void) {
   char p[4096];
@@ -149,7 +91,8 @@ static void test_absurd_dims(void) {
   free(b);
   /* NIfTI-2: int64 dims whose product overflows */
   b = slurp(fx("n2_f32.nii"), &n);
-  CU_ASSERT_FATAL(b != NULL);
+  CU_ASSERT_FATAL(b != NULL && n >= 540);
+  if (!b || n < 540) return;
   int64_t d2[4] = {3, (int64_t)1 << 40, (int64_t)1 << 40, 4};
   memcpy(b + 16, d2, sizeof d2);
   spit(tmpfile_path("overflow_n2.nii", p, sizeof p), b, n, 0);
@@ -197,7 +140,8 @@ static void test_unsupported_datatype(void) {
   expect_fail(p, NULL, MBSR_EUNSUPPORTED, "unknown volume format");
 }
 
-/* a zero (singular) sform is ignored: falls back to diag(pixdim) (qform_code is 0 in this file) */
+/* a zero (singular) sform is refused (it used to be ignored silently); with allow_bad_geometry it
+ * falls back to diag(pixdim) (qform_code is 0 in this file), with a note */
 static void test_singular_sform(void) {
   char p[4096];
   size_t n;
@@ -209,14 +153,197 @@ static void test_singular_sform(void) {
   memcpy(b + 76, pd, sizeof pd);
   spit(tmpfile_path("zero_sform.nii.gz", p, sizeof p), b, n, 1);
   free(b);
+  expect_fail(p, NULL, MBSR_EFORMAT, "sform");
   mbsr_volume *v = NULL;
-  MT_ASSERT_OK(mbsr_volume_read(p, NULL, &v));
+  MT_ASSERT_OK(mbsr_volume_read(p, &(mbsr_read_opts){.allow_bad_geometry = 1}, &v));
   MT_ASSERT_NEAR(v->affine[0][0], 0.3, 1e-6);
   MT_ASSERT_NEAR(v->affine[1][1], 0.4, 1e-6);
   MT_ASSERT_NEAR(v->affine[2][2], 0.5, 1e-6);
   MT_ASSERT_NEAR(v->affine[0][2], 0, 0);
-  CU_ASSERT(strstr(mbsr_volume_read_notes(), "singular") != NULL);
+  CU_ASSERT(strstr(mbsr_volume_read_notes(), "bad geometry in the sform") != NULL);
   mbsr_volume_free(v);
+}
+
+/* vox_offset past the end of the data: the .nii.gz used to be read from byte 348 (nifti_clib casts
+ * vox_offset to int), every voxel shifted; the raw .nii was refused. Both must be refused naming
+ * vox_offset; a vox_offset below 352 is read from 352 (nifti_clib used 348: shifted by 4 bytes). */
+static void test_vox_offset(void) {
+  char p[4096];
+  size_t n = 0;
+  unsigned char *b = slurp(fx("dt_float32.nii.gz"), &n);
+  CU_ASSERT_FATAL(b && n == 352 + 60 * 4);
+  float off = 3e9f;
+  memcpy(b + 108, &off, 4);
+  spit(tmpfile_path("voxoff_past.nii.gz", p, sizeof p), b, n, 1);
+  expect_fail(p, NULL, MBSR_ETRUNC, "vox_offset");
+  spit(tmpfile_path("voxoff_past.nii", p, sizeof p), b, n, 0);
+  expect_fail(p, NULL, MBSR_ETRUNC, "vox_offset");
+  off = 600; /* inside the file but data would run past its end */
+  memcpy(b + 108, &off, 4);
+  spit(tmpfile_path("voxoff_600.nii.gz", p, sizeof p), b, n, 1);
+  expect_fail(p, NULL, MBSR_ETRUNC, "vox_offset");
+  /* vox_offset 300 (< 352): the data are at 352 */
+  mbsr_volume *ref = NULL, *v = NULL;
+  MT_ASSERT_OK(mbsr_volume_read(fx("dt_float32.nii.gz"), NULL, &ref));
+  off = 300;
+  memcpy(b + 108, &off, 4);
+  for (int gz = 0; gz < 2; gz++) {
+    spit(tmpfile_path(gz ? "voxoff_300.nii.gz" : "voxoff_300.nii", p, sizeof p), b, n, gz);
+    MT_ASSERT_OK(mbsr_volume_read(p, NULL, &v));
+    CU_ASSERT(memcmp(v->data, ref->data, 60 * sizeof(float)) == 0);
+    mbsr_volume_free(v);
+  }
+  mbsr_volume_free(ref);
+  free(b);
+}
+
+/* `encoding: gzip` with a raw payload used to be read as raw (teem reads non-gzip bytes
+ * "transparently"); attached and detached alike it must be an error naming the file. */
+static void test_nrrd_gzip_raw(void) {
+  char p[4096], d[4096];
+  size_t n = 0;
+  unsigned char *b = slurp(fx("raw_le_i16.nrrd"), &n);
+  CU_ASSERT_FATAL(b != NULL);
+  char *s = (char *)b, *enc = strstr(s, "encoding: raw");
+  CU_ASSERT_FATAL(enc != NULL);
+  size_t pre = (size_t)(enc - s), post = pre + strlen("encoding: raw");
+  FILE *f = fopen(tmpfile_path("gzip_but_raw.nrrd", p, sizeof p), "wb");
+  fwrite(b, 1, pre, f);
+  fputs("encoding: gzip", f);
+  fwrite(b + post, 1, n - post, f);
+  fclose(f);
+  expect_fail(p, NULL, MBSR_EFORMAT, "gzip");
+  /* detached: the .nhdr fixture pointing at a raw data file */
+  char *hdr = strstr(s, "\n\n");
+  CU_ASSERT_FATAL(hdr != NULL);
+  spit(tmpfile_path("gzip_but_raw.raw", d, sizeof d), hdr + 2, n - (size_t)(hdr + 2 - s), 0);
+  f = fopen(tmpfile_path("gzip_but_raw.nhdr", p, sizeof p), "wb");
+  fwrite(b, 1, pre, f);
+  fputs("encoding: gzip", f);
+  fwrite(b + post, 1, (size_t)(hdr - s) + 1 - post, f);
+  fputs("data file: gzip_but_raw.raw\n", f);
+  fclose(f);
+  expect_fail(p, NULL, MBSR_EFORMAT, "gzip_but_raw.raw");
+  /* the genuine gzip fixtures still read */
+  mbsr_volume *v = NULL;
+  MT_ASSERT_OK(mbsr_volume_read(fx("detached.nhdr"), NULL, &v));
+  mbsr_volume_free(v);
+  free(b);
+}
+
+/* MetaImage DimSize: checked before multiplying (was a signed overflow; these dims wrapped to
+ * 2^33 voxels and got past the range check) */
+static void test_mhd_dims(void) {
+  char p[4096];
+  const char *dims[] = {"8589934592 2147483649 1", "1e300 1 1", "4294967296 4294967296 4294967296", "100000 100000 100000"};
+  for (int i = 0; i < 4; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "absurd_%d.mhd", i);
+    FILE *f = fopen(tmpfile_path(name, p, sizeof p), "w");
+    fprintf(f, "NDims = 3\nDimSize = %s\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n", dims[i]);
+    fwrite("0123456789", 1, 10, f);
+    fclose(f);
+    expect_fail(p, NULL, MBSR_ERANGE, "absurd DimSize");
+  }
+  /* HeaderSize beyond the file, and absurd: an error, not a wrap */
+  FILE *f = fopen(tmpfile_path("hsize.mhd", p, sizeof p), "w");
+  fprintf(f, "NDims = 3\nDimSize = 2 2 2\nElementType = MET_UCHAR\nHeaderSize = 9223372036854775000\nElementDataFile = LOCAL\n");
+  fwrite("01234567", 1, 8, f);
+  fclose(f);
+  expect_fail(p, NULL, MBSR_EFORMAT, "HeaderSize");
+  f = fopen(tmpfile_path("hsize2.mhd", p, sizeof p), "w");
+  fprintf(f, "NDims = 3\nDimSize = 2 2 2\nElementType = MET_UCHAR\nHeaderSize = 100\nElementDataFile = LOCAL\n");
+  fwrite("01234567", 1, 8, f);
+  fclose(f);
+  expect_fail(p, NULL, MBSR_ETRUNC, "HeaderSize");
+}
+
+/* A directory stack whose member has several pages: it used to read the first page silently. */
+static void test_tiff_multipage_member(void) {
+  char dir[4096], p[4200];
+  snprintf(dir, sizeof dir, "%s/stack_with_multipage", mbsr_test_tmpdir());
+  mbsr_mkdir_p(dir);
+  size_t n = 0;
+  unsigned char *b = slurp(fx("multipage_u8.tif"), &n);
+  CU_ASSERT_FATAL(b != NULL);
+  snprintf(p, sizeof p, "%s/s0.tif", dir);
+  spit(p, b, n, 0);
+  snprintf(p, sizeof p, "%s/s1.tif", dir);
+  spit(p, b, n, 0);
+  free(b);
+  expect_fail(dir, NULL, MBSR_EUNSUPPORTED, "s0.tif: 3 pages");
+  /* the multi-page file on its own reads every page */
+  mbsr_volume *v = NULL;
+  MT_ASSERT_OK(mbsr_volume_read(fx("multipage_u8.tif"), NULL, &v));
+  MT_ASSERT_INT_EQ(v->nz, 3);
+  mbsr_volume_free(v);
+}
+
+/* convert on a full disk: the temporary output is a symlink to /dev/full (the CLI's first
+ * temporary is ".tmp-<pid>-0-<name>", and `exec` keeps the shell's pid). The message was
+ * "No such file or directory" (errno read after another call clobbered it). */
+static void test_convert_full_disk(void) {
+  const char *tmp = mbsr_test_tmpdir();
+  char err[4096];
+  if (!mbsr_file_exists("/dev/full")) {
+    mbsr_test_skip("/dev/full is absent");
+    return;
+  }
+  snprintf(err, sizeof err, "%s/full_err.txt", tmp);
+  const char *outs[2] = {"full.nii.gz", "full.nii"};
+  for (int i = 0; i < 2; i++) {
+    int st = mbsr_test_sh("sh -c 'ln -s /dev/full %s/.tmp-$$-0-%s && exec %s convert %s %s/%s' 2>%s >/dev/null", tmp,
+                          outs[i], mbsr_test_bin(), fx("dt_float32.nii.gz"), tmp, outs[i], err);
+    MT_ASSERT_INT_EQ(st, 1);
+    mbsr_test_sh("cat %s", err);
+    MT_ASSERT_INT_EQ(mbsr_test_sh("test $(wc -l < %s) -eq 1 && grep -q '%s: write failed: No space left on device' %s", err,
+                                  outs[i], err),
+                     0);
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", tmp, outs[i]);
+    CU_ASSERT(!mbsr_file_exists(p));
+  }
+  MT_ASSERT_INT_EQ(mbsr_test_sh("ls -a %s | grep -q '^\\.tmp-'", tmp), 1);
+}
+
+/* Error messages hold long paths whole (they were cut at ~1 KB) and are never cut inside a
+ * UTF-8 sequence when they are longer than the buffer. */
+static void test_long_messages(void) {
+  char path[4096];
+  size_t len = (size_t)snprintf(path, sizeof path, "%s/", mbsr_test_tmpdir());
+  while (len + 260 < 3500) { /* 3.5 KB of directories named with 2-byte characters */
+    for (int i = 0; i < 100; i++) path[len++] = (char)(i % 2 ? 0xa9 : 0xc3); /* "ééé..." */
+    path[len++] = '/';
+  }
+  memcpy(path + len, "missing.nii.gz", 15);
+  mbsr_volume *v = NULL;
+  CU_ASSERT(mbsr_volume_read(path, NULL, &v) < 0);
+  const char *m = mbsr_last_error();
+  CU_ASSERT(strstr(m, path) != NULL);
+  printf("\n    message of %zu bytes for a path of %zu", strlen(m), strlen(path));
+  /* mbsr_error_prefix keeps all of a long prefix and the old message */
+  mbsr_error_prefix(MBSR_EIO, "%s: ", path);
+  CU_ASSERT(strncmp(mbsr_last_error(), path, strlen(path)) == 0);
+  CU_ASSERT(strstr(mbsr_last_error() + strlen(path), path) != NULL);
+  /* longer than the buffer: cut at a character boundary, marked with "..." */
+  static char huge[20000];
+  for (int off = 0; off < 3; off++) { /* every alignment of the 2-byte characters against the cut */
+    memset(huge, 'x', (size_t)off);
+    for (size_t i = (size_t)off; i + 2 < sizeof huge; i += 2) huge[i] = (char)0xc3, huge[i + 1] = (char)0xa9;
+    huge[sizeof huge - 1] = 0;
+    huge[sizeof huge - 2] = 0;
+    mbsr_error(MBSR_EIO, "%s", huge);
+    m = mbsr_last_error();
+    size_t ml = strlen(m);
+    CU_ASSERT(ml > 4000 && ml < 8192);
+    CU_ASSERT(ml >= 3 && strcmp(m + ml - 3, "...") == 0);
+    /* what precedes "..." is whole characters: count the 2-byte pairs */
+    size_t body = ml - 3, i = 0;
+    while (i < body && m[i] == 'x') i++;
+    int ok = 1;
+    for (; i < body; i += 2) ok &= (unsigned char)m[i] == 0xc3 && i + 1 < body && (unsigned char)m[i + 1] == 0xa9;
+    CU_ASSERT(ok);
+  }
 }
 
 static void test_nrrd_bad(void) {
@@ -235,7 +362,7 @@ static void test_nrrd_bad(void) {
 static void test_tiff_mismatch(void) {
   expect_fail(fx("tiff_mismatch"), NULL, MBSR_EMISMATCH, "s01.tif");
   char p[4096];
-  expect_fail(fx("tiff_dir"), &(mbsr_read_opts){{1, 1, 1}, "LXS"}, MBSR_EINVAL, NULL);
+  expect_fail(fx("tiff_dir"), &(mbsr_read_opts){.tiff_vox = {1, 1, 1}, .tiff_orient = "LXS"}, MBSR_EINVAL, NULL);
   /* an empty directory, and a file that is not a TIFF */
   snprintf(p, sizeof p, "%s/empty_dir", mbsr_test_tmpdir());
   mbsr_mkdir_p(p);
@@ -333,6 +460,12 @@ int main(void) {
                                          {"absurd_dims", test_absurd_dims},
                                          {"unsupported_datatype", test_unsupported_datatype},
                                          {"singular_sform", test_singular_sform},
+                                         {"vox_offset", test_vox_offset},
+                                         {"nrrd_gzip_raw", test_nrrd_gzip_raw},
+                                         {"mhd_dims", test_mhd_dims},
+                                         {"tiff_multipage_member", test_tiff_multipage_member},
+                                         {"convert_full_disk", test_convert_full_disk},
+                                         {"long_messages", test_long_messages},
                                          {"nrrd_bad", test_nrrd_bad},
                                          {"tiff_mismatch", test_tiff_mismatch},
                                          {"nonfinite", test_nonfinite},

@@ -100,7 +100,7 @@ static void test_ccf200_vs_nibabel(void) {
 static void test_stpt_tiff(void) {
   char p[4096];
   if (!mbsr_test_data("af/stpt_individual_brain_tiff", p, sizeof p)) return;
-  mbsr_read_opts o = {{0.04, 0.04, 0.05}, "RIA"};
+  mbsr_read_opts o = {.tiff_vox = {0.04, 0.04, 0.05}, .tiff_orient = "RIA"};
   mbsr_volume *v = NULL;
   time_read(p, &o, &v);
   MT_ASSERT_INT_EQ(v->nx, 271);
