@@ -13,8 +13,12 @@ typedef struct {
   void (*fn)(void);
 } mbsr_test_case;
 
-/* Run one suite of tests (array ends with {NULL, NULL}); returns the process exit status
- * (0 only when every test ran and passed). Under MPI the caller handles MPI_Init/Finalize. */
+/* Run one suite of tests (array ends with {NULL, NULL}); returns the process exit status:
+ * 1 when a test failed (or did not run), MBSR_TEST_SKIP (77, CTest's SKIP_RETURN_CODE) when
+ * every test skipped visibly (mbsr_test_skip, e.g. ../shared/data absent), else 0 (also when
+ * only some tests skipped: their SKIPPED lines are in the log and tests/run.sh lists them).
+ * Under MPI the caller handles MPI_Init/Finalize (and returns the same status on every rank). */
+#define MBSR_TEST_SKIP 77
 int mbsr_test_main(const char *suite, const mbsr_test_case *cases);
 
 /* ../shared/data (from $MBSR_SHARED_DIR), or NULL when absent. */
