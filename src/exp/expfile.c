@@ -10,13 +10,20 @@
  * type and a default (the table below); unknown keys, wrong types and out-of-range values are
  * errors "FILE:LINE: ...". The matrix is the cartesian product of its axes (lists; a scalar is a
  * list of one). mbsr_exp_write_params() writes every key of the selected scale back, defaults
- * included, in the same schema. */
+ * included, in the same schema.
+ *
+ * Loading is bounded: at most EXP_MAX_BYTES of file, EXP_MAX_DEPTH levels of nesting and
+ * EXP_MAX_EVENTS YAML events, one document. A first pass over libyaml's events checks these and
+ * stops at the first excess (libyaml's scanner costs O(depth) per token, so 100,000 nested '['
+ * took minutes through the document API); only then is the document loaded. A key that appears
+ * twice in a mapping is an error "FILE:LINE: duplicate key" (YAML forbids it; libyaml keeps both). */
 #include <ctype.h>
 #include <stdarg.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "mbsr/exp.h"
@@ -396,6 +403,97 @@ static int expand_cells(mbsr_experiment *e) {
   return 0;
 }
 
+/* ---- bounded loading (see the file comment) ---- */
+#define EXP_MAX_BYTES (1L << 20)
+#define EXP_MAX_DEPTH 32
+#define EXP_MAX_EVENTS 200000L
+
+/* First pass: libyaml events, depth, count and documents checked; stops at the first excess. */
+static int check_events(const char *path, FILE *f) {
+  yaml_parser_t parser;
+  yaml_event_t ev;
+  if (!yaml_parser_initialize(&parser)) return mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
+  yaml_parser_set_input_file(&parser, f);
+  int rc = 0, depth = 0, docs = 0;
+  long nev = 0;
+  for (;;) {
+    if (!yaml_parser_parse(&parser, &ev)) {
+      rc = mbsr_error(MBSR_EFORMAT, "%s:%d: YAML syntax error: %s", path, (int)parser.problem_mark.line + 1,
+                      parser.problem ? parser.problem : "?");
+      break;
+    }
+    yaml_event_type_t t = ev.type;
+    int line = (int)ev.start_mark.line + 1;
+    yaml_event_delete(&ev);
+    if (t == YAML_STREAM_END_EVENT) break;
+    if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
+      if (++depth > EXP_MAX_DEPTH) {
+        rc = mbsr_error(MBSR_EFORMAT, "%s:%d: nesting deeper than %d levels", path, line, EXP_MAX_DEPTH);
+        break;
+      }
+    } else if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT) {
+      depth--;
+    } else if (t == YAML_DOCUMENT_START_EVENT && ++docs > 1) {
+      rc = mbsr_error(MBSR_EFORMAT, "%s:%d: a second YAML document (an experiment file holds one)", path, line);
+      break;
+    }
+    if (++nev > EXP_MAX_EVENTS) {
+      rc = mbsr_error(MBSR_EFORMAT, "%s:%d: more than %ld YAML events (an experiment file is small)", path, line,
+                      EXP_MAX_EVENTS);
+      break;
+    }
+  }
+  yaml_parser_delete(&parser);
+  return rc;
+}
+
+typedef struct {
+  const char *key;
+  int line;
+} keyref;
+
+static int cmp_keyref(const void *a, const void *b) {
+  const keyref *x = a, *y = b;
+  int c = strcmp(x->key, y->key);
+  return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/* Every mapping of the document: a scalar key may appear once (sorted, so O(n log n)). */
+static int check_duplicate_keys(const ydoc *d) {
+  yaml_document_t *doc = (yaml_document_t *)&d->doc;
+  size_t cap = 0;
+  keyref *v = NULL;
+  int rc = 0;
+  for (yaml_node_t *n = doc->nodes.start; n < doc->nodes.top && !rc; n++) {
+    if (n->type != YAML_MAPPING_NODE) continue;
+    size_t k = 0, np = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    if (np < 2) continue;
+    if (np > cap) {
+      keyref *nv = realloc(v, np * sizeof *v);
+      if (!nv) {
+        rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory", d->file);
+        break;
+      }
+      v = nv;
+      cap = np;
+    }
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+      yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+      const char *key = scalar(kn);
+      if (key) v[k++] = (keyref){key, (int)kn->start_mark.line + 1};
+    }
+    qsort(v, k, sizeof *v, cmp_keyref);
+    for (size_t i = 1; i < k; i++)
+      if (!strcmp(v[i].key, v[i - 1].key)) {
+        rc = mbsr_error(MBSR_EINVAL, "%s:%d: duplicate key '%s' (first at line %d)", d->file, v[i].line, v[i].key,
+                        v[i - 1].line);
+        break;
+      }
+  }
+  free(v);
+  return rc;
+}
+
 int mbsr_exp_load(const char *path, const char *scale, mbsr_experiment *e) {
   memset(e, 0, sizeof *e);
   snprintf(e->path, sizeof e->path, "%s", path);
@@ -403,6 +501,18 @@ int mbsr_exp_load(const char *path, const char *scale, mbsr_experiment *e) {
   snprintf(e->scale_name, sizeof e->scale_name, "%s", scale);
   FILE *f = fopen(path, "rb");
   if (!f) return mbsr_error(MBSR_EIO, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > EXP_MAX_BYTES) {
+    fclose(f);
+    return mbsr_error(MBSR_EFORMAT, "%s: %lld bytes: an experiment file is at most %ld bytes", path,
+                      (long long)st.st_size, EXP_MAX_BYTES);
+  }
+  int prc = check_events(path, f);
+  if (!prc && fseek(f, 0, SEEK_SET) != 0) prc = mbsr_error(MBSR_EIO, "%s: cannot rewind: %s", path, strerror(errno));
+  if (prc) {
+    fclose(f);
+    return prc;
+  }
   yaml_parser_t parser;
   ydoc d = {.file = path};
   yaml_parser_initialize(&parser);
@@ -416,8 +526,9 @@ int mbsr_exp_load(const char *path, const char *scale, mbsr_experiment *e) {
   }
   yaml_parser_delete(&parser);
   fclose(f);
-  int rc = 0, nscales = 0, found = 0;
+  int rc = check_duplicate_keys(&d), nscales = 0, found = 0;
   char names[512] = "";
+  if (rc) goto out;
   yaml_node_t *root = yaml_document_get_root_node(&d.doc);
   if (!root || root->type != YAML_MAPPING_NODE) {
     rc = mbsr_error(MBSR_EFORMAT, "%s:1: expected a mapping at the top level", path);

@@ -103,6 +103,77 @@ static void test_errors_name_file_and_line(void) {
   expect_error("experiment: x\nscales:\n  paper: {}\n  demo:\n    data: {base_um: 30}\n    matrix: {train_pair: [200-100]}\n", "not a multiple of data.base_um");
 }
 
+/* Bounded, linear loading (issue 9): deep nesting, many nodes, big files and several documents are
+ * refused quickly with file:line; a key given twice in a mapping is an error (was accepted, the
+ * later value silently winning or not). */
+static void write_big(const char *name, const char *head, const char *unit, long reps, const char *tail, char *path,
+                      size_t n) {
+  snprintf(path, n, "%s/%s", mbsr_test_tmpdir(), name);
+  FILE *f = fopen(path, "w");
+  CU_ASSERT_FATAL(f != NULL);
+  fputs(head, f);
+  for (long i = 0; i < reps; i++) fputs(unit, f);
+  fputs(tail, f);
+  fclose(f);
+}
+
+static void expect_fast_error(const char *path, const char *needle) {
+  static mbsr_experiment e;
+  double t0 = mbsr_now();
+  int rc = mbsr_exp_load(path, "demo", &e);
+  double s = mbsr_now() - t0;
+  printf("\n    %s: %.3f s: %s", strrchr(path, '/') + 1, s, mbsr_last_error());
+  CU_ASSERT(rc != 0);
+  CU_ASSERT(s < 2.0); /* was > 60 s for 100,000 '[' */
+  CU_ASSERT(strstr(mbsr_last_error(), path) != NULL);
+  if (!strstr(mbsr_last_error(), needle)) fprintf(stderr, "  message lacks '%s'\n", needle);
+  CU_ASSERT(strstr(mbsr_last_error(), needle) != NULL);
+}
+
+static void test_bounded_loading(void) {
+  char p[4096];
+  write_big("deep_flow.yaml", "experiment: x\nscales: ", "[", 100000, "\n", p, sizeof p);
+  expect_fast_error(p, ":2: nesting deeper than 32 levels");
+  write_big("deep_flow_closed.yaml", "experiment: x\nscales: ", "[", 100000, "", p, sizeof p);
+  {
+    FILE *f = fopen(p, "a");
+    for (int i = 0; i < 100000; i++) fputc(']', f);
+    fputc('\n', f);
+    fclose(f);
+  }
+  expect_fast_error(p, "nesting deeper");
+  write_big("deep_map.yaml", "experiment: x\nscales: ", "{a: ", 50000, "\n", p, sizeof p);
+  expect_fast_error(p, "nesting deeper");
+  /* a wide flat list: within the event budget, linear, refused by the schema */
+  write_big("wide.yaml", "experiment: x\nscales:\n  demo:\n    matrix:\n      samples: [", "1, ", 150000, "1]\n", p,
+            sizeof p);
+  expect_fast_error(p, "too many items");
+  write_big("too_many_events.yaml", "experiment: x\nscales:\n  demo:\n    matrix:\n      samples: [", "1,", 300000,
+            "1]\n", p, sizeof p);
+  expect_fast_error(p, "YAML events");
+  write_big("too_big.yaml", "experiment: x\n", "# padding padding padding padding padding padding padding\n", 20000,
+            "scales: {demo: {}}\n", p, sizeof p);
+  expect_fast_error(p, "at most");
+  write_big("two_docs.yaml", "experiment: x\nscales: {demo: {}}\n", "", 0, "---\nexperiment: y\n", p, sizeof p);
+  expect_fast_error(p, ":3: a second YAML document");
+}
+
+static void test_duplicate_keys(void) {
+  expect_error("experiment: a\nexperiment: b\nscales: {demo: {}}\n", ":2: duplicate key 'experiment' (first at line 1)");
+  expect_error("experiment: a\nscales:\n  demo:\n    model: {channels: 8}\n    model: {blocks: 2}\n",
+               ":5: duplicate key 'model' (first at line 4)");
+  expect_error("experiment: a\nscales:\n  demo:\n    model:\n      channels: 8\n      blocks: 2\n      channels: 16\n",
+               ":7: duplicate key 'channels' (first at line 5)");
+  expect_error("experiment: a\nscales: {demo: {}, demo: {}}\n", ":2: duplicate key 'demo'");
+  expect_error("experiment: a\nreport: {anova: true, anova: false}\nscales: {demo: {}}\n", "duplicate key 'anova'");
+  /* the same key in different mappings is fine */
+  static mbsr_experiment e;
+  MT_ASSERT_OK(mbsr_exp_load(write_tmp("dup_ok.yaml", "experiment: a\nscales:\n  demo: {model: {channels: 8}}\n"
+                                                      "  paper: {model: {channels: 16}}\n"),
+                             "demo", &e));
+  MT_ASSERT_INT_EQ(e.s.channels, 8);
+}
+
 static void test_shipped_experiment_files(void) {
   const char *names[] = {"table1", "networks", "resolution", "transfer", "human"};
   const char *src = getenv("MBSR_SOURCE_DIR");
@@ -124,6 +195,8 @@ int main(void) {
   static const mbsr_test_case cases[] = {{"typed_values_and_cells", test_typed_values_and_cells},
                                          {"params_written_and_reread", test_params_written_and_reread},
                                          {"errors_name_file_and_line", test_errors_name_file_and_line},
+                                         {"bounded_loading", test_bounded_loading},
+                                         {"duplicate_keys", test_duplicate_keys},
                                          {"shipped_experiment_files", test_shipped_experiment_files},
                                          {NULL, NULL}};
   return mbsr_test_main("exp_expfile", cases);
