@@ -1,4 +1,10 @@
-/* A small CSV reader for numeric tables with a header row (the stats command, the report). */
+/* A small CSV reader for numeric tables with a header row (the stats command, the report).
+ *
+ * Bounded and linear (issue 9): at most CSV_MAX_BYTES of file, CSV_MAX_COLS fields per record,
+ * CSV_MAX_RECORD bytes per record (a quoted field may span lines) and CSV_MAX_CELLS fields in all;
+ * each excess is an error naming the file (and line) as soon as it is seen. Duplicate header
+ * names and group labels are found by sorting (O(n log n)), not by comparing every pair (a
+ * header of 100,000 columns took 40 s). */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -8,10 +14,27 @@
 #include "mbsr/stats.h"
 #include "mbsr/core.h"
 
+#define CSV_MAX_BYTES (256L << 20)
+#define CSV_MAX_COLS 4096
+#define CSV_MAX_RECORD (1L << 20)
+#define CSV_MAX_CELLS (4L << 20)
+
 typedef struct {
   char **v;
   size_t n, cap;
 } strvec;
+
+/* (string, index) pairs sorted by string then index: duplicates become neighbours */
+typedef struct {
+  const char *s;
+  int i;
+} stridx;
+
+static int cmp_stridx(const void *a, const void *b) {
+  const stridx *x = a, *y = b;
+  int c = strcmp(x->s, y->s);
+  return c ? c : (x->i > y->i) - (x->i < y->i);
+}
 
 static int sv_push(strvec *s, char *x) {
   if (s->n == s->cap) {
@@ -60,6 +83,11 @@ int mbsr_csv_read(const char *path, mbsr_csv **out) {
     }
     len += fread(buf + len, 1, cap - len - 1, f);
     if (len < cap - 1) break;
+    if (len > (size_t)CSV_MAX_BYTES) {
+      free(buf);
+      fclose(f);
+      return mbsr_error(MBSR_ERANGE, "%s: larger than %ld MiB: not a table mbsr reads", path, CSV_MAX_BYTES >> 20);
+    }
     cap *= 2;
     char *nb = realloc(buf, cap);
     if (!nb) free(buf);
@@ -86,10 +114,22 @@ int mbsr_csv_read(const char *path, mbsr_csv **out) {
   if (!tmp) rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
   while (rc == MBSR_OK && pos < len) {
     int rec_line = line;
-    size_t nf = 0;
+    size_t nf = 0, rec_start = pos;
     int blank = 1;
     for (;;) { /* one field */
       size_t tn = 0;
+      if (nf >= CSV_MAX_COLS) {
+        rc = mbsr_error(MBSR_ERANGE, "%s:%d: more than %d fields in a record", path, rec_line, CSV_MAX_COLS);
+        break;
+      }
+      if (cells.n >= (size_t)CSV_MAX_CELLS) {
+        rc = mbsr_error(MBSR_ERANGE, "%s:%d: more than %ld fields in the file", path, rec_line, CSV_MAX_CELLS);
+        break;
+      }
+      if (pos - rec_start > (size_t)CSV_MAX_RECORD) {
+        rc = mbsr_error(MBSR_ERANGE, "%s:%d: record longer than %ld bytes", path, rec_line, CSV_MAX_RECORD);
+        break;
+      }
       while (pos < len && (buf[pos] == ' ' || buf[pos] == '\t')) pos++;
       if (pos < len && buf[pos] == '"') {
         int start_line = line;
@@ -97,6 +137,11 @@ int mbsr_csv_read(const char *path, mbsr_csv **out) {
         for (;;) {
           if (pos >= len) {
             rc = mbsr_error(MBSR_EFORMAT, "%s:%d: unterminated quoted field", path, start_line);
+            break;
+          }
+          if (pos - rec_start > (size_t)CSV_MAX_RECORD) {
+            rc = mbsr_error(MBSR_ERANGE, "%s:%d: record longer than %ld bytes (unbalanced quote?)", path, start_line,
+                            CSV_MAX_RECORD);
             break;
           }
           if (buf[pos] == '"') {
@@ -123,6 +168,10 @@ int mbsr_csv_read(const char *path, mbsr_csv **out) {
         if (rc) break;
       } else {
         while (pos < len && buf[pos] != ',' && buf[pos] != '\n') tmp[tn++] = buf[pos++];
+        if (pos - rec_start > (size_t)CSV_MAX_RECORD) {
+          rc = mbsr_error(MBSR_ERANGE, "%s:%d: record longer than %ld bytes", path, rec_line, CSV_MAX_RECORD);
+          break;
+        }
       }
       char *fv = trim_dup(tmp, tn);
       if (!fv || sv_push(&cells, fv)) {
@@ -187,12 +236,16 @@ int mbsr_csv_read(const char *path, mbsr_csv **out) {
       t->ncols = nc;
       t->nrows = (int)(nrec - 1);
       cells.n = 0;
-      for (int c = 0; c < nc && rc == MBSR_OK; c++)
-        for (int c2 = 0; c2 < c; c2++)
-          if (t->names[c][0] && !strcmp(t->names[c], t->names[c2])) {
-            rc = mbsr_error(MBSR_EFORMAT, "%s: column name '%s' appears twice in the header", path, t->names[c]);
-            break;
-          }
+      stridx *ix = malloc(sizeof *ix * (size_t)nc);
+      if (!ix) rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
+      for (int c = 0; ix && c < nc; c++) ix[c] = (stridx){t->names[c], c};
+      if (ix) qsort(ix, (size_t)nc, sizeof *ix, cmp_stridx);
+      int dup = -1; /* the duplicate whose second occurrence comes first */
+      for (int c = 1; ix && c < nc; c++)
+        if (ix[c].s[0] && !strcmp(ix[c].s, ix[c - 1].s) && (dup < 0 || ix[c].i < dup)) dup = ix[c].i;
+      free(ix);
+      if (dup >= 0)
+        rc = mbsr_error(MBSR_EFORMAT, "%s: column name '%s' appears twice in the header", path, t->names[dup]);
       if (rc) {
         mbsr_csv_free(t);
         t = NULL;
@@ -236,23 +289,46 @@ int mbsr_csv_numeric(const mbsr_csv *t, int col, double *out) {
   return MBSR_OK;
 }
 
+/* Sorting (label, row) pairs makes equal labels neighbours; each label's first row orders the groups. */
 int mbsr_csv_groups(const mbsr_csv *t, int col, int *g, int *k, const char ***labels) {
   if (col < 0 || col >= t->ncols) return mbsr_error(MBSR_EINVAL, "%s: column index %d out of range", t->path, col);
-  const char **lab = malloc(sizeof(char *) * (t->nrows > 0 ? t->nrows : 1));
-  if (!lab) return mbsr_error(MBSR_ENOMEM, "%s: out of memory", t->path);
-  int nk = 0;
-  for (int r = 0; r < t->nrows; r++) {
-    const char *s = t->cells[(size_t)r * t->ncols + col];
-    if (!s[0]) {
-      free(lab);
-      return mbsr_error(MBSR_EFORMAT, "%s:%d: column '%s': empty group label", t->path, t->line[r], t->names[col]);
-    }
-    int j = 0;
-    while (j < nk && strcmp(lab[j], s)) j++;
-    if (j == nk) lab[nk++] = s;
-    g[r] = j;
+  int n = t->nrows;
+  size_t m = n > 0 ? (size_t)n : 1;
+  const char **lab = malloc(sizeof(char *) * m);
+  stridx *ix = malloc(sizeof *ix * m);
+  int *rank = malloc(sizeof(int) * m);  /* row -> sorted label index, for a label's first row; else -1 */
+  int *group = malloc(sizeof(int) * m); /* sorted label index -> group (order of first appearance) */
+  int rc = MBSR_OK;
+  if (!lab || !ix || !rank || !group) rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory", t->path);
+  for (int r = 0; !rc && r < n; r++) {
+    ix[r] = (stridx){t->cells[(size_t)r * t->ncols + col], r};
+    rank[r] = -1;
+    if (!ix[r].s[0])
+      rc = mbsr_error(MBSR_EFORMAT, "%s:%d: column '%s': empty group label", t->path, t->line[r], t->names[col]);
   }
-  *k = nk;
+  int nk = 0, ng = 0;
+  if (!rc) {
+    qsort(ix, (size_t)n, sizeof *ix, cmp_stridx);
+    for (int r = 0; r < n; r++) /* within a label the rows are ascending: its first row leads */
+      if (r == 0 || strcmp(ix[r].s, ix[r - 1].s)) rank[ix[r].i] = nk++;
+    for (int r = 0; r < n; r++) /* rows in file order: each first appearance opens the next group */
+      if (rank[r] >= 0) {
+        group[rank[r]] = ng;
+        lab[ng++] = t->cells[(size_t)r * t->ncols + col];
+      }
+    for (int r = 0, j = -1; r < n; r++) {
+      if (r == 0 || strcmp(ix[r].s, ix[r - 1].s)) j++;
+      g[ix[r].i] = group[j];
+    }
+  }
+  free(ix);
+  free(rank);
+  free(group);
+  if (rc) {
+    free(lab);
+    return rc;
+  }
+  *k = ng;
   if (labels) *labels = lab;
   else free(lab);
   return MBSR_OK;
