@@ -8,6 +8,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mbsr/cli.h"
 #include "mbsr/data.h"
@@ -59,12 +60,13 @@ static void sidecar_path(const char *out, char *buf, size_t n) {
   snprintf(buf, n, "%.*s.json", (int)l, out);
 }
 
-static int write_sidecar(const char *out, const char *in, const char *model_arg, const char *ckpt, const mbsr_model_entry *me,
-                         const mbsr_model *m, const mbsr_volume *lr, const mbsr_volume *sr, const mbsr_apply_plan *pl,
-                         const char *prec, int forced) {
+/* The sidecar's JSON text (malloc'd) into *txt. */
+static int sidecar_json(const char *in, const char *model_arg, const char *ckpt, const mbsr_model_entry *me, const mbsr_model *m,
+                        const mbsr_volume *lr, const mbsr_volume *sr, const mbsr_apply_plan *pl, const char *prec, int forced,
+                        char **txt) {
   const mbsr_sr_contract *k = mbsr_model_get_contract(m);
   const mbsr_model_config *c = mbsr_model_get_config(m);
-  char hex[65] = "", abs_in[4096], path[4200];
+  char hex[65] = "", abs_in[4096];
   int64_t bytes = 0;
   int rc = mbsr_sha256_file(ckpt, hex, &bytes);
   if (rc) return rc;
@@ -99,11 +101,26 @@ static int write_sidecar(const char *out, const char *in, const char *model_arg,
   json_object_set_new(o, "Parameters", par);
   json_object_set_new(o, "InputVoxelSizeMm", json_pack("[f,f,f]", lr->vox[0], lr->vox[1], lr->vox[2]));
   json_object_set_new(o, "VoxelSizeMm", json_pack("[f,f,f]", sr->vox[0], sr->vox[1], sr->vox[2]));
-  char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(o);
-  sidecar_path(out, path, sizeof path);
-  rc = txt ? mbsr_write_text_atomic(path, txt) : mbsr_error(MBSR_ENOMEM, "out of memory");
-  free(txt);
+  return *txt ? MBSR_OK : mbsr_error(MBSR_ENOMEM, "out of memory");
+}
+
+/* OUT and its sidecar as a pair: the sidecar goes to a temporary first, then OUT (atomic), then the
+ * sidecar is renamed; a failure leaves neither new file. */
+static int write_outputs(const char *final, const mbsr_volume *sr, const char *json) {
+  char side[4200], tmp[4400];
+  sidecar_path(final, side, sizeof side);
+  int rc = mbsr_tmp_path(side, tmp, sizeof tmp);
+  FILE *f = rc ? NULL : fopen(tmp, "w");
+  if (!rc && !f) rc = mbsr_error(MBSR_EIO, "%s: cannot write", side);
+  if (f) {
+    int bad = fputs(json, f) < 0 || fputc('\n', f) == EOF;
+    if (fclose(f) != 0 || bad) rc = mbsr_error(MBSR_EIO, "%s: write failed", side);
+  }
+  if (!rc) rc = mbsr_volume_write(final, sr);
+  if (!rc && (rc = mbsr_commit_file(tmp, side))) unlink(final);
+  if (rc) mbsr_abandon_file(tmp);
   return rc;
 }
 
@@ -209,8 +226,10 @@ int mbsr_cmd_apply(int argc, char **argv) {
     const int64_t n[3] = {sr->nx, sr->ny, sr->nz};
     rc = mbsr_apply_plan_for(m, n, &ao, &pl);
   }
-  if (!rc) rc = mbsr_volume_write(final, sr);
-  if (!rc) rc = write_sidecar(final, in, model, ckpt, &me, m, lr, sr, &pl, prec_name, force);
+  char *json = NULL;
+  if (!rc) rc = sidecar_json(in, model, ckpt, &me, m, lr, sr, &pl, prec_name, force, &json);
+  if (!rc) rc = write_outputs(final, sr, json);
+  free(json);
   if (!rc)
     mbsr_info("apply: %s (%s) %lldx%lldx%lld -> %s %lldx%lldx%lld, voxel %.4g x %.4g x %.4g mm; network %.2f s, total %.2f s", in,
               me.name[0] ? me.name : mbsr_arch_name(mbsr_model_get_config(m)->arch), (long long)lr->nx, (long long)lr->ny,

@@ -10,8 +10,11 @@ static int g_mpi = 0;
 
 int mbsr_cli_mpi_active(void) { return g_mpi; }
 
+/* Under MPI every rank returns the same agreed error (mbsr_mpi_agree: "rank R: <R's message>"), so
+ * rank 0 prints it once; without MPI the one process prints it. */
 int mbsr_cli_fail(const char *cmd) {
-  mbsr_errmsg("%s: %s", cmd, mbsr_last_error()[0] ? mbsr_last_error() : "failed");
+  if (!mbsr_cli_mpi_active() || mbsr_log_rank() == 0)
+    mbsr_errmsg("%s: %s", cmd, mbsr_last_error()[0] ? mbsr_last_error() : "failed");
   return 1;
 }
 

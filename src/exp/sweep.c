@@ -12,8 +12,9 @@
  *  - loso: leave-one-subject-out over the subjects of the pair's grid: fold f trains on every other
  *    subject (mbsr train --exclude-subjects f) and is evaluated on f; a cohort of ONE brain is cut
  *    in two halves along its longest axis (2 folds, a within-brain design). Each row carries its
- *    brain, the unit of the report's statistics. A final network on all subjects is trained too
- *    (what a user would apply; its expected performance is the cross-validated one).
+ *    brain, the unit of the report's statistics. For the cells of the largest training set a final
+ *    network on all subjects is trained too (what a user would apply; its expected performance is
+ *    the cross-validated one).
  * Grids (data.base_um): one grid for every pair, or 0 = each pair's HR grid, so that a volume serves
  * every pair whose HR voxels are not finer than its own (a 100 um template serves 200-100 and
  * 400-200, not 100-50).
@@ -530,7 +531,9 @@ static int run_af_cell(const mbsr_experiment *e, const mbsr_sweep_opts *o, sweep
     }
     rc = mbsr_mpi_agree(MPI_COMM_WORLD, erc);
   }
-  if (!rc && cv) { /* the final network: every subject of the training grid */
+  int largest = 1; /* the final network is what a user would apply: only for the largest training set */
+  for (int i = 0; i < s->n_samples; i++) largest &= s->samples[i] <= c->samples;
+  if (!rc && cv && largest) { /* the final network: every subject of the training grid */
     train_job j = {c->arch, gtr->h5, pair, c->samples, NULL, "all", NULL, -1, s->epochs};
     rc = mbsr__train_or_reuse(e, o, x, &j, ckpt, sizeof ckpt);
     if (!rc && dl < sizeof done_txt) dl += (size_t)snprintf(done_txt + dl, sizeof done_txt - dl, "final %s\n", ckpt);

@@ -63,7 +63,7 @@ static void test_shape_mismatch_refused(void) {
   int rc = mbsr_test_sh(MPIRUN " %s train --data %s --out %s/mm " NET " " ARGS " > %s 2>&1", mbsr_test_bin(), f, dir, log);
   mbsr_test_sh("grep 'mbsr:' %s | head -2 >&2", log);
   CU_ASSERT(rc != 0 && rc != 124); /* refused, not hung */
-  MT_ASSERT_INT_EQ(grep_count(log, "train: .*mismatch.h5: /pairs/200-100/train/target is (.*,21,21,21) but /pairs/200-100/train/input is (.*,10,10,10)"), 2);
+  MT_ASSERT_INT_EQ(grep_count(log, "train: .*mismatch.h5: /pairs/200-100/train/target is (.*,21,21,21) but /pairs/200-100/train/input is (.*,10,10,10)"), 1); /* one line: rank 0 prints the agreed error */
   char ck[1300];
   snprintf(ck, sizeof ck, "%s/mm/last.h5", dir);
   CU_ASSERT(!mbsr_file_exists(ck));
@@ -89,13 +89,13 @@ static void test_resume_contradictions_refused(void) {
     CU_ASSERT(rc != 0 && rc != 124);
     char pat[2048];
     snprintf(pat, sizeof pat, "resuming from %s/res/last.h5: the options contradict the checkpoint: %s", dir, bad[i].want);
-    MT_ASSERT_INT_EQ(grep_count(log, pat), 2); /* one line per rank */
+    MT_ASSERT_INT_EQ(grep_count(log, pat), 1); /* one line: rank 0 prints the agreed error */
   }
   /* a global-residual request against a checkpoint without it */
   MT_ASSERT_INT_EQ(mbsr_test_sh(MPIRUN " %s train --data %s/p.h5 --out %s/res2 --channels 4 --blocks 1 --max-steps 5 " ARGS, bin, dir, dir), 0);
   int rc = mbsr_test_sh(MPIRUN " %s train --data %s/p.h5 --out %s/res2 --resume --global-residual " ARGS " > %s 2>&1", bin, dir, dir, log);
   CU_ASSERT(rc != 0 && rc != 124);
-  MT_ASSERT_INT_EQ(grep_count(log, "global residual on vs its off"), 2);
+  MT_ASSERT_INT_EQ(grep_count(log, "global residual on vs its off"), 1);
   /* the options left out (or matching): the checkpoint's network continues */
   MT_ASSERT_INT_EQ(mbsr_test_sh(MPIRUN " %s train --data %s/p.h5 --out %s/res --resume --max-steps 10 " ARGS, bin, dir, dir), 0);
   MT_ASSERT_INT_EQ(mbsr_test_sh(MPIRUN " %s train --data %s/p.h5 --out %s/res --resume --blocks 1 " ARGS, bin, dir, dir), 0);
@@ -143,8 +143,8 @@ static void test_write_faults_resume(void) {
     CU_ASSERT(rc != 0 && rc != 124);
     char pat[1400];
     snprintf(pat, sizeof pat, "mbsr: train: .*%s/%s.*No space left on device", out, cases[i].file);
-    MT_ASSERT_INT_EQ(grep_count(log, pat), 2);  /* one line on each rank */
-    MT_ASSERT_INT_EQ(grep_count(log, "mbsr:"), 2); /* and nothing else */
+    MT_ASSERT_INT_EQ(grep_count(log, pat), 1);  /* one line: rank 0 prints the agreed error */
+    MT_ASSERT_INT_EQ(grep_count(log, "mbsr:"), 1); /* and nothing else */
     MT_ASSERT_INT_EQ(grep_count(log, "Segmentation\\|signal\\|Sanitizer\\|runtime error"), 0);
     CU_ASSERT(!tmp_left(out));
     /* space freed: --resume completes, as if nothing had happened */
