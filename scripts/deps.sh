@@ -8,7 +8,7 @@ build_pkgs=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-
   libnifti2-dev libteem-dev libblis-openmp-dev libcunit1-dev libgsl-dev libfftw3-dev libcurl4-openssl-dev zlib1g-dev
   libpng-dev libtiff-dev libzip-dev libyaml-dev libjansson-dev gnuplot-nox libssl-dev)
 test_pkgs=(python3 python3-numpy python3-scipy python3-skimage python3-nibabel python3-h5py python3-torch
-  r-base-core slurm-wlm munge)
+  r-base-core slurm-wlm munge clang libclang-rt-14-dev libomp-14-dev)
 pkgs=("${build_pkgs[@]}")
 if [ "$what" != build ]; then pkgs+=("${test_pkgs[@]}"); fi
 if [ "$what" = all ]; then pkgs+=(mricron-data); fi
