@@ -1,5 +1,6 @@
 /* mbsr: the command-line entry point. Dispatches to src/cli/cmd_<name>.c. */
 #include <mpi.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,7 @@ int mbsr_cli_parse_double3(const char *s, double v[3]) {
   char *end;
   for (int a = 0; a < 3; a++) {
     double x = strtod(s, &end);
-    if (end == s || !(x > 0)) return mbsr_error(MBSR_EINVAL, "bad number list '%s'", s);
+    if (end == s || !(x > 0) || !isfinite(x)) return mbsr_error(MBSR_EINVAL, "bad number list '%s' (finite numbers > 0)", s);
     v[a] = x;
     if (*end == 0) {
       if (a == 0) v[1] = v[2] = v[0];

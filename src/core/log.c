@@ -20,7 +20,7 @@ void mbsr_info(const char *fmt, ...) {
 }
 
 static void vprint_err(const char *kind, const char *fmt, va_list ap) {
-  char buf[1400];
+  char buf[8400]; /* the library keeps messages of up to 8 KiB (long paths) */
   vsnprintf(buf, sizeof buf, fmt, ap);
   if (g_nranks > 1)
     fprintf(stderr, "[rank %d] mbsr: %s%s\n", g_rank, kind, buf);

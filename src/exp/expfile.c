@@ -591,6 +591,17 @@ out:
 }
 
 /* ---- writing the resolved parameters ---- */
+/* A YAML double-quoted scalar: backslash and quote escaped, control characters as \\xHH. */
+static void write_qstr(FILE *f, const char *s) {
+  fputc('"', f);
+  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+    if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
+    else if (*c < 0x20 || *c == 0x7f) fprintf(f, "\\x%02x", *c);
+    else fputc(*c, f);
+  }
+  fputc('"', f);
+}
+
 static void write_value(FILE *f, const keydef *k, const mbsr_exp_scale *s) {
   const char *base = (const char *)s + k->off;
   int n = fixed_len(k->type) ? fixed_len(k->type) : is_list(k->type) ? *(const int *)((const char *)s + k->cnt_off) : 1;
@@ -599,15 +610,7 @@ static void write_value(FILE *f, const keydef *k, const mbsr_exp_scale *s) {
     case K_U64: fprintf(f, "%llu", (unsigned long long)*(const uint64_t *)base); break;
     case K_DOUBLE: fprintf(f, "%.17g", *(const double *)base); break;
     case K_BOOL: fprintf(f, "%s", *(const int *)base ? "true" : "false"); break;
-    case K_STR: {
-      fputc('"', f);
-      for (const char *c = base; *c; c++) {
-        if (*c == '"' || *c == '\\') fputc('\\', f);
-        fputc(*c, f);
-      }
-      fputc('"', f);
-      break;
-    }
+    case K_STR: write_qstr(f, base); break;
     default:
       fputc('[', f);
       for (int i = 0; i < n; i++) {
@@ -632,7 +635,11 @@ int mbsr_exp_write_params(const mbsr_experiment *e, const char *path) {
   fprintf(f, "# Parameters this run used (defaults included), written by mbsr %s from %s, scale %s.\n"
              "# The file is itself a valid experiment file: mbsr sweep params.yaml --scale %s\n",
           MBSR_VERSION, e->path, e->scale_name, e->scale_name);
-  fprintf(f, "experiment: %s\ntitle: \"%s\"\npaper_ref: \"%s\"\n", e->name, e->title, e->paper_ref);
+  fprintf(f, "experiment: %s\ntitle: ", e->name);
+  write_qstr(f, e->title);
+  fprintf(f, "\npaper_ref: ");
+  write_qstr(f, e->paper_ref);
+  fputc('\n', f);
   fprintf(f, "report: {anova: %s, table1: %s}\n", e->anova ? "true" : "false", e->table1 ? "true" : "false");
   fprintf(f, "scales:\n  %s:\n", e->scale_name);
   for (int j = 0; j < NSECTIONS; j++) {

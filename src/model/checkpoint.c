@@ -534,6 +534,32 @@ int mbsr_checkpoint_load_into(mbsr_model *m, const char *path, mbsr_ckpt_meta *m
   return rc;
 }
 
+/* Parameters a config declares (3x3x3 convs, biases, the discriminator's dense layer): a corrupt
+ * file must not make us allocate a network its bytes cannot hold (float32 parameters are stored
+ * uncompressed, so the file holds at least 4 bytes per parameter). */
+static double declared_params(const mbsr_model_config *c) {
+  double p;
+  if (c->arch == MBSR_ARCH_CCNN)
+    p = 27.0 * c->ccnn_c1 + c->ccnn_c1 + 27.0 * c->ccnn_c1 * c->ccnn_c2 + c->ccnn_c2 + 27.0 * c->ccnn_c2 + 1;
+  else
+    p = 27.0 * c->channels + c->channels + c->blocks * 2.0 * (27.0 * c->channels * c->channels + c->channels) + 27.0 * c->channels + 1;
+  if (c->arch == MBSR_ARCH_GAN)
+    p += 2 * (27.0 * c->disc_channels + c->disc_channels) + 27.0 * c->disc_channels * c->disc_channels +
+         c->disc_blocks * 2.0 * (27.0 * c->disc_channels * c->disc_channels + c->disc_channels) + c->disc_channels + 1;
+  return p;
+}
+
+static int check_declared_size(hid_t f, const char *path, const mbsr_model_config *c) {
+  hsize_t bytes = 0;
+  if (H5Fget_filesize(f, &bytes) < 0) return mbsr_error(MBSR_EFORMAT, "%s: cannot read its size", path);
+  const double need = 4.0 * declared_params(c);
+  if (need > (double)bytes)
+    return mbsr_error(MBSR_EFORMAT, "%s: its architecture declares %.0f parameters (%.0f bytes) but the file holds %llu bytes "
+                                    "(truncated or corrupt checkpoint?)",
+                      path, need / 4, need, (unsigned long long)bytes);
+  return MBSR_OK;
+}
+
 int mbsr_checkpoint_load(const char *path, int max_batch, int d, int h, int w, mbsr_model **out,
                          mbsr_ckpt_meta *meta) {
   *out = NULL;
@@ -548,6 +574,7 @@ int mbsr_checkpoint_load(const char *path, int max_batch, int d, int h, int w, m
   mbsr_model_config c;
   rc = read_config(f, path, &c);
   mbsr_model *m = NULL;
+  if (!rc) rc = check_declared_size(f, path, &c);
   if (!rc) rc = mbsr_model_create(&c, max_batch, d, h, w, &m);
   if (!rc) rc = load_into_open(m, f, path, meta);
   H5Fclose(f);

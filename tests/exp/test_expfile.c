@@ -76,6 +76,24 @@ static void test_params_written_and_reread(void) {
   for (int i = 0; i < e.n_cells; i++) CU_ASSERT_STRING_EQUAL(f.cells[i].name, e.cells[i].name);
 }
 
+/* Odd strings (quotes, backslashes, a tab, a path with a quote) are escaped in params.yaml and read back. */
+static void test_params_odd_strings(void) {
+  static mbsr_experiment e, f;
+  const char *yaml = "experiment: odd\ntitle: \"a \\\"quoted\\\" \\\\ title\\twith a tab\"\npaper_ref: 'it''s'\n"
+                     "scales:\n  demo: {data: {dir: \"data/my \\\"cohort\\\"\"}}\n";
+  MT_ASSERT_OK(mbsr_exp_load(write_tmp("odd.yaml", yaml), "demo", &e));
+  CU_ASSERT_STRING_EQUAL(e.title, "a \"quoted\" \\ title\twith a tab");
+  CU_ASSERT_STRING_EQUAL(e.paper_ref, "it's");
+  CU_ASSERT_STRING_EQUAL(e.s.data_dir, "data/my \"cohort\"");
+  char p[4096];
+  snprintf(p, sizeof p, "%s/odd_params.yaml", mbsr_test_tmpdir());
+  MT_ASSERT_OK(mbsr_exp_write_params(&e, p));
+  MT_ASSERT_OK(mbsr_exp_load(p, "demo", &f));
+  CU_ASSERT_STRING_EQUAL(f.title, e.title);
+  CU_ASSERT_STRING_EQUAL(f.paper_ref, e.paper_ref);
+  CU_ASSERT(memcmp(&e.s, &f.s, sizeof e.s) == 0);
+}
+
 static void expect_error(const char *yaml, const char *needle) {
   static mbsr_experiment e;
   const char *p = write_tmp("bad.yaml", yaml);
@@ -194,6 +212,7 @@ static void test_shipped_experiment_files(void) {
 int main(void) {
   static const mbsr_test_case cases[] = {{"typed_values_and_cells", test_typed_values_and_cells},
                                          {"params_written_and_reread", test_params_written_and_reread},
+      {"params_odd_strings", test_params_odd_strings},
                                          {"errors_name_file_and_line", test_errors_name_file_and_line},
                                          {"bounded_loading", test_bounded_loading},
                                          {"duplicate_keys", test_duplicate_keys},

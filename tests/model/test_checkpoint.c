@@ -298,6 +298,24 @@ static void test_nan_weights_refused(void) {
   mbsr_model_free(a);
 }
 
+/* A corrupt header declaring a huge network is refused before anything is allocated for it (found by
+ * the checkpoint fuzzer: 4096 channels would have made mbsr_model_create allocate gigabytes). */
+static void test_declared_size_checked(void) {
+  mbsr_model *a = small(MBSR_ARCH_RESNET, 4, 1);
+  char p[4096];
+  path_in_tmp(p, sizeof p, "huge.h5");
+  MT_ASSERT_OK(mbsr_checkpoint_save(a, p, NULL));
+  MT_ASSERT_INT_EQ(mbsr_test_sh("/usr/bin/python3 -c \"import h5py, numpy; f = h5py.File('%s', 'r+'); "
+                                "f.attrs.modify('channels', numpy.int64(4096)); f.attrs.modify('blocks', numpy.int64(900))\"", p),
+                   0);
+  mbsr_model *r = NULL;
+  MT_ASSERT_INT_EQ(mbsr_checkpoint_load(p, 1, 7, 7, 7, &r, NULL), MBSR_EFORMAT);
+  printf("\n  %s\n", mbsr_last_error());
+  CU_ASSERT(strstr(mbsr_last_error(), "declares") != NULL && strstr(mbsr_last_error(), p) != NULL);
+  CU_ASSERT(r == NULL);
+  mbsr_model_free(a);
+}
+
 /* Injected write failures at both points of a save: one error naming the file, no temporary, no
  * HDF5 object left open, the previous checkpoint intact; with the fault gone the save succeeds. */
 static void test_fault_injected_save(void) {
@@ -378,6 +396,7 @@ int main(void) {
       {"checksum_flipped_weight", test_checksum_flipped_weight},
       {"old_checkpoint_without_checksums_readable", test_old_checkpoint_without_checksums},
       {"nan_weights_refused", test_nan_weights_refused},
+      {"declared_size_checked", test_declared_size_checked},
       {"fault_injected_save", test_fault_injected_save},
       {"full_tmpfs_save", test_full_tmpfs_save},
       {NULL, NULL},
