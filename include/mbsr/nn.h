@@ -50,6 +50,17 @@ void mbsr_conv3d_forward_ref(float *out, const float *inp, const float *weight, 
                              const mbsr_conv3d_dims *s);
 void mbsr_conv3d_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                               const float *weight, const mbsr_conv3d_dims *s);
+/* The algorithm of one pass of a conv: the direct kernels, or Winograd F(MD x MH x MW, 3x3x3) (tile
+ * sizes along D, H, W; src/nn/winograd.c). Winograd runs for stride-1 fp32 convs whose channel counts are
+ * multiples of the vector width (16 with AVX-512, 8 with AVX2) on CPUs with AVX2 or AVX-512; which tile
+ * each pass uses is a fixed rule per shape (see winograd.c; never timing, so every process and rank
+ * agrees). MBSR_CONV_ALGO=direct keeps every conv direct; =wino222|wino223|wino233 forces that tile
+ * wherever Winograd applies; =auto (default) or =winograd the rule. */
+typedef enum { MBSR_CONV_DIRECT = 0, MBSR_CONV_WINO222 = 1, MBSR_CONV_WINO223 = 2, MBSR_CONV_WINO233 = 3 } mbsr_conv_algo;
+/* The algorithm pass `pass` (0 forward, 1 input gradient, 2 weight gradient) of a conv with dims s runs
+ * now (CPU, s->prec, MBSR_CONV_KERNEL, MBSR_CONV_ALGO). */
+mbsr_conv_algo mbsr_conv3d_algo(const mbsr_conv3d_dims *s, int pass);
+const char *mbsr_conv_algo_name(mbsr_conv_algo a); /* "direct", "wino2x2x3", ... */
 /* Which kernel family the fast path uses on this CPU ("avx512", "amx-bf16x3", "portable", ...). */
 const char *mbsr_conv3d_kernel_name(mbsr_precision p);
 /* 1 if a kernel for precision p runs on this CPU (fp32: always; bf16: AVX512_BF16 or AMX; bf16x3: AMX).

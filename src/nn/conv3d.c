@@ -28,6 +28,7 @@
 #include "conv3d_kernels.h"
 #include "mbsr/nn.h"
 #include "nn_internal.h"
+#include "winograd.h"
 
 void mbsr_conv3d_dims_init(mbsr_conv3d_dims *s, int n, int d, int h, int w, int cin, int cout, int stride) {
   s->n = n;
@@ -67,10 +68,28 @@ static size_t bfpairs_floats(const mbsr_conv3d_dims *s) {
   return s->prec == MBSR_PREC_BF16 ? bfx_floats(s) + bfg_floats(s) : 0;
 }
 
+/* A conv that some pass may run as Winograd (winograd.c: any vector ISA of this CPU, under the current
+ * MBSR_CONV_ALGO setting) has its own workspace layout there: the workspace is the larger of the two.
+ * (A test that forces another algorithm sizes its workspaces after forcing it.) */
+static int wino_possible(const mbsr_conv3d_dims *s) {
+  const mbsr__wino_isa *isas[2] = {mbsr__cpu_get()->avx512 ? &mbsr__wino_avx512 : NULL,
+                                   mbsr__cpu_get()->avx2 ? &mbsr__wino_avx2 : NULL};
+  for (int i = 0; i < 2; i++)
+    for (int pass = 0; pass < 3; pass++)
+      if (isas[i] && mbsr__wino_pick(s, pass, isas[i]) >= 0) return 1;
+  return 0;
+}
+
 size_t mbsr_conv3d_workspace_floats(const mbsr_conv3d_dims *s, int nthreads) {
   int t = omp_get_max_threads();
   if (nthreads > t) t = nthreads;
-  return padx_floats(s) + padg_floats(s) + wt_floats(s) + bfpairs_floats(s) + (size_t)dw_groups(t) * partial_floats(s);
+  size_t direct = padx_floats(s) + padg_floats(s) + wt_floats(s) + bfpairs_floats(s) + (size_t)dw_groups(t) * partial_floats(s);
+  if (wino_possible(s)) {
+    size_t wf = mbsr__wino_forward_ws(s), wb = mbsr__wino_backward_ws(s);
+    if (wf > direct) direct = wf;
+    if (wb > direct) direct = wb;
+  }
+  return direct;
 }
 
 /* The forward uses [pad_x] then, for bf16, the packed weights right after it ([pad_g] and the rest
@@ -78,7 +97,9 @@ size_t mbsr_conv3d_workspace_floats(const mbsr_conv3d_dims *s, int nthreads) {
  * reference family, which uses no workspace) need pad_x; any other precision adds the weight copy
  * (a bf16x3 request runs the fp32 kernels today, so the extra room is only reserved). */
 size_t mbsr_conv3d_forward_workspace_floats(const mbsr_conv3d_dims *s) {
-  return padx_floats(s) + (s->prec != MBSR_PREC_FP32 ? wt_floats(s) : 0);
+  size_t direct = padx_floats(s) + (s->prec != MBSR_PREC_FP32 ? wt_floats(s) : 0);
+  if (wino_possible(s) && mbsr__wino_forward_ws(s) > direct) direct = mbsr__wino_forward_ws(s);
+  return direct;
 }
 
 /* ---- kernel family: auto (cpuid), or forced by MBSR_CONV_KERNEL=portable|avx512|reference ---- */
@@ -192,8 +213,7 @@ static void flip_pack_bf16(uint16_t *wb, const float *w, int cin, int cout) {
 
 /* dst (N, D+2, H+2, W+2, C) = src (N, SD, SH, SW, C) placed at 1 + z*i along each axis (z = 1: plain
  * padding; z = 2: zero insertion for the transposed stride-2 conv), zero elsewhere. */
-static void pad_copy(float *dst, const float *src, int n, int d, int h, int w, int c, int sd, int sh, int sw, int z) {
-  const int dp = d + 2, hp = h + 2, wp = w + 2;
+void mbsr__pad_copy(float *dst, const float *src, int n, int dp, int hp, int wp, int c, int sd, int sh, int sw, int z) {
   const long prow = (long)wp * c;
 #pragma omp for schedule(static) nowait
   for (long row = 0; row < (long)n * dp * hp; row++) {
@@ -215,6 +235,9 @@ static void pad_copy(float *dst, const float *src, int n, int d, int h, int w, i
         memcpy(o + (long)(1 + z * iw) * c, s + (long)iw * c, sizeof(float) * c);
     }
   }
+}
+static void pad_copy(float *dst, const float *src, int n, int d, int h, int w, int c, int sd, int sh, int sw, int z) {
+  mbsr__pad_copy(dst, src, n, d + 2, h + 2, w + 2, c, sd, sh, sw, z);
 }
 
 /* The same into bf16. */
@@ -358,6 +381,11 @@ static void dw_planes_bf16(float *pw, long p0, long p1, int want_dw, int want_db
 
 /* ---- the public entry points ---- */
 
+/* The Winograd kernels of a kernel family (NULL: it has none). */
+static const mbsr__wino_isa *wino_isa(family fam) {
+  return fam == FAM_AVX512 ? &mbsr__wino_avx512 : fam == FAM_AVX2 ? &mbsr__wino_avx2 : NULL;
+}
+
 /* Element-wise epilogue after the reference kernels (which have none fused). */
 static void epi_post(float *out, const float *res, const float *mask, int relu, size_t n) {
   for (size_t i = 0; i < n; i++) {
@@ -369,6 +397,23 @@ static void epi_post(float *out, const float *res, const float *mask, int relu, 
   }
 }
 
+mbsr_conv_algo mbsr_conv3d_algo(const mbsr_conv3d_dims *s, int pass) {
+  const family fam = pick();
+  if (fam == FAM_REF || pass < 0 || pass > 2) return MBSR_CONV_DIRECT;
+  const int v = mbsr__wino_pick(s, pass, wino_isa(fam));
+  return v < 0 ? MBSR_CONV_DIRECT : (mbsr_conv_algo)(MBSR_CONV_WINO222 + v);
+}
+
+const char *mbsr_conv_algo_name(mbsr_conv_algo a) {
+  switch (a) {
+    case MBSR_CONV_DIRECT: return "direct";
+    case MBSR_CONV_WINO222: return "wino2x2x2";
+    case MBSR_CONV_WINO223: return "wino2x2x3";
+    case MBSR_CONV_WINO233: return "wino2x3x3";
+  }
+  return "unknown";
+}
+
 void mbsr_conv3d_forward_fused(float *out, const float *inp, const float *weight, const float *bias,
                                const float *residual, int relu, const mbsr_conv3d_dims *s, float *ws) {
   // out (N,OD,OH,OW,COUT) = relu?(conv(inp (N,D,H,W,CIN), weight) + bias + residual (N,OD,OH,OW,COUT) or NULL)
@@ -378,9 +423,15 @@ void mbsr_conv3d_forward_fused(float *out, const float *inp, const float *weight
     epi_post(out, residual, NULL, relu, (size_t)s->n * s->od * s->oh * s->ow * s->cout);
     return;
   }
+  const mbsr__epi epi = {NULL, residual, NULL, relu != 0};
+  const mbsr__wino_isa *isa = wino_isa(fam);
+  const int var = mbsr__wino_pick(s, 0, isa);
+  if (var >= 0) {
+    mbsr__wino_forward(out, inp, weight, bias, &epi, s, var, isa, ws);
+    return;
+  }
   const int bf = use_bf16(s->prec, fam, s->cin, s->cout);
   const int dp = s->d + 2, hp = s->h + 2, wp = s->w + 2;
-  const mbsr__epi epi = {NULL, residual, NULL, relu != 0};
 #pragma omp parallel
   {
     if (bf) {
@@ -426,6 +477,17 @@ void mbsr_conv3d_backward_fused(float *dinp, const float *dinp_base, const float
     return;
   }
   if (!dinp && !dweight && !dbias) return;
+  const mbsr__wino_isa *isa = wino_isa(fam);
+  const int var_dx = dinp ? mbsr__wino_pick(s, 1, isa) : -1;
+  const int var_dw = (dweight || dbias) ? mbsr__wino_pick(s, 2, isa) : -1;
+  if (var_dx >= 0 || var_dw >= 0) {
+    const mbsr__epi dx_ep = {dinp_base, NULL, relu_out, 0};
+    mbsr__wino_backward(dinp, &dx_ep, dweight, dbias, dout, inp, weight, s, var_dx, var_dw, isa, ws);
+    /* what Winograd did not do, the direct kernels do */
+    if (var_dx >= 0) dinp = NULL;
+    if (var_dw >= 0) dweight = dbias = NULL;
+    if (!dinp && !dweight && !dbias) return;
+  }
   const int cin = s->cin, cout = s->cout;
   const int dp = s->d + 2, hp = s->h + 2, wp = s->w + 2;
   float *padx = ws, *padg = padx + padx_floats(s), *wt = padg + padg_floats(s);

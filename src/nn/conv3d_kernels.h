@@ -72,6 +72,11 @@ void mbsr__bf16_gpairs_row(uint16_t *dst, const float *src, int ow, int c);
 /* dst = bf16(src), round to nearest even (AVX512_BF16) */
 void mbsr__f32_to_bf16_avx512(uint16_t *dst, const float *src, size_t n);
 
+/* dst (N, DP, HP, WP, C) = src (N, SD, SH, SW, C) placed at 1 + z*i along each axis (z = 1: padding;
+ * z = 2: zero insertion), zero elsewhere (DP >= z*(SD-1) + 2 etc.). Orphaned worksharing loop (nowait):
+ * call inside a parallel region. conv3d.c. */
+void mbsr__pad_copy(float *dst, const float *src, int n, int dp, int hp, int wp, int c, int sd, int sh, int sw, int z);
+
 void mbsr__conv_fwd_row_avx512(const mbsr__conv_row *a);
 void mbsr__conv_bww_avx512(const mbsr__conv_bww *a);
 void mbsr__conv_fwd_row_avx2(const mbsr__conv_row *a); /* COUT % 8 == 0 */

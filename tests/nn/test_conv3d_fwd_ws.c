@@ -72,18 +72,35 @@ static void test_forward_workspace(void) {
   MT_ASSERT_INT_EQ(g_cases, 4 * 3 * 2 * (int)(sizeof shapes / sizeof *shapes));
 }
 
-/* The forward-only size is what the docs say: the padded input, plus the weight copy off fp32. */
+/* The forward-only size is what the docs say: the padded input, plus the weight copy off fp32; a conv
+ * that may run as Winograd (stride 1, fp32, channels a multiple of 8, a CPU with AVX2 or AVX-512) needs
+ * the Winograd forward's room instead when that is larger (transformed weights, its own padded copy,
+ * per-thread blocks), still less than the training workspace. */
 static void test_forward_workspace_size(void) {
   mbsr_conv3d_dims s;
-  mbsr_conv3d_dims_init(&s, 2, 7, 9, 11, 64, 64, 1);
-  size_t padded = (size_t)2 * 9 * 11 * 13 * 64;
+  mbsr_conv3d_dims_init(&s, 2, 7, 9, 11, 17, 64, 1); /* 17 channels in: direct only */
+  size_t padded = (size_t)2 * 9 * 11 * 13 * 17;
   size_t f32 = mbsr_conv3d_forward_workspace_floats(&s);
   CU_ASSERT(f32 >= padded && f32 <= padded + 32);
   s.prec = MBSR_PREC_BF16;
   size_t bf = mbsr_conv3d_forward_workspace_floats(&s);
-  CU_ASSERT(bf >= f32 + 27 * 64 * 64 && bf <= f32 + 27 * 64 * 64 + 16);
+  CU_ASSERT(bf >= f32 + 27 * 17 * 64 && bf <= f32 + 27 * 17 * 64 + 16);
   /* the training workspace is more than twice as large (pad_g, dW partial sums) */
   CU_ASSERT(mbsr_conv3d_workspace_floats(&s, 2) > 2 * bf);
+  /* 64 -> 64: the bf16 forward is direct; the fp32 one may be Winograd */
+  mbsr_conv3d_dims_init(&s, 2, 7, 9, 11, 64, 64, 1);
+  padded = (size_t)2 * 9 * 11 * 13 * 64;
+  s.prec = MBSR_PREC_BF16;
+  bf = mbsr_conv3d_forward_workspace_floats(&s);
+  CU_ASSERT(bf >= padded + 27 * 64 * 64 && bf <= padded + 27 * 64 * 64 + 32);
+  s.prec = MBSR_PREC_FP32;
+  f32 = mbsr_conv3d_forward_workspace_floats(&s);
+  CU_ASSERT(f32 >= padded && f32 < mbsr_conv3d_workspace_floats(&s, 2));
+  if (mbsr_conv3d_algo(&s, 0) != MBSR_CONV_DIRECT) {
+    CU_ASSERT(f32 > padded + 27 * 64 * 64); /* Winograd room */
+  } else {
+    CU_ASSERT(f32 <= padded + 32);
+  }
 }
 
 int main(void) {
