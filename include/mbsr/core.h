@@ -100,6 +100,9 @@ int mbsr_write_text_atomic(const char *path, const char *text);
  * complete lines only. */
 int mbsr_append_line(FILE *f, const char *path, const char *line);
 int mbsr_mkdir_p(const char *dir);
+/* snprintf for paths: MBSR_ERANGE naming the (cut) path when it does not fit in n bytes, never a
+ * silently truncated path. */
+int mbsr_pathf(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int mbsr_file_exists(const char *path);
 int mbsr_is_dir(const char *path);
 

@@ -2,6 +2,7 @@
  * helpers, and the write-failure hook (MBSR_FAULT_WRITE) that lets tests and CI simulate a full
  * disk without privileges: every output mbsr writes passes one of its checkpoints. */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -105,6 +106,15 @@ int mbsr_fault_write(const char *kind, const char *path) {
   pthread_mutex_unlock(&g_fault.mu);
   if (fail) errno = ENOSPC;
   return fail ? -1 : 0;
+}
+
+int mbsr_pathf(char *buf, size_t n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int w = vsnprintf(buf, n, fmt, ap);
+  va_end(ap);
+  if (w < 0 || (size_t)w >= n) return mbsr_error(MBSR_ERANGE, "path too long (more than %zu bytes): %s...", n ? n - 1 : 0, n ? buf : "");
+  return MBSR_OK;
 }
 
 int mbsr_tmp_path(const char *final_path, char *tmp, size_t n) {

@@ -100,7 +100,7 @@ static uint64_t fnv1a(const char *s) {
 
 /* ---- the split rule (documented in docs/readme/70-distributed.md) ----
  * Subjects (name-sorted) are shuffled with the seed; the first n_test are test, the next n_val
- * validation, the rest training. n_test = K (--test-subjects) or round(S * test%), n_val =
+ * validation, the rest training. n_test = K (test_subjects) or round(S * test%), n_val =
  * round(S * val%); a share asked for (> 0%) gets at least one subject while training keeps one
  * (validation served first); training always keeps at least one. */
 static void assign_split(const mbsr_prep_config *c, int S, int *split, int counts[3], char *rule, size_t rn) {
@@ -126,7 +126,7 @@ static void assign_split(const mbsr_prep_config *c, int S, int *split, int count
            "subjects sorted by name, shuffled with seed %llu (mt19937 seeded with seed_mix(seed, SPLIT)); first %d test, "
            "next %d val, remaining %d train (split %d,%d,%d%s)",
            (unsigned long long)c->seed, n_test, n_val, counts[0], c->split[0], c->split[1], c->split[2],
-           c->test_subjects > 0 ? ", --test-subjects" : "");
+           c->test_subjects > 0 ? ", test_subjects" : "");
   free(order);
 }
 
@@ -151,7 +151,7 @@ static void levels_free(level *L, int n) {
 /* Brain mask of a level: threshold (Otsu when < 0) on the level normalised by its own percentiles. */
 static int level_mask(const mbsr_prep_config *c, const mbsr_volume *v, mbsr_volume **mask) {
   mbsr_volume *t = mbsr_volume_clone(v);
-  if (!t) return mbsr_error(MBSR_ENOMEM, "out of memory");
+  if (!t) return mbsr_error(MBSR_ENOMEM, "brain mask: out of memory");
   int rc = mbsr_normalize(t, c->norm_plo, c->norm_phi, NULL, NULL);
   if (!rc) rc = mbsr_mask_threshold(t, c->mask_thr, mask);
   mbsr_volume_free(t);
@@ -167,7 +167,7 @@ static void warn_saturated(const mbsr_prep_config *c, const mbsr_volume *v, cons
   double frac = (p - mn) / ((double)mx - mn);
   if (frac < 0.1)
     mbsr_warn("prep: %s looks saturated: its 99.9th percentile (%g) is %.3f of its range (max %g)%s", path, p, frac, (double)mx,
-              c->norm_phi >= 100 ? "; min/max normalisation (--norm-pct 0,100) squeezes the tissue into that fraction of [0,1]: "
+              c->norm_phi >= 100 ? "; min/max normalisation (norm percentiles 0,100) squeezes the tissue into that fraction of [0,1]: "
                                    "the default 0.1,99.9 does not"
                                  : "");
 }
@@ -178,7 +178,7 @@ static int get_level(level *L, int *nl, const mbsr_volume *base, int base_um, in
   if (um % base_um) return mbsr_error(MBSR_EINVAL, "%d um is not an integer multiple of the base %d um", um, base_um);
   int f[3] = {um / base_um, um / base_um, um / base_um};
   mbsr_volume *v = NULL;
-  int rc = f[0] == 1 ? ((v = mbsr_volume_clone(base)) ? 0 : mbsr_error(MBSR_ENOMEM, "out of memory"))
+  int rc = f[0] == 1 ? ((v = mbsr_volume_clone(base)) ? 0 : mbsr_error(MBSR_ENOMEM, "%s: out of memory", name))
                      : mbsr_downsample_block(base, f, &v);
   if (rc) return mbsr_error_prefix(rc, "%s: block average to %d um: ", name, um);
   L[*nl] = (level){um, v, NULL};
@@ -191,128 +191,127 @@ typedef struct {
   int fatal; /* 1: an output could not be written (the run fails), 0: the input failed (recorded) */
 } subj_status;
 
+/* The brain mask of level hr (made once per level). */
+static int hr_mask(const mbsr_prep_config *c, level *L, int nl, const mbsr_volume *hr, const char *path, mbsr_volume **mask) {
+  for (int i = 0; i < nl; i++)
+    if (L[i].v == hr) {
+      int rc;
+      if (!L[i].mask && (rc = level_mask(c, hr, &L[i].mask))) return mbsr_error_prefix(rc, "%s: brain mask at %d um: ", path, L[i].um);
+      *mask = L[i].mask;
+    }
+  return 0;
+}
+
+/* Patches at seeded random brain centres (rejection sampling, with replacement) from the network
+ * input `up` and the target `hn` (both on the contract scale) into b. */
+static int sample_patches(const mbsr_prep_config *c, int q, const char *path, const char *name, const mbsr_volume *up,
+                          const mbsr_volume *hn, const mbsr_volume *mask, patchbuf *b, subj_status *st) {
+  const int p = c->patch, h = p / 2;
+  const int64_t p3 = (int64_t)p * p * p, n[3] = {hn->nx, hn->ny, hn->nz};
+  if (n[0] < p || n[1] < p || n[2] < p)
+    return mbsr_error(MBSR_EINVAL, "%s: %lldx%lldx%lld voxels at %d um, smaller than a %d^3 patch", path, (long long)n[0],
+                      (long long)n[1], (long long)n[2], c->pairs[q].hr_um, p);
+  b->n = c->patches_per_volume;
+  b->in = mbsr_alloc((size_t)(b->n * p3) * sizeof(float));
+  b->tgt = mbsr_alloc((size_t)(b->n * p3) * sizeof(float));
+  b->ctr = mbsr_alloc((size_t)(b->n * 3) * sizeof(int32_t));
+  if (!b->in || !b->tgt || !b->ctr) {
+    st->fatal = 1;
+    return mbsr_error(MBSR_ENOMEM, "%s: out of memory for %lld patches", path, (long long)b->n);
+  }
+  /* Seed from (seed, subject name, pair): independent of rank, rank count and pair order. */
+  uint64_t s = mbsr_seed_mix(mbsr_seed_mix(c->seed, fnv1a(name)), (uint64_t)c->pairs[q].lr_um * 1000003ULL + (uint64_t)c->pairs[q].hr_um);
+  mbsr_rng *r = mbsr_rng_new(s);
+  const int64_t max_tries = 100000 + 1000 * b->n;
+  int64_t tries = 0;
+  b->cubic_sum = 0;
+  for (int64_t k = 0; k < b->n; k++) {
+    int64_t x0, y0, z0;
+    for (;;) {
+      x0 = (int64_t)mbsr_rng_uint(r, (uint64_t)(n[0] - p + 1));
+      y0 = (int64_t)mbsr_rng_uint(r, (uint64_t)(n[1] - p + 1));
+      z0 = (int64_t)mbsr_rng_uint(r, (uint64_t)(n[2] - p + 1));
+      if (mask->data[(x0 + h) + n[0] * ((y0 + h) + n[1] * (z0 + h))] > 0.5f) break;
+      if (++tries > max_tries) {
+        mbsr_rng_free(r);
+        return mbsr_error(MBSR_EINVAL, "%s: brain mask at %d um too small to place %d^3 patches", path, c->pairs[q].hr_um, p);
+      }
+    }
+    b->ctr[3 * k] = (int32_t)(x0 + h), b->ctr[3 * k + 1] = (int32_t)(y0 + h), b->ctr[3 * k + 2] = (int32_t)(z0 + h);
+    float *pi = b->in + k * p3, *pt = b->tgt + k * p3;
+    double se = 0;
+    for (int zz = 0; zz < p; zz++)
+      for (int yy = 0; yy < p; yy++) {
+        int64_t o = x0 + n[0] * ((y0 + yy) + n[1] * (z0 + zz));
+        memcpy(pi + p * (yy + p * zz), up->data + o, (size_t)p * sizeof(float));
+        memcpy(pt + p * (yy + p * zz), hn->data + o, (size_t)p * sizeof(float));
+      }
+    for (int64_t v = 0; v < p3; v++) {
+      double d = (double)pi[v] - (double)pt[v];
+      se += d * d;
+    }
+    b->cubic_sum += se / (double)p3;
+  }
+  mbsr_rng_free(r);
+  return 0;
+}
+
+/* Pair q of one subject: the network input (Keys upsampling of LR onto HR), the intensity contract
+ * (lo, hi of that input; the same map for input and target), the patches. */
+static int subject_pair(const mbsr_prep_config *c, int q, int base_um, const mbsr_volume *base, level *L, int *nl, const char *path,
+                        const char *name, patchbuf *b, subj_status *st) {
+  mbsr_volume *hr, *lr, *up = NULL, *mask = NULL, *hn = NULL;
+  int rc = get_level(L, nl, base, base_um, c->pairs[q].hr_um, path, &hr);
+  if (!rc) rc = get_level(L, nl, base, base_um, c->pairs[q].lr_um, path, &lr);
+  if (!rc) rc = hr_mask(c, L, *nl, hr, path, &mask);
+  if (rc) return rc;
+  if ((rc = mbsr_upsample_like(lr, hr, MBSR_INTERP_KEYS, &up)))
+    return mbsr_error_prefix(rc, "%s: Keys upsampling %d -> %d um: ", path, c->pairs[q].lr_um, c->pairs[q].hr_um);
+  double lo, hi;
+  if ((rc = mbsr_norm_fit(up, c->norm_plo, c->norm_phi, &lo, &hi))) rc = mbsr_error_prefix(rc, "%s: %d um input: ", path, c->pairs[q].lr_um);
+  else if (!(hn = mbsr_volume_clone(hr))) rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
+  if (!rc) {
+    mbsr_norm_map(up->data, up->data, mbsr_volume_nvox(up), lo, hi);
+    mbsr_norm_map(hn->data, hn->data, mbsr_volume_nvox(hn), lo, hi);
+    b->lo = lo, b->hi = hi;
+    rc = sample_patches(c, q, path, name, up, hn, mask, b, st);
+  }
+  mbsr_volume_free(up), mbsr_volume_free(hn);
+  return rc;
+}
+
+/* Test subjects (every subject with eval_all): the volumes of every level used, in the input's
+ * intensity units (+ HR masks), for evaluation through the same path a user runs. */
+static int write_eval_volumes(const mbsr_prep_config *c, const char *name, const level *L, int nl) {
+  char fn[4096];
+  int rc = mbsr_mkdir_p(c->eval_dir);
+  for (int i = 0; i < nl && !rc; i++) {
+    rc = mbsr_pathf(fn, sizeof fn, "%s/%s_%dum.nii.gz", c->eval_dir, name, L[i].um);
+    if (!rc) rc = mbsr_volume_write(fn, L[i].v);
+    if (!rc && L[i].mask) rc = mbsr_pathf(fn, sizeof fn, "%s/%s_%dum_mask.nii.gz", c->eval_dir, name, L[i].um);
+    if (!rc && L[i].mask) rc = mbsr_volume_write(fn, L[i].mask);
+  }
+  return rc;
+}
+
 static int process_subject(const mbsr_prep_config *c, int base_um, const char *path, const char *name, int split,
                            patchbuf *pb, subj_status *st) {
   st->fatal = 0;
   mbsr_volume *raw = NULL, *base = NULL;
   level L[2 * MBSR_MAX_PAIRS + 1];
-  int nl = 0, rc;
-  const int p = c->patch;
-  const int64_t p3 = (int64_t)p * p * p;
-  if ((rc = mbsr_volume_read(path, &c->read_opts, &raw))) goto done;
-  if ((rc = mbsr_volume_check_finite(raw, path))) goto done;
-  if ((rc = mbsr__prep_to_base(raw, base_um / 1000.0, path, &base))) goto done;
-  mbsr_volume_free(raw), raw = NULL;
-  warn_saturated(c, base, path);
-  for (int q = 0; q < c->npairs; q++) {
-    mbsr_volume *hr, *lr, *up = NULL, *mask = NULL, *hn = NULL;
-    if ((rc = get_level(L, &nl, base, base_um, c->pairs[q].hr_um, path, &hr))) goto done;
-    if ((rc = get_level(L, &nl, base, base_um, c->pairs[q].lr_um, path, &lr))) goto done;
-    for (int i = 0; i < nl; i++)
-      if (L[i].v == hr) {
-        if (!L[i].mask && (rc = level_mask(c, hr, &L[i].mask))) {
-          mbsr_error_prefix(rc, "%s: brain mask at %d um: ", path, L[i].um);
-          goto done;
-        }
-        mask = L[i].mask;
-      }
-    if ((rc = mbsr_upsample_like(lr, hr, MBSR_INTERP_KEYS, &up))) {
-      mbsr_error_prefix(rc, "%s: Keys upsampling %d -> %d um: ", path, c->pairs[q].lr_um, c->pairs[q].hr_um);
-      goto done;
-    }
-    /* the intensity contract: lo, hi of the network input; the same map for input and target */
-    double lo, hi;
-    if ((rc = mbsr_norm_fit(up, c->norm_plo, c->norm_phi, &lo, &hi)) || !(hn = mbsr_volume_clone(hr))) {
-      mbsr_volume_free(up);
-      rc = rc ? mbsr_error_prefix(rc, "%s: %d um input: ", path, c->pairs[q].lr_um) : mbsr_error(MBSR_ENOMEM, "out of memory");
-      goto done;
-    }
-    mbsr_norm_map(up->data, up->data, mbsr_volume_nvox(up), lo, hi);
-    mbsr_norm_map(hn->data, hn->data, mbsr_volume_nvox(hn), lo, hi);
-    pb[q].lo = lo, pb[q].hi = hi;
-    const int64_t n[3] = {hr->nx, hr->ny, hr->nz};
-    if (n[0] < p || n[1] < p || n[2] < p) {
-      mbsr_volume_free(up), mbsr_volume_free(hn);
-      rc = mbsr_error(MBSR_EINVAL, "%s: %lldx%lldx%lld voxels at %d um, smaller than a %d^3 patch", path, (long long)n[0],
-                      (long long)n[1], (long long)n[2], c->pairs[q].hr_um, p);
-      goto done;
-    }
-    patchbuf *b = &pb[q];
-    b->n = c->patches_per_volume;
-    b->in = mbsr_alloc((size_t)(b->n * p3) * sizeof(float));
-    b->tgt = mbsr_alloc((size_t)(b->n * p3) * sizeof(float));
-    b->ctr = mbsr_alloc((size_t)(b->n * 3) * sizeof(int32_t));
-    if (!b->in || !b->tgt || !b->ctr) {
-      mbsr_volume_free(up), mbsr_volume_free(hn);
-      rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory for %lld patches", path, (long long)b->n);
-      st->fatal = 1;
-      goto done;
-    }
-    /* Seed from (seed, subject name, pair): independent of rank, rank count and pair order. */
-    uint64_t s = mbsr_seed_mix(mbsr_seed_mix(c->seed, fnv1a(name)), (uint64_t)c->pairs[q].lr_um * 1000003ULL + (uint64_t)c->pairs[q].hr_um);
-    mbsr_rng *r = mbsr_rng_new(s);
-    const int h = p / 2;
-    const int64_t max_tries = 100000 + 1000 * b->n;
-    int64_t tries = 0;
-    b->cubic_sum = 0;
-    for (int64_t k = 0; k < b->n; k++) {
-      int64_t x0, y0, z0;
-      for (;;) {
-        x0 = (int64_t)mbsr_rng_uint(r, (uint64_t)(n[0] - p + 1));
-        y0 = (int64_t)mbsr_rng_uint(r, (uint64_t)(n[1] - p + 1));
-        z0 = (int64_t)mbsr_rng_uint(r, (uint64_t)(n[2] - p + 1));
-        if (mask->data[(x0 + h) + n[0] * ((y0 + h) + n[1] * (z0 + h))] > 0.5f) break;
-        if (++tries > max_tries) {
-          mbsr_rng_free(r);
-          mbsr_volume_free(up), mbsr_volume_free(hn);
-          rc = mbsr_error(MBSR_EINVAL, "%s: brain mask at %d um too small to place %d^3 patches", path, c->pairs[q].hr_um, p);
-          goto done;
-        }
-      }
-      b->ctr[3 * k] = (int32_t)(x0 + h), b->ctr[3 * k + 1] = (int32_t)(y0 + h), b->ctr[3 * k + 2] = (int32_t)(z0 + h);
-      float *pi = b->in + k * p3, *pt = b->tgt + k * p3;
-      double se = 0;
-      for (int zz = 0; zz < p; zz++)
-        for (int yy = 0; yy < p; yy++) {
-          int64_t o = x0 + n[0] * ((y0 + yy) + n[1] * (z0 + zz));
-          memcpy(pi + p * (yy + p * zz), up->data + o, (size_t)p * sizeof(float));
-          memcpy(pt + p * (yy + p * zz), hn->data + o, (size_t)p * sizeof(float));
-        }
-      for (int64_t v = 0; v < p3; v++) {
-        double d = (double)pi[v] - (double)pt[v];
-        se += d * d;
-      }
-      b->cubic_sum += se / (double)p3;
-    }
-    mbsr_rng_free(r);
-    mbsr_volume_free(up), mbsr_volume_free(hn);
-  }
-  /* Test subjects (every subject with eval_all): the volumes of every level used, in the input's
-   * intensity units (+ HR masks), for evaluation through the same path a user runs. */
-  if ((split == 2 || c->eval_all) && c->eval_dir) {
-    char fn[4096];
-    if ((rc = mbsr_mkdir_p(c->eval_dir))) {
-      st->fatal = 1;
-      goto done;
-    }
-    for (int i = 0; i < nl && !rc; i++) {
-      snprintf(fn, sizeof fn, "%s/%s_%dum.nii.gz", c->eval_dir, name, L[i].um);
-      rc = mbsr_volume_write(fn, L[i].v);
-      if (!rc && L[i].mask) {
-        snprintf(fn, sizeof fn, "%s/%s_%dum_mask.nii.gz", c->eval_dir, name, L[i].um);
-        rc = mbsr_volume_write(fn, L[i].mask);
-      }
-    }
-    if (rc) st->fatal = 1;
-  }
-done:
+  int nl = 0, rc = mbsr_volume_read(path, &c->read_opts, &raw);
+  if (!rc) rc = mbsr_volume_check_finite(raw, path);
+  if (!rc) rc = mbsr__prep_to_base(raw, base_um / 1000.0, path, &base);
+  mbsr_volume_free(raw);
+  if (!rc) warn_saturated(c, base, path);
+  for (int q = 0; q < c->npairs && !rc; q++) rc = subject_pair(c, q, base_um, base, L, &nl, path, name, &pb[q], st);
+  if (!rc && (split == 2 || c->eval_all) && c->eval_dir && (rc = write_eval_volumes(c, name, L, nl))) st->fatal = 1;
   if (rc)
     for (int q = 0; q < c->npairs; q++) {
       mbsr_free(pb[q].in), mbsr_free(pb[q].tgt), mbsr_free(pb[q].ctr);
       memset(&pb[q], 0, sizeof pb[q]);
     }
   levels_free(L, nl);
-  mbsr_volume_free(raw);
   mbsr_volume_free(base);
   return rc;
 }
@@ -483,386 +482,478 @@ typedef struct {
   char msg[480];
 } round_report;
 
-int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *sum) {
-  int rank, P, rc = MBSR_OK;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &P);
-  mbsr__h5_quiet();
-  double t0 = mbsr_now();
-  mbsr_prep_summary S0;
-  if (!sum) sum = &S0;
-  memset(sum, 0, sizeof *sum);
-  const int Q = c->npairs;
-  mbsr_input_list in = {0};
-  int *split = NULL, base_um = c->base_um;
-  patchbuf *pb = NULL; /* [local subject][pair] */
-  int64_t *cnt = NULL; /* [S][Q] patches per subject and pair (global after the reduction) */
-  double *cub = NULL;  /* [S][Q] cubic MSE sums */
-  double *nlh = NULL;  /* [S][Q][2] the contract's lo, hi */
-  char **failed = NULL, *fail_all = NULL;
-  char(*lmsg)[480] = NULL; /* failure message of each local subject */
-  int nfailed = 0;
-  hid_t fapl = -1, file = -1, dxpl = -1, gp = -1;
-  char tmp[4096] = "";
-  const int p = c->patch;
-  const hsize_t p3 = (hsize_t)p * p * p;
+/* ---- the run: a prep state and its verbs ---- */
+typedef struct {
+  const mbsr_prep_config *c;
+  MPI_Comm comm;
+  int rank, P;
+  mbsr_prep_summary *sum;
+  double t0;
+  int Q, S, s0, nloc, base_um, p;
+  hsize_t p3;
+  mbsr_input_list in;
+  int *split;             /* [S] 0 train, 1 val, 2 test */
+  char rule[512];         /* the split rule, as recorded in the file */
+  patchbuf *pb;           /* [local subject][pair] */
+  int64_t *cnt;           /* [S][Q] patches per subject and pair (global after the reduction) */
+  double *cub;            /* [S][Q] cubic MSE sums */
+  double *nlh;            /* [S][Q][2] the contract's lo, hi */
+  char (*lmsg)[480];      /* failure message of each local subject */
+  char **failed, *fail_all;
+  int nfailed;
+  int64_t loc[MBSR_MAX_PAIRS * MBSR_SPLITS], off[MBSR_MAX_PAIRS * MBSR_SPLITS], tot[MBSR_MAX_PAIRS * MBSR_SPLITS];
+  hid_t fapl, file, dxpl, gp;
+  char tmp[4096];
+} prep_job;
 
-  /* ---- checks and the input list (every rank reads it; they must agree) ---- */
-  if (!c->out || !c->inputs) rc = mbsr_error(MBSR_EINVAL, "--out and --inputs are required");
-  else if (Q < 1) rc = mbsr_error(MBSR_EINVAL, "no resolution pairs (--res or --pairs)");
-  else if (p < 3 || p > 255) rc = mbsr_error(MBSR_EINVAL, "patch edge %d out of range 3..255", p);
-  else if (c->patches_per_volume < 1) rc = mbsr_error(MBSR_EINVAL, "--patches-per-volume must be >= 1");
-  else if (c->split[0] + c->split[1] + c->split[2] != 100 || c->split[0] <= 0 || c->split[1] < 0 || c->split[2] < 0)
-    rc = mbsr_error(MBSR_EINVAL, "--split %d,%d,%d must be three shares >= 0 adding up to 100 (train > 0)", c->split[0],
-                    c->split[1], c->split[2]);
-  if (!rc && base_um <= 0) {
-    base_um = c->pairs[0].hr_um;
-    for (int q = 1; q < Q; q++)
-      if (c->pairs[q].hr_um < base_um) base_um = c->pairs[q].hr_um;
+/* The configuration (identical on all ranks); messages name the parameters. The base grid: base_um,
+ * or the finest HR of the pairs. */
+static int prep_check(prep_job *J) {
+  const mbsr_prep_config *c = J->c;
+  if (!c->out || !c->inputs) return mbsr_error(MBSR_EINVAL, "prep: out and inputs are required");
+  if (J->Q < 1) return mbsr_error(MBSR_EINVAL, "prep: no resolution pairs (res or pairs)");
+  if (J->p < 3 || J->p > 255) return mbsr_error(MBSR_EINVAL, "prep: patch edge %d out of range 3..255", J->p);
+  if (c->patches_per_volume < 1) return mbsr_error(MBSR_EINVAL, "prep: patches_per_volume must be >= 1");
+  if (c->split[0] + c->split[1] + c->split[2] != 100 || c->split[0] <= 0 || c->split[1] < 0 || c->split[2] < 0)
+    return mbsr_error(MBSR_EINVAL, "prep: split %d,%d,%d must be three shares >= 0 adding up to 100 (train > 0)", c->split[0],
+                      c->split[1], c->split[2]);
+  J->base_um = c->base_um;
+  if (J->base_um <= 0) {
+    J->base_um = c->pairs[0].hr_um;
+    for (int q = 1; q < J->Q; q++)
+      if (c->pairs[q].hr_um < J->base_um) J->base_um = c->pairs[q].hr_um;
   }
-  for (int q = 0; q < Q && !rc; q++)
-    if (c->pairs[q].hr_um % base_um || c->pairs[q].lr_um % c->pairs[q].hr_um)
-      rc = mbsr_error(MBSR_EINVAL, "pair %d-%d: HR must be a multiple of the base (%d um) and LR of HR", c->pairs[q].lr_um,
-                      c->pairs[q].hr_um, base_um);
-  if (!rc) rc = mbsr_input_list_load(c->inputs, &in);
-  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
-  const int S = in.n;
-  {
-    int mm[2] = {-S, S};
-    MPI_Allreduce(MPI_IN_PLACE, mm, 2, MPI_INT, MPI_MAX, comm);
-    if (-mm[0] != mm[1]) {
-      rc = mbsr_error(MBSR_EMISMATCH, "the ranks see different numbers of inputs in %s (%d..%d): is it on a shared filesystem?",
+  for (int q = 0; q < J->Q; q++)
+    if (c->pairs[q].hr_um % J->base_um || c->pairs[q].lr_um % c->pairs[q].hr_um)
+      return mbsr_error(MBSR_EINVAL, "pair %d-%d: HR must be a multiple of the base (%d um) and LR of HR", c->pairs[q].lr_um,
+                        c->pairs[q].hr_um, J->base_um);
+  return 0;
+}
+
+/* The input list (every rank reads it; they must agree), the split, the per-subject tables. */
+static int prep_plan(prep_job *J) {
+  const mbsr_prep_config *c = J->c;
+  int rc = prep_check(J);
+  if (!rc) rc = mbsr_input_list_load(c->inputs, &J->in);
+  if ((rc = mbsr_mpi_agree(J->comm, rc))) return rc;
+  const int S = J->S = J->in.n, Q = J->Q;
+  int mm[2] = {-S, S};
+  MPI_Allreduce(MPI_IN_PLACE, mm, 2, MPI_INT, MPI_MAX, J->comm);
+  if (-mm[0] != mm[1])
+    return mbsr_error(MBSR_EMISMATCH, "the ranks see different numbers of inputs in %s (%d..%d): is it on a shared filesystem?",
                       c->inputs, -mm[0], mm[1]);
-      goto out;
-    }
-  }
-  split = calloc((size_t)S, sizeof *split);
-  cnt = calloc((size_t)S * Q, sizeof *cnt);
-  cub = calloc((size_t)S * Q, sizeof *cub);
-  nlh = calloc((size_t)S * Q * 2, sizeof *nlh);
-  failed = calloc((size_t)S, sizeof *failed);
-  const int s0 = (int)((int64_t)S * rank / P), s1 = (int)((int64_t)S * (rank + 1) / P), nloc = s1 - s0;
-  pb = calloc((size_t)(nloc > 0 ? nloc : 1) * Q, sizeof *pb);
-  lmsg = calloc((size_t)(nloc > 0 ? nloc : 1), sizeof *lmsg);
-  if (!split || !cnt || !cub || !nlh || !failed || !pb || !lmsg) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
-  char rule[512];
-  if (!rc) assign_split(c, S, split, sum->n_split, rule, sizeof rule);
-  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
-  sum->n_subjects = S;
+  J->split = calloc((size_t)S + 1, sizeof *J->split);
+  J->cnt = calloc((size_t)S * Q + 1, sizeof *J->cnt);
+  J->cub = calloc((size_t)S * Q + 1, sizeof *J->cub);
+  J->nlh = calloc((size_t)S * Q * 2 + 1, sizeof *J->nlh);
+  J->failed = calloc((size_t)S + 1, sizeof *J->failed);
+  J->s0 = (int)((int64_t)S * J->rank / J->P);
+  J->nloc = (int)((int64_t)S * (J->rank + 1) / J->P) - J->s0;
+  J->pb = calloc((size_t)(J->nloc > 0 ? J->nloc : 1) * Q, sizeof *J->pb);
+  J->lmsg = calloc((size_t)(J->nloc > 0 ? J->nloc : 1), sizeof *J->lmsg);
+  if (!J->split || !J->cnt || !J->cub || !J->nlh || !J->failed || !J->pb || !J->lmsg)
+    rc = mbsr_error(MBSR_ENOMEM, "prep: out of memory for %d subjects", S);
+  if (!rc) assign_split(c, S, J->split, J->sum->n_split, J->rule, sizeof J->rule);
+  if ((rc = mbsr_mpi_agree(J->comm, rc))) return rc;
+  J->sum->n_subjects = S;
   mbsr_info("prep: %d subjects (%d train, %d val, %d test) on %d rank%s, %d pair%s, %d patches of %d^3 per subject and pair, base %d um",
-            S, sum->n_split[0], sum->n_split[1], sum->n_split[2], P, P > 1 ? "s" : "", Q, Q > 1 ? "s" : "",
-            c->patches_per_volume, p, base_um);
+            S, J->sum->n_split[0], J->sum->n_split[1], J->sum->n_split[2], J->P, J->P > 1 ? "s" : "", Q, Q > 1 ? "s" : "",
+            c->patches_per_volume, J->p, J->base_um);
+  return 0;
+}
 
-  /* ---- process: in lockstep rounds, so that rank 0 can print one line per volume ---- */
-  const int rounds = (S + P - 1) / P;
-  round_report *reps = rank == 0 ? calloc((size_t)P, sizeof *reps) : NULL;
+/* Local subject li (round r): processed, its counts recorded, its report filled. */
+static void prep_one(prep_job *J, int li, round_report *me) {
+  const int s = J->s0 + li, Q = J->Q;
+  double ts = mbsr_now();
+  subj_status st;
+  mbsr_error_clear();
+  me->subj = s;
+  me->rc = process_subject(J->c, J->base_um, J->in.paths[s], J->in.names[s], J->split[s], &J->pb[(size_t)li * Q], &st);
+  me->fatal = me->rc ? st.fatal : 0;
+  me->secs = mbsr_now() - ts;
+  if (me->rc) {
+    snprintf(me->msg, sizeof me->msg, "%s", mbsr_last_error());
+    snprintf(J->lmsg[li], sizeof J->lmsg[li], "%s", me->msg);
+    if (!me->fatal) mbsr_errmsg("prep: input %s failed (recorded, continuing): %s", J->in.paths[s], me->msg);
+  }
+  for (int q = 0; q < Q; q++) {
+    const patchbuf *b = &J->pb[(size_t)li * Q + q];
+    J->cnt[(size_t)s * Q + q] = b->n, J->cub[(size_t)s * Q + q] = b->cubic_sum;
+    J->nlh[((size_t)s * Q + q) * 2] = b->lo, J->nlh[((size_t)s * Q + q) * 2 + 1] = b->hi;
+  }
+}
+
+/* Every subject, in lockstep rounds, so that rank 0 can print one line per volume. */
+static int prep_process(prep_job *J) {
+  const int P = J->P, rounds = (J->S + P - 1) / P;
+  round_report *reps = J->rank == 0 ? calloc((size_t)P, sizeof *reps) : NULL;
+  int rc = mbsr_mpi_agree(J->comm, J->rank == 0 && !reps ? mbsr_error(MBSR_ENOMEM, "prep: out of memory") : 0);
   mbsr_progress prog;
-  mbsr_progress_init(&prog, "prep", S);
+  mbsr_progress_init(&prog, "prep", J->S);
   int done_subj = 0;
-  for (int r = 0; r < rounds; r++) {
+  for (int r = 0; r < rounds && !rc; r++) {
     round_report me;
     memset(&me, 0, sizeof me);
     me.subj = -1;
-    int li = r, s = s0 + r;
-    if (li < nloc) {
-      double ts = mbsr_now();
-      subj_status st;
-      mbsr_error_clear();
-      me.subj = s;
-      me.rc = process_subject(c, base_um, in.paths[s], in.names[s], split[s], &pb[(size_t)li * Q], &st);
-      me.fatal = me.rc ? st.fatal : 0;
-      me.secs = mbsr_now() - ts;
-      if (me.rc) {
-        snprintf(me.msg, sizeof me.msg, "%s", mbsr_last_error());
-        snprintf(lmsg[li], sizeof lmsg[li], "%s", me.msg);
-        if (!me.fatal) mbsr_errmsg("prep: input %s failed (recorded, continuing): %s", in.paths[s], me.msg);
-      }
-      for (int q = 0; q < Q; q++) {
-        const patchbuf *b = &pb[(size_t)li * Q + q];
-        cnt[(size_t)s * Q + q] = b->n, cub[(size_t)s * Q + q] = b->cubic_sum;
-        nlh[((size_t)s * Q + q) * 2] = b->lo, nlh[((size_t)s * Q + q) * 2 + 1] = b->hi;
-      }
-    }
-    if (MPI_Gather(&me, (int)sizeof me, MPI_BYTE, reps, (int)sizeof me, MPI_BYTE, 0, comm) != MPI_SUCCESS) {
+    if (r < J->nloc) prep_one(J, r, &me);
+    if (MPI_Gather(&me, (int)sizeof me, MPI_BYTE, reps, (int)sizeof me, MPI_BYTE, 0, J->comm) != MPI_SUCCESS) {
       rc = mbsr_error(MBSR_EMPI, "MPI_Gather of progress failed");
       break;
     }
-    if (rank == 0 && c->progress)
-      for (int k = 0; k < P; k++) {
-        if (reps[k].subj < 0) continue;
-        char extra[768];
-        done_subj++;
-        snprintf(extra, sizeof extra, "[rank %d] %s %s (%.1f s)%s%s", k, in.names[reps[k].subj],
-                 reps[k].rc ? "FAILED" : "ok", reps[k].secs, reps[k].rc ? ": " : "", reps[k].rc ? reps[k].msg : "");
-        mbsr_progress_update(&prog, done_subj, "subjects", extra);
-      }
-    int fatal = me.fatal ? me.rc : 0;
-    if ((rc = mbsr_mpi_agree(comm, fatal))) break;
+    for (int k = 0; J->rank == 0 && J->c->progress && k < P; k++) {
+      if (reps[k].subj < 0) continue;
+      char extra[768];
+      done_subj++;
+      snprintf(extra, sizeof extra, "[rank %d] %s %s (%.1f s)%s%s", k, J->in.names[reps[k].subj], reps[k].rc ? "FAILED" : "ok",
+               reps[k].secs, reps[k].rc ? ": " : "", reps[k].rc ? reps[k].msg : "");
+      mbsr_progress_update(&prog, done_subj, "subjects", extra);
+    }
+    rc = mbsr_mpi_agree(J->comm, me.fatal ? me.rc : 0);
   }
   free(reps);
-  if (rc) goto out;
+  return rc;
+}
 
-  /* ---- gather sizes, cubic sums and the failures ---- */
-  if (MPI_Allreduce(MPI_IN_PLACE, cnt, S * Q, MPI_INT64_T, MPI_SUM, comm) != MPI_SUCCESS ||
-      MPI_Allreduce(MPI_IN_PLACE, cub, S * Q, MPI_DOUBLE, MPI_SUM, comm) != MPI_SUCCESS ||
-      MPI_Allreduce(MPI_IN_PLACE, nlh, 2 * S * Q, MPI_DOUBLE, MPI_SUM, comm) != MPI_SUCCESS) {
-    rc = mbsr_error(MBSR_EMPI, "MPI_Allreduce of patch counts failed");
-    goto out;
+/* Failure messages: each rank's "<subject>\t<rank>\t<message>\n" lines, concatenated in rank order
+ * (= subject order) on every rank. */
+static int gather_failures(prep_job *J) {
+  const int Q = J->Q, P = J->P;
+  char *mine = NULL;
+  size_t ml = 0;
+  FILE *mf = open_memstream(&mine, &ml);
+  if (!mf) return mbsr_error(MBSR_ENOMEM, "prep: out of memory");
+  for (int li = 0; li < J->nloc; li++) {
+    int s = J->s0 + li, bad = 0;
+    for (int q = 0; q < Q; q++) bad |= J->cnt[(size_t)s * Q + q] == 0;
+    if (!bad) continue;
+    for (char *x = J->lmsg[li]; *x; x++)
+      if (*x == '\n') *x = ' ';
+    fprintf(mf, "%s\t%d\t%s\n", J->in.names[s], J->rank, J->lmsg[li][0] ? J->lmsg[li] : "no patches");
   }
-  {
-    /* Failure messages: each rank's text, concatenated in rank order (= subject order). */
-    char *mine = calloc(1, 1);
-    size_t ml = 0;
-    for (int li = 0; li < nloc; li++) {
-      int s = s0 + li, bad = 0;
-      for (int q = 0; q < Q; q++) bad |= cnt[(size_t)s * Q + q] == 0;
-      if (!bad) continue;
-      char line[700];
-      for (char *x = lmsg[li]; *x; x++)
-        if (*x == '\n') *x = ' ';
-      snprintf(line, sizeof line, "%s\t%d\t%s\n", in.names[s], rank, lmsg[li][0] ? lmsg[li] : "no patches");
-      mine = realloc(mine, ml + strlen(line) + 1);
-      memcpy(mine + ml, line, strlen(line) + 1);
-      ml += strlen(line);
-    }
-    int len = (int)ml, *lens = malloc((size_t)P * sizeof *lens), *displ = malloc((size_t)P * sizeof *displ);
-    MPI_Allgather(&len, 1, MPI_INT, lens, 1, MPI_INT, comm);
-    int tot = 0;
-    for (int k = 0; k < P; k++) displ[k] = tot, tot += lens[k];
-    fail_all = calloc((size_t)tot + 1, 1);
-    MPI_Allgatherv(mine, len, MPI_CHAR, fail_all, lens, displ, MPI_CHAR, comm);
+  int rc = fclose(mf) ? mbsr_error(MBSR_ENOMEM, "prep: out of memory") : 0;
+  int len = rc ? 0 : (int)ml, *lens = malloc((size_t)P * sizeof *lens), *displ = malloc((size_t)P * sizeof *displ);
+  if ((rc = mbsr_mpi_agree(J->comm, rc || !lens || !displ ? (rc ? rc : mbsr_error(MBSR_ENOMEM, "prep: out of memory")) : 0))) {
     free(mine), free(lens), free(displ);
-    /* The file records "<subject>: <message>" (its content must not depend on the rank count); the
-     * rank that processed the input is reported in the summary and the log. */
-    size_t fl = 0;
-    for (char *tok = strtok(fail_all, "\n"); tok; tok = strtok(NULL, "\n")) {
-      char *t1 = strchr(tok, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
-      if (!t1 || !t2) continue;
-      *t1 = 0, *t2 = 0;
-      int fr = atoi(t1 + 1);
-      int w = snprintf(sum->failures + fl, sizeof sum->failures - fl, "%s%s (rank %d): %s", fl ? "; " : "", tok, fr, t2 + 1);
-      if (w > 0 && fl + (size_t)w < sizeof sum->failures) fl += (size_t)w;
-      /* rebuild "<subject>: <message>" in place (the message follows the second tab) */
-      size_t ln = strlen(tok);
-      tok[ln] = ':', tok[ln + 1] = ' ';
-      memmove(tok + ln + 2, t2 + 1, strlen(t2 + 1) + 1);
-      failed[nfailed++] = tok;
-    }
+    return rc;
   }
-  sum->n_failed = nfailed;
-  for (size_t i = 0; i < (size_t)S * Q; i++)
-    if (cnt[i] == 0) nlh[2 * i] = nlh[2 * i + 1] = NAN;
-  if (nfailed == S) {
-    rc = mbsr_error(MBSR_EINVAL, "all %d inputs failed (%s); nothing written", S, sum->failures);
-    goto out;
-  }
+  MPI_Allgather(&len, 1, MPI_INT, lens, 1, MPI_INT, J->comm);
+  int tot = 0;
+  for (int k = 0; k < P; k++) displ[k] = tot, tot += lens[k];
+  J->fail_all = calloc((size_t)tot + 1, 1);
+  rc = mbsr_mpi_agree(J->comm, J->fail_all ? 0 : mbsr_error(MBSR_ENOMEM, "prep: out of memory"));
+  if (!rc) MPI_Allgatherv(mine, len, MPI_CHAR, J->fail_all, lens, displ, MPI_CHAR, J->comm);
+  free(mine), free(lens), free(displ);
+  return rc;
+}
 
-  /* ---- offsets: per (pair, split) Exscan of the local counts; totals ---- */
-  int64_t loc[MBSR_MAX_PAIRS * MBSR_SPLITS] = {0}, off[MBSR_MAX_PAIRS * MBSR_SPLITS] = {0}, tot[MBSR_MAX_PAIRS * MBSR_SPLITS] = {0};
-  for (int li = 0; li < nloc; li++)
-    for (int q = 0; q < Q; q++) loc[q * MBSR_SPLITS + split[s0 + li]] += pb[(size_t)li * Q + q].n;
-  MPI_Exscan(loc, off, Q * MBSR_SPLITS, MPI_INT64_T, MPI_SUM, comm);
-  if (rank == 0) memset(off, 0, sizeof off); /* MPI_Exscan leaves rank 0's buffer undefined */
-  MPI_Allreduce(loc, tot, Q * MBSR_SPLITS, MPI_INT64_T, MPI_SUM, comm);
+/* The failure lines -> the summary ("<subject> (rank r): <message>"; ...) and the file's /failed
+ * entries "<subject>: <message>" (its content must not depend on the rank count), rebuilt in place. */
+static void parse_failures(prep_job *J) {
+  size_t fl = 0;
+  mbsr_prep_summary *sum = J->sum;
+  for (char *tok = J->fail_all, *nl; tok && *tok; tok = nl ? nl + 1 : NULL) {
+    nl = strchr(tok, '\n');
+    if (nl) *nl = 0;
+    char *t1 = strchr(tok, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+    if (!t1 || !t2) continue;
+    *t1 = 0, *t2 = 0;
+    int fr = atoi(t1 + 1);
+    int w = snprintf(sum->failures + fl, sizeof sum->failures - fl, "%s%s (rank %d): %s", fl ? "; " : "", tok, fr, t2 + 1);
+    if (w > 0 && fl + (size_t)w < sizeof sum->failures) fl += (size_t)w;
+    size_t ln = strlen(tok);
+    tok[ln] = ':', tok[ln + 1] = ' ';
+    memmove(tok + ln + 2, t2 + 1, strlen(t2 + 1) + 1);
+    J->failed[J->nfailed++] = tok;
+  }
+  sum->n_failed = J->nfailed;
+}
+
+/* Sizes, cubic sums and contracts reduced over ranks; the failures; per (pair, split) offsets (an
+ * Exscan of the local counts) and totals. */
+static int prep_gather(prep_job *J) {
+  const int S = J->S, Q = J->Q;
+  if (MPI_Allreduce(MPI_IN_PLACE, J->cnt, S * Q, MPI_INT64_T, MPI_SUM, J->comm) != MPI_SUCCESS ||
+      MPI_Allreduce(MPI_IN_PLACE, J->cub, S * Q, MPI_DOUBLE, MPI_SUM, J->comm) != MPI_SUCCESS ||
+      MPI_Allreduce(MPI_IN_PLACE, J->nlh, 2 * S * Q, MPI_DOUBLE, MPI_SUM, J->comm) != MPI_SUCCESS)
+    return mbsr_error(MBSR_EMPI, "MPI_Allreduce of patch counts failed");
+  int rc = gather_failures(J);
+  if (rc) return rc;
+  parse_failures(J);
+  for (size_t i = 0; i < (size_t)S * Q; i++)
+    if (J->cnt[i] == 0) J->nlh[2 * i] = J->nlh[2 * i + 1] = NAN;
+  if (J->nfailed == S) return mbsr_error(MBSR_EINVAL, "all %d inputs failed (%s); nothing written", S, J->sum->failures);
+  for (int li = 0; li < J->nloc; li++)
+    for (int q = 0; q < Q; q++) J->loc[q * MBSR_SPLITS + J->split[J->s0 + li]] += J->pb[(size_t)li * Q + q].n;
+  MPI_Exscan(J->loc, J->off, Q * MBSR_SPLITS, MPI_INT64_T, MPI_SUM, J->comm);
+  if (J->rank == 0) memset(J->off, 0, sizeof J->off); /* MPI_Exscan leaves rank 0's buffer undefined */
+  MPI_Allreduce(J->loc, J->tot, Q * MBSR_SPLITS, MPI_INT64_T, MPI_SUM, J->comm);
   for (int q = 0; q < Q; q++)
     for (int sp = 0; sp < MBSR_SPLITS; sp++) {
       double acc = 0; /* in subject order on every rank: identical for any rank count */
       for (int s = 0; s < S; s++)
-        if (split[s] == sp && cnt[(size_t)s * Q + q] > 0) acc += cub[(size_t)s * Q + q];
-      sum->n_patches[q][sp] = tot[q * MBSR_SPLITS + sp];
-      sum->cubic_mse[q][sp] = tot[q * MBSR_SPLITS + sp] ? acc / (double)tot[q * MBSR_SPLITS + sp] : NAN;
+        if (J->split[s] == sp && J->cnt[(size_t)s * Q + q] > 0) acc += J->cub[(size_t)s * Q + q];
+      const int64_t t = J->tot[q * MBSR_SPLITS + sp];
+      J->sum->n_patches[q][sp] = t;
+      J->sum->cubic_mse[q][sp] = t ? acc / (double)t : NAN;
     }
+  return 0;
+}
 
-  /* ---- the file: temporary name from rank 0, created collectively ---- */
-  if (rank == 0) {
+/* Root attributes: everything needed to reproduce the file (no rank count, no time). */
+static int write_root_attrs(prep_job *J) {
+  const mbsr_prep_config *c = J->c;
+  const hid_t file = J->file;
+  char txt[1024];
+  double nr[2] = {c->norm_plo, c->norm_phi};
+  snprintf(txt, sizeof txt,
+           "read -> area-weighted resampling to %d um -> block average -> Keys (a=-0.5) upsampling of LR onto HR = input -> "
+           "lo, hi = the %g and %g percentiles of the input; input and target (HR) mapped by clip((x-lo)/(hi-lo),0,1) -> mask "
+           "(threshold %g, <0 = Otsu) -> patches at seeded random brain centres",
+           J->base_um, c->norm_plo, c->norm_phi, c->mask_thr);
+  int rc = mbsr__h5_attr_str(file, "mbsr_version", MBSR_VERSION);
+  if (!rc) rc = mbsr__h5_attr_int(file, "seed", (int64_t)c->seed);
+  if (!rc) rc = mbsr__h5_attr_int(file, "patch", J->p);
+  if (!rc) rc = mbsr__h5_attr_int(file, "patches_per_volume", c->patches_per_volume);
+  if (!rc) rc = mbsr__h5_attr_int(file, "base_um", J->base_um);
+  if (!rc) rc = mbsr__h5_attr_int(file, "n_subjects", J->S);
+  if (!rc) rc = mbsr__h5_attr_int(file, "n_failed", J->nfailed);
+  if (!rc) rc = mbsr__h5_attr_str(file, "split", J->rule);
+  if (!rc) rc = mbsr__h5_attr_str(file, "norm", "percentile");
+  if (!rc) rc = mbsr__h5_attr_double(file, "norm_percentiles", nr, 2);
+  if (!rc) rc = mbsr__h5_attr_double(file, "mask_threshold", &c->mask_thr, 1);
+  if (!rc) rc = mbsr__h5_attr_double(file, "tiff_vox_mm", c->read_opts.tiff_vox, 3);
+  if (!rc) rc = mbsr__h5_attr_str(file, "tiff_orient", c->read_opts.tiff_orient);
+  if (!rc) rc = mbsr__h5_attr_str(file, "pipeline", txt);
+  if (!rc)
+    rc = mbsr__h5_attr_str(file, "checksums", "crc32 of every patch row (input, target, subject, center) in <split>/crc32; crc32 attribute of the other datasets; "
+                                              "checksummed object headers");
+  return rc ? mbsr_error_prefix(rc, "%s: ", c->out) : 0;
+}
+
+/* The file: a temporary name from rank 0 (stale temporaries of killed runs removed), created
+ * collectively; the root attributes and the per-subject datasets. */
+static int prep_create(prep_job *J) {
+  const mbsr_prep_config *c = J->c;
+  int rc = 0;
+  if (J->rank == 0) {
     char odir[4096];
     const char *sl = strrchr(c->out, '/');
-    snprintf(odir, sizeof odir, "%.*s", sl ? (int)(sl - c->out) : 1, sl ? c->out : ".");
-    int nst = mbsr_clean_stale_tmp(odir, sl ? sl + 1 : c->out);
+    rc = mbsr_pathf(odir, sizeof odir, "%.*s", sl ? (int)(sl - c->out) : 1, sl ? c->out : ".");
+    int nst = rc ? 0 : mbsr_clean_stale_tmp(odir, sl ? sl + 1 : c->out);
     if (nst) mbsr_info("prep: removed %d temporary file%s of killed runs", nst, nst > 1 ? "s" : "");
-    rc = mbsr_tmp_path(c->out, tmp, sizeof tmp);
+    if (!rc) rc = mbsr_tmp_path(c->out, J->tmp, sizeof J->tmp);
   }
-  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
-  MPI_Bcast(tmp, sizeof tmp, MPI_CHAR, 0, comm);
-  fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if ((rc = mbsr_mpi_agree(J->comm, rc))) return rc;
+  MPI_Bcast(J->tmp, sizeof J->tmp, MPI_CHAR, 0, J->comm);
+  J->fapl = H5Pcreate(H5P_FILE_ACCESS);
   /* the 1.8+ object format: checksummed object headers (the attributes), readable by HDF5 >= 1.8 */
-  if (fapl < 0 || H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0 || H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V110) < 0)
+  if (J->fapl < 0 || H5Pset_fapl_mpio(J->fapl, J->comm, MPI_INFO_NULL) < 0 ||
+      H5Pset_libver_bounds(J->fapl, H5F_LIBVER_V18, H5F_LIBVER_V110) < 0)
     rc = mbsr_error(MBSR_EHDF5, "%s: setting up the MPI-IO file access failed", c->out);
-  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
+  if ((rc = mbsr_mpi_agree(J->comm, rc))) return rc;
   errno = 0;
-  file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-  if (file < 0) rc = mbsr_error(MBSR_EHDF5, "%s: cannot create (temporary %s)%s%s", c->out, tmp, errno ? ": " : "", errno ? strerror(errno) : "");
-  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
-  dxpl = H5Pcreate(H5P_DATASET_XFER);
-  if (dxpl < 0 || H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0) rc = mbsr_error(MBSR_EHDF5, "%s: H5Pset_dxpl_mpio failed", c->out);
-  /* Root attributes: everything needed to reproduce the file (no rank count, no time). */
+  J->file = H5Fcreate(J->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, J->fapl);
+  if (J->file < 0)
+    rc = mbsr_error(MBSR_EHDF5, "%s: cannot create (temporary %s)%s%s", c->out, J->tmp, errno ? ": " : "", errno ? strerror(errno) : "");
+  if ((rc = mbsr_mpi_agree(J->comm, rc))) return rc;
+  J->dxpl = H5Pcreate(H5P_DATASET_XFER);
+  if (J->dxpl < 0 || H5Pset_dxpl_mpio(J->dxpl, H5FD_MPIO_COLLECTIVE) < 0) rc = mbsr_error(MBSR_EHDF5, "%s: H5Pset_dxpl_mpio failed", c->out);
+  if (!rc) rc = write_root_attrs(J);
+  if ((rc = mbsr_mpi_agree(J->comm, rc))) return rc;
+  int32_t *sp32 = malloc((size_t)(J->S > 0 ? J->S : 1) * sizeof *sp32);
+  rc = mbsr_mpi_agree(J->comm, sp32 ? 0 : mbsr_error(MBSR_ENOMEM, "prep: out of memory"));
   if (!rc) {
-    char txt[1024];
-    double nr[2] = {c->norm_plo, c->norm_phi};
-    snprintf(txt, sizeof txt,
-             "read -> area-weighted resampling to %d um -> block average -> Keys (a=-0.5) upsampling of LR onto HR = input -> "
-             "lo, hi = the %g and %g percentiles of the input; input and target (HR) mapped by clip((x-lo)/(hi-lo),0,1) -> mask "
-             "(threshold %g, <0 = Otsu) -> patches at seeded random brain centres",
-             base_um, c->norm_plo, c->norm_phi, c->mask_thr);
-    if (!rc) rc = mbsr__h5_attr_str(file, "mbsr_version", MBSR_VERSION);
-    if (!rc) rc = mbsr__h5_attr_int(file, "seed", (int64_t)c->seed);
-    if (!rc) rc = mbsr__h5_attr_int(file, "patch", p);
-    if (!rc) rc = mbsr__h5_attr_int(file, "patches_per_volume", c->patches_per_volume);
-    if (!rc) rc = mbsr__h5_attr_int(file, "base_um", base_um);
-    if (!rc) rc = mbsr__h5_attr_int(file, "n_subjects", S);
-    if (!rc) rc = mbsr__h5_attr_int(file, "n_failed", nfailed);
-    if (!rc) rc = mbsr__h5_attr_str(file, "split", rule);
-    if (!rc) rc = mbsr__h5_attr_str(file, "norm", "percentile");
-    if (!rc) rc = mbsr__h5_attr_double(file, "norm_percentiles", nr, 2);
-    if (!rc) rc = mbsr__h5_attr_double(file, "mask_threshold", &c->mask_thr, 1);
-    if (!rc) rc = mbsr__h5_attr_double(file, "tiff_vox_mm", c->read_opts.tiff_vox, 3);
-    if (!rc) rc = mbsr__h5_attr_str(file, "tiff_orient", c->read_opts.tiff_orient);
-    if (!rc) rc = mbsr__h5_attr_str(file, "pipeline", txt);
-    if (!rc) rc = mbsr__h5_attr_str(file, "checksums", "crc32 of every patch row (input, target, subject, center) in <split>/crc32; crc32 attribute of the other datasets; "
-                                         "checksummed object headers");
-    if (rc) mbsr_error_prefix(rc, "%s: ", c->out);
+    for (int s = 0; s < J->S; s++) sp32[s] = J->split[s];
+    rc = write_small(J->file, "subject_split", H5T_STD_I32LE, H5T_NATIVE_INT32, (hsize_t)J->S, 1, sp32, J->rank, J->dxpl, J->comm,
+                     c->out, "/subject_split");
   }
-  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
-  {
-    int32_t *sp32 = malloc((size_t)(S > 0 ? S : 1) * sizeof *sp32);
-    rc = mbsr_mpi_agree(comm, sp32 ? 0 : mbsr_error(MBSR_ENOMEM, "out of memory"));
-    if (!rc) {
-      for (int s = 0; s < S; s++) sp32[s] = split[s];
-      rc = write_small(file, "subject_split", H5T_STD_I32LE, H5T_NATIVE_INT32, (hsize_t)S, 1, sp32, rank, dxpl, comm, c->out,
-                       "/subject_split");
+  free(sp32);
+  if (!rc) rc = write_strings(J->file, "subjects", J->in.names, J->S, J->rank, J->dxpl, J->comm, c->out);
+  if (!rc) rc = write_strings(J->file, "sources", J->in.paths, J->S, J->rank, J->dxpl, J->comm, c->out);
+  if (!rc) rc = write_strings(J->file, "failed", J->failed, J->nfailed, J->rank, J->dxpl, J->comm, c->out);
+  return rc;
+}
+
+/* This rank's rows of (pair q, split sp), in subject order, packed into one buffer per dataset. */
+typedef struct {
+  float *in, *tgt;
+  int32_t *sub, *ctr;
+  uint32_t *crc;
+} packed_rows;
+
+static void packed_free(packed_rows *r) {
+  mbsr_free(r->in), mbsr_free(r->tgt), mbsr_free(r->sub), mbsr_free(r->ctr), mbsr_free(r->crc);
+  memset(r, 0, sizeof *r);
+}
+
+static int pack_rows(prep_job *J, int q, int sp, hsize_t nl, packed_rows *r) {
+  const hsize_t p3 = J->p3, n = nl ? nl : 1;
+  r->in = mbsr_alloc((size_t)n * p3 * sizeof(float));
+  r->tgt = mbsr_alloc((size_t)n * p3 * sizeof(float));
+  r->sub = mbsr_alloc((size_t)n * sizeof(int32_t));
+  r->ctr = mbsr_alloc((size_t)n * 3 * sizeof(int32_t));
+  r->crc = mbsr_alloc((size_t)n * sizeof(uint32_t));
+  if (!r->in || !r->tgt || !r->sub || !r->ctr || !r->crc) return mbsr_error(MBSR_ENOMEM, "prep: out of memory packing patches");
+  size_t k = 0;
+  for (int li = 0; li < J->nloc; li++) {
+    if (J->split[J->s0 + li] != sp) continue;
+    patchbuf *b = &J->pb[(size_t)li * J->Q + q];
+    if (b->n == 0) continue;
+    memcpy(r->in + k * p3, b->in, (size_t)b->n * p3 * sizeof(float));
+    memcpy(r->tgt + k * p3, b->tgt, (size_t)b->n * p3 * sizeof(float));
+    memcpy(r->ctr + 3 * k, b->ctr, (size_t)b->n * 3 * sizeof(int32_t));
+    for (int64_t j = 0; j < b->n; j++) {
+      r->sub[k + j] = J->s0 + li;
+      r->crc[k + j] = mbsr__patch_crc(r->in + (k + j) * p3, r->tgt + (k + j) * p3, p3, r->sub[k + j], r->ctr + 3 * (k + j));
     }
-    free(sp32);
-    if (!rc) rc = write_strings(file, "subjects", in.names, S, rank, dxpl, comm, c->out);
-    if (!rc) rc = write_strings(file, "sources", in.paths, S, rank, dxpl, comm, c->out);
-    if (!rc) rc = write_strings(file, "failed", failed, nfailed, rank, dxpl, comm, c->out);
-    if (rc) goto out;
+    k += (size_t)b->n;
+    /* release the per-subject copy as soon as it is packed */
+    mbsr_free(b->in), mbsr_free(b->tgt), mbsr_free(b->ctr);
+    b->in = b->tgt = NULL, b->ctr = NULL;
   }
-  gp = H5Gcreate2(file, "pairs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if ((rc = mbsr_mpi_agree(comm, gp < 0 ? mbsr_error(MBSR_EHDF5, "%s: creating /pairs failed", c->out) : 0))) goto out;
-  /* From here every rc is agreed before it is acted on: all ranks take the same branches. */
-  for (int q = 0; q < Q && !rc; q++) {
-    char nm[64], path[160];
-    snprintf(nm, sizeof nm, "%d-%d", c->pairs[q].lr_um, c->pairs[q].hr_um);
-    hid_t g = H5Gcreate2(gp, nm, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0) rc = mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s failed", c->out, nm);
-    double lv[3] = {c->pairs[q].lr_um / 1000.0, c->pairs[q].lr_um / 1000.0, c->pairs[q].lr_um / 1000.0};
-    double hv[3] = {c->pairs[q].hr_um / 1000.0, c->pairs[q].hr_um / 1000.0, c->pairs[q].hr_um / 1000.0};
-    if (!rc) rc = mbsr__h5_attr_int(g, "lr_um", c->pairs[q].lr_um);
-    if (!rc) rc = mbsr__h5_attr_int(g, "hr_um", c->pairs[q].hr_um);
-    if (!rc) rc = mbsr__h5_attr_double(g, "lr_vox_mm", lv, 3);
-    if (!rc) rc = mbsr__h5_attr_double(g, "hr_vox_mm", hv, 3);
-    if (!rc) rc = mbsr__h5_attr_int(g, "factor", c->pairs[q].lr_um / c->pairs[q].hr_um);
-    if (!rc) rc = mbsr__h5_attr_str(g, "interp", "keys");
-    double *lh = rc ? NULL : malloc(sizeof(double) * 2 * (size_t)(S > 0 ? S : 1));
-    if (!rc && !lh) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
-    rc = mbsr_mpi_agree(comm, rc);
-    if (!rc) {
-      for (int s = 0; s < S; s++) lh[2 * s] = nlh[((size_t)s * Q + q) * 2], lh[2 * s + 1] = nlh[((size_t)s * Q + q) * 2 + 1];
-      snprintf(path, sizeof path, "/pairs/%s/norm_lo_hi", nm);
-      rc = write_small(g, "norm_lo_hi", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, (hsize_t)S, 2, lh, rank, dxpl, comm, c->out, path);
-    }
-    free(lh);
-    for (int sp = 0; sp < MBSR_SPLITS && !rc; sp++) {
-      const hsize_t N = (hsize_t)tot[q * MBSR_SPLITS + sp], o = (hsize_t)off[q * MBSR_SPLITS + sp];
-      const hsize_t nl = (hsize_t)loc[q * MBSR_SPLITS + sp];
-      int nsub = 0;
-      for (int s = 0; s < S; s++) nsub += split[s] == sp && cnt[(size_t)s * Q + q] > 0;
-      hid_t gs = H5Gcreate2(g, split_names[sp], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-      if (gs < 0) rc = mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s/%s failed", c->out, nm, split_names[sp]);
-      if (!rc) rc = mbsr__h5_attr_double(gs, "cubic_mse", &sum->cubic_mse[q][sp], 1);
-      if (!rc) rc = mbsr__h5_attr_int(gs, "n_patches", (int64_t)N);
-      if (!rc) rc = mbsr__h5_attr_int(gs, "n_subjects", nsub);
-      hsize_t dims[4] = {N, (hsize_t)p, (hsize_t)p, (hsize_t)p};
-      hsize_t ch[4] = {(hsize_t)(c->chunk_patches > 0 ? c->chunk_patches : 4), (hsize_t)p, (hsize_t)p, (hsize_t)p};
-      hsize_t d1[4] = {N, 0, 0, 0}, c1[4] = {1024, 0, 0, 0}, d3[4] = {N, 3, 0, 0}, c3[4] = {1024, 3, 0, 0};
-      hid_t di = -1, dt = -1, dsu = -1, dc = -1, dk = -1;
-      if (!rc) {
-        di = create_dset(gs, "input", H5T_IEEE_F32LE, 4, dims, ch, 1);
-        dt = create_dset(gs, "target", H5T_IEEE_F32LE, 4, dims, ch, 1);
-        dsu = create_dset(gs, "subject", H5T_STD_I32LE, 1, d1, c1, 1);
-        dc = create_dset(gs, "center", H5T_STD_I32LE, 2, d3, c3, 1);
-        dk = create_dset(gs, "crc32", H5T_STD_U32LE, 1, d1, c1, 1);
-        if (di < 0 || dt < 0 || dsu < 0 || dc < 0 || dk < 0)
-          rc = mbsr_error(MBSR_EHDF5, "%s: creating datasets in /pairs/%s/%s failed", c->out, nm, split_names[sp]);
-      }
-      rc = mbsr_mpi_agree(comm, rc);
-      /* This rank's rows, in subject order, packed into one buffer per dataset. */
-      float *bi = NULL, *bt = NULL;
-      int32_t *bs = NULL, *bc = NULL;
-      uint32_t *bk = NULL;
-      if (!rc && N > 0) {
-        bi = mbsr_alloc((size_t)(nl ? nl : 1) * p3 * sizeof(float));
-        bt = mbsr_alloc((size_t)(nl ? nl : 1) * p3 * sizeof(float));
-        bs = mbsr_alloc((size_t)(nl ? nl : 1) * sizeof(int32_t));
-        bc = mbsr_alloc((size_t)(nl ? nl : 1) * 3 * sizeof(int32_t));
-        bk = mbsr_alloc((size_t)(nl ? nl : 1) * sizeof(uint32_t));
-        int okm = bi && bt && bs && bc && bk;
-        if (!okm) rc = mbsr_error(MBSR_ENOMEM, "out of memory packing patches");
-        size_t k = 0;
-        for (int li = 0; okm && li < nloc; li++) {
-          if (split[s0 + li] != sp) continue;
-          patchbuf *b = &pb[(size_t)li * Q + q];
-          if (b->n == 0) continue;
-          memcpy(bi + k * p3, b->in, (size_t)b->n * p3 * sizeof(float));
-          memcpy(bt + k * p3, b->tgt, (size_t)b->n * p3 * sizeof(float));
-          memcpy(bc + 3 * k, b->ctr, (size_t)b->n * 3 * sizeof(int32_t));
-          for (int64_t j = 0; j < b->n; j++) {
-            bs[k + j] = s0 + li;
-            bk[k + j] = mbsr__patch_crc(bi + (k + j) * p3, bt + (k + j) * p3, p3, bs[k + j], bc + 3 * (k + j));
-          }
-          k += (size_t)b->n;
-          /* release the per-subject copy as soon as it is packed */
-          mbsr_free(b->in), mbsr_free(b->tgt), mbsr_free(b->ctr);
-          b->in = b->tgt = NULL, b->ctr = NULL;
-        }
-        char d[5][200];
-        static const char *const dn[5] = {"input", "target", "subject", "center", "crc32"};
-        for (int k5 = 0; k5 < 5; k5++) snprintf(d[k5], sizeof d[k5], "/pairs/%s/%s/%s", nm, split_names[sp], dn[k5]);
-        if ((rc = mbsr_mpi_agree(comm, rc)) == 0) rc = write_rows(di, d[0], H5T_NATIVE_FLOAT, sizeof(float), 4, p3, o, nl, bi, dxpl, comm, c->out);
-        if (!rc) rc = write_rows(dt, d[1], H5T_NATIVE_FLOAT, sizeof(float), 4, p3, o, nl, bt, dxpl, comm, c->out);
-        if (!rc) rc = write_rows(dsu, d[2], H5T_NATIVE_INT32, sizeof(int32_t), 1, 1, o, nl, bs, dxpl, comm, c->out);
-        if (!rc) rc = write_rows(dc, d[3], H5T_NATIVE_INT32, sizeof(int32_t), 2, 3, o, nl, bc, dxpl, comm, c->out);
-        if (!rc) rc = write_rows(dk, d[4], H5T_NATIVE_UINT32, sizeof(uint32_t), 1, 1, o, nl, bk, dxpl, comm, c->out);
-      }
-      mbsr_free(bi), mbsr_free(bt), mbsr_free(bs), mbsr_free(bc), mbsr_free(bk);
-      if (di >= 0) H5Dclose(di);
-      if (dt >= 0) H5Dclose(dt);
-      if (dsu >= 0) H5Dclose(dsu);
-      if (dc >= 0) H5Dclose(dc);
-      if (dk >= 0) H5Dclose(dk);
-      if (gs >= 0) H5Gclose(gs);
-    }
-    if (g >= 0) H5Gclose(g);
+  return 0;
+}
+
+/* The datasets of (pair q, split sp) under group g, created collectively and written row-wise. */
+static int write_split(prep_job *J, hid_t g, const char *nm, int q, int sp) {
+  const mbsr_prep_config *c = J->c;
+  const int p = J->p, S = J->S, Q = J->Q;
+  const hsize_t N = (hsize_t)J->tot[q * MBSR_SPLITS + sp], o = (hsize_t)J->off[q * MBSR_SPLITS + sp];
+  const hsize_t nl = (hsize_t)J->loc[q * MBSR_SPLITS + sp];
+  int nsub = 0, rc = 0;
+  for (int s = 0; s < S; s++) nsub += J->split[s] == sp && J->cnt[(size_t)s * Q + q] > 0;
+  hid_t gs = H5Gcreate2(g, split_names[sp], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (gs < 0) rc = mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s/%s failed", c->out, nm, split_names[sp]);
+  if (!rc) rc = mbsr__h5_attr_double(gs, "cubic_mse", &J->sum->cubic_mse[q][sp], 1);
+  if (!rc) rc = mbsr__h5_attr_int(gs, "n_patches", (int64_t)N);
+  if (!rc) rc = mbsr__h5_attr_int(gs, "n_subjects", nsub);
+  hsize_t dims[4] = {N, (hsize_t)p, (hsize_t)p, (hsize_t)p};
+  hsize_t ch[4] = {(hsize_t)(c->chunk_patches > 0 ? c->chunk_patches : 4), (hsize_t)p, (hsize_t)p, (hsize_t)p};
+  hsize_t d1[4] = {N, 0, 0, 0}, c1[4] = {1024, 0, 0, 0}, d3[4] = {N, 3, 0, 0}, c3[4] = {1024, 3, 0, 0};
+  static const char *const dn[5] = {"input", "target", "subject", "center", "crc32"};
+  hid_t ds[5] = {-1, -1, -1, -1, -1};
+  if (!rc) {
+    ds[0] = create_dset(gs, dn[0], H5T_IEEE_F32LE, 4, dims, ch, 1);
+    ds[1] = create_dset(gs, dn[1], H5T_IEEE_F32LE, 4, dims, ch, 1);
+    ds[2] = create_dset(gs, dn[2], H5T_STD_I32LE, 1, d1, c1, 1);
+    ds[3] = create_dset(gs, dn[3], H5T_STD_I32LE, 2, d3, c3, 1);
+    ds[4] = create_dset(gs, dn[4], H5T_STD_U32LE, 1, d1, c1, 1);
+    if (ds[0] < 0 || ds[1] < 0 || ds[2] < 0 || ds[3] < 0 || ds[4] < 0)
+      rc = mbsr_error(MBSR_EHDF5, "%s: creating datasets in /pairs/%s/%s failed", c->out, nm, split_names[sp]);
   }
-  H5Gclose(gp);
-  gp = -1;
-  if (rc) goto out;
-  rc = finish_file(&file, tmp, rc, rank, comm, c->out);
-  if (!rc && rank == 0) rc = mbsr_commit_file(tmp, c->out);
-  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
-  tmp[0] = 0;
-  sum->seconds = mbsr_now() - t0;
-  for (int q = 0; q < Q; q++)
+  rc = mbsr_mpi_agree(J->comm, rc);
+  packed_rows r = {0};
+  if (!rc && N > 0) {
+    char d[5][200];
+    for (int k5 = 0; k5 < 5; k5++) snprintf(d[k5], sizeof d[k5], "/pairs/%s/%s/%s", nm, split_names[sp], dn[k5]);
+    if ((rc = mbsr_mpi_agree(J->comm, pack_rows(J, q, sp, nl, &r))) == 0)
+      rc = write_rows(ds[0], d[0], H5T_NATIVE_FLOAT, sizeof(float), 4, J->p3, o, nl, r.in, J->dxpl, J->comm, c->out);
+    if (!rc) rc = write_rows(ds[1], d[1], H5T_NATIVE_FLOAT, sizeof(float), 4, J->p3, o, nl, r.tgt, J->dxpl, J->comm, c->out);
+    if (!rc) rc = write_rows(ds[2], d[2], H5T_NATIVE_INT32, sizeof(int32_t), 1, 1, o, nl, r.sub, J->dxpl, J->comm, c->out);
+    if (!rc) rc = write_rows(ds[3], d[3], H5T_NATIVE_INT32, sizeof(int32_t), 2, 3, o, nl, r.ctr, J->dxpl, J->comm, c->out);
+    if (!rc) rc = write_rows(ds[4], d[4], H5T_NATIVE_UINT32, sizeof(uint32_t), 1, 1, o, nl, r.crc, J->dxpl, J->comm, c->out);
+  }
+  packed_free(&r);
+  for (int k = 0; k < 5; k++)
+    if (ds[k] >= 0) H5Dclose(ds[k]);
+  if (gs >= 0) H5Gclose(gs);
+  return rc;
+}
+
+/* /pairs/<lr>-<hr>: its attributes, the subjects' contracts, its splits. Every rc is agreed before
+ * it is acted on: all ranks take the same branches. */
+static int write_pair(prep_job *J, int q) {
+  const mbsr_prep_config *c = J->c;
+  const int S = J->S, Q = J->Q;
+  char nm[64], path[160];
+  snprintf(nm, sizeof nm, "%d-%d", c->pairs[q].lr_um, c->pairs[q].hr_um);
+  hid_t g = H5Gcreate2(J->gp, nm, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = g < 0 ? mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s failed", c->out, nm) : 0;
+  const double lu = c->pairs[q].lr_um / 1000.0, hu = c->pairs[q].hr_um / 1000.0;
+  double lv[3] = {lu, lu, lu}, hv[3] = {hu, hu, hu};
+  if (!rc) rc = mbsr__h5_attr_int(g, "lr_um", c->pairs[q].lr_um);
+  if (!rc) rc = mbsr__h5_attr_int(g, "hr_um", c->pairs[q].hr_um);
+  if (!rc) rc = mbsr__h5_attr_double(g, "lr_vox_mm", lv, 3);
+  if (!rc) rc = mbsr__h5_attr_double(g, "hr_vox_mm", hv, 3);
+  if (!rc) rc = mbsr__h5_attr_int(g, "factor", c->pairs[q].lr_um / c->pairs[q].hr_um);
+  if (!rc) rc = mbsr__h5_attr_str(g, "interp", "keys");
+  double *lh = rc ? NULL : malloc(sizeof(double) * 2 * (size_t)(S > 0 ? S : 1));
+  if (!rc && !lh) rc = mbsr_error(MBSR_ENOMEM, "prep: out of memory");
+  rc = mbsr_mpi_agree(J->comm, rc);
+  if (!rc) {
+    for (int s = 0; s < S; s++) lh[2 * s] = J->nlh[((size_t)s * Q + q) * 2], lh[2 * s + 1] = J->nlh[((size_t)s * Q + q) * 2 + 1];
+    snprintf(path, sizeof path, "/pairs/%s/norm_lo_hi", nm);
+    rc = write_small(g, "norm_lo_hi", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, (hsize_t)S, 2, lh, J->rank, J->dxpl, J->comm, c->out, path);
+  }
+  free(lh);
+  for (int sp = 0; sp < MBSR_SPLITS && !rc; sp++) rc = write_split(J, g, nm, q, sp);
+  if (g >= 0) H5Gclose(g);
+  return rc;
+}
+
+/* /pairs, then the file flushed, closed collectively and renamed by rank 0. */
+static int prep_write(prep_job *J) {
+  const mbsr_prep_config *c = J->c;
+  J->gp = H5Gcreate2(J->file, "pairs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = mbsr_mpi_agree(J->comm, J->gp < 0 ? mbsr_error(MBSR_EHDF5, "%s: creating /pairs failed", c->out) : 0);
+  for (int q = 0; q < J->Q && !rc; q++) rc = write_pair(J, q);
+  if (J->gp >= 0) H5Gclose(J->gp);
+  J->gp = -1;
+  if (rc) return rc;
+  rc = finish_file(&J->file, J->tmp, rc, J->rank, J->comm, c->out);
+  if (!rc && J->rank == 0) rc = mbsr_commit_file(J->tmp, c->out);
+  if ((rc = mbsr_mpi_agree(J->comm, rc))) return rc;
+  J->tmp[0] = 0;
+  J->sum->seconds = mbsr_now() - J->t0;
+  const mbsr_prep_summary *sum = J->sum;
+  for (int q = 0; q < J->Q; q++)
     mbsr_info("prep: pair %d-%d: %lld train / %lld val / %lld test patches; cubic-baseline MSE train %.6g val %.6g test %.6g",
               c->pairs[q].lr_um, c->pairs[q].hr_um, (long long)sum->n_patches[q][0], (long long)sum->n_patches[q][1],
               (long long)sum->n_patches[q][2], sum->cubic_mse[q][0], sum->cubic_mse[q][1], sum->cubic_mse[q][2]);
-  mbsr_info("prep: wrote %s in %.1f s; %d of %d inputs failed%s", c->out, sum->seconds, nfailed, S, nfailed ? " (listed in /failed)" : "");
-  if (nfailed) mbsr_info("prep: failed inputs: %s", sum->failures);
-out:
-  /* rc is the same on every rank here (agreed), so are the collective closes */
-  if (gp >= 0) H5Gclose(gp);
-  if (file >= 0) finish_file(&file, tmp, rc ? rc : MBSR_EHDF5, rank, comm, c->out);
-  if (fapl >= 0) H5Pclose(fapl);
-  if (dxpl >= 0) H5Pclose(dxpl);
-  if (rc && tmp[0]) {
-    if (rank == 0) mbsr_abandon_file(tmp);
+  mbsr_info("prep: wrote %s in %.1f s; %d of %d inputs failed%s", c->out, sum->seconds, J->nfailed, J->S,
+            J->nfailed ? " (listed in /failed)" : "");
+  if (J->nfailed) mbsr_info("prep: failed inputs: %s", sum->failures);
+  return 0;
+}
+
+/* rc is the same on every rank here (agreed), so are the collective closes. */
+static int prep_close(prep_job *J, int rc) {
+  if (J->gp >= 0) H5Gclose(J->gp);
+  if (J->file >= 0) finish_file(&J->file, J->tmp, rc ? rc : MBSR_EHDF5, J->rank, J->comm, J->c->out);
+  if (J->fapl >= 0) H5Pclose(J->fapl);
+  if (J->dxpl >= 0) H5Pclose(J->dxpl);
+  if (rc && J->tmp[0]) {
+    if (J->rank == 0) mbsr_abandon_file(J->tmp);
     char msg[1200];
     snprintf(msg, sizeof msg, "%s", mbsr_last_error());
     mbsr_error(rc, "%s; nothing written, temporary removed", msg);
   }
-  if (pb)
-    for (int i = 0; i < nloc * Q; i++) mbsr_free(pb[i].in), mbsr_free(pb[i].tgt), mbsr_free(pb[i].ctr);
-  free(pb), free(lmsg), free(split), free(cnt), free(cub), free(nlh), free(failed), free(fail_all);
-  mbsr_input_list_free(&in);
+  if (J->pb)
+    for (int i = 0; i < J->nloc * J->Q; i++) mbsr_free(J->pb[i].in), mbsr_free(J->pb[i].tgt), mbsr_free(J->pb[i].ctr);
+  free(J->pb), free(J->lmsg), free(J->split), free(J->cnt), free(J->cub), free(J->nlh), free(J->failed), free(J->fail_all);
+  mbsr_input_list_free(&J->in);
+  return rc;
+}
+
+int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *sum) {
+  mbsr__h5_quiet();
+  mbsr_prep_summary S0;
+  if (!sum) sum = &S0;
+  memset(sum, 0, sizeof *sum);
+  prep_job *J = calloc(1, sizeof *J);
+  if (!J) return mbsr_mpi_agree(comm, mbsr_error(MBSR_ENOMEM, "prep: out of memory"));
+  J->c = c, J->comm = comm, J->sum = sum, J->t0 = mbsr_now();
+  J->Q = c->npairs, J->p = c->patch, J->p3 = (hsize_t)c->patch * c->patch * c->patch;
+  J->fapl = J->file = J->dxpl = J->gp = -1;
+  MPI_Comm_rank(comm, &J->rank);
+  MPI_Comm_size(comm, &J->P);
+  int rc = prep_plan(J);
+  if (!rc) rc = prep_process(J);
+  if (!rc) rc = prep_gather(J);
+  if (!rc) rc = prep_create(J);
+  if (!rc) rc = prep_write(J);
+  rc = prep_close(J, rc);
+  free(J);
   return rc;
 }

@@ -394,16 +394,12 @@ static double highpass_prefix(const shape_ws *S, thread_ws *T, double g) {
   return (double)sqrtf((float)csum);
 }
 
-static int analyse(const shape_ws *S, thread_ws *T, const float *im, const mbsr_decorr_opts *o, mbsr_decorr_result *res,
-                   mbsr_decorr_curves *cv) {
-  const int nr = eff_nr(o), ng = eff_ng(o);
+/* Steps 1-4: apodization (on the full image, as apodImRect runs before getDcorr), the single, odd
+ * crop, Ik = fftshift(fft2(fftshift(im))) on R^2 < 1, In = Ik ./ |Ik| (non-finite -> 0), and the
+ * prefix sums of the curves; returns c0 = ||Ik||. */
+static double spectrum(const shape_ws *S, thread_ws *T, const float *im) {
   const int64_t nx = S->nx, ny = S->ny;
   const int nxo = S->nxo, nyo = S->nyo, sx = nxo / 2, sy = nyo / 2;
-  memset(res, 0, sizeof *res);
-  res->nx = nxo;
-  res->ny = nyo;
-
-  /* step 1: apodization (on the full image, as apodImRect runs before getDcorr), then step 2 (single, odd) */
   double val = 0;
   if (S->apod) {
     double acc = 0;
@@ -420,11 +416,9 @@ static int analyse(const shape_ws *S, thread_ws *T, const float *im, const mbsr_
       T->cin[di + (int64_t)nxo * dj][1] = 0;
     }
   }
-  /* step 4: Ik = fftshift(fft2(fftshift(im))) on R^2 < 1; In = Ik ./ |Ik| (non-finite -> 0) */
   fftwf_execute_dft(S->plan, T->cin, T->cout);
-  double csum = 0;
+  double csum = 0, an = 0, ad = 0;
   T->pnum[0] = T->pden[0] = 0;
-  double an = 0, ad = 0;
   for (int64_t p = 0; p < S->m; p++) {
     float re = T->cout[S->src[p]][0], imv = T->cout[S->src[p]][1];
     float ab = abs_f(re, imv);
@@ -441,58 +435,57 @@ static int analyse(const shape_ws *S, thread_ws *T, const float *im, const mbsr_
     T->pnum[p + 1] = an;
     T->pden[p + 1] = ad;
   }
-  double c0 = (double)sqrtf((float)csum);
+  return (double)sqrtf((float)csum);
+}
 
-  /* step 6: d0 over r = linspace(rmin, rmax, Nr) */
-  double *r1 = malloc(sizeof(double) * 3 * (size_t)nr), *r2 = r1 + nr, *d0 = r2 + nr;
-  double *kcl = malloc(sizeof(double) * (size_t)(2 * ng + 2) * 2), *snr = kcl ? kcl + (2 * ng + 2) : NULL;
-  if (!r1 || !kcl) {
-    free(r1);
-    free(kcl);
-    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
-  }
-  mbsr_decorr_linspace(o->rmin, o->rmax, nr, r1);
-  curve(S, T, c0, r1, nr, d0);
-  /* step 7 */
-  int ind0 = mbsr_decorr_local_max(d0, nr);
-  double A0 = d0[ind0], k0 = r1[ind0];
+/* The work arrays of one analysis (one allocation). */
+typedef struct {
+  int nr, ng;
+  double *r1, *r2, *d0;   /* [nr] the radii of pass 1 and 2; the unfiltered curve */
+  double *kcl, *snr;      /* [2 ng + 2] as the MATLAB code indexes them: k0, pass 1 (ng + 1), pass 2 (ng), k0 */
+  double *g, *gr;         /* [ng + 1] pass-1 and [ng] pass-2 high-pass widths */
+  double A0, k0;
+} analysis;
+
+static int analysis_new(analysis *A, int nr, int ng) {
+  A->nr = nr, A->ng = ng;
+  double *w = malloc(sizeof(double) * ((size_t)3 * nr + (size_t)2 * (2 * ng + 2) + (size_t)(2 * ng + 1)));
+  if (!w) return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  A->r1 = w, A->r2 = w + nr, A->d0 = w + 2 * nr;
+  A->kcl = w + 3 * nr, A->snr = A->kcl + (2 * ng + 2);
+  A->g = A->snr + (2 * ng + 2), A->gr = A->g + ng + 1;
+  return 0;
+}
+
+/* One high-pass curve (width g over radii r): its peak into slot ks of kcl/snr, the curve into
+ * slot k of cv. */
+static void highpass_peak(const shape_ws *S, thread_ws *T, analysis *A, double g, const double *r, int ks, int k,
+                          mbsr_decorr_curves *cv) {
+  const int nr = A->nr;
+  double *d = T->dwork;
+  curve(S, T, highpass_prefix(S, T, g), r, nr, d);
+  int ind = mbsr_decorr_local_max(d, nr);
+  A->kcl[ks] = r[ind];
+  A->snr[ks] = d[ind];
   if (cv) {
-    memcpy(cv->r1, r1, sizeof(double) * nr);
-    memcpy(cv->d0, d0, sizeof(double) * nr);
+    memcpy(cv->d + (size_t)k * nr, d, sizeof(double) * nr);
+    cv->g[k] = g;
+    cv->kc[k] = r[ind];
+    cv->amp[k] = d[ind];
   }
+}
 
-  /* step 8: g = [rows/4, exp(linspace(log(gMax), log(0.15), Ng))] */
-  double gMax = 2.0 / r1[ind0];
+/* Steps 8-9: pass 1 over g = [rows/4, exp(linspace(log(gMax), log(0.15), Ng))], then pass 2
+ * refined around the last maximum of kc (pass 2 starts at the last pass-1 slot, which it overwrites). */
+static void highpass_passes(const shape_ws *S, thread_ws *T, analysis *A, int ind0, mbsr_decorr_curves *cv) {
+  const int nr = A->nr, ng = A->ng, nxo = S->nxo, nyo = S->nyo;
+  double gMax = 2.0 / A->r1[ind0];
   if (isinf(gMax)) gMax = (nxo > nyo ? nxo : nyo) / 2.0;
-  double *g = malloc(sizeof(double) * (size_t)(ng + 1));
-  if (!g) {
-    free(r1);
-    free(kcl);
-    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
-  }
+  double *g = A->g, *gr = A->gr, *kcl = A->kcl;
   g[0] = nxo / 4.0;
   mbsr_decorr_linspace(log(gMax), log(0.15), ng, g + 1);
   for (int h = 1; h <= ng; h++) g[h] = exp(g[h]);
-
-  /* kc list as the MATLAB code indexes it: [k0, pass 1 (Ng+1), pass 2 (Ng) starting at the last
-   * pass-1 slot (which it overwrites), k0] */
-  kcl[0] = k0;
-  snr[0] = A0;
-  double *d = T->dwork;
-  for (int h = 0; h <= ng; h++) {
-    double c1 = highpass_prefix(S, T, g[h]);
-    curve(S, T, c1, r1, nr, d);
-    int ind = mbsr_decorr_local_max(d, nr);
-    kcl[h + 1] = r1[ind];
-    snr[h + 1] = d[ind];
-    if (cv) {
-      memcpy(cv->d + (size_t)h * nr, d, sizeof(double) * nr);
-      cv->g[h] = g[h];
-      cv->kc[h] = r1[ind];
-      cv->amp[h] = d[ind];
-    }
-  }
-  /* step 9: refinement around the last maximum of kc */
+  for (int h = 0; h <= ng; h++) highpass_peak(S, T, A, g[h], A->r1, h + 1, h, cv);
   int j = 0;
   for (int k = 1; k <= ng + 1; k++)
     if (kcl[k] >= kcl[j]) j = k;
@@ -507,52 +500,53 @@ static int analyse(const shape_ws *S, thread_ws *T, const float *im, const mbsr_
     g1 = g[j - 1];
     g2 = g[j];
   }
-  double *gr = malloc(sizeof(double) * (size_t)ng);
-  if (!gr) {
-    free(r1);
-    free(kcl);
-    free(g);
-    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
-  }
   mbsr_decorr_linspace(log(g1), log(g2), ng, gr);
   for (int h = 0; h < ng; h++) gr[h] = exp(gr[h]);
-  double ra = kcl[j] - (r1[1] - r1[0]), rb = kcl[j] + 0.4;
+  double ra = kcl[j] - (A->r1[1] - A->r1[0]), rb = kcl[j] + 0.4;
   if (ra < 0) ra = 0;
   if (rb > 1) rb = 1;
-  mbsr_decorr_linspace(ra, fmin(rb, r1[nr - 1]), nr, r2);
-  for (int h = 0; h < ng; h++) {
-    double c1 = highpass_prefix(S, T, gr[h]);
-    curve(S, T, c1, r2, nr, d);
-    int ind = mbsr_decorr_local_max(d, nr);
-    kcl[ng + 1 + h] = r2[ind];
-    snr[ng + 1 + h] = d[ind];
-    if (cv) {
-      memcpy(cv->d + (size_t)(ng + 1 + h) * nr, d, sizeof(double) * nr);
-      cv->g[ng + 1 + h] = gr[h];
-      cv->kc[ng + 1 + h] = r2[ind];
-      cv->amp[ng + 1 + h] = d[ind];
-    }
+  mbsr_decorr_linspace(ra, fmin(rb, A->r1[nr - 1]), nr, A->r2);
+  for (int h = 0; h < ng; h++) highpass_peak(S, T, A, gr[h], A->r2, ng + 1 + h, ng + 1 + h, cv);
+  if (cv) memcpy(cv->r2, A->r2, sizeof(double) * nr);
+}
+
+static int analyse(const shape_ws *S, thread_ws *T, const float *im, const mbsr_decorr_opts *o, mbsr_decorr_result *res,
+                   mbsr_decorr_curves *cv) {
+  const int nr = eff_nr(o), ng = eff_ng(o);
+  memset(res, 0, sizeof *res);
+  res->nx = S->nxo;
+  res->ny = S->nyo;
+  analysis A = {0};
+  int rc = analysis_new(&A, nr, ng);
+  if (rc) return rc;
+  const double c0 = spectrum(S, T, im);
+  /* step 6: d0 over r = linspace(rmin, rmax, Nr); step 7: its peak */
+  mbsr_decorr_linspace(o->rmin, o->rmax, nr, A.r1);
+  curve(S, T, c0, A.r1, nr, A.d0);
+  int ind0 = mbsr_decorr_local_max(A.d0, nr);
+  A.A0 = A.d0[ind0], A.k0 = A.r1[ind0];
+  if (cv) {
+    memcpy(cv->r1, A.r1, sizeof(double) * nr);
+    memcpy(cv->d0, A.d0, sizeof(double) * nr);
   }
-  if (cv) memcpy(cv->r2, r2, sizeof(double) * nr);
+  A.kcl[0] = A.k0;
+  A.snr[0] = A.A0;
+  highpass_passes(S, T, &A, ind0, cv);
   /* step 10: add k0; drop peaks with amplitude < 0.05; kcMax = max */
-  int nk = 2 * ng + 2;
-  kcl[nk - 1] = k0;
-  snr[nk - 1] = A0;
-  int best = 0;
+  int nk = 2 * ng + 2, best = 0;
+  A.kcl[nk - 1] = A.k0;
+  A.snr[nk - 1] = A.A0;
   for (int k = 0; k < nk; k++) {
-    if (snr[k] < 0.05) kcl[k] = 0, snr[k] = 0;
-    if (kcl[k] > kcl[best]) best = k;
+    if (A.snr[k] < 0.05) A.kcl[k] = 0, A.snr[k] = 0;
+    if (A.kcl[k] > A.kcl[best]) best = k;
   }
-  res->kc_max = kcl[best];
-  res->a_max = snr[best];
-  res->A0 = A0;
-  res->k0 = k0;
+  res->kc_max = A.kcl[best];
+  res->a_max = A.snr[best];
+  res->A0 = A.A0;
+  res->k0 = A.k0;
   double px = o->px > 0 ? o->px : 1.0;
   res->resolution = res->kc_max > 0 ? 2 * px / res->kc_max : INFINITY;
-  free(r1);
-  free(kcl);
-  free(g);
-  free(gr);
+  free(A.r1);
   return MBSR_OK;
 }
 
@@ -666,71 +660,37 @@ static void get_slice(const mbsr_volume *v, int axis, int64_t s, float *buf) {
   }
 }
 
-int mbsr_decorr_volume(const mbsr_volume *v, const mbsr_decorr_opts *oin, mbsr_decorr_summary **out) {
-  *out = NULL;
-  mbsr_decorr_opts o;
-  if (oin) o = *oin;
-  else mbsr_decorr_opts_default(&o);
-  if (!v || !v->data) return mbsr_error(MBSR_EINVAL, "decorr: NULL volume");
-  int rc = check_opts(&o);
-  if (rc) return rc;
-  if (o.axis < 0 || o.axis > 2) return mbsr_error(MBSR_EINVAL, "decorr: axis %d (use 0, 1 or 2)", o.axis);
-  if (o.step < 1) o.step = 1;
-  double t0 = mbsr_now();
-  int64_t dims[3] = {v->nx, v->ny, v->nz};
-  int a = o.axis == 0 ? 1 : 0, b = o.axis == 2 ? 1 : 2; /* in-plane axes: rows a, columns b */
-  int64_t rows = dims[a], cols = dims[b], ns = dims[o.axis];
-  int64_t nvox = mbsr_volume_nvox(v);
-  for (int64_t k = 0; k < nvox; k++)
-    if (!isfinite(v->data[k]))
-      return mbsr_error(MBSR_ENONFINITE, "decorr: voxel %lld of the volume is %g", (long long)k, v->data[k]);
-
-  mbsr_decorr_summary *S = calloc(1, sizeof *S);
-  if (!S) return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
-  S->axis = o.axis;
-  S->nslices = ns;
-  S->used = calloc((size_t)ns, sizeof(int));
-  S->fg_frac = calloc((size_t)ns, sizeof(double));
-  S->slice = calloc((size_t)ns, sizeof(mbsr_decorr_result));
-  if (o.keep_curves) S->curves = calloc((size_t)ns, sizeof(mbsr_decorr_curves *));
-  if (!S->used || !S->fg_frac || !S->slice || (o.keep_curves && !S->curves)) {
-    mbsr_decorr_summary_free(S);
-    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
-  }
-  double va = v->vox[a], vb = v->vox[b];
-  S->px_anisotropic = fabs(va - vb) > 1e-3 * fmax(va, vb);
-  S->px = o.px > 0 ? o.px : 0.5 * (va + vb);
-  o.px = S->px;
-  S->threshold = o.fg_rel * mbsr_percentile(v, NULL, 99.0); /* numpy-style 99th percentile */
-
-  shape_ws *shape = NULL;
-  if ((rc = shape_new(rows, cols, &o, &shape))) {
-    mbsr_error_prefix(rc, "slices along axis %d: ", o.axis);
-    mbsr_decorr_summary_free(S);
-    return rc;
-  }
-  int64_t *todo = malloc(sizeof(int64_t) * (size_t)ns), ntodo = 0;
+/* The slices to analyse (every step-th with enough foreground): their indices into todo; the
+ * foreground fraction of every slice into S. */
+static int select_slices(const mbsr_volume *v, const mbsr_decorr_opts *o, int64_t rows, int64_t cols, mbsr_decorr_summary *S,
+                         int64_t **todo, int64_t *ntodo) {
+  const int64_t ns = S->nslices;
+  *todo = malloc(sizeof(int64_t) * (size_t)(ns ? ns : 1));
+  *ntodo = 0;
   float *probe = malloc(sizeof(float) * (size_t)(rows * cols));
-  if (!todo || !probe) {
-    free(todo);
-    free(probe);
-    shape_free(shape);
-    mbsr_decorr_summary_free(S);
+  if (!*todo || !probe) {
+    free(*todo), free(probe);
+    *todo = NULL;
     return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
   }
   for (int64_t s = 0; s < ns; s++) {
-    get_slice(v, o.axis, s, probe);
+    get_slice(v, o->axis, s, probe);
     int64_t fg = 0;
     for (int64_t k = 0; k < rows * cols; k++) fg += probe[k] > S->threshold;
     S->fg_frac[s] = (double)fg / (double)(rows * cols);
-    if (s % o.step == 0 && S->fg_frac[s] >= o.min_fg) todo[ntodo++] = s;
+    if (s % o->step == 0 && S->fg_frac[s] >= o->min_fg) (*todo)[(*ntodo)++] = s;
   }
   free(probe);
+  return 0;
+}
 
+/* The listed slices, one per OpenMP task (each thread its own workspace). */
+static int analyse_slices(const mbsr_volume *v, const mbsr_decorr_opts *o, const shape_ws *shape, int64_t rows, int64_t cols,
+                          const int64_t *todo, int64_t ntodo, mbsr_decorr_summary *S) {
   int failed = 0;
 #pragma omp parallel
   {
-    thread_ws *T = thread_new(shape, eff_nr(&o));
+    thread_ws *T = thread_new(shape, eff_nr(o));
     float *buf = malloc(sizeof(float) * (size_t)(rows * cols));
     int ok = T && buf;
     if (!ok) {
@@ -742,16 +702,16 @@ int mbsr_decorr_volume(const mbsr_volume *v, const mbsr_decorr_opts *oin, mbsr_d
       if (!ok) continue;
       int64_t s = todo[t];
       mbsr_decorr_curves *cv = NULL;
-      if (o.keep_curves) {
-        cv = S->curves[s] = mbsr_decorr_curves_new(o.nr, o.ng);
+      if (o->keep_curves) {
+        cv = S->curves[s] = mbsr_decorr_curves_new(o->nr, o->ng);
         if (!cv) {
 #pragma omp atomic write
           failed = 1;
           continue;
         }
       }
-      get_slice(v, o.axis, s, buf);
-      if (analyse(shape, T, buf, &o, &S->slice[s], cv) == MBSR_OK) S->used[s] = 1;
+      get_slice(v, o->axis, s, buf);
+      if (analyse(shape, T, buf, o, &S->slice[s], cv) == MBSR_OK) S->used[s] = 1;
       else {
 #pragma omp atomic write
         failed = 1;
@@ -760,19 +720,14 @@ int mbsr_decorr_volume(const mbsr_volume *v, const mbsr_decorr_opts *oin, mbsr_d
     thread_free(T);
     free(buf);
   }
-  free(todo);
-  shape_free(shape);
-  if (failed) {
-    mbsr_decorr_summary_free(S);
-    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory in the slice workers");
-  }
+  return failed ? mbsr_error(MBSR_ENOMEM, "decorr: out of memory in the slice workers") : 0;
+}
 
-  /* summary over the analysed slices */
+/* Medians and quartiles over the analysed slices. */
+static int summarise_slices(mbsr_decorr_summary *S) {
+  const int64_t ns = S->nslices;
   double *kc = malloc(sizeof(double) * (size_t)(ns ? ns : 1) * 3), *res = kc + ns, *amp = res + ns;
-  if (!kc) {
-    mbsr_decorr_summary_free(S);
-    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
-  }
+  if (!kc) return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
   int64_t n = 0;
   for (int64_t s = 0; s < ns; s++) {
     if (!S->used[s]) continue;
@@ -796,6 +751,63 @@ int mbsr_decorr_volume(const mbsr_volume *v, const mbsr_decorr_opts *oin, mbsr_d
   S->res_q3 = quantile7(res, n, 0.75);
   S->A0_median = quantile7(amp, n, 0.5);
   free(kc);
+  return 0;
+}
+
+/* A summary for ns slices (arrays allocated). */
+static int summary_new(const mbsr_decorr_opts *o, int64_t ns, mbsr_decorr_summary **out) {
+  mbsr_decorr_summary *S = calloc(1, sizeof *S);
+  if (!S) return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  S->axis = o->axis;
+  S->nslices = ns;
+  S->used = calloc((size_t)ns, sizeof(int));
+  S->fg_frac = calloc((size_t)ns, sizeof(double));
+  S->slice = calloc((size_t)ns, sizeof(mbsr_decorr_result));
+  if (o->keep_curves) S->curves = calloc((size_t)ns, sizeof(mbsr_decorr_curves *));
+  if (!S->used || !S->fg_frac || !S->slice || (o->keep_curves && !S->curves)) {
+    mbsr_decorr_summary_free(S);
+    return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  }
+  *out = S;
+  return 0;
+}
+
+int mbsr_decorr_volume(const mbsr_volume *v, const mbsr_decorr_opts *oin, mbsr_decorr_summary **out) {
+  *out = NULL;
+  mbsr_decorr_opts o;
+  if (oin) o = *oin;
+  else mbsr_decorr_opts_default(&o);
+  if (!v || !v->data) return mbsr_error(MBSR_EINVAL, "decorr: NULL volume");
+  int rc = check_opts(&o);
+  if (rc) return rc;
+  if (o.axis < 0 || o.axis > 2) return mbsr_error(MBSR_EINVAL, "decorr: axis %d (use 0, 1 or 2)", o.axis);
+  if (o.step < 1) o.step = 1;
+  double t0 = mbsr_now();
+  int64_t dims[3] = {v->nx, v->ny, v->nz};
+  int a = o.axis == 0 ? 1 : 0, b = o.axis == 2 ? 1 : 2; /* in-plane axes: rows a, columns b */
+  int64_t rows = dims[a], cols = dims[b], ns = dims[o.axis];
+  int64_t nvox = mbsr_volume_nvox(v);
+  for (int64_t k = 0; k < nvox; k++)
+    if (!isfinite(v->data[k])) return mbsr_error(MBSR_ENONFINITE, "decorr: voxel %lld of the volume is %g", (long long)k, v->data[k]);
+  mbsr_decorr_summary *S = NULL;
+  if ((rc = summary_new(&o, ns, &S))) return rc;
+  double va = v->vox[a], vb = v->vox[b];
+  S->px_anisotropic = fabs(va - vb) > 1e-3 * fmax(va, vb);
+  S->px = o.px > 0 ? o.px : 0.5 * (va + vb);
+  o.px = S->px;
+  S->threshold = o.fg_rel * mbsr_percentile(v, NULL, 99.0); /* numpy-style 99th percentile */
+  shape_ws *shape = NULL;
+  int64_t *todo = NULL, ntodo = 0;
+  if ((rc = shape_new(rows, cols, &o, &shape))) mbsr_error_prefix(rc, "slices along axis %d: ", o.axis);
+  if (!rc) rc = select_slices(v, &o, rows, cols, S, &todo, &ntodo);
+  if (!rc) rc = analyse_slices(v, &o, shape, rows, cols, todo, ntodo, S);
+  free(todo);
+  shape_free(shape);
+  if (!rc) rc = summarise_slices(S);
+  if (rc) {
+    mbsr_decorr_summary_free(S);
+    return rc;
+  }
   S->seconds = mbsr_now() - t0;
   *out = S;
   return MBSR_OK;

@@ -196,107 +196,88 @@ static int inflate_all(const char *path, const unsigned char *src, size_t n, uns
 
 int mbsr_mhd_read(const char *path, mbsr_volume **out) { return mbsr__mhd_read(path, 0, out); }
 
-int mbsr__mhd_read(const char *path, int allow_bad_geometry, mbsr_volume **out) {
-  *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) return mbsr_error(MBSR_EIO, "%s: cannot open: %s", path, strerror(errno));
-  mhd_header h;
-  long local_off = 0;
-  int rc = read_header(path, f, &h, &local_off);
-  if (rc) { fclose(f); return rc; }
-
-  size_t nvox_sz = 0, want = 0; /* checked products: DimSize is bounded per axis, not yet as a whole */
-  if (mbsr_mul_size(&nvox_sz, 3, (size_t)h.dims[0], (size_t)h.dims[1], (size_t)h.dims[2]) ||
-      nvox_sz > (size_t)MBSR_MAX_VOXELS || mbsr_mul_size(&want, 2, nvox_sz, h.esize)) {
-    fclose(f);
-    return mbsr_error(MBSR_ERANGE, "%s: absurd DimSize %lld x %lld x %lld (more than %lld voxels)", path,
-                      (long long)h.dims[0], (long long)h.dims[1], (long long)h.dims[2], (long long)MBSR_MAX_VOXELS);
-  }
-  int64_t nvox = (int64_t)nvox_sz;
-
-  /* locate the data */
-  FILE *df = f;
+/* Where the voxel data are: the file itself (LOCAL) or the named data file, opened; the offset of
+ * the data and the bytes stored there (compressed or not), checked against the file size. */
+typedef struct {
+  FILE *df;
   char dpath[4200];
-  if (strcasecmp(h.datafile, "LOCAL")) {
+  long long off;
+  size_t want, stored; /* bytes of the voxels; bytes stored (compressed: the stream) */
+} mhd_data;
+
+static int locate_data(const char *path, FILE *f, const mhd_header *h, long local_off, mhd_data *d) {
+  d->df = f;
+  const int local = !strcasecmp(h->datafile, "LOCAL");
+  if (!local) {
     const char *slash = strrchr(path, '/');
-    if (h.datafile[0] == '/') snprintf(dpath, sizeof dpath, "%s", h.datafile);
-    else snprintf(dpath, sizeof dpath, "%.*s%s", slash ? (int)(slash - path + 1) : 0, path, h.datafile);
+    int rc = h->datafile[0] == '/' ? mbsr_pathf(d->dpath, sizeof d->dpath, "%s", h->datafile)
+                                   : mbsr_pathf(d->dpath, sizeof d->dpath, "%.*s%s", slash ? (int)(slash - path + 1) : 0, path, h->datafile);
     fclose(f);
-    f = NULL;
-    df = fopen(dpath, "rb");
-    if (!df) return mbsr_error(MBSR_EIO, "%s: data file %s: %s", path, dpath, strerror(errno));
+    d->df = NULL;
+    if (rc) return mbsr_error_prefix(rc, "%s: data file: ", path);
+    if (!(d->df = fopen(d->dpath, "rb"))) return mbsr_error(MBSR_EIO, "%s: data file %s: %s", path, d->dpath, strerror(errno));
     local_off = 0;
   } else {
-    snprintf(dpath, sizeof dpath, "%s", path);
+    snprintf(d->dpath, sizeof d->dpath, "%s", path);
   }
   struct stat st;
-  if (fstat(fileno(df), &st) != 0) {
-    int e = errno;
-    fclose(df);
-    return mbsr_error(MBSR_EIO, "%s: data file %s: %s", path, dpath, strerror(e));
-  }
-  long long fsz = (long long)st.st_size;
-  long long off = local_off; /* every offset below stays within [0, fsz] (HeaderSize is bounded when parsed) */
-  if (h.header_size > 0) off = h.header_size > fsz - off ? fsz + 1 : off + h.header_size;
-  if (h.header_size == -1) off = fsz - (long long)want; /* data at the end (negative: too short, below) */
-  if (off < 0 || off > fsz) {
-    fclose(df);
+  if (fstat(fileno(d->df), &st) != 0) return mbsr_error(MBSR_EIO, "%s: data file %s: %s", path, d->dpath, strerror(errno));
+  long long fsz = (long long)st.st_size, off = local_off; /* every offset below stays within [0, fsz] (HeaderSize is bounded) */
+  if (h->header_size > 0) off = h->header_size > fsz - off ? fsz + 1 : off + h->header_size;
+  if (h->header_size == -1) off = fsz - (long long)d->want; /* data at the end (negative: too short, below) */
+  if (off < 0 || off > fsz)
     return mbsr_error(MBSR_ETRUNC, "%s: %s has %lld bytes: too short for HeaderSize %lld and %zu data bytes", path,
-                      f ? "the file" : dpath, fsz, h.header_size, want);
-  }
-  size_t stored = h.compressed ? (size_t)(fsz - off) : want;
-  if (h.compressed && h.compressed_size > 0 && h.compressed_size <= fsz - off) stored = (size_t)h.compressed_size;
-  if (!h.compressed && fsz - off < (long long)want) {
-    fclose(df);
-    return mbsr_error(MBSR_ETRUNC, "%s: %s holds %lld data bytes, DimSize x ElementType needs %zu", path, dpath,
-                      fsz - off, want);
-  }
-  if (h.compressed && stored == 0) {
-    fclose(df);
-    return mbsr_error(MBSR_ETRUNC, "%s: %s holds no compressed data", path, dpath);
-  }
-  if (h.compressed && (double)want > (double)stored * 1032 + 4096) { /* deflate's limit, before allocating */
-    fclose(df);
-    return mbsr_error(MBSR_ETRUNC, "%s: %zu compressed bytes cannot hold the %zu bytes DimSize x ElementType needs", path,
-                      stored, want);
-  }
-  unsigned char *raw = malloc(h.compressed ? stored : want);
-  unsigned char *buf = h.compressed ? mbsr_alloc(want) : raw;
-  if (!raw || !buf) {
-    free(raw);
-    if (h.compressed) mbsr_free(buf);
-    fclose(df);
-    return mbsr_error(MBSR_ENOMEM, "%s: cannot allocate %zu bytes", path, want);
-  }
-  size_t toread = h.compressed ? stored : want;
-  if (fseeko(df, off, SEEK_SET) != 0 || fread(raw, 1, toread, df) != toread)
-    rc = mbsr_error(MBSR_ETRUNC, "%s: short read of %s", path, dpath);
-  fclose(df);
-  if (!rc && h.compressed) rc = inflate_all(dpath, raw, stored, buf, want);
-  if (h.compressed) free(raw);
-  if (rc) { if (h.compressed) mbsr_free(buf); else free(raw); return rc; }
+                      local ? "the file" : d->dpath, fsz, h->header_size, d->want);
+  d->off = off;
+  d->stored = h->compressed ? (size_t)(fsz - off) : d->want;
+  if (h->compressed && h->compressed_size > 0 && h->compressed_size <= fsz - off) d->stored = (size_t)h->compressed_size;
+  if (!h->compressed && fsz - off < (long long)d->want)
+    return mbsr_error(MBSR_ETRUNC, "%s: %s holds %lld data bytes, DimSize x ElementType needs %zu", path, d->dpath, fsz - off, d->want);
+  if (h->compressed && d->stored == 0) return mbsr_error(MBSR_ETRUNC, "%s: %s holds no compressed data", path, d->dpath);
+  if (h->compressed && (double)d->want > (double)d->stored * 1032 + 4096) /* deflate's limit, before allocating */
+    return mbsr_error(MBSR_ETRUNC, "%s: %zu compressed bytes cannot hold the %zu bytes DimSize x ElementType needs", path, d->stored,
+                      d->want);
+  return 0;
+}
 
-  /* byte order */
-  int host_msb = __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__;
-  if (h.esize > 1 && h.msb != host_msb) {
-    for (size_t i = 0; i < want; i += h.esize)
-      for (size_t a = 0, b = h.esize - 1; a < b; a++, b--) {
-        unsigned char t = buf[i + a];
-        buf[i + a] = buf[i + b];
-        buf[i + b] = t;
-      }
+/* The voxel bytes (inflated when compressed; in the file's byte order) into *out (mbsr_alloc'd). */
+static int read_data(const char *path, const mhd_header *h, mhd_data *d, unsigned char **out) {
+  unsigned char *raw = malloc(h->compressed ? d->stored : 1), *buf = mbsr_alloc(d->want ? d->want : 1);
+  int rc = raw && buf ? 0 : mbsr_error(MBSR_ENOMEM, "%s: cannot allocate %zu bytes", path, d->want);
+  unsigned char *dst = h->compressed ? raw : buf;
+  size_t toread = h->compressed ? d->stored : d->want;
+  if (!rc && (fseeko(d->df, d->off, SEEK_SET) != 0 || fread(dst, 1, toread, d->df) != toread))
+    rc = mbsr_error(MBSR_ETRUNC, "%s: short read of %s", path, d->dpath);
+  if (!rc && h->compressed) rc = inflate_all(d->dpath, raw, d->stored, buf, d->want);
+  free(raw);
+  if (rc) {
+    mbsr_free(buf);
+    return rc;
   }
+  *out = buf;
+  return 0;
+}
 
-  /* geometry: A[:,a] = dir_a * spacing_a, origin; units; LPS -> RAS */
-  double A[4][4];
-  memset(A, 0, sizeof A);
+static void swap_bytes(unsigned char *buf, size_t n, size_t esize) {
+  for (size_t i = 0; i < n; i += esize)
+    for (size_t a = 0, b = esize - 1; a < b; a++, b--) {
+      unsigned char t = buf[i + a];
+      buf[i + a] = buf[i + b];
+      buf[i + b] = t;
+    }
+}
+
+/* The affine: A[:,a] = dir_a * spacing_a, origin; units (no units in MetaImage: a smallest spacing
+ * >= 5 is micrometres, the Allen convention); LPS -> RAS. */
+static void mhd_affine(const mhd_header *h, double A[4][4]) {
+  memset(A, 0, sizeof(double) * 16);
   A[3][3] = 1;
   double smin = INFINITY;
   for (int a = 0; a < 3; a++) {
-    double sp = a < h.ndims ? h.spacing[a] : 1;
-    if (a < h.ndims) smin = fmin(smin, sp);
-    for (int r = 0; r < 3; r++) A[r][a] = h.dir[3 * a + r] * sp;
-    A[a < 3 ? a : 0][3] = h.origin[a];
+    double sp = a < h->ndims ? h->spacing[a] : 1;
+    if (a < h->ndims) smin = fmin(smin, sp);
+    for (int r = 0; r < 3; r++) A[r][a] = h->dir[3 * a + r] * sp;
+    A[a < 3 ? a : 0][3] = h->origin[a];
   }
   double us = 1;
   if (smin >= 5) {
@@ -311,22 +292,44 @@ int mbsr__mhd_read(const char *path, int allow_bad_geometry, mbsr_volume **out) 
   for (int r = 0; r < 4; r++)
     for (int c = 0; c < 4; c++) A[r][c] += 0.0; /* no -0 from the negations */
   mbsr__note("MetaImage LPS converted to RAS");
-  rc = mbsr__check_geometry(path, A, "TransformMatrix / ElementSpacing / Offset", allow_bad_geometry);
+}
+
+int mbsr__mhd_read(const char *path, int allow_bad_geometry, mbsr_volume **out) {
+  *out = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) return mbsr_error(MBSR_EIO, "%s: cannot open: %s", path, strerror(errno));
+  mhd_header h;
+  long local_off = 0;
+  int rc = read_header(path, f, &h, &local_off);
   if (rc) {
-    if (h.compressed) mbsr_free(buf); else free(raw);
+    fclose(f);
     return rc;
   }
-
-  mbsr_volume *v = mbsr_volume_new(h.dims[0], h.dims[1], h.dims[2], NULL, (const double(*)[4])A);
-  if (!v) {
-    if (h.compressed) mbsr_free(buf); else free(raw);
-    return mbsr_error_prefix(MBSR_ENOMEM, "%s: ", path);
+  mhd_data d = {0};
+  size_t nvox_sz = 0; /* checked products: DimSize is bounded per axis, not yet as a whole */
+  if (mbsr_mul_size(&nvox_sz, 3, (size_t)h.dims[0], (size_t)h.dims[1], (size_t)h.dims[2]) ||
+      nvox_sz > (size_t)MBSR_MAX_VOXELS || mbsr_mul_size(&d.want, 2, nvox_sz, h.esize)) {
+    fclose(f);
+    return mbsr_error(MBSR_ERANGE, "%s: absurd DimSize %lld x %lld x %lld (more than %lld voxels)", path, (long long)h.dims[0],
+                      (long long)h.dims[1], (long long)h.dims[2], (long long)MBSR_MAX_VOXELS);
   }
-  rc = mbsr__convert(v->data, buf, nvox, h.dt, 1, 0, &v->src_min, &v->src_max);
-  if (h.compressed) mbsr_free(buf); else free(raw);
+  unsigned char *buf = NULL;
+  rc = locate_data(path, f, &h, local_off, &d);
+  if (!rc) rc = read_data(path, &h, &d, &buf);
+  if (d.df) fclose(d.df);
+  if (rc) return rc;
+  if (h.esize > 1 && h.msb != (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)) swap_bytes(buf, d.want, h.esize);
+  double A[4][4];
+  mhd_affine(&h, A);
+  mbsr_volume *v = NULL;
+  rc = mbsr__check_geometry(path, A, "TransformMatrix / ElementSpacing / Offset", allow_bad_geometry);
+  if (!rc && !(v = mbsr_volume_new(h.dims[0], h.dims[1], h.dims[2], NULL, (const double(*)[4])A)))
+    rc = mbsr_error_prefix(MBSR_ENOMEM, "%s: ", path);
+  if (!rc && (rc = mbsr__convert(v->data, buf, (int64_t)nvox_sz, h.dt, 1, 0, &v->src_min, &v->src_max))) mbsr_error_prefix(rc, "%s: ", path);
+  mbsr_free(buf);
   if (rc) {
     mbsr_volume_free(v);
-    return mbsr_error_prefix(rc, "%s: ", path);
+    return rc;
   }
   v->src_dtype = h.dt;
   snprintf(v->src_format, sizeof v->src_format, "mhd");

@@ -120,7 +120,8 @@ static int64_t stream_length(const char *path, int *gz_error) {
   return total;
 }
 
-static int check_header(const char *path, hdr_info *hi) {
+/* Read the header (NIfTI-1 or -2, either byte order): its magic, dims, datatype, offsets, geometry. */
+static int read_header_fields(const char *path, hdr_info *hi) {
   unsigned char h[540];
   memset(h, 0, sizeof h);
   gzFile g = gzopen(path, "rb");
@@ -176,6 +177,11 @@ static int check_header(const char *path, hdr_info *hi) {
     return mbsr_error(MBSR_EFORMAT, "%s: not a NIfTI file (header size field %d, expected 348 or 540)", path,
                       (int)(swap ? (swapn(&sz, 4), sz) : sz));
   }
+  return MBSR_OK;
+}
+
+/* The dimensions: 1..7, positive, the voxel count bounded; the datatype one mbsr reads. */
+static int check_dims(const char *path, hdr_info *hi) {
   int64_t nd = hi->dim[0];
   if (nd < 1 || nd > 7) return mbsr_error(MBSR_EFORMAT, "%s: bad number of dimensions dim[0] = %lld", path, (long long)nd);
   int64_t total = 1;
@@ -198,6 +204,12 @@ static int check_header(const char *path, hdr_info *hi) {
     return mbsr_error(MBSR_EUNSUPPORTED, "%s: unsupported NIfTI datatype %s (code %d); mbsr reads real scalar types",
                       path, mbsr_dtype_name(hi->datatype), hi->datatype);
   hi->nbytes = total * b;
+  return MBSR_OK;
+}
+
+/* The file can hold what the header asks for (before any buffer is allocated). */
+static int check_data_size(const char *path, hdr_info *hi) {
+  const int b = dtype_bytes(hi->datatype);
   /* A gzip file holds at most ~1032 bytes per compressed byte (deflate's limit): a header that asks
    * for more is refused before its buffer is allocated (a 1 KB file claiming 16 GB). */
   if (ends_with(path, ".gz")) {
@@ -223,6 +235,13 @@ static int check_header(const char *path, hdr_info *hi) {
                         (long long)(hi->data_off + hi->nbytes));
   }
   return MBSR_OK;
+}
+
+static int check_header(const char *path, hdr_info *hi) {
+  int rc = read_header_fields(path, hi);
+  if (!rc) rc = check_dims(path, hi);
+  if (!rc) rc = check_data_size(path, hi);
+  return rc;
 }
 
 /* Read n bytes at offset off of a plain or gzip file; returns the bytes read, -2 if unopenable. */
@@ -463,30 +482,9 @@ static int write_bytes(void *fh, int gz, const void *p, size_t n) {
   return 0;
 }
 
-int mbsr_volume_write(const char *path, const mbsr_volume *v) {
-  char final[4096], tmp[4200];
-  int rc = mbsr_volume_output_path(path, final, sizeof final);
-  if (rc) return rc;
-  {
-    char why[256];
-    if (mbsr__affine_problem((const double(*)[4])v->affine, why, sizeof why)[0])
-      return mbsr_error(MBSR_EINVAL, "%s: refusing to write a volume with bad geometry: %s", final, why);
-  }
-  /* the directory must exist: report that plainly rather than as a temporary-file error */
-  {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", final);
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-      if (slash == dir) slash[1] = 0;
-      else *slash = 0;
-      if (!mbsr_is_dir(dir)) return mbsr_error(MBSR_EIO, "%s: output directory %s does not exist", final, dir);
-    }
-  }
-  rc = mbsr_tmp_path(final, tmp, sizeof tmp);
-  if (rc) return rc;
-
-  int nifti2 = v->nx > 32767 || v->ny > 32767 || v->nz > 32767;
+/* The NIfTI-1 (NIfTI-2 for a side above 32767) header of v, float32, into hdr (hsize bytes). */
+static int build_header(const mbsr_volume *v, const char *final, unsigned char hdr[544], size_t *hsize) {
+  int nifti2 = v->nx > 32767 || v->ny > 32767 || v->nz > 32767, bad = 0;
   int64_t dims[8] = {3, v->nx, v->ny, v->nz, 1, 1, 1, 1};
   nifti_set_debug_level(0);
   nifti_image *nim = nifti_make_new_nim(dims, NIFTI_TYPE_FLOAT32, 0);
@@ -514,33 +512,33 @@ int mbsr_volume_write(const char *path, const mbsr_volume *v) {
   nim->scl_inter = 0;
   snprintf(nim->descrip, sizeof nim->descrip, "mbsr %s", MBSR_VERSION);
   nim->nifti_type = nifti2 ? NIFTI_FTYPE_NIFTI2_1 : NIFTI_FTYPE_NIFTI1_1;
-
-  unsigned char hdr[544];
-  size_t hsize;
-  memset(hdr, 0, sizeof hdr);
+  memset(hdr, 0, 544);
   if (nifti2) {
     nifti_2_header h2;
     nim->iname_offset = 544;
-    if (nifti_convert_nim2n2hdr(nim, &h2)) rc = -1;
+    bad = nifti_convert_nim2n2hdr(nim, &h2) != 0;
     h2.vox_offset = 544;
     memcpy(h2.magic, "n+2\0\r\n\032\n", 8);
     memcpy(hdr, &h2, sizeof h2);
-    hsize = 544;
+    *hsize = 544;
   } else {
     nifti_1_header h1;
     nim->iname_offset = 352;
-    if (nifti_convert_nim2n1hdr(nim, &h1)) rc = -1;
+    bad = nifti_convert_nim2n1hdr(nim, &h1) != 0;
     h1.vox_offset = 352;
     memcpy(h1.magic, "n+1", 4);
     memcpy(hdr, &h1, sizeof h1);
-    hsize = 352;
+    *hsize = 352;
   }
   nifti_image_free(nim);
-  if (rc) return mbsr_error(MBSR_EFORMAT, "%s: nifti_clib could not build the header", final);
+  return bad ? mbsr_error(MBSR_EFORMAT, "%s: nifti_clib could not build the header", final) : 0;
+}
 
-  /* Every step's errno is taken right after that step (a later call would clobber it: a full disk
-   * used to be reported as "No such file or directory"). The buffered tail is written at close,
-   * and some file systems report ENOSPC only at fsync: both are checked. */
+/* The header and the voxels into tmp (gzip for .gz), closed and synced. Every step's errno is
+ * taken right after that step (a later call would clobber it: a full disk used to be reported as
+ * "No such file or directory"). The buffered tail is written at close, and some file systems
+ * report ENOSPC only at fsync: both are checked. */
+static int write_nifti_file(const char *final, const char *tmp, const unsigned char *hdr, size_t hsize, const mbsr_volume *v) {
   int gz = ends_with(final, ".gz");
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) return mbsr_error(MBSR_EIO, "%s: cannot create temporary %s: %s", final, tmp, strerror(errno));
@@ -568,5 +566,29 @@ int mbsr_volume_write(const char *path, const mbsr_volume *v) {
     mbsr_abandon_file(tmp);
     return mbsr_error(MBSR_EIO, "%s: write failed: %s", final, strerror(e));
   }
+  return 0;
+}
+
+int mbsr_volume_write(const char *path, const mbsr_volume *v) {
+  char final[4096], tmp[4200];
+  int rc = mbsr_volume_output_path(path, final, sizeof final);
+  if (rc) return rc;
+  char why[256];
+  if (mbsr__affine_problem((const double(*)[4])v->affine, why, sizeof why)[0])
+    return mbsr_error(MBSR_EINVAL, "%s: refusing to write a volume with bad geometry: %s", final, why);
+  /* the directory must exist: report that plainly rather than as a temporary-file error */
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", final);
+  char *slash = strrchr(dir, '/');
+  if (slash) {
+    if (slash == dir) slash[1] = 0;
+    else *slash = 0;
+    if (!mbsr_is_dir(dir)) return mbsr_error(MBSR_EIO, "%s: output directory %s does not exist", final, dir);
+  }
+  if ((rc = mbsr_tmp_path(final, tmp, sizeof tmp))) return rc;
+  unsigned char hdr[544];
+  size_t hsize = 0;
+  if ((rc = build_header(v, final, hdr, &hsize))) return rc;
+  if ((rc = write_nifti_file(final, tmp, hdr, hsize, v))) return rc;
   return mbsr_commit_file(tmp, final);
 }

@@ -96,9 +96,8 @@ static double unit_scale(const char *u) {
   return 0;
 }
 
-/* Geometry from a header-only Nrrd: dims, affine (mm RAS), element count check. */
-static int nrrd_geometry(const char *path, const Nrrd *n, const NrrdIoState *nio, int allow, int64_t dims[3],
-                         int axes[3], double A[4][4]) {
+/* The domain axes of a Nrrd (at most 3; other axes must have one sample) into axes; their count. */
+static int domain_axes(const char *path, const Nrrd *n, int axes[3], int *ndomain) {
   if (n->dim < 1 || n->dim > 16) return mbsr_error(MBSR_EFORMAT, "%s: bad dimension %u", path, n->dim);
   int nd = 0;
   int64_t total = 1;
@@ -119,6 +118,65 @@ static int nrrd_geometry(const char *path, const Nrrd *n, const NrrdIoState *nio
     }
   }
   if (nd == 0) return mbsr_error(MBSR_EFORMAT, "%s: no domain axis", path);
+  *ndomain = nd;
+  return 0;
+}
+
+/* Space units: honoured when given; otherwise a smallest spacing >= 5 is micrometres (Allen). */
+static int scale_units(const char *path, const Nrrd *n, int nd, double A[4][4]) {
+  double us = 0;
+  const char *uname = NULL;
+  if (n->spaceDim > 0 && n->spaceUnits[0] && n->spaceUnits[0][0]) {
+    uname = n->spaceUnits[0];
+    us = unit_scale(uname);
+    if (us == 0) return mbsr_error(MBSR_EUNSUPPORTED, "%s: unknown space units \"%s\"", path, uname);
+    mbsr__note("space units \"%s\" honoured", uname);
+  } else {
+    double smin = INFINITY;
+    for (int d = 0; d < nd; d++) {
+      double len = sqrt(A[0][d] * A[0][d] + A[1][d] * A[1][d] + A[2][d] * A[2][d]);
+      smin = fmin(smin, len);
+    }
+    if (smin >= 5) {
+      us = 1e-3;
+      mbsr__note("no 'space units': smallest spacing %g >= 5 taken as micrometres (Allen convention)", smin);
+    } else {
+      us = 1;
+      mbsr__note("no 'space units': smallest spacing %g < 5 taken as mm", smin);
+    }
+  }
+  for (int r = 0; r < 3; r++)
+    for (int c = 0; c < 4; c++) A[r][c] *= us;
+  return 0;
+}
+
+/* The Nrrd's space -> RAS. */
+static void to_ras(const Nrrd *n, double A[4][4]) {
+  int sp = n->space;
+  if (sp == nrrdSpaceLeftPosteriorSuperior || sp == nrrdSpaceLeftPosteriorSuperiorTime || sp == nrrdSpaceScannerXYZ ||
+      sp == nrrdSpaceScannerXYZTime) {
+    for (int c = 0; c < 4; c++) A[0][c] = -A[0][c], A[1][c] = -A[1][c];
+    mbsr__note("space %s converted to RAS", airEnumStr(nrrdSpace, sp));
+  } else if (sp == nrrdSpaceLeftAnteriorSuperior || sp == nrrdSpaceLeftAnteriorSuperiorTime) {
+    for (int c = 0; c < 4; c++) A[0][c] = -A[0][c];
+    mbsr__note("space %s converted to RAS", airEnumStr(nrrdSpace, sp));
+  } else if (sp == nrrdSpaceRightAnteriorSuperior || sp == nrrdSpaceRightAnteriorSuperiorTime ||
+             sp == nrrdSpace3DRightHanded) {
+    /* already RAS */
+  } else if (n->spaceDim > 0) {
+    mbsr__note("space '%s' taken as RAS", sp ? airEnumStr(nrrdSpace, sp) : "(unnamed)");
+  } else {
+    mbsr__note("no 'space': affine from spacings, taken as RAS");
+  }
+  for (int r = 0; r < 4; r++)
+    for (int c = 0; c < 4; c++) A[r][c] += 0.0; /* no -0 from the negations */
+}
+
+/* Geometry from a header-only Nrrd: dims, affine (mm RAS), element count check. */
+static int nrrd_geometry(const char *path, const Nrrd *n, const NrrdIoState *nio, int allow, int64_t dims[3],
+                         int axes[3], double A[4][4]) {
+  int nd = 0, rc = domain_axes(path, n, axes, &nd);
+  if (rc) return rc;
   memset(A, 0, 16 * sizeof(double));
   A[3][3] = 1;
   int defaulted = 0, nspacing = 0;
@@ -164,50 +222,8 @@ static int nrrd_geometry(const char *path, const Nrrd *n, const NrrdIoState *nio
   else if (n->spaceDim > 0)
     mbsr__note("no 'space origin': origin 0");
 
-  /* units */
-  double us = 0;
-  const char *uname = NULL;
-  if (n->spaceDim > 0 && n->spaceUnits[0] && n->spaceUnits[0][0]) {
-    uname = n->spaceUnits[0];
-    us = unit_scale(uname);
-    if (us == 0) return mbsr_error(MBSR_EUNSUPPORTED, "%s: unknown space units \"%s\"", path, uname);
-    mbsr__note("space units \"%s\" honoured", uname);
-  } else {
-    double smin = INFINITY;
-    for (int d = 0; d < nd; d++) {
-      double len = sqrt(A[0][d] * A[0][d] + A[1][d] * A[1][d] + A[2][d] * A[2][d]);
-      smin = fmin(smin, len);
-    }
-    if (smin >= 5) {
-      us = 1e-3;
-      mbsr__note("no 'space units': smallest spacing %g >= 5 taken as micrometres (Allen convention)", smin);
-    } else {
-      us = 1;
-      mbsr__note("no 'space units': smallest spacing %g < 5 taken as mm", smin);
-    }
-  }
-  for (int r = 0; r < 3; r++)
-    for (int c = 0; c < 4; c++) A[r][c] *= us;
-
-  /* space -> RAS */
-  int sp = n->space;
-  if (sp == nrrdSpaceLeftPosteriorSuperior || sp == nrrdSpaceLeftPosteriorSuperiorTime || sp == nrrdSpaceScannerXYZ ||
-      sp == nrrdSpaceScannerXYZTime) {
-    for (int c = 0; c < 4; c++) A[0][c] = -A[0][c], A[1][c] = -A[1][c];
-    mbsr__note("space %s converted to RAS", airEnumStr(nrrdSpace, sp));
-  } else if (sp == nrrdSpaceLeftAnteriorSuperior || sp == nrrdSpaceLeftAnteriorSuperiorTime) {
-    for (int c = 0; c < 4; c++) A[0][c] = -A[0][c];
-    mbsr__note("space %s converted to RAS", airEnumStr(nrrdSpace, sp));
-  } else if (sp == nrrdSpaceRightAnteriorSuperior || sp == nrrdSpaceRightAnteriorSuperiorTime ||
-             sp == nrrdSpace3DRightHanded) {
-    /* already RAS */
-  } else if (n->spaceDim > 0) {
-    mbsr__note("space '%s' taken as RAS", sp ? airEnumStr(nrrdSpace, sp) : "(unnamed)");
-  } else {
-    mbsr__note("no 'space': affine from spacings, taken as RAS");
-  }
-  for (int r = 0; r < 4; r++)
-    for (int c = 0; c < 4; c++) A[r][c] += 0.0; /* no -0 from the negations */
+  if ((rc = scale_units(path, n, nd, A))) return rc;
+  to_ras(n, A);
   const char *source = n->spaceDim == 0 ? "'spacings'"
                        : nspacing       ? "'space directions' / 'spacings' / 'space origin'"
                                         : "'space directions' / 'space origin'";

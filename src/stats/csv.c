@@ -40,7 +40,7 @@ static int sv_push(strvec *s, char *x) {
   if (s->n == s->cap) {
     size_t nc = s->cap ? 2 * s->cap : 64;
     char **nv = realloc(s->v, nc * sizeof *nv);
-    if (!nv) return -1;
+    if (!nv) return MBSR_ENOMEM;
     s->v = nv;
     s->cap = nc;
   }
@@ -69,9 +69,8 @@ void mbsr_csv_free(mbsr_csv *t) {
   free(t);
 }
 
-/* Splits the whole text into records; fields appended to `cells`, per-record field count and line. */
-int mbsr_csv_read(const char *path, mbsr_csv **out) {
-  *out = NULL;
+/* The whole file into a NUL-terminated buffer (at most CSV_MAX_BYTES; binary data refused). */
+static int read_all(const char *path, char **out, size_t *out_len) {
   FILE *f = fopen(path, "rb");
   if (!f) return mbsr_error(MBSR_EIO, "%s: cannot open: %s", path, strerror(errno));
   size_t cap = 1 << 16, len = 0;
@@ -104,161 +103,181 @@ int mbsr_csv_read(const char *path, mbsr_csv **out) {
     free(buf);
     return mbsr_error(MBSR_EFORMAT, "%s: binary data (NUL byte), not a CSV file", path);
   }
+  *out = buf, *out_len = len;
+  return 0;
+}
 
-  strvec cells = {0};
-  int *rline = NULL, *rcount = NULL;
-  size_t nrec = 0, rcap = 0;
-  int rc = MBSR_OK, line = 1;
-  size_t pos = 0;
-  char *tmp = malloc(len + 1);
-  if (!tmp) rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
-  while (rc == MBSR_OK && pos < len) {
-    int rec_line = line;
-    size_t nf = 0, rec_start = pos;
-    int blank = 1;
-    for (;;) { /* one field */
-      size_t tn = 0;
-      if (nf >= CSV_MAX_COLS) {
-        rc = mbsr_error(MBSR_ERANGE, "%s:%d: more than %d fields in a record", path, rec_line, CSV_MAX_COLS);
-        break;
-      }
-      if (cells.n >= (size_t)CSV_MAX_CELLS) {
-        rc = mbsr_error(MBSR_ERANGE, "%s:%d: more than %ld fields in the file", path, rec_line, CSV_MAX_CELLS);
-        break;
-      }
-      if (pos - rec_start > (size_t)CSV_MAX_RECORD) {
-        rc = mbsr_error(MBSR_ERANGE, "%s:%d: record longer than %ld bytes", path, rec_line, CSV_MAX_RECORD);
-        break;
-      }
-      while (pos < len && (buf[pos] == ' ' || buf[pos] == '\t')) pos++;
-      if (pos < len && buf[pos] == '"') {
-        int start_line = line;
-        pos++;
-        for (;;) {
-          if (pos >= len) {
-            rc = mbsr_error(MBSR_EFORMAT, "%s:%d: unterminated quoted field", path, start_line);
-            break;
-          }
-          if (pos - rec_start > (size_t)CSV_MAX_RECORD) {
-            rc = mbsr_error(MBSR_ERANGE, "%s:%d: record longer than %ld bytes (unbalanced quote?)", path, start_line,
-                            CSV_MAX_RECORD);
-            break;
-          }
-          if (buf[pos] == '"') {
-            if (pos + 1 < len && buf[pos + 1] == '"') {
-              tmp[tn++] = '"';
-              pos += 2;
-              continue;
-            }
-            pos++;
-            break;
-          }
-          if (buf[pos] == '\n') line++;
-          tmp[tn++] = buf[pos++];
-        }
-        if (rc) break;
-        blank = 0;
-        while (pos < len && buf[pos] != ',' && buf[pos] != '\n') {
-          if (!isspace((unsigned char)buf[pos])) {
-            rc = mbsr_error(MBSR_EFORMAT, "%s:%d: text after a closing quote", path, line);
-            break;
-          }
-          pos++;
-        }
-        if (rc) break;
-      } else {
-        while (pos < len && buf[pos] != ',' && buf[pos] != '\n') tmp[tn++] = buf[pos++];
-        if (pos - rec_start > (size_t)CSV_MAX_RECORD) {
-          rc = mbsr_error(MBSR_ERANGE, "%s:%d: record longer than %ld bytes", path, rec_line, CSV_MAX_RECORD);
-          break;
-        }
-      }
-      char *fv = trim_dup(tmp, tn);
-      if (!fv || sv_push(&cells, fv)) {
-        free(fv);
-        rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
-        break;
-      }
-      if (fv[0]) blank = 0;
-      nf++;
-      if (pos < len && buf[pos] == ',') {
-        blank = 0;
-        pos++;
+/* The state of splitting a text into records: fields appended to `cells`, per record its field
+ * count and first line. */
+typedef struct {
+  const char *path, *buf;
+  size_t len, pos, rec_start;
+  int line, rec_line;
+  char *tmp;            /* the field being read */
+  strvec cells;
+  int *rline, *rcount;
+  size_t nrec, rcap;
+} csv_lexer;
+
+static int too_long(const csv_lexer *L, int at_line, const char *hint) {
+  return mbsr_error(MBSR_ERANGE, "%s:%d: record longer than %ld bytes%s", L->path, at_line, CSV_MAX_RECORD, hint);
+}
+
+/* A quoted field ("" is a quote; it may span lines) into L->tmp; then only spaces up to the next
+ * separator. */
+static int quoted_field(csv_lexer *L, size_t *tn) {
+  const char *buf = L->buf;
+  const int start_line = L->line;
+  L->pos++;
+  for (;;) {
+    if (L->pos >= L->len) return mbsr_error(MBSR_EFORMAT, "%s:%d: unterminated quoted field", L->path, start_line);
+    if (L->pos - L->rec_start > (size_t)CSV_MAX_RECORD) return too_long(L, start_line, " (unbalanced quote?)");
+    if (buf[L->pos] == '"') {
+      if (L->pos + 1 < L->len && buf[L->pos + 1] == '"') {
+        L->tmp[(*tn)++] = '"';
+        L->pos += 2;
         continue;
       }
-      if (pos < len) pos++, line++; /* '\n' */
+      L->pos++;
       break;
     }
-    if (rc) break;
-    if (blank && nf == 1) { /* skip blank line */
-      free(cells.v[--cells.n]);
-      continue;
-    }
-    if (nrec == rcap) {
-      rcap = rcap ? 2 * rcap : 256;
-      int *a = realloc(rline, rcap * sizeof(int)), *b = a ? realloc(rcount, rcap * sizeof(int)) : NULL;
-      if (a) rline = a;
-      if (b) rcount = b;
-      if (!a || !b) {
-        rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
-        break;
-      }
-    }
-    rline[nrec] = rec_line;
-    rcount[nrec] = (int)nf;
-    nrec++;
+    if (buf[L->pos] == '\n') L->line++;
+    L->tmp[(*tn)++] = buf[L->pos++];
   }
-  free(tmp);
-  free(buf);
-  mbsr_csv *t = NULL;
-  if (rc == MBSR_OK && nrec == 0) rc = mbsr_error(MBSR_EFORMAT, "%s: empty file (a header row is needed)", path);
-  for (size_t r = 1; rc == MBSR_OK && r < nrec; r++)
-    if (rcount[r] != rcount[0])
-      rc = mbsr_error(MBSR_EFORMAT, "%s:%d: %d fields, but the header has %d", path, rline[r], rcount[r], rcount[0]);
-  if (rc == MBSR_OK) {
-    int nc = rcount[0];
-    size_t ncell = cells.n - (size_t)nc;
-    t = calloc(1, sizeof *t);
-    if (t) {
-      t->path = strdup(path);
-      t->names = malloc(sizeof(char *) * (size_t)nc);
-      t->cells = malloc(sizeof(char *) * (ncell ? ncell : 1));
-      t->line = malloc(sizeof(int) * (nrec > 1 ? nrec - 1 : 1));
-    }
-    if (!t || !t->path || !t->names || !t->cells || !t->line) {
-      rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
-      mbsr_csv_free(t); /* ncols = nrows = 0: frees the arrays only */
-      t = NULL;
-    } else { /* ownership of the strings moves to t */
-      memcpy(t->names, cells.v, sizeof(char *) * (size_t)nc);
-      memcpy(t->cells, cells.v + nc, sizeof(char *) * ncell);
-      for (size_t r = 1; r < nrec; r++) t->line[r - 1] = rline[r];
-      t->ncols = nc;
-      t->nrows = (int)(nrec - 1);
-      cells.n = 0;
-      stridx *ix = malloc(sizeof *ix * (size_t)nc);
-      if (!ix) rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
-      for (int c = 0; ix && c < nc; c++) ix[c] = (stridx){t->names[c], c};
-      if (ix) qsort(ix, (size_t)nc, sizeof *ix, cmp_stridx);
-      int dup = -1; /* the duplicate whose second occurrence comes first */
-      for (int c = 1; ix && c < nc; c++)
-        if (ix[c].s[0] && !strcmp(ix[c].s, ix[c - 1].s) && (dup < 0 || ix[c].i < dup)) dup = ix[c].i;
-      free(ix);
-      if (dup >= 0)
-        rc = mbsr_error(MBSR_EFORMAT, "%s: column name '%s' appears twice in the header", path, t->names[dup]);
-      if (rc) {
-        mbsr_csv_free(t);
-        t = NULL;
-      }
-    }
+  for (; L->pos < L->len && buf[L->pos] != ',' && buf[L->pos] != '\n'; L->pos++)
+    if (!isspace((unsigned char)buf[L->pos])) return mbsr_error(MBSR_EFORMAT, "%s:%d: text after a closing quote", L->path, L->line);
+  return 0;
+}
+
+/* One field (trimmed) appended to the cells; *more: a separator followed; *blank cleared when the
+ * field is not empty. */
+static int read_field(csv_lexer *L, size_t nf, int *more, int *blank) {
+  size_t tn = 0;
+  int rc = 0;
+  *more = 0;
+  if (nf >= CSV_MAX_COLS) return mbsr_error(MBSR_ERANGE, "%s:%d: more than %d fields in a record", L->path, L->rec_line, CSV_MAX_COLS);
+  if (L->cells.n >= (size_t)CSV_MAX_CELLS)
+    return mbsr_error(MBSR_ERANGE, "%s:%d: more than %ld fields in the file", L->path, L->rec_line, CSV_MAX_CELLS);
+  if (L->pos - L->rec_start > (size_t)CSV_MAX_RECORD) return too_long(L, L->rec_line, "");
+  while (L->pos < L->len && (L->buf[L->pos] == ' ' || L->buf[L->pos] == '\t')) L->pos++;
+  if (L->pos < L->len && L->buf[L->pos] == '"') {
+    if ((rc = quoted_field(L, &tn))) return rc;
+    *blank = 0;
+  } else {
+    while (L->pos < L->len && L->buf[L->pos] != ',' && L->buf[L->pos] != '\n') L->tmp[tn++] = L->buf[L->pos++];
+    if (L->pos - L->rec_start > (size_t)CSV_MAX_RECORD) return too_long(L, L->rec_line, "");
   }
-  for (size_t i = 0; i < cells.n; i++) free(cells.v[i]);
-  free(cells.v);
-  free(rline);
-  free(rcount);
+  char *fv = trim_dup(L->tmp, tn);
+  if (!fv || sv_push(&L->cells, fv)) {
+    free(fv);
+    return mbsr_error(MBSR_ENOMEM, "%s: out of memory", L->path);
+  }
+  if (fv[0]) *blank = 0;
+  if (L->pos < L->len && L->buf[L->pos] == ',') {
+    *blank = 0;
+    L->pos++;
+    *more = 1;
+  } else if (L->pos < L->len) {
+    L->pos++, L->line++; /* '\n' */
+  }
+  return 0;
+}
+
+/* One record (a blank line is skipped). */
+static int read_record(csv_lexer *L) {
+  L->rec_line = L->line;
+  L->rec_start = L->pos;
+  size_t nf = 0;
+  int blank = 1, more = 1, rc = 0;
+  while (more && !rc) {
+    rc = read_field(L, nf, &more, &blank);
+    if (!rc) nf++;
+  }
   if (rc) return rc;
+  if (blank && nf == 1) { /* skip blank line */
+    free(L->cells.v[--L->cells.n]);
+    return 0;
+  }
+  if (L->nrec == L->rcap) {
+    L->rcap = L->rcap ? 2 * L->rcap : 256;
+    int *a = realloc(L->rline, L->rcap * sizeof(int)), *b = a ? realloc(L->rcount, L->rcap * sizeof(int)) : NULL;
+    if (a) L->rline = a;
+    if (b) L->rcount = b;
+    if (!a || !b) return mbsr_error(MBSR_ENOMEM, "%s: out of memory", L->path);
+  }
+  L->rline[L->nrec] = L->rec_line;
+  L->rcount[L->nrec] = (int)nf;
+  L->nrec++;
+  return 0;
+}
+
+/* A column name that appears twice in the header: found by sorting. */
+static int check_duplicate_names(const mbsr_csv *t) {
+  const int nc = t->ncols;
+  stridx *ix = malloc(sizeof *ix * (size_t)(nc > 0 ? nc : 1));
+  if (!ix) return mbsr_error(MBSR_ENOMEM, "%s: out of memory", t->path);
+  for (int c = 0; c < nc; c++) ix[c] = (stridx){t->names[c], c};
+  qsort(ix, (size_t)nc, sizeof *ix, cmp_stridx);
+  int dup = -1; /* the duplicate whose second occurrence comes first */
+  for (int c = 1; c < nc; c++)
+    if (ix[c].s[0] && !strcmp(ix[c].s, ix[c - 1].s) && (dup < 0 || ix[c].i < dup)) dup = ix[c].i;
+  free(ix);
+  return dup >= 0 ? mbsr_error(MBSR_EFORMAT, "%s: column name '%s' appears twice in the header", t->path, t->names[dup]) : 0;
+}
+
+/* The records -> the table (the first record is the header; every record has its field count). */
+static int build_table(csv_lexer *L, mbsr_csv **out) {
+  if (L->nrec == 0) return mbsr_error(MBSR_EFORMAT, "%s: empty file (a header row is needed)", L->path);
+  for (size_t r = 1; r < L->nrec; r++)
+    if (L->rcount[r] != L->rcount[0])
+      return mbsr_error(MBSR_EFORMAT, "%s:%d: %d fields, but the header has %d", L->path, L->rline[r], L->rcount[r], L->rcount[0]);
+  const int nc = L->rcount[0];
+  const size_t ncell = L->cells.n - (size_t)nc, nrec = L->nrec;
+  mbsr_csv *t = calloc(1, sizeof *t);
+  if (t) {
+    t->path = strdup(L->path);
+    t->names = malloc(sizeof(char *) * (size_t)nc);
+    t->cells = malloc(sizeof(char *) * (ncell ? ncell : 1));
+    t->line = malloc(sizeof(int) * (nrec > 1 ? nrec - 1 : 1));
+  }
+  if (!t || !t->path || !t->names || !t->cells || !t->line) {
+    mbsr_csv_free(t); /* ncols = nrows = 0: frees the arrays only */
+    return mbsr_error(MBSR_ENOMEM, "%s: out of memory", L->path);
+  }
+  /* ownership of the strings moves to t */
+  memcpy(t->names, L->cells.v, sizeof(char *) * (size_t)nc);
+  memcpy(t->cells, L->cells.v + nc, sizeof(char *) * ncell);
+  for (size_t r = 1; r < nrec; r++) t->line[r - 1] = L->rline[r];
+  t->ncols = nc;
+  t->nrows = (int)(nrec - 1);
+  L->cells.n = 0;
+  int rc = check_duplicate_names(t);
+  if (rc) {
+    mbsr_csv_free(t);
+    return rc;
+  }
   *out = t;
-  return MBSR_OK;
+  return 0;
+}
+
+int mbsr_csv_read(const char *path, mbsr_csv **out) {
+  *out = NULL;
+  char *buf = NULL;
+  size_t len = 0;
+  int rc = read_all(path, &buf, &len);
+  if (rc) return rc;
+  csv_lexer L = {.path = path, .buf = buf, .len = len, .line = 1};
+  L.tmp = malloc(len + 1);
+  if (!L.tmp) rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
+  while (!rc && L.pos < L.len) rc = read_record(&L);
+  free(L.tmp);
+  if (!rc) rc = build_table(&L, out);
+  free(buf);
+  for (size_t i = 0; i < L.cells.n; i++) free(L.cells.v[i]);
+  free(L.cells.v);
+  free(L.rline);
+  free(L.rcount);
+  return rc;
 }
 
 int mbsr_csv_col(const mbsr_csv *t, const char *name) {

@@ -54,27 +54,28 @@ void mbsr_train_config_default(mbsr_train_config *c) {
 /* A number, or null when it is not finite (JSON has no NaN/Inf). */
 static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
-/* Number `key` of the JSON object text js (a string holding a hex float is parsed too). */
+/* Number `key` of the JSON object text js (a string holding a hex float is parsed too): 1 when
+ * found, 0 when absent or not a number. */
 static int json_num(const char *js, const char *key, double *v) {
   json_t *o = json_loads(js, 0, NULL);
   json_t *x = o ? json_object_get(o, key) : NULL;
-  int rc = -1;
-  if (json_is_number(x)) *v = json_number_value(x), rc = 0;
+  int found = 0;
+  if (json_is_number(x)) *v = json_number_value(x), found = 1;
   else if (json_is_string(x)) {
     char *end;
     *v = strtod(json_string_value(x), &end);
-    rc = end == json_string_value(x) ? -1 : 0;
+    found = end != json_string_value(x);
   }
   json_decref(o);
-  return rc;
+  return found;
 }
 
-/* Write obj as one compact line (+ newline) into buf; -1 when it does not fit. */
+/* Write obj as one compact line into buf: 1 when written, 0 when it does not fit. */
 static int json_line(json_t *obj, char *buf, size_t n) {
   size_t len = json_dumpb(obj, buf, n > 0 ? n - 1 : 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  if (len == 0 || len >= n) return -1;
+  if (len == 0 || len >= n) return 0;
   buf[len] = 0;
-  return 0;
+  return 1;
 }
 
 typedef struct {
@@ -101,7 +102,7 @@ static void state_to_meta(const run_state *s, const mbsr_train_config *c, int P,
   json_object_set_new(o, "lr", json_real(c->adam.lr));
   json_object_set_new(o, "pair", json_string(c->pair));
   json_object_set_new(o, "data", json_string(c->data));
-  if (json_line(o, m->info, sizeof m->info)) { /* a very long data path: keep the state, drop the path */
+  if (!json_line(o, m->info, sizeof m->info)) { /* a very long data path: keep the state, drop the path */
     json_object_del(o, "data");
     json_line(o, m->info, sizeof m->info);
   }
@@ -112,11 +113,11 @@ static int meta_to_state(const mbsr_ckpt_meta *m, run_state *s) {
   double v;
   s->step = m->step, s->epoch = m->epoch, s->best_epoch = m->best_epoch, s->bad_epochs = m->bad_epochs;
   s->best_val = m->best_val, s->last_val = m->last_val;
-  if (json_num(m->info, "step_in_epoch", &v)) return mbsr_error(MBSR_EFORMAT, "checkpoint: no trainer state in its info");
+  if (!json_num(m->info, "step_in_epoch", &v)) return mbsr_error(MBSR_EFORMAT, "checkpoint: no trainer state in its info");
   s->step_in_epoch = (int64_t)v;
-  s->train_sum = json_num(m->info, "train_sum", &v) ? 0 : v;
-  s->train_n = json_num(m->info, "train_n", &v) ? 0 : (int64_t)v;
-  s->finished = json_num(m->info, "finished", &v) ? 0 : (int)v;
+  s->train_sum = json_num(m->info, "train_sum", &v) ? v : 0;
+  s->train_n = json_num(m->info, "train_n", &v) ? (int64_t)v : 0;
+  s->finished = json_num(m->info, "finished", &v) ? (int)v : 0;
   return MBSR_OK;
 }
 
@@ -132,23 +133,23 @@ static int check_resume_model(const mbsr_train_config *c, const mbsr_model_confi
       n += (size_t)snprintf(diff + n, sizeof diff - n, "%s", n ? ", " : ""),                   \
           n += n < sizeof diff ? (size_t)snprintf(diff + n, sizeof diff - n, __VA_ARGS__) : 0; \
   } while (0)
-  DIFF(MBSR_TRAIN_GIVEN_ARCH, w->arch != k->arch, "--arch %s vs its %s", mbsr_arch_name(w->arch), mbsr_arch_name(k->arch));
-  DIFF(MBSR_TRAIN_GIVEN_CHANNELS, w->channels != k->channels, "--channels %d vs its %d", w->channels, k->channels);
-  DIFF(MBSR_TRAIN_GIVEN_BLOCKS, w->blocks != k->blocks, "--blocks %d vs its %d", w->blocks, k->blocks);
+  DIFF(MBSR_TRAIN_GIVEN_ARCH, w->arch != k->arch, "arch %s vs its %s", mbsr_arch_name(w->arch), mbsr_arch_name(k->arch));
+  DIFF(MBSR_TRAIN_GIVEN_CHANNELS, w->channels != k->channels, "channels %d vs its %d", w->channels, k->channels);
+  DIFF(MBSR_TRAIN_GIVEN_BLOCKS, w->blocks != k->blocks, "blocks %d vs its %d", w->blocks, k->blocks);
   DIFF(MBSR_TRAIN_GIVEN_GLOBAL_RESIDUAL, !w->global_residual != !k->global_residual, "global residual %s vs its %s",
        w->global_residual ? "on" : "off", k->global_residual ? "on" : "off");
   DIFF(MBSR_TRAIN_GIVEN_CCNN_C1, w->ccnn_c1 != k->ccnn_c1, "cCNN width 1 %d vs its %d", w->ccnn_c1, k->ccnn_c1);
   DIFF(MBSR_TRAIN_GIVEN_CCNN_C2, w->ccnn_c2 != k->ccnn_c2, "cCNN width 2 %d vs its %d", w->ccnn_c2, k->ccnn_c2);
-  DIFF(MBSR_TRAIN_GIVEN_DISC_CHANNELS, w->disc_channels != k->disc_channels, "--disc-channels %d vs its %d",
+  DIFF(MBSR_TRAIN_GIVEN_DISC_CHANNELS, w->disc_channels != k->disc_channels, "disc_channels %d vs its %d",
        w->disc_channels, k->disc_channels);
-  DIFF(MBSR_TRAIN_GIVEN_DISC_BLOCKS, w->disc_blocks != k->disc_blocks, "--disc-blocks %d vs its %d", w->disc_blocks,
+  DIFF(MBSR_TRAIN_GIVEN_DISC_BLOCKS, w->disc_blocks != k->disc_blocks, "disc_blocks %d vs its %d", w->disc_blocks,
        k->disc_blocks);
-  DIFF(MBSR_TRAIN_GIVEN_GAN_LAMBDA, w->gan_lambda != k->gan_lambda, "--gan-lambda %g vs its %g", (double)w->gan_lambda,
+  DIFF(MBSR_TRAIN_GIVEN_GAN_LAMBDA, w->gan_lambda != k->gan_lambda, "gan_lambda %g vs its %g", (double)w->gan_lambda,
        (double)k->gan_lambda);
 #undef DIFF
   if (!n) return MBSR_OK;
   return mbsr_error(MBSR_EMISMATCH, "the options contradict the checkpoint: %s; leave them out to continue its network, or "
-                                    "train into another --out",
+                                    "train into another output directory",
                     diff);
 }
 
@@ -202,13 +203,16 @@ static int truncate_log(const char *path, int64_t step) {
   int rc = mbsr_tmp_path(path, tmp, sizeof tmp);
   FILE *g = rc ? NULL : fopen(tmp, "w");
   if (!rc && !g) rc = mbsr_error(MBSR_EIO, "%s: cannot write: %s", tmp, strerror(errno));
-  char line[4096];
-  while (!rc && fgets(line, sizeof line, f)) {
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t got;
+  while (!rc && (got = getline(&line, &cap, f)) > 0) {
     double s;
-    size_t ln = strlen(line); /* complete lines only: a killed run may have left half a line */
-    if (ln >= 2 && line[ln - 1] == '\n' && line[ln - 2] == '}' && json_num(line, "step", &s) == 0 && (int64_t)s <= step)
+    size_t ln = (size_t)got; /* complete lines only: a killed run may have left half a line */
+    if (ln >= 2 && line[ln - 1] == '\n' && line[ln - 2] == '}' && json_num(line, "step", &s) && (int64_t)s <= step)
       rc = mbsr_append_line(g, path, line);
   }
+  free(line);
   fclose(f);
   if (g && fclose(g) != 0 && !rc) rc = mbsr_error(MBSR_EIO, "%s: write failed: %s", path, strerror(errno));
   if (rc) {
@@ -221,7 +225,8 @@ static int truncate_log(const char *path, int64_t step) {
 static int write_config_json(const mbsr_train_config *c, const mbsr_model *m, const char *dir, int P, int64_t ntrain,
                              int64_t nval, int64_t spe) {
   char path[4096];
-  snprintf(path, sizeof path, "%s/config.json", dir);
+  int prc = mbsr_pathf(path, sizeof path, "%s/config.json", dir);
+  if (prc) return prc;
   const mbsr_sr_contract *k = mbsr_model_get_contract(m);
   json_t *o = json_object(), *kc = json_object();
   json_object_set_new(o, "mbsr_version", json_string(MBSR_VERSION));
@@ -282,7 +287,7 @@ static int select_patches(const mbsr_patchset *ps, const char *exclude, const ch
   *n = 0;
   if (!drop || !*idx) {
     free(drop);
-    return mbsr_error(MBSR_ENOMEM, "out of memory");
+    return mbsr_error(MBSR_ENOMEM, "%s: out of memory", file);
   }
   for (const char *t = exclude; t && *t;) {
     size_t len = strcspn(t, ",");
@@ -291,7 +296,7 @@ static int select_patches(const mbsr_patchset *ps, const char *exclude, const ch
       if (strlen(names[i]) == len && !strncmp(names[i], t, len)) drop[i] = 1, found = 1;
     if (!found && len) {
       free(drop);
-      return mbsr_error(MBSR_EINVAL, "--exclude-subjects: no subject '%.*s' in %s", (int)len, t, file);
+      return mbsr_error(MBSR_EINVAL, "exclude_subjects: no subject '%.*s' in %s", (int)len, t, file);
     }
     t += len + (t[len] == ',');
   }
@@ -327,10 +332,10 @@ static void training_summary(const mbsr_train_config *c, const mbsr_patchset *tr
   json_object_set_new(o, "train_patches", json_integer(ntrain));
   json_object_set_new(o, "augment", json_string(c->augment ? "flips+axis permutations" : "none"));
   if (c->init) json_object_set_new(o, "init", json_string(c->init));
-  if (json_line(o, buf, n)) { /* many subjects: counts only */
+  if (!json_line(o, buf, n)) { /* many subjects: counts only */
     json_object_del(o, "train_subjects");
     json_object_del(o, "val_subjects");
-    if (json_line(o, buf, n)) buf[0] = 0;
+    if (!json_line(o, buf, n)) buf[0] = 0;
   }
   json_decref(o);
   free(used);
@@ -431,442 +436,538 @@ static int validate(mbsr_model *m, mbsr_patchset *val, const int64_t *vidx, int6
   return rc;
 }
 
-int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary *sum) {
-  int rank, P, rc = MBSR_OK;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &P);
-  mbsr_train_summary S0;
-  if (!sum) sum = &S0;
-  memset(sum, 0, sizeof *sum);
-  const double t_start = mbsr_now();
-  mbsr_patchset *tr = NULL, *va = NULL;
-  mbsr_model *m = NULL;
-  float *bin = NULL, *btg = NULL, *bout = NULL;
-  int64_t *perm = NULL, *sub = NULL; /* epoch permutation of [0,ntrain); the used subset of the file's patches */
-  int64_t *tr_idx = NULL, *va_idx = NULL; /* patches of subjects not excluded */
-  float *aug_tmp = NULL;
-  FILE *log = NULL;
+/* ---- the run: a trainer state and its verbs ---- */
+typedef struct {
+  const mbsr_train_config *c;
+  MPI_Comm comm;
+  int rank, P;
+  mbsr_train_summary *sum;
+  double t_start;
+  /* data */
+  mbsr_patchset *tr, *va;
+  int64_t *tr_idx, *va_idx;   /* patches of subjects not excluded */
+  int64_t *perm, *sub;        /* epoch permutation of [0,ntrain); the used subset of the file's patches */
+  int64_t ntr_all, ntrain, nval, spe;
+  int p, B, b0, nb, mb;       /* patch edge; global batch; this rank's slice [b0, b0 + nb); model batch */
+  size_t vox;
+  double cubic_val;
+  /* model and buffers */
+  mbsr_model *m;
+  float *bin, *btg, *bout, *aug_tmp;
+  size_t nparams;
+  int nph, resumed;
+  double rss0, mem_rank, flops_sample;
+  /* outputs */
+  FILE *log;
   char last_path[4096], best_path[4096], log_path[4096];
+  /* progress */
   run_state st;
-  memset(&st, 0, sizeof st);
-  st.best_val = INFINITY, st.last_val = NAN, st.best_epoch = -1;
+  int stop_all, early, timeup, maxed;
+  int64_t step0, epochs_run;
+  double t_io, t_comp, t_ar, t_sync, t_val, t_train, t_epoch0, cpu0;
+} trainer;
 
-  /* ---- configuration checks (identical on all ranks) ---- */
-  if (!c->data || !c->pair || (!c->out && !c->dry_run)) rc = mbsr_error(MBSR_EINVAL, "--data, --pair and --out are required");
-  else if (c->batch < 1 || c->batch > 65536) rc = mbsr_error(MBSR_EINVAL, "--batch %d out of range 1..65536", c->batch);
-  else if (c->epochs < 1) rc = mbsr_error(MBSR_EINVAL, "--epochs must be >= 1");
-  else if (c->patience < 0) rc = mbsr_error(MBSR_EINVAL, "--patience must be >= 0");
-  else if (!(c->adam.lr > 0)) rc = mbsr_error(MBSR_EINVAL, "--lr must be > 0");
-  if (rc) return mbsr_mpi_agree(comm, rc);
-  if (c->threads > 0) omp_set_num_threads(c->threads);
+/* The configuration (identical on all ranks); messages name the parameters. */
+static int check_config(const mbsr_train_config *c) {
+  if (!c->data || !c->pair || (!c->out && !c->dry_run)) return mbsr_error(MBSR_EINVAL, "train: data, pair and out are required");
+  if (c->batch < 1 || c->batch > 65536) return mbsr_error(MBSR_EINVAL, "train: batch %d out of range 1..65536", c->batch);
+  if (c->epochs < 1) return mbsr_error(MBSR_EINVAL, "train: epochs must be >= 1");
+  if (c->patience < 0) return mbsr_error(MBSR_EINVAL, "train: patience must be >= 0");
+  if (!(c->adam.lr > 0)) return mbsr_error(MBSR_EINVAL, "train: lr must be > 0");
+  return MBSR_OK;
+}
+
+/* The patch files' train and val sets, the patches used, the batch geometry. */
+static int open_data(trainer *T) {
+  const mbsr_train_config *c = T->c;
+  int rc = 0;
   if (c->out) {
-    snprintf(last_path, sizeof last_path, "%s/last.h5", c->out);
-    snprintf(best_path, sizeof best_path, "%s/best.h5", c->out);
-    snprintf(log_path, sizeof log_path, "%s/train.jsonl", c->out);
+    rc = mbsr_pathf(T->last_path, sizeof T->last_path, "%s/last.h5", c->out);
+    if (!rc) rc = mbsr_pathf(T->best_path, sizeof T->best_path, "%s/best.h5", c->out);
+    if (!rc) rc = mbsr_pathf(T->log_path, sizeof T->log_path, "%s/train.jsonl", c->out);
   }
-
-  /* ---- data ---- */
-  rc = mbsr_patchset_open(c->data, c->pair, "train", &tr);
-  if (!rc) rc = mbsr_patchset_open(c->data, c->pair, "val", &va);
-  int64_t ntr_all = 0, nval = 0;
-  if (!rc) rc = select_patches(tr, c->exclude_subjects, c->data, &tr_idx, &ntr_all);
-  if (!rc) rc = select_patches(va, c->exclude_subjects, c->data, &va_idx, &nval);
-  if (!rc && ntr_all < 1)
+  if (!rc) rc = mbsr_patchset_open(c->data, c->pair, "train", &T->tr);
+  if (!rc) rc = mbsr_patchset_open(c->data, c->pair, "val", &T->va);
+  if (!rc) rc = select_patches(T->tr, c->exclude_subjects, c->data, &T->tr_idx, &T->ntr_all);
+  if (!rc) rc = select_patches(T->va, c->exclude_subjects, c->data, &T->va_idx, &T->nval);
+  if (!rc && T->ntr_all < 1)
     rc = mbsr_error(MBSR_EINVAL, "%s: pair %s has no training patches%s", c->data, c->pair,
-                    c->exclude_subjects ? " outside --exclude-subjects" : "");
-  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
-  const int p = mbsr_patchset_patch(tr);
-  const size_t vox = (size_t)p * p * p;
-  int64_t ntrain = ntr_all;
-  if (c->max_patches > 0 && c->max_patches < ntrain) ntrain = c->max_patches;
-  const int B = c->batch;
-  const int64_t spe = c->steps_per_epoch > 0 ? c->steps_per_epoch : (ntrain + B - 1) / B;
-  const int b0 = (int)((int64_t)B * rank / P), b1 = (int)((int64_t)B * (rank + 1) / P), nb = b1 - b0;
-  int mb = (B + P - 1) / P; /* the model's batch: the largest share, also the validation micro-batch */
-  if (mb > 256) {
-    rc = mbsr_error(MBSR_EINVAL, "global batch %d on %d ranks gives %d patches per rank (at most 256)", B, P, mb);
-    goto out;
-  }
-  if (mb < 4) mb = 4;
-  if (mb > 256) mb = 256;
-  double cubic_val = mbsr_patchset_cubic_mse(va);
+                    c->exclude_subjects ? " outside the excluded subjects" : "");
+  if ((rc = mbsr_mpi_agree(T->comm, rc))) return rc;
+  T->p = mbsr_patchset_patch(T->tr);
+  T->vox = (size_t)T->p * T->p * T->p;
+  T->ntrain = T->ntr_all;
+  if (c->max_patches > 0 && c->max_patches < T->ntrain) T->ntrain = c->max_patches;
+  T->B = c->batch;
+  T->spe = c->steps_per_epoch > 0 ? c->steps_per_epoch : (T->ntrain + T->B - 1) / T->B;
+  T->b0 = (int)((int64_t)T->B * T->rank / T->P);
+  T->nb = (int)((int64_t)T->B * (T->rank + 1) / T->P) - T->b0;
+  T->mb = (T->B + T->P - 1) / T->P; /* the model's batch: the largest share, also the validation micro-batch */
+  if (T->mb > 256)
+    return mbsr_error(MBSR_EINVAL, "global batch %d on %d ranks gives %d patches per rank (at most 256)", T->B, T->P, T->mb);
+  if (T->mb < 4) T->mb = 4;
+  T->cubic_val = mbsr_patchset_cubic_mse(T->va);
+  return 0;
+}
 
-  /* ---- model: fresh, transfer (--init), or resumed (--resume and <out>/last.h5 exists) ---- */
-  int resumed = 0;
-  if (rank == 0 && c->out && !c->dry_run) {
+/* The model of a resumed run: <out>/last.h5, checked against the configuration. */
+static int resume_model(trainer *T) {
+  const mbsr_train_config *c = T->c;
+  mbsr_ckpt_meta meta;
+  int rc = mbsr_checkpoint_load(T->last_path, T->mb, T->p, T->p, T->p, &T->m, &meta);
+  if (!rc) rc = check_resume_model(c, mbsr_model_get_config(T->m));
+  if (!rc) rc = meta_to_state(&meta, &T->st);
+  double kb = 0, ks = 0, kp = 0;
+  if (!rc && json_num(meta.info, "batch", &kb) && json_num(meta.info, "steps_per_epoch", &ks) &&
+      ((int)kb != c->batch || (int64_t)ks != T->spe))
+    rc = mbsr_error(MBSR_EMISMATCH, "the checkpoint was made with global batch %d and %lld steps per epoch, this run has %d and %lld",
+                    (int)kb, (long long)ks, c->batch, (long long)T->spe);
+  if (!rc && T->rank == 0 && json_num(meta.info, "nranks", &kp) && (int)kp != T->P)
+    mbsr_warn("resuming a %d-rank run on %d ranks: training continues correctly, but not bitwise as an uninterrupted run", (int)kp,
+              T->P);
+  if (rc) mbsr_error_prefix(rc, "resuming from %s: ", T->last_path);
+  T->resumed = 1;
+  if (!rc && c->init && c->finetune_last >= 0) rc = mbsr_model_freeze_all_but_last(T->m, c->finetune_last);
+  return rc;
+}
+
+/* A fresh model (Glorot; a global-residual output conv zeroed) or a transfer (init). */
+static int fresh_model(trainer *T) {
+  const mbsr_train_config *c = T->c;
+  int rc = mbsr_model_create(&c->model, T->mb, T->p, T->p, T->p, &T->m);
+  if (!rc) mbsr_model_init(T->m, c->seed);
+  if (!rc && !c->init && !c->init_glorot && c->model.global_residual) zero_output_conv(T->m);
+  if (!rc && c->init) {
+    mbsr_ckpt_meta im;
+    rc = mbsr_checkpoint_load_into(T->m, c->init, &im);
+    if (rc) mbsr_error_prefix(rc, "init %s: ", c->init);
+    if (!rc && c->finetune_last >= 0) rc = mbsr_model_freeze_all_but_last(T->m, c->finetune_last);
+  }
+  return rc;
+}
+
+/* The model (fresh, transfer, or resumed when resume is set and <out>/last.h5 exists), the batch
+ * buffers, and the subset of patches this run trains on. */
+static int build_model(trainer *T) {
+  const mbsr_train_config *c = T->c;
+  int rc = 0;
+  if (T->rank == 0 && c->out && !c->dry_run) {
     rc = mbsr_mkdir_p(c->out);
     if (!rc) mbsr_clean_stale_tmp(c->out, NULL); /* temporaries of killed runs */
   }
-  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
-  double rss0 = rss_bytes();
-  if (c->resume && c->out && mbsr_file_exists(last_path)) {
-    mbsr_ckpt_meta meta;
-    rc = mbsr_checkpoint_load(last_path, mb, p, p, p, &m, &meta);
-    if (!rc) rc = check_resume_model(c, mbsr_model_get_config(m));
-    if (!rc) rc = meta_to_state(&meta, &st);
-    double kb = 0, ks = 0, kp = 0;
-    if (!rc && !json_num(meta.info, "batch", &kb) && !json_num(meta.info, "steps_per_epoch", &ks) &&
-        ((int)kb != c->batch || (int64_t)ks != spe))
-      rc = mbsr_error(MBSR_EMISMATCH, "the checkpoint was made with global batch %d and %lld steps per epoch, this run has %d and %lld",
-                      (int)kb, (long long)ks, c->batch, (long long)spe);
-    if (!rc && rank == 0 && !json_num(meta.info, "nranks", &kp) && (int)kp != P)
-      mbsr_warn("resuming a %d-rank run on %d ranks: training continues correctly, but not bitwise as an uninterrupted run", (int)kp, P);
-    if (rc) mbsr_error_prefix(rc, "resuming from %s: ", last_path);
-    resumed = 1;
-    if (!rc && c->init && c->finetune_last >= 0) rc = mbsr_model_freeze_all_but_last(m, c->finetune_last);
-  } else {
-    rc = mbsr_model_create(&c->model, mb, p, p, p, &m);
-    if (!rc) mbsr_model_init(m, c->seed);
-    if (!rc && !c->init && !c->init_glorot && c->model.global_residual) zero_output_conv(m);
-    if (!rc && c->init) {
-      mbsr_ckpt_meta im;
-      rc = mbsr_checkpoint_load_into(m, c->init, &im);
-      if (rc) mbsr_error_prefix(rc, "--init %s: ", c->init);
-      if (!rc && c->finetune_last >= 0) rc = mbsr_model_freeze_all_but_last(m, c->finetune_last);
-    }
-  }
-  bin = mbsr_alloc(sizeof(float) * vox * (size_t)mb);
-  btg = mbsr_alloc(sizeof(float) * vox * (size_t)mb);
-  bout = mbsr_alloc(sizeof(float) * vox * (size_t)mb);
-  perm = malloc(sizeof(int64_t) * (size_t)ntr_all);
-  sub = malloc(sizeof(int64_t) * (size_t)ntr_all);
-  aug_tmp = c->augment ? mbsr_alloc(sizeof(float) * vox) : NULL;
-  if (!rc && (!bin || !btg || !bout || !perm || !sub || (c->augment && !aug_tmp)))
-    rc = mbsr_error(MBSR_ENOMEM, "out of memory for batch buffers");
-  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
-  /* --max-patches N: a seeded random subset of N patches (fixed for the run), sorted */
-  shuffle(sub, ntr_all, c->seed, -1);
-  if (ntrain < ntr_all) qsort(sub, (size_t)ntrain, sizeof *sub, cmp_i64);
+  if ((rc = mbsr_mpi_agree(T->comm, rc))) return rc;
+  T->rss0 = rss_bytes();
+  rc = c->resume && c->out && mbsr_file_exists(T->last_path) ? resume_model(T) : fresh_model(T);
+  const size_t bytes = sizeof(float) * T->vox * (size_t)T->mb;
+  T->bin = mbsr_alloc(bytes), T->btg = mbsr_alloc(bytes), T->bout = mbsr_alloc(bytes);
+  T->perm = malloc(sizeof(int64_t) * (size_t)T->ntr_all);
+  T->sub = malloc(sizeof(int64_t) * (size_t)T->ntr_all);
+  T->aug_tmp = c->augment ? mbsr_alloc(sizeof(float) * T->vox) : NULL;
+  if (!rc && (!T->bin || !T->btg || !T->bout || !T->perm || !T->sub || (c->augment && !T->aug_tmp)))
+    rc = mbsr_error(MBSR_ENOMEM, "train: out of memory for batch buffers");
+  if ((rc = mbsr_mpi_agree(T->comm, rc))) return rc;
+  /* max_patches N: a seeded random subset of N patches (fixed for the run), sorted */
+  shuffle(T->sub, T->ntr_all, c->seed, -1);
+  if (T->ntrain < T->ntr_all) qsort(T->sub, (size_t)T->ntrain, sizeof *T->sub, cmp_i64);
   else
-    for (int64_t i = 0; i < ntrain; i++) sub[i] = i;
-  for (int64_t i = 0; i < ntrain; i++) sub[i] = tr_idx[sub[i]];
+    for (int64_t i = 0; i < T->ntrain; i++) T->sub[i] = i;
+  for (int64_t i = 0; i < T->ntrain; i++) T->sub[i] = T->tr_idx[T->sub[i]];
   /* the SR contract of the data, with what this run trains on: saved in every checkpoint */
-  {
-    mbsr_sr_contract k;
-    rc = mbsr_patchset_contract(tr, &k);
-    if (!rc) {
-      training_summary(c, tr, sub, ntrain, va, va_idx, nval, k.training, sizeof k.training);
-      mbsr_model_set_contract(m, &k);
-    }
+  mbsr_sr_contract k;
+  rc = mbsr_patchset_contract(T->tr, &k);
+  if (!rc) {
+    training_summary(c, T->tr, T->sub, T->ntrain, T->va, T->va_idx, T->nval, k.training, sizeof k.training);
+    mbsr_model_set_contract(T->m, &k);
   }
-  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
+  if ((rc = mbsr_mpi_agree(T->comm, rc))) return rc;
   /* the cubic baseline over the validation patches used (the file's value when none is left out) */
-  if (nval != mbsr_patchset_count(va)) {
+  if (T->nval != mbsr_patchset_count(T->va)) {
     double io = 0;
-    rc = validate(m, va, va_idx, nval, 1, mb, bin, btg, bout, comm, &cubic_val, &io);
+    rc = validate(T->m, T->va, T->va_idx, T->nval, 1, T->mb, T->bin, T->btg, T->bout, T->comm, &T->cubic_val, &io);
   }
-  sum->cubic_val = cubic_val;
-  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
-  const double mem_rank = rss_bytes() - rss0;
-  const size_t nparams = mbsr_model_num_params(m);
-  const int nph = mbsr_model_num_phases(m);
-  const double flops_sample = 3.0 * mbsr_model_forward_flops(m);
+  T->sum->cubic_val = T->cubic_val;
+  if ((rc = mbsr_mpi_agree(T->comm, rc))) return rc;
+  T->mem_rank = rss_bytes() - T->rss0;
+  T->nparams = mbsr_model_num_params(T->m);
+  T->nph = mbsr_model_num_phases(T->m);
+  T->flops_sample = 3.0 * mbsr_model_forward_flops(T->m);
+  return 0;
+}
 
-  if (st.finished && !c->dry_run) {
-    mbsr_info("train: %s says the run finished (epoch %lld, step %lld): nothing to do", last_path, (long long)st.epoch, (long long)st.step);
-    sum->finished = 1, sum->steps = st.step, sum->epochs = st.epoch, sum->best_val = st.best_val, sum->last_val = st.last_val;
-    goto out;
+/* This rank's share of global step k of the epoch permutation: read (and augment) the batch. */
+static int read_batch(trainer *T, const int64_t *perm, int64_t k) {
+  const mbsr_train_config *c = T->c;
+  int64_t idx[256];
+  int rc = 0;
+  for (int j = 0; j < T->nb; j++) idx[j] = T->sub[perm[(k * T->B + T->b0 + j) % T->ntrain]];
+  double t = mbsr_now();
+  if (T->nb) rc = mbsr_patchset_read(T->tr, idx, T->nb, T->bin, T->btg);
+  if (T->nb && !rc && c->augment) augment_batch(T->bin, T->btg, T->nb, T->p, c->seed, T->st.step, T->b0, T->aug_tmp);
+  T->t_io += mbsr_now() - t;
+  if (!rc && T->rank == c->inject_fail_rank && T->st.step == c->inject_fail_step)
+    rc = mbsr_error(MBSR_EIO, "injected failure at step %lld (test hook inject_fail)", (long long)T->st.step);
+  return rc;
+}
+
+/* One phase of a step: local gradient, ONE small all-reduce (loss, failures, stop request: the
+ * status agreement), the gradient all-reduce, the update (identical on all ranks). *lrc: this
+ * rank's local failure so far; *loss: the phase's global loss. */
+static int step_phase(trainer *T, int ph, int stopreq, int *lrc, double *loss) {
+  size_t so, sc;
+  mbsr_model_phase_span(T->m, ph, &so, &sc);
+  double t = mbsr_now(), l = 0, mse = 0;
+  int rc = 0;
+  if (!*lrc) {
+    if (T->nb) {
+      l = mbsr_model_phase_grad(T->m, ph, T->bin, T->btg, T->nb, (double)T->B);
+      if (l < 0) *lrc = (int)l, l = 0;
+    } else
+      memset(mbsr_model_grads(T->m) + so, 0, sizeof(float) * sc);
   }
+  if (T->nb && !*lrc) mbsr_model_last_losses(T->m, &mse, NULL, NULL);
+  T->t_comp += mbsr_now() - t;
+  double sm[3] = {T->nph == 1 ? l : mse, *lrc ? 1.0 : 0.0, stopreq ? 1.0 : 0.0};
+  t = mbsr_now();
+  if (MPI_Allreduce(MPI_IN_PLACE, sm, 3, MPI_DOUBLE, MPI_SUM, T->comm) != MPI_SUCCESS)
+    rc = mbsr_error(MBSR_EMPI, "MPI_Allreduce (step status) failed");
+  T->t_sync += mbsr_now() - t;
+  if (!rc && sm[1] > 0) rc = mbsr_mpi_agree(T->comm, *lrc);
+  if (rc) return rc;
+  if (sm[2] > 0) T->stop_all = 1;
+  *loss = sm[0];
+  t = mbsr_now();
+  if (T->P > 1 && MPI_Allreduce(MPI_IN_PLACE, mbsr_model_grads(T->m) + so, (int)sc, MPI_FLOAT, MPI_SUM, T->comm) != MPI_SUCCESS)
+    rc = mbsr_error(MBSR_EMPI, "MPI_Allreduce of %zu gradients failed", sc);
+  T->t_ar += mbsr_now() - t;
+  t = mbsr_now();
+  /* the reduced gradients are identical on all ranks: so are the update and its status */
+  if (!rc) rc = mbsr_model_phase_update(T->m, ph, &T->c->adam);
+  T->t_comp += mbsr_now() - t;
+  return rc;
+}
 
-  /* ---- one global step (shared by the dry run and the loop) ---- */
-  double t_io = 0, t_comp = 0, t_ar = 0, t_sync = 0, t_val = 0;
-#define STEP_BODY(EPOCH_PERM, K, STOPREQ, LOSS_OUT)                                                                \
-  do {                                                                                                               \
-    int64_t idx_[256];                                                                                               \
-    int lrc_ = 0;                                                                                                    \
-    for (int j = 0; j < nb; j++) idx_[j] = sub[(EPOCH_PERM)[((K) * B + b0 + j) % ntrain]];                               \
-    double t_ = mbsr_now();                                                                                          \
-    if (nb) lrc_ = mbsr_patchset_read(tr, idx_, nb, bin, btg);                                                       \
-    if (nb && !lrc_ && c->augment) augment_batch(bin, btg, nb, p, c->seed, st.step, b0, aug_tmp);                    \
-    t_io += mbsr_now() - t_;                                                                                         \
-    if (!lrc_ && rank == c->inject_fail_rank && st.step == c->inject_fail_step)                                      \
-      lrc_ = mbsr_error(MBSR_EIO, "injected failure at step %lld (test hook --inject-fail)", (long long)st.step);   \
-    double gl_ = 0;                                                                                                  \
-    for (int ph = 0; ph < nph && !rc; ph++) {                                                                        \
-      size_t so_, sc_;                                                                                               \
-      mbsr_model_phase_span(m, ph, &so_, &sc_);                                                                      \
-      t_ = mbsr_now();                                                                                               \
-      double l_ = 0;                                                                                                 \
-      if (!lrc_) {                                                                                                   \
-        if (nb) {                                                                                                    \
-          l_ = mbsr_model_phase_grad(m, ph, bin, btg, nb, (double)B);                                               \
-          if (l_ < 0) lrc_ = (int)l_, l_ = 0;                                                                        \
-        } else                                                                                                       \
-          memset(mbsr_model_grads(m) + so_, 0, sizeof(float) * sc_);                                                 \
-      }                                                                                                              \
-      double mse_ = 0;                                                                                               \
-      if (nb && !lrc_) mbsr_model_last_losses(m, &mse_, NULL, NULL);                                                 \
-      t_comp += mbsr_now() - t_;                                                                                     \
-      /* status agreement + loss + stop request in ONE small all-reduce */                                          \
-      double sm_[3] = {nph == 1 ? l_ : mse_, lrc_ ? 1.0 : 0.0, (STOPREQ) ? 1.0 : 0.0};                              \
-      t_ = mbsr_now();                                                                                               \
-      if (MPI_Allreduce(MPI_IN_PLACE, sm_, 3, MPI_DOUBLE, MPI_SUM, comm) != MPI_SUCCESS)                             \
-        rc = mbsr_error(MBSR_EMPI, "MPI_Allreduce (step status) failed");                                           \
-      t_sync += mbsr_now() - t_;                                                                                     \
-      if (!rc && sm_[1] > 0) rc = mbsr_mpi_agree(comm, lrc_);                                                        \
-      if (rc) break;                                                                                                 \
-      if (sm_[2] > 0) stop_all = 1;                                                                                  \
-      gl_ = sm_[0];                                                                                                  \
-      t_ = mbsr_now();                                                                                               \
-      if (P > 1 && MPI_Allreduce(MPI_IN_PLACE, mbsr_model_grads(m) + so_, (int)sc_, MPI_FLOAT, MPI_SUM, comm) != MPI_SUCCESS) \
-        rc = mbsr_error(MBSR_EMPI, "MPI_Allreduce of %zu gradients failed", sc_);                                  \
-      t_ar += mbsr_now() - t_;                                                                                       \
-      t_ = mbsr_now();                                                                                               \
-      /* the reduced gradients are identical on all ranks: so are the update and its status */                    \
-      if (!rc) rc = mbsr_model_phase_update(m, ph, &c->adam);                                                        \
-      t_comp += mbsr_now() - t_;                                                                                     \
-    }                                                                                                                \
-    (LOSS_OUT) = gl_;                                                                                                \
-  } while (0)
+/* One global step (shared by the dry run and the loop): the global loss of the last phase into *loss. */
+static int train_step(trainer *T, const int64_t *perm, int64_t k, int stopreq, double *loss) {
+  int lrc = read_batch(T, perm, k), rc = 0;
+  double gl = 0;
+  for (int ph = 0; ph < T->nph && !rc; ph++) rc = step_phase(T, ph, stopreq, &lrc, &gl);
+  *loss = gl;
+  return rc;
+}
 
-  int stop_all = 0;
-  if (c->dry_run) {
-    /* ---- the plan, with a few measured steps (nothing is written) ---- */
-    const int64_t plan_n = c->plan_patches > 0 ? c->plan_patches : ntrain;
-    const int64_t plan_spe = c->steps_per_epoch > 0 ? c->steps_per_epoch : (plan_n + B - 1) / B;
-    shuffle(perm, ntrain, c->seed, 0);
-    const int warm = 1, meas = 3;
-    double loss, tm = 0, tcpu = 0;
-    for (int k = 0; k < warm + meas && !rc; k++) {
-      double t0 = mbsr_now(), c0 = cpu_seconds();
-      STEP_BODY(perm, (int64_t)k, 0, loss);
-      MPI_Barrier(comm);
-      if (k >= warm) tm += mbsr_now() - t0, tcpu += cpu_seconds() - c0;
-    }
-    /* CPU seconds per step summed over ranks: the cost in core-seconds, insensitive to other jobs
-     * sharing the cores (the wall time is not) */
-    tcpu /= meas;
-    MPI_Allreduce(MPI_IN_PLACE, &tcpu, 1, MPI_DOUBLE, MPI_SUM, comm);
-    if (rc) goto out;
-    (void)loss;
-    double tstep = tm / meas;
-    MPI_Allreduce(MPI_IN_PLACE, &tstep, 1, MPI_DOUBLE, MPI_MAX, comm);
-    double ar = t_ar, ar_max;
-    MPI_Allreduce(&ar, &ar_max, 1, MPI_DOUBLE, MPI_MAX, comm);
-    const double epoch_s = tstep * (double)plan_spe;
-    const double fl_epoch = flops_sample * (double)plan_spe * B;
-    /* validation: forward only, ~1/3 of a training step's work per patch, spread over the ranks;
-     * planned val patches scale with the training patches when --plan-patches is given */
-    const double plan_val = c->plan_val_patches > 0 ? (double)c->plan_val_patches
-                            : c->plan_patches > 0 && ntrain > 0 ? (double)nval * (double)plan_n / (double)ntrain
-                                                                : (double)nval;
-    const double val_s = plan_val * (tstep / (3.0 * B));
-    sum->dry_epoch_seconds = epoch_s, sum->dry_epoch_flops = fl_epoch, sum->dry_mem_bytes = mem_rank;
-    char d1[32], d2[32];
-    mbsr_format_duration(epoch_s, d1, sizeof d1);
-    mbsr_format_duration((epoch_s + val_s) * c->epochs, d2, sizeof d2);
-    mbsr_info("train --dry-run: plan (nothing written)");
-    mbsr_info("  model           %s channels=%d blocks=%d: %zu parameters (%.1f MB; params+grads+Adam m,v %.1f MB)",
-              mbsr_arch_name(mbsr_model_get_config(m)->arch), mbsr_model_get_config(m)->channels, mbsr_model_get_config(m)->blocks,
-              nparams, nparams * 4.0 / 1e6, nparams * 16.0 / 1e6);
-    mbsr_info("  data            %s pair %s: %lld train patches in the file, planning for %lld; %lld val patches; patch %d^3",
-              c->data, c->pair, (long long)mbsr_patchset_count(tr), (long long)plan_n, (long long)nval, p);
-    mbsr_info("  ranks           %d x %d thread%s; global batch %d -> %d..%d patches per rank per step", P, omp_get_max_threads(),
-              omp_get_max_threads() > 1 ? "s" : "", B, B / P, (B + P - 1) / P);
-    mbsr_info("  per epoch       %lld steps, %lld patches (%lld per rank)", (long long)plan_spe, (long long)(plan_spe * B),
-              (long long)(plan_spe * B / P));
-    mbsr_info("  memory per rank %.1f MB measured (model, activations, workspaces, batch buffers)", mem_rank / 1e6);
-    mbsr_info("  FLOPs           %.3g per patch (3 x forward %.3g), %.3g per epoch (%.3g per rank)", flops_sample,
-              flops_sample / 3, fl_epoch, fl_epoch / P);
-    mbsr_info("  measured        %.3f s per global step (mean of %d after %d warm-up; all-reduce %.1f%%) = %.1f patches/s, %.1f GFLOP/s",
-              tstep, meas, warm, 100.0 * ar_max / (tm > 0 ? tm : 1), B / tstep, flops_sample * B / tstep / 1e9);
-    mbsr_info("  CPU             %.3f core-s per global step over all ranks (%.1f%% of %d cores x wall): %.3g core-h for %d epochs "
-              "(training steps only)",
-              tcpu, 100 * tcpu / (tstep * P * omp_get_max_threads()), P * omp_get_max_threads(),
-              tcpu * (double)plan_spe * c->epochs / 3600, c->epochs);
-    mbsr_info("  validation      ~%.0f patches per epoch, ~%.0f s (estimated: forward = 1/3 of a training step)", plan_val, val_s);
-    mbsr_info("  time            %s per epoch of training, %s (%.1f days) for %d epochs incl. validation (upper bound: early "
-              "stopping, patience %d, may end sooner)",
-              d1, d2, (epoch_s + val_s) * c->epochs / 86400.0, c->epochs, c->patience);
-    goto out;
+/* dry_run: the plan, with a few measured steps (nothing is written). */
+static int dry_run(trainer *T) {
+  const mbsr_train_config *c = T->c;
+  const int B = T->B, P = T->P, nthr = omp_get_max_threads();
+  const int64_t plan_n = c->plan_patches > 0 ? c->plan_patches : T->ntrain;
+  const int64_t plan_spe = c->steps_per_epoch > 0 ? c->steps_per_epoch : (plan_n + B - 1) / B;
+  shuffle(T->perm, T->ntrain, c->seed, 0);
+  const int warm = 1, meas = 3;
+  double loss, tm = 0, tcpu = 0;
+  int rc = 0;
+  for (int k = 0; k < warm + meas && !rc; k++) {
+    double t0 = mbsr_now(), c0 = cpu_seconds();
+    rc = train_step(T, T->perm, k, 0, &loss);
+    MPI_Barrier(T->comm);
+    if (k >= warm) tm += mbsr_now() - t0, tcpu += cpu_seconds() - c0;
   }
+  /* CPU seconds per step summed over ranks: the cost in core-seconds, insensitive to other jobs
+   * sharing the cores (the wall time is not) */
+  tcpu /= meas;
+  MPI_Allreduce(MPI_IN_PLACE, &tcpu, 1, MPI_DOUBLE, MPI_SUM, T->comm);
+  if (rc) return rc;
+  double tstep = tm / meas, ar_max;
+  MPI_Allreduce(MPI_IN_PLACE, &tstep, 1, MPI_DOUBLE, MPI_MAX, T->comm);
+  MPI_Allreduce(&T->t_ar, &ar_max, 1, MPI_DOUBLE, MPI_MAX, T->comm);
+  const double epoch_s = tstep * (double)plan_spe, fl = T->flops_sample, fl_epoch = fl * (double)plan_spe * B;
+  /* validation: forward only, ~1/3 of a training step's work per patch, spread over the ranks;
+   * planned val patches scale with the training patches when plan_patches is given */
+  const double plan_val = c->plan_val_patches > 0 ? (double)c->plan_val_patches
+                          : c->plan_patches > 0 && T->ntrain > 0 ? (double)T->nval * (double)plan_n / (double)T->ntrain
+                                                                 : (double)T->nval;
+  const double val_s = plan_val * (tstep / (3.0 * B));
+  T->sum->dry_epoch_seconds = epoch_s, T->sum->dry_epoch_flops = fl_epoch, T->sum->dry_mem_bytes = T->mem_rank;
+  char d1[32], d2[32];
+  mbsr_format_duration(epoch_s, d1, sizeof d1);
+  mbsr_format_duration((epoch_s + val_s) * c->epochs, d2, sizeof d2);
+  const mbsr_model_config *mc = mbsr_model_get_config(T->m);
+  mbsr_info("train --dry-run: plan (nothing written)");
+  mbsr_info("  model           %s channels=%d blocks=%d: %zu parameters (%.1f MB; params+grads+Adam m,v %.1f MB)",
+            mbsr_arch_name(mc->arch), mc->channels, mc->blocks, T->nparams, T->nparams * 4.0 / 1e6, T->nparams * 16.0 / 1e6);
+  mbsr_info("  data            %s pair %s: %lld train patches in the file, planning for %lld; %lld val patches; patch %d^3", c->data,
+            c->pair, (long long)mbsr_patchset_count(T->tr), (long long)plan_n, (long long)T->nval, T->p);
+  mbsr_info("  ranks           %d x %d thread%s; global batch %d -> %d..%d patches per rank per step", P, nthr, nthr > 1 ? "s" : "",
+            B, B / P, (B + P - 1) / P);
+  mbsr_info("  per epoch       %lld steps, %lld patches (%lld per rank)", (long long)plan_spe, (long long)(plan_spe * B),
+            (long long)(plan_spe * B / P));
+  mbsr_info("  memory per rank %.1f MB measured (model, activations, workspaces, batch buffers)", T->mem_rank / 1e6);
+  mbsr_info("  FLOPs           %.3g per patch (3 x forward %.3g), %.3g per epoch (%.3g per rank)", fl, fl / 3, fl_epoch, fl_epoch / P);
+  mbsr_info("  measured        %.3f s per global step (mean of %d after %d warm-up; all-reduce %.1f%%) = %.1f patches/s, %.1f GFLOP/s",
+            tstep, meas, warm, 100.0 * ar_max / (tm > 0 ? tm : 1), B / tstep, fl * B / tstep / 1e9);
+  mbsr_info("  CPU             %.3f core-s per global step over all ranks (%.1f%% of %d cores x wall): %.3g core-h for %d epochs "
+            "(training steps only)",
+            tcpu, 100 * tcpu / (tstep * P * nthr), P * nthr, tcpu * (double)plan_spe * c->epochs / 3600, c->epochs);
+  mbsr_info("  validation      ~%.0f patches per epoch, ~%.0f s (estimated: forward = 1/3 of a training step)", plan_val, val_s);
+  mbsr_info("  time            %s per epoch of training, %s (%.1f days) for %d epochs incl. validation (upper bound: early "
+            "stopping, patience %d, may end sooner)",
+            d1, d2, (epoch_s + val_s) * c->epochs / 86400.0, c->epochs, c->patience);
+  return 0;
+}
 
-  if (rank == 0) {
-    rc = write_config_json(c, m, c->out, P, ntrain, nval, spe);
-    if (!rc && resumed) rc = truncate_log(log_path, st.step);
-    if (!rc && !(log = fopen(log_path, resumed ? "a" : "w"))) rc = mbsr_error(MBSR_EIO, "%s: cannot open", log_path);
+/* config.json, the log (truncated to the checkpoint on resume), the opening lines. */
+static int open_outputs(trainer *T) {
+  const mbsr_train_config *c = T->c;
+  int rc = 0;
+  if (T->rank == 0) {
+    rc = write_config_json(c, T->m, c->out, T->P, T->ntrain, T->nval, T->spe);
+    if (!rc && T->resumed) rc = truncate_log(T->log_path, T->st.step);
+    if (!rc && !(T->log = fopen(T->log_path, T->resumed ? "a" : "w"))) rc = mbsr_error(MBSR_EIO, "%s: cannot open", T->log_path);
   }
-  if ((rc = mbsr_mpi_agree(comm, rc))) goto out;
-  if (resumed && c->progress)
-    mbsr_info("train: resuming from %s at epoch %lld, step %lld (%lld of %lld in the epoch)", last_path, (long long)st.epoch,
-              (long long)st.step, (long long)st.step_in_epoch, (long long)spe);
+  if ((rc = mbsr_mpi_agree(T->comm, rc))) return rc;
+  const int nthr = omp_get_max_threads();
+  if (T->resumed && c->progress)
+    mbsr_info("train: resuming from %s at epoch %lld, step %lld (%lld of %lld in the epoch)", T->last_path, (long long)T->st.epoch,
+              (long long)T->st.step, (long long)T->st.step_in_epoch, (long long)T->spe);
   if (c->progress)
     mbsr_info("train: %s %zu parameters; %lld train / %lld val patches (%d^3) from %s pair %s; %d rank%s x %d thread%s, global batch %d, "
-            "%lld steps per epoch, lr %g, seed %llu; cubic-baseline val MSE %.6g",
-            mbsr_arch_name(mbsr_model_get_config(m)->arch), nparams, (long long)ntrain, (long long)nval, p, c->data, c->pair, P,
-            P > 1 ? "s" : "", omp_get_max_threads(), omp_get_max_threads() > 1 ? "s" : "", B, (long long)spe, (double)c->adam.lr,
-            (unsigned long long)c->seed, cubic_val);
+              "%lld steps per epoch, lr %g, seed %llu; cubic-baseline val MSE %.6g",
+              mbsr_arch_name(mbsr_model_get_config(T->m)->arch), T->nparams, (long long)T->ntrain, (long long)T->nval, T->p, c->data,
+              c->pair, T->P, T->P > 1 ? "s" : "", nthr, nthr > 1 ? "s" : "", T->B, (long long)T->spe, (double)c->adam.lr,
+              (unsigned long long)c->seed, T->cubic_val);
+  return 0;
+}
 
-  /* ---- the loop ---- */
-  const int64_t step0 = st.step;
-  double t_train = 0, t_epoch0 = mbsr_now(), cpu0 = cpu_seconds();
-  int64_t epochs_run = 0;
-  int early = 0, timeup = 0, maxed = 0;
-  mbsr_ckpt_meta meta;
-#define SAVE_LAST()                                                                   \
-  do {                                                                                \
-    if (rank == 0) {                                                                  \
-      state_to_meta(&st, c, P, spe, &meta);                                           \
-      rc = mbsr_checkpoint_save(m, last_path, &meta);                                 \
-    }                                                                                 \
-    rc = mbsr_mpi_agree(comm, rc);                                                    \
-  } while (0)
-  while (!rc && st.epoch < c->epochs && !stop_all) {
-    shuffle(perm, ntrain, c->seed, st.epoch);
-    double te = mbsr_now();
-    int64_t steps_here = 0;
-    while (!rc && st.step_in_epoch < spe) {
-      if (c->max_steps > 0 && st.step >= c->max_steps) {
-        maxed = 1, stop_all = 1;
-        break;
-      }
-      int want_stop = (c->time_limit > 0 && mbsr_now() - t_start > c->time_limit) ? 1 : 0;
-      double loss, ts = mbsr_now();
-      STEP_BODY(perm, st.step_in_epoch, want_stop, loss);
-      if (rc) break;
-      t_train += mbsr_now() - ts;
-      st.step++, st.step_in_epoch++, steps_here++;
-      st.train_sum += loss, st.train_n++;
-      sum->last_train = loss;
-      if (rank == c->inject_diverge_rank && st.step == c->inject_diverge_step)
-        mbsr_model_params(m)[nparams / 2] += 1e-3f; /* test hook: silent divergence of one rank */
-      if (c->checksum_every > 0 && st.step % c->checksum_every == 0 && P > 1) {
-        uint64_t h = param_hash(mbsr_model_params(m), nparams), hv[2] = {h, ~h};
-        if (MPI_Allreduce(MPI_IN_PLACE, hv, 2, MPI_UINT64_T, MPI_MIN, comm) != MPI_SUCCESS) {
-          rc = mbsr_error(MBSR_EMPI, "MPI_Allreduce (weight checksum) failed");
-          break;
-        }
-        if (hv[0] != ~hv[1]) { /* min != max: the same verdict on every rank */
-          rc = mbsr_error(MBSR_EMISMATCH, "weights differ between ranks at step %lld (checksums min %016llx max %016llx, this rank %016llx)",
-                          (long long)st.step, (unsigned long long)hv[0], (unsigned long long)~hv[1], (unsigned long long)h);
-          break;
-        }
-      }
-      if (stop_all) {
-        timeup = 1;
-        break;
-      }
-      if (c->ckpt_every > 0 && st.step % c->ckpt_every == 0 && st.step_in_epoch < spe) SAVE_LAST();
-    }
-    if (rc) break;
-    if (st.step_in_epoch < spe) { /* stopped inside the epoch: save the position and leave */
-      SAVE_LAST();
+/* A checkpoint of the current state (rank 0 writes; every rank returns the agreed status). */
+static int save_checkpoint(trainer *T, const char *path) {
+  int rc = 0;
+  if (T->rank == 0) {
+    mbsr_ckpt_meta meta;
+    state_to_meta(&T->st, T->c, T->P, T->spe, &meta);
+    rc = mbsr_checkpoint_save(T->m, path, &meta);
+  }
+  return mbsr_mpi_agree(T->comm, rc);
+}
+
+/* Equal weights on all ranks (every checksum_every steps): a silent divergence is an error. */
+static int check_weights(trainer *T) {
+  uint64_t h = param_hash(mbsr_model_params(T->m), T->nparams), hv[2] = {h, ~h};
+  if (MPI_Allreduce(MPI_IN_PLACE, hv, 2, MPI_UINT64_T, MPI_MIN, T->comm) != MPI_SUCCESS)
+    return mbsr_error(MBSR_EMPI, "MPI_Allreduce (weight checksum) failed");
+  if (hv[0] != ~hv[1]) /* min != max: the same verdict on every rank */
+    return mbsr_error(MBSR_EMISMATCH, "weights differ between ranks at step %lld (checksums min %016llx max %016llx, this rank %016llx)",
+                      (long long)T->st.step, (unsigned long long)hv[0], (unsigned long long)~hv[1], (unsigned long long)h);
+  return 0;
+}
+
+/* The steps of the current epoch (from its saved position); stops early on max_steps, the time
+ * limit, or a stop request of any rank. */
+static int run_steps(trainer *T) {
+  const mbsr_train_config *c = T->c;
+  int rc = 0;
+  while (!rc && T->st.step_in_epoch < T->spe) {
+    if (c->max_steps > 0 && T->st.step >= c->max_steps) {
+      T->maxed = 1, T->stop_all = 1;
       break;
     }
-    /* ---- end of epoch: validation, early stopping, log, checkpoints ---- */
-    const double train_loss = st.train_n ? st.train_sum / (double)st.train_n : NAN;
-    st.epoch++, st.step_in_epoch = 0, st.train_sum = 0, st.train_n = 0, epochs_run++;
-    int improved = 0;
-    if (nval > 0 && c->val_every > 0 && st.epoch % c->val_every == 0) {
-      double tv = mbsr_now(), vl = NAN;
-      double vio = 0; /* validation reads are part of t_val */
-      rc = validate(m, va, va_idx, nval, 0, mb, bin, btg, bout, comm, &vl, &vio);
-      t_val += mbsr_now() - tv;
-      if (rc) break;
-      st.last_val = vl;
-      if (vl < st.best_val) st.best_val = vl, st.best_epoch = st.epoch, st.bad_epochs = 0, improved = 1;
-      else st.bad_epochs++;
-    } else if (nval == 0) {
-      st.last_val = NAN;
-      improved = 1; /* no validation patches: best.h5 follows the last epoch */
+    int want_stop = (c->time_limit > 0 && mbsr_now() - T->t_start > c->time_limit) ? 1 : 0;
+    double loss, ts = mbsr_now();
+    if ((rc = train_step(T, T->perm, T->st.step_in_epoch, want_stop, &loss))) break;
+    T->t_train += mbsr_now() - ts;
+    T->st.step++, T->st.step_in_epoch++;
+    T->st.train_sum += loss, T->st.train_n++;
+    T->sum->last_train = loss;
+    if (T->rank == c->inject_diverge_rank && T->st.step == c->inject_diverge_step)
+      mbsr_model_params(T->m)[T->nparams / 2] += 1e-3f; /* test hook: silent divergence of one rank */
+    if (c->checksum_every > 0 && T->st.step % c->checksum_every == 0 && T->P > 1 && (rc = check_weights(T))) break;
+    if (T->stop_all) {
+      T->timeup = 1;
+      break;
     }
-    if (c->patience > 0 && st.bad_epochs >= c->patience) early = 1;
-    if (st.epoch >= c->epochs || early) st.finished = 1;
-    const double el = mbsr_now() - t_epoch0;
-    const double ep_s = el / (double)epochs_run;
-    const double eta = ep_s * (double)(c->epochs - st.epoch);
-    const double pps = t_train > 0 ? (double)(st.step - step0) * B / t_train : 0;
-    const double ar_share = t_train > 0 ? t_ar / t_train : 0;
-    if (rank == 0 && c->progress) {
-      char e1[32], e2[32];
-      mbsr_format_duration(eta, e1, sizeof e1);
-      mbsr_format_duration(mbsr_now() - t_start, e2, sizeof e2);
-      char vs[160];
-      if (nval > 0)
-        snprintf(vs, sizeof vs, "val %.6g (cubic %.6g, best %.6g @%lld)%s", st.last_val, cubic_val, st.best_val, (long long)st.best_epoch,
-                 improved ? " *" : "");
-      else
-        snprintf(vs, sizeof vs, "no validation patches");
-      mbsr_info("epoch %lld/%d step %lld: train %.6g  %s  %.1f patches/s  all-reduce %.1f%%  elapsed %s ETA %s", (long long)st.epoch,
-                c->epochs, (long long)st.step, train_loss, vs, pps, 100 * ar_share, e2, e1);
+    if (c->ckpt_every > 0 && T->st.step % c->ckpt_every == 0 && T->st.step_in_epoch < T->spe) rc = save_checkpoint(T, T->last_path);
+  }
+  return rc;
+}
+
+/* The epoch's line of train.jsonl (rank 0). */
+static int log_epoch(trainer *T, double train_loss, double pps, double ar_share, double epoch_s, double eta) {
+  json_t *o = json_object();
+  json_object_set_new(o, "epoch", json_integer(T->st.epoch));
+  json_object_set_new(o, "step", json_integer(T->st.step));
+  json_object_set_new(o, "train_loss", jnum(train_loss));
+  json_object_set_new(o, "val_loss", jnum(T->st.last_val));
+  json_object_set_new(o, "cubic_val", jnum(T->cubic_val));
+  json_object_set_new(o, "best_val", jnum(T->st.best_val));
+  json_object_set_new(o, "best_epoch", json_integer(T->st.best_epoch));
+  json_object_set_new(o, "patches_per_s", jnum(pps));
+  json_object_set_new(o, "allreduce_share", jnum(ar_share));
+  json_object_set_new(o, "epoch_s", jnum(epoch_s));
+  json_object_set_new(o, "elapsed_s", jnum(mbsr_now() - T->t_start));
+  json_object_set_new(o, "eta_s", jnum(eta));
+  json_object_set_new(o, "nranks", json_integer(T->P));
+  json_object_set_new(o, "batch", json_integer(T->B));
+  json_object_set_new(o, "lr", jnum(T->c->adam.lr));
+  char line[2048];
+  int rc = json_line(o, line, sizeof line) ? mbsr_append_line(T->log, T->log_path, line)
+                                           : mbsr_error(MBSR_ERANGE, "%s: log line too long", T->log_path);
+  json_decref(o);
+  return rc;
+}
+
+/* Validation (when due), early stopping; 1 when the epoch improved on the best. */
+static int validate_epoch(trainer *T, int *improved) {
+  const mbsr_train_config *c = T->c;
+  run_state *st = &T->st;
+  *improved = 0;
+  if (T->nval > 0 && c->val_every > 0 && st->epoch % c->val_every == 0) {
+    double tv = mbsr_now(), vl = NAN, vio = 0; /* validation reads are part of t_val */
+    int rc = validate(T->m, T->va, T->va_idx, T->nval, 0, T->mb, T->bin, T->btg, T->bout, T->comm, &vl, &vio);
+    T->t_val += mbsr_now() - tv;
+    if (rc) return rc;
+    st->last_val = vl;
+    if (vl < st->best_val) st->best_val = vl, st->best_epoch = st->epoch, st->bad_epochs = 0, *improved = 1;
+    else st->bad_epochs++;
+  } else if (T->nval == 0) {
+    st->last_val = NAN;
+    *improved = 1; /* no validation patches: best.h5 follows the last epoch */
+  }
+  if (c->patience > 0 && st->bad_epochs >= c->patience) T->early = 1;
+  if (st->epoch >= c->epochs || T->early) st->finished = 1;
+  return 0;
+}
+
+/* End of an epoch: validation, early stopping, progress line, log, checkpoints. */
+static int end_epoch(trainer *T, double te) {
+  const mbsr_train_config *c = T->c;
+  run_state *st = &T->st;
+  const double train_loss = st->train_n ? st->train_sum / (double)st->train_n : NAN;
+  st->epoch++, st->step_in_epoch = 0, st->train_sum = 0, st->train_n = 0, T->epochs_run++;
+  int improved = 0, rc = validate_epoch(T, &improved);
+  if (rc) return rc;
+  const double ep_s = (mbsr_now() - T->t_epoch0) / (double)T->epochs_run;
+  const double eta = ep_s * (double)(c->epochs - st->epoch);
+  const double pps = T->t_train > 0 ? (double)(st->step - T->step0) * T->B / T->t_train : 0;
+  const double ar_share = T->t_train > 0 ? T->t_ar / T->t_train : 0;
+  if (T->rank == 0 && c->progress) {
+    char e1[32], e2[32], vs[160];
+    mbsr_format_duration(eta, e1, sizeof e1);
+    mbsr_format_duration(mbsr_now() - T->t_start, e2, sizeof e2);
+    if (T->nval > 0)
+      snprintf(vs, sizeof vs, "val %.6g (cubic %.6g, best %.6g @%lld)%s", st->last_val, T->cubic_val, st->best_val,
+               (long long)st->best_epoch, improved ? " *" : "");
+    else
+      snprintf(vs, sizeof vs, "no validation patches");
+    mbsr_info("epoch %lld/%d step %lld: train %.6g  %s  %.1f patches/s  all-reduce %.1f%%  elapsed %s ETA %s", (long long)st->epoch,
+              c->epochs, (long long)st->step, train_loss, vs, pps, 100 * ar_share, e2, e1);
+  }
+  /* a line that did not fit (full disk) ends every rank here; resume drops what the checkpoint lacks */
+  rc = T->rank == 0 ? log_epoch(T, train_loss, pps, ar_share, mbsr_now() - te, eta) : 0;
+  if ((rc = mbsr_mpi_agree(T->comm, rc))) return rc;
+  T->sum->last_train = train_loss;
+  if (improved && (rc = save_checkpoint(T, T->best_path))) return rc;
+  if ((rc = save_checkpoint(T, T->last_path))) return rc;
+  if (T->early)
+    mbsr_info("train: early stopping: no validation improvement for %d epochs (best %.6g at epoch %lld)", c->patience, st->best_val,
+              (long long)st->best_epoch);
+  return 0;
+}
+
+/* The epochs, until the last, early stopping, or a stop. */
+static int run_epochs(trainer *T) {
+  const mbsr_train_config *c = T->c;
+  T->step0 = T->st.step;
+  T->t_epoch0 = mbsr_now(), T->cpu0 = cpu_seconds();
+  int rc = 0;
+  while (!rc && T->st.epoch < c->epochs && !T->stop_all) {
+    shuffle(T->perm, T->ntrain, c->seed, T->st.epoch);
+    double te = mbsr_now();
+    if ((rc = run_steps(T))) break;
+    if (T->st.step_in_epoch < T->spe) { /* stopped inside the epoch: save the position and leave */
+      rc = save_checkpoint(T, T->last_path);
+      break;
     }
-    int lrc = 0;
-    if (rank == 0) {
-      json_t *o = json_object();
-      json_object_set_new(o, "epoch", json_integer(st.epoch));
-      json_object_set_new(o, "step", json_integer(st.step));
-      json_object_set_new(o, "train_loss", jnum(train_loss));
-      json_object_set_new(o, "val_loss", jnum(st.last_val));
-      json_object_set_new(o, "cubic_val", jnum(cubic_val));
-      json_object_set_new(o, "best_val", jnum(st.best_val));
-      json_object_set_new(o, "best_epoch", json_integer(st.best_epoch));
-      json_object_set_new(o, "patches_per_s", jnum(pps));
-      json_object_set_new(o, "allreduce_share", jnum(ar_share));
-      json_object_set_new(o, "epoch_s", jnum(mbsr_now() - te));
-      json_object_set_new(o, "elapsed_s", jnum(mbsr_now() - t_start));
-      json_object_set_new(o, "eta_s", jnum(eta));
-      json_object_set_new(o, "nranks", json_integer(P));
-      json_object_set_new(o, "batch", json_integer(B));
-      json_object_set_new(o, "lr", jnum(c->adam.lr));
-      char line[2048];
-      lrc = json_line(o, line, sizeof line) ? mbsr_error(MBSR_ERANGE, "%s: log line too long", log_path)
-                                            : mbsr_append_line(log, log_path, line);
-      json_decref(o);
-    }
-    /* a line that did not fit (full disk) ends every rank here; --resume drops what the checkpoint lacks */
-    if ((rc = mbsr_mpi_agree(comm, lrc))) break;
-    sum->last_train = train_loss;
-    if (improved) {
-      if (rank == 0) {
-        state_to_meta(&st, c, P, spe, &meta);
-        rc = mbsr_checkpoint_save(m, best_path, &meta);
-      }
-      if ((rc = mbsr_mpi_agree(comm, rc))) break;
-    }
-    SAVE_LAST();
-    if (early) mbsr_info("train: early stopping: no validation improvement for %d epochs (best %.6g at epoch %lld)", c->patience,
-                         st.best_val, (long long)st.best_epoch);
-    if (early) break;
+    if ((rc = end_epoch(T, te)) || T->early) break;
   }
   if (!rc) {
-    if (timeup) mbsr_info("train: time limit %.0f s reached at step %lld: checkpoint %s (continue with --resume)", c->time_limit,
-                          (long long)st.step, last_path);
-    if (maxed) mbsr_info("train: --max-steps %lld reached: checkpoint %s", (long long)c->max_steps, last_path);
+    if (T->timeup)
+      mbsr_info("train: time limit %.0f s reached at step %lld: checkpoint %s (continue with resume)", c->time_limit,
+                (long long)T->st.step, T->last_path);
+    if (T->maxed) mbsr_info("train: max_steps %lld reached: checkpoint %s", (long long)c->max_steps, T->last_path);
   }
-  sum->steps = st.step, sum->epochs = st.epoch, sum->best_val = st.best_val, sum->last_val = st.last_val;
-  sum->best_epoch = st.best_epoch, sum->stopped_early = early, sum->hit_time_limit = timeup, sum->finished = st.finished;
-  sum->patches_per_s = t_train > 0 ? (double)(st.step - step0) * B / t_train : 0;
-  sum->t_compute = t_comp, sum->t_allreduce = t_ar, sum->t_io = t_io, sum->t_val = t_val;
-  if (!rc) {
-    /* timing split of this invocation (rank 0's clock; the status all-reduce absorbs the wait for
-     * the slowest rank, so "all-reduce" is the gradient transfer itself), and the CPU share the
-     * ranks actually got (min over ranks): far below 100% means other jobs share the cores */
-    const double tt = t_train > 0 ? t_train : 1;
-    double cpu_share = (cpu_seconds() - cpu0) / ((mbsr_now() - t_epoch0) * omp_get_max_threads());
-    MPI_Allreduce(MPI_IN_PLACE, &cpu_share, 1, MPI_DOUBLE, MPI_MIN, comm);
-    mbsr_info("train: this run: %lld steps in %.2f s, %.2f patches/s; step time split: compute %.1f%%, gradient all-reduce %.1f%% "
-              "(%zu floats), status sync/wait %.1f%%, reads %.1f%%; validation %.2f s; CPU %.0f%% of each rank's %d thread%s",
-              (long long)(st.step - step0), t_train, sum->patches_per_s, 100 * t_comp / tt, 100 * t_ar / tt, nparams,
-              100 * t_sync / tt, 100 * (t_io) / tt, t_val, 100 * cpu_share, omp_get_max_threads(),
-              omp_get_max_threads() > 1 ? "s" : "");
-  }
-  sum->t_sync = t_sync;
-  if (!rc && rank == 0 && st.finished) {
+  return rc;
+}
+
+/* The summary, the timing split of this invocation and the closing line. */
+static void summarise(trainer *T, int rc) {
+  const run_state *st = &T->st;
+  mbsr_train_summary *sum = T->sum;
+  const int nthr = omp_get_max_threads();
+  sum->steps = st->step, sum->epochs = st->epoch, sum->best_val = st->best_val, sum->last_val = st->last_val;
+  sum->best_epoch = st->best_epoch, sum->stopped_early = T->early, sum->hit_time_limit = T->timeup, sum->finished = st->finished;
+  sum->patches_per_s = T->t_train > 0 ? (double)(st->step - T->step0) * T->B / T->t_train : 0;
+  sum->t_compute = T->t_comp, sum->t_allreduce = T->t_ar, sum->t_io = T->t_io, sum->t_val = T->t_val;
+  sum->t_sync = T->t_sync;
+  if (rc) return;
+  /* timing split of this invocation (rank 0's clock; the status all-reduce absorbs the wait for
+   * the slowest rank, so "all-reduce" is the gradient transfer itself), and the CPU share the
+   * ranks actually got (min over ranks): far below 100% means other jobs share the cores */
+  const double tt = T->t_train > 0 ? T->t_train : 1;
+  double cpu_share = (cpu_seconds() - T->cpu0) / ((mbsr_now() - T->t_epoch0) * nthr);
+  MPI_Allreduce(MPI_IN_PLACE, &cpu_share, 1, MPI_DOUBLE, MPI_MIN, T->comm);
+  mbsr_info("train: this run: %lld steps in %.2f s, %.2f patches/s; step time split: compute %.1f%%, gradient all-reduce %.1f%% "
+            "(%zu floats), status sync/wait %.1f%%, reads %.1f%%; validation %.2f s; CPU %.0f%% of each rank's %d thread%s",
+            (long long)(st->step - T->step0), T->t_train, sum->patches_per_s, 100 * T->t_comp / tt, 100 * T->t_ar / tt, T->nparams,
+            100 * T->t_sync / tt, 100 * T->t_io / tt, T->t_val, 100 * cpu_share, nthr, nthr > 1 ? "s" : "");
+  if (T->rank == 0 && st->finished) {
     char vs[160] = "no validation patches: best.h5 is the last epoch";
-    if (nval > 0)
-      snprintf(vs, sizeof vs, "best val %.6g at epoch %lld (cubic baseline %.6g)", st.best_val, (long long)st.best_epoch, cubic_val);
-    mbsr_info("train: done: %lld epochs, %lld steps, %s; %s, %s", (long long)st.epoch, (long long)st.step, vs, last_path, best_path);
+    if (T->nval > 0)
+      snprintf(vs, sizeof vs, "best val %.6g at epoch %lld (cubic baseline %.6g)", st->best_val, (long long)st->best_epoch, T->cubic_val);
+    mbsr_info("train: done: %lld epochs, %lld steps, %s; %s, %s", (long long)st->epoch, (long long)st->step, vs, T->last_path,
+              T->best_path);
   }
-out:
-  if (rc == MBSR_ENONFINITE && rank == 0 && c->out)
-    mbsr_errmsg("train: stopped on a non-finite loss; the last good checkpoint is %s", last_path);
-  sum->t_total = mbsr_now() - t_start;
-  if (log) fclose(log);
-  mbsr_patchset_close(tr);
-  mbsr_patchset_close(va);
-  mbsr_model_free(m);
-  mbsr_free(bin), mbsr_free(btg), mbsr_free(bout);
-  free(perm), free(sub), free(tr_idx), free(va_idx);
-  mbsr_free(aug_tmp);
+}
+
+static void trainer_close(trainer *T) {
+  if (T->log) fclose(T->log);
+  mbsr_patchset_close(T->tr);
+  mbsr_patchset_close(T->va);
+  mbsr_model_free(T->m);
+  mbsr_free(T->bin), mbsr_free(T->btg), mbsr_free(T->bout);
+  free(T->perm), free(T->sub), free(T->tr_idx), free(T->va_idx);
+  mbsr_free(T->aug_tmp);
+}
+
+int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary *sum) {
+  trainer *T = calloc(1, sizeof *T);
+  mbsr_train_summary S0;
+  if (!sum) sum = &S0;
+  memset(sum, 0, sizeof *sum);
+  int rc = T ? check_config(c) : mbsr_error(MBSR_ENOMEM, "train: out of memory");
+  if (rc) {
+    free(T);
+    return mbsr_mpi_agree(comm, rc);
+  }
+  T->c = c, T->comm = comm, T->sum = sum, T->t_start = mbsr_now();
+  MPI_Comm_rank(comm, &T->rank);
+  MPI_Comm_size(comm, &T->P);
+  T->st.best_val = INFINITY, T->st.last_val = NAN, T->st.best_epoch = -1;
+  rc = mbsr_mpi_agree(comm, open_data(T));
+  if (!rc) rc = build_model(T);
+  if (!rc && T->st.finished && !c->dry_run) {
+    mbsr_info("train: %s says the run finished (epoch %lld, step %lld): nothing to do", T->last_path, (long long)T->st.epoch,
+              (long long)T->st.step);
+    sum->finished = 1, sum->steps = T->st.step, sum->epochs = T->st.epoch, sum->best_val = T->st.best_val,
+    sum->last_val = T->st.last_val;
+  } else if (!rc && c->dry_run) {
+    rc = dry_run(T);
+  } else if (!rc) {
+    rc = open_outputs(T);
+    if (!rc) rc = run_epochs(T);
+    summarise(T, rc);
+  }
+  if (rc == MBSR_ENONFINITE && T->rank == 0 && c->out)
+    mbsr_errmsg("train: stopped on a non-finite loss; the last good checkpoint is %s", T->last_path);
+  sum->t_total = mbsr_now() - T->t_start;
+  trainer_close(T);
+  free(T);
   return rc;
 }

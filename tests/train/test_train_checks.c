@@ -79,10 +79,10 @@ static void test_resume_contradictions_refused(void) {
   CU_ASSERT_FATAL(mbsr_file_exists(ck));
   struct {
     const char *opts, *want;
-  } bad[] = {{"--channels 8 --blocks 1 --global-residual", "--channels 8 vs its 4"},
-             {"--channels 4 --blocks 2", "--blocks 2 vs its 1"},
-             {"--arch ccnn", "--arch ccnn vs its resnet"},
-             {"--channels 6 --blocks 3", "--channels 6 vs its 4, --blocks 3 vs its 1"}};
+  } bad[] = {{"--channels 8 --blocks 1 --global-residual", "channels 8 vs its 4"},
+             {"--channels 4 --blocks 2", "blocks 2 vs its 1"},
+             {"--arch ccnn", "arch ccnn vs its resnet"},
+             {"--channels 6 --blocks 3", "channels 6 vs its 4, blocks 3 vs its 1"}};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     int rc = mbsr_test_sh(MPIRUN " %s train --data %s/p.h5 --out %s/res --resume %s " ARGS " > %s 2>&1", bin, dir, dir, bad[i].opts, log);
     mbsr_test_sh("grep -m1 'mbsr:' %s >&2", log);

@@ -1,0 +1,203 @@
+/* An AF cell: train on the AF cohort at the cell's training pair, apply to every test subject
+ * through mbsr_apply -- the path a user runs, on volumes in their acquired intensity units -- and
+ * evaluate the network AND cubic (Keys) interpolation against the HR reference (evaluate.c).
+ *
+ * Test designs (data.cv):
+ *  - none: prep's seeded split by subject holds n_test subjects out; one network per cell.
+ *  - loso: leave-one-subject-out over the subjects of the pair's grid: fold f trains on every other
+ *    subject (mbsr train --exclude-subjects f) and is evaluated on f; a cohort of ONE brain is cut
+ *    in two halves along its longest axis (2 folds, a within-brain design). Each row carries its
+ *    brain, the unit of the report's statistics. For the cells of the largest training set a final
+ *    network on all subjects is trained too (what a user would apply; its expected performance is
+ *    the cross-validated one).
+ * Results: cells/<cell>/metrics.csv, then cells/<cell>/done (atomic, last).
+ * MPI: prep and train are collective; evaluation runs on rank 0 while the other ranks wait; every
+ * step ends with a status agreement. */
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exp_internal.h"
+
+static int load_eval(const char *dir, const char *subject, int um, int mask, mbsr_volume **v) {
+  char p[4096];
+  int rc = mbsr_pathf(p, sizeof p, "%s/%s_%dum%s.nii.gz", dir, subject, um, mask ? "_mask" : "");
+  return rc ? rc : mbsr_volume_read(p, NULL, v);
+}
+
+/* The volumes of one evaluated subject. */
+typedef struct {
+  mbsr_volume *hr, *lr, *mask, *cub, *sr;
+} subject_vols;
+
+static void subject_vols_free(subject_vols *v) {
+  mbsr_volume_free(v->hr), mbsr_volume_free(v->lr), mbsr_volume_free(v->mask), mbsr_volume_free(v->cub), mbsr_volume_free(v->sr);
+  memset(v, 0, sizeof *v);
+}
+
+/* The first subject's volumes, kept for the report's figures. */
+static int save_subject(const mbsr_exp_cell *c, const char *cdir, const char *name, const subject_vols *v) {
+  const char *syn = strstr(name, "phantom") ? "SYNTHETIC phantom " : "";
+  char d[80];
+  snprintf(d, sizeof d, "%s%.40s LR %d um", syn, name, c->test_lr_um);
+  int rc = mbsr__save_vol(cdir, "lr", v->lr, d);
+  snprintf(d, sizeof d, "%s%.40s cubic", syn, name);
+  if (!rc) rc = mbsr__save_vol(cdir, "cubic", v->cub, d);
+  snprintf(d, sizeof d, "%s%.40s %s SR", syn, name, c->arch);
+  if (!rc) rc = mbsr__save_vol(cdir, "sr", v->sr, d);
+  snprintf(d, sizeof d, "%s%.40s HR %d um", syn, name, c->test_hr_um);
+  if (!rc) rc = mbsr__save_vol(cdir, "hr", v->hr, d);
+  if (!rc) rc = mbsr__save_vol(cdir, "mask", v->mask, d);
+  return rc;
+}
+
+/* Evaluate `ckpt` on subjects sel[0..ns) of group g (rows appended); the first subject's volumes are
+ * kept for figures when `save` is set. Rank 0. */
+static int eval_af(const mbsr_experiment *e, const mbsr_exp_cell *c, const af_group *g, const char *ckpt, const char *fold,
+                   const int *sel, int ns, int save, const char *cdir, eval_rows *rows) {
+  const mbsr_exp_scale *s = &e->s;
+  mbsr_apply_opts ao;
+  mbsr__eval_apply_opts(s, &ao);
+  mbsr_model *m = NULL;
+  int rc = mbsr_checkpoint_load(ckpt, 1, s->patch, s->patch, s->patch, &m, NULL);
+  if (rc) return mbsr_error_prefix(rc, "cell %s: ", c->name);
+  const mbsr_sr_contract *k = mbsr_model_get_contract(m);
+  mbsr_progress pr;
+  char lab[160];
+  snprintf(lab, sizeof lab, "sweep: %s: evaluate", c->name);
+  mbsr_progress_init(&pr, lab, ns);
+  pr.min_interval = 0;
+  for (int i = 0; i < ns && !rc; i++) {
+    const char *name = g->subjects[sel[i]];
+    subject_vols v = {0};
+    rc = load_eval(g->eval, name, c->test_hr_um, 0, &v.hr);
+    if (!rc) rc = load_eval(g->eval, name, c->test_lr_um, 0, &v.lr);
+    if (!rc) rc = load_eval(g->eval, name, c->test_hr_um, 1, &v.mask);
+    double ta = mbsr_now();
+    if (!rc) rc = mbsr_upsample_like(v.lr, v.hr, k->interp, &v.cub);
+    if (!rc) rc = mbsr_apply(m, v.lr, v.hr, &ao, &v.sr);
+    ta = mbsr_now() - ta;
+    double tm = mbsr_now();
+    const int r0 = rows->n;
+    const eval_unit u = {c->arch, fold, name, g->brains[sel[i]], -1, 0, 0};
+    if (!rc) rc = mbsr__eval_unit(s, k, v.cub, v.sr, v.hr, v.mask, &u, rows);
+    if (!rc && i == 0 && save) rc = save_subject(c, cdir, name, &v);
+    if (!rc) {
+      char ex[512];
+      snprintf(ex, sizeof ex, "%s: RMSE cubic %.5f %s %.5f (%+.1f %%) (apply %.1f s, metrics %.1f s)", name, rows->rows[r0].m.rmse,
+               c->arch, rows->rows[r0 + 1].m.rmse, 100 * (rows->rows[r0].m.rmse - rows->rows[r0 + 1].m.rmse) / rows->rows[r0].m.rmse,
+               ta, mbsr_now() - tm);
+      mbsr_progress_update(&pr, i + 1, "subjects", ex);
+    }
+    subject_vols_free(&v);
+  }
+  mbsr_model_free(m);
+  return rc;
+}
+
+/* The state of one AF cell while it runs. */
+typedef struct {
+  const mbsr_experiment *e;
+  const mbsr_sweep_opts *o;
+  sweep_ctx *x;
+  const mbsr_exp_cell *c;
+  af_group *gtr, *gte;  /* the training and the test grid's data */
+  int *sel, ns;         /* the test subjects (indices into gte) */
+  char pair[32], cdir[2600], ckpt[2800];
+  eval_rows rows;
+  mbsr__sbuf done;      /* the done marker's text */
+} af_cell;
+
+/* The groups, the test subjects (rank 0 looks, every rank learns) and the cell directory. */
+static int cell_open(af_cell *a) {
+  const mbsr_exp_scale *s = &a->e->s;
+  const mbsr_exp_cell *c = a->c;
+  int rc = mbsr__af_group(a->e, a->o, a->x, mbsr__base_for(s, c->train_hr_um), &a->gtr);
+  if (!rc) rc = mbsr__af_group(a->e, a->o, a->x, mbsr__base_for(s, c->test_hr_um), &a->gte);
+  if (rc) return rc;
+  snprintf(a->pair, sizeof a->pair, "%d-%d", c->train_lr_um, c->train_hr_um);
+  rc = mbsr_pathf(a->cdir, sizeof a->cdir, "%s/cells/%s", a->x->dir, c->name);
+  a->sel = malloc(sizeof(int) * (size_t)(a->gte->n_subjects + 1));
+  if (!rc && !a->sel) rc = mbsr_error(MBSR_ENOMEM, "cell %s: out of memory", c->name);
+  if (!rc && mbsr__rank0()) {
+    a->ns = mbsr__af_eval_subjects(a->gte, c->test_hr_um, a->sel);
+    if (a->ns < 0) rc = a->ns, a->ns = 0;
+    else if (a->ns == 0) rc = mbsr_error(MBSR_EINVAL, "%s: no test subjects at %d um", a->gte->eval, c->test_hr_um);
+    if (!rc) rc = mbsr_mkdir_p(a->cdir);
+  }
+  if ((rc = mbsr_mpi_agree(MPI_COMM_WORLD, rc))) return rc;
+  MPI_Bcast(&a->ns, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  MPI_Bcast(a->sel, a->ns, MPI_INT, 0, MPI_COMM_WORLD);
+  mbsr__sb_add(&a->done, "cell %s\nparams %016llx\ndata %s\n", c->name, (unsigned long long)mbsr__cell_key(a->e, c->index), a->gtr->h5);
+  return 0;
+}
+
+/* Leave out of training every subject of the training grid that is the held-out subject, a part of
+ * it (a half of a held-out brain) or the whole it is a half of: a comma-separated list (malloc'd). */
+static char *fold_exclusions(const af_cell *a, int f) {
+  const char *held = a->gte->subjects[a->sel[f]], *held_brain = a->gte->brains[a->sel[f]];
+  mbsr__sbuf ex = {0};
+  for (int i = 0; i < a->gtr->n_subjects; i++) {
+    const char *t = a->gtr->subjects[i];
+    if (strcmp(t, held) && strcmp(a->gtr->brains[i], held) && strcmp(t, held_brain)) continue;
+    mbsr__sb_add(&ex, "%s%s", ex.n ? "," : "", t);
+  }
+  if (!mbsr__sb_text(&ex, "sweep: subjects to leave out")) return NULL;
+  return ex.s;
+}
+
+/* Fold f (cv) or the one network of a fixed split: train (or reuse), evaluate on rank 0. */
+static int run_fold(af_cell *a, int f, int nfold) {
+  const mbsr_exp_scale *s = &a->e->s;
+  const mbsr_exp_cell *c = a->c;
+  const int cv = mbsr__is_cv(s);
+  const char *held = cv ? a->gte->subjects[a->sel[f]] : NULL;
+  char *excl = held ? fold_exclusions(a, f) : NULL, tag[300];
+  if (held && !excl) return mbsr_mpi_agree(MPI_COMM_WORLD, MBSR_ENOMEM);
+  snprintf(tag, sizeof tag, "fold-%s", held ? held : "");
+  train_job j = {c->arch, a->gtr->h5, a->pair, c->samples, excl && excl[0] ? excl : NULL, cv ? tag : NULL, NULL, -1, s->epochs};
+  if (mbsr__rank0() && cv)
+    mbsr_info("sweep: %s: fold %d/%d: held-out subject %s (brain %s)", c->name, f + 1, nfold, held, a->gte->brains[a->sel[f]]);
+  int rc = mbsr__train_or_reuse(a->e, a->o, a->x, &j, a->ckpt, sizeof a->ckpt);
+  free(excl);
+  if (rc) return rc;
+  int erc = 0;
+  if (mbsr__rank0()) {
+    erc = eval_af(a->e, c, a->gte, a->ckpt, held ? held : "-", cv ? &a->sel[f] : a->sel, cv ? 1 : a->ns, s->save_volumes && f == 0,
+                  a->cdir, &a->rows);
+    mbsr__sb_add(&a->done, "checkpoint %s %s\n", held ? held : "-", a->ckpt);
+  }
+  return mbsr_mpi_agree(MPI_COMM_WORLD, erc);
+}
+
+/* Rank 0: metrics.csv, then the done marker (last). */
+static int cell_finish(af_cell *a, double t0) {
+  char p[2800];
+  int rc = mbsr_pathf(p, sizeof p, "%s/metrics.csv", a->cdir);
+  if (!rc) rc = mbsr__write_metrics(p, a->c, &a->rows);
+  if (!rc) mbsr__sb_add(&a->done, "finished in %.1f s\n", mbsr_now() - t0);
+  if (!rc) rc = mbsr_pathf(p, sizeof p, "%s/done", a->cdir);
+  const char *text = rc ? NULL : mbsr__sb_text(&a->done, p);
+  if (!rc) rc = text ? mbsr_write_text_atomic(p, text) : MBSR_ENOMEM;
+  return rc;
+}
+
+int mbsr__sweep_af_cell(const mbsr_experiment *e, const mbsr_sweep_opts *o, sweep_ctx *x, const mbsr_exp_cell *c, double t0) {
+  const mbsr_exp_scale *s = &e->s;
+  af_cell a = {.e = e, .o = o, .x = x, .c = c};
+  int rc = cell_open(&a);
+  const int cv = mbsr__is_cv(s), nfold = cv ? a.ns : 1;
+  for (int f = 0; f < nfold && !rc; f++) rc = run_fold(&a, f, nfold);
+  int largest = 1; /* the final network is what a user would apply: only for the largest training set */
+  for (int i = 0; i < s->n_samples; i++) largest &= s->samples[i] <= c->samples;
+  if (!rc && cv && largest) { /* the final network: every subject of the training grid */
+    train_job j = {c->arch, a.gtr->h5, a.pair, c->samples, NULL, "all", NULL, -1, s->epochs};
+    rc = mbsr__train_or_reuse(e, o, x, &j, a.ckpt, sizeof a.ckpt);
+    if (!rc) mbsr__sb_add(&a.done, "final %s\n", a.ckpt);
+  }
+  if (!rc) rc = mbsr_mpi_agree(MPI_COMM_WORLD, mbsr__rank0() ? cell_finish(&a, t0) : 0);
+  mbsr__rows_free(&a.rows);
+  mbsr__sb_free(&a.done);
+  free(a.sel);
+  return rc;
+}
