@@ -1,5 +1,6 @@
 /* mbsr sweep: run the cells of an experiment (prep, train, apply, evaluate). [MPI] */
 #include <getopt.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,6 +65,7 @@ int mbsr_cmd_sweep(int argc, char **argv) {
     }
     return 0;
   }
+  if (o.threads > 0) omp_set_num_threads(o.threads); /* the caller sets the thread count (the library does not) */
   if (mbsr_sweep_run(&e, &o)) return mbsr_cli_fail("sweep");
   return 0;
 }

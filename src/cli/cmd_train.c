@@ -1,6 +1,7 @@
 /* mbsr train: MPI data-parallel training on a `mbsr prep` file. */
 #include <getopt.h>
 #include <mpi.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,6 +161,7 @@ int mbsr_cmd_train(int argc, char **argv) {
   if (dbl >= 0) c.model.disc_blocks = dbl, c.model_given |= MBSR_TRAIN_GIVEN_DISC_BLOCKS;
   if (lambda >= 0) c.model.gan_lambda = (float)lambda, c.model_given |= MBSR_TRAIN_GIVEN_GAN_LAMBDA;
   mbsr_train_summary s;
+  if (c.threads > 0) omp_set_num_threads(c.threads); /* the caller sets the thread count (the library does not) */
   int rc = mbsr_train_run(&c, MPI_COMM_WORLD, &s);
   if (rc) return mbsr_cli_fail("train");
   return 0;
