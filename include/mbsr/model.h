@@ -54,6 +54,11 @@ int mbsr_model_num_tensors(const mbsr_model *m);
 const char *mbsr_model_tensor(const mbsr_model *m, int i, size_t *offset, size_t *count);
 /* FLOPs of one forward pass of one patch (2*Cin*Cout*27 per output voxel per conv). */
 double mbsr_model_forward_flops(const mbsr_model *m);
+/* The conv layers, generator first (then, for the GAN, the discriminator): layer i's name ("conv0",
+ * "block3.conv1", "disc.conv1", ...) and dims (n = the batch the model was built for, prec = the model's
+ * precision). Returns the number of layers; fills nothing when i is out of range. For reports: with
+ * mbsr_conv3d_algo, which algorithm each pass of each layer runs (mbsr bench). */
+int mbsr_model_conv_layer(const mbsr_model *m, int i, const char **name, mbsr_conv3d_dims *dims);
 
 /* Inference: out (B,D,H,W) = generator(in (B,D,H,W)), B <= max_batch. */
 int mbsr_model_forward(mbsr_model *m, const float *in, int batch, float *out);

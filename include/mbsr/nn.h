@@ -71,6 +71,9 @@ int mbsr_conv3d_precision_available(mbsr_precision p);
 int mbsr_cpu_has_amx(void);
 int mbsr_cpu_has_avx512(void);
 int mbsr_cpu_has_avx512bf16(void); /* AVX512_BF16 (vdpbf16ps) */
+/* This CPU for benchmark records: the cpuid brand string, family/model/stepping and the L2 per core
+ * (e.g. "AMD EPYC (family 0x1a model 0x2 stepping 1), L2 1024 KiB"). */
+const char *mbsr_cpu_model(void);
 /* FMA peak of this CPU measured now (GFLOP/s, fp32, nthreads threads; < 1: all), spending about
  * `seconds`; 0 if the CPU has neither AVX-512 nor AVX2+FMA. For benchmarks' "% of peak". */
 double mbsr_cpu_fma_peak_gflops(int nthreads, double seconds);

@@ -22,13 +22,14 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: mbsr bench [--model resnet|ccnn|all] [--batch 1,8] [--threads N] [--prec fp32|bf16x3|bf16]\n"
+          "usage: mbsr bench [--arch resnet|ccnn|gan|all] [--batch 1,8] [--threads N] [--precision fp32|bf16x3|bf16]\n"
           "                  [--conv] [--peer] [--repeats R] [--warmup W] [--size S] [--no-layers]\n"
-          "                  [--python EXE] [--peer-script PATH] [--json FILE]\n"
-          "  --model        network(s) to time (default all: resnet then ccnn; paper widths)\n"
+          "                  [--python EXE] [--peer-script PATH] [--out FILE.json]\n"
+          "  --arch         network(s) to time (default all: resnet then ccnn; paper widths; gan: the GAN step,\n"
+          "                 mbsr only, no peer)\n"
           "  --batch        comma-separated batch sizes (default 1,8)\n"
           "  --threads      OpenMP threads for mbsr and the peer (default: OMP_NUM_THREADS or all cores)\n"
-          "  --prec         conv arithmetic (default fp32; bf16 modes need a CPU that has them)\n"
+          "  --precision    conv arithmetic (default fp32; bf16 modes need a CPU that has them)\n"
           "  --conv         time one 64->64 3x3x3 conv on 8x64x21^3 (forward, forward+backward) instead\n"
           "  --peer         also run the PyTorch peer (experiments/bench/torch_peer.py) and print ratios\n"
           "                 torch_time / mbsr_time (> 1: mbsr is faster)\n"
@@ -38,13 +39,15 @@ static void usage(FILE *f) {
           "  --no-layers    skip the per-layer conv breakdown\n"
           "  --python       interpreter for the peer (default /usr/bin/python3: Debian's python3-torch)\n"
           "  --peer-script  path of torch_peer.py (default: found via $MBSR_SOURCE_DIR, ./, or the binary)\n"
-          "  --json FILE    also write the results as JSON\n"
+          "  --out FILE     also write the results as JSON (--model, --prec, --json: the earlier spellings)\n"
           "Run it as one process (under mpirun only rank 0 times, the others wait). On a shared machine set\n"
-          "OMP_WAIT_POLICY=passive (the peer inherits the environment).\n");
+          "OMP_WAIT_POLICY=passive (the peer inherits the environment). MBSR_CONV_ALGO=auto|direct|winograd|\n"
+          "wino222|wino223|wino233 chooses the conv algorithm, MBSR_CONV_KERNEL the kernel family; the per-layer\n"
+          "lines name what each pass ran (forward/input gradient/weight gradient).\n");
 }
 
 typedef struct {
-  int model_mode; /* 0 resnet, 1 ccnn, 2 all */
+  int model_mode; /* 0 resnet, 1 ccnn, 2 all (resnet, ccnn), 3 gan */
   int batches[8], nbatch;
   int threads, repeats, warmup, size, peer, conv, layers;
   mbsr_precision prec;
@@ -73,42 +76,59 @@ static void fill(float *p, size_t n, uint64_t seed) {
   mbsr_rng_free(r);
 }
 
-/* ---- per-layer conv timing: the model's conv shapes called directly ---- */
+/* ---- per-layer conv timing: the model's conv layers, grouped by shape, called directly ---- */
 typedef struct {
-  const char *name;
-  int cin, cout, count, need_dinp;
+  const char *name;     /* the group's first layer */
+  mbsr_conv3d_dims dims;
+  int count, need_dinp;
+  int calls;            /* forward (and backward) calls per training step: GAN discriminator 3, else 1 */
 } layer_spec;
 
-static int model_layers(mbsr_arch a, const mbsr_model_config *c, layer_spec *L) {
-  if (a == MBSR_ARCH_CCNN) {
-    L[0] = (layer_spec){"conv 1->c1", 1, c->ccnn_c1, 1, 0};
-    L[1] = (layer_spec){"conv c1->c2", c->ccnn_c1, c->ccnn_c2, 1, 1};
-    L[2] = (layer_spec){"conv c2->1", c->ccnn_c2, 1, 1, 1};
-    return 3;
+/* The model's conv layers (mbsr_model_conv_layer) grouped by shape; at most max groups. */
+static int model_layers(const mbsr_model *m, layer_spec *L, int max) {
+  int n = 0, gen = 0;
+  const int nl = mbsr_model_conv_layer(m, 0, NULL, NULL);
+  for (int i = 0; i < nl; i++) {
+    const char *name;
+    mbsr_conv3d_dims d;
+    mbsr_model_conv_layer(m, i, &name, &d);
+    const int disc = !strncmp(name, "disc.", 5);
+    if (!disc) gen++;
+    /* the network's first conv needs no input gradient (the discriminator's does: the generator's
+     * step back-propagates through it) */
+    const int need = !(i == 0);
+    int k = 0;
+    for (; k < n; k++)
+      if (L[k].dims.cin == d.cin && L[k].dims.cout == d.cout && L[k].dims.stride == d.stride && L[k].dims.d == d.d &&
+          L[k].need_dinp == need && L[k].calls == (disc ? 3 : 1))
+        break;
+    if (k == n) {
+      if (n == max) continue;
+      L[n++] = (layer_spec){name, d, 0, need, disc ? 3 : 1};
+    }
+    L[k].count++;
   }
-  L[0] = (layer_spec){"conv 1->C (head)", 1, c->channels, 1, 0};
-  L[1] = (layer_spec){"conv C->C (blocks)", c->channels, c->channels, 2 * c->blocks, 1};
-  L[2] = (layer_spec){"conv C->1 (tail)", c->channels, 1, 1, 1};
-  return 3;
+  (void)gen;
+  return n;
 }
 
 typedef struct {
   double fwd_ms, bwd_ms; /* per call */
 } layer_time;
 
-static int time_layer(const layer_spec *l, int B, int S, mbsr_precision prec, int reps, int warm, layer_time *t) {
-  mbsr_conv3d_dims s;
-  mbsr_conv3d_dims_init(&s, B, S, S, S, l->cin, l->cout, 1);
-  s.prec = prec;
-  size_t nv = (size_t)B * S * S * S, ni = nv * l->cin, no = nv * l->cout, nw = (size_t)27 * l->cin * l->cout;
+static int time_layer(const layer_spec *l, int B, int reps, int warm, layer_time *t) {
+  mbsr_conv3d_dims s = l->dims;
+  s.n = B;
+  size_t nv = (size_t)B * s.d * s.h * s.w, no_ = (size_t)B * s.od * s.oh * s.ow;
+  size_t ni = nv * s.cin, no = no_ * s.cout, nw = (size_t)27 * s.cin * s.cout;
   size_t nws = mbsr_conv3d_workspace_floats(&s, omp_get_max_threads());
   float *x = mbsr_alloc(ni * 4), *y = mbsr_alloc(no * 4), *g = mbsr_alloc(no * 4), *w = mbsr_alloc(nw * 4);
-  float *b = mbsr_alloc(l->cout * 4), *dx = mbsr_alloc(ni * 4), *dw = mbsr_alloc(nw * 4), *db = mbsr_alloc(l->cout * 4);
+  float *b = mbsr_alloc(s.cout * 4), *dx = mbsr_alloc(ni * 4), *dw = mbsr_alloc(nw * 4), *db = mbsr_alloc(s.cout * 4);
   float *ws = mbsr_alloc(nws * 4);
   if (!x || !y || !g || !w || !b || !dx || !dw || !db || !ws) {
     float *all[] = {x, y, g, w, b, dx, dw, db, ws};
     for (int i = 0; i < 9; i++) mbsr_free(all[i]);
-    return mbsr_error(MBSR_ENOMEM, "out of memory for a %d->%d conv at batch %d", l->cin, l->cout, B);
+    return mbsr_error(MBSR_ENOMEM, "out of memory for a %d->%d conv at batch %d", s.cin, s.cout, B);
   }
   fill(x, ni, 1), fill(g, no, 2), fill(w, nw, 3);
   double tf[64] = {0}, tb[64] = {0};
@@ -125,6 +145,25 @@ static int time_layer(const layer_spec *l, int B, int S, mbsr_precision prec, in
   float *all[] = {x, y, g, w, b, dx, dw, db, ws};
   for (int i = 0; i < 9; i++) mbsr_free(all[i]);
   return MBSR_OK;
+}
+
+/* "wino2x3x3/wino2x3x3/wino2x2x3": the algorithm of each pass (forward / input gradient / weight gradient)
+ * at batch B. */
+static void algos_of(const layer_spec *l, int B, char *buf, size_t n) {
+  mbsr_conv3d_dims s = l->dims;
+  s.n = B;
+  snprintf(buf, n, "%s/%s/%s", mbsr_conv_algo_name(mbsr_conv3d_algo(&s, 0)),
+           l->need_dinp ? mbsr_conv_algo_name(mbsr_conv3d_algo(&s, 1)) : "-", mbsr_conv_algo_name(mbsr_conv3d_algo(&s, 2)));
+}
+
+static void loadavg(char *buf, size_t n) {
+  FILE *f = fopen("/proc/loadavg", "r");
+  double a = -1, b = -1, c = -1;
+  if (f) {
+    if (fscanf(f, "%lf %lf %lf", &a, &b, &c) != 3) a = b = c = -1;
+    fclose(f);
+  }
+  snprintf(buf, n, "%.2f %.2f %.2f", a, b, c);
 }
 
 /* ---- the peer: torch_peer.py --serve in a child process, asked for one timed run at a time so that
@@ -308,7 +347,10 @@ static int bench_conv(const bench_opts *o, double *peakp, peer *pp, FILE *js) {
   double f = median(tf, o->repeats), fb = median(tb, o->repeats);
   double gf = 2.0 * C * C * 27 * (double)nv / 1e9;
   const double peak = update_peak(o, peakp);
-  printf("conv 64->64 3x3x3 on 8x64x%d^3 (%.2f GFLOP forward), %s:\n", S, gf, mbsr_conv3d_kernel_name(o->prec));
+  printf("conv 64->64 3x3x3 on 8x64x%d^3 (%.2f GFLOP forward), %s; algorithms forward %s, input gradient %s, weight "
+         "gradient %s:\n",
+         S, gf, mbsr_conv3d_kernel_name(o->prec), mbsr_conv_algo_name(mbsr_conv3d_algo(&s, 0)),
+         mbsr_conv_algo_name(mbsr_conv3d_algo(&s, 1)), mbsr_conv_algo_name(mbsr_conv3d_algo(&s, 2)));
   printf("  mbsr  forward          %8.1f ms (best %.1f)  %6.0f GFLOP/s  %5.1f %% of fp32 peak\n", f, fmn, gf / f * 1e3,
          100 * gf / f * 1e3 / peak);
   printf("  mbsr  forward+backward %8.1f ms (best %.1f)  %6.0f GFLOP/s  %5.1f %% of fp32 peak\n", fb, fbmn, 3 * gf / fb * 1e3,
@@ -356,6 +398,7 @@ static int bench_model(const bench_opts *o, mbsr_arch arch, int B, double *peakp
   }
   fill(in, nv, 5), fill(tg, nv, 6);
   const char *name = mbsr_arch_name(arch);
+  if (arch == MBSR_ARCH_GAN) pp = NULL; /* the peer has no GAN */
   if (pp) {
     char req[64];
     snprintf(req, sizeof req, "model %s %d %d", name, B, S);
@@ -439,29 +482,37 @@ static int bench_model(const bench_opts *o, mbsr_arch arch, int B, double *peakp
               pf, ff, ps, sf, pf / fwd, ps / step, psm, psm / stepmn);
   }
   if (o->layers) {
-    layer_spec L[8];
-    int nl = model_layers(arch, mbsr_model_get_config(m), L);
-    double lf_sum = 0, lb_sum = 0;
+    layer_spec L[16];
+    int nl = model_layers(m, L, 16);
+    double lsum = 0;
+    printf("    per layer shape (best of runs; algorithms: forward/input gradient/weight gradient; %s):\n",
+           arch == MBSR_ARCH_GAN ? "a GAN step runs the generator once and the discriminator 3 times" : "one call a step");
     if (js) fprintf(js, ", \"layers\": [");
     for (int i = 0; i < nl && !rc; i++) {
       layer_time t = {0, 0};
-      if ((rc = time_layer(&L[i], B, S, o->prec, o->repeats < 3 ? o->repeats : 3, 1, &t))) break;
-      double lf = 2.0 * 27 * L[i].cin * L[i].cout * (double)nv / 1e9;
-      printf("    %-19s x%-2d fwd %7.2f ms (%4.0f GFLOP/s)  bwd %7.2f ms (%4.0f GFLOP/s)%s  per step %7.1f ms\n",
-             L[i].name, L[i].count, t.fwd_ms, lf / t.fwd_ms * 1e3, t.bwd_ms,
-             (L[i].need_dinp ? 2 : 1) * lf / t.bwd_ms * 1e3, L[i].need_dinp ? "" : " no dX",
-             L[i].count * (t.fwd_ms + t.bwd_ms));
-      lf_sum += L[i].count * t.fwd_ms;
-      lb_sum += L[i].count * t.bwd_ms;
+      if ((rc = time_layer(&L[i], B, o->repeats < 3 ? o->repeats : 3, 1, &t))) break;
+      const mbsr_conv3d_dims *d = &L[i].dims;
+      double lf = 2.0 * 27 * d->cin * d->cout * (double)B * d->od * d->oh * d->ow / 1e9;
+      double per = L[i].count * L[i].calls * (t.fwd_ms + t.bwd_ms);
+      char al[64];
+      algos_of(&L[i], B, al, sizeof al);
+      printf("    %-17s x%-2d %3d->%-3d s%d %-31s fwd %7.2f ms (%5.0f GFLOP/s)  bwd %7.2f ms (%5.0f GFLOP/s)%s  per "
+             "step %7.1f ms = %4.1f %% of the best step\n",
+             L[i].name, L[i].count * L[i].calls, d->cin, d->cout, d->stride, al, t.fwd_ms, lf / t.fwd_ms * 1e3, t.bwd_ms,
+             (L[i].need_dinp ? 2 : 1) * lf / t.bwd_ms * 1e3, L[i].need_dinp ? "" : " no dX", per, 100 * per / stepmn);
+      lsum += per;
       if (js)
-        fprintf(js, "%s{\"layer\": \"%d->%d\", \"count\": %d, \"forward_ms\": %.3f, \"backward_ms\": %.3f}",
-                i ? ", " : "", L[i].cin, L[i].cout, L[i].count, t.fwd_ms, t.bwd_ms);
+        fprintf(js,
+                "%s{\"layer\": \"%s\", \"shape\": \"%d->%d s%d\", \"count\": %d, \"calls_per_step\": %d, "
+                "\"algorithms\": \"%s\", \"forward_ms\": %.3f, \"backward_ms\": %.3f, \"share_of_step\": %.4f}",
+                i ? ", " : "", L[i].name, d->cin, d->cout, d->stride, L[i].count, L[i].calls, al, t.fwd_ms, t.bwd_ms,
+                per / stepmn);
     }
     if (js) fprintf(js, "]");
     if (!rc)
-      printf("    convs alone (best of runs): forward %.1f ms + backward %.1f ms; the rest of the best step (activations, "
-             "residual adds, loss, Adam, copies) ~%.1f ms (%.0f %%)\n",
-             lf_sum, lb_sum, stepmn - lf_sum - lb_sum, 100 * (stepmn - lf_sum - lb_sum) / stepmn);
+      printf("    convs alone (best of runs): %.1f ms; the rest of the best step (activations, residual adds, loss, "
+             "Adam, copies) ~%.1f ms (%.0f %%)\n",
+             lsum, stepmn - lsum, 100 * (stepmn - lsum) / stepmn);
   }
   if (js) fprintf(js, "}");
   fflush(stdout); /* long runs: show each model as it finishes */
@@ -477,7 +528,9 @@ int mbsr_cmd_bench(int argc, char **argv) {
                                        {"size", required_argument, 0, 's'},    {"no-layers", no_argument, 0, 'L'},
                                        {"python", required_argument, 0, 'y'},  {"peer-script", required_argument, 0, 'S'},
                                        {"json", required_argument, 0, 'j'},    {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
+                                       /* the one vocabulary (docs/user/cli.md); the spellings above stay */
+                                       {"arch", required_argument, 0, 'm'},    {"precision", required_argument, 0, 'p'},
+                                       {"out", required_argument, 0, 'j'},     {0, 0, 0, 0}};
   bench_opts o = {.model_mode = 2, .batches = {1, 8}, .nbatch = 2, .threads = omp_get_max_threads(), .repeats = 5,
                   .warmup = 1, .size = 21, .layers = 1, .prec = MBSR_PREC_FP32, .python = "/usr/bin/python3"};
   if (access(o.python, X_OK) != 0) o.python = "python3";
@@ -491,7 +544,8 @@ int mbsr_cmd_bench(int argc, char **argv) {
         if (!strcmp(optarg, "resnet")) o.model_mode = 0;
         else if (!strcmp(optarg, "ccnn")) o.model_mode = 1;
         else if (!strcmp(optarg, "all")) o.model_mode = 2;
-        else return mbsr_cli_usage_error("bench", "--model: resnet, ccnn or all, not '%s'", optarg);
+        else if (!strcmp(optarg, "gan")) o.model_mode = 3;
+        else return mbsr_cli_usage_error("bench", "--model: resnet, ccnn, gan or all, not '%s'", optarg);
         break;
       case 'b': {
         o.nbatch = 0;
@@ -554,6 +608,10 @@ int mbsr_cmd_bench(int argc, char **argv) {
          "runs after %d warm-up\n",
          o.threads, mbsr_conv3d_kernel_name(o.prec), peak, o.repeats, o.warmup);
   if (peak <= 0) peak = 1;
+  char la[64];
+  loadavg(la, sizeof la);
+  const char *alg = getenv("MBSR_CONV_ALGO");
+  printf("CPU: %s; load average at start %s; MBSR_CONV_ALGO=%s\n", mbsr_cpu_model(), la, alg ? alg : "(unset: auto)");
   const char *wp = getenv("OMP_WAIT_POLICY");
   printf("OMP_WAIT_POLICY=%s (the peer inherits it; 'passive' helps a lot when the machine is shared)\n",
          wp ? wp : "(unset: libgomp spins a while at barriers)");
@@ -567,6 +625,8 @@ int mbsr_cmd_bench(int argc, char **argv) {
     }
     fprintf(js, "{\"threads\": %d, \"kernel\": \"%s\", \"fma_peak_gflops\": %.1f, \"repeats\": %d, \"size\": %d",
             o.threads, mbsr_conv3d_kernel_name(o.prec), peak, o.repeats, o.size);
+    fprintf(js, ", \"cpu\": \"%s\", \"loadavg_start\": \"%s\", \"conv_algo\": \"%s\"", mbsr_cpu_model(), la,
+            alg ? alg : "auto");
   }
   int rc = MBSR_OK;
   peer pr = {0}, *pp = NULL;
@@ -584,14 +644,17 @@ int mbsr_cmd_bench(int argc, char **argv) {
     rc = bench_conv(&o, &peak, pp, js);
   } else if (!rc) {
     int first = 1;
-    mbsr_arch archs[2] = {MBSR_ARCH_RESNET, MBSR_ARCH_CCNN};
-    int a0 = o.model_mode == 1 ? 1 : 0, a1 = o.model_mode == 0 ? 0 : 1;
+    mbsr_arch archs[3] = {MBSR_ARCH_RESNET, MBSR_ARCH_CCNN, MBSR_ARCH_GAN};
+    int a0 = o.model_mode == 1 ? 1 : o.model_mode == 3 ? 2 : 0, a1 = o.model_mode == 0 ? 0 : o.model_mode == 3 ? 2 : 1;
     if (js) fprintf(js, ",\n \"models\": [");
     for (int a = a0; a <= a1 && !rc; a++)
       for (int k = 0; k < o.nbatch && !rc; k++) rc = bench_model(&o, archs[a], o.batches[k], &peak, pp, js, &first);
     if (js) fprintf(js, "]");
   }
   peer_stop(&pr);
+  loadavg(la, sizeof la);
+  printf("load average at the end %s\n", la);
+  if (js) fprintf(js, ",\n \"loadavg_end\": \"%s\"", la);
   if (js) {
     fprintf(js, "\n}\n");
     if (fclose(js) || rc) {

@@ -348,6 +348,10 @@ int mbsr_model_create(const mbsr_model_config *c, int max_batch, int d, int h, i
   p += npool;
   m->ws = m->ws_floats ? p : NULL;
   for (size_t i = 0; i < B; i++) m->ones[i] = 1.0f;
+  if (gan) { /* the generator forward shared by the two phases of a step (phase_grad) */
+    m->gcache = mbsr_alloc(sizeof(float) * (m->gen.p_count + B * m->vox));
+    if (!m->gcache) { rc = mbsr_error(MBSR_ENOMEM, "model: out of memory"); goto fail; }
+  }
   mbsr_model_init(m, 0);
   *out = m;
   return MBSR_OK;
@@ -363,6 +367,7 @@ void mbsr_model_free(mbsr_model *m) {
   free(m->tensors);
   mbsr_free(m->pbuf);
   mbsr_free(m->abuf);
+  mbsr_free(m->gcache);
   free(m);
 }
 
@@ -584,6 +589,16 @@ const char *mbsr_model_tensor(const mbsr_model *m, int i, size_t *offset, size_t
   return m->tensors[i].name;
 }
 
+int mbsr_model_conv_layer(const mbsr_model *m, int i, const char **name, mbsr_conv3d_dims *dims) {
+  const int ng = m->gen.nconv, nd = m->cfg.arch == MBSR_ARCH_GAN && m->disc.conv ? m->disc.nconv : 0;
+  if (i >= 0 && i < ng + nd) {
+    const mbsr__conv *L = i < ng ? &m->gen.conv[i] : &m->disc.conv[i - ng];
+    if (name) *name = L->name;
+    if (dims) *dims = L->dims;
+  }
+  return ng + nd;
+}
+
 double mbsr_model_forward_flops(const mbsr_model *m) {
   double f = 0.0;
   for (int i = 0; i < m->gen.nconv; i++) {
@@ -648,6 +663,7 @@ static void conv_bwd(mbsr_model *m, mbsr__conv *L, float *dinp, int wgrad, const
 
 /* x (B,D,H,W,1) -> n->out */
 static void net_forward(mbsr_model *m, mbsr__net *n, const float *x, int B) {
+  if (n == &m->gen) m->gcache_valid = 0; /* the generator's activations change */
   n->x = x;
   const float *cur = x;
   int i = 0;
@@ -795,6 +811,33 @@ int mbsr_model_forward(mbsr_model *m, const float *in, int batch, float *out) {
   return MBSR_OK;
 }
 
+/* The GAN generator forward: phase 0 runs it and keeps copies of the generator's parameters and of the
+ * input; phase 1 (the generator's step, after the discriminator's update, which leaves the generator
+ * alone) reuses its activations when the parameters, the input and the precision are bitwise the same,
+ * so a GAN step runs the generator forward once. Anything else that runs the generator (forward,
+ * eval_sse) or changes its parameters (init, checkpoints, the caller through mbsr_model_params) makes
+ * phase 1 run it again: the copies are compared, nothing is assumed. */
+static void gan_gen_forward(mbsr_model *m, const float *in, int batch, int phase) {
+  mbsr__net *G = &m->gen;
+  const size_t np = G->p_count, nv = (size_t)batch * m->vox;
+  float *pc = m->gcache, *ic = m->gcache + np;
+  if (phase == 1 && m->gcache_valid && m->gcache_batch == batch && m->gcache_prec == m->prec &&
+      !memcmp(ic, in, sizeof(float) * nv) && !memcmp(pc, m->params + G->p_off, sizeof(float) * np)) {
+    G->x = in; /* the same values, perhaps in another buffer: the backward reads them from here */
+    G->conv[0].in = in;
+    m->gcache_valid = 0; /* one reuse */
+    return;
+  }
+  net_forward(m, G, in, batch);
+  if (phase == 0) {
+    memcpy(pc, m->params + G->p_off, sizeof(float) * np);
+    memcpy(ic, in, sizeof(float) * nv);
+    m->gcache_valid = 1;
+    m->gcache_batch = batch;
+    m->gcache_prec = m->prec;
+  }
+}
+
 int mbsr_model_num_phases(const mbsr_model *m) { return m->cfg.arch == MBSR_ARCH_GAN ? 2 : 1; }
 
 static mbsr__net *phase_net(mbsr_model *m, int phase) {
@@ -833,7 +876,7 @@ double mbsr_model_phase_grad(mbsr_model *m, int phase, const float *in, const fl
   } else if (phase == 0) {
     /* discriminator: BCE(D(real), 1) + BCE(D(G(in)), 0), each summed over the batch / norm */
     mbsr__net *D = &m->disc;
-    net_forward(m, &m->gen, in, batch);
+    gan_gen_forward(m, in, batch, 0);
     m->last_mse = mbsr_mse_forward(m->gen.out, target, nv, mse_scale);
     double lr_ = 0.0, lf = 0.0;
     net_forward(m, D, target, batch);
@@ -851,7 +894,7 @@ double mbsr_model_phase_grad(mbsr_model *m, int phase, const float *in, const fl
   } else {
     /* generator: MSE(G(in), target) + lambda * BCE(D(G(in)), 1); D's parameters get no gradient */
     mbsr__net *D = &m->disc;
-    net_forward(m, &m->gen, in, batch);
+    gan_gen_forward(m, in, batch, 1);
     double mse = mbsr_mse_forward(m->gen.out, target, nv, mse_scale);
     memset(m->dgout, 0, sizeof(float) * nv);
     mbsr_mse_backward(m->dgout, m->gen.out, target, nv, mse_scale);

@@ -79,6 +79,11 @@ struct mbsr_model {
   mbsr_precision prec;
   mbsr_sr_contract contract; /* valid when contract_set (else the default: see apply.c) */
   int contract_set;
+  /* GAN (model.c): the generator forward of phase 0 is reused by phase 1 when the generator's parameters,
+   * the input batch and the precision are bitwise those of that forward (copies kept here). */
+  float *gcache;             /* generator parameters (gen.p_count), then the input (max_batch * vox) */
+  int gcache_valid, gcache_batch;
+  mbsr_precision gcache_prec;
 };
 
 /* The Adam step counter of a phase (checkpoints set them). */

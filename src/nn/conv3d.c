@@ -5,11 +5,13 @@
  *
  * Workspace (floats, see mbsr_conv3d_workspace_floats):
  *   [pad_x]    N*(D+2)*(H+2)*(W+2)*CIN            padded copy of the input (forward, dW)
- *   [pad_g]    N*(D+2)*(H+2)*(W+2)*COUT           padded (stride 2: zero-inserted) copy of dout (dX);
+ *   [pad_g]    N*(D+2)*(H+2)*(W+2)*COUT           padded copy of dout (dX; stride 2: bf16 zero-inserted,
+ *                                                  fp32 padded to OD+2 for the parity classes, s2_rows);
  *                                                  the bf16 FORWARD puts its packed weights here instead
  *                                                  (27*CIN*COUT bf16), so a forward-only workspace is
  *                                                  [pad_x][weights] (mbsr_conv3d_forward_workspace_floats)
- *   [wt]       27*CIN*COUT                         flipped, transposed weights for dX (or bf16 weights)
+ *   [wt]       27*CIN*COUT                         flipped, transposed weights for dX (stride 2: the
+ *                                                  parity classes' taps, s2_pack; or bf16 weights)
  *   [bf pairs] (MBSR_PREC_BF16 only) pair copies of the input and dout for the bf16 weight gradient
  *   [partial]  G*(27*CIN*COUT + COUT) rounded up   dW and db partial sums of G = max(8, T) fixed groups
  *              of (n, od) planes, summed in a fixed order: the weight gradient is the same from run to
@@ -267,11 +269,16 @@ static mbsr__epi epi_row(const mbsr__epi *e, long off) {
   return r;
 }
 
+/* The fp32 row kernel of a family for a conv with cout output channels. */
+static void (*row_kernel(family fam, int cout))(const mbsr__conv_row *) {
+  return fam == FAM_AVX512 ? mbsr__conv_fwd_row_avx512
+         : fam == FAM_AVX2 && cout % 8 == 0 ? mbsr__conv_fwd_row_avx2
+                                            : mbsr__conv_fwd_row_portable;
+}
+
 static void conv_rows(float *out, const float *xp, const float *w, const float *bias, int n, int dp, int hp, int wp,
                       int cin, int cout, int stride, int od, int oh, int ow, const mbsr__epi *epi, family fam) {
-  void (*row_fn)(const mbsr__conv_row *) = fam == FAM_AVX512                    ? mbsr__conv_fwd_row_avx512
-                                            : fam == FAM_AVX2 && cout % 8 == 0 ? mbsr__conv_fwd_row_avx2
-                                                                               : mbsr__conv_fwd_row_portable;
+  void (*row_fn)(const mbsr__conv_row *) = row_kernel(fam, cout);
   const long rowH = (long)wp * cin, rowD = (long)hp * wp * cin;
 #pragma omp for schedule(dynamic, 4) nowait
   for (long row = 0; row < (long)n * od * oh; row++) {
@@ -288,6 +295,72 @@ static void conv_rows(float *out, const float *xp, const float *w, const float *
                         .cout = cout,
                         .stride = stride};
     row_fn(&a);
+  }
+}
+
+/* ---- the input gradient of a stride-2 conv without zero insertion ----
+ * y[o] = sum_k x[2o + k - 1] w[k] per axis, so input position i = 2a + p receives, for p = 0, only tap
+ * k = 1 (from output a) and, for p = 1, taps k = 2 (output a) and k = 0 (output a + 1). Each of the 8
+ * parity classes (pd, ph, pw) of input voxels is a small forward-shaped conv over the output gradient
+ * with 1 or 2 taps per axis (27 taps in all, not 8 x 27 over a zero-inserted copy): the row kernels with
+ * another tap layout (mbsr__conv_row.nd, ...), the taps of one class contiguous in the packed weights
+ * [td][th][tw*COUT + co][ci], and the output gradient padded by one zero plane after its end. */
+static int s2_ntaps(int p) { return p ? 2 : 1; }
+static int s2_tap(int p, int t) { return p ? (t ? 0 : 2) : 1; } /* in the order of the output index a, a+1 */
+static size_t s2_class_off(int cls, int cin, int cout) {
+  size_t off = 0;
+  for (int c = 0; c < cls; c++) off += (size_t)s2_ntaps(c >> 2 & 1) * s2_ntaps(c >> 1 & 1) * s2_ntaps(c & 1);
+  return off * cin * cout;
+}
+
+static void s2_pack(float *wc, const float *w, int cin, int cout) {
+#pragma omp for schedule(static) nowait
+  for (int cls = 0; cls < 8; cls++) {
+    const int pd = cls >> 2 & 1, ph = cls >> 1 & 1, pw = cls & 1, nh = s2_ntaps(ph), nw = s2_ntaps(pw);
+    float *dst = wc + s2_class_off(cls, cin, cout);
+    for (int td = 0; td < s2_ntaps(pd); td++)
+      for (int th = 0; th < nh; th++)
+        for (int tw = 0; tw < nw; tw++) {
+          const int k = (s2_tap(pd, td) * 3 + s2_tap(ph, th)) * 3 + s2_tap(pw, tw);
+          for (int co = 0; co < cout; co++)
+            for (int ci = 0; ci < cin; ci++)
+              dst[((size_t)((td * nh + th) * nw + tw) * cout + co) * cin + ci] = w[((size_t)k * cin + ci) * cout + co];
+        }
+  }
+}
+
+/* dinp (N,D,H,W,CIN) = epilogue(conv^T dout) from gp = dout padded to (N, OD+2, OH+2, OW+2, COUT) (data at
+ * 1..OD) and wc = s2_pack's weights. Worksharing loop. */
+static void s2_rows(float *dinp, const float *gp, const float *wc, const mbsr_conv3d_dims *s, const mbsr__epi *epi,
+                    family fam) {
+  const int cin = s->cin, cout = s->cout, D = s->d, H = s->h, W = s->w, AD = (D + 1) / 2, BH = (H + 1) / 2;
+  const int hp = s->oh + 2, wp = s->ow + 2, dp = s->od + 2;
+  const long rowH = (long)wp * cout, rowD = (long)hp * wp * cout;
+  void (*row_fn)(const mbsr__conv_row *) = row_kernel(fam, cin);
+#pragma omp for schedule(dynamic, 4) nowait
+  for (long row = 0; row < (long)s->n * 8 * AD * BH; row++) {
+    const int b = (int)(row % BH), a = (int)(row / BH % AD), cls = (int)(row / ((long)BH * AD) % 8);
+    const int n = (int)(row / ((long)BH * AD * 8));
+    const int pd = cls >> 2 & 1, ph = cls >> 1 & 1, pw = cls & 1, nx = (W - pw + 1) / 2;
+    if (2 * a + pd >= D || 2 * b + ph >= H || nx <= 0) continue;
+    const long off = ((((long)n * D + 2 * a + pd) * H + 2 * b + ph) * W + pw) * cin;
+    mbsr__conv_row r = {.out = dinp + off,
+                        .epi = epi_row(epi, off),
+                        .x = gp + ((((long)n * dp + a + 1) * hp + b + 1) * wp + 1) * cout,
+                        .rowH = rowH,
+                        .rowD = rowD,
+                        .w = wc + s2_class_off(cls, cin, cout),
+                        .bias = NULL,
+                        .ow = nx,
+                        .cin = cout,
+                        .cout = cin,
+                        .stride = 1,
+                        .nd = s2_ntaps(pd),
+                        .nh = s2_ntaps(ph),
+                        .rlen = s2_ntaps(pw) * cout,
+                        .ostr = 2 * cin,
+                        .xps = cout};
+    row_fn(&r);
   }
 }
 
@@ -494,6 +567,7 @@ void mbsr_conv3d_backward_fused(float *dinp, const float *dinp_base, const float
   float *partials = wt + wt_floats(s) + bfpairs_floats(s);
   const size_t nw = (size_t)27 * cin * cout, pstride = partial_floats(s), tot = nw + cout;
   const int bf = dinp && use_bf16(s->prec, fam, cout, cin); /* dX is a conv with CIN' = COUT, COUT' = CIN */
+  const int s2 = dinp && !bf && s->stride == 2;             /* stride 2 fp32: parity classes, s2_rows */
   const int wgrad = dweight || dbias;
   const int bfdw = dweight && use_bf16_dw(s, fam);
   uint16_t *xpairs = (uint16_t *)(wt + wt_floats(s)), *gpairs = NULL;
@@ -522,6 +596,9 @@ void mbsr_conv3d_backward_fused(float *dinp, const float *dinp_base, const float
     if (dinp && bf) {
       flip_pack_bf16((uint16_t *)wt, weight, cin, cout);
       pad_copy_bf16((uint16_t *)padg, dout, s->n, s->d, s->h, s->w, cout, s->od, s->oh, s->ow, s->stride);
+    } else if (s2) {
+      s2_pack(wt, weight, cin, cout);
+      pad_copy(padg, dout, s->n, s->od, s->oh, s->ow, cout, s->od, s->oh, s->ow, 1);
     } else if (dinp) {
       flip_weights(wt, weight, cin, cout);
       pad_copy(padg, dout, s->n, s->d, s->h, s->w, cout, s->od, s->oh, s->ow, s->stride);
@@ -542,6 +619,8 @@ void mbsr_conv3d_backward_fused(float *dinp, const float *dinp_base, const float
     if (dinp && bf)
       conv_rows_bf16(dinp, (const uint16_t *)padg, (const uint16_t *)wt, NULL, s->n, dp, hp, wp, cout, cin, 1, s->d,
                      s->h, s->w, &epi);
+    else if (s2)
+      s2_rows(dinp, padg, wt, s, &epi, fam);
     else if (dinp)
       conv_rows(dinp, padg, wt, NULL, s->n, dp, hp, wp, cout, cin, 1, s->d, s->h, s->w, &epi, fam);
     if (wgrad) {

@@ -94,7 +94,7 @@
 #include "conv3d_avx2_tmpl.h"
 #undef TMPL2_BWW
 
-typedef void (*fwd2_fn)(float *, int, const float *, int, long, long, int, const float *, int, const float *,
+typedef void (*fwd2_fn)(float *, int, const float *, int, long, long, int, int, int, const float *, int, const float *,
                         const mbsr__epi *, long);
 static const fwd2_fn fwd2_tab[3][12] = {{0},
   {fwd2_1_1, fwd2_2_1, fwd2_3_1, fwd2_4_1, fwd2_5_1, fwd2_6_1, fwd2_7_1, fwd2_8_1, fwd2_9_1, fwd2_10_1, fwd2_11_1, fwd2_12_1},
@@ -102,14 +102,16 @@ static const fwd2_fn fwd2_tab[3][12] = {{0},
 static const int fwd2_pmax[3] = {0, 12, 6};
 
 void mbsr__conv_fwd_row_avx2(const mbsr__conv_row *a) {
-  const int ow_n = a->ow, cout = a->cout, xps = a->stride * a->cin, rlen = 3 * a->cin;
+  const int ow_n = a->ow, cout = a->cout;
+  const int xps = a->xps ? a->xps : a->stride * a->cin, rlen = a->rlen ? a->rlen : 3 * a->cin;
+  const int nd = a->nd ? a->nd : 3, nh = a->nh ? a->nh : 3, ostr = a->ostr ? a->ostr : cout;
   for (int co0 = 0; co0 < cout; co0 += 16) {
     const int cb = cout - co0 >= 16 ? 2 : 1; /* cout % 8 == 0 */
     const int nblk = (ow_n + fwd2_pmax[cb] - 1) / fwd2_pmax[cb], base = ow_n / nblk, big = ow_n % nblk;
     for (int k = 0, o = 0; k < nblk; k++) {
       const int P = base + (k < big);
-      fwd2_tab[cb][P - 1](a->out + (long)o * cout + co0, cout, a->x + (long)o * xps, xps, a->rowH, a->rowD, rlen,
-                          a->w + co0, cout, a->bias ? a->bias + co0 : NULL, &a->epi, (long)o * cout + co0);
+      fwd2_tab[cb][P - 1](a->out + (long)o * ostr + co0, ostr, a->x + (long)o * xps, xps, a->rowH, a->rowD, nd, nh,
+                          rlen, a->w + co0, cout, a->bias ? a->bias + co0 : NULL, &a->epi, (long)o * ostr + co0);
       o += P;
     }
   }

@@ -5,8 +5,8 @@
 #define CAT2(a, b, c) CAT2_(a, b, c)
 
 #if defined(TMPL2_FWD)
-static void CAT2(fwd2, P, CB)(float *out, int ostr, const float *x, int xps, long rowH, long rowD, int rlen,
-                             const float *w, int wstr, const float *bias, const mbsr__epi *e, long eo) {
+static void CAT2(fwd2, P, CB)(float *out, int ostr, const float *x, int xps, long rowH, long rowD, int nd, int nh,
+                             int rlen, const float *w, int wstr, const float *bias, const mbsr__epi *e, long eo) {
   __m256 acc[P][CB];
 #pragma GCC unroll 4
   for (int c = 0; c < CB; c++) {
@@ -14,10 +14,10 @@ static void CAT2(fwd2, P, CB)(float *out, int ostr, const float *x, int xps, lon
 #pragma GCC unroll 12
     for (int p = 0; p < P; p++) acc[p][c] = e->init ? _mm256_loadu_ps(e->init + eo + (long)p * ostr + 8 * c) : b;
   }
-  for (int kd = 0; kd < 3; kd++)
-    for (int kh = 0; kh < 3; kh++) {
+  for (int kd = 0; kd < nd; kd++)
+    for (int kh = 0; kh < nh; kh++) {
       const float *xr = x + kd * rowD + kh * rowH;
-      const float *wr = w + (long)(kd * 3 + kh) * rlen * wstr;
+      const float *wr = w + (long)(kd * nh + kh) * rlen * wstr;
       for (int r = 0; r < rlen; r++) {
         __m256 wv[CB];
 #pragma GCC unroll 4

@@ -75,7 +75,7 @@
 #include "conv3d_avx512_tmpl.h"
 #undef TMPL_BWW1
 
-typedef void (*fwd_fn)(float *, int, const float *, int, long, long, int, const float *, int, const float *,
+typedef void (*fwd_fn)(float *, int, const float *, int, long, long, int, int, int, const float *, int, const float *,
                        const mbsr__epi *, long, __mmask16);
 /* [CB][P-1]: every block width up to the register budget, so a row splits into near-equal blocks */
 static const fwd_fn fwd_tab[5][16] = {{0},
@@ -87,8 +87,8 @@ static const int fwd_pmax[5] = {0, 16, 12, 8, 6};
 typedef void (*bww1_fn)(float *, const float *, int, long, const float *, int, int, int);
 static const bww1_fn bww1_tab[12] = {bww1_1_x, bww1_2_x, bww1_3_x, bww1_4_x,  bww1_5_x,  bww1_6_x,
                                      bww1_7_x, bww1_8_x, bww1_9_x, bww1_10_x, bww1_11_x, bww1_12_x};
-typedef void (*fwd1_fn)(float *, const float *, int, long, long, int, const float *, const float *, const mbsr__epi *,
-                        long);
+typedef void (*fwd1_fn)(float *, int, const float *, int, long, long, int, int, int, const float *, const float *,
+                        const mbsr__epi *, long);
 static const fwd1_fn fwd1_tab[8] = {fwd1_1_x, fwd1_2_x, fwd1_3_x, fwd1_4_x, fwd1_5_x, fwd1_6_x, fwd1_7_x, fwd1_8_x};
 
 typedef void (*bww_fn)(float *, int, const float *, int, long, const float *, int, int, __mmask16);
@@ -101,12 +101,15 @@ static const int bww_rb[5][4] = {{0}, {16, 3, 2, 1}, {12, 3, 2, 1}, {8, 3, 2, 1}
 
 /* One output row (n, od, oh): OW positions x COUT channels. */
 void mbsr__conv_fwd_row_avx512(const mbsr__conv_row *a) {
-  const int ow_n = a->ow, cout = a->cout, xps = a->stride * a->cin, rlen = 3 * a->cin;
+  const int ow_n = a->ow, cout = a->cout;
+  const int xps = a->xps ? a->xps : a->stride * a->cin, rlen = a->rlen ? a->rlen : 3 * a->cin;
+  const int nd = a->nd ? a->nd : 3, nh = a->nh ? a->nh : 3, ostr = a->ostr ? a->ostr : cout;
   if (cout == 1) {
     const int nblk = (ow_n + 7) / 8, base = ow_n / nblk, big = ow_n % nblk;
     for (int k = 0, o = 0; k < nblk; k++) {
       const int P = base + (k < big);
-      fwd1_tab[P - 1](a->out + o, a->x + (long)o * xps, xps, a->rowH, a->rowD, rlen, a->w, a->bias, &a->epi, o);
+      fwd1_tab[P - 1](a->out + (long)o * ostr, ostr, a->x + (long)o * xps, xps, a->rowH, a->rowD, nd, nh, rlen, a->w,
+                      a->bias, &a->epi, (long)o * ostr);
       o += P;
     }
     return;
@@ -119,8 +122,8 @@ void mbsr__conv_fwd_row_avx512(const mbsr__conv_row *a) {
     const int nblk = (ow_n + fwd_pmax[cb] - 1) / fwd_pmax[cb], base = ow_n / nblk, big = ow_n % nblk;
     for (int k = 0, o = 0; k < nblk; k++) {
       const int P = base + (k < big);
-      fwd_tab[cb][P - 1](a->out + (long)o * cout + co0, cout, a->x + (long)o * xps, xps, a->rowH, a->rowD, rlen,
-                         a->w + co0, cout, a->bias ? a->bias + co0 : NULL, &a->epi, (long)o * cout + co0, lm);
+      fwd_tab[cb][P - 1](a->out + (long)o * ostr + co0, ostr, a->x + (long)o * xps, xps, a->rowH, a->rowD, nd, nh, rlen,
+                         a->w + co0, cout, a->bias ? a->bias + co0 : NULL, &a->epi, (long)o * ostr + co0, lm);
       o += P;
     }
   }

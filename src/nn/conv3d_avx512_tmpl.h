@@ -33,16 +33,17 @@
 
 #if defined(TMPL_FWD)
 /* P positions x CB zmm of output channels. out at (position 0 of the block, co0); x at the padded input
- * of position 0, tap (0,0,0), channel 0; w at [0][0][0][0][co0]. Positions p < skip are computed but
- * not stored (an overlapping tail block). */
-static void CAT(fwd, , P, CB)(float *out, int ostr, const float *x, int xps, long rowH, long rowD, int rlen,
-                              const float *w, int wstr, const float *bias, const mbsr__epi *e, long eo, __mmask16 lm) {
+ * of position 0, tap (0,0,0), channel 0; w at [0][0][0][0][co0]; nd x nh tap rows (3 x 3 but for the
+ * stride-2 input gradient's parity classes). */
+static void CAT(fwd, , P, CB)(float *out, int ostr, const float *x, int xps, long rowH, long rowD, int nd, int nh,
+                              int rlen, const float *w, int wstr, const float *bias, const mbsr__epi *e, long eo,
+                              __mmask16 lm) {
   __m512 acc[P][CB];
   EPI_INIT(acc, P, CB, bias, e, eo, ostr, lm);
-  for (int kd = 0; kd < 3; kd++)
-    for (int kh = 0; kh < 3; kh++) {
+  for (int kd = 0; kd < nd; kd++)
+    for (int kh = 0; kh < nh; kh++) {
       const float *xr = x + kd * rowD + kh * rowH;
-      const float *wr = w + (long)(kd * 3 + kh) * rlen * wstr;
+      const float *wr = w + (long)(kd * nh + kh) * rlen * wstr;
       for (int r = 0; r < rlen; r++) {
         __m512 wv[CB];
 #pragma GCC unroll 4
@@ -105,17 +106,17 @@ static void CAT(bww, , RB, CB)(float *dw, int cout, const float *x, int xps, lon
 
 #elif defined(TMPL_FWD1)
 /* COUT = 1: P positions, vectorised over the reduction (16 values of r per zmm), then a horizontal sum. */
-static void CAT(fwd1, , P, x)(float *out, const float *x, int xps, long rowH, long rowD, int rlen, const float *w,
-                              const float *bias, const mbsr__epi *e, long eo) {
+static void CAT(fwd1, , P, x)(float *out, int ostr, const float *x, int xps, long rowH, long rowD, int nd, int nh,
+                              int rlen, const float *w, const float *bias, const mbsr__epi *e, long eo) {
   __m512 acc[P];
 #pragma GCC unroll 24
   for (int p = 0; p < P; p++) acc[p] = _mm512_setzero_ps();
   const int rv = rlen & ~15;
   const __mmask16 tm = (__mmask16)((1u << (rlen & 15)) - 1);
-  for (int kd = 0; kd < 3; kd++)
-    for (int kh = 0; kh < 3; kh++) {
+  for (int kd = 0; kd < nd; kd++)
+    for (int kh = 0; kh < nh; kh++) {
       const float *xr = x + kd * rowD + kh * rowH;
-      const float *wr = w + (long)(kd * 3 + kh) * rlen;
+      const float *wr = w + (long)(kd * nh + kh) * rlen;
       for (int r = 0; r < rv; r += 16) {
         __m512 wv = _mm512_loadu_ps(wr + r);
 #pragma GCC unroll 24
@@ -130,11 +131,12 @@ static void CAT(fwd1, , P, x)(float *out, const float *x, int xps, long rowH, lo
     }
 #pragma GCC unroll 24
   for (int p = 0; p < P; p++) {
-    float v = _mm512_reduce_add_ps(acc[p]) + (e->init ? e->init[eo + p] : bias ? bias[0] : 0.0f);
-    if (e->res) v += e->res[eo + p];
+    const long at = (long)p * ostr;
+    float v = _mm512_reduce_add_ps(acc[p]) + (e->init ? e->init[eo + at] : bias ? bias[0] : 0.0f);
+    if (e->res) v += e->res[eo + at];
     if (e->relu && !(v > 0.0f)) v = 0.0f;
-    if (e->mask && !(e->mask[eo + p] > 0.0f)) v = 0.0f;
-    out[p] = v;
+    if (e->mask && !(e->mask[eo + at] > 0.0f)) v = 0.0f;
+    out[at] = v;
   }
 }
 #undef P

@@ -24,6 +24,11 @@ typedef struct {
   const float *bias;  /* (COUT) or NULL */
   int ow, cin, cout, stride;
   mbsr__epi epi;      /* row pointers; all NULL / 0: out = conv + bias */
+  /* Another tap layout (0 = the plain 3x3x3 conv's): nd x nh tap rows, each a reduction of rlen
+   * contiguous values (weights [nd][nh][rlen][COUT]); ostr, xps floats between consecutive output
+   * positions and their inputs. Used by the input gradient of stride-2 convs, one parity class at a
+   * time (conv3d.c): 0 = 3, 3, 3*CIN, COUT, STRIDE*CIN. */
+  int nd, nh, rlen, ostr, xps;
 } mbsr__conv_row;
 
 /* Backward weights of one tap row (kd, kh) over nrows consecutive output rows of one (n, od) plane:

@@ -10,7 +10,9 @@
 #define CBLK 64
 
 void mbsr__conv_fwd_row_portable(const mbsr__conv_row *a) {
-  const int cout = a->cout, xps = a->stride * a->cin, rlen = 3 * a->cin;
+  const int cout = a->cout;
+  const int xps = a->xps ? a->xps : a->stride * a->cin, rlen = a->rlen ? a->rlen : 3 * a->cin;
+  const int nd = a->nd ? a->nd : 3, nh = a->nh ? a->nh : 3, ostr = a->ostr ? a->ostr : cout;
   for (int co0 = 0; co0 < cout; co0 += CBLK) {
     const int nc = cout - co0 < CBLK ? cout - co0 : CBLK;
     for (int o0 = 0; o0 < a->ow; o0 += PB) {
@@ -19,11 +21,11 @@ void mbsr__conv_fwd_row_portable(const mbsr__conv_row *a) {
       const mbsr__epi *e = &a->epi;
       for (int p = 0; p < np; p++)
         for (int c = 0; c < nc; c++)
-          acc[p][c] = e->init ? e->init[(long)(o0 + p) * cout + co0 + c] : a->bias ? a->bias[co0 + c] : 0.0f;
-      for (int kd = 0; kd < 3; kd++)
-        for (int kh = 0; kh < 3; kh++) {
+          acc[p][c] = e->init ? e->init[(long)(o0 + p) * ostr + co0 + c] : a->bias ? a->bias[co0 + c] : 0.0f;
+      for (int kd = 0; kd < nd; kd++)
+        for (int kh = 0; kh < nh; kh++) {
           const float *xr = a->x + kd * a->rowD + kh * a->rowH + (long)o0 * xps;
-          const float *wr = a->w + (long)(kd * 3 + kh) * rlen * cout + co0;
+          const float *wr = a->w + (long)(kd * nh + kh) * rlen * cout + co0;
           for (int r = 0; r < rlen; r++) {
             const float *wv = wr + (long)r * cout;
             for (int p = 0; p < np; p++) {
@@ -35,7 +37,7 @@ void mbsr__conv_fwd_row_portable(const mbsr__conv_row *a) {
         }
       for (int p = 0; p < np; p++)
         for (int c = 0; c < nc; c++) {
-          const long at = (long)(o0 + p) * cout + co0 + c;
+          const long at = (long)(o0 + p) * ostr + co0 + c;
           float v = acc[p][c];
           if (e->res) v += e->res[at];
           if (e->relu && !(v > 0.0f)) v = 0.0f;

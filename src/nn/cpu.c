@@ -3,6 +3,8 @@
 #include <cpuid.h>
 #include <immintrin.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -60,6 +62,39 @@ const mbsr__cpu *mbsr__cpu_get(void) {
     }
   }
   return &g_cpu;
+}
+
+static char g_model[256];
+static int g_model_init = 0;
+const char *mbsr_cpu_model(void) {
+  if (__atomic_load_n(&g_model_init, __ATOMIC_ACQUIRE)) return g_model;
+#pragma omp critical(mbsr_cpu_model)
+  if (!g_model_init) {
+    unsigned r[12] = {0}, a, b, c, d;
+    char brand[49] = "unknown CPU";
+    if (__get_cpuid_max(0x80000000u, NULL) >= 0x80000004u) {
+      for (unsigned k = 0; k < 3; k++) __cpuid(0x80000002u + k, r[4 * k], r[4 * k + 1], r[4 * k + 2], r[4 * k + 3]);
+      memcpy(brand, r, 48);
+      brand[48] = 0;
+    }
+    char *p = brand;
+    while (*p == ' ') p++;
+    for (char *e = p + strlen(p); e > p && e[-1] == ' '; e--) e[-1] = 0;
+    int fam = 0, model = 0, step = 0;
+    if (__get_cpuid(1, &a, &b, &c, &d)) {
+      fam = (a >> 8) & 0xf, model = (a >> 4) & 0xf, step = a & 0xf;
+      if (fam == 0xf) fam += (a >> 20) & 0xff;
+      if (fam >= 6) model |= ((a >> 16) & 0xf) << 4;
+    }
+    long l2 = -1;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    snprintf(g_model, sizeof g_model, "%s (family 0x%x model 0x%x stepping %d), L2 %ld KiB", p, fam, model, step,
+             l2 > 0 ? l2 / 1024 : -1);
+    __atomic_store_n(&g_model_init, 1, __ATOMIC_RELEASE);
+  }
+  return g_model;
 }
 
 int mbsr_cpu_has_amx(void) { return mbsr__cpu_get()->amx; }
