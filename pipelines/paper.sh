@@ -54,7 +54,7 @@ if [ "$dry" = 1 ]; then
     total_cells=$((total_cells + n))
     case $mode in
       slurm) echo "   $e: slurm/submit experiments/$e.yaml --scale paper   ($n array tasks + 1 report job)" ;;
-      *) echo "   $e: ${launch[*]} sweep experiments/$e.yaml --scale paper --data $data/af25 && $mbsr report experiments/$e.yaml --scale paper   ($n cells)" ;;
+      *) echo "   $e: ${launch[*]} sweep experiments/$e.yaml --scale paper --data-dir $data/af25 && $mbsr report experiments/$e.yaml --scale paper   ($n cells)" ;;
     esac
     "$mbsr" sweep "experiments/$e.yaml" --scale paper --list --results "$results" | tail -n +2 | sed 's/^/        cell /'
   done
@@ -75,13 +75,13 @@ if [ "$dry" = 1 ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   # a small 21^3 patch file from 3 SYNTHETIC phantom volumes, only to time the paper's network
-  "$mbsr" phantom --out "$tmp/ph" --n 3 --vox 0.05 --dims 112,136,88 >/dev/null
+  "$mbsr" phantom --out "$tmp/ph" --n 3 --vox 0.05 --dims 112,136,88 --quiet
   "$mbsr" prep --inputs "$tmp/ph" --out "$tmp/p.h5" --res 50:100 --patch 21 --patches-per-volume 16 >/dev/null 2>&1 ||
     "$mbsr" prep --help | head -5
   declare -A per_epoch
   for arch in resnet ccnn gan; do
     echo "-- $arch (64 channels, 10 blocks), 20,000 training patches, global batch 8, 1 rank x $threads threads:"
-    "$mbsr" train --data "$tmp/p.h5" --pair 100-50 --out "$tmp/t" --arch $arch --channels 64 --blocks 10 --dry-run \
+    "$mbsr" train --patches "$tmp/p.h5" --pair 100-50 --out "$tmp/t" --arch $arch --channels 64 --blocks 10 --dry-run \
       --plan-patches 20000 --threads "$threads" >"$tmp/$arch.txt" 2>&1 || true
     grep -E 'FLOPs|measured|time' "$tmp/$arch.txt" | sed 's/^/   /'
     # seconds per global step -> seconds per epoch of 20,000 patches (2,500 steps of 8)
@@ -113,7 +113,7 @@ for e in $exps; do
     bash slurm/submit "experiments/$e.yaml" --scale paper --results "$results" --data "$data/af25"
   else
     echo "[paper] $e: sweep"
-    "${launch[@]}" sweep "experiments/$e.yaml" --scale paper --results "$results" --data "$data/af25"
+    "${launch[@]}" sweep "experiments/$e.yaml" --scale paper --results "$results" --data-dir "$data/af25"
     "$mbsr" report "experiments/$e.yaml" --scale paper --results "$results"
     echo "[paper] $e: $results/paper/$e/README.md"
   fi

@@ -59,15 +59,15 @@ publish() {
 run_study() { # experiment-file experiment-name
   local e=$1 name=$2 ts
   ts=$(date +%s)
-  say "$name: mbsr sweep $e --scale real --data $data --results $work"
-  "$mbsr" sweep "$e" --scale real --data "$data" --results "$work"
-  "$mbsr" report "$e" --scale real --results "$work" >/dev/null
+  say "$name: mbsr sweep $e --scale real --data-dir $data --results $work"
+  "$mbsr" sweep "$e" --scale real --data-dir "$data" --results "$work"
+  "$mbsr" report "$e" --scale real --results "$work" --quiet >/dev/null
   publish "$work/real/$name" "$name"
   cat >> "results/real/$name/README.md" <<EOF
 
 ## This run
 
-- Command: \`$cmdline\` (it runs \`mbsr sweep $e --scale real --data $data --results $work\`, then \`mbsr report\`).
+- Command: \`$cmdline\` (it runs \`mbsr sweep $e --scale real --data-dir $data --results $work\`, then \`mbsr report\`).
 - Commit: $commit$dirty; mbsr $("$mbsr" --help 2>&1 | sed -n 's/^mbsr \([^:]*\):.*/\1/p' | head -n 1).
 - CPU: $cpu, $(nproc) cores ($flags), $threads OpenMP threads; finished $(date -u '+%Y-%m-%d %H:%M UTC').
 - Duration: $(( $(date +%s) - ts )) s for this study (cells reused from an earlier run count as 0).

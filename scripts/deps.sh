@@ -9,16 +9,16 @@ set -euo pipefail
 what=${1:-build}
 build_pkgs=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
   libnifti2-dev libteem-dev libcunit1-dev libgsl-dev libfftw3-dev libcurl4-openssl-dev zlib1g-dev
-  libtiff-dev libzip-dev libyaml-dev libjansson-dev gnuplot-nox libssl-dev)
+  libtiff-dev libzip-dev libyaml-dev libjansson-dev gnuplot-nox libssl-dev help2man)
 test_pkgs=(python3 python3-numpy python3-scipy python3-skimage python3-nibabel python3-h5py python3-torch
-  r-base-core slurm-wlm munge clang libclang-rt-14-dev libomp-14-dev)
+  r-base-core slurm-wlm munge clang libclang-rt-14-dev libomp-14-dev man-db)
 pkgs=("${build_pkgs[@]}")
 if [ "$what" != build ]; then pkgs+=("${test_pkgs[@]}"); fi
 if [ "$what" = all ]; then pkgs+=(mricron-data); fi
 needs() {
   echo "mbsr: $1; install these (Debian names; on other systems their equivalents, e.g. environment modules:" >&2
   echo "      MPI, parallel HDF5, nifti_clib, teem, GSL, FFTW3, libcurl, OpenSSL, libzip, libyaml, Jansson, libtiff," >&2
-  echo "      zlib, CUnit for the tests, gnuplot for figures) and point CMake at them (CMAKE_PREFIX_PATH, PKG_CONFIG_PATH," >&2
+  echo "      zlib, CUnit for the tests, gnuplot for figures, help2man for man pages) and point CMake at them (CMAKE_PREFIX_PATH, PKG_CONFIG_PATH," >&2
   echo "      HDF5_ROOT, NIFTI_ROOT, TEEM_ROOT): ${pkgs[*]}" >&2
 }
 if [ "${MBSR_NO_DEPS:-0}" = 1 ]; then needs "MBSR_NO_DEPS=1: no packages installed"; exit 0; fi

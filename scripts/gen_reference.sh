@@ -48,7 +48,7 @@ done <<<"$table"
 {
   printf '# Command reference\n\n%s\n\n' "$marker"
   printf 'One page per command, each the verbatim `--help` text of the command. How the commands fit together:\n'
-  printf '[user guides](../user/README.md).\n\n'
+  printf '[user guides](../user/README.md); the flags follow one vocabulary: [../user/cli.md](../user/cli.md).\n\n'
   printf '| command | what it does |\n|---|---|\n'
   while IFS=$'\t' read -r name desc; do
     printf '| [`%s`](%s.md) | %s |\n' "$name" "$name" "$desc"

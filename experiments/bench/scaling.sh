@@ -34,7 +34,7 @@ if [ -z "$data" ]; then
   af=$here/../shared/data/af
   [ -d "$af" ] || { echo "scaling.sh: give a PATCHES.h5 (../shared/data/af is absent)" >&2; exit 2; }
   data=$work/af.h5
-  $MPIRUN -n 2 "$MBSR" prep --out "$data" --inputs "$af" --pairs 200-100 --patches-per-volume 200 --norm-pct 0,99.9 --quiet
+  $MPIRUN -n 2 "$MBSR" prep --out "$data" --inputs "$af" --pair 200-100 --patches-per-volume 200 --norm-percentiles 0,99.9 --quiet
 fi
 
 echo "# mbsr train scaling on $(hostname): $(nproc --all) cores, load $(cut -d' ' -f1-3 /proc/loadavg), data $data"
@@ -48,7 +48,7 @@ for m in $MODELS; do
   for P in 1 2; do
     out=$work/run-$m-$P
     log=$work/log-$m-$P.txt
-    $MPIRUN -n $P "$MBSR" train --data "$data" --out "$out" --channels "$ch" --blocks "$bl" --batch 8 --threads 1 \
+    $MPIRUN -n $P "$MBSR" train --patches "$data" --out "$out" --channels "$ch" --blocks "$bl" --batch 8 --threads 1 \
       --max-steps "$steps" --ckpt-every 0 --checksum-every 0 --patience 0 > "$log" 2>&1 || { cat "$log" >&2; exit 1; }
     line=$(grep 'this run:' "$log")
     pps=$(sed -E 's/.* ([0-9.]+) patches\/s.*/\1/' <<<"$line")

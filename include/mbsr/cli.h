@@ -30,6 +30,43 @@
 MBSR_COMMANDS(X)
 #undef X
 
+/* ---- one vocabulary (docs/user/cli.md) ----
+ * Flags renamed for one vocabulary keep their old spelling for one release: main() rewrites an old
+ * spelling in argv to the new one before the command parses it, with a one-line warning on stderr
+ * (rank 0) naming the new flag; the commands' parsers know only the new spellings. */
+typedef struct {
+  const char *cmd, *old_flag, *new_flag;
+} mbsr_cli_rename;
+/* The table (terminated by a row of NULLs). */
+const mbsr_cli_rename *mbsr_cli_renames(void);
+/* Rewrite argv[1..argc-1] of command `cmd` (argv[0] = the command) in place, as described above;
+ * stops at "--". Returns 0, or MBSR_ENOMEM (a "--flag=value" rewrite allocates). */
+int mbsr_cli_rewrite_renamed(const char *cmd, int argc, char **argv);
+
+/* Options every command that computes shares: --quiet (no info or progress lines on stderr;
+ * warnings and errors stay) and --threads N (OpenMP threads; the default is OMP_NUM_THREADS or
+ * every core). Put MBSR_CLI_COMMON_OPTS in a getopt_long table and hand the returned codes to
+ * mbsr_cli_common(), which returns 0 or the usage-error exit status 2. */
+enum { MBSR_CLI_OPT_QUIET = 0x1000, MBSR_CLI_OPT_THREADS, MBSR_CLI_OPT_JSON };
+#define MBSR_CLI_COMMON_OPTS                                                 \
+  {"quiet", no_argument, 0, MBSR_CLI_OPT_QUIET}, {"threads", required_argument, 0, MBSR_CLI_OPT_THREADS}
+int mbsr_cli_common(const char *cmd, int opt, const char *arg);
+/* The threads given by --threads (0 when not given). */
+int mbsr_cli_threads(void);
+
+/* Numbers of option values: the whole string must parse and lie in [lo, hi]; otherwise a usage
+ * error "mbsr <cmd>: <flag> wants ..., got '<s>'" is printed and 2 returned (else 0). */
+int mbsr_cli_long(const char *cmd, const char *flag, const char *s, long long lo, long long hi, long long *out);
+int mbsr_cli_int(const char *cmd, const char *flag, const char *s, int lo, int hi, int *out);
+int mbsr_cli_double(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out);
+/* "LO,HI" percentiles with 0 <= LO < HI <= 100. */
+int mbsr_cli_percentiles(const char *cmd, const char *flag, const char *s, double *lo, double *hi);
+
+/* IN and OUT of a volume command: positional IN OUT, or --in IN / --out OUT (either, mixed).
+ * *in and *out hold what the options gave (NULL if not); the positionals fill the rest. Returns 0
+ * or prints a usage error and returns 2. */
+int mbsr_cli_in_out(const char *cmd, int argc, char **argv, int optind_, const char **in, const char **out);
+
 /* Print "mbsr <cmd>: <last error>" (rank-aware) and return the exit status 1. */
 int mbsr_cli_fail(const char *cmd);
 /* Print a usage error "mbsr <cmd>: <msg>" + "see: mbsr <cmd> --help"; returns exit status 2. */

@@ -1,7 +1,7 @@
 /* mbsr fetch: download Allen Mouse Brain Connectivity Atlas (AMBCA) volumes.
  *
  * Layers (src/data/):
- *   fetch_json.c  a small JSON tree parser for the RMA answers
+ *   fetch_json.c  the RMA answers read through Jansson (mbsr_json = json_t)
  *   http.c        libcurl downloads: timeouts, bounded retries with backoff, resume (Range) from a
  *                 .part file, size + SHA-256 checks (OpenSSL libcrypto), atomic rename; local
  *                 paths / file:// (a directory mirror) go through the same code path

@@ -68,4 +68,28 @@ int mbsr_csv_numeric(const mbsr_csv *t, int col, double *out);
  * labels (k strings, owned by t) returned in *labels (malloc'd array, free it) when not NULL. */
 int mbsr_csv_groups(const mbsr_csv *t, int col, int *g, int *k, const char ***labels);
 
+/* ---- a test on two columns of a CSV file: what `mbsr stats` runs (src/stats/csv_test.c) ---- */
+typedef enum { MBSR_CSV_TTEST = 0, MBSR_CSV_WELCH = 1, MBSR_CSV_CORR = 2 } mbsr_csv_test_kind;
+/* "ttest", "welch", "corr" -> *kind; MBSR_EINVAL naming the test otherwise. */
+int mbsr_csv_test_parse(const char *name, mbsr_csv_test_kind *kind);
+const char *mbsr_csv_test_name(mbsr_csv_test_kind kind);
+typedef struct {
+  char *label;
+  int n;
+  double mean, sd;
+} mbsr_csv_group;
+typedef struct {
+  mbsr_csv_test_kind kind;
+  mbsr_ttest ttest;                   /* ttest: paired t-test of a - b (95 % interval) */
+  double mean_a, sd_a, mean_b, sd_b;  /* ttest: the two columns */
+  mbsr_welch welch;                   /* welch: value by group */
+  mbsr_csv_group *groups;             /* welch: welch.k groups, in order of first appearance */
+  mbsr_corr corr;                     /* corr: Pearson correlation of x and y */
+} mbsr_csv_test_result;
+/* Read the CSV file at path and run the test on columns col_a and col_b (ttest: a and b; welch:
+ * value and group; corr: x and y). Errors name the file (and line and column where they apply).
+ * On success free *r with mbsr_csv_test_result_free (on error nothing is left to free). */
+int mbsr_csv_test(const char *path, mbsr_csv_test_kind kind, const char *col_a, const char *col_b, mbsr_csv_test_result *r);
+void mbsr_csv_test_result_free(mbsr_csv_test_result *r);
+
 #endif

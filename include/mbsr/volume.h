@@ -65,6 +65,9 @@ int mbsr_tiff_read(const char *path, const mbsr_read_opts *opts, mbsr_volume **o
 /* Orientation code ("RIA": +column Right, +row Inferior, +slice Anterior; "" = "RAS") -> D whose
  * column a is the RAS unit vector of array axis a. MBSR_EINVAL for a malformed code. */
 int mbsr_orient_matrix(const char *code, double D[3][3]);
+/* The inverse, for an affine: the RAS letter nearest to each of its first three columns (the
+ * direction in which i, j, k increase), e.g. "LPS"; code[4] gets a terminating NUL. */
+void mbsr_orient_code(const double affine[4][4], char code[4]);
 /* MetaImage (.mhd + .raw/.zraw, as Allen archives may carry); LPS like NRRD. */
 int mbsr_mhd_read(const char *path, mbsr_volume **out);
 

@@ -5,7 +5,6 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,11 +32,12 @@ static void usage(FILE *f) {
           "  --force            run although IN's voxel size differs from the model's LR grid\n"
           "  --max-mb M         memory for the network's tiles (default 2048); tiles overlap by twice the\n"
           "                     network's receptive radius, so the result equals one whole-volume pass\n"
-          "  --patch P          largest tile edge (default: as large as --max-mb allows)\n"
+          "  --tile P           largest tile edge in voxels (default: as large as --max-mb allows; was --patch,\n"
+          "                     deprecated)\n"
           "  --batch B          tiles per forward pass (default 1)\n"
-          "  --precision X      fp32 (default) or bf16 where the CPU has it (see mbsr bench --prec)\n"
-          "  --threads T        OpenMP threads\n"
-          "  --quiet            no progress line\n");
+          "  --precision fp32|bf16  fp32 (default), or bf16 where the CPU has it (see mbsr bench --precision)\n"
+          "  --threads N        OpenMP threads (default: OMP_NUM_THREADS or every core)\n"
+          "  --quiet            no progress or info lines on stderr (warnings and errors stay)\n");
 }
 
 /* IN's voxel size against the model's LR (or, --upsampled, HR) grid: 2 % per axis. */
@@ -124,114 +124,109 @@ static int write_outputs(const char *final, const mbsr_volume *sr, const char *j
   return rc;
 }
 
-int mbsr_cmd_apply(int argc, char **argv) {
+typedef struct {
+  const char *model, *in, *out, *like, *prec_name;
+  int f[3], have_factor, upsampled, force;
+  mbsr_precision prec;
+  mbsr_apply_opts ao;
+} apply_args;
+
+/* The options and positionals into a; 0 or the usage-error status 2. */
+static int parse(int argc, char **argv, apply_args *a) {
   static const struct option opts[] = {{"model", required_argument, 0, 'm'},   {"in", required_argument, 0, 'i'},
                                        {"out", required_argument, 0, 'o'},     {"like", required_argument, 0, 'l'},
                                        {"factor", required_argument, 0, 'f'},  {"upsampled", no_argument, 0, 'u'},
                                        {"force", no_argument, 0, 'F'},         {"max-mb", required_argument, 0, 'M'},
-                                       {"patch", required_argument, 0, 'p'},   {"batch", required_argument, 0, 'b'},
-                                       {"precision", required_argument, 0, 'P'}, {"threads", required_argument, 0, 'T'},
-                                       {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-  const char *model = NULL, *in = NULL, *out = NULL, *like = NULL, *prec_name = "fp32";
-  int f[3] = {0, 0, 0}, have_factor = 0, upsampled = 0, force = 0, c;
-  mbsr_apply_opts ao;
-  mbsr_apply_opts_default(&ao);
-  mbsr_precision prec = MBSR_PREC_FP32;
+                                       {"tile", required_argument, 0, 'p'},    {"batch", required_argument, 0, 'b'},
+                                       {"precision", required_argument, 0, 'P'}, {"help", no_argument, 0, 'h'},
+                                       MBSR_CLI_COMMON_OPTS,                   {0, 0, 0, 0}};
+  int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    char *end;
+    int rc = 0;
     switch (c) {
-      case 'm': model = optarg; break;
-      case 'i': in = optarg; break;
-      case 'o': out = optarg; break;
-      case 'l': like = optarg; break;
+      case 'm': a->model = optarg; break;
+      case 'i': a->in = optarg; break;
+      case 'o': a->out = optarg; break;
+      case 'l': a->like = optarg; break;
       case 'f':
-        if (mbsr_cli_parse_int3(optarg, f)) return mbsr_cli_usage_error("apply", "--factor: %s", mbsr_last_error());
-        have_factor = 1;
+        if (mbsr_cli_parse_int3(optarg, a->f)) return mbsr_cli_usage_error("apply", "--factor: %s", mbsr_last_error());
+        a->have_factor = 1;
         break;
-      case 'u': upsampled = 1; break;
-      case 'F': force = 1; break;
-      case 'M':
-        ao.max_mb = strtod(optarg, &end);
-        if (*end || !(ao.max_mb >= 16)) return mbsr_cli_usage_error("apply", "--max-mb wants a number >= 16, got '%s'", optarg);
-        break;
-      case 'p':
-        ao.patch = (int)strtol(optarg, &end, 10);
-        if (*end || ao.patch < 3 || ao.patch > 4096) return mbsr_cli_usage_error("apply", "--patch wants 3..4096, got '%s'", optarg);
-        break;
-      case 'b':
-        ao.batch = (int)strtol(optarg, &end, 10);
-        if (*end || ao.batch < 1 || ao.batch > 64) return mbsr_cli_usage_error("apply", "--batch wants 1..64, got '%s'", optarg);
-        break;
+      case 'u': a->upsampled = 1; break;
+      case 'F': a->force = 1; break;
+      case 'M': rc = mbsr_cli_double("apply", "--max-mb", optarg, 16, 1e12, &a->ao.max_mb); break;
+      case 'p': rc = mbsr_cli_int("apply", "--tile", optarg, 3, 4096, &a->ao.patch); break;
+      case 'b': rc = mbsr_cli_int("apply", "--batch", optarg, 1, 64, &a->ao.batch); break;
       case 'P':
-        if (!strcmp(optarg, "fp32")) prec = MBSR_PREC_FP32;
-        else if (!strcmp(optarg, "bf16")) prec = MBSR_PREC_BF16;
+        if (!strcmp(optarg, "fp32")) a->prec = MBSR_PREC_FP32;
+        else if (!strcmp(optarg, "bf16")) a->prec = MBSR_PREC_BF16;
         else return mbsr_cli_usage_error("apply", "--precision wants fp32 or bf16, got '%s'", optarg);
-        prec_name = optarg;
+        a->prec_name = optarg;
         break;
-      case 'T': {
-        long t = strtol(optarg, &end, 10);
-        if (*end || t < 1 || t > 4096) return mbsr_cli_usage_error("apply", "--threads wants 1..4096, got '%s'", optarg);
-        omp_set_num_threads((int)t);
-        break;
-      }
-      case 'q': ao.progress = 0; break;
-      case 'h': usage(stdout); return 0;
-      default: return mbsr_cli_usage_error("apply", "unknown option");
+      case MBSR_CLI_OPT_QUIET: a->ao.progress = 0; rc = mbsr_cli_common("apply", c, optarg); break;
+      case 'h': usage(stdout); return -1;
+      default: rc = mbsr_cli_common("apply", c, optarg);
     }
+    if (rc) return 2;
   }
-  /* positional IN OUT */
-  if (!in && optind < argc) in = argv[optind++];
-  if (!out && optind < argc) out = argv[optind++];
-  if (optind < argc) return mbsr_cli_usage_error("apply", "unexpected argument '%s'", argv[optind]);
-  if (!model || !in || !out) return mbsr_cli_usage_error("apply", "--model, IN and OUT are required");
-  if ((like != NULL) + have_factor + upsampled > 1) return mbsr_cli_usage_error("apply", "give one of --like, --factor, --upsampled");
+  if (mbsr_cli_in_out("apply", argc, argv, optind, &a->in, &a->out)) return 2;
+  if (!a->model) return mbsr_cli_usage_error("apply", "--model NAME|CKPT is required");
+  if ((a->like != NULL) + a->have_factor + a->upsampled > 1) return mbsr_cli_usage_error("apply", "give one of --like, --factor, --upsampled");
+  return 0;
+}
+
+/* The factor of the model's training pair (LR voxel / HR voxel), when neither --like nor --factor
+ * nor --upsampled is given. */
+static int model_factor(const mbsr_sr_contract *k, const char *ckpt, int f[3]) {
+  if (!(k->lr_vox_mm[0] > 0 && k->hr_vox_mm[0] > 0))
+    return mbsr_error(MBSR_EINVAL, "%s records no training pair: give --factor F or --like HR_GRID", ckpt);
+  for (int a = 0; a < 3; a++) {
+    f[a] = (int)lround(k->lr_vox_mm[a] / k->hr_vox_mm[a]);
+    if (f[a] < 1 || fabs(f[a] * k->hr_vox_mm[a] - k->lr_vox_mm[a]) > 1e-3 * k->lr_vox_mm[a])
+      return mbsr_error(MBSR_EINVAL, "%s: its pair %g -> %g mm is not an integer factor: give --like HR_GRID", ckpt, k->lr_vox_mm[a],
+                        k->hr_vox_mm[a]);
+  }
+  return MBSR_OK;
+}
+
+int mbsr_cmd_apply(int argc, char **argv) {
+  apply_args a = {.prec_name = "fp32", .prec = MBSR_PREC_FP32};
+  mbsr_apply_opts_default(&a.ao);
+  int prc = parse(argc, argv, &a);
+  if (prc) return prc < 0 ? 0 : prc;
   char final[4096], ckpt[4096];
-  if (mbsr_volume_output_path(out, final, sizeof final)) return mbsr_cli_fail("apply");
+  if (mbsr_volume_output_path(a.out, final, sizeof final)) return mbsr_cli_fail("apply");
 
   double t0 = mbsr_now();
   mbsr_volume *lr = NULL, *grid = NULL, *sr = NULL;
   mbsr_model *m = NULL;
   mbsr_model_entry me;
-  int rc = mbsr_model_resolve(model, ckpt, sizeof ckpt, &me);
+  int rc = mbsr_model_resolve(a.model, ckpt, sizeof ckpt, &me);
   if (!rc) rc = mbsr_checkpoint_load(ckpt, 1, 5, 5, 5, &m, NULL);
-  if (!rc) rc = mbsr_volume_read(in, NULL, &lr);
-  if (!rc) rc = mbsr_volume_check_finite(lr, in);
+  if (!rc) rc = mbsr_volume_read(a.in, NULL, &lr);
+  if (!rc) rc = mbsr_volume_check_finite(lr, a.in);
   const mbsr_sr_contract *k = m ? mbsr_model_get_contract(m) : NULL;
-  if (!rc && !force) rc = check_grid(lr, upsampled ? k->hr_vox_mm : k->lr_vox_mm, in, model, upsampled ? "HR" : "LR");
-  if (!rc && like) rc = mbsr_volume_read(like, NULL, &grid);
-  if (!rc && !like && !have_factor && !upsampled) { /* the model's own factor */
-    if (!(k->lr_vox_mm[0] > 0 && k->hr_vox_mm[0] > 0))
-      rc = mbsr_error(MBSR_EINVAL, "%s records no training pair: give --factor F or --like HR_GRID", ckpt);
-    for (int a = 0; a < 3 && !rc; a++) {
-      f[a] = (int)lround(k->lr_vox_mm[a] / k->hr_vox_mm[a]);
-      if (f[a] < 1 || fabs(f[a] * k->hr_vox_mm[a] - k->lr_vox_mm[a]) > 1e-3 * k->lr_vox_mm[a])
-        rc = mbsr_error(MBSR_EINVAL, "%s: its pair %g -> %g mm is not an integer factor: give --like HR_GRID", ckpt, k->lr_vox_mm[a],
-                        k->hr_vox_mm[a]);
-    }
-    have_factor = !rc;
-  }
-  if (!rc && prec != MBSR_PREC_FP32) rc = mbsr_model_set_precision(m, prec);
+  if (!rc && !a.force) rc = check_grid(lr, a.upsampled ? k->hr_vox_mm : k->lr_vox_mm, a.in, a.model, a.upsampled ? "HR" : "LR");
+  if (!rc && a.like) rc = mbsr_volume_read(a.like, NULL, &grid);
+  if (!rc && !a.like && !a.have_factor && !a.upsampled) a.have_factor = !(rc = model_factor(k, ckpt, a.f));
+  if (!rc && a.prec != MBSR_PREC_FP32) rc = mbsr_model_set_precision(m, a.prec);
   mbsr_apply_plan pl;
   memset(&pl, 0, sizeof pl);
   double t1 = mbsr_now();
   if (!rc) {
-    if (grid) rc = mbsr_apply(m, lr, grid, &ao, &sr);
-    else if (have_factor) rc = mbsr_apply_factor(m, lr, f, &ao, &sr);
-    else rc = mbsr_apply_upsampled(m, lr, &ao, &sr);
+    if (grid) rc = mbsr_apply(m, lr, grid, &a.ao, &sr);
+    else if (a.have_factor) rc = mbsr_apply_factor(m, lr, a.f, &a.ao, &sr);
+    else rc = mbsr_apply_upsampled(m, lr, &a.ao, &sr);
   }
   double t2 = mbsr_now();
-  if (!rc) {
-    const int64_t n[3] = {sr->nx, sr->ny, sr->nz};
-    rc = mbsr_apply_plan_for(m, n, &ao, &pl);
-  }
+  if (!rc) rc = mbsr_apply_plan_for(m, (const int64_t[3]){sr->nx, sr->ny, sr->nz}, &a.ao, &pl);
   char *json = NULL;
-  if (!rc) rc = sidecar_json(in, model, ckpt, &me, m, lr, sr, &pl, prec_name, force, &json);
+  if (!rc) rc = sidecar_json(a.in, a.model, ckpt, &me, m, lr, sr, &pl, a.prec_name, a.force, &json);
   if (!rc) rc = write_outputs(final, sr, json);
   free(json);
   if (!rc)
-    mbsr_info("apply: %s (%s) %lldx%lldx%lld -> %s %lldx%lldx%lld, voxel %.4g x %.4g x %.4g mm; network %.2f s, total %.2f s", in,
+    mbsr_info("apply: %s (%s) %lldx%lldx%lld -> %s %lldx%lldx%lld, voxel %.4g x %.4g x %.4g mm; network %.2f s, total %.2f s", a.in,
               me.name[0] ? me.name : mbsr_arch_name(mbsr_model_get_config(m)->arch), (long long)lr->nx, (long long)lr->ny,
               (long long)lr->nz, final, (long long)sr->nx, (long long)sr->ny, (long long)sr->nz, sr->vox[0], sr->vox[1], sr->vox[2],
               t2 - t1, mbsr_now() - t0);

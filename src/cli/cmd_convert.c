@@ -8,6 +8,7 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: mbsr convert IN OUT [--tiff-vox C,R,S] [--tiff-orient XYZ] [--allow-nonfinite] [--allow-bad-geometry]\n"
+          "                   [--quiet] [--threads N]     (or --in IN --out OUT)\n"
           "  IN              .nii / .nii.gz, .nrrd / .nhdr, .mhd, a .tif/.tiff stack or a directory of TIFF slices\n"
           "  OUT             .nii or .nii.gz (NIfTI-1 float32, sform = qform = the affine, mm);\n"
           "                  without one of these extensions, .nii.gz is appended\n"
@@ -17,7 +18,10 @@ static void usage(FILE *f) {
           "  --allow-bad-geometry  read an input whose geometry is unusable (non-finite, zero or singular\n"
           "                  sform/qform/pixdim, space directions, spacings, origin, TransformMatrix) with a\n"
           "                  substitute (the next valid NIfTI transform, else diag(voxel sizes) with 1 mm where\n"
-          "                  unusable, origin 0) and a warning; refused by default. OUT then has a valid header\n");
+          "                  unusable, origin 0) and a warning; refused by default. OUT then has a valid header\n"
+          "  --in IN --out OUT  the same as the positionals IN OUT\n"
+          "  --quiet         no info lines on stderr (warnings and errors stay)\n"
+          "  --threads N     OpenMP threads (default: OMP_NUM_THREADS or every core)\n");
 }
 
 int mbsr_cmd_convert(int argc, char **argv) {
@@ -25,8 +29,12 @@ int mbsr_cmd_convert(int argc, char **argv) {
                                        {"tiff-orient", required_argument, 0, 'o'},
                                        {"allow-nonfinite", no_argument, 0, 'n'},
                                        {"allow-bad-geometry", no_argument, 0, 'g'},
+                                       {"in", required_argument, 0, 'i'},
+                                       {"out", required_argument, 0, 'O'},
                                        {"help", no_argument, 0, 'h'},
+                                       MBSR_CLI_COMMON_OPTS,
                                        {0, 0, 0, 0}};
+  const char *in = NULL, *out = NULL;
   mbsr_read_opts ro;
   memset(&ro, 0, sizeof ro);
   int allow_nonfinite = 0, c;
@@ -42,12 +50,14 @@ int mbsr_cmd_convert(int argc, char **argv) {
         break;
       case 'n': allow_nonfinite = 1; break;
       case 'g': ro.allow_bad_geometry = 1; break;
+      case 'i': in = optarg; break;
+      case 'O': out = optarg; break;
       case 'h': usage(stdout); return 0;
-      default: return mbsr_cli_usage_error("convert", "unknown option");
+      default:
+        if (mbsr_cli_common("convert", c, optarg)) return 2;
     }
   }
-  if (argc - optind != 2) return mbsr_cli_usage_error("convert", "give IN and OUT");
-  const char *in = argv[optind], *out = argv[optind + 1];
+  if (mbsr_cli_in_out("convert", argc, argv, optind, &in, &out)) return 2;
   char final[4096];
   if (mbsr_volume_output_path(out, final, sizeof final)) return mbsr_cli_fail("convert");
   mbsr_volume *v = NULL;

@@ -10,16 +10,22 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: mbsr downsample IN OUT --factor F|F,F,F\n"
+          "usage: mbsr downsample IN OUT --factor F|F,F,F [--quiet] [--threads N]     (or --in IN --out OUT)\n"
           "  Each output voxel is the mean of the F x F x F (or Fx x Fy x Fz) input voxels of its block.\n"
           "  Trailing voxels that do not fill a whole block are CROPPED: n_out = floor(n_in / F).\n"
           "  The affine's columns are multiplied by F and the origin moves to the centre of block 0,\n"
           "  so every LR voxel centre sits at the centre of its HR block in world space.\n"
-          "  IN: any volume mbsr reads; OUT: NIfTI (.nii/.nii.gz; .nii.gz appended otherwise).\n");
+          "  IN: any volume mbsr reads; OUT: NIfTI (.nii/.nii.gz; .nii.gz appended otherwise).\n"
+          "  --in IN --out OUT  the same as the positionals IN OUT\n"
+          "  --quiet         no info lines on stderr (warnings and errors stay)\n"
+          "  --threads N     OpenMP threads (default: OMP_NUM_THREADS or every core)\n");
 }
 
 int mbsr_cmd_downsample(int argc, char **argv) {
-  static const struct option opts[] = {{"factor", required_argument, 0, 'f'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  static const struct option opts[] = {{"factor", required_argument, 0, 'f'}, {"in", required_argument, 0, 'i'},
+                                       {"out", required_argument, 0, 'o'},    {"help", no_argument, 0, 'h'},
+                                       MBSR_CLI_COMMON_OPTS,                  {0, 0, 0, 0}};
+  const char *in = NULL, *out = NULL;
   int f[3] = {0, 0, 0}, c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -27,13 +33,15 @@ int mbsr_cmd_downsample(int argc, char **argv) {
       case 'f':
         if (mbsr_cli_parse_int3(optarg, f)) return mbsr_cli_usage_error("downsample", "--factor: %s", mbsr_last_error());
         break;
+      case 'i': in = optarg; break;
+      case 'o': out = optarg; break;
       case 'h': usage(stdout); return 0;
-      default: return mbsr_cli_usage_error("downsample", "unknown option");
+      default:
+        if (mbsr_cli_common("downsample", c, optarg)) return 2;
     }
   }
-  if (argc - optind != 2) return mbsr_cli_usage_error("downsample", "give IN and OUT");
+  if (mbsr_cli_in_out("downsample", argc, argv, optind, &in, &out)) return 2;
   if (f[0] == 0) return mbsr_cli_usage_error("downsample", "--factor is required");
-  const char *in = argv[optind], *out = argv[optind + 1];
   char final[4096];
   if (mbsr_volume_output_path(out, final, sizeof final)) return mbsr_cli_fail("downsample");
   mbsr_volume *v = NULL, *d = NULL;

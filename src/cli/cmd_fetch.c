@@ -29,7 +29,7 @@ static void usage(FILE *f) {
           "  --retries R            retries after a failed attempt (default 4), exponential backoff\n"
           "  --backoff S            delay before the first retry in seconds (default 1; doubles)\n"
           "  --timeout S            connect timeout and read (stall) timeout in seconds (default 30)\n"
-          "  --quiet                no per-item progress lines\n"
+          "  --quiet                no per-item progress or info lines on stderr (warnings and errors stay)\n"
           "  --help                 this text\n"
           "Exit status: 0 when every item is complete, 1 when any failed (the summary says how many), 2 on\n"
           "a usage error.\n",
@@ -100,7 +100,7 @@ int mbsr_cmd_fetch(int argc, char **argv) {
         o.http.backoff = strtod(optarg, &end);
         if (*end || !(o.http.backoff >= 0)) return mbsr_cli_usage_error("fetch", "--backoff: bad value '%s'", optarg);
         break;
-      case 'q': o.quiet = 1; break;
+      case 'q': o.quiet = 1; mbsr_log_set_quiet(1); break;
       case 'h': usage(stdout); return 0;
       case ':': return mbsr_cli_usage_error("fetch", "option %s needs a value", argv[optind - 1]);
       default: return mbsr_cli_usage_error("fetch", "unknown option '%s'", argv[optind - 1]);

@@ -1,6 +1,6 @@
-/* mbsr mask IN OUT [--threshold T | --labels]: a brain mask (1/0) on IN's grid. */
+/* mbsr mask IN OUT [--mask-threshold T | --labels]: a brain mask (1/0) on IN's grid. */
 #include <getopt.h>
-#include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "mbsr/cli.h"
@@ -9,40 +9,45 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: mbsr mask IN OUT [--threshold T | --labels]\n"
-          "  default       voxels > T (T = Otsu's threshold, 256 bins, when --threshold is not given), then the\n"
-          "                largest 6-connected component, then hole filling (background not 6-connected to the\n"
-          "                array border becomes brain)\n"
-          "  --labels      IN is a label volume (e.g. the Allen annotation): mask = label != 0\n");
+          "usage: mbsr mask IN OUT [--mask-threshold T | --labels] [--quiet] [--threads N]     (or --in IN --out OUT)\n"
+          "  default       voxels > T (T = Otsu's threshold, 256 bins, when --mask-threshold is not given), then\n"
+          "                the largest 6-connected component, then hole filling (background not 6-connected to\n"
+          "                the array border becomes brain)\n"
+          "  --mask-threshold T  a fixed threshold T >= 0 (was --threshold, deprecated)\n"
+          "  --labels      IN is a label volume (e.g. the Allen annotation): mask = label != 0\n"
+          "  --in IN --out OUT  the same as the positionals IN OUT\n"
+          "  --quiet       no info lines on stderr (warnings and errors stay)\n"
+          "  --threads N   OpenMP threads (default: OMP_NUM_THREADS or every core)\n");
 }
 
 int mbsr_cmd_mask(int argc, char **argv) {
-  static const struct option opts[] = {{"threshold", required_argument, 0, 't'},
+  static const struct option opts[] = {{"mask-threshold", required_argument, 0, 't'},
                                        {"labels", no_argument, 0, 'l'},
+                                       {"in", required_argument, 0, 'i'},
+                                       {"out", required_argument, 0, 'o'},
                                        {"help", no_argument, 0, 'h'},
+                                       MBSR_CLI_COMMON_OPTS,
                                        {0, 0, 0, 0}};
+  const char *in = NULL, *out = NULL;
   double thr = -1;
   int labels = 0, have_thr = 0, c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
-      case 't': {
-        char *end;
-        thr = strtod(optarg, &end);
-        if (end == optarg || *end) return mbsr_cli_usage_error("mask", "--threshold wants a number, got '%s'", optarg);
-        if (thr < 0) /* the library reads a negative threshold as "use Otsu" */
-          return mbsr_cli_usage_error("mask", "--threshold must be >= 0 (omit it for Otsu), got '%s'", optarg);
+      case 't': /* >= 0: the library reads a negative threshold as "use Otsu" */
+        if (mbsr_cli_double("mask", "--mask-threshold", optarg, 0, HUGE_VAL, &thr)) return 2;
         have_thr = 1;
         break;
-      }
+      case 'i': in = optarg; break;
+      case 'o': out = optarg; break;
       case 'l': labels = 1; break;
       case 'h': usage(stdout); return 0;
-      default: return mbsr_cli_usage_error("mask", "unknown option");
+      default:
+        if (mbsr_cli_common("mask", c, optarg)) return 2;
     }
   }
-  if (argc - optind != 2) return mbsr_cli_usage_error("mask", "give IN and OUT");
-  if (labels && have_thr) return mbsr_cli_usage_error("mask", "--threshold and --labels exclude each other");
-  const char *in = argv[optind], *out = argv[optind + 1];
+  if (mbsr_cli_in_out("mask", argc, argv, optind, &in, &out)) return 2;
+  if (labels && have_thr) return mbsr_cli_usage_error("mask", "--mask-threshold and --labels exclude each other");
   char final[4096];
   if (mbsr_volume_output_path(out, final, sizeof final)) return mbsr_cli_fail("mask");
   mbsr_volume *v = NULL, *m = NULL;

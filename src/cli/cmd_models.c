@@ -3,17 +3,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_json.h"
 #include "mbsr/cli.h"
 #include "mbsr/data.h"
 
 static void usage(void) {
-  printf("usage: mbsr models [--json]\n"
+  printf("usage: mbsr models [--json] [--quiet]\n"
          "       mbsr models --add NAME --from CKPT [--dir DIR] [--description TEXT] [--cv TEXT]\n"
          "\n"
          "Lists the shipped models: name, resolution pair, file and what they were trained on. Apply one with\n"
          "`mbsr apply --model NAME IN OUT`. The manifest is models/manifest.json, found in $MBSR_MODELS,\n"
          "<prefix>/share/mbsr/models or the source tree.\n"
          "  --json   the manifest's entries as JSON lines (name, file, sha256, pair, voxel sizes, description)\n"
+         "  --quiet  no info lines on stderr (warnings and errors stay)\n"
          "  --add NAME --from CKPT   ship CKPT as NAME: DIR/NAME.h5 (inference-only: no optimiser state) and its\n"
          "           manifest entry (sha256, pair, architecture, intensity contract, training data); DIR defaults\n"
          "           to models; --cv TEXT records its cross-validated performance\n");
@@ -23,7 +25,8 @@ int mbsr_cmd_models(int argc, char **argv) {
   static const struct option opts[] = {{"json", no_argument, 0, 'j'},          {"add", required_argument, 0, 'a'},
                                        {"from", required_argument, 0, 'f'},    {"dir", required_argument, 0, 'd'},
                                        {"description", required_argument, 0, 'D'}, {"cv", required_argument, 0, 'c'},
-                                       {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+                                       {"help", no_argument, 0, 'h'},          {"quiet", no_argument, 0, MBSR_CLI_OPT_QUIET},
+                                       {0, 0, 0, 0}};
   int json = 0, c;
   const char *add = NULL, *from = NULL, *dir_arg = "models", *desc = NULL, *cv = NULL;
   optind = 1;
@@ -36,7 +39,8 @@ int mbsr_cmd_models(int argc, char **argv) {
       case 'D': desc = optarg; break;
       case 'c': cv = optarg; break;
       case 'h': usage(); return 0;
-      default: return mbsr_cli_usage_error("models", "unknown option");
+      default:
+        if (mbsr_cli_common("models", c, optarg)) return 2;
     }
   }
   if (optind < argc) return mbsr_cli_usage_error("models", "unexpected argument '%s'", argv[optind]);
@@ -54,10 +58,18 @@ int mbsr_cmd_models(int argc, char **argv) {
                     "DESCRIPTION");
   for (int i = 0; i < n; i++) {
     if (json) {
-      printf("{\"name\": \"%s\", \"file\": \"%s\", \"sha256\": \"%s\", \"pair_um\": [%d, %d], \"lr_vox_mm\": [%g, %g, %g], "
-             "\"hr_vox_mm\": [%g, %g, %g]}\n",
-             e[i].name, e[i].file, e[i].sha256, e[i].lr_um, e[i].hr_um, e[i].lr_vox_mm[0], e[i].lr_vox_mm[1], e[i].lr_vox_mm[2],
-             e[i].hr_vox_mm[0], e[i].hr_vox_mm[1], e[i].hr_vox_mm[2]);
+      json_t *o = json_object();
+      json_object_set_new(o, "name", mbsr__cli_json_str(e[i].name));
+      json_object_set_new(o, "file", mbsr__cli_json_str(e[i].file));
+      json_object_set_new(o, "sha256", mbsr__cli_json_str(e[i].sha256));
+      json_object_set_new(o, "pair_um", json_pack("[i,i]", e[i].lr_um, e[i].hr_um));
+      json_object_set_new(o, "lr_vox_mm", mbsr__cli_json_nums(e[i].lr_vox_mm, 3));
+      json_object_set_new(o, "hr_vox_mm", mbsr__cli_json_nums(e[i].hr_vox_mm, 3));
+      json_object_set_new(o, "description", mbsr__cli_json_str(e[i].description));
+      if (mbsr__cli_json_emit(o, 6, NULL)) {
+        free(e);
+        return mbsr_cli_fail("models");
+      }
     } else {
       char pair[32], vox[64];
       snprintf(pair, sizeof pair, "%d->%d", e[i].lr_um, e[i].hr_um);

@@ -1,7 +1,6 @@
-/* mbsr normalize IN OUT [--percentiles LO,HI]: intensities to [0,1] by min/max (the paper's) or by
+/* mbsr normalize IN OUT [--norm-percentiles LO,HI]: intensities to [0,1] by min/max (the paper's) or by
  * robust percentiles (numpy 'linear' definition), values outside clipped. */
 #include <getopt.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "mbsr/cli.h"
@@ -10,36 +9,36 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: mbsr normalize IN OUT [--percentiles LO,HI]\n"
+          "usage: mbsr normalize IN OUT [--norm-percentiles LO,HI] [--quiet] [--threads N]     (or --in IN --out OUT)\n"
           "  x' = (x - lo) / (hi - lo), clipped to [0,1]. Default lo, hi = min, max (the paper's normalisation);\n"
-          "  --percentiles 0.5,99.5 uses those percentiles of all voxels instead (numpy.percentile 'linear').\n"
-          "  Prints lo and hi (to undo: x = x' (hi - lo) + lo).\n");
+          "  --norm-percentiles 0.5,99.5 uses those percentiles of all voxels instead (numpy.percentile\n"
+          "  'linear'; was --percentiles, deprecated). Logs lo and hi on stderr (to undo: x = x' (hi - lo) + lo).\n"
+          "  --in IN --out OUT  the same as the positionals IN OUT\n"
+          "  --quiet         no info lines on stderr (warnings and errors stay)\n"
+          "  --threads N     OpenMP threads (default: OMP_NUM_THREADS or every core)\n");
 }
 
 int mbsr_cmd_normalize(int argc, char **argv) {
-  static const struct option opts[] = {{"percentiles", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  static const struct option opts[] = {{"norm-percentiles", required_argument, 0, 'p'}, {"in", required_argument, 0, 'i'},
+                                       {"out", required_argument, 0, 'o'},              {"help", no_argument, 0, 'h'},
+                                       MBSR_CLI_COMMON_OPTS,                            {0, 0, 0, 0}};
+  const char *in = NULL, *out = NULL;
   double plo = 0, phi = 100;
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
-      case 'p': {
-        char *end;
-        plo = strtod(optarg, &end);
-        if (end == optarg || *end != ',') return mbsr_cli_usage_error("normalize", "--percentiles wants LO,HI, got '%s'", optarg);
-        const char *s = end + 1;
-        phi = strtod(s, &end);
-        if (end == s || *end) return mbsr_cli_usage_error("normalize", "--percentiles wants LO,HI, got '%s'", optarg);
-        if (!(plo >= 0 && phi <= 100 && plo < phi))
-          return mbsr_cli_usage_error("normalize", "--percentiles: need 0 <= LO < HI <= 100, got '%s'", optarg);
+      case 'p':
+        if (mbsr_cli_percentiles("normalize", "--norm-percentiles", optarg, &plo, &phi)) return 2;
         break;
-      }
+      case 'i': in = optarg; break;
+      case 'o': out = optarg; break;
       case 'h': usage(stdout); return 0;
-      default: return mbsr_cli_usage_error("normalize", "unknown option");
+      default:
+        if (mbsr_cli_common("normalize", c, optarg)) return 2;
     }
   }
-  if (argc - optind != 2) return mbsr_cli_usage_error("normalize", "give IN and OUT");
-  const char *in = argv[optind], *out = argv[optind + 1];
+  if (mbsr_cli_in_out("normalize", argc, argv, optind, &in, &out)) return 2;
   char final[4096];
   if (mbsr_volume_output_path(out, final, sizeof final)) return mbsr_cli_fail("normalize");
   mbsr_volume *v = NULL;

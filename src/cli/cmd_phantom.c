@@ -6,7 +6,7 @@
 #include "mbsr/exp.h"
 
 static void usage(void) {
-  printf("usage: mbsr phantom --out DIR [--n 12] [--seed 1] [--vox 0.05] [--dims NX,NY,NZ]\n"
+  printf("usage: mbsr phantom --out DIR [--n 12] [--seed 1] [--vox 0.05] [--dims NX,NY,NZ] [--quiet] [--threads N]\n"
          "Writes a deterministic SYNTHETIC cohort of distinct AF-like mouse-brain volumes (NOT real data):\n"
          "DIR/phantom-XX_af<um>um.nii.gz, DIR/phantom-XX_mask<um>um.nii.gz, DIR/SYNTHETIC-COHORT.txt.\n"
          "  --out DIR      output directory (created)\n"
@@ -14,14 +14,16 @@ static void usage(void) {
          "  --seed S       cohort seed (default 1): same seed, same bytes\n"
          "  --vox MM       isotropic voxel size in mm (default 0.05)\n"
          "  --dims NX,NY,NZ  grid (i left->right, j posterior->anterior, k inferior->superior);\n"
-         "                 default = field of view 8.5 x 10.0 x 6.5 mm / vox; the brain scales to the grid\n");
+         "                 default = field of view 8.5 x 10.0 x 6.5 mm / vox; the brain scales to the grid\n"
+         "  --quiet        no info lines on stderr (warnings and errors stay)\n"
+         "  --threads N    OpenMP threads (default: OMP_NUM_THREADS or every core)\n");
 }
 
 int mbsr_cmd_phantom(int argc, char **argv) {
   static const struct option longopts[] = {{"out", required_argument, 0, 'o'}, {"n", required_argument, 0, 'n'},
                                            {"seed", required_argument, 0, 's'}, {"vox", required_argument, 0, 'v'},
                                            {"dims", required_argument, 0, 'd'}, {"help", no_argument, 0, 'h'},
-                                           {0, 0, 0, 0}};
+                                           MBSR_CLI_COMMON_OPTS,                {0, 0, 0, 0}};
   mbsr_phantom_opts o;
   mbsr_phantom_opts_default(&o);
   const char *out = NULL;
@@ -47,7 +49,8 @@ int mbsr_cmd_phantom(int argc, char **argv) {
         if (mbsr_cli_parse_int3(optarg, o.dims)) return mbsr_cli_usage_error("phantom", "--dims: %s", mbsr_last_error());
         break;
       case 'h': usage(); return 0;
-      default: return mbsr_cli_usage_error("phantom", "unknown option");
+      default:
+        if (mbsr_cli_common("phantom", c, optarg)) return 2;
     }
   }
   if (optind < argc) return mbsr_cli_usage_error("phantom", "unexpected argument '%s'", argv[optind]);

@@ -23,7 +23,7 @@ static void usage(void) {
       "  --inputs DIR|MANIFEST      a directory (annotation/label/mask files skipped) or a manifest:\n"
       "                             one path per line (relative to the manifest), optional TAB subject name\n"
       "  --res BASE:R1,R2,...       e.g. 25:50,100,200,400 -> pairs 50-25,100-50,200-100,400-200 (um)\n"
-      "  --pairs LR-HR[,LR-HR...]   e.g. 200-100,100-50 (um); default 200-100\n"
+      "  --pair LR-HR[,LR-HR...]    e.g. 200-100,100-50 (um); default 200-100 (was --pairs, deprecated)\n"
       "  --base UM                  base resolution (default: the finest HR)\n"
       "  --patch N                  patch edge in HR voxels (default 21)\n"
       "  --patches-per-volume N     per subject and pair (default 200)\n"
@@ -33,12 +33,14 @@ static void usage(void) {
       "  --eval-dir DIR             write the test subjects' volumes of every level (+ HR masks) as NIfTI\n"
       "  --tiff-vox X,Y,Z           TIFF-stack voxel size in mm (default 0.04,0.04,0.05: the AF brain)\n"
       "  --tiff-orient CODE         direction of increasing column, row, slice as RAS letters (default RIA: the AF brain)\n"
-      "  --norm-pct LO,HI           intensity-contract percentiles of the network input (default 0.1,99.9;\n"
-      "                             0,100 = min/max, the paper's, collapses saturated data: prep warns)\n"
-      "  --mask-thr T               brain mask threshold on the HR volume normalised by its own\n"
-      "                             percentiles (default Otsu)\n"
+      "  --norm-percentiles LO,HI   intensity-contract percentiles of the network input (default 0.1,99.9;\n"
+      "                             0,100 = min/max, the paper's, collapses saturated data: prep warns;\n"
+      "                             was --norm-pct, deprecated)\n"
+      "  --mask-threshold T         brain mask threshold on the HR volume normalised by its own\n"
+      "                             percentiles (default Otsu; was --mask-thr, deprecated)\n"
       "  --chunk N                  HDF5 chunk = N patches (default 4)\n"
-      "  --quiet                    no progress lines\n"
+      "  --quiet                    no progress or info lines on stderr (warnings and errors stay)\n"
+      "  --threads N                OpenMP threads per rank (default: OMP_NUM_THREADS or every core)\n"
       "  --help\n");
 }
 
@@ -48,14 +50,15 @@ int mbsr_cmd_prep(int argc, char **argv) {
   int have_pairs = 0;
   static const struct option opts[] = {
       {"out", required_argument, 0, 'o'},        {"inputs", required_argument, 0, 'i'},
-      {"res", required_argument, 0, 'r'},        {"pairs", required_argument, 0, 'P'},
+      {"res", required_argument, 0, 'r'},        {"pair", required_argument, 0, 'P'},
       {"base", required_argument, 0, 'b'},       {"patch", required_argument, 0, 'p'},
       {"patches-per-volume", required_argument, 0, 'n'}, {"split", required_argument, 0, 's'},
       {"test-subjects", required_argument, 0, 't'}, {"seed", required_argument, 0, 'S'},
       {"eval-dir", required_argument, 0, 'e'},   {"tiff-vox", required_argument, 0, 'v'},
-      {"tiff-orient", required_argument, 0, 'O'}, {"norm-pct", required_argument, 0, 'N'},
-      {"mask-thr", required_argument, 0, 'm'},   {"chunk", required_argument, 0, 'c'},
+      {"tiff-orient", required_argument, 0, 'O'}, {"norm-percentiles", required_argument, 0, 'N'},
+      {"mask-threshold", required_argument, 0, 'm'},   {"chunk", required_argument, 0, 'c'},
       {"quiet", no_argument, 0, 'q'},            {"help", no_argument, 0, 'h'},
+      {"threads", required_argument, 0, MBSR_CLI_OPT_THREADS},
       {0, 0, 0, 0}};
   opterr = 0;
   optind = 1;
@@ -70,7 +73,10 @@ int mbsr_cmd_prep(int argc, char **argv) {
         have_pairs = 1;
         break;
       case 'P':
-        if (mbsr_prep_parse_pairs(&c, optarg)) return mbsr_cli_usage_error("prep", "%s", mbsr_last_error());
+        if (mbsr_prep_parse_pairs(&c, optarg)) { /* the library names the flag by its earlier spelling */
+          const char *m = mbsr_last_error();
+          return mbsr_cli_usage_error("prep", "%s%s", strncmp(m, "--pairs", 7) ? "" : "--pair", strncmp(m, "--pairs", 7) ? m : m + 7);
+        }
         have_pairs = 1;
         break;
       case 'b': c.base_um = (int)strtol(optarg, &end, 10); if (*end || c.base_um < 1) return mbsr_cli_usage_error("prep", "bad --base '%s'", optarg); break;
@@ -88,11 +94,12 @@ int mbsr_cmd_prep(int argc, char **argv) {
       case 'O': snprintf(c.read_opts.tiff_orient, sizeof c.read_opts.tiff_orient, "%s", optarg); break;
       case 'N':
         if (sscanf(optarg, "%lf,%lf", &c.norm_plo, &c.norm_phi) != 2 || c.norm_plo < 0 || c.norm_phi > 100 || c.norm_plo >= c.norm_phi)
-          return mbsr_cli_usage_error("prep", "bad --norm-pct '%s'", optarg);
+          return mbsr_cli_usage_error("prep", "bad --norm-percentiles '%s'", optarg);
         break;
-      case 'm': c.mask_thr = strtod(optarg, &end); if (*end) return mbsr_cli_usage_error("prep", "bad --mask-thr '%s'", optarg); break;
+      case 'm': c.mask_thr = strtod(optarg, &end); if (*end) return mbsr_cli_usage_error("prep", "bad --mask-threshold '%s'", optarg); break;
       case 'c': c.chunk_patches = (int)strtol(optarg, &end, 10); if (*end || c.chunk_patches < 1) return mbsr_cli_usage_error("prep", "bad --chunk '%s'", optarg); break;
-      case 'q': c.progress = 0; break;
+      case 'q': c.progress = 0; mbsr_log_set_quiet(1); break;
+      case MBSR_CLI_OPT_THREADS: if (mbsr_cli_common("prep", ch, optarg)) return 2; break;
       case 'h': if (mbsr_log_rank() == 0) usage(); return 0;
       default: return mbsr_cli_usage_error("prep", "unknown option '%s'", argv[optind - 1]);
     }

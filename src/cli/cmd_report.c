@@ -6,7 +6,7 @@
 #include "mbsr/exp.h"
 
 static void usage(void) {
-  printf("usage: mbsr report EXPERIMENT.yaml [--scale S] [--results DIR] [--no-figures]\n"
+  printf("usage: mbsr report EXPERIMENT.yaml [--scale S] [--results DIR] [--no-figures] [--quiet] [--threads N]\n"
          "Aggregates DIR/<scale>/<experiment>/cells/*: per cell and method, mean +- sd over the independent\n"
          "brains (units of one brain averaged first); with 3 or more brains paired t-tests against cubic with\n"
          "95 %% confidence intervals, Holm-adjusted across the cells, and Welch's ANOVA (where the experiment\n"
@@ -14,13 +14,15 @@ static void usage(void) {
          "and README.md in DIR/<scale>/<experiment>/.\n"
          "  --scale S      a scale of the experiment file: demo (default), paper, real, ...\n"
          "  --results DIR  results root (default: results)\n"
-         "  --no-figures   tables and statistics only\n");
+         "  --no-figures   tables and statistics only\n"
+         "  --quiet        no info lines on stderr (warnings and errors stay)\n"
+         "  --threads N    OpenMP threads (default: OMP_NUM_THREADS or every core)\n");
 }
 
 int mbsr_cmd_report(int argc, char **argv) {
   static const struct option longopts[] = {{"scale", required_argument, 0, 's'}, {"results", required_argument, 0, 'r'},
                                            {"no-figures", no_argument, 0, 'n'}, {"help", no_argument, 0, 'h'},
-                                           {0, 0, 0, 0}};
+                                           MBSR_CLI_COMMON_OPTS,                {0, 0, 0, 0}};
   const char *scale = "demo";
   mbsr_report_opts o = {.results = "results", .figures = 1, .command = NULL};
   int c;
@@ -31,7 +33,8 @@ int mbsr_cmd_report(int argc, char **argv) {
       case 'r': o.results = optarg; break;
       case 'n': o.figures = 0; break;
       case 'h': usage(); return 0;
-      default: return mbsr_cli_usage_error("report", "unknown option");
+      default:
+        if (mbsr_cli_common("report", c, optarg)) return 2;
     }
   }
   if (optind != argc - 1) return mbsr_cli_usage_error("report", "give one EXPERIMENT.yaml");

@@ -8,8 +8,8 @@
 #include "mbsr/exp.h"
 
 static void usage(void) {
-  printf("usage: mbsr sweep EXPERIMENT.yaml [--scale S] [--cell K] [--list] [--results DIR] [--data DIR]\n"
-         "                  [--threads N] [--force]\n"
+  printf("usage: mbsr sweep EXPERIMENT.yaml [--scale S] [--cell K] [--list] [--results DIR] [--data-dir DIR]\n"
+         "                  [--threads N] [--force] [--quiet]\n"
          "Runs every cell of the experiment's matrix (or cell K, e.g. one Slurm array task): prep the patches it\n"
          "needs (reused), train (or reuse a finished checkpoint), apply to every test subject, evaluate the network\n"
          "and cubic interpolation (RMSE, SSIM, PSNR in the brain mask on [0,1] intensities; effective resolution).\n"
@@ -19,17 +19,19 @@ static void usage(void) {
          "  --cell K       run only cell K (0-based; see --list)\n"
          "  --list         print the cells and their count, run nothing\n"
          "  --results DIR  results root (default: results)\n"
-         "  --data DIR     cohort volumes instead of the file's data.dir (e.g. ../shared/data: uses DIR/af)\n"
-         "  --threads N    OpenMP threads per rank\n"
-         "  --force        recompute finished cells\n");
+         "  --data-dir DIR cohort volumes instead of the file's data.dir (e.g. ../shared/data: uses DIR/af;\n"
+         "                 was --data, deprecated)\n"
+         "  --threads N    OpenMP threads per rank (default: OMP_NUM_THREADS or every core)\n"
+         "  --force        recompute finished cells\n"
+         "  --quiet        no progress or info lines on stderr (warnings and errors stay)\n");
 }
 
 int mbsr_cmd_sweep(int argc, char **argv) {
   static const struct option longopts[] = {{"scale", required_argument, 0, 's'}, {"cell", required_argument, 0, 'c'},
                                            {"list", no_argument, 0, 'l'},        {"results", required_argument, 0, 'r'},
-                                           {"data", required_argument, 0, 'd'},  {"threads", required_argument, 0, 't'},
+                                           {"data-dir", required_argument, 0, 'd'},  {"threads", required_argument, 0, 't'},
                                            {"force", no_argument, 0, 'f'},       {"help", no_argument, 0, 'h'},
-                                           {0, 0, 0, 0}};
+                                           {"quiet", no_argument, 0, MBSR_CLI_OPT_QUIET}, {0, 0, 0, 0}};
   const char *scale = "demo";
   mbsr_sweep_opts o = {.results = "results", .data = NULL, .cell = -1, .threads = 0, .force = 0};
   int list = 0, c;
@@ -46,9 +48,9 @@ int mbsr_cmd_sweep(int argc, char **argv) {
       case 'r': o.results = optarg; break;
       case 'd': o.data = optarg; break;
       case 't':
-        o.threads = (int)strtol(optarg, &end, 10);
-        if (*end || o.threads < 1) return mbsr_cli_usage_error("sweep", "--threads: bad value '%s'", optarg);
+        if (mbsr_cli_int("sweep", "--threads", optarg, 1, 4096, &o.threads)) return 2;
         break;
+      case MBSR_CLI_OPT_QUIET: mbsr_cli_common("sweep", c, optarg); break;
       case 'f': o.force = 1; break;
       case 'h': usage(); return 0;
       default: return mbsr_cli_usage_error("sweep", "unknown option");

@@ -1,7 +1,7 @@
 /* mbsr train: MPI data-parallel training on a `mbsr prep` file. */
 #include <getopt.h>
 #include <mpi.h>
-#include <omp.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,13 +10,13 @@
 
 static void usage(void) {
   printf(
-      "usage: mpirun -n P mbsr train --data FILE.h5 --out DIR [options]\n"
+      "usage: mpirun -n P mbsr train --patches FILE.h5 --out DIR [options]\n"
       "\n"
       "Data-parallel training: each rank reads its share of every global batch, one MPI_Allreduce sums\n"
       "the gradients, every rank applies the same Adam update. Writes DIR/last.h5 (every K steps, each\n"
       "epoch and at the end), DIR/best.h5 (best validation loss), DIR/train.jsonl, DIR/config.json.\n"
       "\n"
-      "  --data FILE.h5           patches from `mbsr prep`\n"
+      "  --patches FILE.h5        patches from `mbsr prep` (was --data, deprecated)\n"
       "  --pair LR-HR             resolution pair (default 200-100)\n"
       "  --out DIR                output directory\n"
       "  --arch resnet|ccnn|gan   (default resnet)\n"
@@ -45,19 +45,99 @@ static void usage(void) {
       "                           (cross-validation: the held-out brain)\n"
       "  --augment                random flip per axis and axis permutation of each training patch pair\n"
       "  --time-limit S           stop cleanly with a checkpoint after S seconds\n"
-      "  --threads T              OpenMP threads per rank\n"
+      "  --threads N              OpenMP threads per rank (default: OMP_NUM_THREADS or every core)\n"
       "  --dry-run                print the plan (patches and memory per rank, FLOPs, measured time per\n"
-      "                           epoch) and exit; --plan-patches N [--plan-val M] plans for N training\n"
-      "                           (and M validation) patches\n"
-      "  --quiet                  no per-epoch lines\n"
+      "                           epoch) and exit\n"
+      "  --plan-patches N --plan-val M  with --dry-run: plan for N training (and M validation) patches\n"
+      "  --quiet                  no per-epoch or info lines on stderr (warnings and errors stay)\n"
       "  --help\n");
 }
 
+/* The network options as typed: on --resume only these are compared with the checkpoint. */
+typedef struct {
+  mbsr_arch arch;
+  int channels, blocks, disc_channels, disc_blocks, global_residual;
+  double gan_lambda;
+  unsigned given; /* MBSR_TRAIN_GIVEN_* */
+} net_opts;
+
+#define I64(flag, lo, dst) (rc = mbsr_cli_long("train", flag, arg, lo, LLONG_MAX, &v), dst = v, rc)
+#define INT(flag, lo, dst) mbsr_cli_int("train", flag, arg, lo, INT_MAX, &dst)
+
+/* One option into c / n; 0, or the usage-error status 2. */
+static int option(int ch, const char *arg, mbsr_train_config *c, net_opts *n) {
+  long long v = 0;
+  int rc;
+  double d;
+  char *end;
+  switch (ch) {
+    case 'd': c->data = arg; return 0;
+    case 'p': c->pair = arg; return 0;
+    case 'o': c->out = arg; return 0;
+    case 'a':
+      if (mbsr_arch_parse(arg, &n->arch)) return mbsr_cli_usage_error("train", "%s", mbsr_last_error());
+      return n->given |= MBSR_TRAIN_GIVEN_ARCH, 0;
+    case 'C': return n->given |= MBSR_TRAIN_GIVEN_CHANNELS, INT("--channels", 1, n->channels);
+    case 'B': return n->given |= MBSR_TRAIN_GIVEN_BLOCKS, INT("--blocks", 0, n->blocks);
+    case 'g': return n->given |= MBSR_TRAIN_GIVEN_GLOBAL_RESIDUAL, n->global_residual = 1, 0;
+    case 'D': return n->given |= MBSR_TRAIN_GIVEN_DISC_CHANNELS, INT("--disc-channels", 1, n->disc_channels);
+    case 'E': return n->given |= MBSR_TRAIN_GIVEN_DISC_BLOCKS, INT("--disc-blocks", 0, n->disc_blocks);
+    case 'L': return n->given |= MBSR_TRAIN_GIVEN_GAN_LAMBDA, mbsr_cli_double("train", "--gan-lambda", arg, 0, 1e30, &n->gan_lambda);
+    case 'b': return INT("--batch", 1, c->batch);
+    case 'l':
+      if (mbsr_cli_double("train", "--lr", arg, 0, 1e30, &d) || !(d > 0)) return mbsr_cli_usage_error("train", "bad --lr '%s'", arg);
+      return c->adam.lr = (float)d, 0;
+    case 'e': return INT("--epochs", 1, c->epochs);
+    case 'P': return INT("--patience", 0, c->patience);
+    case 'v': return INT("--val-every", 1, c->val_every);
+    case 'K': return INT("--checksum-every", 0, c->checksum_every);
+    case 'f': return INT("--finetune-last", 0, c->finetune_last);
+    case 'T': /* also sets OpenMP's thread count: the caller does, the library does not */
+      return INT("--threads", 1, c->threads) || mbsr_cli_common("train", MBSR_CLI_OPT_THREADS, arg);
+    case 'm': return I64("--max-patches", 1, c->max_patches);
+    case 's': return I64("--steps-per-epoch", 1, c->steps_per_epoch);
+    case 'M': return I64("--max-steps", 1, c->max_steps);
+    case 'k': return I64("--ckpt-every", 0, c->ckpt_every);
+    case 'N': return I64("--plan-patches", 1, c->plan_patches);
+    case 'V': return I64("--plan-val", 1, c->plan_val_patches);
+    case 'S':
+      c->seed = strtoull(arg, &end, 10);
+      return *end || !*arg ? mbsr_cli_usage_error("train", "bad --seed '%s'", arg) : 0;
+    case 't': return mbsr_cli_double("train", "--time-limit", arg, 0, 1e30, &c->time_limit);
+    case 'X':
+      if (sscanf(arg, "%d:%d", &c->inject_fail_rank, &c->inject_fail_step) != 2)
+        return mbsr_cli_usage_error("train", "bad --inject-fail '%s' (RANK:STEP)", arg);
+      return 0;
+    case 'r': c->resume = 1; return 0;
+    case 'i': c->init = arg; return 0;
+    case 'n': c->dry_run = 1; return 0;
+    case 'G': c->init_glorot = 1; return 0;
+    case 'x': c->exclude_subjects = arg; return 0;
+    case 'A': c->augment = 1; return 0;
+    case MBSR_CLI_OPT_QUIET: c->progress = 0; return mbsr_cli_common("train", ch, arg);
+    default: return mbsr_cli_usage_error("train", "unknown or incomplete option");
+  }
+}
+#undef I64
+#undef INT
+
+/* The model config: the defaults of --arch with the options typed. On --resume the network is the
+ * checkpoint's: only the options actually typed are compared with it (a contradiction is refused),
+ * the defaults never are. */
+static void model_config(const net_opts *n, mbsr_train_config *c) {
+  mbsr_model_config_default(&c->model, n->arch);
+  c->model_given = n->given;
+  if (n->given & MBSR_TRAIN_GIVEN_CHANNELS) c->model.channels = n->channels;
+  if (n->given & MBSR_TRAIN_GIVEN_BLOCKS) c->model.blocks = n->blocks;
+  c->model.global_residual = n->global_residual;
+  if (n->given & MBSR_TRAIN_GIVEN_DISC_CHANNELS) c->model.disc_channels = n->disc_channels;
+  if (n->given & MBSR_TRAIN_GIVEN_DISC_BLOCKS) c->model.disc_blocks = n->disc_blocks;
+  if (n->given & MBSR_TRAIN_GIVEN_GAN_LAMBDA) c->model.gan_lambda = (float)n->gan_lambda;
+}
+
 int mbsr_cmd_train(int argc, char **argv) {
-  mbsr_train_config c;
-  mbsr_train_config_default(&c);
   static const struct option opts[] = {
-      {"data", required_argument, 0, 'd'},      {"pair", required_argument, 0, 'p'},
+      {"patches", required_argument, 0, 'd'},   {"pair", required_argument, 0, 'p'},
       {"out", required_argument, 0, 'o'},       {"arch", required_argument, 0, 'a'},
       {"channels", required_argument, 0, 'C'},  {"blocks", required_argument, 0, 'B'},
       {"global-residual", no_argument, 0, 'g'}, {"batch", required_argument, 0, 'b'},
@@ -69,100 +149,32 @@ int mbsr_cmd_train(int argc, char **argv) {
       {"init", required_argument, 0, 'i'},      {"finetune-last", required_argument, 0, 'f'},
       {"time-limit", required_argument, 0, 't'}, {"threads", required_argument, 0, 'T'},
       {"dry-run", no_argument, 0, 'n'},         {"plan-patches", required_argument, 0, 'N'},
-      {"plan-val", required_argument, 0, 'V'},     {"val-every", required_argument, 0, 'v'},
+      {"plan-val", required_argument, 0, 'V'},  {"val-every", required_argument, 0, 'v'},
       {"inject-fail", required_argument, 0, 'X'}, {"disc-channels", required_argument, 0, 'D'},
-      {"disc-blocks", required_argument, 0, 'E'}, {"gan-lambda", required_argument, 0, 'L'}, {"quiet", no_argument, 0, 'q'},
-      {"init-glorot", no_argument, 0, 'G'},     {"exclude-subjects", required_argument, 0, 'x'},
-      {"augment", no_argument, 0, 'A'},
+      {"disc-blocks", required_argument, 0, 'E'}, {"gan-lambda", required_argument, 0, 'L'},
+      {"quiet", no_argument, 0, MBSR_CLI_OPT_QUIET}, {"init-glorot", no_argument, 0, 'G'},
+      {"exclude-subjects", required_argument, 0, 'x'}, {"augment", no_argument, 0, 'A'},
       {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+  mbsr_train_config c;
+  mbsr_train_config_default(&c);
+  net_opts n = {.arch = MBSR_ARCH_RESNET};
   opterr = 0;
   optind = 1;
-  int ch, arch_set = 0, ch_set = 0, bl_set = 0, gr = 0;
-  char *end;
-#define NUM(dst, conv, lo, name)                                                             \
-  do {                                                                                       \
-    dst = conv(optarg, &end, 10);                                                            \
-    if (*end || dst < lo) return mbsr_cli_usage_error("train", "bad %s '%s'", name, optarg); \
-  } while (0)
-  mbsr_arch arch = MBSR_ARCH_RESNET;
-  int channels = 64, blocks = 10, dch = -1, dbl = -1;
-  double lambda = -1;
+  int ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    switch (ch) {
-      case 'd': c.data = optarg; break;
-      case 'p': c.pair = optarg; break;
-      case 'o': c.out = optarg; break;
-      case 'a':
-        if (mbsr_arch_parse(optarg, &arch)) return mbsr_cli_usage_error("train", "%s", mbsr_last_error());
-        arch_set = 1;
-        break;
-      case 'C': NUM(channels, strtol, 1, "--channels"); ch_set = 1; break;
-      case 'B': NUM(blocks, strtol, 0, "--blocks"); bl_set = 1; break;
-      case 'g': gr = 1; break;
-      case 'b': NUM(c.batch, strtol, 1, "--batch"); break;
-      case 'l':
-        c.adam.lr = strtof(optarg, &end);
-        if (*end || !(c.adam.lr > 0)) return mbsr_cli_usage_error("train", "bad --lr '%s'", optarg);
-        break;
-      case 'e': NUM(c.epochs, strtol, 1, "--epochs"); break;
-      case 'P': NUM(c.patience, strtol, 0, "--patience"); break;
-      case 'm': NUM(c.max_patches, strtoll, 1, "--max-patches"); break;
-      case 's': NUM(c.steps_per_epoch, strtoll, 1, "--steps-per-epoch"); break;
-      case 'M': NUM(c.max_steps, strtoll, 1, "--max-steps"); break;
-      case 'S': c.seed = strtoull(optarg, &end, 10); if (*end) return mbsr_cli_usage_error("train", "bad --seed '%s'", optarg); break;
-      case 'k': NUM(c.ckpt_every, strtoll, 0, "--ckpt-every"); break;
-      case 'K': NUM(c.checksum_every, strtol, 0, "--checksum-every"); break;
-      case 'r': c.resume = 1; break;
-      case 'i': c.init = optarg; break;
-      case 'f': NUM(c.finetune_last, strtol, 0, "--finetune-last"); break;
-      case 't':
-        c.time_limit = strtod(optarg, &end);
-        if (*end || c.time_limit < 0) return mbsr_cli_usage_error("train", "bad --time-limit '%s'", optarg);
-        break;
-      case 'T': NUM(c.threads, strtol, 1, "--threads"); break;
-      case 'n': c.dry_run = 1; break;
-      case 'N': NUM(c.plan_patches, strtoll, 1, "--plan-patches"); break;
-      case 'V': NUM(c.plan_val_patches, strtoll, 1, "--plan-val"); break;
-      case 'v': NUM(c.val_every, strtol, 1, "--val-every"); break;
-      case 'X':
-        if (sscanf(optarg, "%d:%d", &c.inject_fail_rank, &c.inject_fail_step) != 2)
-          return mbsr_cli_usage_error("train", "bad --inject-fail '%s' (RANK:STEP)", optarg);
-        break;
-      case 'D': NUM(dch, strtol, 1, "--disc-channels"); break;
-      case 'E': NUM(dbl, strtol, 0, "--disc-blocks"); break;
-      case 'L':
-        lambda = strtod(optarg, &end);
-        if (*end || lambda < 0) return mbsr_cli_usage_error("train", "bad --gan-lambda '%s'", optarg);
-        break;
-      case 'q': c.progress = 0; mbsr_log_set_quiet(1); break;
-      case 'G': c.init_glorot = 1; break;
-      case 'x': c.exclude_subjects = optarg; break;
-      case 'A': c.augment = 1; break;
-      case 'h': if (mbsr_log_rank() == 0) usage(); return 0;
-      default: return mbsr_cli_usage_error("train", "unknown option '%s'", argv[optind - 1]);
+    if (ch == 'h') {
+      if (mbsr_log_rank() == 0) usage();
+      return 0;
     }
+    if (ch == '?' || ch == ':') return mbsr_cli_usage_error("train", "unknown option '%s'", argv[optind - 1]);
+    if (option(ch, optarg, &c, &n)) return 2;
   }
-#undef NUM
   if (optind < argc) return mbsr_cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
-  if (!c.data) return mbsr_cli_usage_error("train", "--data FILE.h5 is required");
+  if (!c.data) return mbsr_cli_usage_error("train", "--patches FILE.h5 is required");
   if (!c.out && !c.dry_run) return mbsr_cli_usage_error("train", "--out DIR is required");
   if (c.finetune_last >= 0 && !c.init) return mbsr_cli_usage_error("train", "--finetune-last needs --init CKPT");
-  /* The model config: the defaults of --arch, with the options given. On --resume the network is the
-   * checkpoint's: only the options actually typed are compared with it (a contradiction is refused),
-   * the defaults never are. */
-  mbsr_model_config_default(&c.model, arch);
-  c.model_given = 0;
-  if (arch_set) c.model_given |= MBSR_TRAIN_GIVEN_ARCH;
-  if (ch_set) c.model.channels = channels, c.model_given |= MBSR_TRAIN_GIVEN_CHANNELS;
-  if (bl_set) c.model.blocks = blocks, c.model_given |= MBSR_TRAIN_GIVEN_BLOCKS;
-  c.model.global_residual = gr;
-  if (gr) c.model_given |= MBSR_TRAIN_GIVEN_GLOBAL_RESIDUAL;
-  if (dch > 0) c.model.disc_channels = dch, c.model_given |= MBSR_TRAIN_GIVEN_DISC_CHANNELS;
-  if (dbl >= 0) c.model.disc_blocks = dbl, c.model_given |= MBSR_TRAIN_GIVEN_DISC_BLOCKS;
-  if (lambda >= 0) c.model.gan_lambda = (float)lambda, c.model_given |= MBSR_TRAIN_GIVEN_GAN_LAMBDA;
+  model_config(&n, &c);
   mbsr_train_summary s;
-  if (c.threads > 0) omp_set_num_threads(c.threads); /* the caller sets the thread count (the library does not) */
-  int rc = mbsr_train_run(&c, MPI_COMM_WORLD, &s);
-  if (rc) return mbsr_cli_fail("train");
+  if (mbsr_train_run(&c, MPI_COMM_WORLD, &s)) return mbsr_cli_fail("train");
   return 0;
 }

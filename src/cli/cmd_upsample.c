@@ -1,4 +1,4 @@
-/* mbsr upsample IN OUT --like REF | --factor F [--method keys|bspline|linear]
+/* mbsr upsample IN OUT --like REF | --factor F [--interp keys|bspline|linear]
  * Up-sampling onto a target grid (REF's dims and affine, or the grid a block average by F came
  * from). keys (default, "cubic"): Keys a=-0.5 with MATLAB imresize's pixel-centre mapping and mirrored
  * border; bspline: cubic B-spline with scipy.ndimage's prefilter, geometric mapping, mode 'mirror';
@@ -12,23 +12,32 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: mbsr upsample IN OUT (--like REF | --factor F|F,F,F) [--method keys|bspline|linear]\n"
+          "usage: mbsr upsample IN OUT (--like REF | --factor F|F,F,F) [--interp keys|bspline|linear] [--quiet]\n"
+          "                    [--threads N]     (or --in IN --out OUT)\n"
           "  --like REF    the output has exactly REF's dims and affine (REF's voxels are not used);\n"
           "                the grid-to-grid map comes from the two affines and must be axis-aligned\n"
           "  --factor F    the grid that 'mbsr downsample --factor F' maps onto IN (dims n*F)\n"
-          "  --method      keys (default; alias cubic): Keys a=-0.5 = MATLAB imresize 'cubic' on block grids,\n"
+          "  --interp      keys (default; alias cubic): Keys a=-0.5 = MATLAB imresize 'cubic' on block grids,\n"
           "                mirrored (half-sample) border\n"
           "                bspline: cubic B-spline, scipy.ndimage prefilter, geometric (affine) map, mode 'mirror'\n"
           "                (not scipy zoom's corner-aligned map: the result lands on the HR grid)\n"
-          "                linear: trilinear, clamped at the border\n");
+          "                linear: trilinear, clamped at the border\n"
+          "                (was --method, deprecated)\n"
+          "  --in IN --out OUT  the same as the positionals IN OUT\n"
+          "  --quiet         no info lines on stderr (warnings and errors stay)\n"
+          "  --threads N     OpenMP threads (default: OMP_NUM_THREADS or every core)\n");
 }
 
 int mbsr_cmd_upsample(int argc, char **argv) {
   static const struct option opts[] = {{"like", required_argument, 0, 'l'},
                                        {"factor", required_argument, 0, 'f'},
-                                       {"method", required_argument, 0, 'm'},
+                                       {"interp", required_argument, 0, 'm'},
+                                       {"in", required_argument, 0, 'i'},
+                                       {"out", required_argument, 0, 'o'},
                                        {"help", no_argument, 0, 'h'},
+                                       MBSR_CLI_COMMON_OPTS,
                                        {0, 0, 0, 0}};
+  const char *in = NULL, *out = NULL;
   int f[3] = {0, 0, 0}, c;
   const char *like = NULL;
   mbsr_interp method = MBSR_INTERP_KEYS;
@@ -42,13 +51,15 @@ int mbsr_cmd_upsample(int argc, char **argv) {
       case 'm':
         if (mbsr_interp_parse(optarg, &method)) return mbsr_cli_usage_error("upsample", "%s", mbsr_last_error());
         break;
+      case 'i': in = optarg; break;
+      case 'o': out = optarg; break;
       case 'h': usage(stdout); return 0;
-      default: return mbsr_cli_usage_error("upsample", "unknown option");
+      default:
+        if (mbsr_cli_common("upsample", c, optarg)) return 2;
     }
   }
-  if (argc - optind != 2) return mbsr_cli_usage_error("upsample", "give IN and OUT");
+  if (mbsr_cli_in_out("upsample", argc, argv, optind, &in, &out)) return 2;
   if (!like == !f[0]) return mbsr_cli_usage_error("upsample", "give exactly one of --like REF and --factor F");
-  const char *in = argv[optind], *out = argv[optind + 1];
   char final[4096];
   if (mbsr_volume_output_path(out, final, sizeof final)) return mbsr_cli_fail("upsample");
   mbsr_volume *v = NULL, *ref = NULL, *u = NULL;

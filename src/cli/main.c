@@ -78,10 +78,20 @@ static const command commands[] = {
 
 static void usage(FILE *f) {
   fprintf(f, "mbsr %s: 3-D super-resolution of mouse brain MRI (Liang & Zhang 2023, at cluster scale)\n\n"
-             "usage: mbsr <command> [options]   (mbsr <command> --help for each)\n\ncommands:\n",
+             "usage: mbsr <command> [options]   (mbsr <command> --help for each)\n"
+             "       mbsr --version | --renamed   (--renamed: the flags renamed for one vocabulary, as TSV\n"
+             "                                     command, old, new; an old spelling still works, with a warning)\n"
+             "\ncommands:\n",
           MBSR_VERSION);
   for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
     fprintf(f, "  %-11s %s%s\n", commands[i].name, commands[i].help, commands[i].mpi ? " [MPI]" : "");
+}
+
+/* `mbsr <cmd> --help` prints the usage without starting MPI (a login node, help2man, completion). */
+static int asks_help(int argc, char **argv) {
+  for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -93,10 +103,14 @@ int main(int argc, char **argv) {
     printf("mbsr %s\n", MBSR_VERSION);
     return 0;
   }
+  if (!strcmp(argv[1], "--renamed")) {
+    for (const mbsr_cli_rename *r = mbsr_cli_renames(); r->cmd; r++) printf("%s\t%s\t%s\n", r->cmd, r->old_flag, r->new_flag);
+    return 0;
+  }
   for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
     if (strcmp(argv[1], commands[i].name)) continue;
     int rc;
-    if (commands[i].mpi) {
+    if (commands[i].mpi && !asks_help(argc, argv)) {
       int provided;
       if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "mbsr %s: MPI_Init failed\n", argv[1]);
@@ -108,7 +122,8 @@ int main(int argc, char **argv) {
       MPI_Comm_size(MPI_COMM_WORLD, &size);
       mbsr_log_set_rank(rank, size);
       MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-      rc = commands[i].fn(argc - 1, argv + 1);
+      rc = mbsr_cli_rewrite_renamed(commands[i].name, argc - 1, argv + 1) ? mbsr_cli_fail(commands[i].name)
+                                                                         : commands[i].fn(argc - 1, argv + 1);
       /* A rank that failed alone must not leave the others waiting in a collective:
        * the commands agree on status before collectives; here a last agreement decides
        * between a clean finalize and an abort. */
@@ -117,6 +132,7 @@ int main(int argc, char **argv) {
       MPI_Finalize();
       return worst;
     }
+    if (mbsr_cli_rewrite_renamed(commands[i].name, argc - 1, argv + 1)) return mbsr_cli_fail(commands[i].name);
     return commands[i].fn(argc - 1, argv + 1);
   }
   fprintf(stderr, "mbsr: unknown command '%s'\n", argv[1]);

@@ -1,4 +1,5 @@
-/* Rank-aware logging: info on rank 0 only, warnings and errors on every rank with its number. */
+/* Rank-aware logging: info on rank 0 only, warnings and errors on every rank with its number.
+ * Every log line goes to stderr: stdout carries only a command's machine output (JSON, tables). */
 #include <stdarg.h>
 
 #include "mbsr/core.h"
@@ -13,10 +14,10 @@ void mbsr_info(const char *fmt, ...) {
   if (g_rank != 0 || g_quiet) return;
   va_list ap;
   va_start(ap, fmt);
-  vfprintf(stdout, fmt, ap);
+  vfprintf(stderr, fmt, ap);
   va_end(ap);
-  fputc('\n', stdout);
-  fflush(stdout);
+  fputc('\n', stderr);
+  fflush(stderr);
 }
 
 static void vprint_err(const char *kind, const char *fmt, va_list ap) {

@@ -112,7 +112,7 @@ int mbsr_fetch_parse_list(const char *json, size_t len, int wildtype_only, int64
   if (rc) return rc;
   size_t nm = mbsr_json_len(msg);
   int64_t *ids = malloc((nm + 1) * sizeof *ids);
-  if (!ids) { mbsr_json_free(root); return MBSR_ENOMEM; }
+  if (!ids) { mbsr_json_free(root); return mbsr_error(MBSR_ENOMEM, "fetch: out of memory"); }
   int n = 0;
   for (size_t i = 0; i < nm; i++) {
     const mbsr_json *row = mbsr_json_at(msg, i);
@@ -142,11 +142,11 @@ int mbsr_fetch_parse_list(const char *json, size_t len, int wildtype_only, int64
 int mbsr_fetch_select(const int64_t *ids, int nids, int n, uint64_t seed, int64_t *out) {
   if (n > nids) n = nids;
   int64_t *perm = malloc(((size_t)nids + 1) * sizeof *perm);
-  if (!perm) return MBSR_ENOMEM;
+  if (!perm) return mbsr_error(MBSR_ENOMEM, "fetch: out of memory");
   memcpy(perm, ids, (size_t)nids * sizeof *perm);
   qsort(perm, (size_t)nids, sizeof *perm, cmp_i64);
   mbsr_rng *r = mbsr_rng_new(seed);
-  if (!r) { free(perm); return MBSR_ENOMEM; }
+  if (!r) { free(perm); return mbsr_error(MBSR_ENOMEM, "fetch: out of memory"); }
   /* forward Fisher-Yates: position i takes a uniform pick among the remaining; prefix-stable */
   for (int i = 0; i < n && i < nids - 1; i++) {
     int j = i + (int)mbsr_rng_uint(r, (uint64_t)(nids - i));
@@ -184,7 +184,8 @@ static int channel_of(const char *name) {
   const char *e = vol_ext(low);
   if (e) low[n - strlen(e)] = 0;
   int found = 0;
-  for (char *tok = strtok(low, "_-. "); tok; tok = strtok(NULL, "_-. ")) {
+  char *save = NULL;
+  for (char *tok = strtok_r(low, "_-. ", &save); tok; tok = strtok_r(NULL, "_-. ", &save)) {
     int c = 0;
     char word[64];
     snprintf(word, sizeof word, "%s", tok);
@@ -314,7 +315,7 @@ int mbsr_fetch_convert_archive(const char *zip_path, const char *out_nii, char *
   }
   zip_int64_t ne = zip_get_num_entries(z, 0);
   const char **names = calloc((size_t)(ne > 0 ? ne : 1), sizeof *names);
-  if (!names) { zip_close(z); return MBSR_ENOMEM; }
+  if (!names) { zip_close(z); return mbsr_error(MBSR_ENOMEM, "fetch: out of memory"); }
   for (zip_int64_t i = 0; i < ne; i++) {
     names[i] = zip_get_name(z, (zip_uint64_t)i, 0);
     if (!names[i]) names[i] = "";
@@ -579,7 +580,7 @@ static int plan(const mbsr_fetch_opts *o, mbsr_manifest *man, item **items_out, 
     free(body);
     if (rc) return mbsr_error_prefix(rc, "%s: ", url);
     sel = malloc(((size_t)o->n + 1) * sizeof *sel);
-    if (!sel) { free(ids); return MBSR_ENOMEM; }
+    if (!sel) { free(ids); return mbsr_error(MBSR_ENOMEM, "fetch: out of memory"); }
     nsel = mbsr_fetch_select(ids, nids, o->n, o->seed, sel);
     free(ids);
     if (nsel < 0) { free(sel); return nsel; }
@@ -596,7 +597,7 @@ static int plan(const mbsr_fetch_opts *o, mbsr_manifest *man, item **items_out, 
   const int *res = o->n_templates ? o->templates : defres;
   int ntot = nsel + (o->n_templates ? o->n_templates : 0) + (o->annotations ? nres : 0);
   item *items = calloc((size_t)ntot + 1, sizeof *items);
-  if (!items) { free(sel); return MBSR_ENOMEM; }
+  if (!items) { free(sel); return mbsr_error(MBSR_ENOMEM, "fetch: out of memory"); }
   int k = 0;
   for (int i = 0; i < nsel; i++, k++) {
     item *it = &items[k];

@@ -61,7 +61,7 @@ int mbsr_sha256_file(const char *path, char hex[65], int64_t *bytes) {
   size_t bufn = (size_t)1 << 20;
   unsigned char *buf = malloc(bufn);
   int64_t total = 0;
-  int rc = buf ? 0 : MBSR_ENOMEM;
+  int rc = buf ? 0 : mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
   size_t k;
   while (rc == 0 && (k = fread(buf, 1, bufn, f)) > 0) {
     EVP_DigestUpdate(ctx, buf, k);
@@ -303,7 +303,7 @@ static int read_local_file(const char *path, char **body, size_t *len) {
     return mbsr_error(MBSR_ERANGE, "%s: missing or larger than 256 MiB", path);
   }
   char *b = malloc((size_t)st.st_size + 1);
-  if (!b) { fclose(f); return MBSR_ENOMEM; }
+  if (!b) { fclose(f); return mbsr_error(MBSR_ENOMEM, "%s: out of memory", path); }
   size_t k = fread(b, 1, (size_t)st.st_size, f);
   fclose(f);
   if (k != (size_t)st.st_size) { free(b); return mbsr_error(MBSR_EIO, "%s: short read", path); }
@@ -323,7 +323,7 @@ int mbsr_http_get(const char *url, const mbsr_http_opts *o, char **body, size_t 
     att_outcome r = run_attempt(url, o, &a);
     if (r == ATT_DONE) {
       if (!a.mem) a.mem = malloc(1);
-      if (!a.mem) return MBSR_ENOMEM;
+      if (!a.mem) return mbsr_error(MBSR_ENOMEM, "%s: out of memory", url);
       a.mem[a.mem_len] = 0;
       *body = a.mem;
       *len = a.mem_len;

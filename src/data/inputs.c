@@ -90,7 +90,7 @@ int mbsr_input_list_load(const char *src, mbsr_input_list *out) {
     struct dirent *e;
     while (rc == MBSR_OK && (e = readdir(d))) {
       if (skip_name(e->d_name)) continue;
-      snprintf(path, sizeof path, "%s/%s", src, e->d_name);
+      if ((rc = mbsr_pathf(path, sizeof path, "%s/%s", src, e->d_name))) break;
       if ((mbsr_is_dir(path) && dir_has_tiffs(path)) || (!mbsr_is_dir(path) && has_ext(e->d_name, NULL)))
         rc = push(out, &cap, path, NULL);
     }
@@ -104,23 +104,26 @@ int mbsr_input_list_load(const char *src, mbsr_input_list *out) {
     } else {
       FILE *f = fopen(src, "r");
       if (!f) return mbsr_error(MBSR_EIO, "%s: cannot open input directory or manifest", src);
-      char line[8192], dir[8192];
+      char *line = NULL, dir[8192];
+      size_t lcap = 0;
       const char *sl = strrchr(src, '/');
-      snprintf(dir, sizeof dir, "%.*s", sl ? (int)(sl - src) : 1, sl ? src : ".");
+      rc = mbsr_pathf(dir, sizeof dir, "%.*s", sl ? (int)(sl - src) : 1, sl ? src : ".");
       int lineno = 0;
-      while (rc == MBSR_OK && fgets(line, sizeof line, f)) {
+      while (rc == MBSR_OK && getline(&line, &lcap, f) > 0) {
         lineno++;
         char *p = line;
         while (isspace((unsigned char)*p)) p++;
         if (*p == '#' || *p == 0) continue;
-        char *tok = strtok(p, "\t\r\n");
-        char *name = strtok(NULL, "\t\r\n");
+        char *save = NULL;
+        char *tok = strtok_r(p, "\t\r\n", &save);
+        char *name = strtok_r(NULL, "\t\r\n", &save);
         if (!tok) continue;
         if (!strcmp(tok, "path") || !strcmp(tok, "id")) continue; /* a header line */
-        if (tok[0] == '/') snprintf(path, sizeof path, "%s", tok);
-        else snprintf(path, sizeof path, "%s/%s", dir, tok);
-        rc = push(out, &cap, path, name && *name ? name : NULL);
+        rc = tok[0] == '/' ? mbsr_pathf(path, sizeof path, "%s", tok) : mbsr_pathf(path, sizeof path, "%s/%s", dir, tok);
+        if (rc) mbsr_error_prefix(rc, "%s:%d: ", src, lineno);
+        else rc = push(out, &cap, path, name && *name ? name : NULL);
       }
+      free(line);
       fclose(f);
     }
   }

@@ -25,7 +25,7 @@ int mbsr_manifest_put(mbsr_manifest *m, const mbsr_manifest_row *r) {
   if (m->n == m->cap) {
     int nc = m->cap ? 2 * m->cap : 64;
     mbsr_manifest_row *nr = realloc(m->rows, (size_t)nc * sizeof *nr);
-    if (!nr) return MBSR_ENOMEM;
+    if (!nr) return mbsr_error(MBSR_ENOMEM, "manifest: out of memory");
     m->rows = nr;
     m->cap = nc;
   }

@@ -508,108 +508,108 @@ typedef struct {
 
 /* The configuration (identical on all ranks); messages name the parameters. The base grid: base_um,
  * or the finest HR of the pairs. */
-static int prep_check(prep_job *J) {
-  const mbsr_prep_config *c = J->c;
+static int prep_check(prep_job *job) {
+  const mbsr_prep_config *c = job->c;
   if (!c->out || !c->inputs) return mbsr_error(MBSR_EINVAL, "prep: out and inputs are required");
-  if (J->Q < 1) return mbsr_error(MBSR_EINVAL, "prep: no resolution pairs (res or pairs)");
-  if (J->p < 3 || J->p > 255) return mbsr_error(MBSR_EINVAL, "prep: patch edge %d out of range 3..255", J->p);
+  if (job->Q < 1) return mbsr_error(MBSR_EINVAL, "prep: no resolution pairs (res or pairs)");
+  if (job->p < 3 || job->p > 255) return mbsr_error(MBSR_EINVAL, "prep: patch edge %d out of range 3..255", job->p);
   if (c->patches_per_volume < 1) return mbsr_error(MBSR_EINVAL, "prep: patches_per_volume must be >= 1");
   if (c->split[0] + c->split[1] + c->split[2] != 100 || c->split[0] <= 0 || c->split[1] < 0 || c->split[2] < 0)
     return mbsr_error(MBSR_EINVAL, "prep: split %d,%d,%d must be three shares >= 0 adding up to 100 (train > 0)", c->split[0],
                       c->split[1], c->split[2]);
-  J->base_um = c->base_um;
-  if (J->base_um <= 0) {
-    J->base_um = c->pairs[0].hr_um;
-    for (int q = 1; q < J->Q; q++)
-      if (c->pairs[q].hr_um < J->base_um) J->base_um = c->pairs[q].hr_um;
+  job->base_um = c->base_um;
+  if (job->base_um <= 0) {
+    job->base_um = c->pairs[0].hr_um;
+    for (int q = 1; q < job->Q; q++)
+      if (c->pairs[q].hr_um < job->base_um) job->base_um = c->pairs[q].hr_um;
   }
-  for (int q = 0; q < J->Q; q++)
-    if (c->pairs[q].hr_um % J->base_um || c->pairs[q].lr_um % c->pairs[q].hr_um)
+  for (int q = 0; q < job->Q; q++)
+    if (c->pairs[q].hr_um % job->base_um || c->pairs[q].lr_um % c->pairs[q].hr_um)
       return mbsr_error(MBSR_EINVAL, "pair %d-%d: HR must be a multiple of the base (%d um) and LR of HR", c->pairs[q].lr_um,
-                        c->pairs[q].hr_um, J->base_um);
+                        c->pairs[q].hr_um, job->base_um);
   return 0;
 }
 
 /* The input list (every rank reads it; they must agree), the split, the per-subject tables. */
-static int prep_plan(prep_job *J) {
-  const mbsr_prep_config *c = J->c;
-  int rc = prep_check(J);
-  if (!rc) rc = mbsr_input_list_load(c->inputs, &J->in);
-  if ((rc = mbsr_mpi_agree(J->comm, rc))) return rc;
-  const int S = J->S = J->in.n, Q = J->Q;
+static int prep_plan(prep_job *job) {
+  const mbsr_prep_config *c = job->c;
+  int rc = prep_check(job);
+  if (!rc) rc = mbsr_input_list_load(c->inputs, &job->in);
+  if ((rc = mbsr_mpi_agree(job->comm, rc))) return rc;
+  const int S = job->S = job->in.n, Q = job->Q;
   int mm[2] = {-S, S};
-  MPI_Allreduce(MPI_IN_PLACE, mm, 2, MPI_INT, MPI_MAX, J->comm);
+  MPI_Allreduce(MPI_IN_PLACE, mm, 2, MPI_INT, MPI_MAX, job->comm);
   if (-mm[0] != mm[1])
     return mbsr_error(MBSR_EMISMATCH, "the ranks see different numbers of inputs in %s (%d..%d): is it on a shared filesystem?",
                       c->inputs, -mm[0], mm[1]);
-  J->split = calloc((size_t)S + 1, sizeof *J->split);
-  J->cnt = calloc((size_t)S * Q + 1, sizeof *J->cnt);
-  J->cub = calloc((size_t)S * Q + 1, sizeof *J->cub);
-  J->nlh = calloc((size_t)S * Q * 2 + 1, sizeof *J->nlh);
-  J->failed = calloc((size_t)S + 1, sizeof *J->failed);
-  J->s0 = (int)((int64_t)S * J->rank / J->P);
-  J->nloc = (int)((int64_t)S * (J->rank + 1) / J->P) - J->s0;
-  J->pb = calloc((size_t)(J->nloc > 0 ? J->nloc : 1) * Q, sizeof *J->pb);
-  J->lmsg = calloc((size_t)(J->nloc > 0 ? J->nloc : 1), sizeof *J->lmsg);
-  if (!J->split || !J->cnt || !J->cub || !J->nlh || !J->failed || !J->pb || !J->lmsg)
+  job->split = calloc((size_t)S + 1, sizeof *job->split);
+  job->cnt = calloc((size_t)S * Q + 1, sizeof *job->cnt);
+  job->cub = calloc((size_t)S * Q + 1, sizeof *job->cub);
+  job->nlh = calloc((size_t)S * Q * 2 + 1, sizeof *job->nlh);
+  job->failed = calloc((size_t)S + 1, sizeof *job->failed);
+  job->s0 = (int)((int64_t)S * job->rank / job->P);
+  job->nloc = (int)((int64_t)S * (job->rank + 1) / job->P) - job->s0;
+  job->pb = calloc((size_t)(job->nloc > 0 ? job->nloc : 1) * Q, sizeof *job->pb);
+  job->lmsg = calloc((size_t)(job->nloc > 0 ? job->nloc : 1), sizeof *job->lmsg);
+  if (!job->split || !job->cnt || !job->cub || !job->nlh || !job->failed || !job->pb || !job->lmsg)
     rc = mbsr_error(MBSR_ENOMEM, "prep: out of memory for %d subjects", S);
-  if (!rc) assign_split(c, S, J->split, J->sum->n_split, J->rule, sizeof J->rule);
-  if ((rc = mbsr_mpi_agree(J->comm, rc))) return rc;
-  J->sum->n_subjects = S;
+  if (!rc) assign_split(c, S, job->split, job->sum->n_split, job->rule, sizeof job->rule);
+  if ((rc = mbsr_mpi_agree(job->comm, rc))) return rc;
+  job->sum->n_subjects = S;
   mbsr_info("prep: %d subjects (%d train, %d val, %d test) on %d rank%s, %d pair%s, %d patches of %d^3 per subject and pair, base %d um",
-            S, J->sum->n_split[0], J->sum->n_split[1], J->sum->n_split[2], J->P, J->P > 1 ? "s" : "", Q, Q > 1 ? "s" : "",
-            c->patches_per_volume, J->p, J->base_um);
+            S, job->sum->n_split[0], job->sum->n_split[1], job->sum->n_split[2], job->P, job->P > 1 ? "s" : "", Q, Q > 1 ? "s" : "",
+            c->patches_per_volume, job->p, job->base_um);
   return 0;
 }
 
 /* Local subject li (round r): processed, its counts recorded, its report filled. */
-static void prep_one(prep_job *J, int li, round_report *me) {
-  const int s = J->s0 + li, Q = J->Q;
+static void prep_one(prep_job *job, int li, round_report *me) {
+  const int s = job->s0 + li, Q = job->Q;
   double ts = mbsr_now();
   subj_status st;
   mbsr_error_clear();
   me->subj = s;
-  me->rc = process_subject(J->c, J->base_um, J->in.paths[s], J->in.names[s], J->split[s], &J->pb[(size_t)li * Q], &st);
+  me->rc = process_subject(job->c, job->base_um, job->in.paths[s], job->in.names[s], job->split[s], &job->pb[(size_t)li * Q], &st);
   me->fatal = me->rc ? st.fatal : 0;
   me->secs = mbsr_now() - ts;
   if (me->rc) {
     snprintf(me->msg, sizeof me->msg, "%s", mbsr_last_error());
-    snprintf(J->lmsg[li], sizeof J->lmsg[li], "%s", me->msg);
-    if (!me->fatal) mbsr_errmsg("prep: input %s failed (recorded, continuing): %s", J->in.paths[s], me->msg);
+    snprintf(job->lmsg[li], sizeof job->lmsg[li], "%s", me->msg);
+    if (!me->fatal) mbsr_errmsg("prep: input %s failed (recorded, continuing): %s", job->in.paths[s], me->msg);
   }
   for (int q = 0; q < Q; q++) {
-    const patchbuf *b = &J->pb[(size_t)li * Q + q];
-    J->cnt[(size_t)s * Q + q] = b->n, J->cub[(size_t)s * Q + q] = b->cubic_sum;
-    J->nlh[((size_t)s * Q + q) * 2] = b->lo, J->nlh[((size_t)s * Q + q) * 2 + 1] = b->hi;
+    const patchbuf *b = &job->pb[(size_t)li * Q + q];
+    job->cnt[(size_t)s * Q + q] = b->n, job->cub[(size_t)s * Q + q] = b->cubic_sum;
+    job->nlh[((size_t)s * Q + q) * 2] = b->lo, job->nlh[((size_t)s * Q + q) * 2 + 1] = b->hi;
   }
 }
 
 /* Every subject, in lockstep rounds, so that rank 0 can print one line per volume. */
-static int prep_process(prep_job *J) {
-  const int P = J->P, rounds = (J->S + P - 1) / P;
-  round_report *reps = J->rank == 0 ? calloc((size_t)P, sizeof *reps) : NULL;
-  int rc = mbsr_mpi_agree(J->comm, J->rank == 0 && !reps ? mbsr_error(MBSR_ENOMEM, "prep: out of memory") : 0);
+static int prep_process(prep_job *job) {
+  const int P = job->P, rounds = (job->S + P - 1) / P;
+  round_report *reps = job->rank == 0 ? calloc((size_t)P, sizeof *reps) : NULL;
+  int rc = mbsr_mpi_agree(job->comm, job->rank == 0 && !reps ? mbsr_error(MBSR_ENOMEM, "prep: out of memory") : 0);
   mbsr_progress prog;
-  mbsr_progress_init(&prog, "prep", J->S);
+  mbsr_progress_init(&prog, "prep", job->S);
   int done_subj = 0;
   for (int r = 0; r < rounds && !rc; r++) {
     round_report me;
     memset(&me, 0, sizeof me);
     me.subj = -1;
-    if (r < J->nloc) prep_one(J, r, &me);
-    if (MPI_Gather(&me, (int)sizeof me, MPI_BYTE, reps, (int)sizeof me, MPI_BYTE, 0, J->comm) != MPI_SUCCESS) {
+    if (r < job->nloc) prep_one(job, r, &me);
+    if (MPI_Gather(&me, (int)sizeof me, MPI_BYTE, reps, (int)sizeof me, MPI_BYTE, 0, job->comm) != MPI_SUCCESS) {
       rc = mbsr_error(MBSR_EMPI, "MPI_Gather of progress failed");
       break;
     }
-    for (int k = 0; J->rank == 0 && J->c->progress && k < P; k++) {
+    for (int k = 0; job->rank == 0 && job->c->progress && k < P; k++) {
       if (reps[k].subj < 0) continue;
       char extra[768];
       done_subj++;
-      snprintf(extra, sizeof extra, "[rank %d] %s %s (%.1f s)%s%s", k, J->in.names[reps[k].subj], reps[k].rc ? "FAILED" : "ok",
+      snprintf(extra, sizeof extra, "[rank %d] %s %s (%.1f s)%s%s", k, job->in.names[reps[k].subj], reps[k].rc ? "FAILED" : "ok",
                reps[k].secs, reps[k].rc ? ": " : "", reps[k].rc ? reps[k].msg : "");
       mbsr_progress_update(&prog, done_subj, "subjects", extra);
     }
-    rc = mbsr_mpi_agree(J->comm, me.fatal ? me.rc : 0);
+    rc = mbsr_mpi_agree(job->comm, me.fatal ? me.rc : 0);
   }
   free(reps);
   return rc;
@@ -617,42 +617,42 @@ static int prep_process(prep_job *J) {
 
 /* Failure messages: each rank's "<subject>\t<rank>\t<message>\n" lines, concatenated in rank order
  * (= subject order) on every rank. */
-static int gather_failures(prep_job *J) {
-  const int Q = J->Q, P = J->P;
+static int gather_failures(prep_job *job) {
+  const int Q = job->Q, P = job->P;
   char *mine = NULL;
   size_t ml = 0;
   FILE *mf = open_memstream(&mine, &ml);
   if (!mf) return mbsr_error(MBSR_ENOMEM, "prep: out of memory");
-  for (int li = 0; li < J->nloc; li++) {
-    int s = J->s0 + li, bad = 0;
-    for (int q = 0; q < Q; q++) bad |= J->cnt[(size_t)s * Q + q] == 0;
+  for (int li = 0; li < job->nloc; li++) {
+    int s = job->s0 + li, bad = 0;
+    for (int q = 0; q < Q; q++) bad |= job->cnt[(size_t)s * Q + q] == 0;
     if (!bad) continue;
-    for (char *x = J->lmsg[li]; *x; x++)
+    for (char *x = job->lmsg[li]; *x; x++)
       if (*x == '\n') *x = ' ';
-    fprintf(mf, "%s\t%d\t%s\n", J->in.names[s], J->rank, J->lmsg[li][0] ? J->lmsg[li] : "no patches");
+    fprintf(mf, "%s\t%d\t%s\n", job->in.names[s], job->rank, job->lmsg[li][0] ? job->lmsg[li] : "no patches");
   }
   int rc = fclose(mf) ? mbsr_error(MBSR_ENOMEM, "prep: out of memory") : 0;
   int len = rc ? 0 : (int)ml, *lens = malloc((size_t)P * sizeof *lens), *displ = malloc((size_t)P * sizeof *displ);
-  if ((rc = mbsr_mpi_agree(J->comm, rc || !lens || !displ ? (rc ? rc : mbsr_error(MBSR_ENOMEM, "prep: out of memory")) : 0))) {
+  if ((rc = mbsr_mpi_agree(job->comm, rc || !lens || !displ ? (rc ? rc : mbsr_error(MBSR_ENOMEM, "prep: out of memory")) : 0))) {
     free(mine), free(lens), free(displ);
     return rc;
   }
-  MPI_Allgather(&len, 1, MPI_INT, lens, 1, MPI_INT, J->comm);
+  MPI_Allgather(&len, 1, MPI_INT, lens, 1, MPI_INT, job->comm);
   int tot = 0;
   for (int k = 0; k < P; k++) displ[k] = tot, tot += lens[k];
-  J->fail_all = calloc((size_t)tot + 1, 1);
-  rc = mbsr_mpi_agree(J->comm, J->fail_all ? 0 : mbsr_error(MBSR_ENOMEM, "prep: out of memory"));
-  if (!rc) MPI_Allgatherv(mine, len, MPI_CHAR, J->fail_all, lens, displ, MPI_CHAR, J->comm);
+  job->fail_all = calloc((size_t)tot + 1, 1);
+  rc = mbsr_mpi_agree(job->comm, job->fail_all ? 0 : mbsr_error(MBSR_ENOMEM, "prep: out of memory"));
+  if (!rc) MPI_Allgatherv(mine, len, MPI_CHAR, job->fail_all, lens, displ, MPI_CHAR, job->comm);
   free(mine), free(lens), free(displ);
   return rc;
 }
 
 /* The failure lines -> the summary ("<subject> (rank r): <message>"; ...) and the file's /failed
  * entries "<subject>: <message>" (its content must not depend on the rank count), rebuilt in place. */
-static void parse_failures(prep_job *J) {
+static void parse_failures(prep_job *job) {
   size_t fl = 0;
-  mbsr_prep_summary *sum = J->sum;
-  for (char *tok = J->fail_all, *nl; tok && *tok; tok = nl ? nl + 1 : NULL) {
+  mbsr_prep_summary *sum = job->sum;
+  for (char *tok = job->fail_all, *nl; tok && *tok; tok = nl ? nl + 1 : NULL) {
     nl = strchr(tok, '\n');
     if (nl) *nl = 0;
     char *t1 = strchr(tok, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
@@ -664,61 +664,61 @@ static void parse_failures(prep_job *J) {
     size_t ln = strlen(tok);
     tok[ln] = ':', tok[ln + 1] = ' ';
     memmove(tok + ln + 2, t2 + 1, strlen(t2 + 1) + 1);
-    J->failed[J->nfailed++] = tok;
+    job->failed[job->nfailed++] = tok;
   }
-  sum->n_failed = J->nfailed;
+  sum->n_failed = job->nfailed;
 }
 
 /* Sizes, cubic sums and contracts reduced over ranks; the failures; per (pair, split) offsets (an
  * Exscan of the local counts) and totals. */
-static int prep_gather(prep_job *J) {
-  const int S = J->S, Q = J->Q;
-  if (MPI_Allreduce(MPI_IN_PLACE, J->cnt, S * Q, MPI_INT64_T, MPI_SUM, J->comm) != MPI_SUCCESS ||
-      MPI_Allreduce(MPI_IN_PLACE, J->cub, S * Q, MPI_DOUBLE, MPI_SUM, J->comm) != MPI_SUCCESS ||
-      MPI_Allreduce(MPI_IN_PLACE, J->nlh, 2 * S * Q, MPI_DOUBLE, MPI_SUM, J->comm) != MPI_SUCCESS)
+static int prep_gather(prep_job *job) {
+  const int S = job->S, Q = job->Q;
+  if (MPI_Allreduce(MPI_IN_PLACE, job->cnt, S * Q, MPI_INT64_T, MPI_SUM, job->comm) != MPI_SUCCESS ||
+      MPI_Allreduce(MPI_IN_PLACE, job->cub, S * Q, MPI_DOUBLE, MPI_SUM, job->comm) != MPI_SUCCESS ||
+      MPI_Allreduce(MPI_IN_PLACE, job->nlh, 2 * S * Q, MPI_DOUBLE, MPI_SUM, job->comm) != MPI_SUCCESS)
     return mbsr_error(MBSR_EMPI, "MPI_Allreduce of patch counts failed");
-  int rc = gather_failures(J);
+  int rc = gather_failures(job);
   if (rc) return rc;
-  parse_failures(J);
+  parse_failures(job);
   for (size_t i = 0; i < (size_t)S * Q; i++)
-    if (J->cnt[i] == 0) J->nlh[2 * i] = J->nlh[2 * i + 1] = NAN;
-  if (J->nfailed == S) return mbsr_error(MBSR_EINVAL, "all %d inputs failed (%s); nothing written", S, J->sum->failures);
-  for (int li = 0; li < J->nloc; li++)
-    for (int q = 0; q < Q; q++) J->loc[q * MBSR_SPLITS + J->split[J->s0 + li]] += J->pb[(size_t)li * Q + q].n;
-  MPI_Exscan(J->loc, J->off, Q * MBSR_SPLITS, MPI_INT64_T, MPI_SUM, J->comm);
-  if (J->rank == 0) memset(J->off, 0, sizeof J->off); /* MPI_Exscan leaves rank 0's buffer undefined */
-  MPI_Allreduce(J->loc, J->tot, Q * MBSR_SPLITS, MPI_INT64_T, MPI_SUM, J->comm);
+    if (job->cnt[i] == 0) job->nlh[2 * i] = job->nlh[2 * i + 1] = NAN;
+  if (job->nfailed == S) return mbsr_error(MBSR_EINVAL, "all %d inputs failed (%s); nothing written", S, job->sum->failures);
+  for (int li = 0; li < job->nloc; li++)
+    for (int q = 0; q < Q; q++) job->loc[q * MBSR_SPLITS + job->split[job->s0 + li]] += job->pb[(size_t)li * Q + q].n;
+  MPI_Exscan(job->loc, job->off, Q * MBSR_SPLITS, MPI_INT64_T, MPI_SUM, job->comm);
+  if (job->rank == 0) memset(job->off, 0, sizeof job->off); /* MPI_Exscan leaves rank 0's buffer undefined */
+  MPI_Allreduce(job->loc, job->tot, Q * MBSR_SPLITS, MPI_INT64_T, MPI_SUM, job->comm);
   for (int q = 0; q < Q; q++)
     for (int sp = 0; sp < MBSR_SPLITS; sp++) {
       double acc = 0; /* in subject order on every rank: identical for any rank count */
       for (int s = 0; s < S; s++)
-        if (J->split[s] == sp && J->cnt[(size_t)s * Q + q] > 0) acc += J->cub[(size_t)s * Q + q];
-      const int64_t t = J->tot[q * MBSR_SPLITS + sp];
-      J->sum->n_patches[q][sp] = t;
-      J->sum->cubic_mse[q][sp] = t ? acc / (double)t : NAN;
+        if (job->split[s] == sp && job->cnt[(size_t)s * Q + q] > 0) acc += job->cub[(size_t)s * Q + q];
+      const int64_t t = job->tot[q * MBSR_SPLITS + sp];
+      job->sum->n_patches[q][sp] = t;
+      job->sum->cubic_mse[q][sp] = t ? acc / (double)t : NAN;
     }
   return 0;
 }
 
 /* Root attributes: everything needed to reproduce the file (no rank count, no time). */
-static int write_root_attrs(prep_job *J) {
-  const mbsr_prep_config *c = J->c;
-  const hid_t file = J->file;
+static int write_root_attrs(prep_job *job) {
+  const mbsr_prep_config *c = job->c;
+  const hid_t file = job->file;
   char txt[1024];
   double nr[2] = {c->norm_plo, c->norm_phi};
   snprintf(txt, sizeof txt,
            "read -> area-weighted resampling to %d um -> block average -> Keys (a=-0.5) upsampling of LR onto HR = input -> "
            "lo, hi = the %g and %g percentiles of the input; input and target (HR) mapped by clip((x-lo)/(hi-lo),0,1) -> mask "
            "(threshold %g, <0 = Otsu) -> patches at seeded random brain centres",
-           J->base_um, c->norm_plo, c->norm_phi, c->mask_thr);
+           job->base_um, c->norm_plo, c->norm_phi, c->mask_thr);
   int rc = mbsr__h5_attr_str(file, "mbsr_version", MBSR_VERSION);
   if (!rc) rc = mbsr__h5_attr_int(file, "seed", (int64_t)c->seed);
-  if (!rc) rc = mbsr__h5_attr_int(file, "patch", J->p);
+  if (!rc) rc = mbsr__h5_attr_int(file, "patch", job->p);
   if (!rc) rc = mbsr__h5_attr_int(file, "patches_per_volume", c->patches_per_volume);
-  if (!rc) rc = mbsr__h5_attr_int(file, "base_um", J->base_um);
-  if (!rc) rc = mbsr__h5_attr_int(file, "n_subjects", J->S);
-  if (!rc) rc = mbsr__h5_attr_int(file, "n_failed", J->nfailed);
-  if (!rc) rc = mbsr__h5_attr_str(file, "split", J->rule);
+  if (!rc) rc = mbsr__h5_attr_int(file, "base_um", job->base_um);
+  if (!rc) rc = mbsr__h5_attr_int(file, "n_subjects", job->S);
+  if (!rc) rc = mbsr__h5_attr_int(file, "n_failed", job->nfailed);
+  if (!rc) rc = mbsr__h5_attr_str(file, "split", job->rule);
   if (!rc) rc = mbsr__h5_attr_str(file, "norm", "percentile");
   if (!rc) rc = mbsr__h5_attr_double(file, "norm_percentiles", nr, 2);
   if (!rc) rc = mbsr__h5_attr_double(file, "mask_threshold", &c->mask_thr, 1);
@@ -733,45 +733,45 @@ static int write_root_attrs(prep_job *J) {
 
 /* The file: a temporary name from rank 0 (stale temporaries of killed runs removed), created
  * collectively; the root attributes and the per-subject datasets. */
-static int prep_create(prep_job *J) {
-  const mbsr_prep_config *c = J->c;
+static int prep_create(prep_job *job) {
+  const mbsr_prep_config *c = job->c;
   int rc = 0;
-  if (J->rank == 0) {
+  if (job->rank == 0) {
     char odir[4096];
     const char *sl = strrchr(c->out, '/');
     rc = mbsr_pathf(odir, sizeof odir, "%.*s", sl ? (int)(sl - c->out) : 1, sl ? c->out : ".");
     int nst = rc ? 0 : mbsr_clean_stale_tmp(odir, sl ? sl + 1 : c->out);
     if (nst) mbsr_info("prep: removed %d temporary file%s of killed runs", nst, nst > 1 ? "s" : "");
-    if (!rc) rc = mbsr_tmp_path(c->out, J->tmp, sizeof J->tmp);
+    if (!rc) rc = mbsr_tmp_path(c->out, job->tmp, sizeof job->tmp);
   }
-  if ((rc = mbsr_mpi_agree(J->comm, rc))) return rc;
-  MPI_Bcast(J->tmp, sizeof J->tmp, MPI_CHAR, 0, J->comm);
-  J->fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if ((rc = mbsr_mpi_agree(job->comm, rc))) return rc;
+  MPI_Bcast(job->tmp, sizeof job->tmp, MPI_CHAR, 0, job->comm);
+  job->fapl = H5Pcreate(H5P_FILE_ACCESS);
   /* the 1.8+ object format: checksummed object headers (the attributes), readable by HDF5 >= 1.8 */
-  if (J->fapl < 0 || H5Pset_fapl_mpio(J->fapl, J->comm, MPI_INFO_NULL) < 0 ||
-      H5Pset_libver_bounds(J->fapl, H5F_LIBVER_V18, H5F_LIBVER_V110) < 0)
+  if (job->fapl < 0 || H5Pset_fapl_mpio(job->fapl, job->comm, MPI_INFO_NULL) < 0 ||
+      H5Pset_libver_bounds(job->fapl, H5F_LIBVER_V18, H5F_LIBVER_V110) < 0)
     rc = mbsr_error(MBSR_EHDF5, "%s: setting up the MPI-IO file access failed", c->out);
-  if ((rc = mbsr_mpi_agree(J->comm, rc))) return rc;
+  if ((rc = mbsr_mpi_agree(job->comm, rc))) return rc;
   errno = 0;
-  J->file = H5Fcreate(J->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, J->fapl);
-  if (J->file < 0)
-    rc = mbsr_error(MBSR_EHDF5, "%s: cannot create (temporary %s)%s%s", c->out, J->tmp, errno ? ": " : "", errno ? strerror(errno) : "");
-  if ((rc = mbsr_mpi_agree(J->comm, rc))) return rc;
-  J->dxpl = H5Pcreate(H5P_DATASET_XFER);
-  if (J->dxpl < 0 || H5Pset_dxpl_mpio(J->dxpl, H5FD_MPIO_COLLECTIVE) < 0) rc = mbsr_error(MBSR_EHDF5, "%s: H5Pset_dxpl_mpio failed", c->out);
-  if (!rc) rc = write_root_attrs(J);
-  if ((rc = mbsr_mpi_agree(J->comm, rc))) return rc;
-  int32_t *sp32 = malloc((size_t)(J->S > 0 ? J->S : 1) * sizeof *sp32);
-  rc = mbsr_mpi_agree(J->comm, sp32 ? 0 : mbsr_error(MBSR_ENOMEM, "prep: out of memory"));
+  job->file = H5Fcreate(job->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, job->fapl);
+  if (job->file < 0)
+    rc = mbsr_error(MBSR_EHDF5, "%s: cannot create (temporary %s)%s%s", c->out, job->tmp, errno ? ": " : "", errno ? strerror(errno) : "");
+  if ((rc = mbsr_mpi_agree(job->comm, rc))) return rc;
+  job->dxpl = H5Pcreate(H5P_DATASET_XFER);
+  if (job->dxpl < 0 || H5Pset_dxpl_mpio(job->dxpl, H5FD_MPIO_COLLECTIVE) < 0) rc = mbsr_error(MBSR_EHDF5, "%s: H5Pset_dxpl_mpio failed", c->out);
+  if (!rc) rc = write_root_attrs(job);
+  if ((rc = mbsr_mpi_agree(job->comm, rc))) return rc;
+  int32_t *sp32 = malloc((size_t)(job->S > 0 ? job->S : 1) * sizeof *sp32);
+  rc = mbsr_mpi_agree(job->comm, sp32 ? 0 : mbsr_error(MBSR_ENOMEM, "prep: out of memory"));
   if (!rc) {
-    for (int s = 0; s < J->S; s++) sp32[s] = J->split[s];
-    rc = write_small(J->file, "subject_split", H5T_STD_I32LE, H5T_NATIVE_INT32, (hsize_t)J->S, 1, sp32, J->rank, J->dxpl, J->comm,
+    for (int s = 0; s < job->S; s++) sp32[s] = job->split[s];
+    rc = write_small(job->file, "subject_split", H5T_STD_I32LE, H5T_NATIVE_INT32, (hsize_t)job->S, 1, sp32, job->rank, job->dxpl, job->comm,
                      c->out, "/subject_split");
   }
   free(sp32);
-  if (!rc) rc = write_strings(J->file, "subjects", J->in.names, J->S, J->rank, J->dxpl, J->comm, c->out);
-  if (!rc) rc = write_strings(J->file, "sources", J->in.paths, J->S, J->rank, J->dxpl, J->comm, c->out);
-  if (!rc) rc = write_strings(J->file, "failed", J->failed, J->nfailed, J->rank, J->dxpl, J->comm, c->out);
+  if (!rc) rc = write_strings(job->file, "subjects", job->in.names, job->S, job->rank, job->dxpl, job->comm, c->out);
+  if (!rc) rc = write_strings(job->file, "sources", job->in.paths, job->S, job->rank, job->dxpl, job->comm, c->out);
+  if (!rc) rc = write_strings(job->file, "failed", job->failed, job->nfailed, job->rank, job->dxpl, job->comm, c->out);
   return rc;
 }
 
@@ -787,8 +787,8 @@ static void packed_free(packed_rows *r) {
   memset(r, 0, sizeof *r);
 }
 
-static int pack_rows(prep_job *J, int q, int sp, hsize_t nl, packed_rows *r) {
-  const hsize_t p3 = J->p3, n = nl ? nl : 1;
+static int pack_rows(prep_job *job, int q, int sp, hsize_t nl, packed_rows *r) {
+  const hsize_t p3 = job->p3, n = nl ? nl : 1;
   r->in = mbsr_alloc((size_t)n * p3 * sizeof(float));
   r->tgt = mbsr_alloc((size_t)n * p3 * sizeof(float));
   r->sub = mbsr_alloc((size_t)n * sizeof(int32_t));
@@ -796,15 +796,15 @@ static int pack_rows(prep_job *J, int q, int sp, hsize_t nl, packed_rows *r) {
   r->crc = mbsr_alloc((size_t)n * sizeof(uint32_t));
   if (!r->in || !r->tgt || !r->sub || !r->ctr || !r->crc) return mbsr_error(MBSR_ENOMEM, "prep: out of memory packing patches");
   size_t k = 0;
-  for (int li = 0; li < J->nloc; li++) {
-    if (J->split[J->s0 + li] != sp) continue;
-    patchbuf *b = &J->pb[(size_t)li * J->Q + q];
+  for (int li = 0; li < job->nloc; li++) {
+    if (job->split[job->s0 + li] != sp) continue;
+    patchbuf *b = &job->pb[(size_t)li * job->Q + q];
     if (b->n == 0) continue;
     memcpy(r->in + k * p3, b->in, (size_t)b->n * p3 * sizeof(float));
     memcpy(r->tgt + k * p3, b->tgt, (size_t)b->n * p3 * sizeof(float));
     memcpy(r->ctr + 3 * k, b->ctr, (size_t)b->n * 3 * sizeof(int32_t));
     for (int64_t j = 0; j < b->n; j++) {
-      r->sub[k + j] = J->s0 + li;
+      r->sub[k + j] = job->s0 + li;
       r->crc[k + j] = mbsr__patch_crc(r->in + (k + j) * p3, r->tgt + (k + j) * p3, p3, r->sub[k + j], r->ctr + 3 * (k + j));
     }
     k += (size_t)b->n;
@@ -816,16 +816,16 @@ static int pack_rows(prep_job *J, int q, int sp, hsize_t nl, packed_rows *r) {
 }
 
 /* The datasets of (pair q, split sp) under group g, created collectively and written row-wise. */
-static int write_split(prep_job *J, hid_t g, const char *nm, int q, int sp) {
-  const mbsr_prep_config *c = J->c;
-  const int p = J->p, S = J->S, Q = J->Q;
-  const hsize_t N = (hsize_t)J->tot[q * MBSR_SPLITS + sp], o = (hsize_t)J->off[q * MBSR_SPLITS + sp];
-  const hsize_t nl = (hsize_t)J->loc[q * MBSR_SPLITS + sp];
+static int write_split(prep_job *job, hid_t g, const char *nm, int q, int sp) {
+  const mbsr_prep_config *c = job->c;
+  const int p = job->p, S = job->S, Q = job->Q;
+  const hsize_t N = (hsize_t)job->tot[q * MBSR_SPLITS + sp], o = (hsize_t)job->off[q * MBSR_SPLITS + sp];
+  const hsize_t nl = (hsize_t)job->loc[q * MBSR_SPLITS + sp];
   int nsub = 0, rc = 0;
-  for (int s = 0; s < S; s++) nsub += J->split[s] == sp && J->cnt[(size_t)s * Q + q] > 0;
+  for (int s = 0; s < S; s++) nsub += job->split[s] == sp && job->cnt[(size_t)s * Q + q] > 0;
   hid_t gs = H5Gcreate2(g, split_names[sp], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (gs < 0) rc = mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s/%s failed", c->out, nm, split_names[sp]);
-  if (!rc) rc = mbsr__h5_attr_double(gs, "cubic_mse", &J->sum->cubic_mse[q][sp], 1);
+  if (!rc) rc = mbsr__h5_attr_double(gs, "cubic_mse", &job->sum->cubic_mse[q][sp], 1);
   if (!rc) rc = mbsr__h5_attr_int(gs, "n_patches", (int64_t)N);
   if (!rc) rc = mbsr__h5_attr_int(gs, "n_subjects", nsub);
   hsize_t dims[4] = {N, (hsize_t)p, (hsize_t)p, (hsize_t)p};
@@ -842,17 +842,17 @@ static int write_split(prep_job *J, hid_t g, const char *nm, int q, int sp) {
     if (ds[0] < 0 || ds[1] < 0 || ds[2] < 0 || ds[3] < 0 || ds[4] < 0)
       rc = mbsr_error(MBSR_EHDF5, "%s: creating datasets in /pairs/%s/%s failed", c->out, nm, split_names[sp]);
   }
-  rc = mbsr_mpi_agree(J->comm, rc);
+  rc = mbsr_mpi_agree(job->comm, rc);
   packed_rows r = {0};
   if (!rc && N > 0) {
     char d[5][200];
     for (int k5 = 0; k5 < 5; k5++) snprintf(d[k5], sizeof d[k5], "/pairs/%s/%s/%s", nm, split_names[sp], dn[k5]);
-    if ((rc = mbsr_mpi_agree(J->comm, pack_rows(J, q, sp, nl, &r))) == 0)
-      rc = write_rows(ds[0], d[0], H5T_NATIVE_FLOAT, sizeof(float), 4, J->p3, o, nl, r.in, J->dxpl, J->comm, c->out);
-    if (!rc) rc = write_rows(ds[1], d[1], H5T_NATIVE_FLOAT, sizeof(float), 4, J->p3, o, nl, r.tgt, J->dxpl, J->comm, c->out);
-    if (!rc) rc = write_rows(ds[2], d[2], H5T_NATIVE_INT32, sizeof(int32_t), 1, 1, o, nl, r.sub, J->dxpl, J->comm, c->out);
-    if (!rc) rc = write_rows(ds[3], d[3], H5T_NATIVE_INT32, sizeof(int32_t), 2, 3, o, nl, r.ctr, J->dxpl, J->comm, c->out);
-    if (!rc) rc = write_rows(ds[4], d[4], H5T_NATIVE_UINT32, sizeof(uint32_t), 1, 1, o, nl, r.crc, J->dxpl, J->comm, c->out);
+    if ((rc = mbsr_mpi_agree(job->comm, pack_rows(job, q, sp, nl, &r))) == 0)
+      rc = write_rows(ds[0], d[0], H5T_NATIVE_FLOAT, sizeof(float), 4, job->p3, o, nl, r.in, job->dxpl, job->comm, c->out);
+    if (!rc) rc = write_rows(ds[1], d[1], H5T_NATIVE_FLOAT, sizeof(float), 4, job->p3, o, nl, r.tgt, job->dxpl, job->comm, c->out);
+    if (!rc) rc = write_rows(ds[2], d[2], H5T_NATIVE_INT32, sizeof(int32_t), 1, 1, o, nl, r.sub, job->dxpl, job->comm, c->out);
+    if (!rc) rc = write_rows(ds[3], d[3], H5T_NATIVE_INT32, sizeof(int32_t), 2, 3, o, nl, r.ctr, job->dxpl, job->comm, c->out);
+    if (!rc) rc = write_rows(ds[4], d[4], H5T_NATIVE_UINT32, sizeof(uint32_t), 1, 1, o, nl, r.crc, job->dxpl, job->comm, c->out);
   }
   packed_free(&r);
   for (int k = 0; k < 5; k++)
@@ -863,12 +863,12 @@ static int write_split(prep_job *J, hid_t g, const char *nm, int q, int sp) {
 
 /* /pairs/<lr>-<hr>: its attributes, the subjects' contracts, its splits. Every rc is agreed before
  * it is acted on: all ranks take the same branches. */
-static int write_pair(prep_job *J, int q) {
-  const mbsr_prep_config *c = J->c;
-  const int S = J->S, Q = J->Q;
+static int write_pair(prep_job *job, int q) {
+  const mbsr_prep_config *c = job->c;
+  const int S = job->S, Q = job->Q;
   char nm[64], path[160];
   snprintf(nm, sizeof nm, "%d-%d", c->pairs[q].lr_um, c->pairs[q].hr_um);
-  hid_t g = H5Gcreate2(J->gp, nm, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t g = H5Gcreate2(job->gp, nm, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   int rc = g < 0 ? mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s failed", c->out, nm) : 0;
   const double lu = c->pairs[q].lr_um / 1000.0, hu = c->pairs[q].hr_um / 1000.0;
   double lv[3] = {lu, lu, lu}, hv[3] = {hu, hu, hu};
@@ -880,59 +880,59 @@ static int write_pair(prep_job *J, int q) {
   if (!rc) rc = mbsr__h5_attr_str(g, "interp", "keys");
   double *lh = rc ? NULL : malloc(sizeof(double) * 2 * (size_t)(S > 0 ? S : 1));
   if (!rc && !lh) rc = mbsr_error(MBSR_ENOMEM, "prep: out of memory");
-  rc = mbsr_mpi_agree(J->comm, rc);
+  rc = mbsr_mpi_agree(job->comm, rc);
   if (!rc) {
-    for (int s = 0; s < S; s++) lh[2 * s] = J->nlh[((size_t)s * Q + q) * 2], lh[2 * s + 1] = J->nlh[((size_t)s * Q + q) * 2 + 1];
+    for (int s = 0; s < S; s++) lh[2 * s] = job->nlh[((size_t)s * Q + q) * 2], lh[2 * s + 1] = job->nlh[((size_t)s * Q + q) * 2 + 1];
     snprintf(path, sizeof path, "/pairs/%s/norm_lo_hi", nm);
-    rc = write_small(g, "norm_lo_hi", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, (hsize_t)S, 2, lh, J->rank, J->dxpl, J->comm, c->out, path);
+    rc = write_small(g, "norm_lo_hi", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, (hsize_t)S, 2, lh, job->rank, job->dxpl, job->comm, c->out, path);
   }
   free(lh);
-  for (int sp = 0; sp < MBSR_SPLITS && !rc; sp++) rc = write_split(J, g, nm, q, sp);
+  for (int sp = 0; sp < MBSR_SPLITS && !rc; sp++) rc = write_split(job, g, nm, q, sp);
   if (g >= 0) H5Gclose(g);
   return rc;
 }
 
 /* /pairs, then the file flushed, closed collectively and renamed by rank 0. */
-static int prep_write(prep_job *J) {
-  const mbsr_prep_config *c = J->c;
-  J->gp = H5Gcreate2(J->file, "pairs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  int rc = mbsr_mpi_agree(J->comm, J->gp < 0 ? mbsr_error(MBSR_EHDF5, "%s: creating /pairs failed", c->out) : 0);
-  for (int q = 0; q < J->Q && !rc; q++) rc = write_pair(J, q);
-  if (J->gp >= 0) H5Gclose(J->gp);
-  J->gp = -1;
+static int prep_write(prep_job *job) {
+  const mbsr_prep_config *c = job->c;
+  job->gp = H5Gcreate2(job->file, "pairs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = mbsr_mpi_agree(job->comm, job->gp < 0 ? mbsr_error(MBSR_EHDF5, "%s: creating /pairs failed", c->out) : 0);
+  for (int q = 0; q < job->Q && !rc; q++) rc = write_pair(job, q);
+  if (job->gp >= 0) H5Gclose(job->gp);
+  job->gp = -1;
   if (rc) return rc;
-  rc = finish_file(&J->file, J->tmp, rc, J->rank, J->comm, c->out);
-  if (!rc && J->rank == 0) rc = mbsr_commit_file(J->tmp, c->out);
-  if ((rc = mbsr_mpi_agree(J->comm, rc))) return rc;
-  J->tmp[0] = 0;
-  J->sum->seconds = mbsr_now() - J->t0;
-  const mbsr_prep_summary *sum = J->sum;
-  for (int q = 0; q < J->Q; q++)
+  rc = finish_file(&job->file, job->tmp, rc, job->rank, job->comm, c->out);
+  if (!rc && job->rank == 0) rc = mbsr_commit_file(job->tmp, c->out);
+  if ((rc = mbsr_mpi_agree(job->comm, rc))) return rc;
+  job->tmp[0] = 0;
+  job->sum->seconds = mbsr_now() - job->t0;
+  const mbsr_prep_summary *sum = job->sum;
+  for (int q = 0; q < job->Q; q++)
     mbsr_info("prep: pair %d-%d: %lld train / %lld val / %lld test patches; cubic-baseline MSE train %.6g val %.6g test %.6g",
               c->pairs[q].lr_um, c->pairs[q].hr_um, (long long)sum->n_patches[q][0], (long long)sum->n_patches[q][1],
               (long long)sum->n_patches[q][2], sum->cubic_mse[q][0], sum->cubic_mse[q][1], sum->cubic_mse[q][2]);
-  mbsr_info("prep: wrote %s in %.1f s; %d of %d inputs failed%s", c->out, sum->seconds, J->nfailed, J->S,
-            J->nfailed ? " (listed in /failed)" : "");
-  if (J->nfailed) mbsr_info("prep: failed inputs: %s", sum->failures);
+  mbsr_info("prep: wrote %s in %.1f s; %d of %d inputs failed%s", c->out, sum->seconds, job->nfailed, job->S,
+            job->nfailed ? " (listed in /failed)" : "");
+  if (job->nfailed) mbsr_info("prep: failed inputs: %s", sum->failures);
   return 0;
 }
 
 /* rc is the same on every rank here (agreed), so are the collective closes. */
-static int prep_close(prep_job *J, int rc) {
-  if (J->gp >= 0) H5Gclose(J->gp);
-  if (J->file >= 0) finish_file(&J->file, J->tmp, rc ? rc : MBSR_EHDF5, J->rank, J->comm, J->c->out);
-  if (J->fapl >= 0) H5Pclose(J->fapl);
-  if (J->dxpl >= 0) H5Pclose(J->dxpl);
-  if (rc && J->tmp[0]) {
-    if (J->rank == 0) mbsr_abandon_file(J->tmp);
+static int prep_close(prep_job *job, int rc) {
+  if (job->gp >= 0) H5Gclose(job->gp);
+  if (job->file >= 0) finish_file(&job->file, job->tmp, rc ? rc : MBSR_EHDF5, job->rank, job->comm, job->c->out);
+  if (job->fapl >= 0) H5Pclose(job->fapl);
+  if (job->dxpl >= 0) H5Pclose(job->dxpl);
+  if (rc && job->tmp[0]) {
+    if (job->rank == 0) mbsr_abandon_file(job->tmp);
     char msg[1200];
     snprintf(msg, sizeof msg, "%s", mbsr_last_error());
     mbsr_error(rc, "%s; nothing written, temporary removed", msg);
   }
-  if (J->pb)
-    for (int i = 0; i < J->nloc * J->Q; i++) mbsr_free(J->pb[i].in), mbsr_free(J->pb[i].tgt), mbsr_free(J->pb[i].ctr);
-  free(J->pb), free(J->lmsg), free(J->split), free(J->cnt), free(J->cub), free(J->nlh), free(J->failed), free(J->fail_all);
-  mbsr_input_list_free(&J->in);
+  if (job->pb)
+    for (int i = 0; i < job->nloc * job->Q; i++) mbsr_free(job->pb[i].in), mbsr_free(job->pb[i].tgt), mbsr_free(job->pb[i].ctr);
+  free(job->pb), free(job->lmsg), free(job->split), free(job->cnt), free(job->cub), free(job->nlh), free(job->failed), free(job->fail_all);
+  mbsr_input_list_free(&job->in);
   return rc;
 }
 
@@ -941,19 +941,19 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
   mbsr_prep_summary S0;
   if (!sum) sum = &S0;
   memset(sum, 0, sizeof *sum);
-  prep_job *J = calloc(1, sizeof *J);
-  if (!J) return mbsr_mpi_agree(comm, mbsr_error(MBSR_ENOMEM, "prep: out of memory"));
-  J->c = c, J->comm = comm, J->sum = sum, J->t0 = mbsr_now();
-  J->Q = c->npairs, J->p = c->patch, J->p3 = (hsize_t)c->patch * c->patch * c->patch;
-  J->fapl = J->file = J->dxpl = J->gp = -1;
-  MPI_Comm_rank(comm, &J->rank);
-  MPI_Comm_size(comm, &J->P);
-  int rc = prep_plan(J);
-  if (!rc) rc = prep_process(J);
-  if (!rc) rc = prep_gather(J);
-  if (!rc) rc = prep_create(J);
-  if (!rc) rc = prep_write(J);
-  rc = prep_close(J, rc);
-  free(J);
+  prep_job *job = calloc(1, sizeof *job);
+  if (!job) return mbsr_mpi_agree(comm, mbsr_error(MBSR_ENOMEM, "prep: out of memory"));
+  job->c = c, job->comm = comm, job->sum = sum, job->t0 = mbsr_now();
+  job->Q = c->npairs, job->p = c->patch, job->p3 = (hsize_t)c->patch * c->patch * c->patch;
+  job->fapl = job->file = job->dxpl = job->gp = -1;
+  MPI_Comm_rank(comm, &job->rank);
+  MPI_Comm_size(comm, &job->P);
+  int rc = prep_plan(job);
+  if (!rc) rc = prep_process(job);
+  if (!rc) rc = prep_gather(job);
+  if (!rc) rc = prep_create(job);
+  if (!rc) rc = prep_write(job);
+  rc = prep_close(job, rc);
+  free(job);
   return rc;
 }

@@ -173,24 +173,24 @@ typedef struct {
 } group_plan;
 
 /* Rank 0: the cohort (the phantom generated when needed) and its manifest; then every rank knows `have`. */
-static int plan_manifest(group_plan *p) {
-  const mbsr_exp_scale *s = &p->e->s;
-  const char *cohort = p->x->cohort;
+static int plan_manifest(group_plan *plan) {
+  const mbsr_exp_scale *s = &plan->e->s;
+  const char *cohort = plan->x->cohort;
   int rc = 0;
   if (mbsr__rank0()) {
-    const int real = p->o->data || strcmp(s->cohort, "phantom");
+    const int real = plan->o->data || strcmp(s->cohort, "phantom");
     rc = mbsr_mkdir_p(cohort);
-    if (!rc && !strcmp(s->cohort, "phantom") && !p->o->data) rc = ensure_phantom(s, cohort);
-    if (!rc) rc = write_manifest(cohort, p->man, p->want, real, p->cv, p->base_um / 1000.0, p->halves, &p->pc.read_opts, &p->have);
-    if (!rc && !p->cv && p->have < 2)
+    if (!rc && !strcmp(s->cohort, "phantom") && !plan->o->data) rc = ensure_phantom(s, cohort);
+    if (!rc) rc = write_manifest(cohort, plan->man, plan->want, real, plan->cv, plan->base_um / 1000.0, plan->halves, &plan->pc.read_opts, &plan->have);
+    if (!rc && !plan->cv && plan->have < 2)
       rc = mbsr_error(MBSR_EINVAL, "%s: %d usable volume(s) at %d um: a held-out test needs 2 or more (or data.cv: loso)", cohort,
-                      p->have, p->base_um);
-    if (!rc && !p->cv && p->have < p->want)
+                      plan->have, plan->base_um);
+    if (!rc && !plan->cv && plan->have < plan->want)
       mbsr_warn("sweep: %s has %d volumes at %d um, fewer than n_train + n_test = %d: %d test and %d training subjects", cohort,
-                p->have, p->base_um, p->want, (p->have + 2) / 3, p->have - (p->have + 2) / 3);
+                plan->have, plan->base_um, plan->want, (plan->have + 2) / 3, plan->have - (plan->have + 2) / 3);
   }
   if ((rc = mbsr_mpi_agree(MPI_COMM_WORLD, rc))) return rc;
-  MPI_Bcast(&p->have, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  MPI_Bcast(&plan->have, 1, MPI_INT, 0, MPI_COMM_WORLD);
   return 0;
 }
 
@@ -218,17 +218,17 @@ static int read_subjects(const char *man, int have, af_group *g) {
 
 /* The split (cv: every subject in training, folds leave one out; its volumes for evaluation) and the
  * prep parameters. */
-static void plan_split(group_plan *p, af_group *g) {
-  const mbsr_exp_scale *s = &p->e->s;
-  mbsr_prep_config *pc = &p->pc;
-  const int have = p->have;
+static void plan_split(group_plan *plan, af_group *g) {
+  const mbsr_exp_scale *s = &plan->e->s;
+  mbsr_prep_config *pc = &plan->pc;
+  const int have = plan->have;
   int n_val = 0;
-  if (p->cv) {
+  if (plan->cv) {
     g->n_test = have;
     pc->split[0] = 100, pc->split[1] = 0, pc->split[2] = 0;
     pc->eval_all = 1;
   } else {
-    g->n_test = have >= p->want ? s->n_test : (have + 2) / 3;
+    g->n_test = have >= plan->want ? s->n_test : (have + 2) / 3;
     int n_tr = have - g->n_test;
     n_val = n_tr >= 2 ? (int)lround(s->val_fraction * n_tr) : 0;
     if (n_val < 1 && n_tr >= 2 && s->val_fraction > 0) n_val = 1;
@@ -239,22 +239,22 @@ static void plan_split(group_plan *p, af_group *g) {
   }
   int maxs = 0;
   for (int i = 0; i < s->n_samples; i++) maxs = s->samples[i] > maxs ? s->samples[i] : maxs;
-  const int n_train_subj = p->cv ? (have > 1 ? have - 1 : 1) : have - g->n_test - n_val;
-  pc->inputs = p->man;
-  pc->base_um = p->base_um;
+  const int n_train_subj = plan->cv ? (have > 1 ? have - 1 : 1) : have - g->n_test - n_val;
+  pc->inputs = plan->man;
+  pc->base_um = plan->base_um;
   pc->patch = s->patch;
   pc->patches_per_volume = (maxs + n_train_subj - 1) / (n_train_subj > 0 ? n_train_subj : 1);
   pc->seed = s->seed;
   pc->norm_plo = s->norm_pct[0], pc->norm_phi = s->norm_pct[1];
   pc->progress = 1;
-  group_pairs(p->e, p->base_um, pc);
+  group_pairs(plan->e, plan->base_um, pc);
 }
 
 /* The hash of everything that determines the prep file's content. */
-static uint64_t plan_hash(const group_plan *p) {
-  const mbsr_prep_config *pc = &p->pc;
+static uint64_t plan_hash(const group_plan *plan) {
+  const mbsr_prep_config *pc = &plan->pc;
   uint64_t h = MBSR__FNV_SEED;
-  FILE *mf = fopen(p->man, "r");
+  FILE *mf = fopen(plan->man, "r");
   if (mf) {
     char *line = NULL;
     size_t cap = 0;
@@ -280,36 +280,36 @@ int mbsr__af_group(const mbsr_experiment *e, const mbsr_sweep_opts *o, sweep_ctx
     if (x->groups[i].base_um == base_um) return *out = &x->groups[i], 0;
   if (x->ngroups >= (int)(sizeof x->groups / sizeof *x->groups))
     return mbsr_error(MBSR_ERANGE, "sweep: more than %d base grids", (int)(sizeof x->groups / sizeof *x->groups));
-  group_plan *p = calloc(1, sizeof *p);
-  if (!p) return mbsr_error(MBSR_ENOMEM, "sweep: out of memory");
-  p->e = e, p->o = o, p->x = x, p->base_um = base_um, p->cv = mbsr__is_cv(&e->s);
-  p->want = p->cv ? 1 << 20 : e->s.n_train + e->s.n_test;
-  mbsr_prep_config_default(&p->pc);
-  int rc = mbsr_pathf(p->man, sizeof p->man, "%s/data/cohort-%dum.txt", x->dir, base_um);
-  if (!rc) rc = mbsr_pathf(p->halves, sizeof p->halves, "%s/data/halves-%dum", x->dir, base_um);
+  group_plan *plan = calloc(1, sizeof *plan);
+  if (!plan) return mbsr_error(MBSR_ENOMEM, "sweep: out of memory");
+  plan->e = e, plan->o = o, plan->x = x, plan->base_um = base_um, plan->cv = mbsr__is_cv(&e->s);
+  plan->want = plan->cv ? 1 << 20 : e->s.n_train + e->s.n_test;
+  mbsr_prep_config_default(&plan->pc);
+  int rc = mbsr_pathf(plan->man, sizeof plan->man, "%s/data/cohort-%dum.txt", x->dir, base_um);
+  if (!rc) rc = mbsr_pathf(plan->halves, sizeof plan->halves, "%s/data/halves-%dum", x->dir, base_um);
   rc = mbsr_mpi_agree(MPI_COMM_WORLD, rc);
-  if (!rc) rc = plan_manifest(p);
+  if (!rc) rc = plan_manifest(plan);
   af_group *g = &x->groups[x->ngroups];
   memset(g, 0, sizeof *g);
   g->base_um = base_um;
-  if (!rc) rc = mbsr_mpi_agree(MPI_COMM_WORLD, read_subjects(p->man, p->have, g));
+  if (!rc) rc = mbsr_mpi_agree(MPI_COMM_WORLD, read_subjects(plan->man, plan->have, g));
   if (!rc) {
-    plan_split(p, g);
+    plan_split(plan, g);
     char stem[2300];
-    rc = mbsr_pathf(stem, sizeof stem, "%s/data/af-%dum-%016llx", x->dir, base_um, (unsigned long long)plan_hash(p));
+    rc = mbsr_pathf(stem, sizeof stem, "%s/data/af-%dum-%016llx", x->dir, base_um, (unsigned long long)plan_hash(plan));
     if (!rc) rc = mbsr_pathf(g->h5, sizeof g->h5, "%s.h5", stem);
     if (!rc) rc = mbsr_pathf(g->eval, sizeof g->eval, "%s-eval", stem);
-    p->pc.out = g->h5;
-    p->pc.eval_dir = g->eval;
+    plan->pc.out = g->h5;
+    plan->pc.eval_dir = g->eval;
     rc = mbsr_mpi_agree(MPI_COMM_WORLD, rc);
   }
   if (!rc) {
     char what[3000];
-    snprintf(what, sizeof what, "sweep: prep %d subjects at %d um (%s), %d pair(s), %d patches per volume -> %s", p->have, base_um,
-             p->cv ? "cross-validation: every subject is a fold" : "fixed split", p->pc.npairs, p->pc.patches_per_volume, g->h5);
-    rc = mbsr__prep_or_reuse(&p->pc, NULL, what);
+    snprintf(what, sizeof what, "sweep: prep %d subjects at %d um (%s), %d pair(s), %d patches per volume -> %s", plan->have, base_um,
+             plan->cv ? "cross-validation: every subject is a fold" : "fixed split", plan->pc.npairs, plan->pc.patches_per_volume, g->h5);
+    rc = mbsr__prep_or_reuse(&plan->pc, NULL, what);
   }
-  free(p);
+  free(plan);
   if (rc) {
     group_free(g);
     return rc;

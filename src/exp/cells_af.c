@@ -109,37 +109,37 @@ typedef struct {
 } af_cell;
 
 /* The groups, the test subjects (rank 0 looks, every rank learns) and the cell directory. */
-static int cell_open(af_cell *a) {
-  const mbsr_exp_scale *s = &a->e->s;
-  const mbsr_exp_cell *c = a->c;
-  int rc = mbsr__af_group(a->e, a->o, a->x, mbsr__base_for(s, c->train_hr_um), &a->gtr);
-  if (!rc) rc = mbsr__af_group(a->e, a->o, a->x, mbsr__base_for(s, c->test_hr_um), &a->gte);
+static int cell_open(af_cell *cell) {
+  const mbsr_exp_scale *s = &cell->e->s;
+  const mbsr_exp_cell *c = cell->c;
+  int rc = mbsr__af_group(cell->e, cell->o, cell->x, mbsr__base_for(s, c->train_hr_um), &cell->gtr);
+  if (!rc) rc = mbsr__af_group(cell->e, cell->o, cell->x, mbsr__base_for(s, c->test_hr_um), &cell->gte);
   if (rc) return rc;
-  snprintf(a->pair, sizeof a->pair, "%d-%d", c->train_lr_um, c->train_hr_um);
-  rc = mbsr_pathf(a->cdir, sizeof a->cdir, "%s/cells/%s", a->x->dir, c->name);
-  a->sel = malloc(sizeof(int) * (size_t)(a->gte->n_subjects + 1));
-  if (!rc && !a->sel) rc = mbsr_error(MBSR_ENOMEM, "cell %s: out of memory", c->name);
+  snprintf(cell->pair, sizeof cell->pair, "%d-%d", c->train_lr_um, c->train_hr_um);
+  rc = mbsr_pathf(cell->cdir, sizeof cell->cdir, "%s/cells/%s", cell->x->dir, c->name);
+  cell->sel = malloc(sizeof(int) * (size_t)(cell->gte->n_subjects + 1));
+  if (!rc && !cell->sel) rc = mbsr_error(MBSR_ENOMEM, "cell %s: out of memory", c->name);
   if (!rc && mbsr__rank0()) {
-    a->ns = mbsr__af_eval_subjects(a->gte, c->test_hr_um, a->sel);
-    if (a->ns < 0) rc = a->ns, a->ns = 0;
-    else if (a->ns == 0) rc = mbsr_error(MBSR_EINVAL, "%s: no test subjects at %d um", a->gte->eval, c->test_hr_um);
-    if (!rc) rc = mbsr_mkdir_p(a->cdir);
+    cell->ns = mbsr__af_eval_subjects(cell->gte, c->test_hr_um, cell->sel);
+    if (cell->ns < 0) rc = cell->ns, cell->ns = 0;
+    else if (cell->ns == 0) rc = mbsr_error(MBSR_EINVAL, "%s: no test subjects at %d um", cell->gte->eval, c->test_hr_um);
+    if (!rc) rc = mbsr_mkdir_p(cell->cdir);
   }
   if ((rc = mbsr_mpi_agree(MPI_COMM_WORLD, rc))) return rc;
-  MPI_Bcast(&a->ns, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  MPI_Bcast(a->sel, a->ns, MPI_INT, 0, MPI_COMM_WORLD);
-  mbsr__sb_add(&a->done, "cell %s\nparams %016llx\ndata %s\n", c->name, (unsigned long long)mbsr__cell_key(a->e, c->index), a->gtr->h5);
+  MPI_Bcast(&cell->ns, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  MPI_Bcast(cell->sel, cell->ns, MPI_INT, 0, MPI_COMM_WORLD);
+  mbsr__sb_add(&cell->done, "cell %s\nparams %016llx\ndata %s\n", c->name, (unsigned long long)mbsr__cell_key(cell->e, c->index), cell->gtr->h5);
   return 0;
 }
 
 /* Leave out of training every subject of the training grid that is the held-out subject, a part of
  * it (a half of a held-out brain) or the whole it is a half of: a comma-separated list (malloc'd). */
-static char *fold_exclusions(const af_cell *a, int f) {
-  const char *held = a->gte->subjects[a->sel[f]], *held_brain = a->gte->brains[a->sel[f]];
+static char *fold_exclusions(const af_cell *cell, int f) {
+  const char *held = cell->gte->subjects[cell->sel[f]], *held_brain = cell->gte->brains[cell->sel[f]];
   mbsr__sbuf ex = {0};
-  for (int i = 0; i < a->gtr->n_subjects; i++) {
-    const char *t = a->gtr->subjects[i];
-    if (strcmp(t, held) && strcmp(a->gtr->brains[i], held) && strcmp(t, held_brain)) continue;
+  for (int i = 0; i < cell->gtr->n_subjects; i++) {
+    const char *t = cell->gtr->subjects[i];
+    if (strcmp(t, held) && strcmp(cell->gtr->brains[i], held) && strcmp(t, held_brain)) continue;
     mbsr__sb_add(&ex, "%s%s", ex.n ? "," : "", t);
   }
   if (!mbsr__sb_text(&ex, "sweep: subjects to leave out")) return NULL;
@@ -147,57 +147,57 @@ static char *fold_exclusions(const af_cell *a, int f) {
 }
 
 /* Fold f (cv) or the one network of a fixed split: train (or reuse), evaluate on rank 0. */
-static int run_fold(af_cell *a, int f, int nfold) {
-  const mbsr_exp_scale *s = &a->e->s;
-  const mbsr_exp_cell *c = a->c;
+static int run_fold(af_cell *cell, int f, int nfold) {
+  const mbsr_exp_scale *s = &cell->e->s;
+  const mbsr_exp_cell *c = cell->c;
   const int cv = mbsr__is_cv(s);
-  const char *held = cv ? a->gte->subjects[a->sel[f]] : NULL;
-  char *excl = held ? fold_exclusions(a, f) : NULL, tag[300];
+  const char *held = cv ? cell->gte->subjects[cell->sel[f]] : NULL;
+  char *excl = held ? fold_exclusions(cell, f) : NULL, tag[300];
   if (held && !excl) return mbsr_mpi_agree(MPI_COMM_WORLD, MBSR_ENOMEM);
   snprintf(tag, sizeof tag, "fold-%s", held ? held : "");
-  train_job j = {c->arch, a->gtr->h5, a->pair, c->samples, excl && excl[0] ? excl : NULL, cv ? tag : NULL, NULL, -1, s->epochs};
+  train_job j = {c->arch, cell->gtr->h5, cell->pair, c->samples, excl && excl[0] ? excl : NULL, cv ? tag : NULL, NULL, -1, s->epochs};
   if (mbsr__rank0() && cv)
-    mbsr_info("sweep: %s: fold %d/%d: held-out subject %s (brain %s)", c->name, f + 1, nfold, held, a->gte->brains[a->sel[f]]);
-  int rc = mbsr__train_or_reuse(a->e, a->o, a->x, &j, a->ckpt, sizeof a->ckpt);
+    mbsr_info("sweep: %s: fold %d/%d: held-out subject %s (brain %s)", c->name, f + 1, nfold, held, cell->gte->brains[cell->sel[f]]);
+  int rc = mbsr__train_or_reuse(cell->e, cell->o, cell->x, &j, cell->ckpt, sizeof cell->ckpt);
   free(excl);
   if (rc) return rc;
   int erc = 0;
   if (mbsr__rank0()) {
-    erc = eval_af(a->e, c, a->gte, a->ckpt, held ? held : "-", cv ? &a->sel[f] : a->sel, cv ? 1 : a->ns, s->save_volumes && f == 0,
-                  a->cdir, &a->rows);
-    mbsr__sb_add(&a->done, "checkpoint %s %s\n", held ? held : "-", a->ckpt);
+    erc = eval_af(cell->e, c, cell->gte, cell->ckpt, held ? held : "-", cv ? &cell->sel[f] : cell->sel, cv ? 1 : cell->ns, s->save_volumes && f == 0,
+                  cell->cdir, &cell->rows);
+    mbsr__sb_add(&cell->done, "checkpoint %s %s\n", held ? held : "-", cell->ckpt);
   }
   return mbsr_mpi_agree(MPI_COMM_WORLD, erc);
 }
 
 /* Rank 0: metrics.csv, then the done marker (last). */
-static int cell_finish(af_cell *a, double t0) {
+static int cell_finish(af_cell *cell, double t0) {
   char p[2800];
-  int rc = mbsr_pathf(p, sizeof p, "%s/metrics.csv", a->cdir);
-  if (!rc) rc = mbsr__write_metrics(p, a->c, &a->rows);
-  if (!rc) mbsr__sb_add(&a->done, "finished in %.1f s\n", mbsr_now() - t0);
-  if (!rc) rc = mbsr_pathf(p, sizeof p, "%s/done", a->cdir);
-  const char *text = rc ? NULL : mbsr__sb_text(&a->done, p);
+  int rc = mbsr_pathf(p, sizeof p, "%s/metrics.csv", cell->cdir);
+  if (!rc) rc = mbsr__write_metrics(p, cell->c, &cell->rows);
+  if (!rc) mbsr__sb_add(&cell->done, "finished in %.1f s\n", mbsr_now() - t0);
+  if (!rc) rc = mbsr_pathf(p, sizeof p, "%s/done", cell->cdir);
+  const char *text = rc ? NULL : mbsr__sb_text(&cell->done, p);
   if (!rc) rc = text ? mbsr_write_text_atomic(p, text) : MBSR_ENOMEM;
   return rc;
 }
 
 int mbsr__sweep_af_cell(const mbsr_experiment *e, const mbsr_sweep_opts *o, sweep_ctx *x, const mbsr_exp_cell *c, double t0) {
   const mbsr_exp_scale *s = &e->s;
-  af_cell a = {.e = e, .o = o, .x = x, .c = c};
-  int rc = cell_open(&a);
-  const int cv = mbsr__is_cv(s), nfold = cv ? a.ns : 1;
-  for (int f = 0; f < nfold && !rc; f++) rc = run_fold(&a, f, nfold);
+  af_cell cell = {.e = e, .o = o, .x = x, .c = c};
+  int rc = cell_open(&cell);
+  const int cv = mbsr__is_cv(s), nfold = cv ? cell.ns : 1;
+  for (int f = 0; f < nfold && !rc; f++) rc = run_fold(&cell, f, nfold);
   int largest = 1; /* the final network is what a user would apply: only for the largest training set */
   for (int i = 0; i < s->n_samples; i++) largest &= s->samples[i] <= c->samples;
   if (!rc && cv && largest) { /* the final network: every subject of the training grid */
-    train_job j = {c->arch, a.gtr->h5, a.pair, c->samples, NULL, "all", NULL, -1, s->epochs};
-    rc = mbsr__train_or_reuse(e, o, x, &j, a.ckpt, sizeof a.ckpt);
-    if (!rc) mbsr__sb_add(&a.done, "final %s\n", a.ckpt);
+    train_job j = {c->arch, cell.gtr->h5, cell.pair, c->samples, NULL, "all", NULL, -1, s->epochs};
+    rc = mbsr__train_or_reuse(e, o, x, &j, cell.ckpt, sizeof cell.ckpt);
+    if (!rc) mbsr__sb_add(&cell.done, "final %s\n", cell.ckpt);
   }
-  if (!rc) rc = mbsr_mpi_agree(MPI_COMM_WORLD, mbsr__rank0() ? cell_finish(&a, t0) : 0);
-  mbsr__rows_free(&a.rows);
-  mbsr__sb_free(&a.done);
-  free(a.sel);
+  if (!rc) rc = mbsr_mpi_agree(MPI_COMM_WORLD, mbsr__rank0() ? cell_finish(&cell, t0) : 0);
+  mbsr__rows_free(&cell.rows);
+  mbsr__sb_free(&cell.done);
+  free(cell.sel);
   return rc;
 }

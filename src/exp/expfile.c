@@ -116,7 +116,7 @@ static int dataset_parse(const char *s, mbsr_dataset *d) {
       *d = (mbsr_dataset)i;
       return 0;
     }
-  return -1;
+  return MBSR_EINVAL; /* the caller names the key */
 }
 
 /* ---- scalar parsing shared by YAML values and the defaults above ---- */
@@ -139,17 +139,17 @@ static int err_at(where w, const char *fmt, ...) {
 static int parse_bool(const char *s, int *v) {
   if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on")) *v = 1;
   else if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off")) *v = 0;
-  else return -1;
+  else return MBSR_EINVAL; /* the caller names the key */
   return 0;
 }
 
 static int parse_pair(const char *s, int p[2]) {
   char *end;
   long a = strtol(s, &end, 10);
-  if (end == s || *end != '-') return -1;
+  if (end == s || *end != '-') return MBSR_EINVAL; /* the caller names the key */
   const char *t = end + 1;
   long b = strtol(t, &end, 10);
-  if (end == t || *end || a <= 0 || b <= 0 || a <= b || a % b) return -1;
+  if (end == t || *end || a <= 0 || b <= 0 || a <= b || a % b) return MBSR_EINVAL;
   p[0] = (int)a;
   p[1] = (int)b;
   return 0;

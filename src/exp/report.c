@@ -24,37 +24,37 @@ typedef struct {
   double r_corr[2];
 } report;
 
-/* The first line of DIR/data/SOURCE.txt (without newline) into r->source; "" when absent. */
-static void read_source(report *r) {
+/* The first line of DIR/data/SOURCE.txt (without newline) into rep->source; "" when absent. */
+static void read_source(report *rep) {
   char p[2600];
-  r->source[0] = 0;
-  if (mbsr_pathf(p, sizeof p, "%s/data/SOURCE.txt", r->dir)) return;
+  rep->source[0] = 0;
+  if (mbsr_pathf(p, sizeof p, "%s/data/SOURCE.txt", rep->dir)) return;
   FILE *f = fopen(p, "r");
   if (!f) return;
-  if (!fgets(r->source, sizeof r->source, f)) r->source[0] = 0;
+  if (!fgets(rep->source, sizeof rep->source, f)) rep->source[0] = 0;
   fclose(f);
-  r->source[strcspn(r->source, "\n")] = 0;
+  rep->source[strcspn(rep->source, "\n")] = 0;
 }
 
 /* The AF data of this run came from the phantom (and the experiment uses AF data at all); a run
  * without a SOURCE.txt counts as synthetic. */
-static int is_synthetic(const report *r) {
+static int is_synthetic(const report *rep) {
   int af = 0;
-  for (int c = 0; c < r->e->n_cells; c++) af |= r->e->cells[c].train_data == MBSR_DS_AF || r->e->cells[c].test_data == MBSR_DS_AF;
+  for (int c = 0; c < rep->e->n_cells; c++) af |= rep->e->cells[c].train_data == MBSR_DS_AF || rep->e->cells[c].test_data == MBSR_DS_AF;
   if (!af) return 0;
   char p[2600];
-  if (mbsr_pathf(p, sizeof p, "%s/data/SOURCE.txt", r->dir) || !mbsr_file_exists(p)) return 1;
-  return strstr(r->source, "phantom") != NULL;
+  if (mbsr_pathf(p, sizeof p, "%s/data/SOURCE.txt", rep->dir) || !mbsr_file_exists(p)) return 1;
+  return strstr(rep->source, "phantom") != NULL;
 }
 
 /* The finished cells' statistics (a cell not finished, or finished with other parameters, is left out). */
-static int collect(report *r) {
-  const mbsr_experiment *e = r->e;
+static int collect(report *rep) {
+  const mbsr_experiment *e = rep->e;
   int rc = 0, npresent = 0;
   for (int c = 0; c < e->n_cells && !rc; c++) {
     char p[2600];
-    if ((rc = mbsr_pathf(p, sizeof p, "%s/cells/%s/done", r->dir, e->cells[c].name))) break;
-    mbsr__cell_state_t st = mbsr__cell_state(e, r->o->results, c);
+    if ((rc = mbsr_pathf(p, sizeof p, "%s/cells/%s/done", rep->dir, e->cells[c].name))) break;
+    mbsr__cell_state_t st = mbsr__cell_state(e, rep->o->results, c);
     if (st == MBSR__CELL_OPEN) {
       mbsr_warn("report: cell %s is not finished (no %s): left out", e->cells[c].name, p);
       continue;
@@ -64,44 +64,44 @@ static int collect(report *r) {
                 e->path);
       continue;
     }
-    if ((rc = mbsr_pathf(p, sizeof p, "%s/cells/%s/metrics.csv", r->dir, e->cells[c].name))) break;
-    rc = mbsr__read_cell_stats(p, &r->cs[c]);
-    npresent += r->cs[c].present;
+    if ((rc = mbsr_pathf(p, sizeof p, "%s/cells/%s/metrics.csv", rep->dir, e->cells[c].name))) break;
+    rc = mbsr__read_cell_stats(p, &rep->cs[c]);
+    npresent += rep->cs[c].present;
   }
-  if (!rc && npresent == 0) rc = mbsr_error(MBSR_EINVAL, "no finished cell in %s (run mbsr sweep first)", r->dir);
+  if (!rc && npresent == 0) rc = mbsr_error(MBSR_EINVAL, "no finished cell in %s (run mbsr sweep first)", rep->dir);
   return rc;
 }
 
-static int write_file(const report *r, const char *name, mbsr__sbuf *b) {
+static int write_file(const report *rep, const char *name, mbsr__sbuf *b) {
   char p[2600];
-  int rc = mbsr_pathf(p, sizeof p, "%s/%s", r->dir, name);
+  int rc = mbsr_pathf(p, sizeof p, "%s/%s", rep->dir, name);
   const char *text = rc ? NULL : mbsr__sb_text(b, p);
   return rc ? rc : text ? mbsr_write_text_atomic(p, text) : MBSR_ENOMEM;
 }
 
 /* stats.csv, table.csv, table.md (its text kept in md for the README). */
-static int write_tables(report *r, mbsr__sbuf *md) {
-  const mbsr_experiment *e = r->e;
-  mbsr__holm_cells(r->cs, e->n_cells);
+static int write_tables(report *rep, mbsr__sbuf *md) {
+  const mbsr_experiment *e = rep->e;
+  mbsr__holm_cells(rep->cs, e->n_cells);
   mbsr_welch an[2];
   int an_ok[2] = {0, 0}, all_tested = 1;
-  for (int c = 0; c < e->n_cells; c++) all_tested &= !r->cs[c].present || mbsr__tested(&r->cs[c]);
-  for (int m = 0; m < 2 && e->anova && all_tested; m++) an_ok[m] = mbsr__welch_cells(r->cs, e->n_cells, m, &an[m]);
+  for (int c = 0; c < e->n_cells; c++) all_tested &= !rep->cs[c].present || mbsr__tested(&rep->cs[c]);
+  for (int m = 0; m < 2 && e->anova && all_tested; m++) an_ok[m] = mbsr__welch_cells(rep->cs, e->n_cells, m, &an[m]);
   mbsr__sbuf st = {0}, tb = {0};
-  mbsr__write_stats_csv(e, r->cs, an, an_ok, &st);
-  mbsr__write_table_csv(e, r->cs, &tb);
-  mbsr__write_table_md(e, r->cs, r->synth, an, an_ok, md);
-  int rc = write_file(r, "stats.csv", &st);
-  if (!rc) rc = write_file(r, "table.csv", &tb);
-  if (!rc) rc = write_file(r, "table.md", md);
+  mbsr__write_stats_csv(e, rep->cs, an, an_ok, &st);
+  mbsr__write_table_csv(e, rep->cs, &tb);
+  mbsr__write_table_md(e, rep->cs, rep->synth, an, an_ok, md);
+  int rc = write_file(rep, "stats.csv", &st);
+  if (!rc) rc = write_file(rep, "table.csv", &tb);
+  if (!rc) rc = write_file(rep, "table.md", md);
   mbsr__sb_free(&st), mbsr__sb_free(&tb);
   return rc;
 }
 
 /* ---------------------------------------------------------------- figures */
-static void fig_done(report *r, int rc, const char *name) {
-  if (rc == 0 && r->nf < MAX_FIGS) snprintf(r->figs[r->nf++], 256, "%s", name);
-  else if (rc) mbsr_warn("report: figure %s not made: %s", name, mbsr_last_error()), r->fig_failed++;
+static void fig_done(report *rep, int rc, const char *name) {
+  if (rc == 0 && rep->nf < MAX_FIGS) snprintf(rep->figs[rep->nf++], 256, "%s", name);
+  else if (rc) mbsr_warn("report: figure %s not made: %s", name, mbsr_last_error()), rep->fig_failed++;
 }
 
 /* A cell's label on the figures' x axis. */
@@ -120,8 +120,8 @@ static void cell_label(const mbsr_exp_cell *cl, int net, char *lab, size_t n) {
 }
 
 /* Paired plot of metric m (0 RMSE, 1 SSIM): per present cell, cubic and network, one line per brain. */
-static int fig_paired(report *r, int m, const char *out_png) {
-  const mbsr_experiment *e = r->e;
+static int fig_paired(report *rep, int m, const char *out_png) {
+  const mbsr_experiment *e = rep->e;
   int n = e->n_cells, ng = 0;
   int *npts = calloc((size_t)n + 1, sizeof *npts);
   const double **a = calloc((size_t)n + 1, sizeof *a), **b = calloc((size_t)n + 1, sizeof *b);
@@ -129,7 +129,7 @@ static int fig_paired(report *r, int m, const char *out_png) {
   const char **la = calloc((size_t)n + 1, sizeof *la), **lb = calloc((size_t)n + 1, sizeof *lb);
   int rc = npts && a && b && labels && la && lb ? 0 : mbsr_error(MBSR_ENOMEM, "%s: out of memory", out_png);
   for (int c = 0; c < n && !rc; c++) {
-    const cell_stats *s = &r->cs[c];
+    const cell_stats *s = &rep->cs[c];
     if (!s->present) continue;
     npts[ng] = s->n;
     a[ng] = m == 0 ? s->rmse[0] : s->ssim[0];
@@ -141,7 +141,7 @@ static int fig_paired(report *r, int m, const char *out_png) {
   }
   char title[256];
   snprintf(title, sizeof title, "%s per brain (one line per brain: cubic -> network)%s",
-           m == 0 ? "RMSE (brain mask, contract scale)" : "SSIM (3-D, brain mask)", r->synth ? " - SYNTHETIC" : "");
+           m == 0 ? "RMSE (brain mask, contract scale)" : "SSIM (3-D, brain mask)", rep->synth ? " - SYNTHETIC" : "");
   fig_paired_data d = {title, m == 0 ? "RMSE" : "SSIM", ng, npts, a, b, la, lb};
   if (!rc) rc = mbsr__fig_paired(&d, out_png);
   free(npts), free(a), free(b), free(labels), free(la), free(lb);
@@ -149,21 +149,21 @@ static int fig_paired(report *r, int m, const char *out_png) {
 }
 
 /* A cell's saved volume vol_<what>.nii.gz. */
-static int cell_volume(const report *r, int cell, const char *what, mbsr_volume **v) {
+static int cell_volume(const report *rep, int cell, const char *what, mbsr_volume **v) {
   char p[4096];
-  int rc = mbsr_pathf(p, sizeof p, "%s/cells/%s/vol_%s.nii.gz", r->dir, r->e->cells[cell].name, what);
+  int rc = mbsr_pathf(p, sizeof p, "%s/cells/%s/vol_%s.nii.gz", rep->dir, rep->e->cells[cell].name, what);
   return rc ? rc : mbsr_volume_read(p, NULL, v);
 }
 
-static int has_volumes(const report *r, int c) {
+static int has_volumes(const report *rep, int c) {
   char vp[2800];
-  return r->cs[c].present && !mbsr_pathf(vp, sizeof vp, "%s/cells/%s/vol_sr.nii.gz", r->dir, r->e->cells[c].name) &&
+  return rep->cs[c].present && !mbsr_pathf(vp, sizeof vp, "%s/cells/%s/vol_sr.nii.gz", rep->dir, rep->e->cells[c].name) &&
          mbsr_file_exists(vp);
 }
 
 /* Figure 3-like montage: LR (nearest neighbour), cubic, the SR of each listed cell, HR. */
-static int fig_montage(report *r, const int *cells, int nc, const char *out_png) {
-  const mbsr_experiment *e = r->e;
+static int fig_montage(report *rep, const int *cells, int nc, const char *out_png) {
+  const mbsr_experiment *e = rep->e;
   const int ncol = nc + 3;
   mbsr_volume *hr = NULL, *lr = NULL, *cub = NULL, *lrn = NULL;
   const mbsr_volume **cols = calloc((size_t)ncol, sizeof *cols);
@@ -171,12 +171,12 @@ static int fig_montage(report *r, const int *cells, int nc, const char *out_png)
   char(*titles)[96] = calloc((size_t)ncol, sizeof *titles);
   const char **tp = calloc((size_t)ncol, sizeof *tp);
   int rc = cols && srs && titles && tp ? 0 : mbsr_error(MBSR_ENOMEM, "montage: out of memory");
-  if (!rc) rc = cell_volume(r, cells[0], "hr", &hr);
-  if (!rc) rc = cell_volume(r, cells[0], "lr", &lr);
-  if (!rc) rc = cell_volume(r, cells[0], "cubic", &cub);
+  if (!rc) rc = cell_volume(rep, cells[0], "hr", &hr);
+  if (!rc) rc = cell_volume(rep, cells[0], "lr", &lr);
+  if (!rc) rc = cell_volume(rep, cells[0], "cubic", &cub);
   if (!rc && !(lrn = mbsr__nearest_like(lr, hr))) rc = mbsr_error(MBSR_ENOMEM, "montage: out of memory");
   for (int c = 0; c < nc && !rc; c++) {
-    rc = cell_volume(r, cells[c], "sr", &srs[c]);
+    rc = cell_volume(rep, cells[c], "sr", &srs[c]);
     const mbsr_exp_cell *cl = &e->cells[cells[c]];
     if (nc > 1 && e->s.n_arch > 1) snprintf(titles[2 + c], 96, "%s", cl->arch);
     else if (nc > 1 && e->s.n_samples > 1) snprintf(titles[2 + c], 96, "%s n=%d", cl->arch, cl->samples);
@@ -191,7 +191,7 @@ static int fig_montage(report *r, const int *cells, int nc, const char *out_png)
     snprintf(titles[ncol - 1], 96, "HR %d um", e->cells[cells[0]].test_hr_um);
     for (int c = 0; c < ncol; c++) tp[c] = titles[c];
     char title[400];
-    snprintf(title, sizeof title, "%s%s", e->title, r->synth ? " - SYNTHETIC phantom" : "");
+    snprintf(title, sizeof title, "%s%s", e->title, rep->synth ? " - SYNTHETIC phantom" : "");
     rc = mbsr__fig_montage(title, cols, tp, ncol, out_png);
   }
   for (int c = 0; c < nc && srs; c++) mbsr_volume_free(srs[c]);
@@ -201,14 +201,14 @@ static int fig_montage(report *r, const int *cells, int nc, const char *out_png)
 }
 
 /* Figure 6C-like decorrelation curves of the central axial slice: cubic, network, HR of one cell. */
-static int fig_decorr(report *r, int cell, const char *out_png) {
-  const char *keys[3] = {"cubic", "sr", "hr"}, *titles[3] = {"cubic", r->e->cells[cell].arch, "HR"};
+static int fig_decorr(report *rep, int cell, const char *out_png) {
+  const char *keys[3] = {"cubic", "sr", "hr"}, *titles[3] = {"cubic", rep->e->cells[cell].arch, "HR"};
   mbsr_volume *v[3] = {NULL, NULL, NULL};
   int rc = 0;
-  for (int m = 0; m < 3 && !rc; m++) rc = cell_volume(r, cell, keys[m], &v[m]);
+  for (int m = 0; m < 3 && !rc; m++) rc = cell_volume(rep, cell, keys[m], &v[m]);
   if (!rc)
-    rc = mbsr__fig_decorr(r->synth ? " - SYNTHETIC phantom" : "", (const mbsr_volume *const *)v, keys, titles, 3,
-                          r->e->cells[cell].test_hr_um, out_png);
+    rc = mbsr__fig_decorr(rep->synth ? " - SYNTHETIC phantom" : "", (const mbsr_volume *const *)v, keys, titles, 3,
+                          rep->e->cells[cell].test_hr_um, out_png);
   for (int m = 0; m < 3; m++) mbsr_volume_free(v[m]);
   return rc;
 }
@@ -217,17 +217,17 @@ static int fig_decorr(report *r, int cell, const char *out_png) {
  * diffusion template is in another space), with correlation.csv: Pearson r inside the brain mask
  * AND over the whole volume (background included, which inflates r: the paper's 0.72 matches the
  * latter). Only for the transfer experiment with T2w cells; absent files: a warning, no figure. */
-static int fig_af_t2w(report *r) {
-  const mbsr_experiment *e = r->e;
+static int fig_af_t2w(report *rep) {
+  const mbsr_experiment *e = rep->e;
   int want = 0;
   for (int c = 0; c < e->n_cells; c++) want |= e->cells[c].test_data == MBSR_DS_T2W && !strcmp(e->name, "transfer");
-  if (!want || r->nf >= MAX_FIGS) return 0;
+  if (!want || rep->nf >= MAX_FIGS) return 0;
   char pa[2400], pt[2400], pm[2400], png[2600], csv[2600];
   int rc = mbsr_pathf(pa, sizeof pa, "%s/ccf200_af_template.nii.gz", e->s.mri_dir);
   if (!rc) rc = mbsr_pathf(pt, sizeof pt, "%s/ccf200_t2w_dsurqe.nii.gz", e->s.mri_dir);
   if (!rc) rc = mbsr_pathf(pm, sizeof pm, "%s/ccf200_af_template_mask.nii.gz", e->s.mri_dir);
-  if (!rc) rc = mbsr_pathf(png, sizeof png, "%s/fig_scatter_af_t2w.png", r->dir);
-  if (!rc) rc = mbsr_pathf(csv, sizeof csv, "%s/correlation.csv", r->dir);
+  if (!rc) rc = mbsr_pathf(png, sizeof png, "%s/fig_scatter_af_t2w.png", rep->dir);
+  if (!rc) rc = mbsr_pathf(csv, sizeof csv, "%s/correlation.csv", rep->dir);
   if (rc) return rc;
   if (!mbsr_file_exists(pa) || !mbsr_file_exists(pt) || !mbsr_file_exists(pm)) {
     mbsr_warn("report: %s: co-registered AF/T2w files absent: no AF-vs-MRI figure", e->s.mri_dir);
@@ -249,68 +249,68 @@ static int fig_af_t2w(report *r) {
              "whole volume (background included),AF (ccf200_af_template),T2w (ccf200_t2w_dsurqe),%d,%.15g,%.15g,%.15g,%.15g\n",
              d.r[0].n, d.r[0].r, d.r[0].t, d.r[0].df, d.r[0].p, d.r[1].n, d.r[1].r, d.r[1].t, d.r[1].df, d.r[1].p);
     int crc = mbsr_write_text_atomic(csv, t);
-    if (!crc) r->r_corr[0] = d.r[0].r, r->r_corr[1] = d.r[1].r;
+    if (!crc) rep->r_corr[0] = d.r[0].r, rep->r_corr[1] = d.r[1].r;
     if (!rc) rc = crc;
   }
-  if (!rc) snprintf(r->figs[r->nf++], 256, "fig_scatter_af_t2w.png");
+  if (!rc) snprintf(rep->figs[rep->nf++], 256, "fig_scatter_af_t2w.png");
   mbsr_volume_free(af), mbsr_volume_free(t2), mbsr_volume_free(m);
   return rc;
 }
 
 /* The montage's cells: those sharing the test pair and data of the "main" cell (the first at 100 um
  * HR if any) that saved volumes, at most 6; their count (0: none). */
-static int montage_cells(const report *r, int *sel) {
-  const mbsr_experiment *e = r->e;
+static int montage_cells(const report *rep, int *sel) {
+  const mbsr_experiment *e = rep->e;
   int main_c = -1, ns = 0;
   for (int c = 0; c < e->n_cells; c++) {
-    if (!has_volumes(r, c)) continue;
+    if (!has_volumes(rep, c)) continue;
     if (main_c < 0 || (e->cells[c].test_hr_um == 100 && e->cells[main_c].test_hr_um != 100)) main_c = c;
   }
   if (main_c < 0) return 0;
   const mbsr_exp_cell *mc = &e->cells[main_c];
   for (int c = 0; c < e->n_cells && ns < 6; c++)
-    if (has_volumes(r, c) && e->cells[c].test_lr_um == mc->test_lr_um && e->cells[c].test_hr_um == mc->test_hr_um &&
+    if (has_volumes(rep, c) && e->cells[c].test_lr_um == mc->test_lr_um && e->cells[c].test_hr_um == mc->test_hr_um &&
         e->cells[c].test_data == mc->test_data)
       sel[ns++] = c;
   return ns;
 }
 
-static void make_figures(report *r) {
+static void make_figures(report *rep) {
   char png[2600];
-  if (!mbsr_pathf(png, sizeof png, "%s/fig_paired_rmse.png", r->dir)) fig_done(r, fig_paired(r, 0, png), "fig_paired_rmse.png");
-  if (!mbsr_pathf(png, sizeof png, "%s/fig_paired_ssim.png", r->dir)) fig_done(r, fig_paired(r, 1, png), "fig_paired_ssim.png");
-  int sel[6], ns = montage_cells(r, sel);
+  if (!mbsr_pathf(png, sizeof png, "%s/fig_paired_rmse.png", rep->dir)) fig_done(rep, fig_paired(rep, 0, png), "fig_paired_rmse.png");
+  if (!mbsr_pathf(png, sizeof png, "%s/fig_paired_ssim.png", rep->dir)) fig_done(rep, fig_paired(rep, 1, png), "fig_paired_ssim.png");
+  int sel[6], ns = montage_cells(rep, sel);
   if (ns > 0) {
-    if (!mbsr_pathf(png, sizeof png, "%s/fig_montage.png", r->dir)) fig_done(r, fig_montage(r, sel, ns, png), "fig_montage.png");
-    if (!mbsr_pathf(png, sizeof png, "%s/fig_decorr.png", r->dir)) fig_done(r, fig_decorr(r, sel[ns - 1], png), "fig_decorr.png");
+    if (!mbsr_pathf(png, sizeof png, "%s/fig_montage.png", rep->dir)) fig_done(rep, fig_montage(rep, sel, ns, png), "fig_montage.png");
+    if (!mbsr_pathf(png, sizeof png, "%s/fig_decorr.png", rep->dir)) fig_done(rep, fig_decorr(rep, sel[ns - 1], png), "fig_decorr.png");
   }
-  if (fig_af_t2w(r)) mbsr_warn("report: AF-vs-MRI figure not made: %s", mbsr_last_error()), r->fig_failed++;
+  if (fig_af_t2w(rep)) mbsr_warn("report: AF-vs-MRI figure not made: %s", mbsr_last_error()), rep->fig_failed++;
 }
 
 int mbsr_report_run(const mbsr_experiment *e, const mbsr_report_opts *o) {
-  report *r = calloc(1, sizeof *r);
-  if (!r) return mbsr_error(MBSR_ENOMEM, "report: out of memory");
-  r->e = e, r->o = o, r->r_corr[0] = r->r_corr[1] = NAN;
-  int rc = mbsr_exp_dir(e, o->results, r->dir, sizeof r->dir);
-  if (!rc && !(r->cs = calloc((size_t)e->n_cells, sizeof *r->cs))) rc = mbsr_error(MBSR_ENOMEM, "report: out of memory");
-  if (!rc) rc = collect(r);
+  report *rep = calloc(1, sizeof *rep);
+  if (!rep) return mbsr_error(MBSR_ENOMEM, "report: out of memory");
+  rep->e = e, rep->o = o, rep->r_corr[0] = rep->r_corr[1] = NAN;
+  int rc = mbsr_exp_dir(e, o->results, rep->dir, sizeof rep->dir);
+  if (!rc && !(rep->cs = calloc((size_t)e->n_cells, sizeof *rep->cs))) rc = mbsr_error(MBSR_ENOMEM, "report: out of memory");
+  if (!rc) rc = collect(rep);
   mbsr__sbuf md = {0}, rd = {0};
   if (!rc) {
-    read_source(r);
-    r->synth = is_synthetic(r);
-    rc = write_tables(r, &md);
+    read_source(rep);
+    rep->synth = is_synthetic(rep);
+    rc = write_tables(rep, &md);
   }
-  if (!rc && o->figures) make_figures(r);
+  if (!rc && o->figures) make_figures(rep);
   if (!rc) {
-    readme_input in = {r->dir, r->source, r->synth, md.s, r->figs, r->nf, {r->r_corr[0], r->r_corr[1]}};
-    mbsr__write_readme(e, o, r->cs, &in, &rd);
-    rc = write_file(r, "README.md", &rd);
+    readme_input in = {rep->dir, rep->source, rep->synth, md.s, rep->figs, rep->nf, {rep->r_corr[0], rep->r_corr[1]}};
+    mbsr__write_readme(e, o, rep->cs, &in, &rd);
+    rc = write_file(rep, "README.md", &rd);
     if (!rc)
-      mbsr_info("report: %s/README.md (table: %s/table.md, %d figure(s)%s)", r->dir, r->dir, r->nf,
-                r->fig_failed ? ", some failed: see the warnings" : "");
+      mbsr_info("report: %s/README.md (table: %s/table.md, %d figure(s)%s)", rep->dir, rep->dir, rep->nf,
+                rep->fig_failed ? ", some failed: see the warnings" : "");
   }
   mbsr__sb_free(&md), mbsr__sb_free(&rd);
-  free(r->cs);
-  free(r);
+  free(rep->cs);
+  free(rep);
   return rc;
 }

@@ -225,20 +225,20 @@ static int cmp_r2pix(const void *a, const void *b) {
   return x->pix < y->pix ? -1 : x->pix > y->pix;
 }
 
-static void shape_free(shape_ws *S) {
-  if (!S) return;
-  if (S->plan) {
+static void shape_free(shape_ws *shape) {
+  if (!shape) return;
+  if (shape->plan) {
     pthread_mutex_lock(&planner_lock);
-    fftwf_destroy_plan(S->plan);
+    fftwf_destroy_plan(shape->plan);
     pthread_mutex_unlock(&planner_lock);
   }
-  fftwf_free(S->pin);
-  fftwf_free(S->pout);
-  free(S->src);
-  free(S->r2);
-  free(S->ti);
-  free(S->tj);
-  free(S);
+  fftwf_free(shape->pin);
+  fftwf_free(shape->pout);
+  free(shape->src);
+  free(shape->r2);
+  free(shape->ti);
+  free(shape->tj);
+  free(shape);
 }
 
 static int shape_new(int64_t nx, int64_t ny, const mbsr_decorr_opts *o, shape_ws **out) {
@@ -248,29 +248,29 @@ static int shape_new(int64_t nx, int64_t ny, const mbsr_decorr_opts *o, shape_ws
                       (long long)ny);
   if (nx > (1 << 15) || ny > (1 << 15) || nx * ny > ((int64_t)1 << 30))
     return mbsr_error(MBSR_ERANGE, "decorr: image %lldx%lld is too large for a 2-D analysis", (long long)nx, (long long)ny);
-  shape_ws *S = calloc(1, sizeof *S);
-  if (!S) return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
-  S->nx = nx;
-  S->ny = ny;
+  shape_ws *shape = calloc(1, sizeof *shape);
+  if (!shape) return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  shape->nx = nx;
+  shape->ny = ny;
   /* step 2: odd sides (drop the last row / column of an even side) */
-  S->nxo = (int)(nx % 2 ? nx : nx - 1);
-  S->nyo = (int)(ny % 2 ? ny : ny - 1);
-  int nxo = S->nxo, nyo = S->nyo;
+  shape->nxo = (int)(nx % 2 ? nx : nx - 1);
+  shape->nyo = (int)(ny % 2 ? ny : ny - 1);
+  int nxo = shape->nxo, nyo = shape->nyo;
   size_t np = (size_t)nxo * nyo;
-  S->ti = malloc(sizeof(double) * (size_t)nx);
-  S->tj = malloc(sizeof(double) * (size_t)ny);
-  S->pin = fftwf_malloc(sizeof(fftwf_complex) * np);
-  S->pout = fftwf_malloc(sizeof(fftwf_complex) * np);
+  shape->ti = malloc(sizeof(double) * (size_t)nx);
+  shape->tj = malloc(sizeof(double) * (size_t)ny);
+  shape->pin = fftwf_malloc(sizeof(fftwf_complex) * np);
+  shape->pout = fftwf_malloc(sizeof(fftwf_complex) * np);
   r2pix *tmp = malloc(sizeof(r2pix) * np);
   double *X = malloc(sizeof(double) * (size_t)(nxo + nyo));
-  if (!S->ti || !S->tj || !S->pin || !S->pout || !tmp || !X) {
+  if (!shape->ti || !shape->tj || !shape->pin || !shape->pout || !tmp || !X) {
     free(tmp);
     free(X);
-    shape_free(S);
+    shape_free(shape);
     return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
   }
-  S->apod = o->apod != MBSR_DECORR_APOD_NONE && o->apod_px > 0;
-  apod_tapers(nx, ny, o->apod_px, o->apod, S->ti, S->tj);
+  shape->apod = o->apod != MBSR_DECORR_APOD_NONE && o->apod_px > 0;
+  apod_tapers(nx, ny, o->apod_px, o->apod, shape->ti, shape->tj);
   /* step 3: [X,Y] = meshgrid(linspace(-1,1,cols), linspace(-1,1,rows)); R = sqrt(X.^2+Y.^2); keep R.^2 < 1.
    * Rows are i (nxo), columns j (nyo). */
   double *Y = X, *Xc = X + nxo;
@@ -290,81 +290,81 @@ static int shape_new(int64_t nx, int64_t ny, const mbsr_decorr_opts *o, shape_ws
       m++;
     }
   qsort(tmp, (size_t)m, sizeof *tmp, cmp_r2pix);
-  S->m = m;
-  S->src = malloc(sizeof(int32_t) * (size_t)(m ? m : 1));
-  S->r2 = malloc(sizeof(double) * (size_t)(m ? m : 1));
-  if (!S->src || !S->r2) {
+  shape->m = m;
+  shape->src = malloc(sizeof(int32_t) * (size_t)(m ? m : 1));
+  shape->r2 = malloc(sizeof(double) * (size_t)(m ? m : 1));
+  if (!shape->src || !shape->r2) {
     free(tmp);
     free(X);
-    shape_free(S);
+    shape_free(shape);
     return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
   }
   for (int64_t k = 0; k < m; k++) {
-    S->src[k] = tmp[k].pix;
-    S->r2[k] = tmp[k].r2;
+    shape->src[k] = tmp[k].pix;
+    shape->r2[k] = tmp[k].r2;
   }
   free(tmp);
   free(X);
   pthread_mutex_lock(&planner_lock);
   /* FFTW is row-major: the slow dimension (j, nyo) first */
-  S->plan = fftwf_plan_dft_2d(nyo, nxo, S->pin, S->pout, FFTW_FORWARD, FFTW_ESTIMATE);
+  shape->plan = fftwf_plan_dft_2d(nyo, nxo, shape->pin, shape->pout, FFTW_FORWARD, FFTW_ESTIMATE);
   pthread_mutex_unlock(&planner_lock);
-  if (!S->plan) {
-    shape_free(S);
+  if (!shape->plan) {
+    shape_free(shape);
     return mbsr_error(MBSR_EUNSUPPORTED, "decorr: FFTW could not plan a %dx%d transform", nxo, nyo);
   }
-  *out = S;
+  *out = shape;
   return MBSR_OK;
 }
 
-static void thread_free(thread_ws *T) {
-  if (!T) return;
-  fftwf_free(T->cin);
-  fftwf_free(T->cout);
-  free(T->ikr);
-  free(T->pnum);
-  free(T->dwork);
-  free(T);
+static void thread_free(thread_ws *ws) {
+  if (!ws) return;
+  fftwf_free(ws->cin);
+  fftwf_free(ws->cout);
+  free(ws->ikr);
+  free(ws->pnum);
+  free(ws->dwork);
+  free(ws);
 }
 
-static thread_ws *thread_new(const shape_ws *S, int nr) {
-  thread_ws *T = calloc(1, sizeof *T);
-  if (!T) return NULL;
-  size_t np = (size_t)S->nxo * S->nyo, m = (size_t)S->m + 1;
-  T->cin = fftwf_malloc(sizeof(fftwf_complex) * np);
-  T->cout = fftwf_malloc(sizeof(fftwf_complex) * np);
-  T->ikr = malloc(sizeof(float) * 4 * m);
-  T->pnum = malloc(sizeof(double) * 2 * m);
-  T->dwork = malloc(sizeof(double) * (size_t)nr);
-  if (!T->cin || !T->cout || !T->ikr || !T->pnum || !T->dwork) {
-    thread_free(T);
+static thread_ws *thread_new(const shape_ws *shape, int nr) {
+  thread_ws *ws = calloc(1, sizeof *ws);
+  if (!ws) return NULL;
+  size_t np = (size_t)shape->nxo * shape->nyo, m = (size_t)shape->m + 1;
+  ws->cin = fftwf_malloc(sizeof(fftwf_complex) * np);
+  ws->cout = fftwf_malloc(sizeof(fftwf_complex) * np);
+  ws->ikr = malloc(sizeof(float) * 4 * m);
+  ws->pnum = malloc(sizeof(double) * 2 * m);
+  ws->dwork = malloc(sizeof(double) * (size_t)nr);
+  if (!ws->cin || !ws->cout || !ws->ikr || !ws->pnum || !ws->dwork) {
+    thread_free(ws);
     return NULL;
   }
-  T->iki = T->ikr + m;
-  T->inr = T->iki + m;
-  T->ini = T->inr + m;
-  T->pden = T->pnum + m;
-  return T;
+  ws->iki = ws->ikr + m;
+  ws->inr = ws->iki + m;
+  ws->ini = ws->inr + m;
+  ws->pden = ws->pnum + m;
+  return ws;
 }
 
 /* number of sorted R^2 values < r*r (the disc R.^2 < r^2 is that prefix) */
-static int64_t disc_count(const shape_ws *S, double r) {
+static int64_t disc_count(const shape_ws *shape, double r) {
   double t = r * r;
-  int64_t lo = 0, hi = S->m;
+  int64_t lo = 0, hi = shape->m;
   while (lo < hi) {
     int64_t mid = lo + (hi - lo) / 2;
-    if (S->r2[mid] < t) lo = mid + 1;
+    if (shape->r2[mid] < t) lo = mid + 1;
     else hi = mid;
   }
   return lo;
 }
 
 /* Steps 6/8: one decorrelation curve from the prefix sums pnum (numerator) and pden (|In|^2). */
-static void curve(const shape_ws *S, const thread_ws *T, double c1, const double *r, int nr, double *d) {
+static void curve(const shape_ws *shape, const thread_ws *ws, double c1, const double *r, int nr, double *d) {
   for (int k = 0; k < nr; k++) {
-    int64_t n = disc_count(S, r[k]);
-    float c2 = sqrtf((float)T->pden[n]);
-    d[k] = mbsr_decorr_trunc3(T->pnum[n], c1, c2);
+    int64_t n = disc_count(shape, r[k]);
+    float c2 = sqrtf((float)ws->pden[n]);
+    d[k] = mbsr_decorr_trunc3(ws->pnum[n], c1, c2);
   }
 }
 
@@ -374,22 +374,22 @@ static inline float abs_f(float a, float b) { return (float)sqrt((double)a * a +
 
 /* Step 8 for one filter width g: Ir = Ik .* (1 - exp(-2 g^2 R^2)), prefix sums of Re(Ir .* conj(In)),
  * c1 = norm(Ir) over the whole (masked) spectrum. */
-static double highpass_prefix(const shape_ws *S, thread_ws *T, double g) {
+static double highpass_prefix(const shape_ws *shape, thread_ws *ws, double g) {
   double csum = 0, acc = 0;
-  T->pnum[0] = 0;
+  ws->pnum[0] = 0;
   double a = (-2.0 * g) * g, last_r2 = -1;
   float f = 0;
-  for (int64_t p = 0; p < S->m; p++) {
-    if (S->r2[p] != last_r2) { /* pixels come sorted by R^2 and symmetric ones share it */
-      last_r2 = S->r2[p];
+  for (int64_t p = 0; p < shape->m; p++) {
+    if (shape->r2[p] != last_r2) { /* pixels come sorted by R^2 and symmetric ones share it */
+      last_r2 = shape->r2[p];
       double x = a * last_r2; /* below -40, exp(x) < 5e-18 and (float)(1 - exp(x)) is exactly 1 */
       f = x < -40 ? 1.0f : (float)(1.0 - exp(x));
     }
-    float irr = T->ikr[p] * f, iri = T->iki[p] * f;
+    float irr = ws->ikr[p] * f, iri = ws->iki[p] * f;
     float ab = abs_f(irr, iri);
     csum += (double)(ab * ab);
-    acc += (double)(irr * T->inr[p] + iri * T->ini[p]);
-    T->pnum[p + 1] = acc;
+    acc += (double)(irr * ws->inr[p] + iri * ws->ini[p]);
+    ws->pnum[p + 1] = acc;
   }
   return (double)sqrtf((float)csum);
 }
@@ -397,11 +397,11 @@ static double highpass_prefix(const shape_ws *S, thread_ws *T, double g) {
 /* Steps 1-4: apodization (on the full image, as apodImRect runs before getDcorr), the single, odd
  * crop, Ik = fftshift(fft2(fftshift(im))) on R^2 < 1, In = Ik ./ |Ik| (non-finite -> 0), and the
  * prefix sums of the curves; returns c0 = ||Ik||. */
-static double spectrum(const shape_ws *S, thread_ws *T, const float *im) {
-  const int64_t nx = S->nx, ny = S->ny;
-  const int nxo = S->nxo, nyo = S->nyo, sx = nxo / 2, sy = nyo / 2;
+static double spectrum(const shape_ws *shape, thread_ws *ws, const float *im) {
+  const int64_t nx = shape->nx, ny = shape->ny;
+  const int nxo = shape->nxo, nyo = shape->nyo, sx = nxo / 2, sy = nyo / 2;
   double val = 0;
-  if (S->apod) {
+  if (shape->apod) {
     double acc = 0;
     for (int64_t k = 0; k < nx * ny; k++) acc += im[k];
     val = acc / (double)(nx * ny);
@@ -410,30 +410,30 @@ static double spectrum(const shape_ws *S, thread_ws *T, const float *im) {
     int dj = (j + sy) % nyo;
     for (int i = 0; i < nxo; i++) {
       float v = im[i + nx * j];
-      if (S->apod) v = (float)((v - val) * (S->ti[i] * S->tj[j]) + val);
+      if (shape->apod) v = (float)((v - val) * (shape->ti[i] * shape->tj[j]) + val);
       int di = (i + sx) % nxo; /* inner fftshift */
-      T->cin[di + (int64_t)nxo * dj][0] = v;
-      T->cin[di + (int64_t)nxo * dj][1] = 0;
+      ws->cin[di + (int64_t)nxo * dj][0] = v;
+      ws->cin[di + (int64_t)nxo * dj][1] = 0;
     }
   }
-  fftwf_execute_dft(S->plan, T->cin, T->cout);
+  fftwf_execute_dft(shape->plan, ws->cin, ws->cout);
   double csum = 0, an = 0, ad = 0;
-  T->pnum[0] = T->pden[0] = 0;
-  for (int64_t p = 0; p < S->m; p++) {
-    float re = T->cout[S->src[p]][0], imv = T->cout[S->src[p]][1];
+  ws->pnum[0] = ws->pden[0] = 0;
+  for (int64_t p = 0; p < shape->m; p++) {
+    float re = ws->cout[shape->src[p]][0], imv = ws->cout[shape->src[p]][1];
     float ab = abs_f(re, imv);
     float nre = re / ab, nim = imv / ab;
     if (!isfinite(nre) || !isfinite(nim)) nre = nim = 0;
-    T->ikr[p] = re;
-    T->iki[p] = imv;
-    T->inr[p] = nre;
-    T->ini[p] = nim;
+    ws->ikr[p] = re;
+    ws->iki[p] = imv;
+    ws->inr[p] = nre;
+    ws->ini[p] = nim;
     csum += (double)(re * re + imv * imv);
     an += (double)(re * nre + imv * nim);
     float nb = abs_f(nre, nim);
     ad += (double)(nb * nb);
-    T->pnum[p + 1] = an;
-    T->pden[p + 1] = ad;
+    ws->pnum[p + 1] = an;
+    ws->pden[p + 1] = ad;
   }
   return (double)sqrtf((float)csum);
 }
@@ -447,26 +447,26 @@ typedef struct {
   double A0, k0;
 } analysis;
 
-static int analysis_new(analysis *A, int nr, int ng) {
-  A->nr = nr, A->ng = ng;
+static int analysis_new(analysis *an, int nr, int ng) {
+  an->nr = nr, an->ng = ng;
   double *w = malloc(sizeof(double) * ((size_t)3 * nr + (size_t)2 * (2 * ng + 2) + (size_t)(2 * ng + 1)));
   if (!w) return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
-  A->r1 = w, A->r2 = w + nr, A->d0 = w + 2 * nr;
-  A->kcl = w + 3 * nr, A->snr = A->kcl + (2 * ng + 2);
-  A->g = A->snr + (2 * ng + 2), A->gr = A->g + ng + 1;
+  an->r1 = w, an->r2 = w + nr, an->d0 = w + 2 * nr;
+  an->kcl = w + 3 * nr, an->snr = an->kcl + (2 * ng + 2);
+  an->g = an->snr + (2 * ng + 2), an->gr = an->g + ng + 1;
   return 0;
 }
 
 /* One high-pass curve (width g over radii r): its peak into slot ks of kcl/snr, the curve into
  * slot k of cv. */
-static void highpass_peak(const shape_ws *S, thread_ws *T, analysis *A, double g, const double *r, int ks, int k,
+static void highpass_peak(const shape_ws *shape, thread_ws *ws, analysis *an, double g, const double *r, int ks, int k,
                           mbsr_decorr_curves *cv) {
-  const int nr = A->nr;
-  double *d = T->dwork;
-  curve(S, T, highpass_prefix(S, T, g), r, nr, d);
+  const int nr = an->nr;
+  double *d = ws->dwork;
+  curve(shape, ws, highpass_prefix(shape, ws, g), r, nr, d);
   int ind = mbsr_decorr_local_max(d, nr);
-  A->kcl[ks] = r[ind];
-  A->snr[ks] = d[ind];
+  an->kcl[ks] = r[ind];
+  an->snr[ks] = d[ind];
   if (cv) {
     memcpy(cv->d + (size_t)k * nr, d, sizeof(double) * nr);
     cv->g[k] = g;
@@ -477,15 +477,15 @@ static void highpass_peak(const shape_ws *S, thread_ws *T, analysis *A, double g
 
 /* Steps 8-9: pass 1 over g = [rows/4, exp(linspace(log(gMax), log(0.15), Ng))], then pass 2
  * refined around the last maximum of kc (pass 2 starts at the last pass-1 slot, which it overwrites). */
-static void highpass_passes(const shape_ws *S, thread_ws *T, analysis *A, int ind0, mbsr_decorr_curves *cv) {
-  const int nr = A->nr, ng = A->ng, nxo = S->nxo, nyo = S->nyo;
-  double gMax = 2.0 / A->r1[ind0];
+static void highpass_passes(const shape_ws *shape, thread_ws *ws, analysis *an, int ind0, mbsr_decorr_curves *cv) {
+  const int nr = an->nr, ng = an->ng, nxo = shape->nxo, nyo = shape->nyo;
+  double gMax = 2.0 / an->r1[ind0];
   if (isinf(gMax)) gMax = (nxo > nyo ? nxo : nyo) / 2.0;
-  double *g = A->g, *gr = A->gr, *kcl = A->kcl;
+  double *g = an->g, *gr = an->gr, *kcl = an->kcl;
   g[0] = nxo / 4.0;
   mbsr_decorr_linspace(log(gMax), log(0.15), ng, g + 1);
   for (int h = 1; h <= ng; h++) g[h] = exp(g[h]);
-  for (int h = 0; h <= ng; h++) highpass_peak(S, T, A, g[h], A->r1, h + 1, h, cv);
+  for (int h = 0; h <= ng; h++) highpass_peak(shape, ws, an, g[h], an->r1, h + 1, h, cv);
   int j = 0;
   for (int k = 1; k <= ng + 1; k++)
     if (kcl[k] >= kcl[j]) j = k;
@@ -502,51 +502,51 @@ static void highpass_passes(const shape_ws *S, thread_ws *T, analysis *A, int in
   }
   mbsr_decorr_linspace(log(g1), log(g2), ng, gr);
   for (int h = 0; h < ng; h++) gr[h] = exp(gr[h]);
-  double ra = kcl[j] - (A->r1[1] - A->r1[0]), rb = kcl[j] + 0.4;
+  double ra = kcl[j] - (an->r1[1] - an->r1[0]), rb = kcl[j] + 0.4;
   if (ra < 0) ra = 0;
   if (rb > 1) rb = 1;
-  mbsr_decorr_linspace(ra, fmin(rb, A->r1[nr - 1]), nr, A->r2);
-  for (int h = 0; h < ng; h++) highpass_peak(S, T, A, gr[h], A->r2, ng + 1 + h, ng + 1 + h, cv);
-  if (cv) memcpy(cv->r2, A->r2, sizeof(double) * nr);
+  mbsr_decorr_linspace(ra, fmin(rb, an->r1[nr - 1]), nr, an->r2);
+  for (int h = 0; h < ng; h++) highpass_peak(shape, ws, an, gr[h], an->r2, ng + 1 + h, ng + 1 + h, cv);
+  if (cv) memcpy(cv->r2, an->r2, sizeof(double) * nr);
 }
 
-static int analyse(const shape_ws *S, thread_ws *T, const float *im, const mbsr_decorr_opts *o, mbsr_decorr_result *res,
+static int analyse(const shape_ws *shape, thread_ws *ws, const float *im, const mbsr_decorr_opts *o, mbsr_decorr_result *res,
                    mbsr_decorr_curves *cv) {
   const int nr = eff_nr(o), ng = eff_ng(o);
   memset(res, 0, sizeof *res);
-  res->nx = S->nxo;
-  res->ny = S->nyo;
-  analysis A = {0};
-  int rc = analysis_new(&A, nr, ng);
+  res->nx = shape->nxo;
+  res->ny = shape->nyo;
+  analysis an = {0};
+  int rc = analysis_new(&an, nr, ng);
   if (rc) return rc;
-  const double c0 = spectrum(S, T, im);
+  const double c0 = spectrum(shape, ws, im);
   /* step 6: d0 over r = linspace(rmin, rmax, Nr); step 7: its peak */
-  mbsr_decorr_linspace(o->rmin, o->rmax, nr, A.r1);
-  curve(S, T, c0, A.r1, nr, A.d0);
-  int ind0 = mbsr_decorr_local_max(A.d0, nr);
-  A.A0 = A.d0[ind0], A.k0 = A.r1[ind0];
+  mbsr_decorr_linspace(o->rmin, o->rmax, nr, an.r1);
+  curve(shape, ws, c0, an.r1, nr, an.d0);
+  int ind0 = mbsr_decorr_local_max(an.d0, nr);
+  an.A0 = an.d0[ind0], an.k0 = an.r1[ind0];
   if (cv) {
-    memcpy(cv->r1, A.r1, sizeof(double) * nr);
-    memcpy(cv->d0, A.d0, sizeof(double) * nr);
+    memcpy(cv->r1, an.r1, sizeof(double) * nr);
+    memcpy(cv->d0, an.d0, sizeof(double) * nr);
   }
-  A.kcl[0] = A.k0;
-  A.snr[0] = A.A0;
-  highpass_passes(S, T, &A, ind0, cv);
+  an.kcl[0] = an.k0;
+  an.snr[0] = an.A0;
+  highpass_passes(shape, ws, &an, ind0, cv);
   /* step 10: add k0; drop peaks with amplitude < 0.05; kcMax = max */
   int nk = 2 * ng + 2, best = 0;
-  A.kcl[nk - 1] = A.k0;
-  A.snr[nk - 1] = A.A0;
+  an.kcl[nk - 1] = an.k0;
+  an.snr[nk - 1] = an.A0;
   for (int k = 0; k < nk; k++) {
-    if (A.snr[k] < 0.05) A.kcl[k] = 0, A.snr[k] = 0;
-    if (A.kcl[k] > A.kcl[best]) best = k;
+    if (an.snr[k] < 0.05) an.kcl[k] = 0, an.snr[k] = 0;
+    if (an.kcl[k] > an.kcl[best]) best = k;
   }
-  res->kc_max = A.kcl[best];
-  res->a_max = A.snr[best];
-  res->A0 = A.A0;
-  res->k0 = A.k0;
+  res->kc_max = an.kcl[best];
+  res->a_max = an.snr[best];
+  res->A0 = an.A0;
+  res->k0 = an.k0;
   double px = o->px > 0 ? o->px : 1.0;
   res->resolution = res->kc_max > 0 ? 2 * px / res->kc_max : INFINITY;
-  free(A.r1);
+  free(an.r1);
   return MBSR_OK;
 }
 
@@ -605,16 +605,16 @@ int mbsr_decorr_2d(const float *im, int64_t nx, int64_t ny, const mbsr_decorr_op
     if (!isfinite(im[k]))
       return mbsr_error(MBSR_ENONFINITE, "decorr: pixel (%lld, %lld) is %g", (long long)(k % nx), (long long)(k / nx),
                         im[k]);
-  shape_ws *S;
-  if ((rc = shape_new(nx, ny, o, &S))) return rc;
-  thread_ws *T = thread_new(S, eff_nr(o));
-  if (!T) {
-    shape_free(S);
+  shape_ws *shape;
+  if ((rc = shape_new(nx, ny, o, &shape))) return rc;
+  thread_ws *ws = thread_new(shape, eff_nr(o));
+  if (!ws) {
+    shape_free(shape);
     return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
   }
-  rc = analyse(S, T, im, o, res, curves);
-  thread_free(T);
-  shape_free(S);
+  rc = analyse(shape, ws, im, o, res, curves);
+  thread_free(ws);
+  shape_free(shape);
   return rc;
 }
 
@@ -662,9 +662,9 @@ static void get_slice(const mbsr_volume *v, int axis, int64_t s, float *buf) {
 
 /* The slices to analyse (every step-th with enough foreground): their indices into todo; the
  * foreground fraction of every slice into S. */
-static int select_slices(const mbsr_volume *v, const mbsr_decorr_opts *o, int64_t rows, int64_t cols, mbsr_decorr_summary *S,
+static int select_slices(const mbsr_volume *v, const mbsr_decorr_opts *o, int64_t rows, int64_t cols, mbsr_decorr_summary *sum,
                          int64_t **todo, int64_t *ntodo) {
-  const int64_t ns = S->nslices;
+  const int64_t ns = sum->nslices;
   *todo = malloc(sizeof(int64_t) * (size_t)(ns ? ns : 1));
   *ntodo = 0;
   float *probe = malloc(sizeof(float) * (size_t)(rows * cols));
@@ -676,9 +676,9 @@ static int select_slices(const mbsr_volume *v, const mbsr_decorr_opts *o, int64_
   for (int64_t s = 0; s < ns; s++) {
     get_slice(v, o->axis, s, probe);
     int64_t fg = 0;
-    for (int64_t k = 0; k < rows * cols; k++) fg += probe[k] > S->threshold;
-    S->fg_frac[s] = (double)fg / (double)(rows * cols);
-    if (s % o->step == 0 && S->fg_frac[s] >= o->min_fg) (*todo)[(*ntodo)++] = s;
+    for (int64_t k = 0; k < rows * cols; k++) fg += probe[k] > sum->threshold;
+    sum->fg_frac[s] = (double)fg / (double)(rows * cols);
+    if (s % o->step == 0 && sum->fg_frac[s] >= o->min_fg) (*todo)[(*ntodo)++] = s;
   }
   free(probe);
   return 0;
@@ -686,13 +686,13 @@ static int select_slices(const mbsr_volume *v, const mbsr_decorr_opts *o, int64_
 
 /* The listed slices, one per OpenMP task (each thread its own workspace). */
 static int analyse_slices(const mbsr_volume *v, const mbsr_decorr_opts *o, const shape_ws *shape, int64_t rows, int64_t cols,
-                          const int64_t *todo, int64_t ntodo, mbsr_decorr_summary *S) {
+                          const int64_t *todo, int64_t ntodo, mbsr_decorr_summary *sum) {
   int failed = 0;
 #pragma omp parallel
   {
-    thread_ws *T = thread_new(shape, eff_nr(o));
+    thread_ws *ws = thread_new(shape, eff_nr(o));
     float *buf = malloc(sizeof(float) * (size_t)(rows * cols));
-    int ok = T && buf;
+    int ok = ws && buf;
     if (!ok) {
 #pragma omp atomic write
       failed = 1;
@@ -703,7 +703,7 @@ static int analyse_slices(const mbsr_volume *v, const mbsr_decorr_opts *o, const
       int64_t s = todo[t];
       mbsr_decorr_curves *cv = NULL;
       if (o->keep_curves) {
-        cv = S->curves[s] = mbsr_decorr_curves_new(o->nr, o->ng);
+        cv = sum->curves[s] = mbsr_decorr_curves_new(o->nr, o->ng);
         if (!cv) {
 #pragma omp atomic write
           failed = 1;
@@ -711,64 +711,64 @@ static int analyse_slices(const mbsr_volume *v, const mbsr_decorr_opts *o, const
         }
       }
       get_slice(v, o->axis, s, buf);
-      if (analyse(shape, T, buf, o, &S->slice[s], cv) == MBSR_OK) S->used[s] = 1;
+      if (analyse(shape, ws, buf, o, &sum->slice[s], cv) == MBSR_OK) sum->used[s] = 1;
       else {
 #pragma omp atomic write
         failed = 1;
       }
     }
-    thread_free(T);
+    thread_free(ws);
     free(buf);
   }
   return failed ? mbsr_error(MBSR_ENOMEM, "decorr: out of memory in the slice workers") : 0;
 }
 
 /* Medians and quartiles over the analysed slices. */
-static int summarise_slices(mbsr_decorr_summary *S) {
-  const int64_t ns = S->nslices;
+static int summarise_slices(mbsr_decorr_summary *sum) {
+  const int64_t ns = sum->nslices;
   double *kc = malloc(sizeof(double) * (size_t)(ns ? ns : 1) * 3), *res = kc + ns, *amp = res + ns;
   if (!kc) return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
   int64_t n = 0;
   for (int64_t s = 0; s < ns; s++) {
-    if (!S->used[s]) continue;
-    kc[n] = S->slice[s].kc_max;
-    res[n] = S->slice[s].resolution;
-    amp[n] = S->slice[s].A0;
-    S->n_no_peak += S->slice[s].kc_max <= 0;
+    if (!sum->used[s]) continue;
+    kc[n] = sum->slice[s].kc_max;
+    res[n] = sum->slice[s].resolution;
+    amp[n] = sum->slice[s].A0;
+    sum->n_no_peak += sum->slice[s].kc_max <= 0;
     n++;
   }
-  S->nused = n;
+  sum->nused = n;
   qsort(kc, (size_t)n, sizeof(double), cmp_double);
   qsort(res, (size_t)n, sizeof(double), cmp_double);
   qsort(amp, (size_t)n, sizeof(double), cmp_double);
-  S->kc_median = quantile7(kc, n, 0.5);
-  S->kc_q1 = quantile7(kc, n, 0.25);
-  S->kc_q3 = quantile7(kc, n, 0.75);
-  S->kc_min = n ? kc[0] : NAN;
-  S->kc_max = n ? kc[n - 1] : NAN;
-  S->res_median = quantile7(res, n, 0.5);
-  S->res_q1 = quantile7(res, n, 0.25);
-  S->res_q3 = quantile7(res, n, 0.75);
-  S->A0_median = quantile7(amp, n, 0.5);
+  sum->kc_median = quantile7(kc, n, 0.5);
+  sum->kc_q1 = quantile7(kc, n, 0.25);
+  sum->kc_q3 = quantile7(kc, n, 0.75);
+  sum->kc_min = n ? kc[0] : NAN;
+  sum->kc_max = n ? kc[n - 1] : NAN;
+  sum->res_median = quantile7(res, n, 0.5);
+  sum->res_q1 = quantile7(res, n, 0.25);
+  sum->res_q3 = quantile7(res, n, 0.75);
+  sum->A0_median = quantile7(amp, n, 0.5);
   free(kc);
   return 0;
 }
 
 /* A summary for ns slices (arrays allocated). */
 static int summary_new(const mbsr_decorr_opts *o, int64_t ns, mbsr_decorr_summary **out) {
-  mbsr_decorr_summary *S = calloc(1, sizeof *S);
-  if (!S) return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
-  S->axis = o->axis;
-  S->nslices = ns;
-  S->used = calloc((size_t)ns, sizeof(int));
-  S->fg_frac = calloc((size_t)ns, sizeof(double));
-  S->slice = calloc((size_t)ns, sizeof(mbsr_decorr_result));
-  if (o->keep_curves) S->curves = calloc((size_t)ns, sizeof(mbsr_decorr_curves *));
-  if (!S->used || !S->fg_frac || !S->slice || (o->keep_curves && !S->curves)) {
-    mbsr_decorr_summary_free(S);
+  mbsr_decorr_summary *sum = calloc(1, sizeof *sum);
+  if (!sum) return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
+  sum->axis = o->axis;
+  sum->nslices = ns;
+  sum->used = calloc((size_t)ns, sizeof(int));
+  sum->fg_frac = calloc((size_t)ns, sizeof(double));
+  sum->slice = calloc((size_t)ns, sizeof(mbsr_decorr_result));
+  if (o->keep_curves) sum->curves = calloc((size_t)ns, sizeof(mbsr_decorr_curves *));
+  if (!sum->used || !sum->fg_frac || !sum->slice || (o->keep_curves && !sum->curves)) {
+    mbsr_decorr_summary_free(sum);
     return mbsr_error(MBSR_ENOMEM, "decorr: out of memory");
   }
-  *out = S;
+  *out = sum;
   return 0;
 }
 
@@ -789,26 +789,26 @@ int mbsr_decorr_volume(const mbsr_volume *v, const mbsr_decorr_opts *oin, mbsr_d
   int64_t nvox = mbsr_volume_nvox(v);
   for (int64_t k = 0; k < nvox; k++)
     if (!isfinite(v->data[k])) return mbsr_error(MBSR_ENONFINITE, "decorr: voxel %lld of the volume is %g", (long long)k, v->data[k]);
-  mbsr_decorr_summary *S = NULL;
-  if ((rc = summary_new(&o, ns, &S))) return rc;
+  mbsr_decorr_summary *sum = NULL;
+  if ((rc = summary_new(&o, ns, &sum))) return rc;
   double va = v->vox[a], vb = v->vox[b];
-  S->px_anisotropic = fabs(va - vb) > 1e-3 * fmax(va, vb);
-  S->px = o.px > 0 ? o.px : 0.5 * (va + vb);
-  o.px = S->px;
-  S->threshold = o.fg_rel * mbsr_percentile(v, NULL, 99.0); /* numpy-style 99th percentile */
+  sum->px_anisotropic = fabs(va - vb) > 1e-3 * fmax(va, vb);
+  sum->px = o.px > 0 ? o.px : 0.5 * (va + vb);
+  o.px = sum->px;
+  sum->threshold = o.fg_rel * mbsr_percentile(v, NULL, 99.0); /* numpy-style 99th percentile */
   shape_ws *shape = NULL;
   int64_t *todo = NULL, ntodo = 0;
   if ((rc = shape_new(rows, cols, &o, &shape))) mbsr_error_prefix(rc, "slices along axis %d: ", o.axis);
-  if (!rc) rc = select_slices(v, &o, rows, cols, S, &todo, &ntodo);
-  if (!rc) rc = analyse_slices(v, &o, shape, rows, cols, todo, ntodo, S);
+  if (!rc) rc = select_slices(v, &o, rows, cols, sum, &todo, &ntodo);
+  if (!rc) rc = analyse_slices(v, &o, shape, rows, cols, todo, ntodo, sum);
   free(todo);
   shape_free(shape);
-  if (!rc) rc = summarise_slices(S);
+  if (!rc) rc = summarise_slices(sum);
   if (rc) {
-    mbsr_decorr_summary_free(S);
+    mbsr_decorr_summary_free(sum);
     return rc;
   }
-  S->seconds = mbsr_now() - t0;
-  *out = S;
+  sum->seconds = mbsr_now() - t0;
+  *out = sum;
   return MBSR_OK;
 }

@@ -276,13 +276,13 @@ int mbsr_imresize_keys(const float *in, const int64_t nin[3], float *out, const 
 
 /* ---------------------------------------------------------------- grids */
 
-/* Inverse of an affine (3x3 linear part + translation); returns 0 or -1 if singular. */
+/* Inverse of an affine (3x3 linear part + translation); returns 0 or MBSR_EINVAL if singular (the caller names the volume). */
 static int affine_inverse(const double A[4][4], double R[4][4]) {
   double a = A[0][0], b = A[0][1], c = A[0][2], d = A[1][0], e = A[1][1], f = A[1][2], g = A[2][0], h = A[2][1],
          k = A[2][2];
   double det = a * (e * k - f * h) - b * (d * k - f * g) + c * (d * h - e * g);
   double scale = fabs(a) + fabs(b) + fabs(c) + fabs(d) + fabs(e) + fabs(f) + fabs(g) + fabs(h) + fabs(k);
-  if (!(fabs(det) > 1e-12 * scale * scale * scale)) return -1;
+  if (!(fabs(det) > 1e-12 * scale * scale * scale)) return MBSR_EINVAL;
   double inv[3][3] = {{(e * k - f * h) / det, (c * h - b * k) / det, (b * f - c * e) / det},
                       {(f * g - d * k) / det, (a * k - c * g) / det, (c * d - a * f) / det},
                       {(d * h - e * g) / det, (b * g - a * h) / det, (a * e - b * d) / det}};

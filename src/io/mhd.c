@@ -45,13 +45,13 @@ static int parse_doubles(const char *s, double *v, int n) {
   return n;
 }
 
-/* One integer value in [lo, hi] (whole value, surrounding blanks allowed); -1 if not. */
+/* One integer value in [lo, hi] (whole value, surrounding blanks allowed); MBSR_EFORMAT if not (the caller names the key). */
 static int parse_ll(const char *s, long long lo, long long hi, long long *out) {
   char *end;
   errno = 0;
   long long x = strtoll(s, &end, 10);
   while (*end == ' ' || *end == '\t') end++;
-  if (end == s || *end || errno || x < lo || x > hi) return -1;
+  if (end == s || *end || errno || x < lo || x > hi) return MBSR_EFORMAT;
   *out = x;
   return 0;
 }
@@ -68,7 +68,7 @@ static int elem_type(const char *s, int *dt, size_t *es) {
       *es = t[i].es;
       return 0;
     }
-  return -1;
+  return MBSR_EUNSUPPORTED;
 }
 
 static int is_true(const char *v) { return !strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"); }

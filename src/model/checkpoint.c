@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,13 +44,14 @@ static void quiet_on(h5quiet *q) {
 }
 static void quiet_off(const h5quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->fn, q->data); }
 
-/* ---- attribute helpers (return 0 or -1) ---- */
+/* ---- attribute helpers: 0, or MBSR_EHDF5 when the attribute is absent, of another shape or the
+ * HDF5 call fails (the caller names the file and attribute) ---- */
 static int attr_write(hid_t obj, const char *name, hid_t ftype, hid_t mtype, int n, const void *v) {
   hsize_t dims[1] = {(hsize_t)n};
   hid_t sp = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims, NULL);
-  if (sp < 0) return -1;
+  if (sp < 0) return MBSR_EHDF5;
   hid_t a = H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
-  int rc = (a < 0 || H5Awrite(a, mtype, v) < 0) ? -1 : 0;
+  int rc = (a < 0 || H5Awrite(a, mtype, v) < 0) ? MBSR_EHDF5 : 0;
   if (a >= 0) H5Aclose(a);
   H5Sclose(sp);
   return rc;
@@ -58,13 +60,13 @@ static int attr_i64(hid_t o, const char *name, int64_t v) { return attr_write(o,
 static int attr_f64(hid_t o, const char *name, double v) { return attr_write(o, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &v); }
 static int attr_str(hid_t obj, const char *name, const char *s) {
   hid_t t = H5Tcopy(H5T_C_S1);
-  if (t < 0) return -1;
+  if (t < 0) return MBSR_EHDF5;
   size_t len = strlen(s);
   H5Tset_size(t, len + 1);
   H5Tset_strpad(t, H5T_STR_NULLTERM);
   hid_t sp = H5Screate(H5S_SCALAR);
   hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-  int rc = (a < 0 || H5Awrite(a, t, s) < 0) ? -1 : 0;
+  int rc = (a < 0 || H5Awrite(a, t, s) < 0) ? MBSR_EHDF5 : 0;
   if (a >= 0) H5Aclose(a);
   H5Sclose(sp);
   H5Tclose(t);
@@ -72,27 +74,27 @@ static int attr_str(hid_t obj, const char *name, const char *s) {
 }
 
 static int attr_read_i64(hid_t obj, const char *name, int64_t *v) {
-  if (H5Aexists(obj, name) <= 0) return -1;
+  if (H5Aexists(obj, name) <= 0) return MBSR_EHDF5;
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return -1;
+  if (a < 0) return MBSR_EHDF5;
   hid_t sp = H5Aget_space(a);
   hssize_t n = H5Sget_simple_extent_npoints(sp);
   H5Sclose(sp);
   int64_t buf[4];
-  int rc = (n < 1 || n > 4 || H5Aread(a, H5T_NATIVE_INT64, buf) < 0) ? -1 : 0;
+  int rc = (n < 1 || n > 4 || H5Aread(a, H5T_NATIVE_INT64, buf) < 0) ? MBSR_EHDF5 : 0;
   H5Aclose(a);
   if (!rc) *v = buf[0];
   return rc;
 }
-/* exactly n values of memory type mtype (-1 when absent or of another length) */
+/* exactly n values of memory type mtype (MBSR_EHDF5 when absent or of another length) */
 static int attr_read_n(hid_t obj, const char *name, hid_t mtype, void *v, int n) {
-  if (H5Aexists(obj, name) <= 0) return -1;
+  if (H5Aexists(obj, name) <= 0) return MBSR_EHDF5;
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return -1;
+  if (a < 0) return MBSR_EHDF5;
   hid_t sp = H5Aget_space(a);
   hssize_t k = H5Sget_simple_extent_npoints(sp);
   H5Sclose(sp);
-  int rc = (k != n || H5Aread(a, mtype, v) < 0) ? -1 : 0;
+  int rc = (k != n || H5Aread(a, mtype, v) < 0) ? MBSR_EHDF5 : 0;
   H5Aclose(a);
   return rc;
 }
@@ -100,11 +102,11 @@ static int attr_read_i64n(hid_t obj, const char *name, int64_t *v, int n) { retu
 static int attr_read_f64n(hid_t obj, const char *name, double *v, int n) { return attr_read_n(obj, name, H5T_NATIVE_DOUBLE, v, n); }
 static int attr_read_f64(hid_t obj, const char *name, double *v) { return attr_read_n(obj, name, H5T_NATIVE_DOUBLE, v, 1); }
 static int attr_read_str(hid_t obj, const char *name, char *buf, size_t n) {
-  if (H5Aexists(obj, name) <= 0) return -1;
+  if (H5Aexists(obj, name) <= 0) return MBSR_EHDF5;
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return -1;
+  if (a < 0) return MBSR_EHDF5;
   hid_t ft = H5Aget_type(a);
-  int rc = -1;
+  int rc = MBSR_EHDF5;
   if (H5Tget_class(ft) == H5T_STRING && !H5Tis_variable_str(ft)) {
     size_t sz = H5Tget_size(ft);
     char *tmp = calloc(sz + 1, 1);
@@ -122,18 +124,20 @@ static int attr_read_str(hid_t obj, const char *name, char *buf, size_t n) {
   return rc;
 }
 
-static void config_json(const mbsr_model_config *c, char *buf, size_t n) {
-  snprintf(buf, n,
-           "{\"arch\": \"%s\", \"channels\": %d, \"blocks\": %d, \"ccnn_c1\": %d, \"ccnn_c2\": %d, "
-           "\"global_residual\": %d, \"disc_channels\": %d, \"disc_blocks\": %d, \"gan_lambda\": %.9g}",
-           mbsr_arch_name(c->arch), c->channels, c->blocks, c->ccnn_c1, c->ccnn_c2, c->global_residual,
-           c->disc_channels, c->disc_blocks, (double)c->gan_lambda);
+/* The whole config as one JSON object (Jansson; malloc'd text, NULL when out of memory). */
+static char *config_json(const mbsr_model_config *c) {
+  json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f}", "arch", mbsr_arch_name(c->arch), "channels", c->channels,
+                        "blocks", c->blocks, "ccnn_c1", c->ccnn_c1, "ccnn_c2", c->ccnn_c2, "global_residual", c->global_residual,
+                        "disc_channels", c->disc_channels, "disc_blocks", c->disc_blocks, "gan_lambda", (double)c->gan_lambda);
+  char *txt = o ? json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
+  json_decref(o);
+  return txt;
 }
 
 /* Every tensor: one chunk, Fletcher32. */
 static int write_group(hid_t f, const char *group, const mbsr_model *m, const float *buf) {
   hid_t g = H5Gcreate2(f, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (g < 0) return -1;
+  if (g < 0) return MBSR_EHDF5;
   int rc = 0;
   for (int i = 0; i < m->ntensors && !rc; i++) {
     const mbsr__tensor *t = &m->tensors[i];
@@ -141,9 +145,9 @@ static int write_group(hid_t f, const char *group, const mbsr_model *m, const fl
     for (int k = 0; k < t->ndim; k++) dims[k] = (hsize_t)t->shape[k];
     hid_t sp = H5Screate_simple(t->ndim, dims, NULL);
     hid_t pl = H5Pcreate(H5P_DATASET_CREATE);
-    if (pl < 0 || H5Pset_chunk(pl, t->ndim, dims) < 0 || H5Pset_fletcher32(pl) < 0) rc = -1;
+    if (pl < 0 || H5Pset_chunk(pl, t->ndim, dims) < 0 || H5Pset_fletcher32(pl) < 0) rc = MBSR_EHDF5;
     hid_t ds = (sp < 0 || rc) ? -1 : H5Dcreate2(g, t->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
-    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + t->off) < 0) rc = -1;
+    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + t->off) < 0) rc = MBSR_EHDF5;
     if (!rc && buf == m->params) rc = attr_i64(ds, "trainable", *t->trainable);
     if (ds >= 0) H5Dclose(ds);
     if (pl >= 0) H5Pclose(pl);
@@ -296,9 +300,8 @@ static int save(const mbsr_model *m, const char *path, const mbsr_ckpt_meta *met
     memset(&zero, 0, sizeof zero);
     meta = &zero;
   }
-  char json[1024];
-  config_json(c, json, sizeof json);
-  int bad = 0;
+  char *json = config_json(c);
+  int bad = !json;
   bad |= attr_str(f, "format", CKPT_FORMAT);
   bad |= attr_i64(f, "format_version", CKPT_FORMAT_VERSION);
   bad |= attr_str(f, "mbsr_version", MBSR_VERSION);
@@ -311,7 +314,8 @@ static int save(const mbsr_model *m, const char *path, const mbsr_ckpt_meta *met
   bad |= attr_i64(f, "disc_channels", c->disc_channels);
   bad |= attr_i64(f, "disc_blocks", c->disc_blocks);
   bad |= attr_f64(f, "gan_lambda", c->gan_lambda);
-  bad |= attr_str(f, "config", json);
+  if (json) bad |= attr_str(f, "config", json);
+  free(json);
   bad |= attr_str(f, "layout", "activations (N,D,H,W,C) channels-last; conv weight (kd,kh,kw,cin,cout); "
                                "dense weight (cin,cout); patch axes D,H,W = volume k,j,i");
   bad |= attr_i64(f, "num_params", (int64_t)m->num_params);

@@ -478,229 +478,229 @@ static int check_config(const mbsr_train_config *c) {
 }
 
 /* The patch files' train and val sets, the patches used, the batch geometry. */
-static int open_data(trainer *T) {
-  const mbsr_train_config *c = T->c;
+static int open_data(trainer *run) {
+  const mbsr_train_config *c = run->c;
   int rc = 0;
   if (c->out) {
-    rc = mbsr_pathf(T->last_path, sizeof T->last_path, "%s/last.h5", c->out);
-    if (!rc) rc = mbsr_pathf(T->best_path, sizeof T->best_path, "%s/best.h5", c->out);
-    if (!rc) rc = mbsr_pathf(T->log_path, sizeof T->log_path, "%s/train.jsonl", c->out);
+    rc = mbsr_pathf(run->last_path, sizeof run->last_path, "%s/last.h5", c->out);
+    if (!rc) rc = mbsr_pathf(run->best_path, sizeof run->best_path, "%s/best.h5", c->out);
+    if (!rc) rc = mbsr_pathf(run->log_path, sizeof run->log_path, "%s/train.jsonl", c->out);
   }
-  if (!rc) rc = mbsr_patchset_open(c->data, c->pair, "train", &T->tr);
-  if (!rc) rc = mbsr_patchset_open(c->data, c->pair, "val", &T->va);
-  if (!rc) rc = select_patches(T->tr, c->exclude_subjects, c->data, &T->tr_idx, &T->ntr_all);
-  if (!rc) rc = select_patches(T->va, c->exclude_subjects, c->data, &T->va_idx, &T->nval);
-  if (!rc && T->ntr_all < 1)
+  if (!rc) rc = mbsr_patchset_open(c->data, c->pair, "train", &run->tr);
+  if (!rc) rc = mbsr_patchset_open(c->data, c->pair, "val", &run->va);
+  if (!rc) rc = select_patches(run->tr, c->exclude_subjects, c->data, &run->tr_idx, &run->ntr_all);
+  if (!rc) rc = select_patches(run->va, c->exclude_subjects, c->data, &run->va_idx, &run->nval);
+  if (!rc && run->ntr_all < 1)
     rc = mbsr_error(MBSR_EINVAL, "%s: pair %s has no training patches%s", c->data, c->pair,
                     c->exclude_subjects ? " outside the excluded subjects" : "");
-  if ((rc = mbsr_mpi_agree(T->comm, rc))) return rc;
-  T->p = mbsr_patchset_patch(T->tr);
-  T->vox = (size_t)T->p * T->p * T->p;
-  T->ntrain = T->ntr_all;
-  if (c->max_patches > 0 && c->max_patches < T->ntrain) T->ntrain = c->max_patches;
-  T->B = c->batch;
-  T->spe = c->steps_per_epoch > 0 ? c->steps_per_epoch : (T->ntrain + T->B - 1) / T->B;
-  T->b0 = (int)((int64_t)T->B * T->rank / T->P);
-  T->nb = (int)((int64_t)T->B * (T->rank + 1) / T->P) - T->b0;
-  T->mb = (T->B + T->P - 1) / T->P; /* the model's batch: the largest share, also the validation micro-batch */
-  if (T->mb > 256)
-    return mbsr_error(MBSR_EINVAL, "global batch %d on %d ranks gives %d patches per rank (at most 256)", T->B, T->P, T->mb);
-  if (T->mb < 4) T->mb = 4;
-  T->cubic_val = mbsr_patchset_cubic_mse(T->va);
+  if ((rc = mbsr_mpi_agree(run->comm, rc))) return rc;
+  run->p = mbsr_patchset_patch(run->tr);
+  run->vox = (size_t)run->p * run->p * run->p;
+  run->ntrain = run->ntr_all;
+  if (c->max_patches > 0 && c->max_patches < run->ntrain) run->ntrain = c->max_patches;
+  run->B = c->batch;
+  run->spe = c->steps_per_epoch > 0 ? c->steps_per_epoch : (run->ntrain + run->B - 1) / run->B;
+  run->b0 = (int)((int64_t)run->B * run->rank / run->P);
+  run->nb = (int)((int64_t)run->B * (run->rank + 1) / run->P) - run->b0;
+  run->mb = (run->B + run->P - 1) / run->P; /* the model's batch: the largest share, also the validation micro-batch */
+  if (run->mb > 256)
+    return mbsr_error(MBSR_EINVAL, "global batch %d on %d ranks gives %d patches per rank (at most 256)", run->B, run->P, run->mb);
+  if (run->mb < 4) run->mb = 4;
+  run->cubic_val = mbsr_patchset_cubic_mse(run->va);
   return 0;
 }
 
 /* The model of a resumed run: <out>/last.h5, checked against the configuration. */
-static int resume_model(trainer *T) {
-  const mbsr_train_config *c = T->c;
+static int resume_model(trainer *run) {
+  const mbsr_train_config *c = run->c;
   mbsr_ckpt_meta meta;
-  int rc = mbsr_checkpoint_load(T->last_path, T->mb, T->p, T->p, T->p, &T->m, &meta);
-  if (!rc) rc = check_resume_model(c, mbsr_model_get_config(T->m));
-  if (!rc) rc = meta_to_state(&meta, &T->st);
+  int rc = mbsr_checkpoint_load(run->last_path, run->mb, run->p, run->p, run->p, &run->m, &meta);
+  if (!rc) rc = check_resume_model(c, mbsr_model_get_config(run->m));
+  if (!rc) rc = meta_to_state(&meta, &run->st);
   double kb = 0, ks = 0, kp = 0;
   if (!rc && json_num(meta.info, "batch", &kb) && json_num(meta.info, "steps_per_epoch", &ks) &&
-      ((int)kb != c->batch || (int64_t)ks != T->spe))
+      ((int)kb != c->batch || (int64_t)ks != run->spe))
     rc = mbsr_error(MBSR_EMISMATCH, "the checkpoint was made with global batch %d and %lld steps per epoch, this run has %d and %lld",
-                    (int)kb, (long long)ks, c->batch, (long long)T->spe);
-  if (!rc && T->rank == 0 && json_num(meta.info, "nranks", &kp) && (int)kp != T->P)
+                    (int)kb, (long long)ks, c->batch, (long long)run->spe);
+  if (!rc && run->rank == 0 && json_num(meta.info, "nranks", &kp) && (int)kp != run->P)
     mbsr_warn("resuming a %d-rank run on %d ranks: training continues correctly, but not bitwise as an uninterrupted run", (int)kp,
-              T->P);
-  if (rc) mbsr_error_prefix(rc, "resuming from %s: ", T->last_path);
-  T->resumed = 1;
-  if (!rc && c->init && c->finetune_last >= 0) rc = mbsr_model_freeze_all_but_last(T->m, c->finetune_last);
+              run->P);
+  if (rc) mbsr_error_prefix(rc, "resuming from %s: ", run->last_path);
+  run->resumed = 1;
+  if (!rc && c->init && c->finetune_last >= 0) rc = mbsr_model_freeze_all_but_last(run->m, c->finetune_last);
   return rc;
 }
 
 /* A fresh model (Glorot; a global-residual output conv zeroed) or a transfer (init). */
-static int fresh_model(trainer *T) {
-  const mbsr_train_config *c = T->c;
-  int rc = mbsr_model_create(&c->model, T->mb, T->p, T->p, T->p, &T->m);
-  if (!rc) mbsr_model_init(T->m, c->seed);
-  if (!rc && !c->init && !c->init_glorot && c->model.global_residual) zero_output_conv(T->m);
+static int fresh_model(trainer *run) {
+  const mbsr_train_config *c = run->c;
+  int rc = mbsr_model_create(&c->model, run->mb, run->p, run->p, run->p, &run->m);
+  if (!rc) mbsr_model_init(run->m, c->seed);
+  if (!rc && !c->init && !c->init_glorot && c->model.global_residual) zero_output_conv(run->m);
   if (!rc && c->init) {
     mbsr_ckpt_meta im;
-    rc = mbsr_checkpoint_load_into(T->m, c->init, &im);
+    rc = mbsr_checkpoint_load_into(run->m, c->init, &im);
     if (rc) mbsr_error_prefix(rc, "init %s: ", c->init);
-    if (!rc && c->finetune_last >= 0) rc = mbsr_model_freeze_all_but_last(T->m, c->finetune_last);
+    if (!rc && c->finetune_last >= 0) rc = mbsr_model_freeze_all_but_last(run->m, c->finetune_last);
   }
   return rc;
 }
 
 /* The model (fresh, transfer, or resumed when resume is set and <out>/last.h5 exists), the batch
  * buffers, and the subset of patches this run trains on. */
-static int build_model(trainer *T) {
-  const mbsr_train_config *c = T->c;
+static int build_model(trainer *run) {
+  const mbsr_train_config *c = run->c;
   int rc = 0;
-  if (T->rank == 0 && c->out && !c->dry_run) {
+  if (run->rank == 0 && c->out && !c->dry_run) {
     rc = mbsr_mkdir_p(c->out);
     if (!rc) mbsr_clean_stale_tmp(c->out, NULL); /* temporaries of killed runs */
   }
-  if ((rc = mbsr_mpi_agree(T->comm, rc))) return rc;
-  T->rss0 = rss_bytes();
-  rc = c->resume && c->out && mbsr_file_exists(T->last_path) ? resume_model(T) : fresh_model(T);
-  const size_t bytes = sizeof(float) * T->vox * (size_t)T->mb;
-  T->bin = mbsr_alloc(bytes), T->btg = mbsr_alloc(bytes), T->bout = mbsr_alloc(bytes);
-  T->perm = malloc(sizeof(int64_t) * (size_t)T->ntr_all);
-  T->sub = malloc(sizeof(int64_t) * (size_t)T->ntr_all);
-  T->aug_tmp = c->augment ? mbsr_alloc(sizeof(float) * T->vox) : NULL;
-  if (!rc && (!T->bin || !T->btg || !T->bout || !T->perm || !T->sub || (c->augment && !T->aug_tmp)))
+  if ((rc = mbsr_mpi_agree(run->comm, rc))) return rc;
+  run->rss0 = rss_bytes();
+  rc = c->resume && c->out && mbsr_file_exists(run->last_path) ? resume_model(run) : fresh_model(run);
+  const size_t bytes = sizeof(float) * run->vox * (size_t)run->mb;
+  run->bin = mbsr_alloc(bytes), run->btg = mbsr_alloc(bytes), run->bout = mbsr_alloc(bytes);
+  run->perm = malloc(sizeof(int64_t) * (size_t)run->ntr_all);
+  run->sub = malloc(sizeof(int64_t) * (size_t)run->ntr_all);
+  run->aug_tmp = c->augment ? mbsr_alloc(sizeof(float) * run->vox) : NULL;
+  if (!rc && (!run->bin || !run->btg || !run->bout || !run->perm || !run->sub || (c->augment && !run->aug_tmp)))
     rc = mbsr_error(MBSR_ENOMEM, "train: out of memory for batch buffers");
-  if ((rc = mbsr_mpi_agree(T->comm, rc))) return rc;
+  if ((rc = mbsr_mpi_agree(run->comm, rc))) return rc;
   /* max_patches N: a seeded random subset of N patches (fixed for the run), sorted */
-  shuffle(T->sub, T->ntr_all, c->seed, -1);
-  if (T->ntrain < T->ntr_all) qsort(T->sub, (size_t)T->ntrain, sizeof *T->sub, cmp_i64);
+  shuffle(run->sub, run->ntr_all, c->seed, -1);
+  if (run->ntrain < run->ntr_all) qsort(run->sub, (size_t)run->ntrain, sizeof *run->sub, cmp_i64);
   else
-    for (int64_t i = 0; i < T->ntrain; i++) T->sub[i] = i;
-  for (int64_t i = 0; i < T->ntrain; i++) T->sub[i] = T->tr_idx[T->sub[i]];
+    for (int64_t i = 0; i < run->ntrain; i++) run->sub[i] = i;
+  for (int64_t i = 0; i < run->ntrain; i++) run->sub[i] = run->tr_idx[run->sub[i]];
   /* the SR contract of the data, with what this run trains on: saved in every checkpoint */
   mbsr_sr_contract k;
-  rc = mbsr_patchset_contract(T->tr, &k);
+  rc = mbsr_patchset_contract(run->tr, &k);
   if (!rc) {
-    training_summary(c, T->tr, T->sub, T->ntrain, T->va, T->va_idx, T->nval, k.training, sizeof k.training);
-    mbsr_model_set_contract(T->m, &k);
+    training_summary(c, run->tr, run->sub, run->ntrain, run->va, run->va_idx, run->nval, k.training, sizeof k.training);
+    mbsr_model_set_contract(run->m, &k);
   }
-  if ((rc = mbsr_mpi_agree(T->comm, rc))) return rc;
+  if ((rc = mbsr_mpi_agree(run->comm, rc))) return rc;
   /* the cubic baseline over the validation patches used (the file's value when none is left out) */
-  if (T->nval != mbsr_patchset_count(T->va)) {
+  if (run->nval != mbsr_patchset_count(run->va)) {
     double io = 0;
-    rc = validate(T->m, T->va, T->va_idx, T->nval, 1, T->mb, T->bin, T->btg, T->bout, T->comm, &T->cubic_val, &io);
+    rc = validate(run->m, run->va, run->va_idx, run->nval, 1, run->mb, run->bin, run->btg, run->bout, run->comm, &run->cubic_val, &io);
   }
-  T->sum->cubic_val = T->cubic_val;
-  if ((rc = mbsr_mpi_agree(T->comm, rc))) return rc;
-  T->mem_rank = rss_bytes() - T->rss0;
-  T->nparams = mbsr_model_num_params(T->m);
-  T->nph = mbsr_model_num_phases(T->m);
-  T->flops_sample = 3.0 * mbsr_model_forward_flops(T->m);
+  run->sum->cubic_val = run->cubic_val;
+  if ((rc = mbsr_mpi_agree(run->comm, rc))) return rc;
+  run->mem_rank = rss_bytes() - run->rss0;
+  run->nparams = mbsr_model_num_params(run->m);
+  run->nph = mbsr_model_num_phases(run->m);
+  run->flops_sample = 3.0 * mbsr_model_forward_flops(run->m);
   return 0;
 }
 
 /* This rank's share of global step k of the epoch permutation: read (and augment) the batch. */
-static int read_batch(trainer *T, const int64_t *perm, int64_t k) {
-  const mbsr_train_config *c = T->c;
+static int read_batch(trainer *run, const int64_t *perm, int64_t k) {
+  const mbsr_train_config *c = run->c;
   int64_t idx[256];
   int rc = 0;
-  for (int j = 0; j < T->nb; j++) idx[j] = T->sub[perm[(k * T->B + T->b0 + j) % T->ntrain]];
+  for (int j = 0; j < run->nb; j++) idx[j] = run->sub[perm[(k * run->B + run->b0 + j) % run->ntrain]];
   double t = mbsr_now();
-  if (T->nb) rc = mbsr_patchset_read(T->tr, idx, T->nb, T->bin, T->btg);
-  if (T->nb && !rc && c->augment) augment_batch(T->bin, T->btg, T->nb, T->p, c->seed, T->st.step, T->b0, T->aug_tmp);
-  T->t_io += mbsr_now() - t;
-  if (!rc && T->rank == c->inject_fail_rank && T->st.step == c->inject_fail_step)
-    rc = mbsr_error(MBSR_EIO, "injected failure at step %lld (test hook inject_fail)", (long long)T->st.step);
+  if (run->nb) rc = mbsr_patchset_read(run->tr, idx, run->nb, run->bin, run->btg);
+  if (run->nb && !rc && c->augment) augment_batch(run->bin, run->btg, run->nb, run->p, c->seed, run->st.step, run->b0, run->aug_tmp);
+  run->t_io += mbsr_now() - t;
+  if (!rc && run->rank == c->inject_fail_rank && run->st.step == c->inject_fail_step)
+    rc = mbsr_error(MBSR_EIO, "injected failure at step %lld (test hook inject_fail)", (long long)run->st.step);
   return rc;
 }
 
 /* One phase of a step: local gradient, ONE small all-reduce (loss, failures, stop request: the
  * status agreement), the gradient all-reduce, the update (identical on all ranks). *lrc: this
  * rank's local failure so far; *loss: the phase's global loss. */
-static int step_phase(trainer *T, int ph, int stopreq, int *lrc, double *loss) {
+static int step_phase(trainer *run, int ph, int stopreq, int *lrc, double *loss) {
   size_t so, sc;
-  mbsr_model_phase_span(T->m, ph, &so, &sc);
+  mbsr_model_phase_span(run->m, ph, &so, &sc);
   double t = mbsr_now(), l = 0, mse = 0;
   int rc = 0;
   if (!*lrc) {
-    if (T->nb) {
-      l = mbsr_model_phase_grad(T->m, ph, T->bin, T->btg, T->nb, (double)T->B);
+    if (run->nb) {
+      l = mbsr_model_phase_grad(run->m, ph, run->bin, run->btg, run->nb, (double)run->B);
       if (l < 0) *lrc = (int)l, l = 0;
     } else
-      memset(mbsr_model_grads(T->m) + so, 0, sizeof(float) * sc);
+      memset(mbsr_model_grads(run->m) + so, 0, sizeof(float) * sc);
   }
-  if (T->nb && !*lrc) mbsr_model_last_losses(T->m, &mse, NULL, NULL);
-  T->t_comp += mbsr_now() - t;
-  double sm[3] = {T->nph == 1 ? l : mse, *lrc ? 1.0 : 0.0, stopreq ? 1.0 : 0.0};
+  if (run->nb && !*lrc) mbsr_model_last_losses(run->m, &mse, NULL, NULL);
+  run->t_comp += mbsr_now() - t;
+  double sm[3] = {run->nph == 1 ? l : mse, *lrc ? 1.0 : 0.0, stopreq ? 1.0 : 0.0};
   t = mbsr_now();
-  if (MPI_Allreduce(MPI_IN_PLACE, sm, 3, MPI_DOUBLE, MPI_SUM, T->comm) != MPI_SUCCESS)
+  if (MPI_Allreduce(MPI_IN_PLACE, sm, 3, MPI_DOUBLE, MPI_SUM, run->comm) != MPI_SUCCESS)
     rc = mbsr_error(MBSR_EMPI, "MPI_Allreduce (step status) failed");
-  T->t_sync += mbsr_now() - t;
-  if (!rc && sm[1] > 0) rc = mbsr_mpi_agree(T->comm, *lrc);
+  run->t_sync += mbsr_now() - t;
+  if (!rc && sm[1] > 0) rc = mbsr_mpi_agree(run->comm, *lrc);
   if (rc) return rc;
-  if (sm[2] > 0) T->stop_all = 1;
+  if (sm[2] > 0) run->stop_all = 1;
   *loss = sm[0];
   t = mbsr_now();
-  if (T->P > 1 && MPI_Allreduce(MPI_IN_PLACE, mbsr_model_grads(T->m) + so, (int)sc, MPI_FLOAT, MPI_SUM, T->comm) != MPI_SUCCESS)
+  if (run->P > 1 && MPI_Allreduce(MPI_IN_PLACE, mbsr_model_grads(run->m) + so, (int)sc, MPI_FLOAT, MPI_SUM, run->comm) != MPI_SUCCESS)
     rc = mbsr_error(MBSR_EMPI, "MPI_Allreduce of %zu gradients failed", sc);
-  T->t_ar += mbsr_now() - t;
+  run->t_ar += mbsr_now() - t;
   t = mbsr_now();
   /* the reduced gradients are identical on all ranks: so are the update and its status */
-  if (!rc) rc = mbsr_model_phase_update(T->m, ph, &T->c->adam);
-  T->t_comp += mbsr_now() - t;
+  if (!rc) rc = mbsr_model_phase_update(run->m, ph, &run->c->adam);
+  run->t_comp += mbsr_now() - t;
   return rc;
 }
 
 /* One global step (shared by the dry run and the loop): the global loss of the last phase into *loss. */
-static int train_step(trainer *T, const int64_t *perm, int64_t k, int stopreq, double *loss) {
-  int lrc = read_batch(T, perm, k), rc = 0;
+static int train_step(trainer *run, const int64_t *perm, int64_t k, int stopreq, double *loss) {
+  int lrc = read_batch(run, perm, k), rc = 0;
   double gl = 0;
-  for (int ph = 0; ph < T->nph && !rc; ph++) rc = step_phase(T, ph, stopreq, &lrc, &gl);
+  for (int ph = 0; ph < run->nph && !rc; ph++) rc = step_phase(run, ph, stopreq, &lrc, &gl);
   *loss = gl;
   return rc;
 }
 
 /* dry_run: the plan, with a few measured steps (nothing is written). */
-static int dry_run(trainer *T) {
-  const mbsr_train_config *c = T->c;
-  const int B = T->B, P = T->P, nthr = omp_get_max_threads();
-  const int64_t plan_n = c->plan_patches > 0 ? c->plan_patches : T->ntrain;
+static int dry_run(trainer *run) {
+  const mbsr_train_config *c = run->c;
+  const int B = run->B, P = run->P, nthr = omp_get_max_threads();
+  const int64_t plan_n = c->plan_patches > 0 ? c->plan_patches : run->ntrain;
   const int64_t plan_spe = c->steps_per_epoch > 0 ? c->steps_per_epoch : (plan_n + B - 1) / B;
-  shuffle(T->perm, T->ntrain, c->seed, 0);
+  shuffle(run->perm, run->ntrain, c->seed, 0);
   const int warm = 1, meas = 3;
   double loss, tm = 0, tcpu = 0;
   int rc = 0;
   for (int k = 0; k < warm + meas && !rc; k++) {
     double t0 = mbsr_now(), c0 = cpu_seconds();
-    rc = train_step(T, T->perm, k, 0, &loss);
-    MPI_Barrier(T->comm);
+    rc = train_step(run, run->perm, k, 0, &loss);
+    MPI_Barrier(run->comm);
     if (k >= warm) tm += mbsr_now() - t0, tcpu += cpu_seconds() - c0;
   }
   /* CPU seconds per step summed over ranks: the cost in core-seconds, insensitive to other jobs
    * sharing the cores (the wall time is not) */
   tcpu /= meas;
-  MPI_Allreduce(MPI_IN_PLACE, &tcpu, 1, MPI_DOUBLE, MPI_SUM, T->comm);
+  MPI_Allreduce(MPI_IN_PLACE, &tcpu, 1, MPI_DOUBLE, MPI_SUM, run->comm);
   if (rc) return rc;
   double tstep = tm / meas, ar_max;
-  MPI_Allreduce(MPI_IN_PLACE, &tstep, 1, MPI_DOUBLE, MPI_MAX, T->comm);
-  MPI_Allreduce(&T->t_ar, &ar_max, 1, MPI_DOUBLE, MPI_MAX, T->comm);
-  const double epoch_s = tstep * (double)plan_spe, fl = T->flops_sample, fl_epoch = fl * (double)plan_spe * B;
+  MPI_Allreduce(MPI_IN_PLACE, &tstep, 1, MPI_DOUBLE, MPI_MAX, run->comm);
+  MPI_Allreduce(&run->t_ar, &ar_max, 1, MPI_DOUBLE, MPI_MAX, run->comm);
+  const double epoch_s = tstep * (double)plan_spe, fl = run->flops_sample, fl_epoch = fl * (double)plan_spe * B;
   /* validation: forward only, ~1/3 of a training step's work per patch, spread over the ranks;
    * planned val patches scale with the training patches when plan_patches is given */
   const double plan_val = c->plan_val_patches > 0 ? (double)c->plan_val_patches
-                          : c->plan_patches > 0 && T->ntrain > 0 ? (double)T->nval * (double)plan_n / (double)T->ntrain
-                                                                 : (double)T->nval;
+                          : c->plan_patches > 0 && run->ntrain > 0 ? (double)run->nval * (double)plan_n / (double)run->ntrain
+                                                                 : (double)run->nval;
   const double val_s = plan_val * (tstep / (3.0 * B));
-  T->sum->dry_epoch_seconds = epoch_s, T->sum->dry_epoch_flops = fl_epoch, T->sum->dry_mem_bytes = T->mem_rank;
+  run->sum->dry_epoch_seconds = epoch_s, run->sum->dry_epoch_flops = fl_epoch, run->sum->dry_mem_bytes = run->mem_rank;
   char d1[32], d2[32];
   mbsr_format_duration(epoch_s, d1, sizeof d1);
   mbsr_format_duration((epoch_s + val_s) * c->epochs, d2, sizeof d2);
-  const mbsr_model_config *mc = mbsr_model_get_config(T->m);
+  const mbsr_model_config *mc = mbsr_model_get_config(run->m);
   mbsr_info("train --dry-run: plan (nothing written)");
   mbsr_info("  model           %s channels=%d blocks=%d: %zu parameters (%.1f MB; params+grads+Adam m,v %.1f MB)",
-            mbsr_arch_name(mc->arch), mc->channels, mc->blocks, T->nparams, T->nparams * 4.0 / 1e6, T->nparams * 16.0 / 1e6);
+            mbsr_arch_name(mc->arch), mc->channels, mc->blocks, run->nparams, run->nparams * 4.0 / 1e6, run->nparams * 16.0 / 1e6);
   mbsr_info("  data            %s pair %s: %lld train patches in the file, planning for %lld; %lld val patches; patch %d^3", c->data,
-            c->pair, (long long)mbsr_patchset_count(T->tr), (long long)plan_n, (long long)T->nval, T->p);
+            c->pair, (long long)mbsr_patchset_count(run->tr), (long long)plan_n, (long long)run->nval, run->p);
   mbsr_info("  ranks           %d x %d thread%s; global batch %d -> %d..%d patches per rank per step", P, nthr, nthr > 1 ? "s" : "",
             B, B / P, (B + P - 1) / P);
   mbsr_info("  per epoch       %lld steps, %lld patches (%lld per rank)", (long long)plan_spe, (long long)(plan_spe * B),
             (long long)(plan_spe * B / P));
-  mbsr_info("  memory per rank %.1f MB measured (model, activations, workspaces, batch buffers)", T->mem_rank / 1e6);
+  mbsr_info("  memory per rank %.1f MB measured (model, activations, workspaces, batch buffers)", run->mem_rank / 1e6);
   mbsr_info("  FLOPs           %.3g per patch (3 x forward %.3g), %.3g per epoch (%.3g per rank)", fl, fl / 3, fl_epoch, fl_epoch / P);
   mbsr_info("  measured        %.3f s per global step (mean of %d after %d warm-up; all-reduce %.1f%%) = %.1f patches/s, %.1f GFLOP/s",
             tstep, meas, warm, 100.0 * ar_max / (tm > 0 ? tm : 1), B / tstep, fl * B / tstep / 1e9);
@@ -715,144 +715,144 @@ static int dry_run(trainer *T) {
 }
 
 /* config.json, the log (truncated to the checkpoint on resume), the opening lines. */
-static int open_outputs(trainer *T) {
-  const mbsr_train_config *c = T->c;
+static int open_outputs(trainer *run) {
+  const mbsr_train_config *c = run->c;
   int rc = 0;
-  if (T->rank == 0) {
-    rc = write_config_json(c, T->m, c->out, T->P, T->ntrain, T->nval, T->spe);
-    if (!rc && T->resumed) rc = truncate_log(T->log_path, T->st.step);
-    if (!rc && !(T->log = fopen(T->log_path, T->resumed ? "a" : "w"))) rc = mbsr_error(MBSR_EIO, "%s: cannot open", T->log_path);
+  if (run->rank == 0) {
+    rc = write_config_json(c, run->m, c->out, run->P, run->ntrain, run->nval, run->spe);
+    if (!rc && run->resumed) rc = truncate_log(run->log_path, run->st.step);
+    if (!rc && !(run->log = fopen(run->log_path, run->resumed ? "a" : "w"))) rc = mbsr_error(MBSR_EIO, "%s: cannot open", run->log_path);
   }
-  if ((rc = mbsr_mpi_agree(T->comm, rc))) return rc;
+  if ((rc = mbsr_mpi_agree(run->comm, rc))) return rc;
   const int nthr = omp_get_max_threads();
-  if (T->resumed && c->progress)
-    mbsr_info("train: resuming from %s at epoch %lld, step %lld (%lld of %lld in the epoch)", T->last_path, (long long)T->st.epoch,
-              (long long)T->st.step, (long long)T->st.step_in_epoch, (long long)T->spe);
+  if (run->resumed && c->progress)
+    mbsr_info("train: resuming from %s at epoch %lld, step %lld (%lld of %lld in the epoch)", run->last_path, (long long)run->st.epoch,
+              (long long)run->st.step, (long long)run->st.step_in_epoch, (long long)run->spe);
   if (c->progress)
     mbsr_info("train: %s %zu parameters; %lld train / %lld val patches (%d^3) from %s pair %s; %d rank%s x %d thread%s, global batch %d, "
               "%lld steps per epoch, lr %g, seed %llu; cubic-baseline val MSE %.6g",
-              mbsr_arch_name(mbsr_model_get_config(T->m)->arch), T->nparams, (long long)T->ntrain, (long long)T->nval, T->p, c->data,
-              c->pair, T->P, T->P > 1 ? "s" : "", nthr, nthr > 1 ? "s" : "", T->B, (long long)T->spe, (double)c->adam.lr,
-              (unsigned long long)c->seed, T->cubic_val);
+              mbsr_arch_name(mbsr_model_get_config(run->m)->arch), run->nparams, (long long)run->ntrain, (long long)run->nval, run->p, c->data,
+              c->pair, run->P, run->P > 1 ? "s" : "", nthr, nthr > 1 ? "s" : "", run->B, (long long)run->spe, (double)c->adam.lr,
+              (unsigned long long)c->seed, run->cubic_val);
   return 0;
 }
 
 /* A checkpoint of the current state (rank 0 writes; every rank returns the agreed status). */
-static int save_checkpoint(trainer *T, const char *path) {
+static int save_checkpoint(trainer *run, const char *path) {
   int rc = 0;
-  if (T->rank == 0) {
+  if (run->rank == 0) {
     mbsr_ckpt_meta meta;
-    state_to_meta(&T->st, T->c, T->P, T->spe, &meta);
-    rc = mbsr_checkpoint_save(T->m, path, &meta);
+    state_to_meta(&run->st, run->c, run->P, run->spe, &meta);
+    rc = mbsr_checkpoint_save(run->m, path, &meta);
   }
-  return mbsr_mpi_agree(T->comm, rc);
+  return mbsr_mpi_agree(run->comm, rc);
 }
 
 /* Equal weights on all ranks (every checksum_every steps): a silent divergence is an error. */
-static int check_weights(trainer *T) {
-  uint64_t h = param_hash(mbsr_model_params(T->m), T->nparams), hv[2] = {h, ~h};
-  if (MPI_Allreduce(MPI_IN_PLACE, hv, 2, MPI_UINT64_T, MPI_MIN, T->comm) != MPI_SUCCESS)
+static int check_weights(trainer *run) {
+  uint64_t h = param_hash(mbsr_model_params(run->m), run->nparams), hv[2] = {h, ~h};
+  if (MPI_Allreduce(MPI_IN_PLACE, hv, 2, MPI_UINT64_T, MPI_MIN, run->comm) != MPI_SUCCESS)
     return mbsr_error(MBSR_EMPI, "MPI_Allreduce (weight checksum) failed");
   if (hv[0] != ~hv[1]) /* min != max: the same verdict on every rank */
     return mbsr_error(MBSR_EMISMATCH, "weights differ between ranks at step %lld (checksums min %016llx max %016llx, this rank %016llx)",
-                      (long long)T->st.step, (unsigned long long)hv[0], (unsigned long long)~hv[1], (unsigned long long)h);
+                      (long long)run->st.step, (unsigned long long)hv[0], (unsigned long long)~hv[1], (unsigned long long)h);
   return 0;
 }
 
 /* The steps of the current epoch (from its saved position); stops early on max_steps, the time
  * limit, or a stop request of any rank. */
-static int run_steps(trainer *T) {
-  const mbsr_train_config *c = T->c;
+static int run_steps(trainer *run) {
+  const mbsr_train_config *c = run->c;
   int rc = 0;
-  while (!rc && T->st.step_in_epoch < T->spe) {
-    if (c->max_steps > 0 && T->st.step >= c->max_steps) {
-      T->maxed = 1, T->stop_all = 1;
+  while (!rc && run->st.step_in_epoch < run->spe) {
+    if (c->max_steps > 0 && run->st.step >= c->max_steps) {
+      run->maxed = 1, run->stop_all = 1;
       break;
     }
-    int want_stop = (c->time_limit > 0 && mbsr_now() - T->t_start > c->time_limit) ? 1 : 0;
+    int want_stop = (c->time_limit > 0 && mbsr_now() - run->t_start > c->time_limit) ? 1 : 0;
     double loss, ts = mbsr_now();
-    if ((rc = train_step(T, T->perm, T->st.step_in_epoch, want_stop, &loss))) break;
-    T->t_train += mbsr_now() - ts;
-    T->st.step++, T->st.step_in_epoch++;
-    T->st.train_sum += loss, T->st.train_n++;
-    T->sum->last_train = loss;
-    if (T->rank == c->inject_diverge_rank && T->st.step == c->inject_diverge_step)
-      mbsr_model_params(T->m)[T->nparams / 2] += 1e-3f; /* test hook: silent divergence of one rank */
-    if (c->checksum_every > 0 && T->st.step % c->checksum_every == 0 && T->P > 1 && (rc = check_weights(T))) break;
-    if (T->stop_all) {
-      T->timeup = 1;
+    if ((rc = train_step(run, run->perm, run->st.step_in_epoch, want_stop, &loss))) break;
+    run->t_train += mbsr_now() - ts;
+    run->st.step++, run->st.step_in_epoch++;
+    run->st.train_sum += loss, run->st.train_n++;
+    run->sum->last_train = loss;
+    if (run->rank == c->inject_diverge_rank && run->st.step == c->inject_diverge_step)
+      mbsr_model_params(run->m)[run->nparams / 2] += 1e-3f; /* test hook: silent divergence of one rank */
+    if (c->checksum_every > 0 && run->st.step % c->checksum_every == 0 && run->P > 1 && (rc = check_weights(run))) break;
+    if (run->stop_all) {
+      run->timeup = 1;
       break;
     }
-    if (c->ckpt_every > 0 && T->st.step % c->ckpt_every == 0 && T->st.step_in_epoch < T->spe) rc = save_checkpoint(T, T->last_path);
+    if (c->ckpt_every > 0 && run->st.step % c->ckpt_every == 0 && run->st.step_in_epoch < run->spe) rc = save_checkpoint(run, run->last_path);
   }
   return rc;
 }
 
 /* The epoch's line of train.jsonl (rank 0). */
-static int log_epoch(trainer *T, double train_loss, double pps, double ar_share, double epoch_s, double eta) {
+static int log_epoch(trainer *run, double train_loss, double pps, double ar_share, double epoch_s, double eta) {
   json_t *o = json_object();
-  json_object_set_new(o, "epoch", json_integer(T->st.epoch));
-  json_object_set_new(o, "step", json_integer(T->st.step));
+  json_object_set_new(o, "epoch", json_integer(run->st.epoch));
+  json_object_set_new(o, "step", json_integer(run->st.step));
   json_object_set_new(o, "train_loss", jnum(train_loss));
-  json_object_set_new(o, "val_loss", jnum(T->st.last_val));
-  json_object_set_new(o, "cubic_val", jnum(T->cubic_val));
-  json_object_set_new(o, "best_val", jnum(T->st.best_val));
-  json_object_set_new(o, "best_epoch", json_integer(T->st.best_epoch));
+  json_object_set_new(o, "val_loss", jnum(run->st.last_val));
+  json_object_set_new(o, "cubic_val", jnum(run->cubic_val));
+  json_object_set_new(o, "best_val", jnum(run->st.best_val));
+  json_object_set_new(o, "best_epoch", json_integer(run->st.best_epoch));
   json_object_set_new(o, "patches_per_s", jnum(pps));
   json_object_set_new(o, "allreduce_share", jnum(ar_share));
   json_object_set_new(o, "epoch_s", jnum(epoch_s));
-  json_object_set_new(o, "elapsed_s", jnum(mbsr_now() - T->t_start));
+  json_object_set_new(o, "elapsed_s", jnum(mbsr_now() - run->t_start));
   json_object_set_new(o, "eta_s", jnum(eta));
-  json_object_set_new(o, "nranks", json_integer(T->P));
-  json_object_set_new(o, "batch", json_integer(T->B));
-  json_object_set_new(o, "lr", jnum(T->c->adam.lr));
+  json_object_set_new(o, "nranks", json_integer(run->P));
+  json_object_set_new(o, "batch", json_integer(run->B));
+  json_object_set_new(o, "lr", jnum(run->c->adam.lr));
   char line[2048];
-  int rc = json_line(o, line, sizeof line) ? mbsr_append_line(T->log, T->log_path, line)
-                                           : mbsr_error(MBSR_ERANGE, "%s: log line too long", T->log_path);
+  int rc = json_line(o, line, sizeof line) ? mbsr_append_line(run->log, run->log_path, line)
+                                           : mbsr_error(MBSR_ERANGE, "%s: log line too long", run->log_path);
   json_decref(o);
   return rc;
 }
 
 /* Validation (when due), early stopping; 1 when the epoch improved on the best. */
-static int validate_epoch(trainer *T, int *improved) {
-  const mbsr_train_config *c = T->c;
-  run_state *st = &T->st;
+static int validate_epoch(trainer *run, int *improved) {
+  const mbsr_train_config *c = run->c;
+  run_state *st = &run->st;
   *improved = 0;
-  if (T->nval > 0 && c->val_every > 0 && st->epoch % c->val_every == 0) {
+  if (run->nval > 0 && c->val_every > 0 && st->epoch % c->val_every == 0) {
     double tv = mbsr_now(), vl = NAN, vio = 0; /* validation reads are part of t_val */
-    int rc = validate(T->m, T->va, T->va_idx, T->nval, 0, T->mb, T->bin, T->btg, T->bout, T->comm, &vl, &vio);
-    T->t_val += mbsr_now() - tv;
+    int rc = validate(run->m, run->va, run->va_idx, run->nval, 0, run->mb, run->bin, run->btg, run->bout, run->comm, &vl, &vio);
+    run->t_val += mbsr_now() - tv;
     if (rc) return rc;
     st->last_val = vl;
     if (vl < st->best_val) st->best_val = vl, st->best_epoch = st->epoch, st->bad_epochs = 0, *improved = 1;
     else st->bad_epochs++;
-  } else if (T->nval == 0) {
+  } else if (run->nval == 0) {
     st->last_val = NAN;
     *improved = 1; /* no validation patches: best.h5 follows the last epoch */
   }
-  if (c->patience > 0 && st->bad_epochs >= c->patience) T->early = 1;
-  if (st->epoch >= c->epochs || T->early) st->finished = 1;
+  if (c->patience > 0 && st->bad_epochs >= c->patience) run->early = 1;
+  if (st->epoch >= c->epochs || run->early) st->finished = 1;
   return 0;
 }
 
 /* End of an epoch: validation, early stopping, progress line, log, checkpoints. */
-static int end_epoch(trainer *T, double te) {
-  const mbsr_train_config *c = T->c;
-  run_state *st = &T->st;
+static int end_epoch(trainer *run, double te) {
+  const mbsr_train_config *c = run->c;
+  run_state *st = &run->st;
   const double train_loss = st->train_n ? st->train_sum / (double)st->train_n : NAN;
-  st->epoch++, st->step_in_epoch = 0, st->train_sum = 0, st->train_n = 0, T->epochs_run++;
-  int improved = 0, rc = validate_epoch(T, &improved);
+  st->epoch++, st->step_in_epoch = 0, st->train_sum = 0, st->train_n = 0, run->epochs_run++;
+  int improved = 0, rc = validate_epoch(run, &improved);
   if (rc) return rc;
-  const double ep_s = (mbsr_now() - T->t_epoch0) / (double)T->epochs_run;
+  const double ep_s = (mbsr_now() - run->t_epoch0) / (double)run->epochs_run;
   const double eta = ep_s * (double)(c->epochs - st->epoch);
-  const double pps = T->t_train > 0 ? (double)(st->step - T->step0) * T->B / T->t_train : 0;
-  const double ar_share = T->t_train > 0 ? T->t_ar / T->t_train : 0;
-  if (T->rank == 0 && c->progress) {
+  const double pps = run->t_train > 0 ? (double)(st->step - run->step0) * run->B / run->t_train : 0;
+  const double ar_share = run->t_train > 0 ? run->t_ar / run->t_train : 0;
+  if (run->rank == 0 && c->progress) {
     char e1[32], e2[32], vs[160];
     mbsr_format_duration(eta, e1, sizeof e1);
-    mbsr_format_duration(mbsr_now() - T->t_start, e2, sizeof e2);
-    if (T->nval > 0)
-      snprintf(vs, sizeof vs, "val %.6g (cubic %.6g, best %.6g @%lld)%s", st->last_val, T->cubic_val, st->best_val,
+    mbsr_format_duration(mbsr_now() - run->t_start, e2, sizeof e2);
+    if (run->nval > 0)
+      snprintf(vs, sizeof vs, "val %.6g (cubic %.6g, best %.6g @%lld)%s", st->last_val, run->cubic_val, st->best_val,
                (long long)st->best_epoch, improved ? " *" : "");
     else
       snprintf(vs, sizeof vs, "no validation patches");
@@ -860,114 +860,114 @@ static int end_epoch(trainer *T, double te) {
               c->epochs, (long long)st->step, train_loss, vs, pps, 100 * ar_share, e2, e1);
   }
   /* a line that did not fit (full disk) ends every rank here; resume drops what the checkpoint lacks */
-  rc = T->rank == 0 ? log_epoch(T, train_loss, pps, ar_share, mbsr_now() - te, eta) : 0;
-  if ((rc = mbsr_mpi_agree(T->comm, rc))) return rc;
-  T->sum->last_train = train_loss;
-  if (improved && (rc = save_checkpoint(T, T->best_path))) return rc;
-  if ((rc = save_checkpoint(T, T->last_path))) return rc;
-  if (T->early)
+  rc = run->rank == 0 ? log_epoch(run, train_loss, pps, ar_share, mbsr_now() - te, eta) : 0;
+  if ((rc = mbsr_mpi_agree(run->comm, rc))) return rc;
+  run->sum->last_train = train_loss;
+  if (improved && (rc = save_checkpoint(run, run->best_path))) return rc;
+  if ((rc = save_checkpoint(run, run->last_path))) return rc;
+  if (run->early)
     mbsr_info("train: early stopping: no validation improvement for %d epochs (best %.6g at epoch %lld)", c->patience, st->best_val,
               (long long)st->best_epoch);
   return 0;
 }
 
 /* The epochs, until the last, early stopping, or a stop. */
-static int run_epochs(trainer *T) {
-  const mbsr_train_config *c = T->c;
-  T->step0 = T->st.step;
-  T->t_epoch0 = mbsr_now(), T->cpu0 = cpu_seconds();
+static int run_epochs(trainer *run) {
+  const mbsr_train_config *c = run->c;
+  run->step0 = run->st.step;
+  run->t_epoch0 = mbsr_now(), run->cpu0 = cpu_seconds();
   int rc = 0;
-  while (!rc && T->st.epoch < c->epochs && !T->stop_all) {
-    shuffle(T->perm, T->ntrain, c->seed, T->st.epoch);
+  while (!rc && run->st.epoch < c->epochs && !run->stop_all) {
+    shuffle(run->perm, run->ntrain, c->seed, run->st.epoch);
     double te = mbsr_now();
-    if ((rc = run_steps(T))) break;
-    if (T->st.step_in_epoch < T->spe) { /* stopped inside the epoch: save the position and leave */
-      rc = save_checkpoint(T, T->last_path);
+    if ((rc = run_steps(run))) break;
+    if (run->st.step_in_epoch < run->spe) { /* stopped inside the epoch: save the position and leave */
+      rc = save_checkpoint(run, run->last_path);
       break;
     }
-    if ((rc = end_epoch(T, te)) || T->early) break;
+    if ((rc = end_epoch(run, te)) || run->early) break;
   }
   if (!rc) {
-    if (T->timeup)
+    if (run->timeup)
       mbsr_info("train: time limit %.0f s reached at step %lld: checkpoint %s (continue with resume)", c->time_limit,
-                (long long)T->st.step, T->last_path);
-    if (T->maxed) mbsr_info("train: max_steps %lld reached: checkpoint %s", (long long)c->max_steps, T->last_path);
+                (long long)run->st.step, run->last_path);
+    if (run->maxed) mbsr_info("train: max_steps %lld reached: checkpoint %s", (long long)c->max_steps, run->last_path);
   }
   return rc;
 }
 
 /* The summary, the timing split of this invocation and the closing line. */
-static void summarise(trainer *T, int rc) {
-  const run_state *st = &T->st;
-  mbsr_train_summary *sum = T->sum;
+static void summarise(trainer *run, int rc) {
+  const run_state *st = &run->st;
+  mbsr_train_summary *sum = run->sum;
   const int nthr = omp_get_max_threads();
   sum->steps = st->step, sum->epochs = st->epoch, sum->best_val = st->best_val, sum->last_val = st->last_val;
-  sum->best_epoch = st->best_epoch, sum->stopped_early = T->early, sum->hit_time_limit = T->timeup, sum->finished = st->finished;
-  sum->patches_per_s = T->t_train > 0 ? (double)(st->step - T->step0) * T->B / T->t_train : 0;
-  sum->t_compute = T->t_comp, sum->t_allreduce = T->t_ar, sum->t_io = T->t_io, sum->t_val = T->t_val;
-  sum->t_sync = T->t_sync;
+  sum->best_epoch = st->best_epoch, sum->stopped_early = run->early, sum->hit_time_limit = run->timeup, sum->finished = st->finished;
+  sum->patches_per_s = run->t_train > 0 ? (double)(st->step - run->step0) * run->B / run->t_train : 0;
+  sum->t_compute = run->t_comp, sum->t_allreduce = run->t_ar, sum->t_io = run->t_io, sum->t_val = run->t_val;
+  sum->t_sync = run->t_sync;
   if (rc) return;
   /* timing split of this invocation (rank 0's clock; the status all-reduce absorbs the wait for
    * the slowest rank, so "all-reduce" is the gradient transfer itself), and the CPU share the
    * ranks actually got (min over ranks): far below 100% means other jobs share the cores */
-  const double tt = T->t_train > 0 ? T->t_train : 1;
-  double cpu_share = (cpu_seconds() - T->cpu0) / ((mbsr_now() - T->t_epoch0) * nthr);
-  MPI_Allreduce(MPI_IN_PLACE, &cpu_share, 1, MPI_DOUBLE, MPI_MIN, T->comm);
+  const double tt = run->t_train > 0 ? run->t_train : 1;
+  double cpu_share = (cpu_seconds() - run->cpu0) / ((mbsr_now() - run->t_epoch0) * nthr);
+  MPI_Allreduce(MPI_IN_PLACE, &cpu_share, 1, MPI_DOUBLE, MPI_MIN, run->comm);
   mbsr_info("train: this run: %lld steps in %.2f s, %.2f patches/s; step time split: compute %.1f%%, gradient all-reduce %.1f%% "
             "(%zu floats), status sync/wait %.1f%%, reads %.1f%%; validation %.2f s; CPU %.0f%% of each rank's %d thread%s",
-            (long long)(st->step - T->step0), T->t_train, sum->patches_per_s, 100 * T->t_comp / tt, 100 * T->t_ar / tt, T->nparams,
-            100 * T->t_sync / tt, 100 * T->t_io / tt, T->t_val, 100 * cpu_share, nthr, nthr > 1 ? "s" : "");
-  if (T->rank == 0 && st->finished) {
+            (long long)(st->step - run->step0), run->t_train, sum->patches_per_s, 100 * run->t_comp / tt, 100 * run->t_ar / tt, run->nparams,
+            100 * run->t_sync / tt, 100 * run->t_io / tt, run->t_val, 100 * cpu_share, nthr, nthr > 1 ? "s" : "");
+  if (run->rank == 0 && st->finished) {
     char vs[160] = "no validation patches: best.h5 is the last epoch";
-    if (T->nval > 0)
-      snprintf(vs, sizeof vs, "best val %.6g at epoch %lld (cubic baseline %.6g)", st->best_val, (long long)st->best_epoch, T->cubic_val);
-    mbsr_info("train: done: %lld epochs, %lld steps, %s; %s, %s", (long long)st->epoch, (long long)st->step, vs, T->last_path,
-              T->best_path);
+    if (run->nval > 0)
+      snprintf(vs, sizeof vs, "best val %.6g at epoch %lld (cubic baseline %.6g)", st->best_val, (long long)st->best_epoch, run->cubic_val);
+    mbsr_info("train: done: %lld epochs, %lld steps, %s; %s, %s", (long long)st->epoch, (long long)st->step, vs, run->last_path,
+              run->best_path);
   }
 }
 
-static void trainer_close(trainer *T) {
-  if (T->log) fclose(T->log);
-  mbsr_patchset_close(T->tr);
-  mbsr_patchset_close(T->va);
-  mbsr_model_free(T->m);
-  mbsr_free(T->bin), mbsr_free(T->btg), mbsr_free(T->bout);
-  free(T->perm), free(T->sub), free(T->tr_idx), free(T->va_idx);
-  mbsr_free(T->aug_tmp);
+static void trainer_close(trainer *run) {
+  if (run->log) fclose(run->log);
+  mbsr_patchset_close(run->tr);
+  mbsr_patchset_close(run->va);
+  mbsr_model_free(run->m);
+  mbsr_free(run->bin), mbsr_free(run->btg), mbsr_free(run->bout);
+  free(run->perm), free(run->sub), free(run->tr_idx), free(run->va_idx);
+  mbsr_free(run->aug_tmp);
 }
 
 int mbsr_train_run(const mbsr_train_config *c, MPI_Comm comm, mbsr_train_summary *sum) {
-  trainer *T = calloc(1, sizeof *T);
+  trainer *run = calloc(1, sizeof *run);
   mbsr_train_summary S0;
   if (!sum) sum = &S0;
   memset(sum, 0, sizeof *sum);
-  int rc = T ? check_config(c) : mbsr_error(MBSR_ENOMEM, "train: out of memory");
+  int rc = run ? check_config(c) : mbsr_error(MBSR_ENOMEM, "train: out of memory");
   if (rc) {
-    free(T);
+    free(run);
     return mbsr_mpi_agree(comm, rc);
   }
-  T->c = c, T->comm = comm, T->sum = sum, T->t_start = mbsr_now();
-  MPI_Comm_rank(comm, &T->rank);
-  MPI_Comm_size(comm, &T->P);
-  T->st.best_val = INFINITY, T->st.last_val = NAN, T->st.best_epoch = -1;
-  rc = mbsr_mpi_agree(comm, open_data(T));
-  if (!rc) rc = build_model(T);
-  if (!rc && T->st.finished && !c->dry_run) {
-    mbsr_info("train: %s says the run finished (epoch %lld, step %lld): nothing to do", T->last_path, (long long)T->st.epoch,
-              (long long)T->st.step);
-    sum->finished = 1, sum->steps = T->st.step, sum->epochs = T->st.epoch, sum->best_val = T->st.best_val,
-    sum->last_val = T->st.last_val;
+  run->c = c, run->comm = comm, run->sum = sum, run->t_start = mbsr_now();
+  MPI_Comm_rank(comm, &run->rank);
+  MPI_Comm_size(comm, &run->P);
+  run->st.best_val = INFINITY, run->st.last_val = NAN, run->st.best_epoch = -1;
+  rc = mbsr_mpi_agree(comm, open_data(run));
+  if (!rc) rc = build_model(run);
+  if (!rc && run->st.finished && !c->dry_run) {
+    mbsr_info("train: %s says the run finished (epoch %lld, step %lld): nothing to do", run->last_path, (long long)run->st.epoch,
+              (long long)run->st.step);
+    sum->finished = 1, sum->steps = run->st.step, sum->epochs = run->st.epoch, sum->best_val = run->st.best_val,
+    sum->last_val = run->st.last_val;
   } else if (!rc && c->dry_run) {
-    rc = dry_run(T);
+    rc = dry_run(run);
   } else if (!rc) {
-    rc = open_outputs(T);
-    if (!rc) rc = run_epochs(T);
-    summarise(T, rc);
+    rc = open_outputs(run);
+    if (!rc) rc = run_epochs(run);
+    summarise(run, rc);
   }
-  if (rc == MBSR_ENONFINITE && T->rank == 0 && c->out)
-    mbsr_errmsg("train: stopped on a non-finite loss; the last good checkpoint is %s", T->last_path);
-  sum->t_total = mbsr_now() - T->t_start;
-  trainer_close(T);
-  free(T);
+  if (rc == MBSR_ENONFINITE && run->rank == 0 && c->out)
+    mbsr_errmsg("train: stopped on a non-finite loss; the last good checkpoint is %s", run->last_path);
+  sum->t_total = mbsr_now() - run->t_start;
+  trainer_close(run);
+  free(run);
   return rc;
 }

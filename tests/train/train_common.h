@@ -3,6 +3,7 @@
 #ifndef MBSR_TEST_TRAIN_COMMON_H
 #define MBSR_TEST_TRAIN_COMMON_H
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "../data/prep_gen.h"
@@ -25,6 +26,7 @@ static inline void tiny_cfg(mbsr_train_config *c, const char *data, const char *
   c->ckpt_every = 4;
   c->checksum_every = 2;
   c->threads = 1;
+  omp_set_num_threads(c->threads); /* the caller sets the thread count: the library does not */
   c->progress = 0;
 }
 
