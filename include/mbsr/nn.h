@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { MBSR_PREC_FP32 = 0, MBSR_PREC_BF16X3 = 1, MBSR_PREC_BF16 = 2 } mbsr_precision;
+typedef enum { MBSR_PREC_FP32 = 0, MBSR_PREC_BF16 = 2 } mbsr_precision;
 
 typedef struct {
   int n, d, h, w;     /* input batch and spatial size */
@@ -61,14 +61,12 @@ typedef enum { MBSR_CONV_DIRECT = 0, MBSR_CONV_WINO222 = 1, MBSR_CONV_WINO223 = 
  * now (CPU, s->prec, MBSR_CONV_KERNEL, MBSR_CONV_ALGO). */
 mbsr_conv_algo mbsr_conv3d_algo(const mbsr_conv3d_dims *s, int pass);
 const char *mbsr_conv_algo_name(mbsr_conv_algo a); /* "direct", "wino2x2x3", ... */
-/* Which kernel family the fast path uses on this CPU ("avx512", "amx-bf16x3", "portable", ...). */
+/* Which kernel family the fast path uses on this CPU ("avx512-fp32-direct", "avx512bf16-direct", "portable", ...). */
 const char *mbsr_conv3d_kernel_name(mbsr_precision p);
-/* 1 if a kernel for precision p runs on this CPU (fp32: always; bf16: AVX512_BF16 or AMX; bf16x3: AMX).
+/* 1 if a kernel for precision p runs on this CPU (fp32: always; bf16: AVX512_BF16).
  * Layers too narrow to profit (cin < 8 or cout < 16) run fp32 even in bf16 mode; the weight gradient is
  * always fp32. */
 int mbsr_conv3d_precision_available(mbsr_precision p);
-/* 1 if the CPU and kernel allow AMX tiles (requests XTILEDATA permission once). */
-int mbsr_cpu_has_amx(void);
 int mbsr_cpu_has_avx512(void);
 int mbsr_cpu_has_avx512bf16(void); /* AVX512_BF16 (vdpbf16ps) */
 /* This CPU for benchmark records: the cpuid brand string, family/model/stepping and the L2 per core

@@ -54,28 +54,55 @@ static json_t *ints3(int64_t a, int64_t b, int64_t c) {
   return json_pack("[I,I,I]", (json_int_t)a, (json_int_t)b, (json_int_t)c);
 }
 
+/* text + "\n" written to the file out atomically */
+static int save_line(const char *text, const char *out) {
+  size_t n = strlen(text);
+  char *line = malloc(n + 2);
+  if (!line) return mbsr_error(MBSR_ENOMEM, "out of memory");
+  memcpy(line, text, n);
+  memcpy(line + n, "\n", 2);
+  int rc = mbsr_write_text_atomic(out, line);
+  free(line);
+  return rc;
+}
+
 int mbsr__cli_json_emit(json_t *doc, int digits, const char *out) {
   char *text = doc ? json_dumps(doc, JSON_REAL_PRECISION(digits)) : NULL;
   json_decref(doc);
   if (!text) return mbsr_error(MBSR_ENOMEM, "out of memory (JSON output)");
   int rc = MBSR_OK;
   if (puts(text) == EOF || fflush(stdout) == EOF) rc = mbsr_error(MBSR_EIO, "stdout: write failed");
-  if (!rc && out) {
-    size_t n = strlen(text);
-    char *line = malloc(n + 2);
-    if (!line) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
-    else {
-      memcpy(line, text, n);
-      memcpy(line + n, "\n", 2);
-      rc = mbsr_write_text_atomic(out, line);
-      free(line);
-    }
-  }
+  if (!rc && out) rc = save_line(text, out);
+  free(text);
+  return rc;
+}
+
+int mbsr__cli_json_save(const json_t *doc, int digits, const char *out) {
+  char *text = json_dumps(doc, JSON_REAL_PRECISION(digits) | JSON_INDENT(1));
+  if (!text) return mbsr_error(MBSR_ENOMEM, "out of memory (JSON output %s)", out);
+  int rc = save_line(text, out);
   free(text);
   return rc;
 }
 
 /* ---- mbsr info ---- */
+/* Name of a NIfTI unit code (nifti1.h NIFTI_UNITS_*). */
+static const char *unit_name(int u) {
+  switch (u) {
+    case 0: return "unknown";
+    case 1: return "m";
+    case 2: return "mm";
+    case 3: return "um";
+    case 8: return "s";
+    case 16: return "ms";
+    case 24: return "us";
+    case 32: return "Hz";
+    case 40: return "ppm";
+    case 48: return "rad/s";
+  }
+  return "invalid";
+}
+
 void mbsr__cli_info_text(const char *path, const mbsr_volume *v, int finite, double read_ms) {
   char code[4];
   mbsr_orient_code(v->affine, code);
@@ -91,6 +118,16 @@ void mbsr__cli_info_text(const char *path, const mbsr_volume *v, int finite, dou
            v->affine[r][3] + 0.0);
   printf("orientation: %s (direction in which i, j, k increase)\n", code);
   printf("range:       %.6g .. %.6g%s\n", v->src_min, v->src_max, finite ? "" : "   (contains NaN/Inf)");
+  const mbsr_volume_meta *m = &v->meta;
+  if (m->nvol > 1) printf("volumes:     %lld (volume %lld shown; --volume N)\n", (long long)m->nvol, (long long)m->vol_index);
+  printf("xform codes: sform %d (%s), qform %d (%s)\n", m->sform_code, mbsr_xform_name(m->sform_code), m->qform_code,
+         mbsr_xform_name(m->qform_code));
+  printf("scaling:     scl_slope %.6g, scl_inter %.6g%s\n", m->scl_slope, m->scl_inter,
+         m->scl_slope != 0 && isfinite(m->scl_slope) ? "" : " (slope 0: no scaling)");
+  printf("units:       space %s, time %s\n", unit_name(m->xyz_units), unit_name(m->time_units));
+  printf("descrip:     \"%s\"\n", m->descrip);
+  printf("intent:      code %d, name \"%s\", p %.6g %.6g %.6g\n", m->intent_code, m->intent_name, m->intent_p[0], m->intent_p[1],
+         m->intent_p[2]);
   if (notes[0]) printf("notes:       %s\n", notes);
   printf("read time:   %.1f ms\n", read_ms);
 }
@@ -110,6 +147,23 @@ json_t *mbsr__cli_info_json(const char *path, const mbsr_volume *v, int finite, 
   json_object_set_new(o, "min", mbsr__cli_json_num(v->src_min));
   json_object_set_new(o, "max", mbsr__cli_json_num(v->src_max));
   json_object_set_new(o, "finite", json_boolean(finite));
+  const mbsr_volume_meta *m = &v->meta;
+  json_t *intent = json_object();
+  json_object_set_new(o, "volumes", json_integer((json_int_t)m->nvol));
+  json_object_set_new(o, "volume", json_integer((json_int_t)m->vol_index));
+  json_object_set_new(o, "sform_code", json_integer(m->sform_code));
+  json_object_set_new(o, "sform_name", json_string(mbsr_xform_name(m->sform_code)));
+  json_object_set_new(o, "qform_code", json_integer(m->qform_code));
+  json_object_set_new(o, "qform_name", json_string(mbsr_xform_name(m->qform_code)));
+  json_object_set_new(o, "scl_slope", mbsr__cli_json_num(m->scl_slope));
+  json_object_set_new(o, "scl_inter", mbsr__cli_json_num(m->scl_inter));
+  json_object_set_new(o, "xyz_units", json_string(unit_name(m->xyz_units)));
+  json_object_set_new(o, "time_units", json_string(unit_name(m->time_units)));
+  json_object_set_new(o, "descrip", mbsr__cli_json_str(m->descrip));
+  json_object_set_new(intent, "code", json_integer(m->intent_code));
+  json_object_set_new(intent, "name", mbsr__cli_json_str(m->intent_name));
+  json_object_set_new(intent, "p", mbsr__cli_json_nums(m->intent_p, 3));
+  json_object_set_new(o, "intent", intent);
   json_object_set_new(o, "read_ms", json_real(round(read_ms * 1e3) / 1e3));
   json_object_set_new(o, "notes", mbsr__cli_json_str(mbsr_volume_read_notes()));
   return o;

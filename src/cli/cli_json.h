@@ -22,6 +22,9 @@ json_t *mbsr__cli_json_nums(const double *x, int n);
  * also write it to the file out (atomically). Takes the reference of doc (decref'd here, also on
  * error). Returns 0 or an error code with a message naming out. */
 int mbsr__cli_json_emit(json_t *doc, int digits, const char *out);
+/* Write doc (indented) to the file out only, atomically (commands whose stdout is a human table);
+ * doc stays the caller's. */
+int mbsr__cli_json_save(const json_t *doc, int digits, const char *out);
 
 /* ---- the documents ---- */
 /* mbsr info: the report of volume v read from path in read_ms; text on stdout, or the JSON document. */

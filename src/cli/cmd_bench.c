@@ -17,19 +17,20 @@
 #include "mbsr/cli.h"
 #include "mbsr/model.h"
 #include "mbsr/nn.h"
+#include "cli_json.h"
 
 #define MAXB 8
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: mbsr bench [--arch resnet|ccnn|gan|all] [--batch 1,8] [--threads N] [--precision fp32|bf16x3|bf16]\n"
+          "usage: mbsr bench [--arch resnet|ccnn|gan|all] [--batch 1,8] [--threads N] [--precision fp32|bf16]\n"
           "                  [--conv] [--peer] [--repeats R] [--warmup W] [--size S] [--no-layers]\n"
           "                  [--python EXE] [--peer-script PATH] [--out FILE.json]\n"
           "  --arch         network(s) to time (default all: resnet then ccnn; paper widths; gan: the GAN step,\n"
           "                 mbsr only, no peer)\n"
           "  --batch        comma-separated batch sizes (default 1,8)\n"
           "  --threads      OpenMP threads for mbsr and the peer (default: OMP_NUM_THREADS or all cores)\n"
-          "  --precision    conv arithmetic (default fp32; bf16 modes need a CPU that has them)\n"
+          "  --precision    conv arithmetic (default fp32; bf16 needs AVX512_BF16)\n"
           "  --conv         time one 64->64 3x3x3 conv on 8x64x21^3 (forward, forward+backward) instead\n"
           "  --peer         also run the PyTorch peer (experiments/bench/torch_peer.py) and print ratios\n"
           "                 torch_time / mbsr_time (> 1: mbsr is faster)\n"
@@ -281,31 +282,99 @@ static double update_peak(const bench_opts *o, double *peak) {
   return *peak;
 }
 
+/* ---- JSON record (Jansson; written to --out only: stdout carries the human table) ---- */
+static void jnum(json_t *o, const char *k, double v) { json_object_set_new(o, k, mbsr__cli_json_num(v)); }
+static void jstr(json_t *o, const char *k, const char *v) { json_object_set_new(o, k, mbsr__cli_json_str(v)); }
+static void jint(json_t *o, const char *k, int v) { json_object_set_new(o, k, json_integer(v)); }
+
+/* max |a - b| / max |b| over n values */
+static double rel_maxdiff(const float *a, const float *b, size_t n) {
+  double e = 0, m = 0;
+  for (size_t i = 0; i < n; i++) e = fmax(e, fabs((double)a[i] - b[i])), m = fmax(m, fabs((double)b[i]));
+  return e / m;
+}
+
+/* The peer's medians and bests against mbsr's (f: forward, s: step or forward+backward), printed and
+ * recorded under `skey` ("step" or "fwdbwd"). */
+static void report_peer(const bench_opts *o, peer_times *pt, const double mb[4], double mbsr_cpu, const char *slabel,
+                        const char *skey, json_t *j) {
+  const char *ff, *sf, *x, *cf;
+  double pf = peer_best(pt->f, o->repeats, &ff, 0), ps = peer_best(pt->s, o->repeats, &sf, 0);
+  double pfm = peer_best(pt->f, o->repeats, &x, 1), psm = peer_best(pt->s, o->repeats, &x, 1);
+  double pcs = peer_best(pt->sc, o->repeats, &cf, 0);
+  printf("  torch forward %8.1f ms (best %.1f) (%s) | %s %8.1f ms (best %.1f) (%s)\n", pf, pfm, ff, slabel, ps, psm, sf);
+  printf("  ratio torch/mbsr (medians): forward %.2f, %s %.2f   (bests: %.2f, %.2f)\n", pf / mb[0], slabel, ps / mb[1],
+         pfm / mb[2], psm / mb[3]);
+  printf("  CPU time of a %s (all threads, medians): mbsr %.1f ms, torch %.1f ms (%s) -> ratio %.2f\n", slabel, mbsr_cpu,
+         pcs, cf, pcs / mbsr_cpu);
+  char k[64];
+  jnum(j, "peer_forward_ms", pf), jstr(j, "peer_forward_format", ff), jnum(j, "ratio_forward", pf / mb[0]);
+  snprintf(k, sizeof k, "peer_%s_ms", skey), jnum(j, k, ps);
+  snprintf(k, sizeof k, "peer_%s_format", skey), jstr(j, k, sf);
+  snprintf(k, sizeof k, "ratio_%s", skey), jnum(j, k, ps / mb[1]);
+  snprintf(k, sizeof k, "peer_%s_best_ms", skey), jnum(j, k, psm);
+  snprintf(k, sizeof k, "ratio_%s_best", skey), jnum(j, k, psm / mb[3]);
+  snprintf(k, sizeof k, "%s_cpu_ms", skey), jnum(j, k, mbsr_cpu);
+  snprintf(k, sizeof k, "peer_%s_cpu_ms", skey), jnum(j, k, pcs);
+  snprintf(k, sizeof k, "ratio_%s_cpu", skey), jnum(j, k, pcs / mbsr_cpu);
+}
+
 /* ---- one 64->64 conv ---- */
-static int bench_conv(const bench_opts *o, double *peakp, peer *pp, FILE *js) {
-  const int B = 8, S = o->size, C = 64;
+typedef struct {
   mbsr_conv3d_dims s;
-  mbsr_conv3d_dims_init(&s, B, S, S, S, C, C, 1);
-  s.prec = o->prec;
-  size_t nv = (size_t)B * S * S * S, na = nv * C, nw = (size_t)27 * C * C;
-  float *x = mbsr_alloc(na * 4), *y = mbsr_alloc(na * 4), *g = mbsr_alloc(na * 4), *w = mbsr_alloc(nw * 4);
-  float *b = mbsr_alloc(C * 4), *dx = mbsr_alloc(na * 4), *dw = mbsr_alloc(nw * 4), *db = mbsr_alloc(C * 4);
-  float *ws = mbsr_alloc(mbsr_conv3d_workspace_floats(&s, o->threads) * 4);
-  float *all[] = {x, y, g, w, b, dx, dw, db, ws};
-  int rc = MBSR_OK;
-  for (int i = 0; i < 9; i++)
-    if (!all[i]) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
-  if (!rc) {
-    fill(x, na, 1), fill(g, na, 2), fill(w, nw, 3);
-    if (pp) rc = peer_ask(pp, "conv", NULL);
+  size_t na, nw;
+  float *x, *y, *g, *w, *b, *dx, *dw, *db, *ws;
+} conv_bufs;
+
+static void conv_free(conv_bufs *c) {
+  float *all[] = {c->x, c->y, c->g, c->w, c->b, c->dx, c->dw, c->db, c->ws};
+  for (int i = 0; i < 9; i++) mbsr_free(all[i]);
+}
+
+static int conv_alloc(const bench_opts *o, conv_bufs *c) {
+  const int B = 8, S = o->size, C = 64;
+  memset(c, 0, sizeof *c);
+  mbsr_conv3d_dims_init(&c->s, B, S, S, S, C, C, 1);
+  c->s.prec = o->prec;
+  c->na = (size_t)B * S * S * S * C, c->nw = (size_t)27 * C * C;
+  c->x = mbsr_alloc(c->na * 4), c->y = mbsr_alloc(c->na * 4), c->g = mbsr_alloc(c->na * 4), c->w = mbsr_alloc(c->nw * 4);
+  c->b = mbsr_alloc(C * 4), c->dx = mbsr_alloc(c->na * 4), c->dw = mbsr_alloc(c->nw * 4), c->db = mbsr_alloc(C * 4);
+  c->ws = mbsr_alloc(mbsr_conv3d_workspace_floats(&c->s, o->threads) * 4);
+  if (!c->x || !c->y || !c->g || !c->w || !c->b || !c->dx || !c->dw || !c->db || !c->ws) {
+    conv_free(c);
+    return mbsr_error(MBSR_ENOMEM, "out of memory (conv 64->64 on 8x64x%d^3)", S);
   }
+  fill(c->x, c->na, 1), fill(c->g, c->na, 2), fill(c->w, c->nw, 3);
+  return MBSR_OK;
+}
+
+/* Accuracy of a non-fp32 mode against the fp32 kernels: output, input gradient, weight gradient. */
+static void conv_accuracy(conv_bufs *c, double acc[3]) {
+  float *y32 = mbsr_alloc(c->na * 4), *dx0 = mbsr_alloc(c->na * 4), *dx32 = mbsr_alloc(c->na * 4);
+  float *dw0 = mbsr_alloc(c->nw * 4), *dw32 = mbsr_alloc(c->nw * 4);
+  if (y32 && dx0 && dx32 && dw0 && dw32) {
+    mbsr_conv3d_dims s32 = c->s;
+    s32.prec = MBSR_PREC_FP32;
+    mbsr_conv3d_forward(c->y, c->x, c->w, c->b, &c->s, c->ws);
+    mbsr_conv3d_forward(y32, c->x, c->w, c->b, &s32, c->ws);
+    mbsr_conv3d_backward(dx0, dw0, NULL, c->g, c->x, c->w, &c->s, c->ws);
+    mbsr_conv3d_backward(dx32, dw32, NULL, c->g, c->x, c->w, &s32, c->ws);
+    acc[0] = rel_maxdiff(c->y, y32, c->na), acc[1] = rel_maxdiff(dx0, dx32, c->na), acc[2] = rel_maxdiff(dw0, dw32, c->nw);
+  }
+  mbsr_free(y32), mbsr_free(dx0), mbsr_free(dx32), mbsr_free(dw0), mbsr_free(dw32);
+}
+
+static int bench_conv(const bench_opts *o, double *peakp, peer *pp, json_t *doc) {
+  conv_bufs c;
+  int rc = conv_alloc(o, &c);
+  if (!rc && pp) rc = peer_ask(pp, "conv", NULL);
   double tf[64] = {0}, tb[64] = {0}, cb[64] = {0};
   peer_times pt;
   for (int r = -o->warmup; r < o->repeats && !rc; r++) {
     double c0 = cpu_ms(), t0 = mbsr_now();
-    mbsr_conv3d_forward(y, x, w, b, &s, ws);
+    mbsr_conv3d_forward(c.y, c.x, c.w, c.b, &c.s, c.ws);
     double t1 = mbsr_now();
-    mbsr_conv3d_backward(dx, dw, db, g, x, w, &s, ws);
+    mbsr_conv3d_backward(c.dx, c.dw, c.db, c.g, c.x, c.w, &c.s, c.ws);
     double t2 = mbsr_now(), c1 = cpu_ms();
     double pf[4], pb[4];
     if (pp && ((rc = peer_ask(pp, "fwd", pf)) || (rc = peer_ask(pp, "step", pb)))) break;
@@ -314,100 +383,50 @@ static int bench_conv(const bench_opts *o, double *peakp, peer *pp, FILE *js) {
     if (pp)
       for (int k = 0; k < 2; k++) pt.f[k][r] = pf[k], pt.s[k][r] = pb[k], pt.fc[k][r] = pf[2 + k], pt.sc[k][r] = pb[2 + k];
   }
-  double acc[3] = {-1, -1, -1}; /* output, input gradient, weight gradient */
-  if (!rc && o->prec != MBSR_PREC_FP32) { /* accuracy of this mode against the fp32 kernels */
-    float *y32 = mbsr_alloc(na * 4), *dx0 = mbsr_alloc(na * 4), *dx32 = mbsr_alloc(na * 4);
-    float *dw0 = mbsr_alloc(nw * 4), *dw32 = mbsr_alloc(nw * 4);
-    if (y32 && dx0 && dx32 && dw0 && dw32) {
-      mbsr_conv3d_dims s32 = s;
-      s32.prec = MBSR_PREC_FP32;
-      mbsr_conv3d_forward(y, x, w, b, &s, ws);
-      mbsr_conv3d_forward(y32, x, w, b, &s32, ws);
-      mbsr_conv3d_backward(dx0, dw0, NULL, g, x, w, &s, ws);
-      mbsr_conv3d_backward(dx32, dw32, NULL, g, x, w, &s32, ws);
-      const float *lo[3] = {y, dx0, dw0}, *hi[3] = {y32, dx32, dw32};
-      const size_t cnt[3] = {na, na, nw};
-      for (int k = 0; k < 3; k++) {
-        double e = 0, m = 0;
-        for (size_t i = 0; i < cnt[k]; i++) e = fmax(e, fabs((double)lo[k][i] - hi[k][i])), m = fmax(m, fabs((double)hi[k][i]));
-        acc[k] = e / m;
-      }
-    }
-    mbsr_free(y32), mbsr_free(dx0), mbsr_free(dx32), mbsr_free(dw0), mbsr_free(dw32);
-  }
-  for (int i = 0; i < 9; i++) mbsr_free(all[i]);
+  double acc[3] = {-1, -1, -1};
+  if (!rc && o->prec != MBSR_PREC_FP32) conv_accuracy(&c, acc);
+  const mbsr_conv3d_dims s = c.s;
+  conv_free(&c);
   if (rc) return rc;
-  if (acc[0] >= 0)
+  json_t *j = json_object();
+  if (acc[0] >= 0) {
     printf("accuracy against the fp32 kernels (max |diff| / max |fp32|, uniform [0,1) data): output %.2e, input "
            "gradient %.2e, weight gradient %.2e\n",
            acc[0], acc[1], acc[2]);
-  if (js && acc[0] >= 0)
-    fprintf(js, ",\n \"accuracy_vs_fp32\": {\"output\": %.3e, \"dinp\": %.3e, \"dweight\": %.3e}", acc[0], acc[1], acc[2]);
-  double fmn = vmin(tf, o->repeats), fbmn = vmin(tb, o->repeats);
-  double f = median(tf, o->repeats), fb = median(tb, o->repeats);
-  double gf = 2.0 * C * C * 27 * (double)nv / 1e9;
-  const double peak = update_peak(o, peakp);
+    json_object_set_new(doc, "accuracy_vs_fp32", json_pack("{s:f,s:f,s:f}", "output", acc[0], "dinp", acc[1], "dweight", acc[2]));
+  }
+  const double mb[4] = {median(tf, o->repeats), median(tb, o->repeats), vmin(tf, o->repeats), vmin(tb, o->repeats)};
+  const double gf = 2.0 * 64 * 64 * 27 * (double)s.n * s.d * s.h * s.w / 1e9, peak = update_peak(o, peakp);
   printf("conv 64->64 3x3x3 on 8x64x%d^3 (%.2f GFLOP forward), %s; algorithms forward %s, input gradient %s, weight "
          "gradient %s:\n",
-         S, gf, mbsr_conv3d_kernel_name(o->prec), mbsr_conv_algo_name(mbsr_conv3d_algo(&s, 0)),
+         o->size, gf, mbsr_conv3d_kernel_name(o->prec), mbsr_conv_algo_name(mbsr_conv3d_algo(&s, 0)),
          mbsr_conv_algo_name(mbsr_conv3d_algo(&s, 1)), mbsr_conv_algo_name(mbsr_conv3d_algo(&s, 2)));
-  printf("  mbsr  forward          %8.1f ms (best %.1f)  %6.0f GFLOP/s  %5.1f %% of fp32 peak\n", f, fmn, gf / f * 1e3,
-         100 * gf / f * 1e3 / peak);
-  printf("  mbsr  forward+backward %8.1f ms (best %.1f)  %6.0f GFLOP/s  %5.1f %% of fp32 peak\n", fb, fbmn, 3 * gf / fb * 1e3,
-         100 * 3 * gf / fb * 1e3 / peak);
-  if (js) fprintf(js, ",\n \"conv\": {\"forward_ms\": %.3f, \"fwdbwd_ms\": %.3f, \"forward_gflop\": %.4f", f, fb, gf);
-  if (pp) {
-    const char *ff, *fbf, *x;
-    double pf = peer_best(pt.f, o->repeats, &ff, 0), pfb = peer_best(pt.s, o->repeats, &fbf, 0);
-    double pfm = peer_best(pt.f, o->repeats, &x, 1), pfbm = peer_best(pt.s, o->repeats, &x, 1);
-    printf("  torch forward          %8.1f ms (best %.1f)  (%s)\n  torch forward+backward %8.1f ms (best %.1f)  (%s)\n", pf,
-           pfm, ff, pfb, pfbm, fbf);
-    printf("  ratio torch/mbsr (medians): forward %.2f, forward+backward %.2f   (bests: %.2f, %.2f)\n", pf / f,
-           pfb / fb, pfm / fmn, pfbm / fbmn);
-    const char *cf;
-    double pcb = peer_best(pt.sc, o->repeats, &cf, 0), mcb = median(cb, o->repeats);
-    printf("  CPU time of forward+backward (all threads, medians): mbsr %.1f ms, torch %.1f ms (%s) -> ratio %.2f\n",
-           mcb, pcb, cf, pcb / mcb);
-    if (js)
-      fprintf(js, ", \"peer_forward_ms\": %.3f, \"peer_forward_format\": \"%s\", \"peer_fwdbwd_ms\": %.3f, "
-                  "\"peer_fwdbwd_format\": \"%s\", \"ratio_forward\": %.3f, \"ratio_fwdbwd\": %.3f",
-              pf, ff, pfb, fbf, pf / f, pfb / fb);
-  }
-  if (js) fprintf(js, "}");
+  printf("  mbsr  forward          %8.1f ms (best %.1f)  %6.0f GFLOP/s  %5.1f %% of fp32 peak\n", mb[0], mb[2],
+         gf / mb[0] * 1e3, 100 * gf / mb[0] * 1e3 / peak);
+  printf("  mbsr  forward+backward %8.1f ms (best %.1f)  %6.0f GFLOP/s  %5.1f %% of fp32 peak\n", mb[1], mb[3],
+         3 * gf / mb[1] * 1e3, 100 * 3 * gf / mb[1] * 1e3 / peak);
+  jnum(j, "forward_ms", mb[0]), jnum(j, "fwdbwd_ms", mb[1]), jnum(j, "forward_gflop", gf);
+  if (pp) report_peer(o, &pt, mb, median(cb, o->repeats), "forward+backward", "fwdbwd", j);
+  json_object_set_new(doc, "conv", j);
   return MBSR_OK;
 }
 
 /* ---- a whole model through the model API, then its conv layers alone ---- */
-static int bench_model(const bench_opts *o, mbsr_arch arch, int B, double *peakp, peer *pp, FILE *js, int *first) {
-  mbsr_model_config cfg;
-  mbsr_model_config_default(&cfg, arch);
-  mbsr_model *m = NULL;
+typedef struct {
+  double tf[64], ts[64], cs[64]; /* forward and step wall ms, step CPU ms, per timed run */
+  peer_times pt;
+  double acc; /* this precision's forward against fp32 with the same weights; -1 for fp32 */
+} model_times;
+
+static int time_model(const bench_opts *o, mbsr_model *m, int B, peer *pp, model_times *mt) {
   const int S = o->size;
-  int rc = mbsr_model_create(&cfg, B, S, S, S, &m);
-  if (rc) return rc;
-  mbsr_model_init(m, 42);
-  if (o->prec != MBSR_PREC_FP32 && (rc = mbsr_model_set_precision(m, o->prec))) {
-    mbsr_model_free(m);
-    return rc;
-  }
   size_t nv = (size_t)B * S * S * S;
   float *in = mbsr_alloc(nv * 4), *tg = mbsr_alloc(nv * 4), *out = mbsr_alloc(nv * 4);
-  if (!in || !tg || !out) {
-    mbsr_free(in), mbsr_free(tg), mbsr_free(out), mbsr_model_free(m);
-    return mbsr_error(MBSR_ENOMEM, "out of memory");
-  }
-  fill(in, nv, 5), fill(tg, nv, 6);
-  const char *name = mbsr_arch_name(arch);
-  if (arch == MBSR_ARCH_GAN) pp = NULL; /* the peer has no GAN */
-  if (pp) {
-    char req[64];
-    snprintf(req, sizeof req, "model %s %d %d", name, B, S);
-    rc = peer_ask(pp, req, NULL);
-  }
+  int rc = !in || !tg || !out ? mbsr_error(MBSR_ENOMEM, "out of memory (batch %d of %d^3)", B, S) : MBSR_OK;
+  if (!rc) fill(in, nv, 5), fill(tg, nv, 6);
   mbsr_adam_config adam;
   mbsr_adam_config_default(&adam);
-  double tf[64] = {0}, ts[64] = {0}, cs[64] = {0};
-  peer_times pt;
+  mt->acc = -1;
   for (int r = -o->warmup; r < o->repeats && !rc; r++) {
     double pf[4], ps[4];
     double t0 = mbsr_now();
@@ -423,104 +442,125 @@ static int bench_model(const bench_opts *o, mbsr_arch arch, int B, double *peakp
     }
     if (pp && (rc = peer_ask(pp, "step", ps))) break;
     if (r < 0) continue;
-    tf[r] = (t1 - t0) * 1e3, ts[r] = (t3 - t2) * 1e3, cs[r] = c3 - c2;
+    mt->tf[r] = (t1 - t0) * 1e3, mt->ts[r] = (t3 - t2) * 1e3, mt->cs[r] = c3 - c2;
     if (pp)
-      for (int k = 0; k < 2; k++) pt.f[k][r] = pf[k], pt.s[k][r] = ps[k], pt.fc[k][r] = pf[2 + k], pt.sc[k][r] = ps[2 + k];
+      for (int k = 0; k < 2; k++)
+        mt->pt.f[k][r] = pf[k], mt->pt.s[k][r] = ps[k], mt->pt.fc[k][r] = pf[2 + k], mt->pt.sc[k][r] = ps[2 + k];
   }
-  double acc_model = -1; /* this precision's forward against fp32, same weights (after the timed steps) */
-  if (!rc && o->prec != MBSR_PREC_FP32) {
+  if (!rc && o->prec != MBSR_PREC_FP32) { /* after the timed steps, the same weights */
     float *o32 = mbsr_alloc(nv * 4);
     if (o32 && !mbsr_model_forward(m, in, B, out) && !mbsr_model_set_precision(m, MBSR_PREC_FP32) &&
-        !mbsr_model_forward(m, in, B, o32) && !mbsr_model_set_precision(m, o->prec)) {
-      double e = 0, mx = 0;
-      for (size_t i = 0; i < nv; i++) e = fmax(e, fabs((double)out[i] - o32[i])), mx = fmax(mx, fabs((double)o32[i]));
-      acc_model = e / mx;
-    }
+        !mbsr_model_forward(m, in, B, o32) && !mbsr_model_set_precision(m, o->prec))
+      mt->acc = rel_maxdiff(out, o32, nv);
     mbsr_free(o32);
   }
   mbsr_free(in), mbsr_free(tg), mbsr_free(out);
-  if (rc) {
-    mbsr_model_free(m);
-    return rc;
-  }
+  return rc;
+}
 
-  double fwdmn = vmin(tf, o->repeats), stepmn = vmin(ts, o->repeats);
-  double fwd = median(tf, o->repeats), step = median(ts, o->repeats);
-  const double peak = update_peak(o, peakp);
-  double gfl = mbsr_model_forward_flops(m) * B / 1e9, rss = maxrss_mb();
-  double gfs_f = gfl / fwd * 1e3, gfs_s = 3 * gfl / step * 1e3;
-  printf("%s batch %d  (%.2f GFLOP forward, a training step counted as 3x)\n", name, B, gfl);
-  printf("  mbsr  forward %8.1f ms (best %.1f) %5.0f GFLOP/s %5.1f %% of fp32 peak | train step %8.1f ms (best "
-         "%.1f) %5.0f GFLOP/s %5.1f %% | maxrss %.0f MB\n",
-         fwd, fwdmn, gfs_f, 100 * gfs_f / peak, step, stepmn, gfs_s, 100 * gfs_s / peak, rss);
-  if (acc_model >= 0)
-    printf("  accuracy: network output against fp32 with the same weights, max |diff| / max |fp32|: %.2e\n", acc_model);
-  if (js)
-    fprintf(js,
-            "%s\n  {\"model\": \"%s\", \"batch\": %d, \"forward_ms\": %.3f, \"step_ms\": %.3f, \"step_best_ms\": %.3f, "
-            "\"forward_gflop\": %.4f, \"maxrss_mb\": %.1f",
-            *first ? "" : ",", name, B, fwd, step, stepmn, gfl, rss);
-  if (js && acc_model >= 0) fprintf(js, ", \"output_accuracy_vs_fp32\": %.3e", acc_model);
-  *first = 0;
-  if (pp) {
-    const char *ff, *sf, *x;
-    double pf = peer_best(pt.f, o->repeats, &ff, 0), ps = peer_best(pt.s, o->repeats, &sf, 0);
-    double pfm = peer_best(pt.f, o->repeats, &x, 1), psm = peer_best(pt.s, o->repeats, &x, 1);
-    printf("  torch forward %8.1f ms (best %.1f) (%s) | train step %8.1f ms (best %.1f) (%s)\n", pf, pfm, ff, ps, psm,
-           sf);
-    printf("  ratio torch/mbsr (medians): forward %.2f, train step %.2f   (bests: %.2f, %.2f)\n", pf / fwd, ps / step,
-           pfm / fwdmn, psm / stepmn);
-    const char *cf;
-    double pcs = peer_best(pt.sc, o->repeats, &cf, 0), mcs = median(cs, o->repeats);
-    printf("  CPU time of a train step (all threads, medians): mbsr %.1f ms, torch %.1f ms (%s) -> ratio %.2f\n", mcs,
-           pcs, cf, pcs / mcs);
-    if (js) fprintf(js, ", \"step_cpu_ms\": %.3f, \"peer_step_cpu_ms\": %.3f, \"ratio_step_cpu\": %.3f", mcs, pcs, pcs / mcs);
-    if (js)
-      fprintf(js, ", \"peer_forward_ms\": %.3f, \"peer_forward_format\": \"%s\", \"peer_step_ms\": %.3f, "
-                  "\"peer_step_format\": \"%s\", \"ratio_forward\": %.3f, \"ratio_step\": %.3f, \"peer_step_best_ms\": %.3f, "
-                  "\"ratio_step_best\": %.3f",
-              pf, ff, ps, sf, pf / fwd, ps / step, psm, psm / stepmn);
+/* Each conv layer shape of m timed alone, its algorithms and its share of the best step. */
+static int report_layers(const bench_opts *o, const mbsr_model *m, mbsr_arch arch, int B, double stepmn, json_t *j) {
+  layer_spec L[16];
+  int nl = model_layers(m, L, 16), rc = MBSR_OK;
+  double lsum = 0;
+  printf("    per layer shape (best of runs; algorithms: forward/input gradient/weight gradient; %s):\n",
+         arch == MBSR_ARCH_GAN ? "a GAN step runs the generator once and the discriminator 3 times" : "one call a step");
+  json_t *ja = json_array();
+  for (int i = 0; i < nl && !rc; i++) {
+    layer_time t = {0, 0};
+    if ((rc = time_layer(&L[i], B, o->repeats < 3 ? o->repeats : 3, 1, &t))) break;
+    const mbsr_conv3d_dims *d = &L[i].dims;
+    double lf = 2.0 * 27 * d->cin * d->cout * (double)B * d->od * d->oh * d->ow / 1e9;
+    double per = L[i].count * L[i].calls * (t.fwd_ms + t.bwd_ms);
+    char al[64], shape[48];
+    algos_of(&L[i], B, al, sizeof al);
+    printf("    %-17s x%-2d %3d->%-3d s%d %-31s fwd %7.2f ms (%5.0f GFLOP/s)  bwd %7.2f ms (%5.0f GFLOP/s)%s  per "
+           "step %7.1f ms = %4.1f %% of the best step\n",
+           L[i].name, L[i].count * L[i].calls, d->cin, d->cout, d->stride, al, t.fwd_ms, lf / t.fwd_ms * 1e3, t.bwd_ms,
+           (L[i].need_dinp ? 2 : 1) * lf / t.bwd_ms * 1e3, L[i].need_dinp ? "" : " no dX", per, 100 * per / stepmn);
+    lsum += per;
+    snprintf(shape, sizeof shape, "%d->%d s%d", d->cin, d->cout, d->stride);
+    json_t *jl = json_object();
+    jstr(jl, "layer", L[i].name), jstr(jl, "shape", shape), jint(jl, "count", L[i].count);
+    jint(jl, "calls_per_step", L[i].calls), jstr(jl, "algorithms", al), jnum(jl, "forward_ms", t.fwd_ms);
+    jnum(jl, "backward_ms", t.bwd_ms), jnum(jl, "share_of_step", per / stepmn);
+    json_array_append_new(ja, jl);
   }
-  if (o->layers) {
-    layer_spec L[16];
-    int nl = model_layers(m, L, 16);
-    double lsum = 0;
-    printf("    per layer shape (best of runs; algorithms: forward/input gradient/weight gradient; %s):\n",
-           arch == MBSR_ARCH_GAN ? "a GAN step runs the generator once and the discriminator 3 times" : "one call a step");
-    if (js) fprintf(js, ", \"layers\": [");
-    for (int i = 0; i < nl && !rc; i++) {
-      layer_time t = {0, 0};
-      if ((rc = time_layer(&L[i], B, o->repeats < 3 ? o->repeats : 3, 1, &t))) break;
-      const mbsr_conv3d_dims *d = &L[i].dims;
-      double lf = 2.0 * 27 * d->cin * d->cout * (double)B * d->od * d->oh * d->ow / 1e9;
-      double per = L[i].count * L[i].calls * (t.fwd_ms + t.bwd_ms);
-      char al[64];
-      algos_of(&L[i], B, al, sizeof al);
-      printf("    %-17s x%-2d %3d->%-3d s%d %-31s fwd %7.2f ms (%5.0f GFLOP/s)  bwd %7.2f ms (%5.0f GFLOP/s)%s  per "
-             "step %7.1f ms = %4.1f %% of the best step\n",
-             L[i].name, L[i].count * L[i].calls, d->cin, d->cout, d->stride, al, t.fwd_ms, lf / t.fwd_ms * 1e3, t.bwd_ms,
-             (L[i].need_dinp ? 2 : 1) * lf / t.bwd_ms * 1e3, L[i].need_dinp ? "" : " no dX", per, 100 * per / stepmn);
-      lsum += per;
-      if (js)
-        fprintf(js,
-                "%s{\"layer\": \"%s\", \"shape\": \"%d->%d s%d\", \"count\": %d, \"calls_per_step\": %d, "
-                "\"algorithms\": \"%s\", \"forward_ms\": %.3f, \"backward_ms\": %.3f, \"share_of_step\": %.4f}",
-                i ? ", " : "", L[i].name, d->cin, d->cout, d->stride, L[i].count, L[i].calls, al, t.fwd_ms, t.bwd_ms,
-                per / stepmn);
+  json_object_set_new(j, "layers", ja);
+  if (!rc)
+    printf("    convs alone (best of runs): %.1f ms; the rest of the best step (activations, residual adds, loss, "
+           "Adam, copies) ~%.1f ms (%.0f %%)\n",
+           lsum, stepmn - lsum, 100 * (stepmn - lsum) / stepmn);
+  return rc;
+}
+
+static int bench_model(const bench_opts *o, mbsr_arch arch, int B, double *peakp, peer *pp, json_t *models) {
+  mbsr_model_config cfg;
+  mbsr_model_config_default(&cfg, arch);
+  mbsr_model *m = NULL;
+  int rc = mbsr_model_create(&cfg, B, o->size, o->size, o->size, &m);
+  if (rc) return rc;
+  mbsr_model_init(m, 42);
+  const char *name = mbsr_arch_name(arch);
+  if (arch == MBSR_ARCH_GAN) pp = NULL; /* the peer has no GAN */
+  if (o->prec != MBSR_PREC_FP32) rc = mbsr_model_set_precision(m, o->prec);
+  if (!rc && pp) {
+    char req[64];
+    snprintf(req, sizeof req, "model %s %d %d", name, B, o->size);
+    rc = peer_ask(pp, req, NULL);
+  }
+  model_times *mt = rc ? NULL : calloc(1, sizeof *mt);
+  if (!rc && !mt) rc = mbsr_error(MBSR_ENOMEM, "out of memory");
+  if (!rc) rc = time_model(o, m, B, pp, mt);
+  if (!rc) {
+    const double mb[4] = {median(mt->tf, o->repeats), median(mt->ts, o->repeats), vmin(mt->tf, o->repeats),
+                          vmin(mt->ts, o->repeats)};
+    const double peak = update_peak(o, peakp), gfl = mbsr_model_forward_flops(m) * B / 1e9, rss = maxrss_mb();
+    const double gfs_f = gfl / mb[0] * 1e3, gfs_s = 3 * gfl / mb[1] * 1e3;
+    printf("%s batch %d  (%.2f GFLOP forward, a training step counted as 3x)\n", name, B, gfl);
+    printf("  mbsr  forward %8.1f ms (best %.1f) %5.0f GFLOP/s %5.1f %% of fp32 peak | train step %8.1f ms (best "
+           "%.1f) %5.0f GFLOP/s %5.1f %% | maxrss %.0f MB\n",
+           mb[0], mb[2], gfs_f, 100 * gfs_f / peak, mb[1], mb[3], gfs_s, 100 * gfs_s / peak, rss);
+    json_t *j = json_object();
+    jstr(j, "model", name), jint(j, "batch", B), jnum(j, "forward_ms", mb[0]), jnum(j, "step_ms", mb[1]);
+    jnum(j, "step_best_ms", mb[3]), jnum(j, "forward_gflop", gfl), jnum(j, "maxrss_mb", rss);
+    if (mt->acc >= 0) {
+      printf("  accuracy: network output against fp32 with the same weights, max |diff| / max |fp32|: %.2e\n", mt->acc);
+      jnum(j, "output_accuracy_vs_fp32", mt->acc);
     }
-    if (js) fprintf(js, "]");
-    if (!rc)
-      printf("    convs alone (best of runs): %.1f ms; the rest of the best step (activations, residual adds, loss, "
-             "Adam, copies) ~%.1f ms (%.0f %%)\n",
-             lsum, stepmn - lsum, 100 * (stepmn - lsum) / stepmn);
+    if (pp) report_peer(o, &mt->pt, mb, median(mt->cs, o->repeats), "train step", "step", j);
+    if (o->layers) rc = report_layers(o, m, arch, B, mb[3], j);
+    json_array_append_new(models, j);
   }
-  if (js) fprintf(js, "}");
   fflush(stdout); /* long runs: show each model as it finishes */
+  free(mt);
   mbsr_model_free(m);
   return rc;
 }
 
-int mbsr_cmd_bench(int argc, char **argv) {
+static int parse_batches(const char *arg, bench_opts *o) {
+  o->nbatch = 0;
+  const char *s = arg;
+  char *end;
+  while (*s && o->nbatch < 8) {
+    long v = strtol(s, &end, 10);
+    if (end == s || v < 1 || v > 4096 || (*end && *end != ',')) return mbsr_cli_usage_error("bench", "--batch: bad list '%s'", arg);
+    o->batches[o->nbatch++] = (int)v;
+    s = *end == ',' ? end + 1 : end;
+  }
+  return o->nbatch ? 0 : mbsr_cli_usage_error("bench", "--batch: empty list");
+}
+
+static int parse_int(const char *flag, const char *arg, int lo, int hi, int *v) {
+  char *end;
+  long x = strtol(arg, &end, 10);
+  if (end == arg || *end || x < lo || x > hi) return mbsr_cli_usage_error("bench", "%s: %d..%d, not '%s'", flag, lo, hi, arg);
+  *v = (int)x;
+  return 0;
+}
+
+/* Returns 0, 2 (usage error, printed) or -1 (--help printed: exit 0). */
+static int parse_opts(int argc, char **argv, bench_opts *o) {
   static const struct option opts[] = {{"model", required_argument, 0, 'm'},   {"batch", required_argument, 0, 'b'},
                                        {"threads", required_argument, 0, 't'}, {"prec", required_argument, 0, 'p'},
                                        {"conv", no_argument, 0, 'c'},          {"peer", no_argument, 0, 'P'},
@@ -531,139 +571,104 @@ int mbsr_cmd_bench(int argc, char **argv) {
                                        /* the one vocabulary (docs/user/cli.md); the spellings above stay */
                                        {"arch", required_argument, 0, 'm'},    {"precision", required_argument, 0, 'p'},
                                        {"out", required_argument, 0, 'j'},     {0, 0, 0, 0}};
-  bench_opts o = {.model_mode = 2, .batches = {1, 8}, .nbatch = 2, .threads = omp_get_max_threads(), .repeats = 5,
-                  .warmup = 1, .size = 21, .layers = 1, .prec = MBSR_PREC_FP32, .python = "/usr/bin/python3"};
-  if (access(o.python, X_OK) != 0) o.python = "python3";
-  int c;
+  static const char *const archs[] = {"resnet", "ccnn", "all", "gan"};
+  int c, rc = 0;
   optind = 1;
   opterr = 0; /* our own one-line message */
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    char *end;
+  while (!rc && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
       case 'm':
-        if (!strcmp(optarg, "resnet")) o.model_mode = 0;
-        else if (!strcmp(optarg, "ccnn")) o.model_mode = 1;
-        else if (!strcmp(optarg, "all")) o.model_mode = 2;
-        else if (!strcmp(optarg, "gan")) o.model_mode = 3;
-        else return mbsr_cli_usage_error("bench", "--model: resnet, ccnn, gan or all, not '%s'", optarg);
+        rc = mbsr_cli_usage_error("bench", "--arch: resnet, ccnn, gan or all, not '%s'", optarg);
+        for (int a = 0; a < 4; a++)
+          if (!strcmp(optarg, archs[a])) o->model_mode = a, rc = 0;
         break;
-      case 'b': {
-        o.nbatch = 0;
-        const char *s = optarg;
-        while (*s && o.nbatch < 8) {
-          long v = strtol(s, &end, 10);
-          if (end == s || v < 1 || v > 4096) return mbsr_cli_usage_error("bench", "--batch: bad list '%s'", optarg);
-          o.batches[o.nbatch++] = (int)v;
-          s = *end == ',' ? end + 1 : end;
-          if (*end && *end != ',') return mbsr_cli_usage_error("bench", "--batch: bad list '%s'", optarg);
-        }
-        if (!o.nbatch) return mbsr_cli_usage_error("bench", "--batch: empty list");
-        break;
-      }
-      case 't':
-        o.threads = (int)strtol(optarg, &end, 10);
-        if (*end || o.threads < 1 || o.threads > 1024) return mbsr_cli_usage_error("bench", "--threads: bad '%s'", optarg);
-        break;
+      case 'b': rc = parse_batches(optarg, o); break;
+      case 't': rc = parse_int("--threads", optarg, 1, 1024, &o->threads); break;
       case 'p':
-        if (!strcmp(optarg, "fp32")) o.prec = MBSR_PREC_FP32;
-        else if (!strcmp(optarg, "bf16x3")) o.prec = MBSR_PREC_BF16X3;
-        else if (!strcmp(optarg, "bf16")) o.prec = MBSR_PREC_BF16;
-        else return mbsr_cli_usage_error("bench", "--prec: fp32, bf16x3 or bf16, not '%s'", optarg);
+        if (!strcmp(optarg, "fp32")) o->prec = MBSR_PREC_FP32;
+        else if (!strcmp(optarg, "bf16")) o->prec = MBSR_PREC_BF16;
+        else rc = mbsr_cli_usage_error("bench", "--precision: fp32 or bf16, not '%s'", optarg);
         break;
-      case 'c': o.conv = 1; break;
-      case 'P': o.peer = 1; break;
-      case 'r':
-        o.repeats = (int)strtol(optarg, &end, 10);
-        if (*end || o.repeats < 1 || o.repeats > 64) return mbsr_cli_usage_error("bench", "--repeats: 1..64");
-        break;
-      case 'w':
-        o.warmup = (int)strtol(optarg, &end, 10);
-        if (*end || o.warmup < 0 || o.warmup > 64) return mbsr_cli_usage_error("bench", "--warmup: 0..64");
-        break;
-      case 's':
-        o.size = (int)strtol(optarg, &end, 10);
-        if (*end || o.size < 3 || o.size > 256) return mbsr_cli_usage_error("bench", "--size: 3..256");
-        break;
-      case 'L': o.layers = 0; break;
-      case 'y': o.python = optarg; break;
-      case 'S': o.script = optarg; break;
-      case 'j': o.json = optarg; break;
-      case 'h': usage(stdout); return 0;
+      case 'c': o->conv = 1; break;
+      case 'P': o->peer = 1; break;
+      case 'r': rc = parse_int("--repeats", optarg, 1, 64, &o->repeats); break;
+      case 'w': rc = parse_int("--warmup", optarg, 0, 64, &o->warmup); break;
+      case 's': rc = parse_int("--size", optarg, 3, 256, &o->size); break;
+      case 'L': o->layers = 0; break;
+      case 'y': o->python = optarg; break;
+      case 'S': o->script = optarg; break;
+      case 'j': o->json = optarg; break;
+      case 'h': usage(stdout); return -1;
       default: return mbsr_cli_usage_error("bench", "unknown option or missing value: '%s'", argv[optind - 1]);
     }
   }
-  if (optind < argc) return mbsr_cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
-  if (mbsr_cli_mpi_active() && mbsr_log_rank() != 0) return 0; /* one timing process; other ranks idle */
-  omp_set_num_threads(o.threads);
+  if (!rc && optind < argc) rc = mbsr_cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+  return rc;
+}
 
-  if (!mbsr_conv3d_precision_available(o.prec)) {
-    mbsr_error(MBSR_EUNSUPPORTED, "--prec %s: no such conv kernel on this CPU (AMX: %s, AVX512_BF16: %s)",
-               o.prec == MBSR_PREC_BF16 ? "bf16" : "bf16x3", mbsr_cpu_has_amx() ? "yes" : "no",
-               mbsr_cpu_has_avx512bf16() ? "yes" : "no");
-    return mbsr_cli_fail("bench");
-  }
-
-  double peak = mbsr_cpu_fma_peak_gflops(o.threads, 0.3);
+/* The header lines and the run's record: threads, kernels, FMA peak, CPU, load, algorithm choice. */
+static json_t *bench_header(const bench_opts *o, double peak) {
   printf("mbsr bench: %d threads, conv kernels %s, FMA peak measured now %.0f GFLOP/s (fp32), median of %d "
          "runs after %d warm-up\n",
-         o.threads, mbsr_conv3d_kernel_name(o.prec), peak, o.repeats, o.warmup);
-  if (peak <= 0) peak = 1;
+         o->threads, mbsr_conv3d_kernel_name(o->prec), peak, o->repeats, o->warmup);
   char la[64];
   loadavg(la, sizeof la);
-  const char *alg = getenv("MBSR_CONV_ALGO");
+  const char *alg = getenv("MBSR_CONV_ALGO"), *wp = getenv("OMP_WAIT_POLICY");
   printf("CPU: %s; load average at start %s; MBSR_CONV_ALGO=%s\n", mbsr_cpu_model(), la, alg ? alg : "(unset: auto)");
-  const char *wp = getenv("OMP_WAIT_POLICY");
   printf("OMP_WAIT_POLICY=%s (the peer inherits it; 'passive' helps a lot when the machine is shared)\n",
          wp ? wp : "(unset: libgomp spins a while at barriers)");
+  json_t *doc = json_object();
+  jint(doc, "threads", o->threads), jstr(doc, "kernel", mbsr_conv3d_kernel_name(o->prec)), jnum(doc, "fma_peak_gflops", peak);
+  jint(doc, "repeats", o->repeats), jint(doc, "size", o->size), jstr(doc, "cpu", mbsr_cpu_model());
+  jstr(doc, "loadavg_start", la), jstr(doc, "conv_algo", alg ? alg : "auto");
+  return doc;
+}
 
-  char tmp[4096];
-  FILE *js = NULL;
-  if (o.json) {
-    if (mbsr_tmp_path(o.json, tmp, sizeof tmp) || !(js = fopen(tmp, "w"))) {
-      mbsr_error(MBSR_EIO, "%s: cannot write", o.json);
-      return mbsr_cli_fail("bench");
-    }
-    fprintf(js, "{\"threads\": %d, \"kernel\": \"%s\", \"fma_peak_gflops\": %.1f, \"repeats\": %d, \"size\": %d",
-            o.threads, mbsr_conv3d_kernel_name(o.prec), peak, o.repeats, o.size);
-    fprintf(js, ", \"cpu\": \"%s\", \"loadavg_start\": \"%s\", \"conv_algo\": \"%s\"", mbsr_cpu_model(), la,
-            alg ? alg : "auto");
-  }
-  int rc = MBSR_OK;
+static int bench_run(const bench_opts *o, double peak, json_t *doc) {
   peer pr = {0}, *pp = NULL;
-  if (o.peer) {
-    rc = peer_start(&o, &pr);
-    if (!rc) {
-      pp = &pr;
-      printf("peer: PyTorch %s (experiments/bench/torch_peer.py), both memory formats timed and the faster one "
-             "credited; runs alternate with mbsr's\n",
-             pr.version);
-      if (js) fprintf(js, ", \"peer\": \"pytorch %s\"", pr.version);
-    }
+  int rc = MBSR_OK;
+  if (o->peer && !(rc = peer_start(o, &pr))) {
+    pp = &pr;
+    printf("peer: PyTorch %s (experiments/bench/torch_peer.py), both memory formats timed and the faster one "
+           "credited; runs alternate with mbsr's\n",
+           pr.version);
+    jstr(doc, "peer", "pytorch"), jstr(doc, "peer_version", pr.version);
   }
-  if (!rc && o.conv) {
-    rc = bench_conv(&o, &peak, pp, js);
+  if (!rc && o->conv) {
+    rc = bench_conv(o, &peak, pp, doc);
   } else if (!rc) {
-    int first = 1;
-    mbsr_arch archs[3] = {MBSR_ARCH_RESNET, MBSR_ARCH_CCNN, MBSR_ARCH_GAN};
-    int a0 = o.model_mode == 1 ? 1 : o.model_mode == 3 ? 2 : 0, a1 = o.model_mode == 0 ? 0 : o.model_mode == 3 ? 2 : 1;
-    if (js) fprintf(js, ",\n \"models\": [");
+    const mbsr_arch archs[3] = {MBSR_ARCH_RESNET, MBSR_ARCH_CCNN, MBSR_ARCH_GAN};
+    int a0 = o->model_mode == 1 ? 1 : o->model_mode == 3 ? 2 : 0, a1 = o->model_mode == 0 ? 0 : o->model_mode == 3 ? 2 : 1;
+    json_t *models = json_array();
+    json_object_set_new(doc, "models", models);
     for (int a = a0; a <= a1 && !rc; a++)
-      for (int k = 0; k < o.nbatch && !rc; k++) rc = bench_model(&o, archs[a], o.batches[k], &peak, pp, js, &first);
-    if (js) fprintf(js, "]");
+      for (int k = 0; k < o->nbatch && !rc; k++) rc = bench_model(o, archs[a], o->batches[k], &peak, pp, models);
   }
   peer_stop(&pr);
+  char la[64];
   loadavg(la, sizeof la);
   printf("load average at the end %s\n", la);
-  if (js) fprintf(js, ",\n \"loadavg_end\": \"%s\"", la);
-  if (js) {
-    fprintf(js, "\n}\n");
-    if (fclose(js) || rc) {
-      mbsr_abandon_file(tmp);
-      if (!rc) rc = mbsr_error(MBSR_EIO, "%s: write failed", o.json);
-    } else if ((rc = mbsr_commit_file(tmp, o.json))) {
-      mbsr_abandon_file(tmp);
-    }
+  jstr(doc, "loadavg_end", la);
+  return rc;
+}
+
+int mbsr_cmd_bench(int argc, char **argv) {
+  bench_opts o = {.model_mode = 2, .batches = {1, 8}, .nbatch = 2, .threads = omp_get_max_threads(), .repeats = 5,
+                  .warmup = 1, .size = 21, .layers = 1, .prec = MBSR_PREC_FP32, .python = "/usr/bin/python3"};
+  if (access(o.python, X_OK) != 0) o.python = "python3";
+  int rc = parse_opts(argc, argv, &o);
+  if (rc) return rc < 0 ? 0 : rc;
+  if (mbsr_cli_mpi_active() && mbsr_log_rank() != 0) return 0; /* one timing process; other ranks idle */
+  omp_set_num_threads(o.threads);
+  if (!mbsr_conv3d_precision_available(o.prec)) {
+    mbsr_error(MBSR_EUNSUPPORTED, "--precision bf16: no bf16 conv kernel on this CPU (needs AVX512_BF16)");
+    return mbsr_cli_fail("bench");
   }
-  if (rc) return mbsr_cli_fail("bench");
-  return 0;
+  double peak = mbsr_cpu_fma_peak_gflops(o.threads, 0.3);
+  json_t *doc = bench_header(&o, peak);
+  if (peak <= 0) peak = 1;
+  rc = bench_run(&o, peak, doc);
+  if (!rc && o.json) rc = mbsr__cli_json_save(doc, 6, o.json);
+  json_decref(doc);
+  return rc ? mbsr_cli_fail("bench") : 0;
 }

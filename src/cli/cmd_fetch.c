@@ -36,18 +36,19 @@ static void usage(FILE *f) {
           MBSR_ALLEN_API);
 }
 
+/* --templates 10,25,50,100 (at most 8): 0, or a usage error (printed) */
 static int parse_res_list(const char *s, mbsr_fetch_opts *o) {
-  char buf[128];
-  snprintf(buf, sizeof buf, "%s", s);
   o->n_templates = 0;
-  for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+  for (const char *t = s; *t;) {
     char *end;
     long r = strtol(t, &end, 10);
-    if (*end || (r != 10 && r != 25 && r != 50 && r != 100)) return -1;
-    if (o->n_templates >= 8) return -1;
+    if (end == t || (*end && *end != ',') || (r != 10 && r != 25 && r != 50 && r != 100))
+      return mbsr_cli_usage_error("fetch", "--templates: '%s': resolutions 10, 25, 50 or 100 (um), comma-separated", s);
+    if (o->n_templates >= 8) return mbsr_cli_usage_error("fetch", "--templates: '%s': at most 8", s);
     o->templates[o->n_templates++] = (int)r;
+    t = *end ? end + 1 : end;
   }
-  return o->n_templates ? 0 : -1;
+  return o->n_templates ? 0 : mbsr_cli_usage_error("fetch", "--templates: empty list");
 }
 
 int mbsr_cmd_fetch(int argc, char **argv) {
@@ -84,7 +85,7 @@ int mbsr_cmd_fetch(int argc, char **argv) {
       case 'm': o.mirror = optarg; break;
       case 'a': o.api = optarg; break;
       case 't':
-        if (parse_res_list(optarg, &o)) return mbsr_cli_usage_error("fetch", "--templates: '%s' (resolutions 10,25,50,100)", optarg);
+        if (parse_res_list(optarg, &o)) return 2;
         break;
       case 'A': o.annotations = 1; break;
       case 'r':

@@ -558,11 +558,10 @@ void mbsr_model_init(mbsr_model *m, uint64_t seed) {
 }
 
 int mbsr_model_set_precision(mbsr_model *m, mbsr_precision p) {
-  if (p != MBSR_PREC_FP32 && p != MBSR_PREC_BF16X3 && p != MBSR_PREC_BF16)
+  if (p != MBSR_PREC_FP32 && p != MBSR_PREC_BF16)
     return mbsr_error(MBSR_EINVAL, "model: unknown precision %d", (int)p);
   if (p != MBSR_PREC_FP32 && !mbsr_conv3d_precision_available(p))
-    return mbsr_error(MBSR_EUNSUPPORTED, "model: precision %s is not available on this CPU (see mbsr bench --prec)",
-                      p == MBSR_PREC_BF16 ? "bf16" : "bf16x3");
+    return mbsr_error(MBSR_EUNSUPPORTED, "model: precision bf16 needs AVX512_BF16, which this CPU lacks");
   mbsr__net *nets[2] = {&m->gen, &m->disc};
   for (int k = 0; k < 2; k++)
     for (int i = 0; i < nets[k]->nconv; i++) nets[k]->conv[i].dims.prec = p;

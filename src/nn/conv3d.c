@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "conv3d_kernels.h"
+#include "mbsr/core.h"
 #include "mbsr/nn.h"
 #include "nn_internal.h"
 #include "winograd.h"
@@ -96,8 +97,7 @@ size_t mbsr_conv3d_workspace_floats(const mbsr_conv3d_dims *s, int nthreads) {
 
 /* The forward uses [pad_x] then, for bf16, the packed weights right after it ([pad_g] and the rest
  * are backward-only), whatever the thread count. Sized for the precision in s alone: fp32 (and the
- * reference family, which uses no workspace) need pad_x; any other precision adds the weight copy
- * (a bf16x3 request runs the fp32 kernels today, so the extra room is only reserved). */
+ * reference family, which uses no workspace) need pad_x; bf16 adds the packed weight copy. */
 size_t mbsr_conv3d_forward_workspace_floats(const mbsr_conv3d_dims *s) {
   size_t direct = padx_floats(s) + (s->prec != MBSR_PREC_FP32 ? wt_floats(s) : 0);
   if (wino_possible(s) && mbsr__wino_forward_ws(s) > direct) direct = mbsr__wino_forward_ws(s);
@@ -132,7 +132,7 @@ int mbsr__conv3d_force_kernel(const char *name) {
   else if (!strcmp(name, "reference")) f = FAM_REF;
   else if (!strcmp(name, "avx512")) f = FAM_AVX512;
   else if (!strcmp(name, "avx2")) f = FAM_AVX2;
-  else return -1;
+  else return mbsr_error(MBSR_EINVAL, "conv kernel family '%s': auto, portable, reference, avx512 or avx2", name);
   __atomic_store_n(&g_force, f, __ATOMIC_RELAXED);
   return 0;
 }
@@ -149,7 +149,7 @@ static int use_bf16_dw(const mbsr_conv3d_dims *s, family fam) {
 int mbsr_conv3d_precision_available(mbsr_precision p) {
   if (p == MBSR_PREC_FP32) return 1;
   if (p == MBSR_PREC_BF16) return pick() == FAM_AVX512 && mbsr_cpu_has_avx512bf16();
-  return 0; /* bf16x3 needs AMX tiles to pay off; no AMX kernel yet */
+  return 0;
 }
 
 const char *mbsr_conv3d_kernel_name(mbsr_precision p) {

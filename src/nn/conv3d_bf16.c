@@ -1,4 +1,4 @@
-/* bf16 direct 3-D convolution row kernels for CPUs with AVX512_BF16 (vdpbf16ps) but no AMX: bf16
+/* bf16 direct 3-D convolution row kernels for CPUs with AVX512_BF16 (vdpbf16ps): bf16
  * inputs and weights, fp32 accumulation, the same blocking as conv3d_avx512.c with the reduction
  * taken in pairs (one vdpbf16ps = 16 output channels x 2 reduction values). Opt-in (MBSR_PREC_BF16);
  * compiled for AVX512_BF16 and reached only when cpuid reports it. */

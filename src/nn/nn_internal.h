@@ -8,8 +8,6 @@ typedef struct {
   int avx2;       /* AVX2 + FMA, OS-enabled */
   int avx512;     /* AVX-512 F/BW/VL/DQ, OS-enabled */
   int avx512bf16; /* AVX512_BF16 (vdpbf16ps) */
-  int amx_hw;     /* AMX-TILE + AMX-BF16 present and enabled in XCR0 */
-  int amx;        /* ... and the kernel granted XTILEDATA to this process */
 } mbsr__cpu;
 const mbsr__cpu *mbsr__cpu_get(void);
 

@@ -394,9 +394,9 @@ static void test_precision(void) {
   float *x = mbsr_alloc(4 * nv), *y32 = mbsr_alloc(4 * nv), *y = mbsr_alloc(4 * nv);
   for (size_t i = 0; i < nv; i++) x[i] = (float)((i * 37) % 101) / 101.0f;
   MT_ASSERT_OK(mbsr_model_forward(m, x, B, y32));
-  const mbsr_precision ps[2] = {MBSR_PREC_BF16X3, MBSR_PREC_BF16};
-  const double tol[2] = {1e-4, 3e-2};
-  for (int k = 0; k < 2; k++) {
+  const mbsr_precision ps[1] = {MBSR_PREC_BF16};
+  const double tol[1] = {3e-2};
+  for (int k = 0; k < 1; k++) {
     int rc = mbsr_model_set_precision(m, ps[k]);
     if (!mbsr_conv3d_precision_available(ps[k])) {
       MT_ASSERT_INT_EQ(rc, MBSR_EUNSUPPORTED);
