@@ -14,6 +14,24 @@
 
 #define MBSR_MAX_VOXELS ((int64_t)1 << 34) /* 16 Gi voxels: larger dims are refused as absurd */
 
+/* Header metadata carried from the file read to the files written from it (NIfTI terms). The
+ * NIfTI reader fills it from the header; the other readers (NRRD, MetaImage, TIFF) and
+ * mbsr_volume_new set the defaults: codes 1 (scanner-anat), no descrip or intent, mm and s, one
+ * volume. mbsr_volume_new_like and _clone copy it (same grid); the resamplers that change the grid
+ * keep only the world space (mbsr_volume_keep_space). */
+typedef struct {
+  int sform_code, qform_code; /* NIFTI_XFORM_*: 0 unknown, 1 scanner, 2 aligned, 3 talairach, 4 mni, 5 template */
+  int xyz_units, time_units;  /* NIFTI_UNITS_* of the file (the affine is in mm whatever they are) */
+  double scl_slope, scl_inter; /* as in the file (already applied to the voxels; 0 slope = none) */
+  int intent_code;
+  double intent_p[3];
+  char intent_name[16];
+  char descrip[80];          /* "" = none (the writer then writes "mbsr <version>") */
+  double tr, toffset;        /* pixdim[4] and toffset (time_units) */
+  int64_t nvol;              /* 3-D volumes in the file (dim[4..7] multiplied) */
+  int64_t vol_index;         /* which of them this is (0-based) */
+} mbsr_volume_meta;
+
 typedef struct {
   int64_t nx, ny, nz;
   double vox[3];
@@ -22,6 +40,7 @@ typedef struct {
   int src_dtype;         /* NIfTI datatype code of the source (DT_UINT16, ...); 16 (float32) if made here */
   char src_format[16];   /* "nifti1", "nifti2", "nrrd", "tiff", "mbsr" */
   double src_min, src_max; /* value range as read (after scaling) */
+  mbsr_volume_meta meta; /* header metadata (see above) */
 } mbsr_volume;
 
 /* New zero-filled volume. vox may be NULL (1 mm); affine NULL = diag(vox) with origin 0. */
@@ -40,6 +59,12 @@ int mbsr_volume_check_same_grid(const mbsr_volume *a, const char *name_a, const 
 /* Error (MBSR_ENONFINITE, message names file and first bad voxel) if any NaN/Inf. */
 int mbsr_volume_check_finite(const mbsr_volume *v, const char *name);
 void mbsr_volume_minmax(const mbsr_volume *v, float *mn, float *mx);
+/* dst (on another grid) is in src's world space: its sform/qform codes and units are src's; its
+ * descrip and intent are reset (the writer writes mbsr's own descrip). */
+void mbsr_volume_keep_space(mbsr_volume *dst, const mbsr_volume *src);
+/* Name of a NIfTI xform code: "unknown", "scanner", "aligned", "talairach", "mni", "template"
+ * (nibabel's names); "invalid" otherwise. */
+const char *mbsr_xform_name(int code);
 
 /* ---- reading ----
  * Dispatch: directory or .tif/.tiff -> TIFF stack; .nrrd/.nhdr -> NRRD; .mhd -> MetaImage;
@@ -57,9 +82,19 @@ typedef struct {
    * (the next valid NIfTI transform, else diag(voxel sizes, 1 mm where unusable), origin 0 where
    * not finite), a warning and a read note (`mbsr info/convert --allow-bad-geometry`). */
   int allow_bad_geometry;
+  /* 4-D (or higher) NIfTI files hold several 3-D volumes. volume_given: read volume `volume`
+   * (0-based; out of range: MBSR_ERANGE naming the file and the count). Otherwise a file with more
+   * than one volume is refused (MBSR_EINVAL, "<file>: 4-D file with N volumes: choose one (--volume
+   * N)"). 3-D files and the other formats hold one volume (volume 0). */
+  int volume_given;
+  int64_t volume;
 } mbsr_read_opts;
 int mbsr_volume_read(const char *path, const mbsr_read_opts *opts, mbsr_volume **out);
 int mbsr_nifti_read(const char *path, mbsr_volume **out);
+/* Every 3-D volume of path in file order, read in one pass (*n of them; a 3-D file or another
+ * format gives one; opts->volume is ignored). Free with mbsr_volume_series_free(*vols, *n). */
+int mbsr_volume_read_series(const char *path, const mbsr_read_opts *opts, mbsr_volume ***vols, int64_t *n);
+void mbsr_volume_series_free(mbsr_volume **vols, int64_t n);
 int mbsr_nrrd_read(const char *path, mbsr_volume **out);
 int mbsr_tiff_read(const char *path, const mbsr_read_opts *opts, mbsr_volume **out);
 /* Orientation code ("RIA": +column Right, +row Inferior, +slice Anterior; "" = "RAS") -> D whose
@@ -72,8 +107,13 @@ void mbsr_orient_code(const double affine[4][4], char code[4]);
 int mbsr_mhd_read(const char *path, mbsr_volume **out);
 
 /* ---- writing: NIfTI-1 float32 (.nii.gz by default if no extension), sform+qform from the affine,
- * written to a temporary name and renamed when complete. */
+ * written to a temporary name and renamed when complete. The header keeps v->meta: the sform/qform
+ * codes (both 1 when both are 0), descrip (mbsr's own when empty), intent, units (the affine is
+ * written in the file's spatial unit, micron/metre/mm; unknown -> mm) and time units. */
 int mbsr_volume_write(const char *path, const mbsr_volume *v);
+/* n volumes on one grid as one 4-D file (dim[4] = n, pixdim[4] = vols[0]->meta.tr); n = 1 is
+ * mbsr_volume_write. MBSR_EMISMATCH if the grids differ. */
+int mbsr_volume_write_series(const char *path, mbsr_volume *const *vols, int64_t n);
 /* The file name mbsr_volume_write(path) produces: path itself for .nii/.nii.gz, path + ".nii.gz"
  * when there is no recognised extension; MBSR_EUNSUPPORTED for other formats' extensions. */
 int mbsr_volume_output_path(const char *path, char *buf, size_t n);

@@ -348,6 +348,7 @@ int mbsr_downsample_block(const mbsr_volume *in, const int f[3], mbsr_volume **o
   mbsr_volume *v = mbsr_volume_new(m[0], m[1], m[2], NULL, (const double(*)[4])A);
   if (!v) return mbsr_error_prefix(MBSR_ENOMEM, "downsample: ");
   for (int a = 0; a < 3; a++) v->vox[a] = in->vox[a] * f[a];
+  mbsr_volume_keep_space(v, in);
   const double inv = 1.0 / ((double)f[0] * f[1] * f[2]);
   const float *src = in->data;
   float *dst = v->data;
@@ -400,6 +401,7 @@ int mbsr_upsample_like(const mbsr_volume *in, const mbsr_volume *grid, mbsr_inte
   mbsr_volume *v = mbsr_volume_new(grid->nx, grid->ny, grid->nz, grid->vox, grid->affine);
   if (!v) return mbsr_error_prefix(MBSR_ENOMEM, "upsample: ");
   memcpy(v->vox, grid->vox, sizeof v->vox);
+  mbsr_volume_keep_space(v, in); /* in's world space on grid's grid */
   const int64_t nin[3] = {in->nx, in->ny, in->nz}, nout[3] = {grid->nx, grid->ny, grid->nz};
   rc = mbsr_resample_raw(in->data, nin, v->data, nout, scale, shift, m, method_border(m));
   if (rc) {

@@ -32,7 +32,9 @@ const char *mbsr__affine_problem(const double A[4][4], char *buf, size_t n);
 int mbsr__check_geometry(const char *path, double A[4][4], const char *source, int allow);
 
 /* The readers with the geometry override (the public mbsr_*_read are the strict ones). */
-int mbsr__nifti_read(const char *path, int allow_bad_geometry, mbsr_volume **out);
+/* NIfTI: opts may be NULL (strict geometry, a one-volume file); see mbsr_read_opts. */
+int mbsr__nifti_read(const char *path, const mbsr_read_opts *opts, mbsr_volume **out);
+int mbsr__nifti_read_series(const char *path, const mbsr_read_opts *opts, mbsr_volume ***vols, int64_t *n);
 int mbsr__nrrd_read(const char *path, int allow_bad_geometry, mbsr_volume **out);
 int mbsr__mhd_read(const char *path, int allow_bad_geometry, mbsr_volume **out);
 

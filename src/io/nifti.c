@@ -11,11 +11,13 @@
  * transform (sform -> qform -> pixdim) or a substitute, with a warning.
  * The data start at vox_offset as the header says (at least 352 for NIfTI-1, 544 for NIfTI-2),
  * the same for .nii and .nii.gz; a vox_offset past the end of the (decompressed) data is an error.
- * scl_slope == 0 (or non-finite) means no scaling. 4-D (or higher) files: the first 3-D volume is
- * read and a warning printed.
+ * scl_slope == 0 (or non-finite) means no scaling. 4-D (or higher) files hold dim[4]*...*dim[7]
+ * 3-D volumes: one is read when the caller names it (mbsr_read_opts.volume), all of them by
+ * mbsr_volume_read_series; a file with several and no choice is refused. The header fields that
+ * travel to written files (codes, units, descrip, intent, slope, TR) go to v->meta.
  *
  * Writing: nifti_clib builds the header (qform from the affine by nifti_dmat44_to_quatern,
- * sform = the affine, both codes NIFTI_XFORM_SCANNER_ANAT, units mm); the bytes are written with
+ * sform = the affine, the codes, units, descrip and intent of v->meta); the bytes are written with
  * zlib/stdio here so that every write and the final close are checked (nifti_image_write reports
  * no status), to a temporary name that keeps the suffix, then renamed. */
 #include <errno.h>
@@ -348,10 +350,120 @@ static int choose_affine(const char *path, const nifti_image *nim, const hdr_inf
 }
 
 /* ---- reading ---- */
-int mbsr_nifti_read(const char *path, mbsr_volume **out) { return mbsr__nifti_read(path, 0, out); }
+/* The header metadata that travels to the files written from this one (mbsr_volume_meta). */
+static void fill_meta(mbsr_volume_meta *m, const nifti_image *nim, int64_t nvol) {
+  m->sform_code = nim->sform_code;
+  m->qform_code = nim->qform_code;
+  m->xyz_units = nim->xyz_units;
+  m->time_units = nim->time_units;
+  m->scl_slope = nim->scl_slope;
+  m->scl_inter = nim->scl_inter;
+  m->intent_code = nim->intent_code;
+  m->intent_p[0] = nim->intent_p1;
+  m->intent_p[1] = nim->intent_p2;
+  m->intent_p[2] = nim->intent_p3;
+  snprintf(m->intent_name, sizeof m->intent_name, "%.15s", nim->intent_name);
+  snprintf(m->descrip, sizeof m->descrip, "%.79s", nim->descrip);
+  m->tr = isfinite(nim->dt) ? nim->dt : 0;
+  m->toffset = isfinite(nim->toffset) ? nim->toffset : 0;
+  m->nvol = nvol;
+}
 
-int mbsr__nifti_read(const char *path, int allow_bad_geometry, mbsr_volume **out) {
-  *out = NULL;
+/* Which volumes to read: all, or the one opts names; a file with several and no choice is refused. */
+static int pick_volumes(const char *path, const mbsr_read_opts *opts, int all, int64_t nvol, int ndim, int64_t *first,
+                        int64_t *count) {
+  *first = 0;
+  *count = all ? nvol : 1;
+  if (all) return MBSR_OK;
+  if (opts && opts->volume_given) {
+    if (opts->volume < 0 || opts->volume >= nvol)
+      return mbsr_error(MBSR_ERANGE, "%s: volume %lld asked for, but the file holds %lld (0..%lld)", path,
+                        (long long)opts->volume, (long long)nvol, (long long)nvol - 1);
+    *first = opts->volume;
+  } else if (nvol > 1) {
+    return mbsr_error(MBSR_EINVAL, "%s: %d-D file with %lld volumes: choose one (volume 0..%lld)", path, ndim,
+                      (long long)nvol, (long long)nvol - 1);
+  }
+  return MBSR_OK;
+}
+
+/* A short read of the data: the most useful of the error messages. */
+static int short_read_error(const char *path, int64_t got, int64_t off, int64_t need) {
+  if (got == -2) return mbsr_error(MBSR_EIO, "%s: cannot open", path);
+  int gzerr;
+  int64_t len = stream_length(path, &gzerr);
+  if (gzerr)
+    return mbsr_error(MBSR_ETRUNC, "%s: truncated or corrupt gzip stream (%lld bytes decompressed, %lld needed)", path,
+                      (long long)len, (long long)(off + need));
+  if (len <= off)
+    return mbsr_error(MBSR_ETRUNC, "%s: vox_offset %lld points past the end of the data (%lld bytes decompressed)", path,
+                      (long long)off, (long long)len);
+  return mbsr_error(MBSR_ETRUNC, "%s: truncated: %lld bytes, header needs %lld", path, (long long)len, (long long)(off + need));
+}
+
+/* The raw bytes of `count` volumes from `first` on, native byte order, into *raw (malloc'd). */
+static int read_raw(const char *path, const nifti_image *nim, const hdr_info *hi, int64_t first, int64_t count, void **raw) {
+  /* The voxels are read here with zlib (plain or gzip alike) rather than by nifti_clib, whose
+   * data reader prints to stderr whatever the debug level and silently replaces NaN/Inf floats
+   * by 0 (mbsr must see them: mbsr_volume_check_finite). */
+  int64_t vbytes = hi->nvox3 * nim->nbyper, need = vbytes * count;
+  /* hi->data_off, not nim->iname_offset: nifti_clib casts vox_offset to int (a vox_offset >= 2^31
+   * became byte 348) and reads from 348 when vox_offset < 348 */
+  int64_t off = hi->data_off + first * vbytes;
+  if (hi->vox_offset < (hi->version == 1 ? 352 : 544) && hi->vox_offset != 0)
+    mbsr__note("vox_offset %g below the minimum: data read from byte %lld", hi->vox_offset, (long long)hi->data_off);
+  void *buf = malloc((size_t)(need > 0 ? need : 1));
+  if (!buf) return mbsr_error(MBSR_ENOMEM, "%s: cannot allocate %.1f MiB for the data", path, (double)need / 1048576.0);
+  int64_t got = read_data(path, off, buf, need);
+  if (got < need) {
+    free(buf);
+    return short_read_error(path, got, off, need);
+  }
+  if (nim->byteorder != nifti_short_order() && nim->nbyper > 1) {
+    unsigned char *c = buf;
+    for (int64_t i = 0; i < hi->nvox3 * count; i++) swapn(c + i * nim->nbyper, nim->nbyper);
+  }
+  *raw = buf;
+  return MBSR_OK;
+}
+
+/* scl_slope == 0 (or non-finite) means no scaling. */
+static void scaling(const nifti_image *nim, double *slope, double *inter) {
+  *slope = nim->scl_slope, *inter = nim->scl_inter;
+  if (!(*slope != 0 && isfinite(*slope))) {
+    *slope = 1;
+    *inter = 0;
+  } else {
+    if (!isfinite(*inter)) *inter = 0;
+    if (*slope != 1 || *inter != 0) mbsr__note("scl_slope %g, scl_inter %g applied", *slope, *inter);
+  }
+}
+
+/* The volumes of `raw` (count of them, the first being volume `first`) as mbsr volumes. */
+static int make_volumes(const char *path, const nifti_image *nim, const hdr_info *hi, const double affine[4][4], const void *raw,
+                        int64_t first, int64_t count, int64_t nvol, mbsr_volume **vols) {
+  int64_t nx = nim->dim[1], ny = nim->dim[0] >= 2 ? nim->dim[2] : 1, nz = nim->dim[0] >= 3 ? nim->dim[3] : 1;
+  double slope, inter;
+  scaling(nim, &slope, &inter);
+  for (int64_t t = 0; t < count; t++) {
+    mbsr_volume *v = t == 0 ? mbsr_volume_new(nx, ny, nz, NULL, affine) : mbsr_volume_new_like(vols[0]);
+    if (!v) return mbsr_error_prefix(MBSR_ENOMEM, "%s: ", path);
+    vols[t] = v;
+    if (t == 0) fill_meta(&v->meta, nim, nvol);
+    v->meta.vol_index = first + t;
+    const char *src = (const char *)raw + t * hi->nvox3 * nim->nbyper;
+    int rc = mbsr__convert(v->data, src, hi->nvox3, nim->datatype, slope, inter, &v->src_min, &v->src_max);
+    if (rc) return mbsr_error_prefix(rc, "%s: ", path);
+    v->src_dtype = nim->datatype;
+    snprintf(v->src_format, sizeof v->src_format, "nifti%d", hi->version);
+  }
+  return MBSR_OK;
+}
+
+/* Read volumes of path: all of them (all), or the one opts picks (*n = 1). */
+static int nifti_read(const char *path, const mbsr_read_opts *opts, int all, mbsr_volume ***vols, int64_t *n) {
+  *vols = NULL;
+  *n = 0;
   if (!mbsr_file_exists(path)) return mbsr_error(MBSR_EIO, "%s: no such file", path);
   hdr_info hi;
   int rc = check_header(path, &hi);
@@ -360,87 +472,51 @@ int mbsr__nifti_read(const char *path, int allow_bad_geometry, mbsr_volume **out
   nifti_set_debug_level(0);
   nifti_image *nim = nifti_image_read(path, 0);
   if (!nim) return mbsr_error(MBSR_EFORMAT, "%s: nifti_clib could not parse the header", path);
-  int64_t nx = nim->dim[1], ny = nim->dim[0] >= 2 ? nim->dim[2] : 1, nz = nim->dim[0] >= 3 ? nim->dim[3] : 1;
-  int64_t nextra = hi.nvox3 > 0 ? (nim->nvox / hi.nvox3) : 1;
-  if (nextra > 1) {
-    mbsr_warn("%s: %lld-D file with %lld volumes: using the first 3-D volume", path, (long long)nim->dim[0],
-              (long long)nextra);
-    mbsr__note("%lld volumes in the file, first one read", (long long)nextra);
-  }
-  /* The voxels are read here with zlib (plain or gzip alike) rather than by nifti_clib, whose
-   * data reader prints to stderr whatever the debug level and silently replaces NaN/Inf floats
-   * by 0 (mbsr must see them: mbsr_volume_check_finite). Only the first 3-D volume is read. */
-  int64_t need = hi.nvox3 * nim->nbyper;
-  /* hi.data_off, not nim->iname_offset: nifti_clib casts vox_offset to int (a vox_offset >= 2^31
-   * became byte 348) and reads from 348 when vox_offset < 348 */
-  int64_t off = hi.data_off;
-  if (hi.vox_offset < (hi.version == 1 ? 352 : 544) && hi.vox_offset != 0)
-    mbsr__note("vox_offset %g below the minimum: data read from byte %lld", hi.vox_offset, (long long)off);
-  void *buf = malloc((size_t)(need > 0 ? need : 1));
-  if (!buf) {
-    nifti_image_free(nim);
-    return mbsr_error(MBSR_ENOMEM, "%s: cannot allocate %.1f MiB for the data", path, (double)need / 1048576.0);
-  }
-  int64_t got = read_data(path, off, buf, need);
-  if (got < need) {
-    free(buf);
-    nifti_image_free(nim);
-    if (got == -2) return mbsr_error(MBSR_EIO, "%s: cannot open", path);
-    int gzerr;
-    int64_t len = stream_length(path, &gzerr);
-    if (gzerr)
-      return mbsr_error(MBSR_ETRUNC, "%s: truncated or corrupt gzip stream (%lld bytes decompressed, %lld needed)", path,
-                        (long long)len, (long long)(off + need));
-    if (len <= off)
-      return mbsr_error(MBSR_ETRUNC, "%s: vox_offset %lld points past the end of the data (%lld bytes decompressed)",
-                        path, (long long)off, (long long)len);
-    return mbsr_error(MBSR_ETRUNC, "%s: truncated: %lld bytes, header needs %lld", path, (long long)len,
-                      (long long)(off + need));
-  }
-  if (nim->byteorder != nifti_short_order() && nim->nbyper > 1) {
-    unsigned char *c = buf;
-    for (int64_t i = 0; i < hi.nvox3; i++) swapn(c + i * nim->nbyper, nim->nbyper);
-  }
+  int64_t nvol = hi.nvox3 > 0 ? (nim->nvox / hi.nvox3) : 1, first = 0, count = 1;
+  if (nvol < 1) nvol = 1;
+  rc = pick_volumes(path, opts, all, nvol, (int)nim->dim[0], &first, &count);
+  if (!rc && nvol > 1) mbsr__note("%lld volumes in the file, %s read", (long long)nvol, all ? "all" : "one");
+  if (!rc && nvol > 1 && !all) mbsr__note("volume %lld", (long long)first);
 
   double affine[4][4];
   const char *xform = "pixdim";
   double uscale = 1;
   if (nim->xyz_units == NIFTI_UNITS_MICRON) uscale = 1e-3;
   else if (nim->xyz_units == NIFTI_UNITS_METER) uscale = 1e3;
-  if (uscale != 1) mbsr__note("spatial units %s converted to mm", uscale < 1 ? "micron" : "metre");
-  rc = choose_affine(path, nim, &hi, uscale, allow_bad_geometry, affine, &xform);
+  if (!rc && uscale != 1) mbsr__note("spatial units %s converted to mm", uscale < 1 ? "micron" : "metre");
+  void *raw = NULL;
+  if (!rc) rc = read_raw(path, nim, &hi, first, count, &raw);
+  if (!rc) rc = choose_affine(path, nim, &hi, uscale, opts && opts->allow_bad_geometry, affine, &xform);
+  mbsr_volume **v = rc ? NULL : calloc((size_t)count, sizeof *v);
+  if (!rc && !v) rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
+  if (!rc) rc = make_volumes(path, nim, &hi, (const double(*)[4])affine, raw, first, count, nvol, v);
+  free(raw);
+  nifti_image_free(nim);
   if (rc) {
-    free(buf);
-    nifti_image_free(nim);
+    mbsr_volume_series_free(v, count);
     return rc;
   }
-  double slope = nim->scl_slope, inter = nim->scl_inter;
-  if (!(slope != 0 && isfinite(slope))) {
-    slope = 1;
-    inter = 0;
-  } else {
-    if (!isfinite(inter)) inter = 0;
-    if (slope != 1 || inter != 0) mbsr__note("scl_slope %g, scl_inter %g applied", slope, inter);
-  }
-  mbsr_volume *v = mbsr_volume_new(nx, ny, nz, NULL, affine);
-  if (!v) {
-    free(buf);
-    nifti_image_free(nim);
-    return mbsr_error_prefix(MBSR_ENOMEM, "%s: ", path);
-  }
-  rc = mbsr__convert(v->data, buf, hi.nvox3, nim->datatype, slope, inter, &v->src_min, &v->src_max);
-  free(buf);
-  if (rc) {
-    mbsr_volume_free(v);
-    nifti_image_free(nim);
-    return mbsr_error_prefix(rc, "%s: ", path);
-  }
-  v->src_dtype = nim->datatype;
-  snprintf(v->src_format, sizeof v->src_format, "nifti%d", hi.version);
   mbsr__note("affine from %s", xform);
-  nifti_image_free(nim);
-  *out = v;
+  *vols = v;
+  *n = count;
   return MBSR_OK;
+}
+
+int mbsr_nifti_read(const char *path, mbsr_volume **out) { return mbsr__nifti_read(path, NULL, out); }
+
+int mbsr__nifti_read(const char *path, const mbsr_read_opts *opts, mbsr_volume **out) {
+  *out = NULL;
+  mbsr_volume **v = NULL;
+  int64_t n = 0;
+  int rc = nifti_read(path, opts, 0, &v, &n);
+  if (rc) return rc;
+  *out = v[0];
+  free(v);
+  return MBSR_OK;
+}
+
+int mbsr__nifti_read_series(const char *path, const mbsr_read_opts *opts, mbsr_volume ***vols, int64_t *n) {
+  return nifti_read(path, opts, 1, vols, n);
 }
 
 /* ---- writing ---- */
@@ -482,35 +558,61 @@ static int write_bytes(void *fh, int gz, const void *p, size_t n) {
   return 0;
 }
 
-/* The NIfTI-1 (NIfTI-2 for a side above 32767) header of v, float32, into hdr (hsize bytes). */
-static int build_header(const mbsr_volume *v, const char *final, unsigned char hdr[544], size_t *hsize) {
-  int nifti2 = v->nx > 32767 || v->ny > 32767 || v->nz > 32767, bad = 0;
-  int64_t dims[8] = {3, v->nx, v->ny, v->nz, 1, 1, 1, 1};
+/* The spatial unit the header is written in: the file's own (micron, metre) or mm; *scale
+ * converts mbsr's mm into it. */
+static int out_units(int xyz_units, double *scale) {
+  *scale = xyz_units == NIFTI_UNITS_MICRON ? 1e3 : xyz_units == NIFTI_UNITS_METER ? 1e-3 : 1;
+  return *scale != 1 ? xyz_units : NIFTI_UNITS_MM;
+}
+
+/* v->meta into the header: codes (both 0: mbsr's affine is a scanner one), descrip, intent, time. */
+static void put_meta(nifti_image *nim, const mbsr_volume_meta *m, int64_t n) {
+  int none = m->sform_code <= 0 && m->qform_code <= 0;
+  nim->sform_code = none ? NIFTI_XFORM_SCANNER_ANAT : m->sform_code;
+  nim->qform_code = none ? NIFTI_XFORM_SCANNER_ANAT : m->qform_code;
+  nim->time_units = m->time_units;
+  if (n > 1) {
+    nim->dt = nim->pixdim[4] = m->tr;
+    nim->toffset = m->toffset;
+  }
+  nim->intent_code = m->intent_code;
+  nim->intent_p1 = m->intent_p[0];
+  nim->intent_p2 = m->intent_p[1];
+  nim->intent_p3 = m->intent_p[2];
+  snprintf(nim->intent_name, sizeof nim->intent_name, "%.15s", m->intent_name);
+  if (m->descrip[0]) snprintf(nim->descrip, sizeof nim->descrip, "%.79s", m->descrip);
+  else snprintf(nim->descrip, sizeof nim->descrip, "mbsr %s", MBSR_VERSION);
+}
+
+/* The NIfTI-1 (NIfTI-2 for a side above 32767) header of n volumes like v, float32, into hdr (hsize bytes). */
+static int build_header(const mbsr_volume *v, int64_t n, const char *final, unsigned char hdr[544], size_t *hsize) {
+  int nifti2 = v->nx > 32767 || v->ny > 32767 || v->nz > 32767 || n > 32767, bad = 0;
+  int64_t dims[8] = {n > 1 ? 4 : 3, v->nx, v->ny, v->nz, n, 1, 1, 1};
   nifti_set_debug_level(0);
   nifti_image *nim = nifti_make_new_nim(dims, NIFTI_TYPE_FLOAT32, 0);
   if (!nim) return mbsr_error(MBSR_ENOMEM, "%s: cannot build a NIfTI header", final);
+  double us;
+  nim->xyz_units = out_units(v->meta.xyz_units, &us);
   nifti_dmat44 A;
   memcpy(A.m, v->affine, sizeof A.m);
+  for (int r = 0; r < 3; r++)
+    for (int c = 0; c < 4; c++) A.m[r][c] *= us;
   A.m[3][0] = A.m[3][1] = A.m[3][2] = 0;
   A.m[3][3] = 1;
   nim->sto_xyz = A;
-  nim->sform_code = NIFTI_XFORM_SCANNER_ANAT;
   double dx, dy, dz, qfac;
   nifti_dmat44_to_quatern(A, &nim->quatern_b, &nim->quatern_c, &nim->quatern_d, &nim->qoffset_x, &nim->qoffset_y,
                           &nim->qoffset_z, &dx, &dy, &dz, &qfac);
   nim->qfac = qfac;
-  nim->qform_code = NIFTI_XFORM_SCANNER_ANAT;
   nim->qto_xyz = nifti_quatern_to_dmat44(nim->quatern_b, nim->quatern_c, nim->quatern_d, nim->qoffset_x,
                                          nim->qoffset_y, nim->qoffset_z, dx, dy, dz, qfac);
   /* pixdim = the column lengths of the affine (= dx,dy,dz of the quaternion decomposition) */
-  nim->dx = nim->pixdim[1] = v->vox[0] > 0 ? v->vox[0] : dx;
-  nim->dy = nim->pixdim[2] = v->vox[1] > 0 ? v->vox[1] : dy;
-  nim->dz = nim->pixdim[3] = v->vox[2] > 0 ? v->vox[2] : dz;
-  nim->xyz_units = NIFTI_UNITS_MM;
-  nim->time_units = NIFTI_UNITS_SEC;
+  nim->dx = nim->pixdim[1] = v->vox[0] > 0 ? v->vox[0] * us : dx;
+  nim->dy = nim->pixdim[2] = v->vox[1] > 0 ? v->vox[1] * us : dy;
+  nim->dz = nim->pixdim[3] = v->vox[2] > 0 ? v->vox[2] * us : dz;
   nim->scl_slope = 1;
   nim->scl_inter = 0;
-  snprintf(nim->descrip, sizeof nim->descrip, "mbsr %s", MBSR_VERSION);
+  put_meta(nim, &v->meta, n);
   nim->nifti_type = nifti2 ? NIFTI_FTYPE_NIFTI2_1 : NIFTI_FTYPE_NIFTI1_1;
   memset(hdr, 0, 544);
   if (nifti2) {
@@ -538,7 +640,8 @@ static int build_header(const mbsr_volume *v, const char *final, unsigned char h
  * taken right after that step (a later call would clobber it: a full disk used to be reported as
  * "No such file or directory"). The buffered tail is written at close, and some file systems
  * report ENOSPC only at fsync: both are checked. */
-static int write_nifti_file(const char *final, const char *tmp, const unsigned char *hdr, size_t hsize, const mbsr_volume *v) {
+static int write_nifti_file(const char *final, const char *tmp, const unsigned char *hdr, size_t hsize, mbsr_volume *const *vols,
+                            int64_t n) {
   int gz = ends_with(final, ".gz");
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) return mbsr_error(MBSR_EIO, "%s: cannot create temporary %s: %s", final, tmp, strerror(errno));
@@ -552,7 +655,7 @@ static int write_nifti_file(const char *final, const char *tmp, const unsigned c
     return mbsr_error(MBSR_EIO, "%s: cannot create temporary %s: %s", final, tmp, strerror(e));
   }
   int e = write_bytes(fh, gz, hdr, hsize);
-  if (!e) e = write_bytes(fh, gz, v->data, (size_t)mbsr_volume_nvox(v) * sizeof(float));
+  for (int64_t t = 0; t < n && !e; t++) e = write_bytes(fh, gz, vols[t]->data, (size_t)mbsr_volume_nvox(vols[t]) * sizeof(float));
   errno = 0;
   if (gz) {
     int zr = gzclose((gzFile)fh);
@@ -570,9 +673,19 @@ static int write_nifti_file(const char *final, const char *tmp, const unsigned c
 }
 
 int mbsr_volume_write(const char *path, const mbsr_volume *v) {
+  mbsr_volume *one = (mbsr_volume *)v; /* written, not changed */
+  return mbsr_volume_write_series(path, &one, 1);
+}
+
+int mbsr_volume_write_series(const char *path, mbsr_volume *const *vols, int64_t n) {
   char final[4096], tmp[4200];
   int rc = mbsr_volume_output_path(path, final, sizeof final);
   if (rc) return rc;
+  if (n < 1) return mbsr_error(MBSR_EINVAL, "%s: no volume to write", final);
+  const mbsr_volume *v = vols[0];
+  for (int64_t t = 1; t < n; t++)
+    if (!mbsr_volume_same_grid(v, vols[t], 0))
+      return mbsr_error(MBSR_EMISMATCH, "%s: volume %lld is not on the grid of volume 0", final, (long long)t);
   char why[256];
   if (mbsr__affine_problem((const double(*)[4])v->affine, why, sizeof why)[0])
     return mbsr_error(MBSR_EINVAL, "%s: refusing to write a volume with bad geometry: %s", final, why);
@@ -588,7 +701,7 @@ int mbsr_volume_write(const char *path, const mbsr_volume *v) {
   if ((rc = mbsr_tmp_path(final, tmp, sizeof tmp))) return rc;
   unsigned char hdr[544];
   size_t hsize = 0;
-  if ((rc = build_header(v, final, hdr, &hsize))) return rc;
-  if ((rc = write_nifti_file(final, tmp, hdr, hsize, v))) return rc;
+  if ((rc = build_header(v, n, final, hdr, &hsize))) return rc;
+  if ((rc = write_nifti_file(final, tmp, hdr, hsize, vols, n))) return rc;
   return mbsr_commit_file(tmp, final);
 }

@@ -75,13 +75,38 @@ mbsr_volume *mbsr_volume_new(int64_t nx, int64_t ny, int64_t nz, const double vo
   }
   v->src_dtype = 16;
   snprintf(v->src_format, sizeof v->src_format, "mbsr");
+  v->meta.sform_code = v->meta.qform_code = 1; /* NIFTI_XFORM_SCANNER_ANAT */
+  v->meta.xyz_units = 2;                       /* NIFTI_UNITS_MM */
+  v->meta.time_units = 8;                      /* NIFTI_UNITS_SEC */
+  v->meta.scl_slope = 1;
+  v->meta.nvol = 1;
   return v;
 }
 
 mbsr_volume *mbsr_volume_new_like(const mbsr_volume *ref) {
   mbsr_volume *v = mbsr_volume_new(ref->nx, ref->ny, ref->nz, ref->vox, ref->affine);
-  if (v) memcpy(v->vox, ref->vox, sizeof v->vox);
+  if (v) {
+    memcpy(v->vox, ref->vox, sizeof v->vox);
+    v->meta = ref->meta;
+  }
   return v;
+}
+
+void mbsr_volume_keep_space(mbsr_volume *dst, const mbsr_volume *src) {
+  const mbsr_volume_meta *s = &src->meta;
+  mbsr_volume_meta *d = &dst->meta;
+  d->sform_code = s->sform_code;
+  d->qform_code = s->qform_code;
+  d->xyz_units = s->xyz_units;
+  d->time_units = s->time_units;
+  d->intent_code = 0;
+  memset(d->intent_p, 0, sizeof d->intent_p);
+  d->intent_name[0] = d->descrip[0] = 0;
+}
+
+const char *mbsr_xform_name(int code) {
+  static const char *names[] = {"unknown", "scanner", "aligned", "talairach", "mni", "template"};
+  return code >= 0 && code <= 5 ? names[code] : "invalid";
 }
 
 mbsr_volume *mbsr_volume_clone(const mbsr_volume *src) {
@@ -230,6 +255,11 @@ static int read_dispatch(const char *path, const mbsr_read_opts *opts, mbsr_volu
 
 int mbsr_volume_read(const char *path, const mbsr_read_opts *opts, mbsr_volume **out) {
   int rc = read_dispatch(path, opts, out);
+  if (rc == 0 && opts && opts->volume_given && opts->volume != (*out)->meta.vol_index) { /* a one-volume format */
+    rc = mbsr_error(MBSR_ERANGE, "%s: volume %lld asked for, but the file holds one volume (0)", path, (long long)opts->volume);
+    mbsr_volume_free(*out);
+    *out = NULL;
+  }
   if (rc == 0) {
     const mbsr_volume *v = *out;
     int integer = v->src_dtype != MBSR__DT_FLOAT32 && v->src_dtype != MBSR__DT_FLOAT64;
@@ -237,6 +267,35 @@ int mbsr_volume_read(const char *path, const mbsr_read_opts *opts, mbsr_volume *
       mbsr__note("integer values beyond 2^24 are rounded to float32 (large label ids may merge)");
   }
   return rc;
+}
+
+int mbsr_volume_read_series(const char *path, const mbsr_read_opts *opts, mbsr_volume ***vols, int64_t *n) {
+  *vols = NULL;
+  *n = 0;
+  if (path && (ends_with(path, ".nii") || ends_with(path, ".nii.gz"))) {
+    mbsr__notes_clear();
+    return mbsr__nifti_read_series(path, opts, vols, n);
+  }
+  mbsr_read_opts o;
+  memset(&o, 0, sizeof o);
+  if (opts) o = *opts;
+  o.volume_given = 0;
+  mbsr_volume **a = malloc(sizeof *a);
+  if (!a) return mbsr_error(MBSR_ENOMEM, "out of memory");
+  int rc = mbsr_volume_read(path, &o, &a[0]);
+  if (rc) {
+    free(a);
+    return rc;
+  }
+  *vols = a;
+  *n = 1;
+  return MBSR_OK;
+}
+
+void mbsr_volume_series_free(mbsr_volume **vols, int64_t n) {
+  if (!vols) return;
+  for (int64_t t = 0; t < n; t++) mbsr_volume_free(vols[t]);
+  free(vols);
 }
 
 static int read_dispatch(const char *path, const mbsr_read_opts *opts, mbsr_volume **out) {
@@ -247,7 +306,7 @@ static int read_dispatch(const char *path, const mbsr_read_opts *opts, mbsr_volu
   int allow = opts && opts->allow_bad_geometry;
   if (ends_with(path, ".nrrd") || ends_with(path, ".nhdr")) return mbsr__nrrd_read(path, allow, out);
   if (ends_with(path, ".mhd") || ends_with(path, ".mha")) return mbsr__mhd_read(path, allow, out); /* src/io/mhd.c */
-  if (ends_with(path, ".nii") || ends_with(path, ".nii.gz")) return mbsr__nifti_read(path, allow, out);
+  if (ends_with(path, ".nii") || ends_with(path, ".nii.gz")) return mbsr__nifti_read(path, opts, out);
   if (!mbsr_file_exists(path)) return mbsr_error(MBSR_EIO, "%s: no such file or directory", path);
   return mbsr_error(MBSR_EUNSUPPORTED,
                     "%s: unknown volume format (expected .nii, .nii.gz, .nrrd, .nhdr, .mhd/.mha, .tif/.tiff or a directory "
