@@ -142,6 +142,7 @@ typedef struct {
   int batch;          /* tiles per forward pass: 1 */
   double max_mb;      /* memory for the network's activations and workspace, MiB: 2048 */
   int progress;       /* print a progress line */
+  int flips;          /* mbsr_apply_ensemble: test-time flips per model, 1..8 (1 = none): 1 */
 } mbsr_apply_opts;
 void mbsr_apply_opts_default(mbsr_apply_opts *o);
 /* SR of `lr` onto `grid` (dims + affine; grid's voxels unused): up-sample by the contract's
@@ -163,5 +164,17 @@ typedef struct {
   double bytes;
 } mbsr_apply_plan;
 int mbsr_apply_plan_for(const mbsr_model *m, const int64_t n[3], const mbsr_apply_opts *o, mbsr_apply_plan *plan);
+
+/* ---- uncertainty: an ensemble of test-time axis flips x models ----
+ * Members: for each of the nmodels models (outer), the o->flips first of the 8 axis-flip masks in
+ * bit order (bit 0 reverses i, bit 1 j, bit 2 k: identity, i, j, ij, k, ik, jk, ijk). A member flips the
+ * up-sampled input, runs mbsr_apply_upsampled (the model's contract, exact tiling), and flips its
+ * output back. *mean = the voxel-wise mean of the members (input units), *sd = their voxel-wise
+ * POPULATION standard deviation (sum of squared deviations / members; Welford in double), both on the
+ * target grid. One member (one model, flips 1) gives exactly mbsr_apply's volume and sd = 0.
+ * Target grid: grid (its dims and affine), or the factor f, or neither (lr is already on the target
+ * grid, as mbsr_apply_upsampled); the models must share the contract's interpolation. */
+int mbsr_apply_ensemble(mbsr_model *const *models, int nmodels, const mbsr_volume *lr, const mbsr_volume *grid,
+                        const int f[3], const mbsr_apply_opts *o, mbsr_volume **mean, mbsr_volume **sd);
 
 #endif

@@ -1,7 +1,9 @@
 /* mbsr apply: super-resolve a volume with a trained model (a shipped model by name, or a checkpoint),
  * under the model's SR contract (model.h): the input's voxel size is checked against the model's LR
  * grid, the intensity normalisation comes from the model, the output is in the input's units and on
- * the HR grid; a JSON sidecar (BIDS-derivatives style) records the provenance. */
+ * the HR grid; a JSON sidecar (BIDS-derivatives style) records the provenance. With --ensemble K or
+ * several models: the mean of test-time flips x models and a voxel-wise standard deviation beside it
+ * (mbsr_apply_ensemble), OUT, its sidecar and the sd written as a set. */
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_json.h"
 #include "mbsr/cli.h"
 #include "mbsr/data.h"
 #include "mbsr/fetch.h"
@@ -18,23 +21,30 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: mbsr apply --model NAME|CKPT IN OUT [options]     (or --in IN --out OUT)\n"
+          "usage: mbsr apply --model NAME|CKPT[,NAME|CKPT...] IN OUT [options]     (or --in IN --out OUT)\n"
           "\n"
           "Super-resolves IN (a low-resolution volume on the model's LR grid) onto the model's HR grid and\n"
           "writes OUT (NIfTI-1 float32, in IN's intensity units) and OUT's JSON sidecar (.json: sources, model,\n"
           "sha256, parameters). The intensity normalisation is the model's own (its SR contract): no flag.\n"
           "\n"
-          "  --model NAME|CKPT  a shipped model (mbsr models lists them) or a checkpoint from mbsr train\n"
+          "  --model NAME|CKPT  a shipped model (mbsr models lists them) or a checkpoint from mbsr train;\n"
+          "                     several, comma-separated: an ensemble of models (writes the sd, see --ensemble)\n"
           "  --like HR_GRID     target grid = the dims and affine of this volume (its voxels are not used)\n"
           "  --factor F         target grid = IN up-sampled by F (integer, or Fi,Fj,Fk)\n"
           "                     (neither: the factor of the model's pair, LR voxel / HR voxel)\n"
           "  --upsampled        IN is already on the target grid (up-sampled by the model's interpolation)\n"
+          "  --volume N         of a 4-D IN, the volume to super-resolve (0-based; required when IN has several)\n"
           "  --force            run although IN's voxel size differs from the model's LR grid\n"
           "  --max-mb M         memory for the network's tiles (default 2048); tiles overlap by twice the\n"
           "                     network's receptive radius, so the result equals one whole-volume pass\n"
           "  --tile P           largest tile edge in voxels (default: as large as --max-mb allows; was --patch,\n"
           "                     deprecated)\n"
           "  --batch B          tiles per forward pass (default 1)\n"
+          "  --ensemble K       uncertainty: K test-time axis flips (1..8, identity first; bit order i, j, ij, k,\n"
+          "                     ik, jk, ijk) per model; OUT = the mean of flips x models, and the voxel-wise\n"
+          "                     population standard deviation of the members goes to --sd-out\n"
+          "  --sd-out FILE      the standard deviation (with --ensemble or several models; default OUT's stem\n"
+          "                     + _sd.nii.gz); OUT, its sidecar and FILE are written as a set\n"
           "  --precision fp32|bf16  fp32 (default), or bf16 where the CPU has it (see mbsr bench --precision)\n"
           "  --threads N        OpenMP threads (default: OMP_NUM_THREADS or every core)\n"
           "  --quiet            no progress or info lines on stderr (warnings and errors stay)\n");
@@ -63,13 +73,16 @@ static void sidecar_path(const char *out, char *buf, size_t n) {
 /* The sidecar's JSON text (malloc'd) into *txt. */
 static int sidecar_json(const char *in, const char *model_arg, const char *ckpt, const mbsr_model_entry *me, const mbsr_model *m,
                         const mbsr_volume *lr, const mbsr_volume *sr, const mbsr_apply_plan *pl, const char *prec, int forced,
-                        char **txt) {
+                        json_t *ens, char **txt) {
   const mbsr_sr_contract *k = mbsr_model_get_contract(m);
   const mbsr_model_config *c = mbsr_model_get_config(m);
   char hex[65] = "", abs_in[4096];
   int64_t bytes = 0;
   int rc = mbsr_sha256_file(ckpt, hex, &bytes);
-  if (rc) return rc;
+  if (rc) {
+    json_decref(ens);
+    return rc;
+  }
   if (!realpath(in, abs_in)) snprintf(abs_in, sizeof abs_in, "%s", in);
   json_t *o = json_object(), *gen = json_object(), *mod = json_object(), *par = json_object();
   json_object_set_new(o, "Description", json_string("Super-resolution by mbsr apply: the input up-sampled onto the HR grid, "
@@ -99,6 +112,7 @@ static int sidecar_json(const char *in, const char *model_arg, const char *ckpt,
   json_object_set_new(par, "Precision", json_string(prec));
   json_object_set_new(par, "VoxelCheckOverridden", json_boolean(forced));
   json_object_set_new(o, "Parameters", par);
+  if (ens) json_object_set_new(o, "Ensemble", ens);
   json_object_set_new(o, "InputVoxelSizeMm", json_pack("[f,f,f]", lr->vox[0], lr->vox[1], lr->vox[2]));
   json_object_set_new(o, "VoxelSizeMm", json_pack("[f,f,f]", sr->vox[0], sr->vox[1], sr->vox[2]));
   *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -106,10 +120,10 @@ static int sidecar_json(const char *in, const char *model_arg, const char *ckpt,
   return *txt ? MBSR_OK : mbsr_error(MBSR_ENOMEM, "out of memory");
 }
 
-/* OUT and its sidecar as a pair: the sidecar goes to a temporary first, then OUT (atomic), then the
- * sidecar is renamed; a failure leaves neither new file. */
-static int write_outputs(const char *final, const mbsr_volume *sr, const char *json) {
-  char side[4200], tmp[4400];
+/* OUT, its sidecar and (sd_final != NULL) the sd as a set: the sidecar and the sd go to temporaries
+ * first, then OUT (atomic), then the temporaries are renamed; a failure leaves none of the new files. */
+static int write_outputs(const char *final, const mbsr_volume *sr, const char *json, const char *sd_final, const mbsr_volume *sd) {
+  char side[4200], tmp[4400], sdtmp[4400] = "";
   sidecar_path(final, side, sizeof side);
   int rc = mbsr_tmp_path(side, tmp, sizeof tmp);
   FILE *f = rc ? NULL : fopen(tmp, "w");
@@ -118,15 +132,31 @@ static int write_outputs(const char *final, const mbsr_volume *sr, const char *j
     int bad = fputs(json, f) < 0 || fputc('\n', f) == EOF;
     if (fclose(f) != 0 || bad) rc = mbsr_error(MBSR_EIO, "%s: write failed", side);
   }
+  if (!rc && sd_final && !(rc = mbsr_tmp_path(sd_final, sdtmp, sizeof sdtmp)) && (rc = mbsr_volume_write(sdtmp, sd)))
+    mbsr_error_prefix(rc, "%s: ", sd_final);
   if (!rc) rc = mbsr_volume_write(final, sr);
-  if (!rc && (rc = mbsr_commit_file(tmp, side))) unlink(final);
-  if (rc) mbsr_abandon_file(tmp);
+  int out_written = !rc;
+  if (!rc && sd_final) rc = mbsr_commit_file(sdtmp, sd_final);
+  if (!rc && (rc = mbsr_commit_file(tmp, side)) && sd_final) unlink(sd_final);
+  if (rc && out_written) unlink(final);
+  if (rc) {
+    mbsr_abandon_file(tmp);
+    if (sdtmp[0]) mbsr_abandon_file(sdtmp);
+  }
   return rc;
 }
 
+/* OUT.nii(.gz) -> OUT_sd.nii.gz */
+static int sd_default_path(const char *out, char *buf, size_t n) {
+  size_t l = strlen(out);
+  if (l > 7 && !strcmp(out + l - 7, ".nii.gz")) l -= 7;
+  else if (l > 4 && !strcmp(out + l - 4, ".nii")) l -= 4;
+  return mbsr_pathf(buf, n, "%.*s_sd.nii.gz", (int)l, out);
+}
+
 typedef struct {
-  const char *model, *in, *out, *like, *prec_name;
-  int f[3], have_factor, upsampled, force;
+  const char *model, *in, *out, *like, *prec_name, *sd_out;
+  int f[3], have_factor, upsampled, force, ensemble;
   mbsr_precision prec;
   mbsr_apply_opts ao;
 } apply_args;
@@ -139,7 +169,8 @@ static int parse(int argc, char **argv, apply_args *a) {
                                        {"force", no_argument, 0, 'F'},         {"max-mb", required_argument, 0, 'M'},
                                        {"tile", required_argument, 0, 'p'},    {"batch", required_argument, 0, 'b'},
                                        {"precision", required_argument, 0, 'P'}, {"help", no_argument, 0, 'h'},
-                                       MBSR_CLI_COMMON_OPTS,                   {0, 0, 0, 0}};
+                                       {"ensemble", required_argument, 0, 'e'}, {"sd-out", required_argument, 0, 's'},
+                                       MBSR_CLI_VOLUME_OPT, MBSR_CLI_COMMON_OPTS, {0, 0, 0, 0}};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -158,6 +189,8 @@ static int parse(int argc, char **argv, apply_args *a) {
       case 'M': rc = mbsr_cli_double("apply", "--max-mb", optarg, 16, 1e12, &a->ao.max_mb); break;
       case 'p': rc = mbsr_cli_int("apply", "--tile", optarg, 3, 4096, &a->ao.patch); break;
       case 'b': rc = mbsr_cli_int("apply", "--batch", optarg, 1, 64, &a->ao.batch); break;
+      case 'e': rc = mbsr_cli_int("apply", "--ensemble", optarg, 1, 8, &a->ensemble); break;
+      case 's': a->sd_out = optarg; break;
       case 'P':
         if (!strcmp(optarg, "fp32")) a->prec = MBSR_PREC_FP32;
         else if (!strcmp(optarg, "bf16")) a->prec = MBSR_PREC_BF16;
@@ -190,49 +223,120 @@ static int model_factor(const mbsr_sr_contract *k, const char *ckpt, int f[3]) {
   return MBSR_OK;
 }
 
+#define MAX_MODELS 16
+
+/* The models of --model (comma-separated): resolved, loaded, each checked against IN's grid. */
+typedef struct {
+  int n;
+  char names[MAX_MODELS][1024], ckpt[MAX_MODELS][4096];
+  mbsr_model_entry me[MAX_MODELS];
+  mbsr_model *m[MAX_MODELS];
+} model_set;
+
+static int split_models(const char *arg, model_set *ms) {
+  ms->n = 0;
+  for (const char *p = arg;;) {
+    const char *e = strchr(p, ',');
+    size_t l = e ? (size_t)(e - p) : strlen(p);
+    if (l == 0 || l >= sizeof ms->names[0]) return mbsr_cli_usage_error("apply", "--model: empty or too long name in '%s'", arg);
+    if (ms->n == MAX_MODELS) return mbsr_cli_usage_error("apply", "--model: more than %d models", MAX_MODELS);
+    snprintf(ms->names[ms->n++], sizeof ms->names[0], "%.*s", (int)l, p);
+    if (!e) return 0;
+    p = e + 1;
+  }
+}
+
+static int load_models(model_set *ms, const apply_args *a, const mbsr_volume *lr) {
+  int rc = 0;
+  for (int i = 0; i < ms->n && !rc; i++) {
+    rc = mbsr_model_resolve(ms->names[i], ms->ckpt[i], sizeof ms->ckpt[i], &ms->me[i]);
+    if (!rc) rc = mbsr_checkpoint_load(ms->ckpt[i], 1, 5, 5, 5, &ms->m[i], NULL);
+    const mbsr_sr_contract *k = rc ? NULL : mbsr_model_get_contract(ms->m[i]);
+    if (!rc && !a->force)
+      rc = check_grid(lr, a->upsampled ? k->hr_vox_mm : k->lr_vox_mm, a->in, ms->names[i], a->upsampled ? "HR" : "LR");
+    if (!rc && a->prec != MBSR_PREC_FP32) rc = mbsr_model_set_precision(ms->m[i], a->prec);
+  }
+  return rc;
+}
+
+/* The sidecar's "Ensemble" object. */
+static json_t *ensemble_json(const model_set *ms, int flips, const char *sd_path) {
+  json_t *e = json_object(), *mods = json_array();
+  for (int i = 0; i < ms->n; i++) {
+    char hex[65] = "";
+    int64_t bytes = 0;
+    if (mbsr_sha256_file(ms->ckpt[i], hex, &bytes)) hex[0] = 0;
+    json_array_append_new(mods, json_pack("{s:s,s:s,s:s}", "Name", ms->me[i].name[0] ? ms->me[i].name : ms->names[i], "File",
+                                          ms->ckpt[i], "Sha256", hex));
+  }
+  json_object_set_new(e, "Models", mods);
+  json_object_set_new(e, "FlipsPerModel", json_integer(flips));
+  json_object_set_new(e, "Flips", json_string("axis-flip bit masks 0..K-1 (bit 0 reverses i, bit 1 j, bit 2 k), identity first"));
+  json_object_set_new(e, "Members", json_integer((json_int_t)ms->n * flips));
+  json_object_set_new(e, "Output", json_string("the voxel-wise mean of the members (each flipped back)"));
+  json_object_set_new(e, "StandardDeviation", mbsr__cli_json_str(sd_path));
+  json_object_set_new(e, "StandardDeviationDefinition", json_string("voxel-wise population sd of the members: "
+                                                                    "sqrt(sum (x - mean)^2 / members)"));
+  return e;
+}
+
+/* Run the model(s) on lr onto the chosen grid: plain apply, or the ensemble (sd != NULL). */
+static int run_apply(const model_set *ms, const apply_args *a, const mbsr_volume *lr, const mbsr_volume *grid, int ens,
+                     mbsr_volume **sr, mbsr_volume **sd) {
+  if (ens) {
+    mbsr_apply_opts o = a->ao;
+    o.flips = a->ensemble > 0 ? a->ensemble : 1;
+    return mbsr_apply_ensemble(ms->m, ms->n, lr, grid, a->have_factor ? a->f : NULL, &o, sr, sd);
+  }
+  if (grid) return mbsr_apply(ms->m[0], lr, grid, &a->ao, sr);
+  if (a->have_factor) return mbsr_apply_factor(ms->m[0], lr, a->f, &a->ao, sr);
+  return mbsr_apply_upsampled(ms->m[0], lr, &a->ao, sr);
+}
+
 int mbsr_cmd_apply(int argc, char **argv) {
   apply_args a = {.prec_name = "fp32", .prec = MBSR_PREC_FP32};
   mbsr_apply_opts_default(&a.ao);
   int prc = parse(argc, argv, &a);
   if (prc) return prc < 0 ? 0 : prc;
-  char final[4096], ckpt[4096];
+  static model_set ms;
+  memset(&ms, 0, sizeof ms);
+  if (split_models(a.model, &ms)) return 2;
+  const int ens = a.ensemble > 0 || ms.n > 1;
+  if (a.sd_out && !ens) return mbsr_cli_usage_error("apply", "--sd-out needs --ensemble K or several models");
+  char final[4096], sdp[4096];
   if (mbsr_volume_output_path(a.out, final, sizeof final)) return mbsr_cli_fail("apply");
+  if (ens && (a.sd_out ? mbsr_volume_output_path(a.sd_out, sdp, sizeof sdp) : sd_default_path(final, sdp, sizeof sdp)))
+    return mbsr_cli_fail("apply");
 
   double t0 = mbsr_now();
-  mbsr_volume *lr = NULL, *grid = NULL, *sr = NULL;
-  mbsr_model *m = NULL;
-  mbsr_model_entry me;
-  int rc = mbsr_model_resolve(a.model, ckpt, sizeof ckpt, &me);
-  if (!rc) rc = mbsr_checkpoint_load(ckpt, 1, 5, 5, 5, &m, NULL);
-  if (!rc) rc = mbsr_volume_read(a.in, NULL, &lr);
+  mbsr_volume *lr = NULL, *grid = NULL, *sr = NULL, *sd = NULL;
+  int rc = mbsr_volume_read(a.in, mbsr_cli_volume(&(mbsr_read_opts){0}), &lr);
   if (!rc) rc = mbsr_volume_check_finite(lr, a.in);
-  const mbsr_sr_contract *k = m ? mbsr_model_get_contract(m) : NULL;
-  if (!rc && !a.force) rc = check_grid(lr, a.upsampled ? k->hr_vox_mm : k->lr_vox_mm, a.in, a.model, a.upsampled ? "HR" : "LR");
-  if (!rc && a.like) rc = mbsr_volume_read(a.like, NULL, &grid);
-  if (!rc && !a.like && !a.have_factor && !a.upsampled) a.have_factor = !(rc = model_factor(k, ckpt, a.f));
-  if (!rc && a.prec != MBSR_PREC_FP32) rc = mbsr_model_set_precision(m, a.prec);
+  if (!rc) rc = load_models(&ms, &a, lr);
+  if (!rc && a.like) rc = mbsr_volume_read(a.like, &(mbsr_read_opts){.volume_given = 1}, &grid); /* only its grid is used */
+  if (!rc && !a.like && !a.have_factor && !a.upsampled)
+    a.have_factor = !(rc = model_factor(mbsr_model_get_contract(ms.m[0]), ms.ckpt[0], a.f));
   mbsr_apply_plan pl;
   memset(&pl, 0, sizeof pl);
   double t1 = mbsr_now();
-  if (!rc) {
-    if (grid) rc = mbsr_apply(m, lr, grid, &a.ao, &sr);
-    else if (a.have_factor) rc = mbsr_apply_factor(m, lr, a.f, &a.ao, &sr);
-    else rc = mbsr_apply_upsampled(m, lr, &a.ao, &sr);
-  }
+  if (!rc) rc = run_apply(&ms, &a, lr, grid, ens, &sr, ens ? &sd : NULL);
   double t2 = mbsr_now();
-  if (!rc) rc = mbsr_apply_plan_for(m, (const int64_t[3]){sr->nx, sr->ny, sr->nz}, &a.ao, &pl);
+  if (!rc) rc = mbsr_apply_plan_for(ms.m[0], (const int64_t[3]){sr->nx, sr->ny, sr->nz}, &a.ao, &pl);
   char *json = NULL;
-  if (!rc) rc = sidecar_json(a.in, a.model, ckpt, &me, m, lr, sr, &pl, a.prec_name, a.force, &json);
-  if (!rc) rc = write_outputs(final, sr, json);
+  if (!rc)
+    rc = sidecar_json(a.in, ms.names[0], ms.ckpt[0], &ms.me[0], ms.m[0], lr, sr, &pl, a.prec_name, a.force,
+                      ens ? ensemble_json(&ms, a.ensemble > 0 ? a.ensemble : 1, sdp) : NULL, &json);
+  if (!rc) rc = write_outputs(final, sr, json, ens ? sdp : NULL, sd);
   free(json);
   if (!rc)
-    mbsr_info("apply: %s (%s) %lldx%lldx%lld -> %s %lldx%lldx%lld, voxel %.4g x %.4g x %.4g mm; network %.2f s, total %.2f s", a.in,
-              me.name[0] ? me.name : mbsr_arch_name(mbsr_model_get_config(m)->arch), (long long)lr->nx, (long long)lr->ny,
-              (long long)lr->nz, final, (long long)sr->nx, (long long)sr->ny, (long long)sr->nz, sr->vox[0], sr->vox[1], sr->vox[2],
-              t2 - t1, mbsr_now() - t0);
+    mbsr_info("apply: %s (%s%s) %lldx%lldx%lld -> %s %lldx%lldx%lld, voxel %.4g x %.4g x %.4g mm%s%s; network %.2f s, total %.2f s",
+              a.in, ms.me[0].name[0] ? ms.me[0].name : mbsr_arch_name(mbsr_model_get_config(ms.m[0])->arch), ms.n > 1 ? ", ..." : "",
+              (long long)lr->nx, (long long)lr->ny, (long long)lr->nz, final, (long long)sr->nx, (long long)sr->ny, (long long)sr->nz,
+              sr->vox[0], sr->vox[1], sr->vox[2], ens ? ", sd -> " : "", ens ? sdp : "", t2 - t1, mbsr_now() - t0);
   mbsr_volume_free(lr);
   mbsr_volume_free(grid);
   mbsr_volume_free(sr);
-  mbsr_model_free(m);
+  mbsr_volume_free(sd);
+  for (int i = 0; i < ms.n; i++) mbsr_model_free(ms.m[i]);
   return rc ? mbsr_cli_fail("apply") : 0;
 }

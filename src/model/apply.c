@@ -28,6 +28,7 @@ void mbsr_apply_opts_default(mbsr_apply_opts *o) {
   o->batch = 1;
   o->max_mb = 2048;
   o->progress = 1;
+  o->flips = 1;
 }
 
 /* ---- the SR contract carried by a model ---- */
