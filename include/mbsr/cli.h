@@ -5,6 +5,7 @@
 #define MBSR_CLI_H
 
 #include "mbsr/core.h"
+#include "mbsr/volume.h"
 
 #define MBSR_COMMANDS(X)                                                                  \
   X(info, 0, "print dims, voxel size, affine, type and value range of a volume")         \
@@ -47,12 +48,18 @@ int mbsr_cli_rewrite_renamed(const char *cmd, int argc, char **argv);
  * warnings and errors stay) and --threads N (OpenMP threads; the default is OMP_NUM_THREADS or
  * every core). Put MBSR_CLI_COMMON_OPTS in a getopt_long table and hand the returned codes to
  * mbsr_cli_common(), which returns 0 or the usage-error exit status 2. */
-enum { MBSR_CLI_OPT_QUIET = 0x1000, MBSR_CLI_OPT_THREADS, MBSR_CLI_OPT_JSON };
+enum { MBSR_CLI_OPT_QUIET = 0x1000, MBSR_CLI_OPT_THREADS, MBSR_CLI_OPT_JSON, MBSR_CLI_OPT_VOLUME };
 #define MBSR_CLI_COMMON_OPTS                                                 \
   {"quiet", no_argument, 0, MBSR_CLI_OPT_QUIET}, {"threads", required_argument, 0, MBSR_CLI_OPT_THREADS}
 int mbsr_cli_common(const char *cmd, int opt, const char *arg);
 /* The threads given by --threads (0 when not given). */
 int mbsr_cli_threads(void);
+/* --volume N (0-based) of the commands that read a volume to process: which 3-D volume of a 4-D
+ * file (without it, a file with several volumes is refused; see mbsr_read_opts). Put
+ * MBSR_CLI_VOLUME_OPT in the getopt_long table; mbsr_cli_common parses it; mbsr_cli_volume copies
+ * it into ro (which it returns). */
+#define MBSR_CLI_VOLUME_OPT {"volume", required_argument, 0, MBSR_CLI_OPT_VOLUME}
+mbsr_read_opts *mbsr_cli_volume(mbsr_read_opts *ro);
 
 /* Numbers of option values: the whole string must parse and lie in [lo, hi]; otherwise a usage
  * error "mbsr <cmd>: <flag> wants ..., got '<s>'" is printed and 2 returned (else 0). */

@@ -1,5 +1,5 @@
 /* What every command shares: the renamed flags of the one CLI vocabulary (docs/user/cli.md) and
- * their deprecation warnings, --quiet and --threads, option-value parsing, IN OUT positionals. */
+ * their deprecation warnings, --quiet, --threads and --volume, option-value parsing, IN OUT positionals. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -67,8 +67,15 @@ int mbsr_cli_rewrite_renamed(const char *cmd, int argc, char **argv) {
 }
 
 static int g_threads = 0;
+static long long g_volume = -1; /* --volume N; -1: not given */
 
 int mbsr_cli_threads(void) { return g_threads; }
+
+mbsr_read_opts *mbsr_cli_volume(mbsr_read_opts *ro) {
+  ro->volume_given = g_volume >= 0;
+  ro->volume = g_volume >= 0 ? g_volume : 0;
+  return ro;
+}
 
 int mbsr_cli_common(const char *cmd, int opt, const char *arg) {
   if (opt == MBSR_CLI_OPT_QUIET) {
@@ -80,6 +87,7 @@ int mbsr_cli_common(const char *cmd, int opt, const char *arg) {
     omp_set_num_threads(g_threads);
     return 0;
   }
+  if (opt == MBSR_CLI_OPT_VOLUME) return mbsr_cli_long(cmd, "--volume", arg, 0, (long long)1 << 40, &g_volume) ? 2 : 0;
   return mbsr_cli_usage_error(cmd, "unknown option");
 }
 

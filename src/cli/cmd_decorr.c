@@ -24,6 +24,7 @@ static void usage(FILE *f) {
           "  --out FILE.json     also write the JSON to FILE (atomically)\n"
           "  --json              accepted for symmetry with info and models: the output is always JSON\n"
           "  --tiff-vox C,R,S --tiff-orient XYZ  geometry of a TIFF stack (as for mbsr info)\n"
+          "  --volume N        of a 4-D FILE, the volume to analyse (0-based; required when FILE has several)\n"
           "  --quiet             no info lines on stderr (warnings and errors stay)\n"
           "  --threads N         OpenMP threads (default: OMP_NUM_THREADS or every core)\n"
           "Resolution = 2 * px / kcMax (kcMax in normalised frequency, 1 = Nyquist).\n");
@@ -70,7 +71,7 @@ int mbsr_cmd_decorr(int argc, char **argv) {
       {"fg-rel", required_argument, 0, 'f'}, {"min-fg", required_argument, 0, 'm'}, {"step", required_argument, 0, 's'},
       {"curves", no_argument, 0, 'c'},      {"out", required_argument, 0, 'o'},     {"help", no_argument, 0, 'h'},
       {"tiff-vox", required_argument, 0, 'V'}, {"tiff-orient", required_argument, 0, 'O'},
-      {"json", no_argument, 0, 'j'},        MBSR_CLI_COMMON_OPTS,                   {0, 0, 0, 0}};
+      {"json", no_argument, 0, 'j'},        MBSR_CLI_VOLUME_OPT, MBSR_CLI_COMMON_OPTS,                   {0, 0, 0, 0}};
   mbsr_decorr_opts o;
   mbsr_decorr_opts_default(&o);
   mbsr_read_opts ro;
@@ -90,7 +91,7 @@ int mbsr_cmd_decorr(int argc, char **argv) {
   const char *path = argv[optind];
   mbsr_volume *v = NULL;
   mbsr_decorr_summary *s = NULL;
-  int rc = mbsr_volume_read(path, &ro, &v);
+  int rc = mbsr_volume_read(path, mbsr_cli_volume(&ro), &v);
   if (!rc && (rc = mbsr_decorr_volume(v, &o, &s))) mbsr_error_prefix(rc, "%s: ", path);
   if (!rc) rc = mbsr__cli_json_emit(mbsr__cli_decorr_json(path, v, &o, s, curves), 6, out);
   mbsr_decorr_summary_free(s);

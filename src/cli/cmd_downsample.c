@@ -10,12 +10,13 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: mbsr downsample IN OUT --factor F|F,F,F [--quiet] [--threads N]     (or --in IN --out OUT)\n"
+          "usage: mbsr downsample IN OUT --factor F|F,F,F [--volume N] [--quiet] [--threads N]     (or --in IN --out OUT)\n"
           "  Each output voxel is the mean of the F x F x F (or Fx x Fy x Fz) input voxels of its block.\n"
           "  Trailing voxels that do not fill a whole block are CROPPED: n_out = floor(n_in / F).\n"
           "  The affine's columns are multiplied by F and the origin moves to the centre of block 0,\n"
           "  so every LR voxel centre sits at the centre of its HR block in world space.\n"
           "  IN: any volume mbsr reads; OUT: NIfTI (.nii/.nii.gz; .nii.gz appended otherwise).\n"
+          "  --volume N      of a 4-D IN, the volume to down-sample (0-based; required when IN has several)\n"
           "  --in IN --out OUT  the same as the positionals IN OUT\n"
           "  --quiet         no info lines on stderr (warnings and errors stay)\n"
           "  --threads N     OpenMP threads (default: OMP_NUM_THREADS or every core)\n");
@@ -24,7 +25,7 @@ static void usage(FILE *f) {
 int mbsr_cmd_downsample(int argc, char **argv) {
   static const struct option opts[] = {{"factor", required_argument, 0, 'f'}, {"in", required_argument, 0, 'i'},
                                        {"out", required_argument, 0, 'o'},    {"help", no_argument, 0, 'h'},
-                                       MBSR_CLI_COMMON_OPTS,                  {0, 0, 0, 0}};
+                                       MBSR_CLI_VOLUME_OPT, MBSR_CLI_COMMON_OPTS, {0, 0, 0, 0}};
   const char *in = NULL, *out = NULL;
   int f[3] = {0, 0, 0}, c;
   optind = 1;
@@ -45,7 +46,7 @@ int mbsr_cmd_downsample(int argc, char **argv) {
   char final[4096];
   if (mbsr_volume_output_path(out, final, sizeof final)) return mbsr_cli_fail("downsample");
   mbsr_volume *v = NULL, *d = NULL;
-  if (mbsr_volume_read(in, NULL, &v)) return mbsr_cli_fail("downsample");
+  if (mbsr_volume_read(in, mbsr_cli_volume(&(mbsr_read_opts){0}), &v)) return mbsr_cli_fail("downsample");
   int rc = mbsr_volume_check_finite(v, in);
   double t0 = mbsr_now();
   if (!rc) rc = mbsr_downsample_block(v, f, &d);

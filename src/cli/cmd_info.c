@@ -1,4 +1,5 @@
-/* mbsr info FILE: dims, voxel size, affine, source format/type, value range (text or JSON). */
+/* mbsr info FILE: dims, voxel size, affine, source format/type, value range, and the NIfTI header
+ * metadata mbsr carries (sform/qform codes, scaling, descrip, intent, units, volumes) (text or JSON). */
 #include <getopt.h>
 #include <string.h>
 
@@ -8,10 +9,11 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: mbsr info FILE [--tiff-vox C,R,S] [--tiff-orient XYZ] [--json] [--allow-bad-geometry] [--quiet]\n"
-          "                 [--threads N]\n"
+          "usage: mbsr info FILE [--volume N] [--tiff-vox C,R,S] [--tiff-orient XYZ] [--json] [--allow-bad-geometry]\n"
+          "                 [--quiet] [--threads N]\n"
           "  FILE            .nii / .nii.gz (NIfTI-1/2), .nrrd / .nhdr, .mhd, a .tif/.tiff stack or a directory of\n"
           "                  TIFF slices\n"
+          "  --volume N      of a 4-D FILE, the volume whose range is shown (0-based; default 0)\n"
           "  --tiff-vox      TIFF voxel size in mm along columns, rows, slices (one value = isotropic)\n"
           "  --tiff-orient   direction in which TIFF columns, rows, slices increase, as RAS letters\n"
           "                  (e.g. RIA: columns go Right, rows Inferior, slices Anterior; default RAS)\n"
@@ -28,6 +30,7 @@ int mbsr_cmd_info(int argc, char **argv) {
                                        {"json", no_argument, 0, 'j'},
                                        {"allow-bad-geometry", no_argument, 0, 'g'},
                                        {"help", no_argument, 0, 'h'},
+                                       MBSR_CLI_VOLUME_OPT,
                                        MBSR_CLI_COMMON_OPTS,
                                        {0, 0, 0, 0}};
   mbsr_read_opts ro;
@@ -52,6 +55,7 @@ int mbsr_cmd_info(int argc, char **argv) {
   }
   if (argc - optind != 1) return mbsr_cli_usage_error("info", "give exactly one FILE");
   const char *path = argv[optind];
+  if (!mbsr_cli_volume(&ro)->volume_given) ro.volume_given = 1; /* volume 0 (the count is shown) */
   mbsr_volume *v = NULL;
   double t0 = mbsr_now();
   if (mbsr_volume_read(path, &ro, &v)) return mbsr_cli_fail("info");

@@ -9,12 +9,14 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: mbsr mask IN OUT [--mask-threshold T | --labels] [--quiet] [--threads N]     (or --in IN --out OUT)\n"
+          "usage: mbsr mask IN OUT [--mask-threshold T | --labels] [--volume N] [--quiet] [--threads N]\n"
+          "       (or --in IN --out OUT)\n"
           "  default       voxels > T (T = Otsu's threshold, 256 bins, when --mask-threshold is not given), then\n"
           "                the largest 6-connected component, then hole filling (background not 6-connected to\n"
           "                the array border becomes brain)\n"
           "  --mask-threshold T  a fixed threshold T >= 0 (was --threshold, deprecated)\n"
           "  --labels      IN is a label volume (e.g. the Allen annotation): mask = label != 0\n"
+          "  --volume N      of a 4-D IN, the volume to use (0-based; required when IN has several)\n"
           "  --in IN --out OUT  the same as the positionals IN OUT\n"
           "  --quiet       no info lines on stderr (warnings and errors stay)\n"
           "  --threads N   OpenMP threads (default: OMP_NUM_THREADS or every core)\n");
@@ -26,7 +28,7 @@ int mbsr_cmd_mask(int argc, char **argv) {
                                        {"in", required_argument, 0, 'i'},
                                        {"out", required_argument, 0, 'o'},
                                        {"help", no_argument, 0, 'h'},
-                                       MBSR_CLI_COMMON_OPTS,
+                                       MBSR_CLI_VOLUME_OPT, MBSR_CLI_COMMON_OPTS,
                                        {0, 0, 0, 0}};
   const char *in = NULL, *out = NULL;
   double thr = -1;
@@ -51,7 +53,8 @@ int mbsr_cmd_mask(int argc, char **argv) {
   char final[4096];
   if (mbsr_volume_output_path(out, final, sizeof final)) return mbsr_cli_fail("mask");
   mbsr_volume *v = NULL, *m = NULL;
-  int rc = mbsr_volume_read(in, NULL, &v);
+  mbsr_read_opts ro = {0};
+  int rc = mbsr_volume_read(in, mbsr_cli_volume(&ro), &v);
   if (!rc) rc = mbsr_volume_check_finite(v, in);
   if (!rc && !labels && !have_thr) thr = mbsr_otsu_threshold(v);
   if (!rc) {

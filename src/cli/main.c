@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_sidecar.h"
 #include "mbsr/cli.h"
 
 static int g_mpi = 0;
@@ -107,6 +108,7 @@ int main(int argc, char **argv) {
     for (const mbsr_cli_rename *r = mbsr_cli_renames(); r->cmd; r++) printf("%s\t%s\t%s\n", r->cmd, r->old_flag, r->new_flag);
     return 0;
   }
+  mbsr__cli_save_cmdline(argc, argv); /* as typed: the sidecars record it */
   for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
     if (strcmp(argv[1], commands[i].name)) continue;
     int rc;

@@ -3,7 +3,8 @@
 #   bash tests/core/check_completion.sh BIN COMPLETION SRC_DIR
 # - `mbsr <TAB>` offers every command of the command table (`BIN --help`);
 # - `mbsr <cmd> --<TAB>` offers exactly the long options of the getopt table in
-#   SRC_DIR/src/cli/cmd_<cmd>.c (+ --quiet/--threads of MBSR_CLI_COMMON_OPTS), a renamed flag by its
+#   SRC_DIR/src/cli/cmd_<cmd>.c (+ --quiet/--threads of MBSR_CLI_COMMON_OPTS, --volume of
+#   MBSR_CLI_VOLUME_OPT), a renamed flag by its
 #   new name (`BIN --renamed`), without the test hook --inject-fail;
 # - flag values and literal first arguments: upsample --interp, train --arch, stats <test>.
 # Prints what differs and exits 1; exits 0 when all agree.
@@ -33,6 +34,7 @@ for c in $cmds; do
   accepted=$({
     grep -o '{"[a-z0-9-]*", *[a-z_]*argument' "$f" | sed 's/{"\([^"]*\)".*/--\1/'
     if grep -q MBSR_CLI_COMMON_OPTS "$f"; then printf -- '--quiet\n--threads\n'; fi
+    if grep -q MBSR_CLI_VOLUME_OPT "$f"; then printf -- '--volume\n'; fi
   } | awk -F'\t' -v c="$c" -v r="$renamed" 'BEGIN { n = split(r, L, "\n"); for (i = 1; i <= n; i++) { split(L[i], x, "\t"); if (x[1] == c) nw[x[2]] = x[3] } }
         { print ($0 in nw) ? nw[$0] : $0 }' | grep -v -x -e '--help' -e '--inject-fail' | sort -u)
   offered=$(words mbsr "$c" -- | grep -v -x -- '--help')

@@ -3,6 +3,7 @@
  *    with one deprecation line on stderr naming the new flag, and gives what the new spelling gives;
  *    the new spelling never warns;
  *  - --quiet and --threads on every command that computes; --in/--out on every volume command;
+ *    --volume N on every command that reads a volume to process;
  *  - log lines on stderr, machine output (JSON, tables) alone on stdout.
  * Needs MBSR_BIN (set by tests/CMakeLists.txt). */
 #include <stdlib.h>
@@ -161,6 +162,7 @@ static void test_common_options(void) {
   static const char *quiet[] = {"info",  "convert", "downsample", "upsample", "normalize", "mask", "metrics", "decorr", "stats",
                                 "apply", "models",  "fetch",      "prep",     "train",     "phantom", "sweep", "report"};
   static const char *inout[] = {"convert", "downsample", "upsample", "normalize", "mask", "apply"};
+  static const char *volume[] = {"info", "convert", "downsample", "upsample", "normalize", "mask", "apply", "decorr"};
   char line[512], tag[64], err[8192];
   for (size_t i = 0; i < sizeof threads / sizeof *threads; i++) {
     MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' %s --help | grep -q -- '--threads N'", mbsr_test_bin(), threads[i]), 0);
@@ -173,6 +175,13 @@ static void test_common_options(void) {
     MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' %s --help | grep -q -- '--quiet'", mbsr_test_bin(), quiet[i]), 0);
   for (size_t i = 0; i < sizeof inout / sizeof *inout; i++)
     MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' %s --help | grep -q -- '--in IN --out OUT'", mbsr_test_bin(), inout[i]), 0);
+  for (size_t i = 0; i < sizeof volume / sizeof *volume; i++) { /* --volume N on every command that reads a volume to process */
+    MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' %s --help | grep -q -- '--volume N'", mbsr_test_bin(), volume[i]), 0);
+    snprintf(line, sizeof line, "%s --volume x x y", volume[i]);
+    snprintf(tag, sizeof tag, "v_%s", volume[i]);
+    MT_ASSERT_INT_EQ(run(tag, line), 2); /* parsed, and checked */
+    CU_ASSERT(strstr(err_of(tag, err, sizeof err), "--volume") != NULL);
+  }
   /* --in/--out give what the positionals give */
   MT_ASSERT_INT_EQ(run("pos", "downsample ph/phantom-00_af50um.nii.gz ds_pos.nii --factor 2"), 0);
   MT_ASSERT_INT_EQ(run("opt", "downsample --factor 2 --out ds_opt.nii --in ph/phantom-00_af50um.nii.gz --threads 1"), 0);

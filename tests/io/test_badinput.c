@@ -280,7 +280,8 @@ static void test_tiff_multipage_member(void) {
 }
 
 /* convert on a full disk: the temporary output is a symlink to /dev/full (the CLI's first
- * temporary is ".tmp-<pid>-0-<name>", and `exec` keeps the shell's pid). The message was
+ * temporary is its sidecar's, ".tmp-<pid>-0-<stem>.json", the volume's is ".tmp-<pid>-1-<name>",
+ * and `exec` keeps the shell's pid). The message was
  * "No such file or directory" (errno read after another call clobbered it). */
 static void test_convert_full_disk(void) {
   const char *tmp = mbsr_test_tmpdir();
@@ -292,7 +293,7 @@ static void test_convert_full_disk(void) {
   snprintf(err, sizeof err, "%s/full_err.txt", tmp);
   const char *outs[2] = {"full.nii.gz", "full.nii"};
   for (int i = 0; i < 2; i++) {
-    int st = mbsr_test_sh("sh -c 'ln -s /dev/full %s/.tmp-$$-0-%s && exec %s convert %s %s/%s' 2>%s >/dev/null", tmp,
+    int st = mbsr_test_sh("sh -c 'ln -s /dev/full %s/.tmp-$$-1-%s && exec %s convert %s %s/%s' 2>%s >/dev/null", tmp,
                           outs[i], mbsr_test_bin(), fx("dt_float32.nii.gz"), tmp, outs[i], err);
     MT_ASSERT_INT_EQ(st, 1);
     mbsr_test_sh("cat %s", err);
