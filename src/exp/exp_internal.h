@@ -17,8 +17,8 @@
  *                                                                                              phantom prepjob sbuf trainjob
  *   sweep.c           the sweep driver (mbsr_sweep_run)                                     -> afdata cells cells_af cells_mri expfile
  *   report_stats.c    metrics.csv -> per-brain statistics of a cell; Holm; Welch            (leaf: knows no sweep)
- *   report_figures.c  gnuplot figures from numbers and volumes                              (leaf: knows no sweep)
- *   report_tables.c   stats.csv, table.csv, table.md                                        -> expfile report_stats sbuf
+ *   report_figures.c  gnuplot figures (PNG, PDF, SVG) from numbers and volumes              (leaf: knows no sweep)
+ *   report_tables.c   stats.csv, table.csv, table.md, table.tex                             -> expfile report_stats sbuf
  *   report_readme.c   the results README.md                                                 -> sbuf
  *   report.c          the report driver (mbsr_report_run): collect, statistics, tables, figures, README
  *                                                                                           -> cells expfile report_* sbuf
@@ -201,6 +201,11 @@ int mbsr__welch_cells(const cell_stats *cs, int n, int m, mbsr_welch *an);
 /* ================================================================ report_tables.c */
 void mbsr__write_stats_csv(const mbsr_experiment *e, const cell_stats *cs, const mbsr_welch *an, const int *an_ok, mbsr__sbuf *t);
 void mbsr__write_table_csv(const mbsr_experiment *e, const cell_stats *cs, mbsr__sbuf *t);
+/* table.tex: LaTeX (booktabs), one row per present cell (as table.csv), p as in table.md. */
+void mbsr__write_table_tex(const mbsr_experiment *e, const cell_stats *cs, int synth, const mbsr_welch *an, const int *an_ok,
+                           mbsr__sbuf *t);
+/* The paper's Table 1 value at (lr, hr, samples): 1 and its mean, sd; 0 when the paper has none. */
+int mbsr__paper_table1_num(int lr, int hr, int samples, double *mean, double *sd);
 void mbsr__write_table_md(const mbsr_experiment *e, const cell_stats *cs, int synth, const mbsr_welch *an, const int *an_ok,
                           mbsr__sbuf *md);
 
@@ -218,25 +223,64 @@ void mbsr__write_readme(const mbsr_experiment *e, const mbsr_report_opts *o, con
                         mbsr__sbuf *rd);
 
 /* ================================================================ report_figures.c */
-/* Run a figure script (it sets the terminal, not the output) without a shell: gnuplot writes a
- * temporary PNG that is renamed to out_png when complete. */
+/* Run a figure script (it sets the terminal with mbsr__fig_terminal, not the output) without a shell,
+ * three times: out_png, and the PDF and SVG beside it (fig_x.pdf, fig_x.svg); each is written to a
+ * temporary name and renamed when complete. */
 int mbsr__run_gnuplot(const char *script_path, const char *out_png);
 /* "DIR/fig_x.png" -> "DIR/fig_src/fig_x.png<suffix>" (directory made); an error when it does not fit. */
 int mbsr__fig_src_path(const char *png, const char *suffix, char *buf, size_t n);
-/* Paired plot: ng groups, group g has npts[g] points (a[g][k] -> b[g][k], one line each) and the
- * x labels label_a[g], label_b[g]. */
+/* The terminal lines of a figure script (pngcairo w x h, or pdfcairo/svg at the same proportions,
+ * chosen by the gnuplot variable fmt that mbsr__run_gnuplot sets). */
+void mbsr__fig_terminal(FILE *g, int w, int h);
+/* "DIR/fig_x.png" -> "DIR/fig_x.<ext>". */
+int mbsr__fig_vector_path(const char *png, const char *ext, char *buf, size_t n);
+/* s as a double-quoted gnuplot string. */
+void mbsr__gp_str(FILE *g, const char *s);
+/* Paired plot: ng groups of columns; column 0 of a group is cubic, the others the networks of cells
+ * that share that cubic (same test pair, data and brains); v[g][c * nb[g] + b] is brain b's value in
+ * column c, drawn as one line per brain through the group's columns in the colour of brain_id[g][b]
+ * (an index into brains). col_label: every group's column labels, concatenated. */
 typedef struct {
   const char *title, *ylabel;
   int ng;
-  const int *npts;
-  const double *const *a, *const *b;
-  const char *const *label_a, *const *label_b;
+  const int *ncol, *nb;
+  const double *const *v;
+  const int *const *brain_id;
+  const char *const *group_label, *const *col_label;
+  int nbrains;
+  const char *const *brains;
 } fig_paired_data;
 int mbsr__fig_paired(const fig_paired_data *d, const char *out_png);
-/* Montage: columns of volumes (LR shown by nearest neighbour on the HR grid: pass it as column 0),
- * rows axial (k mid), coronal (j mid) and a zoom of the axial slice where the last column (the HR
- * reference) has the most gradient energy. */
-int mbsr__fig_montage(const char *title, const mbsr_volume *const *cols, const char *const *titles, int ncol, const char *out_png);
+/* Improvement over cubic vs the number of training samples (Figure 4B style): nl lines (label[l]);
+ * each point of line `line` at x samples: the mean over brains, its 95 % CI lo..hi (NaN: none), the n
+ * brains' values v, and the paper's mean and sd at that point (NaN: none). */
+typedef struct {
+  int line, n;
+  double x, mean, lo, hi, paper_mean, paper_sd;
+  const double *v;
+} fig_improve_point;
+typedef struct {
+  const char *title;
+  int nl;
+  const char *const *label;
+  int np;
+  const fig_improve_point *p;
+} fig_improve_data;
+int mbsr__fig_improvement(const fig_improve_data *d, const char *out_png);
+/* Montage (Figure 3 style): columns of volumes on one grid (LR shown by nearest neighbour on the HR
+ * grid: column 0; the methods; the HR reference: the last column); rows axial (k mid), coronal
+ * (j mid), a zoom of the axial slice where the reference has the most gradient energy, and the
+ * absolute error against the reference of each method (axial, coronal); a grey colour bar for the
+ * images (display window lo..hi, labelled cb_label), another for the errors, scale bars in mm. */
+typedef struct {
+  const char *title;
+  const mbsr_volume *const *cols;
+  const char *const *titles;
+  int ncol;
+  double lo, hi;
+  const char *cb_label;
+} fig_montage_data;
+int mbsr__fig_montage(const fig_montage_data *d, const char *out_png);
 /* LR shown on the HR grid by nearest neighbour (blocky, as in the paper's Figure 3). */
 mbsr_volume *mbsr__nearest_like(const mbsr_volume *lr, const mbsr_volume *hr);
 /* Decorrelation curves of the central axial slice of each of nv <= 3 volumes (keys: data file

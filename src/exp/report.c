@@ -79,7 +79,7 @@ static int write_file(const report *rep, const char *name, mbsr__sbuf *b) {
   return rc ? rc : text ? mbsr_write_text_atomic(p, text) : MBSR_ENOMEM;
 }
 
-/* stats.csv, table.csv, table.md (its text kept in md for the README). */
+/* stats.csv, table.csv, table.md (its text kept in md for the README), table.tex. */
 static int write_tables(report *rep, mbsr__sbuf *md) {
   const mbsr_experiment *e = rep->e;
   mbsr__holm_cells(rep->cs, e->n_cells);
@@ -87,14 +87,16 @@ static int write_tables(report *rep, mbsr__sbuf *md) {
   int an_ok[2] = {0, 0}, all_tested = 1;
   for (int c = 0; c < e->n_cells; c++) all_tested &= !rep->cs[c].present || mbsr__tested(&rep->cs[c]);
   for (int m = 0; m < 2 && e->anova && all_tested; m++) an_ok[m] = mbsr__welch_cells(rep->cs, e->n_cells, m, &an[m]);
-  mbsr__sbuf st = {0}, tb = {0};
+  mbsr__sbuf st = {0}, tb = {0}, tx = {0};
   mbsr__write_stats_csv(e, rep->cs, an, an_ok, &st);
   mbsr__write_table_csv(e, rep->cs, &tb);
   mbsr__write_table_md(e, rep->cs, rep->synth, an, an_ok, md);
+  mbsr__write_table_tex(e, rep->cs, rep->synth, an, an_ok, &tx);
   int rc = write_file(rep, "stats.csv", &st);
   if (!rc) rc = write_file(rep, "table.csv", &tb);
   if (!rc) rc = write_file(rep, "table.md", md);
-  mbsr__sb_free(&st), mbsr__sb_free(&tb);
+  if (!rc) rc = write_file(rep, "table.tex", &tx);
+  mbsr__sb_free(&st), mbsr__sb_free(&tb), mbsr__sb_free(&tx);
   return rc;
 }
 
@@ -104,47 +106,111 @@ static void fig_done(report *rep, int rc, const char *name) {
   else if (rc) mbsr_warn("report: figure %s not made: %s", name, mbsr_last_error()), rep->fig_failed++;
 }
 
-/* A cell's label on the figures' x axis. */
-static void cell_label(const mbsr_exp_cell *cl, int net, char *lab, size_t n) {
+/* A network column's label inside its group (the test pair and data are the group's). */
+static void net_label(const mbsr_experiment *e, const mbsr_exp_cell *cl, char *lab, size_t n) {
   mbsr__sbuf b = {0};
-  mbsr__sb_add(&b, "%s", net ? cl->arch : "cubic");
-  if (net && (cl->train_lr_um != cl->test_lr_um || cl->train_hr_um != cl->test_hr_um))
-    mbsr__sb_add(&b, " tr%d-%d", cl->train_lr_um, cl->train_hr_um);
-  mbsr__sb_add(&b, " %d-%d", cl->test_lr_um, cl->test_hr_um);
-  if (net) mbsr__sb_add(&b, " n%d", cl->samples);
-  if (cl->test_data != MBSR_DS_AF) mbsr__sb_add(&b, " %s", mbsr_dataset_name(cl->test_data));
-  if (net && cl->train_data != MBSR_DS_AF) mbsr__sb_add(&b, " from %s", mbsr_dataset_name(cl->train_data));
-  if (net && cl->finetune) mbsr__sb_add(&b, " +TL");
+  mbsr__sb_add(&b, "%s", cl->arch);
+  if (cl->train_lr_um != cl->test_lr_um || cl->train_hr_um != cl->test_hr_um) mbsr__sb_add(&b, " tr%d-%d", cl->train_lr_um, cl->train_hr_um);
+  if (e->s.n_samples > 1) mbsr__sb_add(&b, " n=%d", cl->samples);
+  if (cl->train_data != MBSR_DS_AF) mbsr__sb_add(&b, " from %s", mbsr_dataset_name(cl->train_data));
+  if (cl->finetune) mbsr__sb_add(&b, " +TL");
   snprintf(lab, n, "%s", b.s && !b.failed ? b.s : "");
   mbsr__sb_free(&b);
 }
 
-/* Paired plot of metric m (0 RMSE, 1 SSIM): per present cell, cubic and network, one line per brain. */
-static int fig_paired(report *rep, int m, const char *out_png) {
-  const mbsr_experiment *e = rep->e;
-  int n = e->n_cells, ng = 0;
-  int *npts = calloc((size_t)n + 1, sizeof *npts);
-  const double **a = calloc((size_t)n + 1, sizeof *a), **b = calloc((size_t)n + 1, sizeof *b);
-  char(*labels)[160] = calloc(2 * (size_t)n + 2, sizeof *labels);
-  const char **la = calloc((size_t)n + 1, sizeof *la), **lb = calloc((size_t)n + 1, sizeof *lb);
-  int rc = npts && a && b && labels && la && lb ? 0 : mbsr_error(MBSR_ENOMEM, "%s: out of memory", out_png);
-  for (int c = 0; c < n && !rc; c++) {
-    const cell_stats *s = &rep->cs[c];
-    if (!s->present) continue;
-    npts[ng] = s->n;
-    a[ng] = m == 0 ? s->rmse[0] : s->ssim[0];
-    b[ng] = m == 0 ? s->rmse[1] : s->ssim[1];
-    cell_label(&e->cells[c], 0, labels[2 * ng], sizeof labels[0]);
-    cell_label(&e->cells[c], 1, labels[2 * ng + 1], sizeof labels[0]);
-    la[ng] = labels[2 * ng], lb[ng] = labels[2 * ng + 1];
-    ng++;
+/* Cells a and b share their cubic numbers of metric m: the same test pair and data, the same brains
+ * in the same order, equal cubic values (cubic does not depend on the network). */
+static int same_cubic(const report *rep, int a, int b, int m) {
+  const mbsr_exp_cell *x = &rep->e->cells[a], *y = &rep->e->cells[b];
+  const cell_stats *s = &rep->cs[a], *t = &rep->cs[b];
+  if (x->test_lr_um != y->test_lr_um || x->test_hr_um != y->test_hr_um || x->test_data != y->test_data || s->n != t->n) return 0;
+  for (int k = 0; k < s->n; k++) {
+    double u = m ? s->ssim[0][k] : s->rmse[0][k], w = m ? t->ssim[0][k] : t->rmse[0][k];
+    if (strcmp(s->brain[k], t->brain[k]) || fabs(u - w) > 1e-9 * fmax(fabs(u), fabs(w))) return 0;
   }
+  return 1;
+}
+
+/* The groups of a paired plot: grp[c] = the group of present cell c (-1: absent), first[g] = its first
+ * cell, ncol[g] = 1 + its networks; the number of groups. */
+static int paired_groups(const report *rep, int m, int *grp, int *first, int *ncol) {
+  int ng = 0;
+  for (int c = 0; c < rep->e->n_cells; c++) {
+    grp[c] = -1;
+    if (!rep->cs[c].present) continue;
+    for (int g = 0; g < ng && grp[c] < 0; g++)
+      if (same_cubic(rep, first[g], c, m)) grp[c] = g, ncol[g]++;
+    if (grp[c] < 0) grp[c] = ng, first[ng] = c, ncol[ng++] = 2;
+  }
+  return ng;
+}
+
+/* The brains' names across cells (colours of the paired plot); the index of name, added if new. */
+static int brain_index(const char **names, int *nn, const char *name) {
+  for (int i = 0; i < *nn; i++)
+    if (!strcmp(names[i], name)) return i;
+  names[*nn] = name;
+  return (*nn)++;
+}
+
+typedef struct {
+  int *grp, *first, *ncol, *nb, **bid, nbrains;
+  double **v;
+  char (*labels)[160], (*glab)[160];
+  const char **cl, **gl, **brains;
+} paired_bufs;
+
+static int paired_fill(const report *rep, int m, paired_bufs *p, int ng) {
+  const mbsr_experiment *e = rep->e;
+  for (int g = 0, k = 0; g < ng; g++) {
+    const cell_stats *s0 = &rep->cs[p->first[g]];
+    const mbsr_exp_cell *c0 = &e->cells[p->first[g]];
+    p->nb[g] = s0->n;
+    p->v[g] = malloc(sizeof(double) * (size_t)(p->ncol[g] * s0->n + 1));
+    p->bid[g] = malloc(sizeof(int) * (size_t)(s0->n + 1));
+    if (!p->v[g] || !p->bid[g]) return mbsr_error(MBSR_ENOMEM, "paired plot: out of memory");
+    snprintf(p->glab[g], 160, "%s%s%d–%d µm", c0->test_data != MBSR_DS_AF ? mbsr_dataset_name(c0->test_data) : "",
+             c0->test_data != MBSR_DS_AF ? " " : "", c0->test_lr_um, c0->test_hr_um);
+    p->gl[g] = p->glab[g];
+    snprintf(p->labels[k], 160, "cubic"), p->cl[k] = p->labels[k], k++;
+    for (int b = 0; b < s0->n; b++) {
+      p->v[g][b] = m ? s0->ssim[0][b] : s0->rmse[0][b];
+      p->bid[g][b] = brain_index(p->brains, &p->nbrains, s0->brain[b]);
+    }
+    for (int c = 0, col = 1; c < e->n_cells; c++) {
+      if (p->grp[c] != g) continue;
+      for (int b = 0; b < s0->n; b++) p->v[g][col * s0->n + b] = m ? rep->cs[c].ssim[1][b] : rep->cs[c].rmse[1][b];
+      net_label(e, &e->cells[c], p->labels[k], 160), p->cl[k] = p->labels[k], k++, col++;
+    }
+  }
+  return 0;
+}
+
+/* Paired plot of metric m (0 RMSE, 1 SSIM): per group of cells sharing their cubic, cubic then each
+ * cell's network, one line per brain. */
+static int fig_paired(report *rep, int m, const char *out_png) {
+  const int n = rep->e->n_cells;
+  int nbr = 0;
+  for (int c = 0; c < n; c++) nbr += rep->cs[c].present ? rep->cs[c].n : 0;
+  paired_bufs p = {0};
+  p.grp = calloc((size_t)n + 1, sizeof(int)), p.first = calloc((size_t)n + 1, sizeof(int)), p.ncol = calloc((size_t)n + 1, sizeof(int));
+  p.nb = calloc((size_t)n + 1, sizeof(int)), p.bid = calloc((size_t)n + 1, sizeof(int *)), p.v = calloc((size_t)n + 1, sizeof(double *));
+  p.labels = calloc(2 * (size_t)n + 2, sizeof *p.labels), p.glab = calloc((size_t)n + 1, sizeof *p.glab);
+  p.cl = calloc(2 * (size_t)n + 2, sizeof(char *)), p.gl = calloc((size_t)n + 1, sizeof(char *));
+  p.brains = calloc((size_t)nbr + 1, sizeof(char *));
+  int rc = p.grp && p.first && p.ncol && p.nb && p.bid && p.v && p.labels && p.glab && p.cl && p.gl && p.brains
+               ? 0
+               : mbsr_error(MBSR_ENOMEM, "%s: out of memory", out_png);
+  int ng = rc ? 0 : paired_groups(rep, m, p.grp, p.first, p.ncol);
+  if (!rc) rc = paired_fill(rep, m, &p, ng);
   char title[256];
-  snprintf(title, sizeof title, "%s per brain (one line per brain: cubic -> network)%s",
-           m == 0 ? "RMSE (brain mask, contract scale)" : "SSIM (3-D, brain mask)", rep->synth ? " - SYNTHETIC" : "");
-  fig_paired_data d = {title, m == 0 ? "RMSE" : "SSIM", ng, npts, a, b, la, lb};
+  snprintf(title, sizeof title, "%s: cubic → network, one line per brain%s", m == 0 ? "RMSE" : "SSIM", rep->synth ? " (SYNTHETIC)" : "");
+  fig_paired_data d = {title, m == 0 ? "RMSE (brain mask, contract scale; lower is better)" : "SSIM (3-D, brain mask; higher is better)", ng, p.ncol, p.nb,
+                       (const double *const *)p.v, (const int *const *)p.bid, p.gl, p.cl, p.nbrains, p.brains};
   if (!rc) rc = mbsr__fig_paired(&d, out_png);
-  free(npts), free(a), free(b), free(labels), free(la), free(lb);
+  for (int g = 0; g < ng; g++) free(p.v[g]), free(p.bid[g]);
+  free(p.grp), free(p.first), free(p.ncol), free(p.nb), free(p.bid), free(p.v), free(p.labels), free(p.glab), free(p.cl), free(p.gl);
+  free(p.brains);
   return rc;
 }
 
@@ -161,42 +227,123 @@ static int has_volumes(const report *rep, int c) {
          mbsr_file_exists(vp);
 }
 
-/* Figure 3-like montage: LR (nearest neighbour), cubic, the SR of each listed cell, HR. */
+/* The line of the improvement figure a cell belongs to: cells that differ only in their number of
+ * training samples share it. */
+static int same_line(const mbsr_exp_cell *x, const mbsr_exp_cell *y) {
+  return !strcmp(x->arch, y->arch) && x->train_lr_um == y->train_lr_um && x->train_hr_um == y->train_hr_um &&
+         x->test_lr_um == y->test_lr_um && x->test_hr_um == y->test_hr_um && x->train_data == y->train_data &&
+         x->test_data == y->test_data && x->finetune == y->finetune;
+}
+
+static void line_label(const mbsr_experiment *e, const mbsr_exp_cell *cl, char *lab, size_t n) {
+  mbsr__sbuf b = {0};
+  if (cl->train_lr_um != cl->test_lr_um || cl->train_hr_um != cl->test_hr_um)
+    mbsr__sb_add(&b, "train %d–%d, test %d–%d µm", cl->train_lr_um, cl->train_hr_um, cl->test_lr_um, cl->test_hr_um);
+  else mbsr__sb_add(&b, "%d–%d µm", cl->test_lr_um, cl->test_hr_um);
+  if (e->s.n_arch > 1) mbsr__sb_add(&b, " %s", cl->arch);
+  if (cl->train_data != MBSR_DS_AF || cl->test_data != MBSR_DS_AF)
+    mbsr__sb_add(&b, " %s→%s", mbsr_dataset_name(cl->train_data), mbsr_dataset_name(cl->test_data));
+  if (cl->finetune) mbsr__sb_add(&b, " +TL");
+  snprintf(lab, n, "%s", b.s && !b.failed ? b.s : "");
+  mbsr__sb_free(&b);
+}
+
+static int cmp_point(const void *a, const void *b) {
+  const fig_improve_point *p = a, *q = b;
+  return p->line != q->line ? p->line - q->line : (p->x > q->x) - (p->x < q->x);
+}
+
+/* Figure 4B-like: improvement over cubic in RMSE vs the number of training samples, one line per
+ * resolution pair (and architecture, data, fine-tuning); only when some line has 2 or more sample
+ * counts. Returns 1 when the figure is not wanted. */
+static int fig_improvement(report *rep, const char *out_png) {
+  const mbsr_experiment *e = rep->e;
+  const int n = e->n_cells;
+  fig_improve_point *pt = calloc((size_t)n + 1, sizeof *pt);
+  int *first = calloc((size_t)n + 1, sizeof(int)), *cnt = calloc((size_t)n + 1, sizeof(int)), nl = 0, np = 0, want = 0;
+  char(*labs)[160] = calloc((size_t)n + 1, sizeof *labs);
+  const char **lp = calloc((size_t)n + 1, sizeof(char *));
+  int rc = pt && first && cnt && labs && lp ? 0 : mbsr_error(MBSR_ENOMEM, "%s: out of memory", out_png);
+  for (int c = 0; c < n && !rc; c++) {
+    const cell_stats *s = &rep->cs[c];
+    if (!s->present) continue;
+    int l = 0;
+    while (l < nl && !same_line(&e->cells[first[l]], &e->cells[c])) l++;
+    if (l == nl) first[nl] = c, line_label(e, &e->cells[c], labs[nl], sizeof labs[0]), lp[nl] = labs[nl], nl++;
+    want |= ++cnt[l] >= 2;
+    fig_improve_point *p = &pt[np++];
+    double pm = NAN, psd = NAN;
+    if (e->table1) mbsr__paper_table1_num(e->cells[c].train_lr_um, e->cells[c].train_hr_um, e->cells[c].samples, &pm, &psd);
+    *p = (fig_improve_point){l, s->n, e->cells[c].samples, s->imp_mean, s->imp_lo, s->imp_hi, pm, psd, s->imp};
+  }
+  if (!rc && want) {
+    qsort(pt, (size_t)np, sizeof *pt, cmp_point);
+    char title[256];
+    snprintf(title, sizeof title, "Improvement over cubic in RMSE (mean over brains)%s", rep->synth ? " - SYNTHETIC" : "");
+    fig_improve_data d = {title, nl, lp, np, pt};
+    rc = mbsr__fig_improvement(&d, out_png);
+  }
+  free(pt), free(first), free(cnt), free(labs), free(lp);
+  return rc ? rc : want ? 0 : 1;
+}
+
+/* The montage's volumes on the SR contract's scale of the cubic volume (0..1, as the metrics see
+ * them); when that fails (a constant volume), as stored with the reference's range. */
+static void montage_scale(const report *rep, mbsr_volume **v, int nv, const mbsr_volume *cub, fig_montage_data *d) {
+  double lo, hi;
+  if (mbsr_norm_fit(cub, rep->e->s.norm_pct[0], rep->e->s.norm_pct[1], &lo, &hi) == 0) {
+    for (int i = 0; i < nv; i++) mbsr_norm_map(v[i]->data, v[i]->data, mbsr_volume_nvox(v[i]), lo, hi);
+    d->lo = 0, d->hi = 1, d->cb_label = "intensity (SR contract scale)";
+    return;
+  }
+  mbsr_error_clear();
+  float mn, mx;
+  mbsr_volume_minmax(v[nv - 1], &mn, &mx);
+  d->lo = mn, d->hi = mn + 0.95 * (mx - mn), d->cb_label = "intensity (as stored)";
+}
+
+static int same_dims(const mbsr_volume *a, const mbsr_volume *b, const char *cell) {
+  if (a->nx == b->nx && a->ny == b->ny && a->nz == b->nz) return 0;
+  return mbsr_error(MBSR_EFORMAT, "montage: cell %s: a saved volume is %lldx%lldx%lld, the HR reference %lldx%lldx%lld", cell,
+                    (long long)a->nx, (long long)a->ny, (long long)a->nz, (long long)b->nx, (long long)b->ny, (long long)b->nz);
+}
+
+/* Figure 3-like montage: LR (nearest neighbour), cubic, the SR of each listed cell, HR; errors against HR. */
 static int fig_montage(report *rep, const int *cells, int nc, const char *out_png) {
   const mbsr_experiment *e = rep->e;
   const int ncol = nc + 3;
-  mbsr_volume *hr = NULL, *lr = NULL, *cub = NULL, *lrn = NULL;
-  const mbsr_volume **cols = calloc((size_t)ncol, sizeof *cols);
-  mbsr_volume **srs = calloc((size_t)nc, sizeof *srs);
+  mbsr_volume *lr = NULL, **vs = calloc((size_t)ncol, sizeof *vs); /* LR (nn), cubic, SR..., HR */
   char(*titles)[96] = calloc((size_t)ncol, sizeof *titles);
   const char **tp = calloc((size_t)ncol, sizeof *tp);
-  int rc = cols && srs && titles && tp ? 0 : mbsr_error(MBSR_ENOMEM, "montage: out of memory");
-  if (!rc) rc = cell_volume(rep, cells[0], "hr", &hr);
+  int rc = vs && titles && tp ? 0 : mbsr_error(MBSR_ENOMEM, "montage: out of memory");
+  if (!rc) rc = cell_volume(rep, cells[0], "hr", &vs[ncol - 1]);
   if (!rc) rc = cell_volume(rep, cells[0], "lr", &lr);
-  if (!rc) rc = cell_volume(rep, cells[0], "cubic", &cub);
-  if (!rc && !(lrn = mbsr__nearest_like(lr, hr))) rc = mbsr_error(MBSR_ENOMEM, "montage: out of memory");
+  if (!rc) rc = cell_volume(rep, cells[0], "cubic", &vs[1]);
+  if (!rc && !(vs[0] = mbsr__nearest_like(lr, vs[ncol - 1]))) rc = mbsr_error(MBSR_ENOMEM, "montage: out of memory");
   for (int c = 0; c < nc && !rc; c++) {
-    rc = cell_volume(rep, cells[c], "sr", &srs[c]);
+    rc = cell_volume(rep, cells[c], "sr", &vs[2 + c]);
+    if (!rc) rc = same_dims(vs[2 + c], vs[ncol - 1], e->cells[cells[c]].name);
     const mbsr_exp_cell *cl = &e->cells[cells[c]];
     if (nc > 1 && e->s.n_arch > 1) snprintf(titles[2 + c], 96, "%s", cl->arch);
     else if (nc > 1 && e->s.n_samples > 1) snprintf(titles[2 + c], 96, "%s n=%d", cl->arch, cl->samples);
-    else if (nc > 1) snprintf(titles[2 + c], 96, "%s %d-%d", cl->arch, cl->train_lr_um, cl->train_hr_um);
+    else if (nc > 1) snprintf(titles[2 + c], 96, "%s %d-%d%s", cl->arch, cl->train_lr_um, cl->train_hr_um, cl->finetune ? " +TL" : "");
     else snprintf(titles[2 + c], 96, "%s", cl->arch);
-    cols[2 + c] = srs[c];
   }
+  if (!rc) rc = same_dims(vs[1], vs[ncol - 1], e->cells[cells[0]].name);
   if (!rc) {
-    cols[0] = lrn, cols[1] = cub, cols[ncol - 1] = hr;
-    snprintf(titles[0], 96, "LR %d um", e->cells[cells[0]].test_lr_um);
+    snprintf(titles[0], 96, "LR %d µm", e->cells[cells[0]].test_lr_um);
     snprintf(titles[1], 96, "cubic");
-    snprintf(titles[ncol - 1], 96, "HR %d um", e->cells[cells[0]].test_hr_um);
+    snprintf(titles[ncol - 1], 96, "HR %d µm", e->cells[cells[0]].test_hr_um);
     for (int c = 0; c < ncol; c++) tp[c] = titles[c];
     char title[400];
     snprintf(title, sizeof title, "%s%s", e->title, rep->synth ? " - SYNTHETIC phantom" : "");
-    rc = mbsr__fig_montage(title, cols, tp, ncol, out_png);
+    fig_montage_data d = {title, (const mbsr_volume *const *)vs, tp, ncol, 0, 1, ""};
+    montage_scale(rep, vs, ncol, vs[1], &d);
+    rc = mbsr__fig_montage(&d, out_png);
   }
-  for (int c = 0; c < nc && srs; c++) mbsr_volume_free(srs[c]);
-  free(srs), free(cols), free(titles), free(tp);
-  mbsr_volume_free(hr), mbsr_volume_free(lr), mbsr_volume_free(cub), mbsr_volume_free(lrn);
+  for (int c = 0; c < ncol && vs; c++) mbsr_volume_free(vs[c]);
+  free(vs), free(titles), free(tp);
+  mbsr_volume_free(lr);
   return rc;
 }
 
@@ -279,6 +426,10 @@ static void make_figures(report *rep) {
   char png[2600];
   if (!mbsr_pathf(png, sizeof png, "%s/fig_paired_rmse.png", rep->dir)) fig_done(rep, fig_paired(rep, 0, png), "fig_paired_rmse.png");
   if (!mbsr_pathf(png, sizeof png, "%s/fig_paired_ssim.png", rep->dir)) fig_done(rep, fig_paired(rep, 1, png), "fig_paired_ssim.png");
+  if (!mbsr_pathf(png, sizeof png, "%s/fig_improvement.png", rep->dir)) {
+    int r = fig_improvement(rep, png);
+    if (r <= 0) fig_done(rep, r, "fig_improvement.png");
+  }
   int sel[6], ns = montage_cells(rep, sel);
   if (ns > 0) {
     if (!mbsr_pathf(png, sizeof png, "%s/fig_montage.png", rep->dir)) fig_done(rep, fig_montage(rep, sel, ns, png), "fig_montage.png");

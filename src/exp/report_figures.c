@@ -1,7 +1,8 @@
-/* The figures of a report, drawn by gnuplot (pngcairo) from numbers and volumes; nothing here knows
- * about experiments or sweeps. Each figure keeps its script and data in DIR/fig_src/ (re-run by hand:
- * gnuplot -e "set output 'x.png'" fig_src/x.png.gp); gnuplot is started without a shell and writes a
- * temporary PNG that is renamed when complete. */
+/* The figures of a report, drawn by gnuplot from numbers and volumes; nothing here knows about
+ * experiments or sweeps. Each figure is written three times from one script: PNG (pngcairo), PDF
+ * (pdfcairo) and SVG, beside each other; the script and its data stay in DIR/fig_src/ (re-run by
+ * hand: gnuplot -e "fmt='pdf'; set output 'x.pdf'" fig_src/x.png.gp; fmt png, pdf or svg). gnuplot
+ * is started without a shell and writes temporary files that are renamed when complete. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -22,13 +23,31 @@ int mbsr__fig_src_path(const char *png, const char *suffix, char *buf, size_t n)
   return rc ? rc : mbsr_pathf(buf + w, n - w, "/%s%s", sl ? sl + 1 : png, suffix);
 }
 
-int mbsr__run_gnuplot(const char *script_path, const char *out_png) {
+/* The terminal lines of a figure script: the variable fmt (png when unset) picks pngcairo (w x h
+ * pixels), pdfcairo or svg at the same proportions (pngcairo sets its fonts at 96 dpi: w/96 inches). */
+void mbsr__fig_terminal(FILE *g, int w, int h) {
+  fprintf(g, "set encoding utf8\nif (!exists(\"fmt\")) fmt = 'png'\n"
+             "if (fmt eq 'pdf') {\n  set terminal pdfcairo size %.4fin,%.4fin font 'sans,10'\n} else {\n"
+             "  if (fmt eq 'svg') {\n    set terminal svg size %d,%d font 'sans,10' background rgb 'white'\n  } else {\n"
+             "    set terminal pngcairo size %d,%d font 'sans,10'\n  }\n}\nset termoption noenhanced\n",
+          w / 96.0, h / 96.0, w, h, w, h);
+}
+
+int mbsr__fig_vector_path(const char *png, const char *ext, char *buf, size_t n) {
+  size_t l = strlen(png);
+  int stem = l > 4 && !strcmp(png + l - 4, ".png") ? (int)(l - 4) : (int)l;
+  return mbsr_pathf(buf, n, "%.*s.%s", stem, png, ext);
+}
+
+/* One run of gnuplot: gnuplot -e "fmt='FMT'; set output '<tmp>'" SCRIPT (no shell; stderr to
+ * SCRIPT.log, appended), the temporary file renamed to out when gnuplot succeeded. */
+static int gnuplot_once(const char *script_path, const char *fmt, const char *out) {
   char tmp[4200], set[8600], log[4300];
-  int rc = mbsr_tmp_path(out_png, tmp, sizeof tmp);
+  int rc = mbsr_tmp_path(out, tmp, sizeof tmp);
   if (!rc) rc = mbsr_pathf(log, sizeof log, "%s.log", script_path);
   if (rc) return rc;
   /* gnuplot's single-quoted string: a quote inside is doubled */
-  size_t k = (size_t)snprintf(set, sizeof set, "set output '");
+  size_t k = (size_t)snprintf(set, sizeof set, "fmt='%s'; set output '", fmt);
   for (const char *c = tmp; *c; c++) {
     if (k + 4 >= sizeof set) return mbsr_error(MBSR_ERANGE, "%s: path too long for gnuplot", tmp);
     if (*c == '\'') set[k++] = '\'';
@@ -36,10 +55,9 @@ int mbsr__run_gnuplot(const char *script_path, const char *out_png) {
   }
   set[k++] = '\'';
   set[k] = 0;
-  /* no shell: gnuplot -e "set output '<tmp>'" SCRIPT, stderr to SCRIPT.log */
   pid_t pid = fork();
   if (pid == 0) {
-    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) dup2(fd, 2), close(fd);
     execlp("gnuplot", "gnuplot", "-e", set, script_path, (char *)NULL);
     _exit(127);
@@ -51,43 +69,230 @@ int mbsr__run_gnuplot(const char *script_path, const char *out_png) {
   if (pid < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || !mbsr_file_exists(tmp)) {
     mbsr_abandon_file(tmp);
     if (pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 127) return mbsr_error(MBSR_EIO, "gnuplot not found (Debian: gnuplot-nox)");
-    return mbsr_error(MBSR_EIO, "gnuplot failed on %s (see %s)", script_path, log);
+    return mbsr_error(MBSR_EIO, "gnuplot failed on %s, %s (see %s)", script_path, fmt, log);
   }
-  return mbsr_commit_file(tmp, out_png);
+  return mbsr_commit_file(tmp, out);
+}
+
+int mbsr__run_gnuplot(const char *script_path, const char *out_png) {
+  char log[4300], out[4200];
+  int rc = mbsr_pathf(log, sizeof log, "%s.log", script_path);
+  if (rc) return rc;
+  unlink(log);
+  static const char *const fmts[3] = {"png", "pdf", "svg"};
+  for (int f = 0; f < 3 && !rc; f++) {
+    rc = f ? mbsr__fig_vector_path(out_png, fmts[f], out, sizeof out) : mbsr_pathf(out, sizeof out, "%s", out_png);
+    if (!rc) rc = gnuplot_once(script_path, fmts[f], out);
+  }
+  return rc;
 }
 
 /* ---------------------------------------------------------------- paired plot (Figure 4 style) */
+/* A double-quoted gnuplot string (backslash and quote escaped; the terminals run noenhanced). */
+void mbsr__gp_str(FILE *g, const char *s) {
+  fputc('"', g);
+  for (; s && *s; s++) {
+    if (*s == '"' || *s == '\\') fputc('\\', g);
+    fputc(*s == '\n' ? ' ' : *s, g);
+  }
+  fputc('"', g);
+}
+
+/* Eight colours (Okabe-Ito, colour-blind safe) as line types 1..8. */
+static void gp_colours(FILE *g) {
+  static const char *const C[8] = {"#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000", "#f0e442"};
+  for (int i = 0; i < 8; i++) fprintf(g, "set linetype %d lc rgb '%s' lw 1.5 pt 7 ps 0.8\n", i + 1, C[i]);
+  fprintf(g, "set linetype cycle 8\n");
+}
+
+/* The x position of column c of group g: groups side by side, one empty slot between them. */
+static int paired_x(const fig_paired_data *d, int g, int c) {
+  int x = 0;
+  for (int i = 0; i < g; i++) x += d->ncol[i] + 1;
+  return x + c;
+}
+
+static int paired_data(const fig_paired_data *d, const char *dat, const char *mean) {
+  FILE *f = fopen(dat, "w"), *m = fopen(mean, "w");
+  int rc = f && m ? 0 : mbsr_error(MBSR_EIO, "%s: cannot write", f ? mean : dat);
+  for (int g = 0, col0 = 0; g < d->ng && !rc; col0 += d->ncol[g], g++) {
+    for (int b = 0; b < d->nb[g]; b++) {
+      for (int c = 0; c < d->ncol[g]; c++) fprintf(f, "%d %.9g %d\n", paired_x(d, g, c), d->v[g][c * d->nb[g] + b], d->brain_id[g][b] + 1);
+      fprintf(f, "\n");
+    }
+    for (int c = 0; c < d->ncol[g]; c++) {
+      double s = 0;
+      for (int b = 0; b < d->nb[g]; b++) s += d->v[g][c * d->nb[g] + b];
+      fprintf(m, "%d %.9g\n", paired_x(d, g, c), s / (d->nb[g] ? d->nb[g] : 1));
+    }
+    fprintf(m, "\n");
+  }
+  if (f && fclose(f) && !rc) rc = mbsr_error(MBSR_EIO, "%s: write failed", dat);
+  if (m && fclose(m) && !rc) rc = mbsr_error(MBSR_EIO, "%s: write failed", mean);
+  return rc;
+}
+
+/* x tics (one per column), the group labels above the plot and dotted separators between groups. */
+static void paired_axes(FILE *g, const fig_paired_data *d) {
+  int ncols = 0, longest = 0, k = 0;
+  for (int i = 0; i < d->ng; i++) ncols += d->ncol[i];
+  for (int i = 0; i < ncols; i++) longest = (int)strlen(d->col_label[i]) > longest ? (int)strlen(d->col_label[i]) : longest;
+  fprintf(g, "set xrange [-0.6:%g]\nset xtics nomirror %s\nset xtics (", paired_x(d, d->ng - 1, d->ncol[d->ng - 1] - 1) + 0.6,
+          longest > 10 ? "rotate by -30 font ',8'" : "");
+  for (int i = 0; i < d->ng; i++)
+    for (int c = 0; c < d->ncol[i]; c++, k++) {
+      fprintf(g, "%s", k ? ", " : "");
+      mbsr__gp_str(g, d->col_label[k]);
+      fprintf(g, " %d", paired_x(d, i, c));
+    }
+  fprintf(g, ")\n");
+  for (int i = 0; i < d->ng; i++) {
+    fprintf(g, "set label %d ", i + 1);
+    mbsr__gp_str(g, d->group_label[i]);
+    fprintf(g, " at %g, graph 1 center offset 0,0.8 font ',9'\n", paired_x(d, i, 0) + 0.5 * (d->ncol[i] - 1));
+    if (i) fprintf(g, "set arrow %d from %d, graph 0 to %d, graph 1 nohead dt 3 lc rgb '#888888'\n", i, paired_x(d, i, 0) - 1, paired_x(d, i, 0) - 1);
+  }
+}
+
 int mbsr__fig_paired(const fig_paired_data *d, const char *out_png) {
-  char dat[4200], gp[4200];
-  int rc = mbsr__fig_src_path(out_png, ".dat", dat, sizeof dat);
+  char dat[4200], mean[4200], gp[4200];
+  int rc = d->ng < 1 ? mbsr_error(MBSR_EINVAL, "%s: nothing to plot", out_png) : 0, ncols = 0, maxnb = 0;
+  if (!rc) rc = mbsr__fig_src_path(out_png, ".dat", dat, sizeof dat);
+  if (!rc) rc = mbsr__fig_src_path(out_png, ".mean.dat", mean, sizeof mean);
   if (!rc) rc = mbsr__fig_src_path(out_png, ".gp", gp, sizeof gp);
+  if (!rc) rc = paired_data(d, dat, mean);
   if (rc) return rc;
-  FILE *f = fopen(dat, "w");
-  if (!f) return mbsr_error(MBSR_EIO, "%s: cannot write", dat);
-  for (int g = 0; g < d->ng; g++)
-    for (int k = 0; k < d->npts[g]; k++) fprintf(f, "%d %.9g\n%d %.9g\n\n", 2 * g, d->a[g][k], 2 * g + 1, d->b[g][k]);
-  if (fclose(f)) return mbsr_error(MBSR_EIO, "%s: write failed", dat);
+  for (int i = 0; i < d->ng; i++) ncols += d->ncol[i], maxnb = d->nb[i] > maxnb ? d->nb[i] : maxnb;
   FILE *g = fopen(gp, "w");
   if (!g) return mbsr_error(MBSR_EIO, "%s: cannot write", gp);
-  fprintf(g, "set terminal pngcairo size %d,480 font 'sans,10'\n", 200 + 110 * d->ng);
-  fprintf(g, "set title \"%s\"\nset ylabel '%s'\nunset key\nset xtics rotate by -35 font ',8'\nset grid ytics\n", d->title, d->ylabel);
-  fprintf(g, "set xrange [-0.6:%g]\nset xtics (", 2 * d->ng - 0.4);
-  for (int i = 0; i < d->ng; i++) fprintf(g, "%s\"%s\" %d, \"%s\" %d", i ? ", " : "", d->label_a[i], 2 * i, d->label_b[i], 2 * i + 1);
-  fprintf(g, ")\nplot '%s' using 1:2 with linespoints lw 1.5 pt 7 ps 0.8 lc rgb '#3060a0'\n", dat);
+  int keyed = d->nbrains <= 8, w = 160 + 64 * (ncols + d->ng), h = 480 + (keyed ? 18 * ((d->nbrains + 2) / 3) : 0);
+  mbsr__fig_terminal(g, w < 640 ? 640 : w, h);
+  gp_colours(g);
+  fprintf(g, "set title ");
+  mbsr__gp_str(g, d->title);
+  fprintf(g, " offset 0,1\nset ylabel ");
+  mbsr__gp_str(g, d->ylabel);
+  fprintf(g, "\nset grid ytics\nset tmargin 5\nset key below horizontal maxcols 3 font ',9'\n");
+  paired_axes(g, d);
+  fprintf(g, "plot '%s' using 1:2:3 with linespoints lc variable notitle", dat);
+  if (maxnb >= 3) fprintf(g, ", '%s' using 1:2 with linespoints lw 3 lc rgb '#000000' pt 5 ps 1 dt 2 title 'mean'", mean);
+  for (int b = 0; keyed && b < d->nbrains; b++) {
+    fprintf(g, ", NaN with linespoints lt %d title ", b + 1);
+    mbsr__gp_str(g, d->brains[b]);
+  }
+  fprintf(g, "\n");
+  if (fclose(g)) return mbsr_error(MBSR_EIO, "%s: write failed", gp);
+  return mbsr__run_gnuplot(gp, out_png);
+}
+
+/* ---------------------------------------------------------------- improvement vs samples (Figure 4B style) */
+/* Line l's points are drawn a little apart along x (a factor 1 + 0.04 (l - (nl - 1) / 2)), so lines and
+ * bars at the same sample count do not hide each other. */
+static double improve_x(const fig_improve_data *d, const fig_improve_point *p) { return p->x * (1.0 + 0.04 * (p->line - 0.5 * (d->nl - 1))); }
+
+static int improve_data(const fig_improve_data *d, const char *dat, const char *pts, int *any_ci, int *any_paper) {
+  FILE *f = fopen(dat, "w"), *q = fopen(pts, "w");
+  int rc = f && q ? 0 : mbsr_error(MBSR_EIO, "%s: cannot write", f ? pts : dat);
+  for (int l = 0; l < d->nl && !rc; l++) {
+    /* one block per line (gnuplot index l): x mean lo hi paper_mean paper_sd; the brains' values */
+    for (int i = 0; i < d->np; i++) {
+      const fig_improve_point *p = &d->p[i];
+      if (p->line != l) continue;
+      double x = improve_x(d, p);
+      fprintf(f, "%.9g %.9g %.9g %.9g %.9g %.9g %.9g\n", x, p->mean, p->lo, p->hi, p->x, p->paper_mean, p->paper_sd);
+      *any_ci |= isfinite(p->lo) && isfinite(p->hi), *any_paper |= isfinite(p->paper_mean);
+      for (int k = 0; k < p->n; k++) fprintf(q, "%.9g %.9g\n", x, p->v[k]);
+    }
+    fprintf(f, "\n\n"), fprintf(q, "\n\n");
+  }
+  if (f && fclose(f) && !rc) rc = mbsr_error(MBSR_EIO, "%s: write failed", dat);
+  if (q && fclose(q) && !rc) rc = mbsr_error(MBSR_EIO, "%s: write failed", pts);
+  return rc;
+}
+
+static void improve_xtics(FILE *g, const fig_improve_data *d) {
+  double lo = INFINITY, hi = 0;
+  fprintf(g, "set logscale x\nset xtics (");
+  for (int i = 0, k = 0; i < d->np; i++) {
+    int seen = 0;
+    for (int j = 0; j < i; j++) seen |= d->p[j].x == d->p[i].x;
+    if (seen) continue;
+    fprintf(g, "%s\"%g\" %g", k++ ? ", " : "", d->p[i].x, d->p[i].x);
+    lo = d->p[i].x < lo ? d->p[i].x : lo, hi = d->p[i].x > hi ? d->p[i].x : hi;
+  }
+  fprintf(g, ")\nset xrange [%g:%g]\n", lo / 1.5, hi * 1.5);
+}
+
+int mbsr__fig_improvement(const fig_improve_data *d, const char *out_png) {
+  char dat[4200], pts[4200], gp[4200];
+  int any_ci = 0, any_paper = 0;
+  int rc = d->nl < 1 || d->np < 1 ? mbsr_error(MBSR_EINVAL, "%s: nothing to plot", out_png) : 0;
+  if (!rc) rc = mbsr__fig_src_path(out_png, ".dat", dat, sizeof dat);
+  if (!rc) rc = mbsr__fig_src_path(out_png, ".brains.dat", pts, sizeof pts);
+  if (!rc) rc = mbsr__fig_src_path(out_png, ".gp", gp, sizeof gp);
+  if (!rc) rc = improve_data(d, dat, pts, &any_ci, &any_paper);
+  if (rc) return rc;
+  FILE *g = fopen(gp, "w");
+  if (!g) return mbsr_error(MBSR_EIO, "%s: cannot write", gp);
+  mbsr__fig_terminal(g, 760, 520);
+  gp_colours(g);
+  fprintf(g, "set title ");
+  mbsr__gp_str(g, d->title);
+  fprintf(g, "\nset xlabel 'number of training samples (patches)'\nset ylabel 'RMSE improvement over cubic (%%)'\n"
+             "set grid ytics\nset key outside right top vertical font ',9'\nset xzeroaxis lt -1 lw 1\n");
+  improve_xtics(g, d);
+  fprintf(g, "plot 0 with lines lc rgb '#555555' dt 2 notitle");
+  for (int l = 0; l < d->nl; l++) {
+    fprintf(g, ", '%s' index %d using 1:2 with points lt %d pt 6 ps 0.7 notitle", pts, l, l + 1);
+    if (any_paper) fprintf(g, ", '%s' index %d using 5:6:7 with yerrorlines lt %d dt 2 pt 4 ps 1 lw 1 notitle", dat, l, l + 1);
+    if (any_ci) fprintf(g, ", '%s' index %d using 1:2:3:4 with yerrorbars lt %d pt 5 ps 1 lw 1.5 notitle", dat, l, l + 1);
+    fprintf(g, ", '%s' index %d using 1:2 with linespoints lt %d lw 2 pt 5 ps 1 title ", dat, l, l + 1);
+    mbsr__gp_str(g, d->label[l]);
+  }
+  /* key entries of the marks (the pseudo-file '+' gives a data plot with no point) */
+  fprintf(g, ", '+' using (NaN):(NaN) with points lc rgb '#555555' pt 6 ps 0.7 title 'each brain'");
+  if (any_ci) fprintf(g, ", '+' using (NaN):(NaN):(NaN):(NaN) with yerrorbars lc rgb '#555555' pt 5 title 'mean, 95 %% CI (t)'");
+  else fprintf(g, ", '+' using (NaN):(NaN) with points lc rgb '#555555' pt 5 title 'mean (< 3 brains: no CI)'");
+  if (any_paper) fprintf(g, ", '+' using (NaN):(NaN):(NaN) with yerrorlines lc rgb '#555555' dt 2 pt 4 title 'paper (Table 1), mean ± sd'");
+  fprintf(g, "\n");
   if (fclose(g)) return mbsr_error(MBSR_EIO, "%s: write failed", gp);
   return mbsr__run_gnuplot(gp, out_png);
 }
 
 /* ---------------------------------------------------------------- montage (Figure 3 style) */
-static int write_slice_bin(const char *path, const mbsr_volume *v, int axis, int64_t idx, int64_t x0, int64_t y0, int64_t w,
-                           int64_t h) {
-  /* axis 2: image (i, j) at k = idx; axis 1: image (i, k) at j = idx. */
+/* Rows of the montage: the images, then the absolute errors against the reference (last column). */
+enum { ROW_AXIAL, ROW_CORONAL, ROW_ZOOM, ROW_ERR_AXIAL, ROW_ERR_CORONAL, NROWS };
+/* Row labels name the array planes (the anatomical names depend on the file's orientation). */
+static const char *const ROW_NAME[NROWS] = {"i-j plane, k = %lld", "i-k plane, j = %lld", "zoom (red box)", "|error|, k = %lld",
+                                            "|error|, j = %lld"};
+
+/* The image of `row` (w x h, x fastest) of v, or of |v - ref| for an error row. Axial: (i, j) at
+ * k = kz; coronal: (i, k) at j = jy; zoom: the window (zx, zy, zw, zh) of the axial slice. */
+typedef struct {
+  int64_t nx, ny, nz, kz, jy, zw, zh, zx, zy;
+  double lb, rb, pw, head, band[NROWS], img[NROWS], cw, ch;
+} montage_layout;
+
+static float montage_value(const montage_layout *L, const mbsr_volume *v, const mbsr_volume *ref, int row, int64_t x, int64_t y) {
+  int plane = row == ROW_ERR_AXIAL ? ROW_AXIAL : row == ROW_ERR_CORONAL ? ROW_CORONAL : row;
+  int64_t i = plane == ROW_ZOOM ? L->zx + x : x, j = plane == ROW_CORONAL ? L->jy : plane == ROW_ZOOM ? L->zy + y : y;
+  int64_t k = plane == ROW_CORONAL ? y : L->kz, o = i + v->nx * (j + v->ny * k);
+  return ref ? fabsf(v->data[o] - ref->data[o]) : v->data[o];
+}
+
+static void montage_wh(const montage_layout *L, int row, int64_t *w, int64_t *h) {
+  *w = row == ROW_ZOOM ? L->zw : L->nx;
+  *h = row == ROW_ZOOM ? L->zh : row == ROW_CORONAL || row == ROW_ERR_CORONAL ? L->nz : L->ny;
+}
+
+static int write_panel_bin(const char *path, const montage_layout *L, const mbsr_volume *v, const mbsr_volume *ref, int row) {
   FILE *f = fopen(path, "wb");
   if (!f) return mbsr_error(MBSR_EIO, "%s: cannot write", path);
-  for (int64_t y = y0; y < y0 + h; y++)
-    for (int64_t x = x0; x < x0 + w; x++) {
-      int64_t i = x, j = axis == 2 ? y : idx, k = axis == 2 ? idx : y;
-      float val = v->data[i + v->nx * (j + v->ny * k)];
+  int64_t w, h;
+  montage_wh(L, row, &w, &h);
+  for (int64_t y = 0; y < h; y++)
+    for (int64_t x = 0; x < w; x++) {
+      float val = montage_value(L, v, ref, row, x, y);
       fwrite(&val, 4, 1, f);
     }
   return fclose(f) ? mbsr_error(MBSR_EIO, "%s: write failed", path) : 0;
@@ -109,17 +314,31 @@ mbsr_volume *mbsr__nearest_like(const mbsr_volume *lr, const mbsr_volume *hr) {
   return o;
 }
 
-/* The layout of a montage: the slices, the zoom window, the panel sizes. */
-typedef struct {
-  int64_t nx, ny, nz, kz, jy, zw, zh, zx, zy;
-  double pw, tb, head, rh[3], cw, ch;
-} montage_layout;
+static int cmp_float(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return (x > y) - (x < y);
+}
+
+/* The error maps' display maximum: the 99th percentile of |cubic - HR| over the shown slices. */
+static double montage_err_max(const montage_layout *L, const mbsr_volume *cub, const mbsr_volume *hr) {
+  int64_t n = L->nx * (L->ny + L->nz), k = 0;
+  float *e = malloc(sizeof(float) * (size_t)n);
+  if (!e) return 0.1;
+  for (int row = ROW_ERR_AXIAL; row <= ROW_ERR_CORONAL; row++) {
+    int64_t w, h;
+    montage_wh(L, row, &w, &h);
+    for (int64_t y = 0; y < h; y++)
+      for (int64_t x = 0; x < w; x++) e[k++] = montage_value(L, cub, hr, row, x, y);
+  }
+  qsort(e, (size_t)k, sizeof *e, cmp_float);
+  double m = k ? e[(int64_t)(0.99 * (double)(k - 1))] : 0;
+  free(e);
+  return m > 0 ? m : 1e-6;
+}
 
 /* zoom box: the window of the reference's axial slice with the most gradient energy (the finest detail) */
-static void montage_plan(const mbsr_volume *hr, int ncol, montage_layout *L) {
-  L->nx = hr->nx, L->ny = hr->ny, L->nz = hr->nz;
-  const int64_t nx = L->nx, ny = L->ny, nz = L->nz;
-  L->kz = nz / 2 + nz / 10, L->jy = ny / 2;
+static void montage_zoom(const mbsr_volume *hr, montage_layout *L) {
+  const int64_t nx = L->nx, ny = L->ny;
   L->zw = nx / 3 > 8 ? nx / 3 : nx, L->zh = ny / 4 > 8 ? ny / 4 : ny, L->zx = 0, L->zy = 0;
   double best = -1;
   const float *sl = hr->data + nx * ny * L->kz;
@@ -133,58 +352,127 @@ static void montage_plan(const mbsr_volume *hr, int ncol, montage_layout *L) {
         }
       if (en > best) best = en, L->zx = x0, L->zy = y0;
     }
-  /* panels placed by hand: every row as tall as its images' aspect needs (+ a title band) */
-  L->pw = 200.0, L->tb = 22.0, L->head = 34.0;
-  L->rh[0] = L->pw * (double)ny / nx + L->tb, L->rh[1] = L->pw * (double)nz / nx + L->tb, L->rh[2] = L->pw * (double)L->zh / L->zw + L->tb;
-  L->cw = L->pw * ncol, L->ch = L->head + L->rh[0] + L->rh[1] + L->rh[2];
 }
 
-/* One panel: its slice data and its lines of the script. */
-static int montage_panel(FILE *g, const montage_layout *L, const mbsr_volume *v, const char *title, int row, int c, int ncol,
-                         double ytop, const char *out_png) {
+/* Panels placed by hand: a left band for the row labels, a right band for the two colour bars,
+ * every row as tall as its images' aspect needs plus a band for the panel titles above it. */
+static void montage_plan(const mbsr_volume *hr, int ncol, montage_layout *L) {
+  L->nx = hr->nx, L->ny = hr->ny, L->nz = hr->nz;
+  L->kz = L->nz / 2 + L->nz / 10, L->jy = L->ny / 2;
+  montage_zoom(hr, L);
+  L->pw = 200.0, L->lb = 30.0, L->rb = 96.0, L->head = 30.0;
+  for (int r = 0; r < NROWS; r++) {
+    int64_t w, h;
+    montage_wh(L, r, &w, &h);
+    L->img[r] = L->pw * (double)h / (double)w;
+    L->band[r] = r == ROW_AXIAL || r == ROW_ERR_AXIAL ? 22.0 : 6.0;
+  }
+  L->cw = L->lb + L->pw * ncol + L->rb, L->ch = L->head + 6.0;
+  for (int r = 0; r < NROWS; r++) L->ch += L->img[r] + L->band[r];
+}
+
+/* A scale bar (white, bottom right) of a round length near a quarter of the panel's width. */
+static void montage_scalebar(FILE *g, int64_t w, double vox_mm) {
+  double want = 0.25 * (double)w * vox_mm, p10 = pow(10.0, floor(log10(want))), len = p10;
+  if (!(want > 0) || !isfinite(want)) return;
+  if (want >= 5 * p10) len = 5 * p10;
+  else if (want >= 2 * p10) len = 2 * p10;
+  /* centred far enough from the right edge for its label ("0.2 mm" is about a fifth of a panel) */
+  double lv = len / vox_mm, xc = fmin(0.80 * (double)w, 0.94 * (double)w - 0.5 * lv), x0 = xc - 0.5 * lv, x1 = xc + 0.5 * lv;
+  double y = 0.06 * (double)w;
+  /* white on a black outline and a black text box: readable on any image */
+  fprintf(g, "set arrow 1 from %g,%g to %g,%g nohead front lw 7 lc rgb 'black'\n", x0, y, x1, y);
+  fprintf(g, "set arrow 2 from %g,%g to %g,%g nohead front lw 3 lc rgb 'white'\n", x0, y, x1, y);
+  fprintf(g, "set style textbox opaque fc rgb 'black' noborder margins 1,1\n");
+  fprintf(g, "set label 1 \"%g mm\" at %g,%g center front boxed tc rgb 'white' font ',8' offset 0,0.9\n", len, 0.5 * (x0 + x1), y);
+}
+
+/* The headers: the figure title, the column titles, the row labels (rotated, in the left band). */
+static void montage_headers(FILE *g, const montage_layout *L, const fig_montage_data *d, const double *ytop) {
+  fprintf(g, "set label 101 ");
+  mbsr__gp_str(g, d->title);
+  fprintf(g, " at screen 0.5, screen %.5f center font ',11'\n", (L->ch - 14.0) / L->ch);
+  for (int c = 0; c < d->ncol; c++) {
+    fprintf(g, "set label %d ", 110 + c);
+    mbsr__gp_str(g, d->titles[c]);
+    fprintf(g, " at screen %.5f, screen %.5f center\n", (L->lb + (c + 0.5) * L->pw) / L->cw, (ytop[ROW_AXIAL] + L->img[0] + 10.0) / L->ch);
+    if (c == 0 || c == d->ncol - 1) continue;
+    char t[160];
+    snprintf(t, sizeof t, "|%s − HR|", d->titles[c]);
+    fprintf(g, "set label %d ", 130 + c);
+    mbsr__gp_str(g, t);
+    fprintf(g, " at screen %.5f, screen %.5f center\n", (L->lb + (c + 0.5) * L->pw) / L->cw,
+            (ytop[ROW_ERR_AXIAL] + L->img[ROW_ERR_AXIAL] + 10.0) / L->ch);
+  }
+  for (int r = 0; r < NROWS; r++) {
+    char t[96];
+    snprintf(t, sizeof t, ROW_NAME[r], (long long)(r == ROW_CORONAL || r == ROW_ERR_CORONAL ? L->jy : L->kz));
+    fprintf(g, "set label %d ", 150 + r);
+    mbsr__gp_str(g, t);
+    fprintf(g, " at screen %.5f, screen %.5f center rotate by 90 font ',10'\n", 0.5 * L->lb / L->cw, (ytop[r] + 0.5 * L->img[r]) / L->ch);
+  }
+}
+
+/* A colour bar in the right band from row r0's top to row r1's bottom (drawn with the next plot). */
+static void montage_colorbox(FILE *g, const montage_layout *L, const double *ytop, int r0, int r1, const char *label) {
+  double y0 = ytop[r1], y1 = ytop[r0] + L->img[r0];
+  fprintf(g, "set colorbox user origin screen %.5f, screen %.5f size screen %.5f, screen %.5f\n", (L->cw - L->rb + 10.0) / L->cw,
+          y0 / L->ch, 12.0 / L->cw, (y1 - y0) / L->ch);
+  fprintf(g, "set cbtics out nomirror font ',8'\nset cblabel ");
+  mbsr__gp_str(g, label);
+  fprintf(g, " font ',9' offset -0.5,0\n");
+}
+
+/* One panel: its image data and its lines of the script. */
+static int montage_panel(FILE *g, const montage_layout *L, const fig_montage_data *d, int row, int c, const double *ytop,
+                         const char *out_png) {
   char bin[4400], suf[32];
   snprintf(suf, sizeof suf, ".r%dc%d.bin", row, c);
   int rc = mbsr__fig_src_path(out_png, suf, bin, sizeof bin);
-  const int64_t w = row == 2 ? L->zw : L->nx, h = row == 0 ? L->ny : row == 1 ? L->nz : L->zh;
+  const int err = row >= ROW_ERR_AXIAL;
+  if (!rc) rc = write_panel_bin(bin, L, d->cols[c], err ? d->cols[d->ncol - 1] : NULL, row);
   if (rc) return rc;
-  if (row == 0) rc = write_slice_bin(bin, v, 2, L->kz, 0, 0, L->nx, L->ny);
-  else if (row == 1) rc = write_slice_bin(bin, v, 1, L->jy, 0, 0, L->nx, L->nz);
-  else rc = write_slice_bin(bin, v, 2, L->kz, L->zx, L->zy, L->zw, L->zh);
-  if (rc) return rc;
-  const double pw = L->pw, cw = L->cw, ch = L->ch, rh = L->rh[row];
-  fprintf(g, "set origin %.5f,%.5f\nset size %.5f,%.5f\n", c * pw / cw, ytop / ch, pw / cw, rh / ch);
+  int64_t w, h;
+  montage_wh(L, row, &w, &h);
+  const double x0 = L->lb + c * L->pw, y0 = ytop[row];
   fprintf(g, "set lmargin at screen %.5f\nset rmargin at screen %.5f\nset bmargin at screen %.5f\nset tmargin at screen %.5f\n",
-          (c * pw + 2) / cw, ((c + 1) * pw - 2) / cw, (ytop + 1) / ch, (ytop + rh - L->tb) / ch);
-  fprintf(g, "set title \"%s\" offset 0,-0.3\nset xrange [-0.5:%g]\nset yrange [-0.5:%g]\n",
-          row == 0 ? title : row == 1 ? (c == 0 ? "coronal" : "") : (c == 0 ? "zoom (red box)" : ""), w - 0.5, h - 0.5);
-  if (row == 0 && c == ncol - 1)
+          (x0 + 2) / L->cw, (x0 + L->pw - 2) / L->cw, y0 / L->ch, (y0 + L->img[row]) / L->ch);
+  fprintf(g, "set xrange [-0.5:%g]\nset yrange [-0.5:%g]\n", w - 0.5, h - 0.5);
+  if (row == ROW_AXIAL && c == d->ncol - 1)
     fprintf(g, "set object 1 rectangle from %g,%g to %g,%g front fillstyle empty border rgb 'red' lw 2\n", L->zx - 0.5, L->zy - 0.5,
             L->zx + L->zw - 0.5, L->zy + L->zh - 0.5);
+  if (c == 0 && (row == ROW_AXIAL || row == ROW_ZOOM)) montage_scalebar(g, w, d->cols[d->ncol - 1]->vox[0]);
   fprintf(g, "plot '%s' binary array=(%lld,%lld) format='%%float' with image\n", bin, (long long)w, (long long)h);
-  if (row == 0 && c == ncol - 1) fprintf(g, "unset object 1\n");
+  fprintf(g, "unset object 1\nunset arrow\nunset label\nunset colorbox\n");
   return 0;
 }
 
-int mbsr__fig_montage(const char *title, const mbsr_volume *const *cols, const char *const *titles, int ncol, const char *out_png) {
-  const mbsr_volume *hr = cols[ncol - 1];
+int mbsr__fig_montage(const fig_montage_data *d, const char *out_png) {
+  const mbsr_volume *hr = d->cols[d->ncol - 1];
   char gp[4200];
-  int rc = mbsr__fig_src_path(out_png, ".gp", gp, sizeof gp);
+  int rc = d->ncol < 3 ? mbsr_error(MBSR_EINVAL, "montage: %d columns (at least LR, one method, HR)", d->ncol) : 0;
+  if (!rc) rc = mbsr__fig_src_path(out_png, ".gp", gp, sizeof gp);
   if (rc) return rc;
   FILE *g = fopen(gp, "w");
   if (!g) return mbsr_error(MBSR_EIO, "%s: cannot write", gp);
   montage_layout L;
-  montage_plan(hr, ncol, &L);
-  /* display window from the HR reference */
-  float mn, mx;
-  mbsr_volume_minmax(hr, &mn, &mx);
-  fprintf(g, "set terminal pngcairo size %d,%d font 'sans,10'\n", (int)L.cw, (int)L.ch);
-  fprintf(g, "set palette gray\nunset colorbox\nunset key\nunset tics\nunset border\nset cbrange [%g:%g]\n", mn, mx * 0.95);
-  fprintf(g, "set multiplot title \"%s\"\n", title);
-  double ytop = L.ch - L.head;
-  for (int row = 0; row < 3 && !rc; row++) {
-    ytop -= L.rh[row];
-    for (int c = 0; c < ncol && !rc; c++) rc = montage_panel(g, &L, cols[c], titles[c], row, c, ncol, ytop, out_png);
-  }
+  montage_plan(hr, d->ncol, &L);
+  double ytop[NROWS], y = L.ch - L.head, emax = montage_err_max(&L, d->cols[1], hr);
+  for (int r = 0; r < NROWS; r++) y -= L.band[r] + L.img[r], ytop[r] = y;
+  mbsr__fig_terminal(g, (int)L.cw, (int)L.ch);
+  fprintf(g, "unset key\nunset xtics\nunset ytics\nunset border\nunset colorbox\nset multiplot\n");
+  montage_headers(g, &L, d, ytop);
+  for (int row = 0; row < NROWS && !rc; row++)
+    for (int c = 0; c < d->ncol && !rc; c++) {
+      const int err = row >= ROW_ERR_AXIAL;
+      if (err && (c == 0 || c == d->ncol - 1)) continue;
+      if (row == ROW_AXIAL && c == 0) fprintf(g, "set palette gray\nset cbrange [%g:%g]\n", d->lo, d->hi);
+      if (row == ROW_ERR_AXIAL && c == 1)
+        fprintf(g, "set palette defined (0 '#000004', 0.25 '#57106e', 0.5 '#bc3754', 0.75 '#f98e09', 1 '#fcffa4')\nset cbrange [0:%g]\n", emax);
+      if (row == ROW_AXIAL && c == d->ncol - 1) montage_colorbox(g, &L, ytop, ROW_AXIAL, ROW_ZOOM, d->cb_label);
+      if (row == ROW_ERR_AXIAL && c == d->ncol - 2) montage_colorbox(g, &L, ytop, ROW_ERR_AXIAL, ROW_ERR_CORONAL, "|method − HR|, same scale");
+      rc = montage_panel(g, &L, d, row, c, ytop, out_png);
+    }
   fprintf(g, "unset multiplot\n");
   if (fclose(g) && !rc) rc = mbsr_error(MBSR_EIO, "%s: write failed", gp);
   return rc ? rc : mbsr__run_gnuplot(gp, out_png);
@@ -234,7 +522,8 @@ int mbsr__fig_decorr(const char *title_suffix, const mbsr_volume *const *v, cons
   if (rc) return rc;
   FILE *g = fopen(gp, "w");
   if (!g) return mbsr_error(MBSR_EIO, "%s: cannot write", gp);
-  fprintf(g, "set terminal pngcairo size 1200,400 font 'sans,10'\nset multiplot layout 1,%d title "
+  mbsr__fig_terminal(g, 1200, 400);
+  fprintf(g, "set multiplot layout 1,%d title "
              "\"Decorrelation analysis, central axial slice%s (gray: high-pass curves, blue: d0, red: kc)\"\n",
           nv, title_suffix);
   for (int m = 0; m < nv; m++) {
@@ -279,7 +568,8 @@ int mbsr__fig_scatter(const mbsr_volume *x, const mbsr_volume *y, const mbsr_vol
   d->r_ok = 1;
   FILE *g = fopen(gp, "w");
   if (!g) return mbsr_error(MBSR_EIO, "%s: cannot write", gp);
-  fprintf(g, "set terminal pngcairo size 680,520 font 'sans,10'\nunset key\n"
+  mbsr__fig_terminal(g, 680, 520);
+  fprintf(g, "unset key\n"
              "set title \"%s, voxel-wise: R = %.2f in the brain mask (n = %d, shown);\\nR = %.2f over the whole "
              "volume incl. background (n = %d)\"\n"
              "set xlabel '%s'\nset ylabel '%s'\n"

@@ -1,5 +1,6 @@
 /* The tables of a report: stats.csv (every test, full precision), table.csv and table.md (Table 1
- * layout with the paper's values beside, when report.table1; all metrics by cell and method). */
+ * layout with the paper's values beside, when report.table1; all metrics by cell and method) and
+ * table.tex (LaTeX, booktabs: one row per cell, as table.csv). */
 #include <math.h>
 #include <string.h>
 
@@ -23,11 +24,11 @@ static void msd(const double *x, int n, char *buf, size_t bn, const char *fmt) {
   else snprintf(buf, bn, f, m, s);
 }
 
-/* One p-value format everywhere: 3 significant digits, "< 0.0001" below. */
+/* One p-value format everywhere (table.md, table.tex): 3 significant digits, "< 0.001" below. */
 static void pfmt(int ok, double p, char *b, size_t n) {
   if (!ok || !isfinite(p)) snprintf(b, n, "—");
-  else if (p < 1e-4) snprintf(b, n, "< 0.0001");
-  else snprintf(b, n, "%.3g", p);
+  else if (p < 1e-3) snprintf(b, n, "< 0.001");
+  else snprintf(b, n, "%#.3g", p);
 }
 
 /* The improvement column appended to b: mean ± sd [95 % CI] with >= 3 brains; each brain's value otherwise. */
@@ -42,17 +43,26 @@ static void imp_cell(const cell_stats *c, mbsr__sbuf *b) {
 }
 
 /* The paper's Table 1 (Liang & Zhang 2023): improvement over cubic in RMSE, %, mean ± sd. */
+static const struct {
+  int lr, hr, n;
+  const char *v;
+  double mean, sd;
+} PAPER_T1[] = {{400, 200, 5000, "4.4 ± 1.1", 4.4, 1.1},   {200, 100, 5000, "-0.8 ± 0.9", -0.8, 0.9}, {100, 50, 5000, "-2 ± 1.5", -2, 1.5},
+                {400, 200, 20000, "4.7 ± 2.0", 4.7, 2.0}, {200, 100, 20000, "3.0 ± 1.4", 3.0, 1.4}, {100, 50, 20000, "2.1 ± 0.8", 2.1, 0.8}};
+#define N_PAPER_T1 ((int)(sizeof PAPER_T1 / sizeof *PAPER_T1))
+
+int mbsr__paper_table1_num(int lr, int hr, int samples, double *mean, double *sd) {
+  for (int i = 0; i < N_PAPER_T1; i++)
+    if (PAPER_T1[i].lr == lr && PAPER_T1[i].hr == hr && PAPER_T1[i].n == samples) return *mean = PAPER_T1[i].mean, *sd = PAPER_T1[i].sd, 1;
+  return 0;
+}
+
 static const char *paper_table1(int lr, int hr, int samples, char *buf, size_t n) {
-  static const struct {
-    int lr, hr, n;
-    const char *v;
-  } T[] = {{400, 200, 5000, "4.4 ± 1.1"},  {200, 100, 5000, "-0.8 ± 0.9"}, {100, 50, 5000, "-2 ± 1.5"},
-           {400, 200, 20000, "4.7 ± 2.0"}, {200, 100, 20000, "3.0 ± 1.4"}, {100, 50, 20000, "2.1 ± 0.8"}};
-  for (size_t i = 0; i < sizeof T / sizeof *T; i++)
-    if (T[i].lr == lr && T[i].hr == hr && T[i].n == samples) return T[i].v;
-  for (size_t i = 0; i < sizeof T / sizeof *T; i++) /* another sample count: both of the paper's */
-    if (T[i].lr == lr && T[i].hr == hr) {
-      snprintf(buf, n, "%s (5,000) / %s (20,000)", T[i].v, T[i + 3].v);
+  for (int i = 0; i < N_PAPER_T1; i++)
+    if (PAPER_T1[i].lr == lr && PAPER_T1[i].hr == hr && PAPER_T1[i].n == samples) return PAPER_T1[i].v;
+  for (int i = 0; i < N_PAPER_T1; i++) /* another sample count: both of the paper's */
+    if (PAPER_T1[i].lr == lr && PAPER_T1[i].hr == hr) {
+      snprintf(buf, n, "%s (5,000) / %s (20,000)", PAPER_T1[i].v, PAPER_T1[i + 3].v);
       return buf;
     }
   return "—";
@@ -76,6 +86,7 @@ void mbsr__write_stats_csv(const mbsr_experiment *e, const cell_stats *cs, const
              an[m].p);
 }
 
+/* table.csv; the paper's column is quoted (RFC 4180): "4.4 ± 1.1 (5,000) / ..." holds commas. */
 void mbsr__write_table_csv(const mbsr_experiment *e, const cell_stats *cs, mbsr__sbuf *t) {
   mbsr__sb_add(t, "cell,arch,train_pair,test_pair,samples,train_data,test_data,finetune,n_brains,n_units,brains,"
             "rmse_improvement_pct_mean,rmse_improvement_pct_sd,rmse_improvement_ci95_lo,rmse_improvement_ci95_hi,p_rmse,p_rmse_holm,"
@@ -92,7 +103,7 @@ void mbsr__write_table_csv(const mbsr_experiment *e, const cell_stats *cs, mbsr_
     mbsr__sbuf brains = {0};
     for (int k = 0; k < s->n; k++) mbsr__sb_add(&brains, "%s%s", k ? ";" : "", s->brain[k]);
     char pap[96];
-    mbsr__sb_add(t, "%s,%s,%d-%d,%d-%d,%d,%s,%s,%d,%d,%d,%s,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%s\n",
+    mbsr__sb_add(t, "%s,%s,%d-%d,%d-%d,%d,%s,%s,%d,%d,%d,%s,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,\"%s\"\n",
            cl->name, cl->arch, cl->train_lr_um, cl->train_hr_um, cl->test_lr_um, cl->test_hr_um, cl->samples,
            mbsr_dataset_name(cl->train_data), mbsr_dataset_name(cl->test_data), cl->finetune, s->n, s->n_units, brains.s ? brains.s : "", im,
            s->n > 1 ? isd : NAN, s->imp_lo, s->imp_hi, s->ok_rmse ? s->t_rmse.p : NAN, s->ok_rmse ? s->p_rmse_holm : NAN, a[0], a[1],
@@ -172,4 +183,97 @@ void mbsr__write_table_md(const mbsr_experiment *e, const cell_stats *cs, int sy
     }
   }
   (void)any_tested;
+}
+
+/* ---------------------------------------------------------------- table.tex */
+/* text with LaTeX's special characters escaped */
+static void tex_text(mbsr__sbuf *t, const char *s) {
+  for (; s && *s; s++) {
+    if (strchr("_%&#${}", *s)) mbsr__sb_add(t, "\\%c", *s);
+    else if (*s == '~' || *s == '^' || *s == '\\')
+      mbsr__sb_add(t, "%s", *s == '~' ? "\\textasciitilde{}" : *s == '^' ? "\\textasciicircum{}" : "\\textbackslash{}");
+    else mbsr__sb_add(t, "%c", *s);
+  }
+}
+
+/* a p-value cell: the same format as table.md */
+static void tex_p(mbsr__sbuf *t, int ok, double p) {
+  char b[32];
+  pfmt(ok, p, b, sizeof b);
+  if (!strcmp(b, "—")) mbsr__sb_add(t, "---");
+  else if (!strncmp(b, "< ", 2)) mbsr__sb_add(t, "$<%s$", b + 2);
+  else mbsr__sb_add(t, "%s", b);
+}
+
+/* mean (± sd with n >= 2) of x in math mode */
+static void tex_msd(mbsr__sbuf *t, const double *x, int n, int prec) {
+  double m, sd;
+  mbsr_mean_sd(x, n, &m, &sd);
+  if (!isfinite(m)) mbsr__sb_add(t, "n/a");
+  else if (n < 2) mbsr__sb_add(t, "$%.*f$", prec, m);
+  else mbsr__sb_add(t, "$%.*f \\pm %.*f$", prec, m, prec, sd);
+}
+
+/* the improvement: mean ± sd [95 % CI] when tested; each brain's value otherwise */
+static void tex_imp(mbsr__sbuf *t, const cell_stats *c) {
+  if (mbsr__tested(c)) {
+    tex_msd(t, c->imp, c->n, 1);
+    mbsr__sb_add(t, " [$%.1f$, $%.1f$]", c->imp_lo, c->imp_hi);
+    return;
+  }
+  for (int k = 0; k < c->n; k++) mbsr__sb_add(t, "%s$%+.1f$", k ? "; " : "", c->imp[k]);
+}
+
+static void tex_row(mbsr__sbuf *t, const mbsr_experiment *e, const cell_stats *s, const mbsr_exp_cell *cl) {
+  char pap[96];
+  mbsr__sb_add(t, "%d--%d & %d--%d & ", cl->train_lr_um, cl->train_hr_um, cl->test_lr_um, cl->test_hr_um);
+  tex_text(t, cl->arch);
+  mbsr__sb_add(t, "%s & %d & ", cl->finetune ? " +TL" : "", cl->samples);
+  tex_text(t, mbsr_dataset_name(cl->train_data));
+  mbsr__sb_add(t, "$\\to$");
+  tex_text(t, mbsr_dataset_name(cl->test_data));
+  mbsr__sb_add(t, " & %d (%d) & ", s->n, s->n_units);
+  tex_msd(t, s->rmse[0], s->n, 4), mbsr__sb_add(t, " & "), tex_msd(t, s->rmse[1], s->n, 4), mbsr__sb_add(t, " & ");
+  tex_imp(t, s), mbsr__sb_add(t, " & "), tex_p(t, s->ok_rmse, s->p_rmse_holm), mbsr__sb_add(t, " & ");
+  tex_msd(t, s->ssim[0], s->n, 4), mbsr__sb_add(t, " & "), tex_msd(t, s->ssim[1], s->n, 4), mbsr__sb_add(t, " & ");
+  tex_p(t, s->ok_ssim, s->p_ssim_holm);
+  if (e->table1) {
+    const char *v = paper_table1(cl->train_lr_um, cl->train_hr_um, cl->samples, pap, sizeof pap);
+    mbsr__sb_add(t, " & ");
+    for (const char *c = v; *c; c++) /* "4.4 ± 1.1" -> $4.4 \pm 1.1$; "—" -> --- */
+      if (!strncmp(c, "±", strlen("±"))) mbsr__sb_add(t, "$\\pm$"), c += strlen("±") - 1;
+      else if (!strncmp(c, "—", strlen("—"))) mbsr__sb_add(t, "---"), c += strlen("—") - 1;
+      else if (*c == '-' && c[1] >= '0' && c[1] <= '9') mbsr__sb_add(t, "$-$");
+      else mbsr__sb_add(t, "%c", *c);
+  }
+  mbsr__sb_add(t, " \\\\\n");
+}
+
+void mbsr__write_table_tex(const mbsr_experiment *e, const cell_stats *cs, int synth, const mbsr_welch *an, const int *an_ok,
+                           mbsr__sbuf *t) {
+  mbsr__sb_add(t, "%% %s: written by mbsr report; needs \\usepackage{booktabs}. One row per cell (as table.csv).\n", e->name);
+  mbsr__sb_add(t, "\\begin{table}[htbp]\n\\centering\n\\caption{");
+  tex_text(t, e->title);
+  mbsr__sb_add(t, "%s. Mean $\\pm$ sd over the independent brains (units of one brain averaged first); RMSE and SSIM inside the "
+                  "brain mask on the SR contract's scale. Improvement over cubic in RMSE, \\%%: with %d or more brains mean $\\pm$ sd "
+                  "[95\\%% CI] and paired two-sided $t$-tests against cubic, Holm-adjusted across the rows; with fewer, each "
+                  "brain's value and no test.%s}\n",
+               synth ? " (SYNTHETIC phantom data)" : "", MBSR__MIN_BRAINS_FOR_TESTS,
+               e->table1 ? " Paper: Liang \\& Zhang 2023, Table 1 (10 test brains)." : "");
+  mbsr__sb_add(t, "\\label{tab:");
+  tex_text(t, e->name);
+  mbsr__sb_add(t, "}\n\\footnotesize\n\\setlength{\\tabcolsep}{3pt}\n\\begin{tabular}{lllrlrrrlrrrr%s}\n\\toprule\n", e->table1 ? "l" : "");
+  mbsr__sb_add(t, "Train ($\\mu$m) & Test ($\\mu$m) & Network & Samples & Data & Brains (units) & RMSE cubic & RMSE network & "
+                  "Improvement (\\%%) & $p$ (Holm) & SSIM cubic & SSIM network & $p$ SSIM (Holm)%s \\\\\n\\midrule\n",
+               e->table1 ? " & Paper (\\%)" : "");
+  for (int c = 0; c < e->n_cells; c++)
+    if (cs[c].present) tex_row(t, e, &cs[c], &e->cells[c]);
+  mbsr__sb_add(t, "\\bottomrule\n\\end{tabular}\n");
+  for (int m = 0; m < 2 && e->anova; m++)
+    if (an_ok[m]) {
+      mbsr__sb_add(t, "\\par\\smallskip Welch's ANOVA, %s: $F = %.3f$, df $= (%.0f, %.2f)$, $p$ = ", m ? "SSIM" : "RMSE", an[m].F, an[m].df1, an[m].df2);
+      tex_p(t, 1, an[m].p);
+      mbsr__sb_add(t, "\n");
+    }
+  mbsr__sb_add(t, "\\end{table}\n");
 }

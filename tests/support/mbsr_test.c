@@ -77,6 +77,19 @@ int mbsr_test_sh(const char *fmt, ...) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+char *mbsr_test_slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *b = NULL;
+  long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+  if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)n + 1)) != NULL) {
+    if (fread(b, 1, (size_t)n, f) == (size_t)n) b[n] = 0;
+    else free(b), b = NULL;
+  }
+  fclose(f);
+  return b;
+}
+
 void mbsr_test_skip(const char *why) {
   CU_pTest t = CU_get_current_test();
   printf("\nSKIPPED: %s: %s\n", t ? t->pName : "?", why);

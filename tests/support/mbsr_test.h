@@ -34,6 +34,8 @@ const char *mbsr_test_tmpdir(void);
 const char *mbsr_test_bin(void);
 /* Run a shell command; returns its exit status (or -1). Output goes to the test log. */
 int mbsr_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The whole file as a NUL-terminated string (malloc'd; NULL when it cannot be read). */
+char *mbsr_test_slurp(const char *path);
 void mbsr_test_skip(const char *why); /* prints "SKIPPED: <test>: why" visibly */
 
 #define MBSR_SKIP_IF_NO_DATA()                                       \
