@@ -9,9 +9,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli_json.h"
+#include "cli_sidecar.h"
 #include "mbsr/cli.h"
 #include "mbsr/data.h"
 #include "mbsr/fetch.h"
@@ -62,14 +62,6 @@ static int check_grid(const mbsr_volume *v, const double want[3], const char *in
   return 0;
 }
 
-/* OUT.nii(.gz) -> OUT.json */
-static void sidecar_path(const char *out, char *buf, size_t n) {
-  size_t l = strlen(out);
-  if (l > 7 && !strcmp(out + l - 7, ".nii.gz")) l -= 7;
-  else if (l > 4 && !strcmp(out + l - 4, ".nii")) l -= 4;
-  snprintf(buf, n, "%.*s.json", (int)l, out);
-}
-
 /* The sidecar's JSON text (malloc'd) into *txt. */
 static int sidecar_json(const char *in, const char *model_arg, const char *ckpt, const mbsr_model_entry *me, const mbsr_model *m,
                         const mbsr_volume *lr, const mbsr_volume *sr, const mbsr_apply_plan *pl, const char *prec, int forced,
@@ -118,32 +110,6 @@ static int sidecar_json(const char *in, const char *model_arg, const char *ckpt,
   *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(o);
   return *txt ? MBSR_OK : mbsr_error(MBSR_ENOMEM, "out of memory");
-}
-
-/* OUT, its sidecar and (sd_final != NULL) the sd as a set: the sidecar and the sd go to temporaries
- * first, then OUT (atomic), then the temporaries are renamed; a failure leaves none of the new files. */
-static int write_outputs(const char *final, const mbsr_volume *sr, const char *json, const char *sd_final, const mbsr_volume *sd) {
-  char side[4200], tmp[4400], sdtmp[4400] = "";
-  sidecar_path(final, side, sizeof side);
-  int rc = mbsr_tmp_path(side, tmp, sizeof tmp);
-  FILE *f = rc ? NULL : fopen(tmp, "w");
-  if (!rc && !f) rc = mbsr_error(MBSR_EIO, "%s: cannot write", side);
-  if (f) {
-    int bad = fputs(json, f) < 0 || fputc('\n', f) == EOF;
-    if (fclose(f) != 0 || bad) rc = mbsr_error(MBSR_EIO, "%s: write failed", side);
-  }
-  if (!rc && sd_final && !(rc = mbsr_tmp_path(sd_final, sdtmp, sizeof sdtmp)) && (rc = mbsr_volume_write(sdtmp, sd)))
-    mbsr_error_prefix(rc, "%s: ", sd_final);
-  if (!rc) rc = mbsr_volume_write(final, sr);
-  int out_written = !rc;
-  if (!rc && sd_final) rc = mbsr_commit_file(sdtmp, sd_final);
-  if (!rc && (rc = mbsr_commit_file(tmp, side)) && sd_final) unlink(sd_final);
-  if (rc && out_written) unlink(final);
-  if (rc) {
-    mbsr_abandon_file(tmp);
-    if (sdtmp[0]) mbsr_abandon_file(sdtmp);
-  }
-  return rc;
 }
 
 /* OUT.nii(.gz) -> OUT_sd.nii.gz */
@@ -326,7 +292,7 @@ int mbsr_cmd_apply(int argc, char **argv) {
   if (!rc)
     rc = sidecar_json(a.in, ms.names[0], ms.ckpt[0], &ms.me[0], ms.m[0], lr, sr, &pl, a.prec_name, a.force,
                       ens ? ensemble_json(&ms, a.ensemble > 0 ? a.ensemble : 1, sdp) : NULL, &json);
-  if (!rc) rc = write_outputs(final, sr, json, ens ? sdp : NULL, sd);
+  if (!rc) rc = mbsr__cli_write_set(final, &sr, 1, json, ens ? sdp : NULL, sd); /* OUT, sidecar, sd: a set */
   free(json);
   if (!rc)
     mbsr_info("apply: %s (%s%s) %lldx%lldx%lld -> %s %lldx%lldx%lld, voxel %.4g x %.4g x %.4g mm%s%s; network %.2f s, total %.2f s",
