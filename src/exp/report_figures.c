@@ -201,7 +201,7 @@ static int improve_data(const fig_improve_data *d, const char *dat, const char *
       double x = improve_x(d, p);
       fprintf(f, "%.9g %.9g %.9g %.9g %.9g %.9g %.9g\n", x, p->mean, p->lo, p->hi, p->x, p->paper_mean, p->paper_sd);
       *any_ci |= isfinite(p->lo) && isfinite(p->hi), *any_paper |= isfinite(p->paper_mean);
-      for (int k = 0; k < p->n; k++) fprintf(q, "%.9g %.9g\n", x, p->v[k]);
+      for (int k = 0; k < p->n; k++) fprintf(q, "%.9g %.9g\n", x * 1.012, p->v[k]); /* beside the mean's bar */
     }
     fprintf(f, "\n\n"), fprintf(q, "\n\n");
   }
@@ -527,7 +527,7 @@ int mbsr__fig_decorr(const char *title_suffix, const mbsr_volume *const *v, cons
              "\"Decorrelation analysis, central axial slice%s (gray: high-pass curves, blue: d0, red: kc)\"\n",
           nv, title_suffix);
   for (int m = 0; m < nv; m++) {
-    fprintf(g, "set title \"%s: kc = %.3f, resolution = %.0f um\"\nset xlabel 'normalised frequency'\nset ylabel 'd'\n"
+    fprintf(g, "set title \"%s: kc = %.3f, resolution = %.0f µm\"\nset xlabel 'normalised frequency'\nset ylabel 'd'\n"
                "set xrange [0:1]\nset yrange [0:*]\nunset key\nset arrow 1 from %g, graph 0 to %g, graph 1 nohead lc rgb 'red' lw 2\n",
             titles[m], kcs[m], kcs[m] > 0 ? 2000.0 * hr_um / 1000.0 / kcs[m] : INFINITY, kcs[m], kcs[m]);
     fprintf(g, "plot for [b=1:%d] '%s' index b using 1:2 with lines lc rgb '#999999', '%s' index 0 using 1:2 with lines lw 2 lc rgb 'blue'\n",

@@ -42,6 +42,18 @@ static void imp_cell(const cell_stats *c, mbsr__sbuf *b) {
   for (int k = 0; k < c->n; k++) mbsr__sb_add(b, "%s%+.1f (%s)", k ? "; " : "", c->imp[k], c->brain[k]);
 }
 
+/* The network's SSIM minus cubic's: mean difference [95 % CI of the paired t-test] with >= 3 brains;
+ * the mean difference otherwise. math: LaTeX math mode. */
+static void dssim_cell(const cell_stats *c, int math, char *b, size_t n) {
+  double d[MBSR__MAXSUB], m;
+  for (int k = 0; k < c->n; k++) d[k] = c->ssim[1][k] - c->ssim[0][k];
+  mbsr_mean_sd(d, c->n, &m, NULL);
+  const char *q = math ? "$" : "";
+  if (c->ok_ssim) snprintf(b, n, "%s%+.4f%s [%s%.4f%s, %s%.4f%s]", q, c->t_ssim.mean_diff, q, q, c->t_ssim.ci_lo, q, q, c->t_ssim.ci_hi, q);
+  else if (isfinite(m)) snprintf(b, n, "%s%+.4f%s", q, m, q);
+  else snprintf(b, n, "n/a");
+}
+
 /* The paper's Table 1 (Liang & Zhang 2023): improvement over cubic in RMSE, %, mean ± sd. */
 static const struct {
   int lr, hr, n;
@@ -142,13 +154,13 @@ void mbsr__write_table_md(const mbsr_experiment *e, const cell_stats *cs, int sy
   mbsr__sb_add(md, "**All metrics** (mean ± sd over the brains; RMSE, PSNR and SSIM inside the brain mask on the SR contract's scale "
              "[clip((x - lo)/(hi - lo), 0, 1), lo and hi the contract's percentiles of the cubic input]; effective resolution "
              "by decorrelation analysis, median over slices)\n\n");
-  mbsr__sb_add(md, "| cell | method | train | test | samples | data | brains | RMSE | Δ RMSE %% | p RMSE (Holm) | SSIM | p SSIM (Holm) | PSNR (dB) | eff. res. (µm) |\n");
-  mbsr__sb_add(md, "|---|---|---|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|\n");
+  mbsr__sb_add(md, "| cell | method | train | test | samples | data | brains | RMSE | Δ RMSE %% | p RMSE (Holm) | SSIM | Δ SSIM [95 %% CI] | p SSIM (Holm) | PSNR (dB) | eff. res. (µm) |\n");
+  mbsr__sb_add(md, "|---|---|---|---|---:|---|---:|---:|---|---:|---:|---|---:|---:|---:|\n");
   for (int c = 0; c < e->n_cells; c++) {
     if (!cs[c].present) continue;
     const mbsr_exp_cell *cl = &e->cells[c];
     for (int w = 0; w < 3; w++) {
-      char r[64] = "", s_[64] = "", ps[64] = "", rs[64], p1[32] = "", p2[32] = "", data[64];
+      char r[64] = "", s_[64] = "", ds[96] = "", ps[64] = "", rs[64], p1[32] = "", p2[32] = "", data[64];
       mbsr__sbuf im = {0};
       if (w < 2) {
         msd(cs[c].rmse[w], cs[c].n, r, sizeof r, "%.4f");
@@ -160,12 +172,13 @@ void mbsr__write_table_md(const mbsr_experiment *e, const cell_stats *cs, int sy
         imp_cell(&cs[c], &im);
         pfmt(cs[c].ok_rmse, cs[c].p_rmse_holm, p1, sizeof p1);
         pfmt(cs[c].ok_ssim, cs[c].p_ssim_holm, p2, sizeof p2);
+        dssim_cell(&cs[c], 0, ds, sizeof ds);
       }
       snprintf(data, sizeof data, "%s→%s%s", mbsr_dataset_name(cl->train_data), mbsr_dataset_name(cl->test_data),
                cl->finetune ? " +TL" : "");
-      mbsr__sb_add(md, "| %s | %s | %d–%d | %d–%d | %d | %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", cl->name,
+      mbsr__sb_add(md, "| %s | %s | %d–%d | %d–%d | %d | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", cl->name,
              w == 0 ? "cubic" : w == 1 ? cl->arch : "HR (reference)", cl->train_lr_um, cl->train_hr_um, cl->test_lr_um,
-             cl->test_hr_um, cl->samples, data, cs[c].n, r, im.s ? im.s : "", p1, s_, p2, ps, rs);
+             cl->test_hr_um, cl->samples, data, cs[c].n, r, im.s ? im.s : "", p1, s_, ds, p2, ps, rs);
       mbsr__sb_free(&im);
     }
   }
@@ -236,6 +249,7 @@ static void tex_row(mbsr__sbuf *t, const mbsr_experiment *e, const cell_stats *s
   tex_msd(t, s->rmse[0], s->n, 4), mbsr__sb_add(t, " & "), tex_msd(t, s->rmse[1], s->n, 4), mbsr__sb_add(t, " & ");
   tex_imp(t, s), mbsr__sb_add(t, " & "), tex_p(t, s->ok_rmse, s->p_rmse_holm), mbsr__sb_add(t, " & ");
   tex_msd(t, s->ssim[0], s->n, 4), mbsr__sb_add(t, " & "), tex_msd(t, s->ssim[1], s->n, 4), mbsr__sb_add(t, " & ");
+  dssim_cell(s, 1, pap, sizeof pap), mbsr__sb_add(t, "%s & ", pap);
   tex_p(t, s->ok_ssim, s->p_ssim_holm);
   if (e->table1) {
     const char *v = paper_table1(cl->train_lr_um, cl->train_hr_um, cl->samples, pap, sizeof pap);
@@ -257,14 +271,14 @@ void mbsr__write_table_tex(const mbsr_experiment *e, const cell_stats *cs, int s
   mbsr__sb_add(t, "%s. Mean $\\pm$ sd over the independent brains (units of one brain averaged first); RMSE and SSIM inside the "
                   "brain mask on the SR contract's scale. Improvement over cubic in RMSE, \\%%: with %d or more brains mean $\\pm$ sd "
                   "[95\\%% CI] and paired two-sided $t$-tests against cubic, Holm-adjusted across the rows; with fewer, each "
-                  "brain's value and no test.%s}\n",
+                  "brain's value and no test. $\\Delta$SSIM: network minus cubic, mean [95\\%% CI of the paired $t$-test].%s}\n",
                synth ? " (SYNTHETIC phantom data)" : "", MBSR__MIN_BRAINS_FOR_TESTS,
                e->table1 ? " Paper: Liang \\& Zhang 2023, Table 1 (10 test brains)." : "");
   mbsr__sb_add(t, "\\label{tab:");
   tex_text(t, e->name);
-  mbsr__sb_add(t, "}\n\\footnotesize\n\\setlength{\\tabcolsep}{3pt}\n\\begin{tabular}{lllrlrrrlrrrr%s}\n\\toprule\n", e->table1 ? "l" : "");
+  mbsr__sb_add(t, "}\n\\footnotesize\n\\setlength{\\tabcolsep}{3pt}\n\\begin{tabular}{lllrlrrrlrrrlr%s}\n\\toprule\n", e->table1 ? "l" : "");
   mbsr__sb_add(t, "Train ($\\mu$m) & Test ($\\mu$m) & Network & Samples & Data & Brains (units) & RMSE cubic & RMSE network & "
-                  "Improvement (\\%%) & $p$ (Holm) & SSIM cubic & SSIM network & $p$ SSIM (Holm)%s \\\\\n\\midrule\n",
+                  "Improvement (\\%%) & $p$ (Holm) & SSIM cubic & SSIM network & $\\Delta$SSIM [95\\%% CI] & $p$ SSIM (Holm)%s \\\\\n\\midrule\n",
                e->table1 ? " & Paper (\\%)" : "");
   for (int c = 0; c < e->n_cells; c++)
     if (cs[c].present) tex_row(t, e, &cs[c], &e->cells[c]);
