@@ -225,7 +225,8 @@ void mbsr__write_readme(const mbsr_experiment *e, const mbsr_report_opts *o, con
 /* ================================================================ report_figures.c */
 /* Run a figure script (it sets the terminal with mbsr__fig_terminal, not the output) without a shell,
  * three times: out_png, and the PDF and SVG beside it (fig_x.pdf, fig_x.svg); each is written to a
- * temporary name and renamed when complete. */
+ * temporary name and renamed when complete. Only the PNG's failure is an error (a PDF or SVG that
+ * fails is a warning). */
 int mbsr__run_gnuplot(const char *script_path, const char *out_png);
 /* "DIR/fig_x.png" -> "DIR/fig_src/fig_x.png<suffix>" (directory made); an error when it does not fit. */
 int mbsr__fig_src_path(const char *png, const char *suffix, char *buf, size_t n);

@@ -79,10 +79,12 @@ int mbsr__run_gnuplot(const char *script_path, const char *out_png) {
   int rc = mbsr_pathf(log, sizeof log, "%s.log", script_path);
   if (rc) return rc;
   unlink(log);
-  static const char *const fmts[3] = {"png", "pdf", "svg"};
-  for (int f = 0; f < 3 && !rc; f++) {
-    rc = f ? mbsr__fig_vector_path(out_png, fmts[f], out, sizeof out) : mbsr_pathf(out, sizeof out, "%s", out_png);
-    if (!rc) rc = gnuplot_once(script_path, fmts[f], out);
+  /* the PNG is the figure; a PDF or SVG that fails (a gnuplot without pdfcairo) is a warning */
+  if ((rc = gnuplot_once(script_path, "png", out_png))) return rc;
+  static const char *const fmts[2] = {"pdf", "svg"};
+  for (int f = 0; f < 2 && !rc; f++) {
+    rc = mbsr__fig_vector_path(out_png, fmts[f], out, sizeof out);
+    if (!rc && gnuplot_once(script_path, fmts[f], out)) mbsr_warn("report: %s: no %s: %s", out_png, fmts[f], mbsr_last_error()), mbsr_error_clear();
   }
   return rc;
 }

@@ -138,8 +138,8 @@ void mbsr__write_readme(const mbsr_experiment *e, const mbsr_report_opts *o, con
   if (nf > 0)
     mbsr__sb_add(rd, "Figures (each as PNG, PDF and SVG from one gnuplot script; scripts and data in `fig_src/`): "
                      "`fig_paired_*` cubic, then each cell's network that shares that cubic (same test pair, data and brains), "
-                     "one line per brain, the dashed black line their mean (Figure 4 style; the cubic of a test pair is drawn "
-                     "once); `fig_improvement` the improvement over cubic in RMSE against the number of training samples, one "
+                     "one line per brain, with 3 or more brains the dashed black line their mean (Figure 4 style; the cubic "
+                     "of a test pair is drawn once); `fig_improvement` the improvement over cubic in RMSE against the number of training samples, one "
                      "line per resolution pair, each brain's value as a circle, bars the 95 %% CI of the mean where there are "
                      ">= %d brains (Figure 4B style; only when an experiment has several sample sizes); `fig_montage` LR "
                      "(nearest-neighbour on the HR grid), cubic, network output(s) and HR reference of the first test "
