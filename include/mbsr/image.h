@@ -10,6 +10,15 @@
  * (out n = floor(n/f)). Affine: columns scaled by f, origin moved to the centre of block 0:
  * new_origin = old_affine * ((f-1)/2, ...). */
 int mbsr_downsample_block(const mbsr_volume *in, const int f[3], mbsr_volume **out);
+/* Down-sampling with a slice profile (src/image/profile.c), on the grid of mbsr_downsample_block:
+ * boxcar = the block average; gaussian = a Gaussian profile of FWHM f HR voxels along each axis with
+ * f > 1 (sigma = f / (2 sqrt(2 ln 2))), sampled at the block centres b f + (f-1)/2: taps |t| <= 4 sigma
+ * + 0.5 voxels around the centre, weights normalised to 1, half-sample mirror beyond the edges
+ * (scipy.ndimage mode 'reflect'). */
+typedef enum { MBSR_PROFILE_BOXCAR = 0, MBSR_PROFILE_GAUSSIAN = 1 } mbsr_profile;
+int mbsr_profile_parse(const char *name, mbsr_profile *out); /* "boxcar" | "gaussian" */
+const char *mbsr_profile_name(mbsr_profile p);
+int mbsr_downsample(const mbsr_volume *in, const int f[3], mbsr_profile p, mbsr_volume **out);
 
 typedef enum { MBSR_INTERP_KEYS = 0, MBSR_INTERP_BSPLINE = 1, MBSR_INTERP_LINEAR = 2 } mbsr_interp;
 int mbsr_interp_parse(const char *name, mbsr_interp *out); /* "keys"|"cubic"|"bspline"|"linear" */
@@ -69,6 +78,21 @@ typedef struct {
  * warning) when a dimension is < 11 or no mask voxel lies in the interior. */
 int mbsr_metrics_compute(const mbsr_volume *test, const mbsr_volume *ref, const mbsr_volume *mask,
                          double data_range, mbsr_metrics *out);
+/* ---- calibration of a voxel-wise uncertainty (src/image/calib.c) ----
+ * Over the mask voxels (mask > 0.5; all if NULL), with err = |test - ref| (per voxel, in double):
+ * corr = Pearson's r of sd with err (NaN when either is constant); deciles: the voxels ordered by sd
+ * (ties by voxel index), decile b = ranks [floor(b n / 10), floor((b + 1) n / 10)), each with its
+ * voxel count, lowest and highest sd, mean sd and mean err. Grids must match (MBSR_EMISMATCH), sd must
+ * be finite and >= 0 (MBSR_ENONFINITE), at least 10 voxels (MBSR_EINVAL). */
+#define MBSR_SD_BINS 10
+typedef struct {
+  double corr;
+  int64_t n;
+  int64_t count[MBSR_SD_BINS];
+  double sd_lo[MBSR_SD_BINS], sd_hi[MBSR_SD_BINS], sd_mean[MBSR_SD_BINS], err_mean[MBSR_SD_BINS];
+} mbsr_sd_calibration;
+int mbsr_sd_calibrate(const mbsr_volume *test, const mbsr_volume *ref, const mbsr_volume *sd, const mbsr_volume *mask,
+                      mbsr_sd_calibration *out);
 /* SSIM on raw arrays (x fastest): the mean SSIM defined above (mask may be NULL), or NaN with the
  * error recorded (a dimension < 11, bad data range, empty interior mask, out of memory). */
 double mbsr_ssim3d(const float *a, const float *b, int64_t nx, int64_t ny, int64_t nz, double data_range,

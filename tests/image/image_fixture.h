@@ -57,11 +57,11 @@ static inline mbsr_volume *fx_volume(const char *name, const double vox[3], cons
   return v;
 }
 
-/* Value of `key` in values.txt (NAN + CUnit failure when absent). */
-static inline double fx_value(const char *key) {
+/* Value of `key` in the "name value" file tests/fixtures/<rel> (NAN + CUnit failure when absent). */
+static inline double fx_value_in(const char *rel, const char *key) {
   char path[4096], line[512], k[256];
   double v;
-  mbsr_test_fixture("image/values.txt", path, sizeof path);
+  mbsr_test_fixture(rel, path, sizeof path);
   FILE *f = fopen(path, "r");
   if (f) {
     while (fgets(line, sizeof line, f))
@@ -75,6 +75,9 @@ static inline double fx_value(const char *key) {
   CU_FAIL("fixture value missing");
   return NAN;
 }
+
+/* Value of `key` in image/values.txt. */
+static inline double fx_value(const char *key) { return fx_value_in("image/values.txt", key); }
 
 static inline double fx_max_abs_diff(const float *a, const float *b, int64_t n) {
   double m = 0;
