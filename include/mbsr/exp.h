@@ -32,7 +32,7 @@ int mbsr_phantom_subject(const mbsr_phantom_opts *o, int index, mbsr_volume **im
 /* Writes DIR/phantom-XX_af<um>um.nii.gz, DIR/phantom-XX_mask<um>um.nii.gz (descrip field says
  * SYNTHETIC) and DIR/SYNTHETIC-COHORT.txt; prints one progress line per subject. */
 int mbsr_phantom_cohort(const mbsr_phantom_opts *o, const char *dir);
-/* NIfTI-1 float32 writer with a description (80 chars max), atomic. */
+/* mbsr_volume_write with descrip (79 chars max) in the header instead of v's (atomic; v's codes kept). */
 int mbsr_exp_write_nifti_desc(const char *path, const mbsr_volume *v, const char *descrip);
 
 /* ---------------------------------------------------------------- experiment files -------- */

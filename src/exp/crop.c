@@ -19,6 +19,7 @@ mbsr_volume *mbsr__crop_axis(const mbsr_volume *v, int a, int64_t lo, int64_t hi
   for (int r = 0; r < 3; r++) aff[r][3] += v->affine[r][a] * (double)lo;
   mbsr_volume *o = mbsr_volume_new(n[0], n[1], n[2], v->vox, (const double(*)[4])aff);
   if (!o) return NULL;
+  mbsr_volume_keep_space(o, v); /* a part of v: the same world space */
   for (int64_t k = 0; k < n[2]; k++)
     for (int64_t j = 0; j < n[1]; j++)
       for (int64_t i = 0; i < n[0]; i++) {

@@ -15,7 +15,6 @@
  * All randomness is per subject (mbsr_rng) or per voxel (counter-based hash): thread-count
  * independent, so a cohort is bit-identical for a seed. */
 #include <math.h>
-#include <nifti2_io.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -329,39 +328,9 @@ int mbsr_phantom_subject(const mbsr_phantom_opts *o, int index, mbsr_volume **im
 }
 
 int mbsr_exp_write_nifti_desc(const char *path, const mbsr_volume *v, const char *descrip) {
-  char tmp[4200];
-  int rc = mbsr_tmp_path(path, tmp, sizeof tmp);
-  if (rc) return rc;
-  int64_t dims[8] = {3, v->nx, v->ny, v->nz, 1, 1, 1, 1};
-  nifti_image *nim = nifti_make_new_nim(dims, NIFTI_TYPE_FLOAT32, 0);
-  if (!nim) return mbsr_error(MBSR_ENOMEM, "%s: cannot create NIfTI header", path);
-  nim->data = v->data; /* borrowed: detached before nifti_image_free */
-  nim->pixdim[1] = nim->dx = v->vox[0];
-  nim->pixdim[2] = nim->dy = v->vox[1];
-  nim->pixdim[3] = nim->dz = v->vox[2];
-  nim->xyz_units = NIFTI_UNITS_MM;
-  for (int r = 0; r < 4; r++)
-    for (int c = 0; c < 4; c++) nim->sto_xyz.m[r][c] = v->affine[r][c];
-  nim->sto_ijk = nifti_dmat44_inverse(nim->sto_xyz);
-  nim->sform_code = NIFTI_XFORM_SCANNER_ANAT;
-  nim->qform_code = NIFTI_XFORM_SCANNER_ANAT;
-  nifti_dmat44_to_quatern(nim->sto_xyz, &nim->quatern_b, &nim->quatern_c, &nim->quatern_d, &nim->qoffset_x,
-                          &nim->qoffset_y, &nim->qoffset_z, NULL, NULL, NULL, &nim->qfac);
-  nim->qto_xyz = nifti_quatern_to_dmat44(nim->quatern_b, nim->quatern_c, nim->quatern_d, nim->qoffset_x,
-                                         nim->qoffset_y, nim->qoffset_z, nim->dx, nim->dy, nim->dz, nim->qfac);
-  nim->qto_ijk = nifti_dmat44_inverse(nim->qto_xyz);
-  snprintf(nim->descrip, sizeof nim->descrip, "%s", descrip ? descrip : "");
-  nim->nifti_type = NIFTI_FTYPE_NIFTI1_1;
-  if (nifti_set_filenames(nim, tmp, 0, 1) != 0) {
-    nim->data = NULL;
-    nifti_image_free(nim);
-    return mbsr_error(MBSR_EIO, "%s: bad file name", path);
-  }
-  nifti_image_write(nim);
-  nim->data = NULL;
-  nifti_image_free(nim);
-  if (!mbsr_file_exists(tmp)) return mbsr_error(MBSR_EIO, "%s: NIfTI write failed", path);
-  return mbsr_commit_file(tmp, path);
+  mbsr_volume d = *v; /* a shallow copy (v's voxels and header metadata) with its own descrip */
+  snprintf(d.meta.descrip, sizeof d.meta.descrip, "%.79s", descrip ? descrip : "");
+  return mbsr_volume_write(path, &d);
 }
 
 int mbsr_phantom_cohort(const mbsr_phantom_opts *o, const char *dir) {
