@@ -39,6 +39,33 @@ int mbsr__fig_vector_path(const char *png, const char *ext, char *buf, size_t n)
   return mbsr_pathf(buf, n, "%.*s.%s", stem, png, ext);
 }
 
+/* gnuplot's SVG embeds images as PNGs that viewers smooth when they scale them up; as in the PDF
+ * (/Interpolate false), the pixels of a montage stay square: image-rendering on the root element
+ * (an inherited property) of the SVG file at path, rewritten in place. */
+static int svg_pixelated(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return mbsr_error(MBSR_EIO, "%s: cannot read", path);
+  char *b = NULL;
+  long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+  if (n > 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)n + 1)) && fread(b, 1, (size_t)n, f) != (size_t)n) free(b), b = NULL;
+  fclose(f);
+  if (!b) return mbsr_error(MBSR_EIO, "%s: cannot read", path);
+  b[n] = 0;
+  char *root = strstr(b, "<svg");
+  int rc = root ? 0 : mbsr_error(MBSR_EFORMAT, "%s: no <svg> element", path);
+  FILE *o = rc ? NULL : fopen(path, "wb");
+  if (!rc && !o) rc = mbsr_error(MBSR_EIO, "%s: cannot write", path);
+  if (o) {
+    size_t head = (size_t)(root - b) + 4;
+    fwrite(b, 1, head, o);
+    fputs(" image-rendering=\"optimizeSpeed\" style=\"image-rendering:pixelated\"", o);
+    fwrite(b + head, 1, (size_t)n - head, o);
+    if (fclose(o)) rc = mbsr_error(MBSR_EIO, "%s: write failed", path);
+  }
+  free(b);
+  return rc;
+}
+
 /* One run of gnuplot: gnuplot -e "fmt='FMT'; set output '<tmp>'" SCRIPT (no shell; stderr to
  * SCRIPT.log, appended), the temporary file renamed to out when gnuplot succeeded. */
 static int gnuplot_once(const char *script_path, const char *fmt, const char *out) {
@@ -71,6 +98,7 @@ static int gnuplot_once(const char *script_path, const char *fmt, const char *ou
     if (pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 127) return mbsr_error(MBSR_EIO, "gnuplot not found (Debian: gnuplot-nox)");
     return mbsr_error(MBSR_EIO, "gnuplot failed on %s, %s (see %s)", script_path, fmt, log);
   }
+  if (!strcmp(fmt, "svg") && (rc = svg_pixelated(tmp))) return mbsr_abandon_file(tmp), rc;
   return mbsr_commit_file(tmp, out);
 }
 
