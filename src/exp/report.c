@@ -118,15 +118,23 @@ static void net_label(const mbsr_experiment *e, const mbsr_exp_cell *cl, char *l
   mbsr__sb_free(&b);
 }
 
-/* Cells a and b share their cubic numbers of metric m: the same test pair and data, the same brains
- * in the same order, equal cubic values (cubic does not depend on the network). */
+/* The position of brain `name` in t (-1: absent). */
+static int brain_pos(const cell_stats *t, const char *name) {
+  for (int k = 0; k < t->n; k++)
+    if (!strcmp(t->brain[k], name)) return k;
+  return -1;
+}
+
+/* Cells a and b share their cubic numbers of metric m: the same test pair and data, the same brains,
+ * equal cubic values (cubic does not depend on the network). */
 static int same_cubic(const report *rep, int a, int b, int m) {
   const mbsr_exp_cell *x = &rep->e->cells[a], *y = &rep->e->cells[b];
   const cell_stats *s = &rep->cs[a], *t = &rep->cs[b];
   if (x->test_lr_um != y->test_lr_um || x->test_hr_um != y->test_hr_um || x->test_data != y->test_data || s->n != t->n) return 0;
   for (int k = 0; k < s->n; k++) {
-    double u = m ? s->ssim[0][k] : s->rmse[0][k], w = m ? t->ssim[0][k] : t->rmse[0][k];
-    if (strcmp(s->brain[k], t->brain[k]) || fabs(u - w) > 1e-9 * fmax(fabs(u), fabs(w))) return 0;
+    int j = brain_pos(t, s->brain[k]);
+    double u = m ? s->ssim[0][k] : s->rmse[0][k], w = j < 0 ? NAN : m ? t->ssim[0][j] : t->rmse[0][j];
+    if (j < 0 || !(fabs(u - w) <= 1e-9 * fmax(fabs(u), fabs(w)))) return 0;
   }
   return 1;
 }
@@ -179,7 +187,10 @@ static int paired_fill(const report *rep, int m, paired_bufs *p, int ng) {
     }
     for (int c = 0, col = 1; c < e->n_cells; c++) {
       if (p->grp[c] != g) continue;
-      for (int b = 0; b < s0->n; b++) p->v[g][col * s0->n + b] = m ? rep->cs[c].ssim[1][b] : rep->cs[c].rmse[1][b];
+      for (int b = 0; b < s0->n; b++) { /* in the first cell's order of brains */
+        int j = brain_pos(&rep->cs[c], s0->brain[b]);
+        p->v[g][col * s0->n + b] = m ? rep->cs[c].ssim[1][j] : rep->cs[c].rmse[1][j];
+      }
       net_label(e, &e->cells[c], p->labels[k], 160), p->cl[k] = p->labels[k], k++, col++;
     }
   }
