@@ -68,21 +68,18 @@ static int sidecar_json(const char *in, const char *model_arg, const char *ckpt,
                         json_t *ens, char **txt) {
   const mbsr_sr_contract *k = mbsr_model_get_contract(m);
   const mbsr_model_config *c = mbsr_model_get_config(m);
-  char hex[65] = "", abs_in[4096];
+  char hex[65] = "";
   int64_t bytes = 0;
   int rc = mbsr_sha256_file(ckpt, hex, &bytes);
   if (rc) {
     json_decref(ens);
     return rc;
   }
-  if (!realpath(in, abs_in)) snprintf(abs_in, sizeof abs_in, "%s", in);
-  json_t *o = json_object(), *gen = json_object(), *mod = json_object(), *par = json_object();
-  json_object_set_new(o, "Description", json_string("Super-resolution by mbsr apply: the input up-sampled onto the HR grid, "
-                                                    "corrected by a network trained on optical (auto-fluorescence) imaging"));
-  json_object_set_new(o, "Sources", json_pack("[s]", abs_in));
-  json_object_set_new(gen, "Name", json_string("mbsr"));
-  json_object_set_new(gen, "Version", json_string(MBSR_VERSION));
-  json_object_set_new(o, "GeneratedBy", json_pack("[o]", gen));
+  /* the provenance every sidecar carries (cli_sidecar.h), then the model and its parameters */
+  json_t *o = mbsr__cli_provenance("Super-resolution by mbsr apply: the input up-sampled onto the HR grid, corrected by a "
+                                   "network trained on optical (auto-fluorescence) imaging",
+                                   in, lr, sr, 1),
+         *mod = json_object(), *par = json_object();
   json_object_set_new(mod, "Name", json_string(me->name[0] ? me->name : model_arg));
   json_object_set_new(mod, "File", json_string(ckpt));
   json_object_set_new(mod, "Sha256", json_string(hex));
