@@ -205,11 +205,11 @@ int mbsr__fig_paired(const fig_paired_data *d, const char *out_png) {
   fprintf(g, "\nset grid ytics\nset tmargin 5\nset key below horizontal maxcols 3 font ',9'\n");
   paired_axes(g, d);
   fprintf(g, "plot '%s' using 1:2:3 with linespoints lc variable notitle", dat);
-  if (maxnb >= 3) fprintf(g, ", '%s' using 1:2 with linespoints lw 3 lc rgb '#000000' pt 5 ps 1 dt 2 title 'mean'", mean);
   for (int b = 0; keyed && b < d->nbrains; b++) {
     fprintf(g, ", NaN with linespoints lt %d title ", b + 1);
     mbsr__gp_str(g, d->brains[b]);
   }
+  if (maxnb >= 3) fprintf(g, ", '%s' using 1:2 with linespoints lw 3 lc rgb '#000000' pt 5 ps 1 dt 2 title 'mean'", mean);
   fprintf(g, "\n");
   if (fclose(g)) return mbsr_error(MBSR_EIO, "%s: write failed", gp);
   return mbsr__run_gnuplot(gp, out_png);
