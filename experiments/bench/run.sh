@@ -25,9 +25,9 @@ dirty=$(git -C "$here" status --porcelain -- src include 2>/dev/null | grep -c .
 {
   echo "# mbsr bench $(date -u +%FT%TZ) commit $commit (src/include files differing from it: $dirty)"
   echo "# CPU: $cpu; $(nproc --all) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); MBSR_CONV_ALGO=$algo"
-  echo "# command: OMP_WAIT_POLICY=$OMP_WAIT_POLICY $MBSR bench --model ${MODEL:-all} --batch ${BATCH:-1,8} --threads 2 --peer --repeats ${REPEATS:-5} $*"
-  "$MBSR" bench --model "${MODEL:-all}" --batch "${BATCH:-1,8}" --threads 2 --peer --repeats "${REPEATS:-5}" \
-    --json "$base.json" "$@"
+  echo "# command: OMP_WAIT_POLICY=$OMP_WAIT_POLICY $MBSR bench --arch ${MODEL:-all} --batch ${BATCH:-1,8} --threads 2 --peer --repeats ${REPEATS:-5} $*"
+  "$MBSR" bench --arch "${MODEL:-all}" --batch "${BATCH:-1,8}" --threads 2 --peer --repeats "${REPEATS:-5}" \
+    --out "$base.json" "$@"
   echo "# load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 } 2>&1 | tee "$base.txt"
 echo "run.sh: wrote $base.txt and $base.json" >&2
