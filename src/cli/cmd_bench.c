@@ -578,9 +578,10 @@ static int parse_opts(int argc, char **argv, bench_opts *o) {
   while (!rc && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
       case 'm':
-        rc = mbsr_cli_usage_error("bench", "--arch: resnet, ccnn, gan or all, not '%s'", optarg);
+        rc = 2;
         for (int a = 0; a < 4; a++)
           if (!strcmp(optarg, archs[a])) o->model_mode = a, rc = 0;
+        if (rc) rc = mbsr_cli_usage_error("bench", "--arch: resnet, ccnn, gan or all, not '%s'", optarg);
         break;
       case 'b': rc = parse_batches(optarg, o); break;
       case 't': rc = parse_int("--threads", optarg, 1, 1024, &o->threads); break;
