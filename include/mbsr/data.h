@@ -66,6 +66,13 @@ typedef struct {
   double mask_thr;        /* < 0: Otsu; else a threshold on the HR volume normalised by its own percentiles */
   int chunk_patches;      /* HDF5 chunk = this many patches: 4 */
   int progress;           /* one line per volume on rank 0 */
+  /* Self-supervised through-plane pairs (mbsr_selfsup_pair): each input is its own training data, all
+   * inputs on one voxel size (the first input's; others fail as inputs); res/pairs/base are not used:
+   * ONE pair, named "<i>x<j>x<k>-<in-plane>" in um of the acquired voxel (e.g. 2500x2500x10000-2500),
+   * half of each subject's patches with one in-plane axis degraded, half with the other. */
+  int self_supervised;    /* 0 */
+  int slice_axis;         /* -1: the axis with the largest voxel */
+  mbsr_profile profile;   /* slice profile of the degradation: boxcar */
 } mbsr_prep_config;
 
 void mbsr_prep_config_default(mbsr_prep_config *c);
@@ -97,6 +104,18 @@ int mbsr_mpi_agree(MPI_Comm comm, int rc);
 /* Remove "<dir>/.tmp-<pid>-<n>-<base>" temporaries (any base when NULL) whose writer process is
  * gone (a run killed while writing); returns how many were removed. Same-host pids only. */
 int mbsr_clean_stale_tmp(const char *dir, const char *base);
+
+/* ---- self-supervised through-plane pairs (src/data/selfsup.c) ----
+ * From one acquired thick-slice volume acq (slice axis slice_axis, thickness F x the in-plane voxel, F an
+ * integer >= 2): target = acq with its slice axis Keys-upsampled by F (mbsr_upsample_factor); input = the
+ * target with in-plane axis degrade_axis degraded by F with the slice profile (mbsr_downsample) and
+ * Keys-upsampled back (a remainder of that axis cropped from both). Both are then permuted (world space
+ * kept) to the order (degrade_axis, the other in-plane axis, slice_axis): the network restores axis 0.
+ * mbsr_selfsup_factor: F of v for that slice axis (both in-plane voxels must give the same F; *factor
+ * must be 0 on entry). */
+int mbsr_selfsup_factor(const mbsr_volume *v, int slice_axis, int *factor);
+int mbsr_selfsup_pair(const mbsr_volume *acq, int slice_axis, int degrade_axis, mbsr_profile p, mbsr_volume **input,
+                      mbsr_volume **target);
 
 /* ---- the input list ---- */
 typedef struct {

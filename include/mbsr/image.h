@@ -20,6 +20,12 @@ int mbsr_profile_parse(const char *name, mbsr_profile *out); /* "boxcar" | "gaus
 const char *mbsr_profile_name(mbsr_profile p);
 int mbsr_downsample(const mbsr_volume *in, const int f[3], mbsr_profile p, mbsr_volume **out);
 
+/* Axis permutation with reversals (src/image/permute.c): new array axis d is old axis perm[d], reversed
+ * when bit d of flips is set; the affine's columns follow (reversed axes move the origin to their last
+ * voxel), so every voxel keeps its world position. mbsr_perm_inverse gives the transform that undoes it. */
+int mbsr_volume_permute(const mbsr_volume *in, const int perm[3], int flips, mbsr_volume **out);
+void mbsr_perm_inverse(const int perm[3], int flips, int inv[3], int *inv_flips);
+
 typedef enum { MBSR_INTERP_KEYS = 0, MBSR_INTERP_BSPLINE = 1, MBSR_INTERP_LINEAR = 2 } mbsr_interp;
 int mbsr_interp_parse(const char *name, mbsr_interp *out); /* "keys"|"cubic"|"bspline"|"linear" */
 const char *mbsr_interp_name(mbsr_interp m);

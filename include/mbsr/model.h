@@ -101,6 +101,10 @@ typedef struct {
   int patch;                   /* training patch edge; 0 = not recorded */
   mbsr_interp interp;          /* up-sampling that made the network input: Keys */
   char training[2048];         /* JSON summary of the training data ("" = none) */
+  int through_plane;           /* 1: a self-supervised through-plane model (prep self_supervised): it restores
+                                * array axis 0 of its input; lr_vox_mm = the acquired thick-slice voxel, hr_vox_mm
+                                * = the same with the slice axis (the one axis where they differ) at the in-plane
+                                * spacing. Apply runs it by mbsr_apply_through_plane. 0 otherwise */
 } mbsr_sr_contract;
 void mbsr_sr_contract_default(mbsr_sr_contract *c); /* known, 0.1/99.9 percentiles, Keys, pair unknown */
 /* A new model carries the default contract; training sets it from the patch file. */
@@ -176,5 +180,18 @@ int mbsr_apply_plan_for(const mbsr_model *m, const int64_t n[3], const mbsr_appl
  * grid, as mbsr_apply_upsampled); the models must share the contract's interpolation. */
 int mbsr_apply_ensemble(mbsr_model *const *models, int nmodels, const mbsr_volume *lr, const mbsr_volume *grid,
                         const int f[3], const mbsr_apply_opts *o, mbsr_volume **mean, mbsr_volume **sd);
+
+/* ---- self-supervised through-plane SR (contract through_plane) ----
+ * lr = the acquired thick-slice volume; f = the up-sampling, > 1 on exactly one axis (the slice axis s):
+ * the target grid is mbsr_upsample_factor's (the slice axis at the in-plane spacing, affine consistent
+ * with mbsr_downsample_block). The network restores array axis 0, so every member moves s there: per
+ * model, the 2 * o->flips first axis transforms of mbsr_through_plane_member (member t: permutation
+ * (s, a, b) for even t, (s, b, a) for odd t, a < b the in-plane axes; reversal mask t / 2 over the new
+ * axes), each run by mbsr_apply_upsampled on the transformed up-sampled volume and transformed back.
+ * *mean, *sd: voxel-wise mean and population sd of the members, as mbsr_apply_ensemble. A network that
+ * returns its input gives exactly the up-sampled volume. */
+void mbsr_through_plane_member(int slice_axis, int t, int perm[3], int *flips);
+int mbsr_apply_through_plane(mbsr_model *const *models, int nmodels, const mbsr_volume *lr, const int f[3], const mbsr_apply_opts *o,
+                             mbsr_volume **mean, mbsr_volume **sd);
 
 #endif

@@ -26,6 +26,10 @@ static void usage(FILE *f) {
           "Super-resolves IN (a low-resolution volume on the model's LR grid) onto the model's HR grid and\n"
           "writes OUT (NIfTI-1 float32, in IN's intensity units) and OUT's JSON sidecar (.json: sources, model,\n"
           "sha256, parameters). The intensity normalisation is the model's own (its SR contract): no flag.\n"
+          "A self-supervised through-plane model (mbsr prep --self-supervised) needs no other flag either: IN\n"
+          "is the thick-slice volume, OUT is on IN's grid with the slice axis at the in-plane spacing, the mean\n"
+          "of 2 x K members (the slice axis moved to the axis the network restores, in both in-plane orders,\n"
+          "x K flips of --ensemble); the sidecar's ThroughPlane object lists them.\n"
           "\n"
           "  --model NAME|CKPT  a shipped model (mbsr models lists them) or a checkpoint from mbsr train;\n"
           "                     several, comma-separated: an ensemble of models (writes the sd, see --ensemble)\n"
@@ -65,7 +69,7 @@ static int check_grid(const mbsr_volume *v, const double want[3], const char *in
 /* The sidecar's JSON text (malloc'd) into *txt. */
 static int sidecar_json(const char *in, const char *model_arg, const char *ckpt, const mbsr_model_entry *me, const mbsr_model *m,
                         const mbsr_volume *lr, const mbsr_volume *sr, const mbsr_apply_plan *pl, const char *prec, int forced,
-                        json_t *ens, char **txt) {
+                        json_t *ens, json_t *tp, char **txt) {
   const mbsr_sr_contract *k = mbsr_model_get_contract(m);
   const mbsr_model_config *c = mbsr_model_get_config(m);
   char hex[65] = "";
@@ -73,6 +77,7 @@ static int sidecar_json(const char *in, const char *model_arg, const char *ckpt,
   int rc = mbsr_sha256_file(ckpt, hex, &bytes);
   if (rc) {
     json_decref(ens);
+    json_decref(tp);
     return rc;
   }
   /* the provenance every sidecar carries (cli_sidecar.h), then the model and its parameters */
@@ -102,6 +107,7 @@ static int sidecar_json(const char *in, const char *model_arg, const char *ckpt,
   json_object_set_new(par, "VoxelCheckOverridden", json_boolean(forced));
   json_object_set_new(o, "Parameters", par);
   if (ens) json_object_set_new(o, "Ensemble", ens);
+  if (tp) json_object_set_new(o, "ThroughPlane", tp);
   json_object_set_new(o, "InputVoxelSizeMm", json_pack("[f,f,f]", lr->vox[0], lr->vox[1], lr->vox[2]));
   json_object_set_new(o, "VoxelSizeMm", json_pack("[f,f,f]", sr->vox[0], sr->vox[1], sr->vox[2]));
   *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -243,9 +249,39 @@ static json_t *ensemble_json(const model_set *ms, int flips, const char *sd_path
   return e;
 }
 
-/* Run the model(s) on lr onto the chosen grid: plain apply, or the ensemble (sd != NULL). */
+/* The sidecar's "ThroughPlane" object (a self-supervised through-plane model). */
+static json_t *through_plane_json(const int f[3], int flips, int nmodels) {
+  int s = 0;
+  for (int a = 0; a < 3; a++)
+    if (f[a] > 1) s = a;
+  json_t *t = json_object(), *mem = json_array();
+  for (int i = 0; i < 2 * flips; i++) {
+    int perm[3], fl;
+    mbsr_through_plane_member(s, i, perm, &fl);
+    json_array_append_new(mem, json_pack("{s:[i,i,i],s:i}", "Axes", perm[0], perm[1], perm[2], "Reversed", fl));
+  }
+  json_object_set_new(t, "SliceAxis", json_integer(s));
+  json_object_set_new(t, "Factor", json_integer(f[s]));
+  json_object_set_new(t, "Method", json_string("self-supervised (in-plane axes degraded to the slice thickness in training): the input "
+                                               "Keys-upsampled along the slice axis; each member moves the slice axis to array axis 0 "
+                                               "(the axis the network restores), applies the network and moves it back; OUT = the mean"));
+  json_object_set_new(t, "Members", mem);
+  json_object_set_new(t, "MembersTotal", json_integer((json_int_t)2 * flips * nmodels));
+  return t;
+}
+
+/* Run the model(s) on lr onto the chosen grid: plain apply, or the ensemble (sd != NULL); a through-plane
+ * model always runs its members (sd only when asked for). */
 static int run_apply(const model_set *ms, const apply_args *a, const mbsr_volume *lr, const mbsr_volume *grid, int ens,
                      mbsr_volume **sr, mbsr_volume **sd) {
+  if (mbsr_model_get_contract(ms->m[0])->through_plane) {
+    mbsr_apply_opts o = a->ao;
+    o.flips = a->ensemble > 0 ? a->ensemble : 1;
+    mbsr_volume *dummy = NULL;
+    int rc = mbsr_apply_through_plane(ms->m, ms->n, lr, a->f, &o, sr, sd ? sd : &dummy);
+    mbsr_volume_free(dummy);
+    return rc;
+  }
   if (ens) {
     mbsr_apply_opts o = a->ao;
     o.flips = a->ensemble > 0 ? a->ensemble : 1;
@@ -277,6 +313,10 @@ int mbsr_cmd_apply(int argc, char **argv) {
   if (!rc) rc = mbsr_volume_check_finite(lr, a.in);
   if (!rc) rc = load_models(&ms, &a, lr);
   if (!rc && a.like) rc = mbsr_volume_read(a.like, &(mbsr_read_opts){.volume_given = 1}, &grid); /* only its grid is used */
+  const int tp = !rc && mbsr_model_get_contract(ms.m[0])->through_plane;
+  if (tp && (a.like || a.upsampled))
+    rc = mbsr_error(MBSR_EINVAL, "%s is a through-plane model: it up-samples the slice axis of IN itself (no --like or --upsampled; "
+                    "--factor or the model's pair)", ms.names[0]);
   if (!rc && !a.like && !a.have_factor && !a.upsampled)
     a.have_factor = !(rc = model_factor(mbsr_model_get_contract(ms.m[0]), ms.ckpt[0], a.f));
   mbsr_apply_plan pl;
@@ -288,7 +328,8 @@ int mbsr_cmd_apply(int argc, char **argv) {
   char *json = NULL;
   if (!rc)
     rc = sidecar_json(a.in, ms.names[0], ms.ckpt[0], &ms.me[0], ms.m[0], lr, sr, &pl, a.prec_name, a.force,
-                      ens ? ensemble_json(&ms, a.ensemble > 0 ? a.ensemble : 1, sdp) : NULL, &json);
+                      ens ? ensemble_json(&ms, a.ensemble > 0 ? a.ensemble : 1, sdp) : NULL,
+                      tp ? through_plane_json(a.f, a.ensemble > 0 ? a.ensemble : 1, ms.n) : NULL, &json);
   if (!rc) rc = mbsr__cli_write_set(final, &sr, 1, json, ens ? sdp : NULL, sd); /* OUT, sidecar, sd: a set */
   free(json);
   if (!rc)

@@ -6,6 +6,7 @@
 
 #include "mbsr/cli.h"
 #include "mbsr/data.h"
+#include "mbsr/image.h"
 
 static void usage(void) {
   printf(
@@ -39,6 +40,15 @@ static void usage(void) {
       "  --mask-threshold T         brain mask threshold on the HR volume normalised by its own\n"
       "                             percentiles (default Otsu; was --mask-thr, deprecated)\n"
       "  --chunk N                  HDF5 chunk = N patches (default 4)\n"
+      "  --self-supervised          through-plane pairs from each thick-slice input itself (no --res/--pair/--base):\n"
+      "                             target = the input with its slice axis Keys-upsampled to the in-plane spacing,\n"
+      "                             input = the target with an in-plane axis degraded to the slice thickness (the\n"
+      "                             slice profile) and Keys-upsampled back (half the patches each in-plane axis);\n"
+      "                             ONE pair named <i>x<j>x<k>-<in-plane> in um (e.g. 2500x2500x10000-2500); every\n"
+      "                             input on the first one's voxel size; `mbsr apply` runs the trained model along\n"
+      "                             the slice axis of a user's volume\n"
+      "  --slice-axis K             with --self-supervised: the slice array axis 0..2 (default: the largest voxel)\n"
+      "  --profile boxcar|gaussian  with --self-supervised: slice profile of the degradation (default boxcar)\n"
       "  --quiet                    no progress or info lines on stderr (warnings and errors stay)\n"
       "  --threads N                OpenMP threads per rank (default: OMP_NUM_THREADS or every core)\n"
       "  --help\n");
@@ -59,6 +69,8 @@ int mbsr_cmd_prep(int argc, char **argv) {
       {"mask-threshold", required_argument, 0, 'm'},   {"chunk", required_argument, 0, 'c'},
       {"quiet", no_argument, 0, 'q'},            {"help", no_argument, 0, 'h'},
       {"threads", required_argument, 0, MBSR_CLI_OPT_THREADS},
+      {"self-supervised", no_argument, 0, 'X'},  {"slice-axis", required_argument, 0, 'K'},
+      {"profile", required_argument, 0, 'R'},
       {0, 0, 0, 0}};
   opterr = 0;
   optind = 1;
@@ -98,6 +110,9 @@ int mbsr_cmd_prep(int argc, char **argv) {
         break;
       case 'm': c.mask_thr = strtod(optarg, &end); if (*end) return mbsr_cli_usage_error("prep", "bad --mask-threshold '%s'", optarg); break;
       case 'c': c.chunk_patches = (int)strtol(optarg, &end, 10); if (*end || c.chunk_patches < 1) return mbsr_cli_usage_error("prep", "bad --chunk '%s'", optarg); break;
+      case 'X': c.self_supervised = 1; break;
+      case 'K': c.slice_axis = (int)strtol(optarg, &end, 10); if (*end || c.slice_axis < 0 || c.slice_axis > 2) return mbsr_cli_usage_error("prep", "bad --slice-axis '%s' (0, 1 or 2)", optarg); break;
+      case 'R': if (mbsr_profile_parse(optarg, &c.profile)) return mbsr_cli_usage_error("prep", "--profile: %s", mbsr_last_error()); break;
       case 'q': c.progress = 0; mbsr_log_set_quiet(1); break;
       case MBSR_CLI_OPT_THREADS: if (mbsr_cli_common("prep", ch, optarg)) return 2; break;
       case 'h': if (mbsr_log_rank() == 0) usage(); return 0;
@@ -107,6 +122,11 @@ int mbsr_cmd_prep(int argc, char **argv) {
   if (optind < argc) return mbsr_cli_usage_error("prep", "unexpected argument '%s'", argv[optind]);
   if (!c.out) return mbsr_cli_usage_error("prep", "--out FILE.h5 is required");
   if (!c.inputs) return mbsr_cli_usage_error("prep", "--inputs DIR|MANIFEST is required");
+  if (c.self_supervised && (have_pairs || c.base_um))
+    return mbsr_cli_usage_error("prep", "--self-supervised makes its one pair from the inputs' own voxel size: no --res, --pair or --base");
+  if (!c.self_supervised && (c.slice_axis >= 0 || c.profile != MBSR_PROFILE_BOXCAR))
+    return mbsr_cli_usage_error("prep", "--slice-axis and --profile go with --self-supervised");
+  if (c.self_supervised && c.eval_dir) return mbsr_cli_usage_error("prep", "--eval-dir is not written with --self-supervised");
   if (!have_pairs) mbsr_prep_parse_pairs(&c, "200-100");
   mbsr_prep_summary s;
   MPI_Comm comm = MPI_COMM_WORLD;

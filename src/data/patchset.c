@@ -216,6 +216,8 @@ int mbsr_patchset_contract(const mbsr_patchset *ps, mbsr_sr_contract *k) {
   if (!rc && (mbsr__h5_read_attr_doubles(grp, "lr_vox_mm", k->lr_vox_mm, 3) || mbsr__h5_read_attr_doubles(grp, "hr_vox_mm", k->hr_vox_mm, 3)))
     rc = mbsr_error(MBSR_EFORMAT, "%s: %s lacks lr_vox_mm / hr_vox_mm", ps->path, g);
   if (!rc) mbsr__h5_read_attr_str(grp, "interp", interp, sizeof interp);
+  int64_t tp = 0;
+  if (!rc && !mbsr__h5_read_attr_int(grp, "through_plane", &tp)) k->through_plane = tp == 1; /* absent: 0 */
   if (!rc && mbsr_interp_parse(interp, &k->interp)) rc = mbsr_error(MBSR_EFORMAT, "%s: %s: unknown interp '%s'", ps->path, g, interp);
   if (grp >= 0) H5Gclose(grp);
   if (rc) return rc;

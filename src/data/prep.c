@@ -41,6 +41,7 @@ void mbsr_prep_config_default(mbsr_prep_config *c) {
   c->mask_thr = -1;
   c->chunk_patches = 4;
   c->progress = 1;
+  c->slice_axis = -1;
 }
 
 static int parse_um_list(const char *s, int *v, int max, int *n) {
@@ -202,30 +203,38 @@ static int hr_mask(const mbsr_prep_config *c, level *L, int nl, const mbsr_volum
   return 0;
 }
 
-/* Patches at seeded random brain centres (rejection sampling, with replacement) from the network
- * input `up` and the target `hn` (both on the contract scale) into b. */
+/* Room for n patches of c->patch^3 in b (cubic_sum zeroed). */
+static int patchbuf_alloc(const mbsr_prep_config *c, const char *path, int64_t n, patchbuf *b, subj_status *st) {
+  const int64_t p3 = (int64_t)c->patch * c->patch * c->patch;
+  b->n = n;
+  b->in = mbsr_alloc((size_t)(b->n * p3) * sizeof(float));
+  b->tgt = mbsr_alloc((size_t)(b->n * p3) * sizeof(float));
+  b->ctr = mbsr_alloc((size_t)(b->n * 3) * sizeof(int32_t));
+  b->cubic_sum = 0;
+  if (!b->in || !b->tgt || !b->ctr) {
+    st->fatal = 1;
+    return mbsr_error(MBSR_ENOMEM, "%s: out of memory for %lld patches", path, (long long)b->n);
+  }
+  return 0;
+}
+
+/* Patches k0 .. k0+cnt-1 of b at seeded random brain centres (rejection sampling, with replacement)
+ * from the network input `up` and the target `hn` (both on the contract scale); `stream` > 0 gives
+ * another seeded sequence for the same subject and pair (the self-supervised second axis). */
 static int sample_patches(const mbsr_prep_config *c, int q, const char *path, const char *name, const mbsr_volume *up,
-                          const mbsr_volume *hn, const mbsr_volume *mask, patchbuf *b, subj_status *st) {
+                          const mbsr_volume *hn, const mbsr_volume *mask, patchbuf *b, int64_t k0, int64_t cnt, uint64_t stream) {
   const int p = c->patch, h = p / 2;
   const int64_t p3 = (int64_t)p * p * p, n[3] = {hn->nx, hn->ny, hn->nz};
   if (n[0] < p || n[1] < p || n[2] < p)
     return mbsr_error(MBSR_EINVAL, "%s: %lldx%lldx%lld voxels at %d um, smaller than a %d^3 patch", path, (long long)n[0],
                       (long long)n[1], (long long)n[2], c->pairs[q].hr_um, p);
-  b->n = c->patches_per_volume;
-  b->in = mbsr_alloc((size_t)(b->n * p3) * sizeof(float));
-  b->tgt = mbsr_alloc((size_t)(b->n * p3) * sizeof(float));
-  b->ctr = mbsr_alloc((size_t)(b->n * 3) * sizeof(int32_t));
-  if (!b->in || !b->tgt || !b->ctr) {
-    st->fatal = 1;
-    return mbsr_error(MBSR_ENOMEM, "%s: out of memory for %lld patches", path, (long long)b->n);
-  }
   /* Seed from (seed, subject name, pair): independent of rank, rank count and pair order. */
   uint64_t s = mbsr_seed_mix(mbsr_seed_mix(c->seed, fnv1a(name)), (uint64_t)c->pairs[q].lr_um * 1000003ULL + (uint64_t)c->pairs[q].hr_um);
+  if (stream) s = mbsr_seed_mix(s, stream);
   mbsr_rng *r = mbsr_rng_new(s);
-  const int64_t max_tries = 100000 + 1000 * b->n;
+  const int64_t max_tries = 100000 + 1000 * cnt;
   int64_t tries = 0;
-  b->cubic_sum = 0;
-  for (int64_t k = 0; k < b->n; k++) {
+  for (int64_t k = k0; k < k0 + cnt; k++) {
     int64_t x0, y0, z0;
     for (;;) {
       x0 = (int64_t)mbsr_rng_uint(r, (uint64_t)(n[0] - p + 1));
@@ -274,7 +283,8 @@ static int subject_pair(const mbsr_prep_config *c, int q, int base_um, const mbs
     mbsr_norm_map(up->data, up->data, mbsr_volume_nvox(up), lo, hi);
     mbsr_norm_map(hn->data, hn->data, mbsr_volume_nvox(hn), lo, hi);
     b->lo = lo, b->hi = hi;
-    rc = sample_patches(c, q, path, name, up, hn, mask, b, st);
+    rc = patchbuf_alloc(c, path, c->patches_per_volume, b, st);
+    if (!rc) rc = sample_patches(c, q, path, name, up, hn, mask, b, 0, b->n, 0);
   }
   mbsr_volume_free(up), mbsr_volume_free(hn);
   return rc;
@@ -290,6 +300,52 @@ static int write_eval_volumes(const mbsr_prep_config *c, const char *name, const
     if (!rc) rc = mbsr_volume_write(fn, L[i].v);
     if (!rc && L[i].mask) rc = mbsr_pathf(fn, sizeof fn, "%s/%s_%dum_mask.nii.gz", c->eval_dir, name, L[i].um);
     if (!rc && L[i].mask) rc = mbsr_volume_write(fn, L[i].mask);
+  }
+  return rc;
+}
+
+/* The self-supervised geometry every input must share (the first input's). */
+typedef struct {
+  int axis, factor;
+  double vox[3];
+} ss_geom;
+
+/* One in-plane orientation o (0: the first in-plane axis degraded, 1: the second) of a self-supervised
+ * subject: input and target on the contract scale (lo, hi: of orientation 0's input), mask, patches. */
+static int selfsup_orientation(const mbsr_prep_config *c, const ss_geom *g, const mbsr_volume *raw, int o, const char *path,
+                               const char *name, patchbuf *b) {
+  const int lo_axis = g->axis == 0 ? 1 : 0, deg = o == 0 ? lo_axis : 3 - g->axis - lo_axis;
+  mbsr_volume *in = NULL, *tg = NULL, *mask = NULL;
+  int rc = mbsr_selfsup_pair(raw, g->axis, deg, c->profile, &in, &tg);
+  if (!rc && o == 0 && (rc = mbsr_norm_fit(in, c->norm_plo, c->norm_phi, &b->lo, &b->hi))) mbsr_error_prefix(rc, "input: ");
+  if (!rc) rc = level_mask(c, tg, &mask);
+  if (!rc) {
+    mbsr_norm_map(in->data, in->data, mbsr_volume_nvox(in), b->lo, b->hi);
+    mbsr_norm_map(tg->data, tg->data, mbsr_volume_nvox(tg), b->lo, b->hi);
+    const int64_t n0 = (b->n + 1) / 2;
+    rc = sample_patches(c, 0, path, name, in, tg, mask, b, o ? n0 : 0, o ? b->n - n0 : n0, (uint64_t)o);
+  }
+  mbsr_volume_free(in), mbsr_volume_free(tg), mbsr_volume_free(mask);
+  return rc ? mbsr_error_prefix(rc, "%s: ", path) : 0;
+}
+
+/* A self-supervised subject (c->self_supervised): its own voxel size checked against g, half of its
+ * patches with each in-plane axis degraded to the slice thickness (mbsr_selfsup_pair). */
+static int selfsup_subject(const mbsr_prep_config *c, const ss_geom *g, const char *path, const char *name, patchbuf *b,
+                           subj_status *st) {
+  mbsr_volume *raw = NULL;
+  int rc = mbsr_volume_read(path, &c->read_opts, &raw);
+  if (!rc) rc = mbsr_volume_check_finite(raw, path);
+  for (int a = 0; a < 3 && !rc; a++)
+    if (fabs(raw->vox[a] - g->vox[a]) > 0.01 * g->vox[a])
+      rc = mbsr_error(MBSR_EMISMATCH, "%s: voxel %g x %g x %g mm, but the self-supervised pair is %g x %g x %g mm (the first input's)", path,
+                      raw->vox[0], raw->vox[1], raw->vox[2], g->vox[0], g->vox[1], g->vox[2]);
+  if (!rc) rc = patchbuf_alloc(c, path, c->patches_per_volume, b, st);
+  for (int o = 0; o < 2 && !rc; o++) rc = selfsup_orientation(c, g, raw, o, path, name, b);
+  mbsr_volume_free(raw);
+  if (rc) {
+    mbsr_free(b->in), mbsr_free(b->tgt), mbsr_free(b->ctr);
+    memset(b, 0, sizeof *b);
   }
   return rc;
 }
@@ -504,6 +560,8 @@ typedef struct {
   int64_t loc[MBSR_MAX_PAIRS * MBSR_SPLITS], off[MBSR_MAX_PAIRS * MBSR_SPLITS], tot[MBSR_MAX_PAIRS * MBSR_SPLITS];
   hid_t fapl, file, dxpl, gp;
   char tmp[4096];
+  mbsr_prep_config cc;    /* the caller's configuration (c points here); self-supervised: its one pair filled in */
+  ss_geom ss;             /* self-supervised: the first input's geometry */
 } prep_job;
 
 /* The configuration (identical on all ranks); messages name the parameters. The base grid: base_um,
@@ -517,6 +575,11 @@ static int prep_check(prep_job *job) {
   if (c->split[0] + c->split[1] + c->split[2] != 100 || c->split[0] <= 0 || c->split[1] < 0 || c->split[2] < 0)
     return mbsr_error(MBSR_EINVAL, "prep: split %d,%d,%d must be three shares >= 0 adding up to 100 (train > 0)", c->split[0],
                       c->split[1], c->split[2]);
+  if (c->self_supervised) {
+    if (c->eval_dir) return mbsr_error(MBSR_EINVAL, "prep: eval_dir is not written with self_supervised (evaluate on the inputs themselves)");
+    if (c->slice_axis < -1 || c->slice_axis > 2) return mbsr_error(MBSR_EINVAL, "prep: slice_axis %d not in -1..2", c->slice_axis);
+    return 0;
+  }
   job->base_um = c->base_um;
   if (job->base_um <= 0) {
     job->base_um = c->pairs[0].hr_um;
@@ -527,6 +590,26 @@ static int prep_check(prep_job *job) {
     if (c->pairs[q].hr_um % job->base_um || c->pairs[q].lr_um % c->pairs[q].hr_um)
       return mbsr_error(MBSR_EINVAL, "pair %d-%d: HR must be a multiple of the base (%d um) and LR of HR", c->pairs[q].lr_um,
                         c->pairs[q].hr_um, job->base_um);
+  return 0;
+}
+
+/* Self-supervised: the slice axis, factor and voxel of the first input (every rank reads it), and the
+ * one pair: lr = the slice thickness, hr = the in-plane voxel (um). */
+static int selfsup_geometry(prep_job *job) {
+  mbsr_prep_config *c = &job->cc;
+  if (job->S < 1) return mbsr_error(MBSR_EINVAL, "prep: no inputs in %s", c->inputs);
+  mbsr_volume *v = NULL;
+  int rc = mbsr_volume_read(job->in.paths[0], &c->read_opts, &v);
+  if (rc) return rc;
+  int ax = c->slice_axis;
+  if (ax < 0) ax = v->vox[0] > v->vox[1] ? (v->vox[0] > v->vox[2] ? 0 : 2) : (v->vox[1] > v->vox[2] ? 1 : 2);
+  job->ss.axis = ax, job->ss.factor = 0;
+  memcpy(job->ss.vox, v->vox, sizeof job->ss.vox);
+  rc = mbsr_selfsup_factor(v, ax, &job->ss.factor);
+  mbsr_volume_free(v);
+  if (rc) return mbsr_error_prefix(rc, "%s: ", job->in.paths[0]);
+  c->npairs = 1;
+  c->pairs[0] = (mbsr_res_pair){(int)lround(job->ss.vox[ax] * 1000), (int)lround(job->ss.vox[(ax + 1) % 3] * 1000)};
   return 0;
 }
 
@@ -554,6 +637,7 @@ static int prep_plan(prep_job *job) {
   if (!job->split || !job->cnt || !job->cub || !job->nlh || !job->failed || !job->pb || !job->lmsg)
     rc = mbsr_error(MBSR_ENOMEM, "prep: out of memory for %d subjects", S);
   if (!rc) assign_split(c, S, job->split, job->sum->n_split, job->rule, sizeof job->rule);
+  if (!rc && c->self_supervised) rc = selfsup_geometry(job);
   if ((rc = mbsr_mpi_agree(job->comm, rc))) return rc;
   job->sum->n_subjects = S;
   mbsr_info("prep: %d subjects (%d train, %d val, %d test) on %d rank%s, %d pair%s, %d patches of %d^3 per subject and pair, base %d um",
@@ -569,7 +653,9 @@ static void prep_one(prep_job *job, int li, round_report *me) {
   subj_status st;
   mbsr_error_clear();
   me->subj = s;
-  me->rc = process_subject(job->c, job->base_um, job->in.paths[s], job->in.names[s], job->split[s], &job->pb[(size_t)li * Q], &st);
+  me->rc = job->c->self_supervised
+               ? selfsup_subject(job->c, &job->ss, job->in.paths[s], job->in.names[s], &job->pb[(size_t)li * Q], &st)
+               : process_subject(job->c, job->base_um, job->in.paths[s], job->in.names[s], job->split[s], &job->pb[(size_t)li * Q], &st);
   me->fatal = me->rc ? st.fatal : 0;
   me->secs = mbsr_now() - ts;
   if (me->rc) {
@@ -711,6 +797,14 @@ static int write_root_attrs(prep_job *job) {
            "lo, hi = the %g and %g percentiles of the input; input and target (HR) mapped by clip((x-lo)/(hi-lo),0,1) -> mask "
            "(threshold %g, <0 = Otsu) -> patches at seeded random brain centres",
            job->base_um, c->norm_plo, c->norm_phi, c->mask_thr);
+  if (c->self_supervised)
+    snprintf(txt, sizeof txt,
+             "self-supervised through-plane (slice axis %d, factor %d, profile %s): read -> target = Keys (a=-0.5) upsampling of the "
+             "slice axis to the in-plane spacing -> input = the target with one in-plane axis degraded by the factor (slice profile) "
+             "and Keys-upsampled back (half the patches each in-plane axis), that axis moved to array axis 0 -> lo, hi = the %g and "
+             "%g percentiles of the first orientation's input; input and target mapped by clip((x-lo)/(hi-lo),0,1) -> mask "
+             "(threshold %g, <0 = Otsu) of the target -> patches at seeded random brain centres",
+             job->ss.axis, job->ss.factor, mbsr_profile_name(c->profile), c->norm_plo, c->norm_phi, c->mask_thr);
   int rc = mbsr__h5_attr_str(file, "mbsr_version", MBSR_VERSION);
   if (!rc) rc = mbsr__h5_attr_int(file, "seed", (int64_t)c->seed);
   if (!rc) rc = mbsr__h5_attr_int(file, "patch", job->p);
@@ -863,21 +957,33 @@ static int write_split(prep_job *job, hid_t g, const char *nm, int q, int sp) {
 
 /* /pairs/<lr>-<hr>: its attributes, the subjects' contracts, its splits. Every rc is agreed before
  * it is acted on: all ranks take the same branches. */
+/* A self-supervised pair: "<i>x<j>x<k>-<in-plane>" in um of the acquired voxel, and the grids the
+ * contract records (model.h): lr = the acquired voxel, hr = the slice axis at the in-plane spacing. */
+static void selfsup_pair_name(const ss_geom *g, char *nm, size_t n, double lv[3], double hv[3]) {
+  const double s = g->vox[g->axis == 0 ? 1 : 0];
+  for (int a = 0; a < 3; a++) lv[a] = g->vox[a], hv[a] = a == g->axis ? s : g->vox[a];
+  snprintf(nm, n, "%.0fx%.0fx%.0f-%.0f", lv[0] * 1000, lv[1] * 1000, lv[2] * 1000, s * 1000);
+}
+
 static int write_pair(prep_job *job, int q) {
   const mbsr_prep_config *c = job->c;
   const int S = job->S, Q = job->Q;
   char nm[64], path[160];
-  snprintf(nm, sizeof nm, "%d-%d", c->pairs[q].lr_um, c->pairs[q].hr_um);
-  hid_t g = H5Gcreate2(job->gp, nm, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  int rc = g < 0 ? mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s failed", c->out, nm) : 0;
   const double lu = c->pairs[q].lr_um / 1000.0, hu = c->pairs[q].hr_um / 1000.0;
   double lv[3] = {lu, lu, lu}, hv[3] = {hu, hu, hu};
+  if (c->self_supervised) selfsup_pair_name(&job->ss, nm, sizeof nm, lv, hv);
+  else snprintf(nm, sizeof nm, "%d-%d", c->pairs[q].lr_um, c->pairs[q].hr_um);
+  hid_t g = H5Gcreate2(job->gp, nm, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = g < 0 ? mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s failed", c->out, nm) : 0;
   if (!rc) rc = mbsr__h5_attr_int(g, "lr_um", c->pairs[q].lr_um);
   if (!rc) rc = mbsr__h5_attr_int(g, "hr_um", c->pairs[q].hr_um);
   if (!rc) rc = mbsr__h5_attr_double(g, "lr_vox_mm", lv, 3);
   if (!rc) rc = mbsr__h5_attr_double(g, "hr_vox_mm", hv, 3);
   if (!rc) rc = mbsr__h5_attr_int(g, "factor", c->pairs[q].lr_um / c->pairs[q].hr_um);
   if (!rc) rc = mbsr__h5_attr_str(g, "interp", "keys");
+  if (!rc && c->self_supervised) rc = mbsr__h5_attr_int(g, "through_plane", 1);
+  if (!rc && c->self_supervised) rc = mbsr__h5_attr_int(g, "slice_axis", job->ss.axis);
+  if (!rc && c->self_supervised) rc = mbsr__h5_attr_str(g, "profile", mbsr_profile_name(c->profile));
   double *lh = rc ? NULL : malloc(sizeof(double) * 2 * (size_t)(S > 0 ? S : 1));
   if (!rc && !lh) rc = mbsr_error(MBSR_ENOMEM, "prep: out of memory");
   rc = mbsr_mpi_agree(job->comm, rc);
@@ -907,10 +1013,15 @@ static int prep_write(prep_job *job) {
   job->tmp[0] = 0;
   job->sum->seconds = mbsr_now() - job->t0;
   const mbsr_prep_summary *sum = job->sum;
-  for (int q = 0; q < job->Q; q++)
-    mbsr_info("prep: pair %d-%d: %lld train / %lld val / %lld test patches; cubic-baseline MSE train %.6g val %.6g test %.6g",
-              c->pairs[q].lr_um, c->pairs[q].hr_um, (long long)sum->n_patches[q][0], (long long)sum->n_patches[q][1],
+  for (int q = 0; q < job->Q; q++) {
+    char nm[64];
+    double lv[3], hv[3];
+    if (c->self_supervised) selfsup_pair_name(&job->ss, nm, sizeof nm, lv, hv);
+    else snprintf(nm, sizeof nm, "%d-%d", c->pairs[q].lr_um, c->pairs[q].hr_um);
+    mbsr_info("prep: pair %s: %lld train / %lld val / %lld test patches; cubic-baseline MSE train %.6g val %.6g test %.6g",
+              nm, (long long)sum->n_patches[q][0], (long long)sum->n_patches[q][1],
               (long long)sum->n_patches[q][2], sum->cubic_mse[q][0], sum->cubic_mse[q][1], sum->cubic_mse[q][2]);
+  }
   mbsr_info("prep: wrote %s in %.1f s; %d of %d inputs failed%s", c->out, sum->seconds, job->nfailed, job->S,
             job->nfailed ? " (listed in /failed)" : "");
   if (job->nfailed) mbsr_info("prep: failed inputs: %s", sum->failures);
@@ -943,8 +1054,9 @@ int mbsr_prep_run(const mbsr_prep_config *c, MPI_Comm comm, mbsr_prep_summary *s
   memset(sum, 0, sizeof *sum);
   prep_job *job = calloc(1, sizeof *job);
   if (!job) return mbsr_mpi_agree(comm, mbsr_error(MBSR_ENOMEM, "prep: out of memory"));
-  job->c = c, job->comm = comm, job->sum = sum, job->t0 = mbsr_now();
-  job->Q = c->npairs, job->p = c->patch, job->p3 = (hsize_t)c->patch * c->patch * c->patch;
+  job->cc = *c;
+  job->c = &job->cc, job->comm = comm, job->sum = sum, job->t0 = mbsr_now();
+  job->Q = c->self_supervised ? 1 : c->npairs, job->p = c->patch, job->p3 = (hsize_t)c->patch * c->patch * c->patch;
   job->fapl = job->file = job->dxpl = job->gp = -1;
   MPI_Comm_rank(comm, &job->rank);
   MPI_Comm_size(comm, &job->P);

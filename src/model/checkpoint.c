@@ -168,6 +168,7 @@ static int write_contract(hid_t f, const mbsr_sr_contract *k) {
   bad |= attr_i64(f, "contract_patch", k->patch);
   bad |= attr_str(f, "contract_interp", mbsr_interp_name(k->interp));
   bad |= attr_str(f, "contract_training", k->training);
+  if (k->through_plane) bad |= attr_i64(f, "contract_through_plane", 1); /* only then: other checkpoints unchanged */
   return bad;
 }
 
@@ -190,6 +191,8 @@ static int read_contract(hid_t f, const char *path, mbsr_sr_contract *k) {
     return mbsr_error(MBSR_EFORMAT, "%s: contract_norm_percentiles %g,%g out of range", path, pct[0], pct[1]);
   k->norm_plo = pct[0], k->norm_phi = pct[1], k->patch = (int)patch;
   attr_read_str(f, "contract_training", k->training, sizeof k->training);
+  int64_t tp = 0;
+  if (!attr_read_i64(f, "contract_through_plane", &tp)) k->through_plane = tp == 1;
   return MBSR_OK;
 }
 

@@ -575,6 +575,9 @@ static int build_model(trainer *run) {
   /* the SR contract of the data, with what this run trains on: saved in every checkpoint */
   mbsr_sr_contract k;
   rc = mbsr_patchset_contract(run->tr, &k);
+  if (!rc && k.through_plane && c->augment) /* axis permutations would move the degraded axis away from axis 0 */
+    rc = mbsr_error(MBSR_EINVAL, "%s: pair %s is self-supervised through-plane (the network restores axis 0): augment (axis "
+                    "permutations) would undo that; train without it", c->data, c->pair);
   if (!rc) {
     training_summary(c, run->tr, run->sub, run->ntrain, run->va, run->va_idx, run->nval, k.training, sizeof k.training);
     mbsr_model_set_contract(run->m, &k);
