@@ -45,7 +45,8 @@ publish() {
   local src=$1 dst=results/real/$2
   rm -rf "$dst.tmp" && mkdir -p "$dst.tmp/cells"
   cp "$src"/README.md "$src"/table.md "$src"/table.csv "$src"/stats.csv "$src"/params.yaml "$dst.tmp/"
-  cp "$src"/*.png "$dst.tmp/" 2>/dev/null || true
+  cp "$src"/*.png "$src"/*.pdf "$src"/*.svg "$dst.tmp/" 2>/dev/null || true
+  [ -f "$src/table.tex" ] && cp "$src/table.tex" "$dst.tmp/"
   [ -f "$src/correlation.csv" ] && cp "$src/correlation.csv" "$dst.tmp/"
   for c in "$src"/cells/*/; do
     n=$(basename "$c")
