@@ -158,9 +158,7 @@ int main(int argc, char **argv) {
                                          {"prep_split_by_subject", test_prep_split_by_subject},
                                          {"prep_bad_input_dir_all_ranks_fail", test_prep_bad_options_agree},
                                          {NULL, NULL}};
-  int st = mbsr_test_main("data_prep_mpi", cases);
-  int worst = st;
-  MPI_Allreduce(&st, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  int st = mbsr_test_main("data_prep_mpi", cases); /* the same on every rank (mbsr_test_main agrees) */
   MPI_Finalize();
-  return worst;
+  return st;
 }

@@ -332,9 +332,7 @@ int main(int argc, char **argv) {
                                          {"patch_file_checksums", test_checksums},
                                          {"patch_file_shapes_checked", test_shapes},
                                          {NULL, NULL}};
-  int st = mbsr_test_main("data_prep_faults_mpi", cases);
-  int worst = st;
-  MPI_Allreduce(&st, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  int st = mbsr_test_main("data_prep_faults_mpi", cases); /* the same on every rank (mbsr_test_main agrees) */
   MPI_Finalize();
-  return worst;
+  return st;
 }

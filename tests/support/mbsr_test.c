@@ -115,7 +115,7 @@ int mbsr_test_main(const char *suite, const mbsr_test_case *cases) {
   int failed = ran != (unsigned)n || fails;
   int all_skipped = n > 0 && g_skipped_tests >= n;
   /* Under MPI every rank returns the same status: a failure on any rank is a failure, "all
-   * skipped" only if so on every rank (callers combine statuses with MPI_MAX, and 77 > 1). */
+   * skipped" only if so on every rank (callers return it as it is). */
   int mpi_up = 0, mpi_down = 0;
   MPI_Initialized(&mpi_up);
   if (mpi_up) MPI_Finalized(&mpi_down);

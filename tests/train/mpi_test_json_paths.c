@@ -118,9 +118,7 @@ int main(int argc, char **argv) {
   static const mbsr_test_case cases[] = {{"json_config_odd_paths", test_config_json},
                                          {"json_checkpoint_odd_paths", test_checkpoint_json},
                                          {NULL, NULL}};
-  int st = mbsr_test_main("json_paths", cases);
-  int worst = st;
-  MPI_Allreduce(&st, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  int st = mbsr_test_main("json_paths", cases); /* the same on every rank (mbsr_test_main agrees) */
   MPI_Finalize();
-  return worst;
+  return st;
 }

@@ -203,9 +203,7 @@ int main(int argc, char **argv) {
                                          {"train_weight_checksum_mismatch", test_weight_checksum_mismatch},
                                          {"train_nonfinite_loss_stops", test_nonfinite_loss_stops},
                                          {NULL, NULL}};
-  int st = mbsr_test_main("train_mpi", cases);
-  int worst = st;
-  MPI_Allreduce(&st, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  int st = mbsr_test_main("train_mpi", cases); /* the same on every rank (mbsr_test_main agrees) */
   MPI_Finalize();
-  return worst;
+  return st;
 }
