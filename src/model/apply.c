@@ -53,6 +53,57 @@ void mbsr_model_set_contract(mbsr_model *m, const mbsr_sr_contract *c) {
 /* ---- the tiling plan ---- */
 static int tile_edge(int T, int64_t n) { return (int64_t)T < n ? T : (int)n; }
 
+/* The smallest tile edge that covers n voxels with c tiles overlapping by 2R: (c-1)(t-2R) + t >= n. */
+static int64_t cover_edge(int64_t n, int64_t c, int R) {
+  return c <= 1 ? n : (n + 2 * (int64_t)R * (c - 1) + c - 1) / c;
+}
+
+static double plan_bytes(const mbsr_model *m, int batch, const int64_t t[3]) {
+  size_t b = mbsr__model_inference_bytes(&m->cfg, batch, (int)t[2], (int)t[1], (int)t[0]); /* 0: too large */
+  if (!b) mbsr_error_clear();
+  return b ? (double)b : INFINITY;
+}
+
+/* The tiling that computes the fewest voxels (tiles x tile voxels: the overlap is computed twice) within
+ * the budget: per axis a tile count c and the smallest edge that covers the axis with it. For each
+ * count pair of axes 0 and 1, the smallest count of axis 2 that fits (memory falls as it grows) is
+ * found by bisection. Ties go to fewer tiles. A larger budget never computes more. */
+static int search_tiles(const mbsr_model *m, const int64_t n[3], int R, int batch, double budget, int64_t best_t[3],
+                        int64_t best_c[3], double *best_bytes) {
+  const int Tmin = 2 * R + 1;
+  int64_t cmax[3];
+  for (int a = 0; a < 3; a++) { /* the most tiles an axis can take: edges of at least Tmin, at most 256 tiles */
+    cmax[a] = n[a] <= Tmin ? 1 : (n[a] - 2 * R + (Tmin - 2 * R) - 1) / (Tmin - 2 * R);
+    if (cmax[a] > 256) cmax[a] = 256;
+    while (cmax[a] > 1 && cover_edge(n[a], cmax[a], R) < Tmin) cmax[a]--;
+  }
+  double best = INFINITY, best_tiles = INFINITY;
+  for (int64_t c0 = 1; c0 <= cmax[0]; c0++)
+    for (int64_t c1 = 1; c1 <= cmax[1]; c1++) {
+      int64_t t[3] = {cover_edge(n[0], c0, R), cover_edge(n[1], c1, R), 0};
+      const double plane = (double)(c0 * t[0]) * (double)(c1 * t[1]);
+      if (plane * (double)n[2] > best) continue; /* cannot beat the best: c2 t2 >= n2 */
+      t[2] = cover_edge(n[2], cmax[2], R);
+      if (plan_bytes(m, batch, t) > budget) continue; /* not even with the most tiles along axis 2 */
+      int64_t lo = 1, hi = cmax[2]; /* the smallest c2 that fits: hi fits */
+      while (lo < hi) {
+        const int64_t mid = (lo + hi) / 2;
+        t[2] = cover_edge(n[2], mid, R);
+        if (plan_bytes(m, batch, t) <= budget) hi = mid;
+        else lo = mid + 1;
+      }
+      t[2] = cover_edge(n[2], hi, R);
+      const double cost = plane * (double)(hi * t[2]), tiles = (double)(c0 * c1 * hi);
+      if (cost < best || (cost == best && tiles < best_tiles)) {
+        best = cost, best_tiles = tiles;
+        best_c[0] = c0, best_c[1] = c1, best_c[2] = hi;
+        for (int a = 0; a < 3; a++) best_t[a] = t[a];
+        *best_bytes = plan_bytes(m, batch, t);
+      }
+    }
+  return best < INFINITY ? MBSR_OK : MBSR_ENOMEM;
+}
+
 int mbsr_apply_plan_for(const mbsr_model *m, const int64_t n[3], const mbsr_apply_opts *o, mbsr_apply_plan *pl) {
   memset(pl, 0, sizeof *pl);
   const int R = mbsr__model_receptive_radius(m);
@@ -61,32 +112,38 @@ int mbsr_apply_plan_for(const mbsr_model *m, const int64_t n[3], const mbsr_appl
   int64_t nmax = n[0] > n[1] ? (n[0] > n[2] ? n[0] : n[2]) : (n[1] > n[2] ? n[1] : n[2]);
   if (n[0] < 1 || n[1] < 1 || n[2] < 1 || nmax > 1 << 20)
     return mbsr_error(MBSR_EINVAL, "apply: volume of %lldx%lldx%lld voxels", (long long)n[0], (long long)n[1], (long long)n[2]);
-  int T = o->patch > 0 && o->patch < nmax ? o->patch : (int)nmax;
   const int Tmin = 2 * R + 1; /* a stride of at least one voxel where an axis is cut */
+  int64_t tl[3];
   double bytes = 0;
-  for (;;) {
-    int d = tile_edge(T, n[2]), h = tile_edge(T, n[1]), w = tile_edge(T, n[0]);
-    bytes = (double)mbsr__model_inference_bytes(&m->cfg, batch, d, h, w); /* 0: too large to count */
-    if (bytes > 0 && bytes <= budget) break;
-    mbsr_error_clear();
-    int next = (int)(T * 0.9);
-    if (next < Tmin || next == T) {
-      if (T <= Tmin || next == T)
-        return mbsr_error(MBSR_ENOMEM,
-                          "apply: the network (receptive radius %d voxels) needs tiles of at least %d^3 voxels, which take "
-                          "%.0f MiB: more than the memory budget of %.0f MiB (raise it)",
-                          R, Tmin, bytes / 1048576.0, budget / 1048576.0);
-      next = Tmin;
+  if (o->patch > 0) { /* the user's cubic tile edge, shrunk while it exceeds the budget */
+    int T = o->patch < nmax ? o->patch : (int)nmax;
+    for (;;) {
+      const int64_t t[3] = {tile_edge(T, n[0]), tile_edge(T, n[1]), tile_edge(T, n[2])};
+      bytes = plan_bytes(m, batch, t);
+      if (bytes <= budget) break;
+      int next = (int)(T * 0.9);
+      if (T <= Tmin) break;
+      T = next < Tmin || next == T ? Tmin : next;
     }
-    T = next;
+    for (int a = 0; a < 3; a++) tl[a] = tile_edge(T, n[a]);
+    if (bytes > budget) bytes = -1;
+  } else {
+    int64_t c[3];
+    if (search_tiles(m, n, R, batch, budget, tl, c, &bytes)) bytes = -1;
   }
-  const int tl[3] = {tile_edge(T, n[0]), tile_edge(T, n[1]), tile_edge(T, n[2])};
+  if (bytes < 0) {
+    const int64_t t[3] = {tile_edge(Tmin, n[0]), tile_edge(Tmin, n[1]), tile_edge(Tmin, n[2])};
+    return mbsr_error(MBSR_ENOMEM,
+                      "apply: the network (receptive radius %d voxels) needs tiles of at least %d^3 voxels, which take "
+                      "%.0f MiB at batch %d: more than the memory budget of %.0f MiB (raise --max-mb)",
+                      R, Tmin, plan_bytes(m, batch, t) / 1048576.0, batch, budget / 1048576.0);
+  }
   for (int a = 0; a < 3; a++) {
     if (tl[a] < n[a] && tl[a] < Tmin)
       return mbsr_error(MBSR_EINVAL, "apply: tiles of %d voxels cannot cut an axis for a network of receptive radius %d (need >= %d)",
-                        tl[a], R, Tmin);
-    pl->tile[a] = tl[a];
-    const int stride = tl[a] - 2 * R;
+                        (int)tl[a], R, Tmin);
+    pl->tile[a] = (int)tl[a];
+    const int64_t stride = tl[a] - 2 * R;
     pl->count[a] = tl[a] >= n[a] ? 1 : (int)((n[a] - tl[a] + stride - 1) / stride) + 1;
   }
   pl->overlap = 2 * R;
