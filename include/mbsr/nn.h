@@ -52,15 +52,26 @@ void mbsr_conv3d_backward_ref(float *dinp, float *dweight, float *dbias, const f
                               const float *weight, const mbsr_conv3d_dims *s);
 /* The algorithm of one pass of a conv: the direct kernels, or Winograd F(MD x MH x MW, 3x3x3) (tile
  * sizes along D, H, W; src/nn/winograd.c). Winograd runs for stride-1 fp32 convs whose channel counts are
- * multiples of the vector width (16 with AVX-512, 8 with AVX2) on CPUs with AVX2 or AVX-512; which tile
- * each pass uses is a fixed rule per shape (see winograd.c; never timing, so every process and rank
- * agrees). MBSR_CONV_ALGO=direct keeps every conv direct; =wino222|wino223|wino233 forces that tile
- * wherever Winograd applies; =auto (default) or =winograd the rule. */
+ * multiples of the vector width (16 with AVX-512, 8 with AVX2) on CPUs with AVX2 or AVX-512. Which
+ * algorithm each pass uses (auto, the default): the one measured fastest on this CPU model for the
+ * nearest shape in the tuning file (`mbsr bench --tune`, src/nn/tune.c), else a fixed rule per shape
+ * (winograd.c); never timing done in the run itself, so every process and rank reading the same file
+ * agrees. MBSR_CONV_ALGO=direct keeps every conv direct; =wino222|wino223|wino233 forces that tile
+ * wherever Winograd applies; =winograd the rule without the tuning file. */
 typedef enum { MBSR_CONV_DIRECT = 0, MBSR_CONV_WINO222 = 1, MBSR_CONV_WINO223 = 2, MBSR_CONV_WINO233 = 3 } mbsr_conv_algo;
 /* The algorithm pass `pass` (0 forward, 1 input gradient, 2 weight gradient) of a conv with dims s runs
  * now (CPU, s->prec, MBSR_CONV_KERNEL, MBSR_CONV_ALGO). */
 mbsr_conv_algo mbsr_conv3d_algo(const mbsr_conv3d_dims *s, int pass);
 const char *mbsr_conv_algo_name(mbsr_conv_algo a); /* "direct", "wino2x2x3", ... */
+/* Measured choice (src/nn/tune.c): time every applicable algorithm of the forward, input gradient
+ * (need_dx) and weight gradient passes of conv s (one warm-up, best of reps), ms[pass][algo] (NAN: not
+ * applicable), best[pass] the fastest; it goes into this process's table (used at once by auto).
+ * mbsr_conv_tune_save writes the table (path NULL: MBSR_TUNE_FILE, else $XDG_CACHE_HOME/mbsr/ or
+ * ~/.cache/mbsr/conv-tune.tsv) atomically; mbsr_conv_tune_source: the file the table came from or went
+ * to, NULL when auto uses the fixed rule only. */
+int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s, int need_dx, int reps, double ms[3][4], mbsr_conv_algo best[3]);
+int mbsr_conv_tune_save(const char *path);
+const char *mbsr_conv_tune_source(void);
 /* Which kernel family the fast path uses on this CPU ("avx512-fp32-direct", "avx512bf16-direct", "portable", ...). */
 const char *mbsr_conv3d_kernel_name(mbsr_precision p);
 /* 1 if a kernel for precision p runs on this CPU (fp32: always; bf16: AVX512_BF16).

@@ -25,7 +25,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: mbsr bench [--arch resnet|ccnn|gan|all] [--batch 1,8] [--threads N] [--precision fp32|bf16]\n"
           "                  [--conv] [--peer] [--repeats R] [--warmup W] [--size S] [--no-layers]\n"
-          "                  [--python EXE] [--peer-script PATH] [--out FILE.json]\n"
+          "                  [--python EXE] [--peer-script PATH] [--out FILE.json] [--tune[=FILE]]\n"
           "  --arch         network(s) to time (default all: resnet then ccnn; paper widths; gan: the GAN step,\n"
           "                 mbsr only, no peer)\n"
           "  --batch        comma-separated batch sizes (default 1,8)\n"
@@ -41,18 +41,24 @@ static void usage(FILE *f) {
           "  --python       interpreter for the peer (default /usr/bin/python3: Debian's python3-torch)\n"
           "  --peer-script  path of torch_peer.py (default: found via $MBSR_SOURCE_DIR, ./, or the binary)\n"
           "  --out FILE     also write the results as JSON (--model, --prec, --json: the earlier spellings)\n"
+          "  --tune[=FILE]  measure every conv algorithm (direct, each Winograd tile) of each pass of the\n"
+          "                 --arch networks' layer shapes at the --batch sizes and --size, and record the\n"
+          "                 fastest per shape and pass for this CPU model in FILE (default: MBSR_TUNE_FILE,\n"
+          "                 else ~/.cache/mbsr/conv-tune.tsv), which training and apply then use; prints\n"
+          "                 the times and exits. Run it once per node type, with the threads jobs use\n"
           "Run it as one process (under mpirun only rank 0 times, the others wait). On a shared machine set\n"
           "OMP_WAIT_POLICY=passive (the peer inherits the environment). MBSR_CONV_ALGO=auto|direct|winograd|\n"
-          "wino222|wino223|wino233 chooses the conv algorithm, MBSR_CONV_KERNEL the kernel family; the per-layer\n"
-          "lines name what each pass ran (forward/input gradient/weight gradient).\n");
+          "wino222|wino223|wino233 chooses the conv algorithm (auto: the tuning file's measured choice, else a\n"
+          "fixed rule), MBSR_CONV_KERNEL the kernel family; the per-layer lines name what each pass ran\n"
+          "(forward/input gradient/weight gradient).\n");
 }
 
 typedef struct {
   int model_mode; /* 0 resnet, 1 ccnn, 2 all (resnet, ccnn), 3 gan */
   int batches[8], nbatch;
-  int threads, repeats, warmup, size, peer, conv, layers;
+  int threads, repeats, warmup, size, peer, conv, layers, tune;
   mbsr_precision prec;
-  const char *python, *script, *json;
+  const char *python, *script, *json, *tune_file;
 } bench_opts;
 
 static int cmp_d(const void *a, const void *b) {
@@ -570,7 +576,8 @@ static int parse_opts(int argc, char **argv, bench_opts *o) {
                                        {"json", required_argument, 0, 'j'},    {"help", no_argument, 0, 'h'},
                                        /* the one vocabulary (docs/user/cli.md); the spellings above stay */
                                        {"arch", required_argument, 0, 'm'},    {"precision", required_argument, 0, 'p'},
-                                       {"out", required_argument, 0, 'j'},     {0, 0, 0, 0}};
+                                       {"out", required_argument, 0, 'j'},     {"tune", optional_argument, 0, 'T'},
+                                       {0, 0, 0, 0}};
   static const char *const archs[] = {"resnet", "ccnn", "all", "gan"};
   int c, rc = 0;
   optind = 1;
@@ -599,6 +606,7 @@ static int parse_opts(int argc, char **argv, bench_opts *o) {
       case 'y': o->python = optarg; break;
       case 'S': o->script = optarg; break;
       case 'j': o->json = optarg; break;
+      case 'T': o->tune = 1, o->tune_file = optarg; break;
       case 'h': usage(stdout); return -1;
       default: return mbsr_cli_usage_error("bench", "unknown option or missing value: '%s'", argv[optind - 1]);
     }
@@ -615,14 +623,64 @@ static json_t *bench_header(const bench_opts *o, double peak) {
   char la[64];
   loadavg(la, sizeof la);
   const char *alg = getenv("MBSR_CONV_ALGO"), *wp = getenv("OMP_WAIT_POLICY");
-  printf("CPU: %s; load average at start %s; MBSR_CONV_ALGO=%s\n", mbsr_cpu_model(), la, alg ? alg : "(unset: auto)");
+  const char *tf = mbsr_conv_tune_source();
+  printf("CPU: %s; load average at start %s; MBSR_CONV_ALGO=%s; conv tuning file: %s\n", mbsr_cpu_model(), la,
+         alg ? alg : "(unset: auto)", tf ? tf : "none (auto = the fixed rule)");
   printf("OMP_WAIT_POLICY=%s (the peer inherits it; 'passive' helps a lot when the machine is shared)\n",
          wp ? wp : "(unset: libgomp spins a while at barriers)");
   json_t *doc = json_object();
   jint(doc, "threads", o->threads), jstr(doc, "kernel", mbsr_conv3d_kernel_name(o->prec)), jnum(doc, "fma_peak_gflops", peak);
   jint(doc, "repeats", o->repeats), jint(doc, "size", o->size), jstr(doc, "cpu", mbsr_cpu_model());
   jstr(doc, "loadavg_start", la), jstr(doc, "conv_algo", alg ? alg : "auto");
+  jstr(doc, "conv_tune_file", tf ? tf : "");
   return doc;
+}
+
+/* --tune: every algorithm of each pass of each layer shape, the fastest recorded for this CPU model. */
+static int bench_tune(const bench_opts *o) {
+  const mbsr_arch archs[3] = {MBSR_ARCH_RESNET, MBSR_ARCH_CCNN, MBSR_ARCH_GAN};
+  int a0 = o->model_mode == 1 ? 1 : o->model_mode == 3 ? 2 : 0, a1 = o->model_mode == 0 ? 0 : o->model_mode == 3 ? 2 : 1;
+  static const char *pass_name[3] = {"forward", "input gradient", "weight gradient"};
+  int rc = MBSR_OK, shapes = 0;
+  const double t0 = mbsr_now();
+  printf("conv tuning: %d threads, best of %d runs per algorithm and pass (ms; '-': not applicable)\n", o->threads,
+         o->repeats);
+  printf("  %-24s %-15s %9s %9s %9s %9s  chosen\n", "shape", "pass", "direct", "wino2x2x2", "wino2x2x3", "wino2x3x3");
+  for (int a = a0; a <= a1 && !rc; a++)
+    for (int k = 0; k < o->nbatch && !rc; k++) {
+      mbsr_model_config cfg;
+      mbsr_model_config_default(&cfg, archs[a]);
+      mbsr_model *m = NULL;
+      const int B = o->batches[k];
+      if ((rc = mbsr_model_create(&cfg, B, o->size, o->size, o->size, &m))) break;
+      layer_spec L[16];
+      const int nl = model_layers(m, L, 16);
+      for (int i = 0; i < nl && !rc; i++) {
+        mbsr_conv3d_dims s = L[i].dims;
+        s.n = B;
+        double ms[3][4];
+        mbsr_conv_algo best[3];
+        if ((rc = mbsr_conv_tune_shape(&s, L[i].need_dinp, o->repeats, ms, best))) break;
+        shapes++;
+        for (int p = 0; p < 3; p++) {
+          if (p == 1 && !L[i].need_dinp) continue;
+          char shape[48], cell[4][16];
+          snprintf(shape, sizeof shape, "%d->%d %dx%d^3", s.cin, s.cout, B, s.d);
+          for (int v = 0; v < 4; v++) {
+            if (isnan(ms[p][v])) snprintf(cell[v], sizeof cell[v], "-");
+            else snprintf(cell[v], sizeof cell[v], "%.2f", ms[p][v]);
+          }
+          printf("  %-24s %-15s %9s %9s %9s %9s  %s\n", p ? "" : shape, pass_name[p], cell[0], cell[1], cell[2], cell[3],
+                 mbsr_conv_algo_name(best[p]));
+        }
+      }
+      mbsr_model_free(m);
+    }
+  if (!rc) rc = mbsr_conv_tune_save(o->tune_file);
+  if (!rc)
+    printf("conv tuning: %d shapes in %.1f s, recorded for '%s' in %s\n", shapes, mbsr_now() - t0, mbsr_cpu_model(),
+           mbsr_conv_tune_source());
+  return rc;
 }
 
 static int bench_run(const bench_opts *o, double peak, json_t *doc) {
@@ -661,6 +719,7 @@ int mbsr_cmd_bench(int argc, char **argv) {
   if (rc) return rc < 0 ? 0 : rc;
   if (mbsr_cli_mpi_active() && mbsr_log_rank() != 0) return 0; /* one timing process; other ranks idle */
   omp_set_num_threads(o.threads);
+  if (o.tune) return bench_tune(&o) ? mbsr_cli_fail("bench") : 0;
   if (!mbsr_conv3d_precision_available(o.prec)) {
     mbsr_error(MBSR_EUNSUPPORTED, "--precision bf16: no bf16 conv kernel on this CPU (needs AVX512_BF16)");
     return mbsr_cli_fail("bench");

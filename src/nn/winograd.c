@@ -473,6 +473,7 @@ int mbsr__conv3d_force_algo(const char *name) {
   return 0;
 }
 
+int mbsr__conv3d_algo_setting(void);
 static int algo_setting(void) {
   int a = __atomic_load_n(&g_algo, __ATOMIC_RELAXED);
   if (a == -3) {
@@ -483,6 +484,9 @@ static int algo_setting(void) {
   return a;
 }
 
+int mbsr__conv3d_algo_setting(void) { return algo_setting(); }
+void mbsr__conv3d_algo_restore(int setting) { __atomic_store_n(&g_algo, setting, __ATOMIC_RELAXED); }
+
 /* The tile variant pass `pass` (0 forward, 1 input gradient, 2 weight gradient) of s uses with this ISA,
  * or -1 for the direct kernels. */
 int mbsr__wino_pick(const mbsr_conv3d_dims *s, int pass, const mbsr__wino_isa *isa) {
@@ -491,6 +495,10 @@ int mbsr__wino_pick(const mbsr_conv3d_dims *s, int pass, const mbsr__wino_isa *i
   const int a = algo_setting();
   if (a == -1) return -1;
   if (a >= 0) return a;
+  if (a == -2) { /* auto: the measured choice for this CPU when `mbsr bench --tune` recorded one */
+    const int t = mbsr__tune_lookup(s, pass, isa->name);
+    if (t != -3) return t;
+  }
   /* automatic (measurements: experiments/bench/): Winograd for layers of at least 32 channels in and out
    * and 4 voxels per axis and 2048 voxels per call (16 -> 16 gains only 1.2-1.6x and needs more workspace
    * than a direct forward; below ~2000 voxels the fixed costs, weight transforms and partial sums, win);

@@ -37,8 +37,9 @@ extern const mbsr__wino_isa mbsr__wino_avx512;
 extern const mbsr__wino_isa mbsr__wino_avx2;
 
 /* The tile variant pass `pass` (0 forward, 1 input gradient, 2 weight gradient) of s runs with this ISA
- * (NULL: none), or -1 for the direct kernels. Depends only on s, the ISA and MBSR_CONV_ALGO (or
- * mbsr__conv3d_force_algo): never on timing, so every process and rank picks the same. */
+ * (NULL: none), or -1 for the direct kernels. Depends only on s, the ISA, MBSR_CONV_ALGO (or
+ * mbsr__conv3d_force_algo) and, under auto, the tuning file of this CPU model (tune.c): never on timing
+ * done in this run, so every process and rank that reads the same file picks the same. */
 int mbsr__wino_pick(const mbsr_conv3d_dims *s, int pass, const mbsr__wino_isa *isa);
 /* Workspace floats of the Winograd forward (any variant, any ISA of this CPU, any thread count) and of
  * the Winograd backward (input and weight gradient). */
@@ -55,5 +56,11 @@ void mbsr__wino_backward(float *dinp, const mbsr__epi *dx_ep, float *dweight, fl
 /* Tests and benchmarks: "auto", "direct", "winograd", "wino222", ... as MBSR_CONV_ALGO; -1 for an unknown
  * name. Workspaces are sized for the setting at sizing time: size them after forcing. */
 int mbsr__conv3d_force_algo(const char *name);
+/* The raw setting (for saving and restoring around a forced measurement, src/nn/tune.c). */
+int mbsr__conv3d_algo_setting(void);
+void mbsr__conv3d_algo_restore(int setting);
+/* The measured choice of tune.c for a shape and pass under auto: -1 direct, >= 0 a tile variant, -3 no
+ * entry (the fixed rule decides). */
+int mbsr__tune_lookup(const mbsr_conv3d_dims *s, int pass, const char *isa);
 
 #endif

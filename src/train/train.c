@@ -737,6 +737,12 @@ static int open_outputs(trainer *run) {
               mbsr_arch_name(mbsr_model_get_config(run->m)->arch), run->nparams, (long long)run->ntrain, (long long)run->nval, run->p, c->data,
               c->pair, run->P, run->P > 1 ? "s" : "", nthr, nthr > 1 ? "s" : "", run->B, (long long)run->spe, (double)c->adam.lr,
               (unsigned long long)c->seed, run->cubic_val);
+  if (c->progress) {
+    const char *tf = mbsr_conv_tune_source();
+    mbsr_info("train: conv algorithms %s (per pass of the 3x3x3 layers: %s)",
+              tf ? "measured for this CPU" : "by the fixed rule (no tuning file for this CPU: mbsr bench --tune)",
+              tf ? tf : "forward/input gradient Winograd 2x3x3, weight gradient 2x2x3 where Winograd applies");
+  }
   return 0;
 }
 
