@@ -84,7 +84,8 @@ int mbsr_cpu_has_avx512bf16(void); /* AVX512_BF16 (vdpbf16ps) */
  * (e.g. "AMD EPYC (family 0x1a model 0x2 stepping 1), L2 1024 KiB"). */
 const char *mbsr_cpu_model(void);
 /* FMA peak of this CPU measured now (GFLOP/s, fp32, nthreads threads; < 1: all), spending about
- * `seconds`; 0 if the CPU has neither AVX-512 nor AVX2+FMA. For benchmarks' "% of peak". */
+ * `seconds`, at the vector width of the conv kernel family in use (MBSR_CONV_KERNEL=avx2 on an AVX-512
+ * CPU: the 256-bit peak); 0 if the CPU has neither AVX-512 nor AVX2+FMA. For benchmarks' "% of peak". */
 double mbsr_cpu_fma_peak_gflops(int nthreads, double seconds);
 
 /* ---- the other layers (src/nn/layers.c); n = number of elements. Backward ACCUMULATES. ---- */

@@ -130,7 +130,9 @@ double mbsr_cpu_fma_peak_gflops(int nthreads, double seconds) {
   const mbsr__cpu *f = mbsr__cpu_get();
   if (!f->avx512 && !f->avx2) return 0.0; /* no FMA unit we know how to drive */
   if (nthreads < 1) nthreads = omp_get_max_threads();
-  const int lanes = f->avx512 ? 16 : 8;
+  /* the peak of the vector width the conv kernels use (MBSR_CONV_KERNEL=avx2 on an AVX-512 CPU: 256 bits) */
+  const int z = f->avx512 && !strncmp(mbsr_conv3d_kernel_name(MBSR_PREC_FP32), "avx512", 6);
+  const int lanes = z ? 16 : 8;
   long iters = 1 << 20;
   double best = 0.0, spent = 0.0;
   /* grow the loop until one run takes >= 20 ms, then keep the best of the runs that fit in `seconds` */
@@ -139,7 +141,7 @@ double mbsr_cpu_fma_peak_gflops(int nthreads, double seconds) {
     double t0 = mbsr_now();
 #pragma omp parallel num_threads(nthreads)
     {
-      float r = f->avx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
+      float r = z ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
 #pragma omp atomic
       sink += r;
     }
