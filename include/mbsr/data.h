@@ -81,8 +81,9 @@ typedef struct {
   int base_um;            /* resolution every input is first brought to (0 = the finest HR of the pairs) */
   int npairs;
   mbsr_res_pair pairs[MBSR_MAX_PAIRS]; /* "--res 25:50,100,200,400" = all consecutive pairs */
-                          /* (the LR of a pair: the base degraded by lr_um[a] / base_um per axis with `profile`,
-                           * its HR the base block-averaged by hr_um / base_um) */
+                          /* (a pair's HR: the base block-averaged by hr_um / base_um; its LR: that HR degraded
+                           * by lr_um[a] / hr_um per axis with `profile` -- for boxcar computed as the base
+                           * block-averaged by lr_um[a] / base_um, the same block average) */
   int patch;              /* patch edge in HR voxels: 21 */
   int patches_per_volume; /* per subject and pair: 200 */
   int split[MBSR_SPLITS]; /* percentages train,val,test: 80,10,10 */

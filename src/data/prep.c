@@ -141,10 +141,15 @@ typedef struct {
   double lo, hi;    /* the subject's intensity contract for this pair */
 } patchbuf;
 
-/* A resolution of the subject: the base degraded to um[3] with profile prof (boxcar when um is the base). */
+/* A resolution of the subject: um[3] per axis, made with profile prof (boxcar when um is the base).
+ * Boxcar: the base block-averaged by um / base_um (for a pair's LR the same numbers as its HR level
+ * block-averaged by lr / hr, a block average of block averages, and the bits of older mbsr). Another
+ * profile degrades the pair's HR level by lr / hr (from_um = that HR), so that axes where LR and HR
+ * voxels agree stay exactly the HR's: only the coarser axes carry the slice profile. */
 typedef struct {
   int um[3];
   mbsr_profile prof;
+  int from_um; /* the HR level a non-boxcar level was degraded from; 0 for boxcar */
   mbsr_volume *v, *mask;
 } level;
 
@@ -183,23 +188,26 @@ const char *mbsr_eval_level_name(const int um[3], mbsr_profile p, char *buf, siz
   return buf;
 }
 
-static int get_level(level *L, int *nl, const mbsr_volume *base, int base_um, const int um[3], mbsr_profile prof, const char *name,
+/* The level um[3] with profile prof: from the base (src_um = base_um, boxcar) or, for another profile, from
+ * the HR level src (src_um its voxel). */
+static int get_level(level *L, int *nl, const mbsr_volume *src, int src_um, const int um[3], mbsr_profile prof, const char *name,
                      mbsr_volume **out) {
   int f[3], same = 1;
   char tag[64];
   for (int a = 0; a < 3; a++) {
-    if (um[a] % base_um) return mbsr_error(MBSR_EINVAL, "%d um is not an integer multiple of the base %d um", um[a], base_um);
-    f[a] = um[a] / base_um;
+    if (um[a] % src_um) return mbsr_error(MBSR_EINVAL, "%d um is not an integer multiple of %d um", um[a], src_um);
+    f[a] = um[a] / src_um;
     same &= f[a] == 1;
   }
-  if (same) prof = MBSR_PROFILE_BOXCAR; /* the base itself */
+  if (same && prof != MBSR_PROFILE_BOXCAR) return *out = (mbsr_volume *)src, MBSR_OK; /* the HR level itself */
+  const int from = prof == MBSR_PROFILE_BOXCAR ? 0 : src_um;
   for (int i = 0; i < *nl; i++)
-    if (!memcmp(L[i].um, um, sizeof L[i].um) && L[i].prof == prof) return *out = L[i].v, MBSR_OK;
+    if (!memcmp(L[i].um, um, sizeof L[i].um) && L[i].prof == prof && L[i].from_um == from) return *out = L[i].v, MBSR_OK;
   mbsr_volume *v = NULL;
-  int rc = same ? ((v = mbsr_volume_clone(base)) ? 0 : mbsr_error(MBSR_ENOMEM, "%s: out of memory", name))
-                : mbsr_downsample(base, f, prof, &v);
+  int rc = same ? ((v = mbsr_volume_clone(src)) ? 0 : mbsr_error(MBSR_ENOMEM, "%s: out of memory", name))
+                : mbsr_downsample(src, f, prof, &v);
   if (rc) return mbsr_error_prefix(rc, "%s: degrading to %s: ", name, mbsr_eval_level_name(um, prof, tag, sizeof tag));
-  L[*nl] = (level){{um[0], um[1], um[2]}, prof, v, NULL};
+  L[*nl] = (level){{um[0], um[1], um[2]}, prof, from, v, NULL};
   (*nl)++;
   *out = v;
   return MBSR_OK;
@@ -298,7 +306,8 @@ static int subject_pair(const mbsr_prep_config *c, int q, int base_um, const mbs
   char pn[MBSR_PAIR_NAME_MAX];
   mbsr_res_pair_name(pr, pn, sizeof pn);
   int rc = get_level(L, nl, base, base_um, hu, MBSR_PROFILE_BOXCAR, path, &hr);
-  if (!rc) rc = get_level(L, nl, base, base_um, pr->lr_um, c->profile, path, &lr);
+  if (!rc && c->profile == MBSR_PROFILE_BOXCAR) rc = get_level(L, nl, base, base_um, pr->lr_um, c->profile, path, &lr);
+  else if (!rc) rc = get_level(L, nl, hr, pr->hr_um, pr->lr_um, c->profile, path, &lr);
   if (!rc) rc = hr_mask(c, L, *nl, hr, path, &mask);
   if (rc) return rc;
   if ((rc = mbsr_upsample_like(lr, hr, MBSR_INTERP_KEYS, &up))) return mbsr_error_prefix(rc, "%s: pair %s: Keys upsampling: ", path, pn);
@@ -620,8 +629,13 @@ static int prep_check(prep_job *job) {
     int rc = mbsr_res_pair_check(&c->pairs[q]);
     if (rc) return rc;
     if (c->pairs[q].hr_um % job->base_um) return mbsr_error(MBSR_EINVAL, "pair %s: HR must be a multiple of the base (%d um)", pn, job->base_um);
-    for (int r = 0; r < q; r++)
+    for (int r = 0; r < q; r++) {
       if (mbsr_res_pair_equal(&c->pairs[q], &c->pairs[r])) return mbsr_error(MBSR_EINVAL, "pair %s given twice", pn);
+      if (c->profile != MBSR_PROFILE_BOXCAR && !memcmp(c->pairs[q].lr_um, c->pairs[r].lr_um, sizeof c->pairs[q].lr_um))
+        return mbsr_error(MBSR_EINVAL, "pair %s: its LR voxel is another pair's, degraded with the %s profile from another HR grid "
+                                       "(their eval volumes would share a name): one prep per pair",
+                          pn, mbsr_profile_name(c->profile));
+    }
   }
   return 0;
 }

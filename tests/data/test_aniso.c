@@ -207,6 +207,39 @@ static void test_prep_vs_numpy(void) {
   printf("\n");
 }
 
+/* A base finer than the HR (100 um input, pair 200x200x800-200): the Gaussian LR is the HR level degraded
+ * along k only, so its i and j stay exactly the HR's block average (the eval volumes show both). */
+static void test_gaussian_from_hr(void) {
+  const char *t = mbsr_test_tmpdir(), *bin = mbsr_test_bin();
+  char hrp[4096];
+  mbsr_test_fixture("aniso/hr.nii.gz", hrp, sizeof hrp);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("mkdir -p '%s/in2' && cp '%s' '%s/in2/a.nii.gz' && cp '%s' '%s/in2/b.nii.gz' && '%s' prep --quiet --inputs "
+                                "'%s/in2' --out '%s/g2.h5' --pair 200x200x800-200 --base 100 --profile gaussian --patch 5 "
+                                "--patches-per-volume 3 --split 50,0,50 --eval-dir '%s/ev2'",
+                                t, hrp, t, hrp, t, bin, t, t, t),
+                   0);
+  char p[4400];
+  int found = 0;
+  for (int s = 0; s < 2; s++) {
+    snprintf(p, sizeof p, "%s/ev2/%s_200um.nii.gz", t, s ? "b" : "a");
+    if (!mbsr_file_exists(p)) continue;
+    found++;
+    mbsr_volume *hr = NULL, *lr = NULL, *want = NULL, *base = NULL, *blk = NULL;
+    MT_ASSERT_OK(mbsr_volume_read(p, NULL, &hr));
+    snprintf(p, sizeof p, "%s/ev2/%s_200x200x800um_gaussian.nii.gz", t, s ? "b" : "a");
+    MT_ASSERT_OK(mbsr_volume_read(p, NULL, &lr));
+    const int f[3] = {1, 1, 4}, f2[3] = {2, 2, 2};
+    MT_ASSERT_OK(mbsr_downsample(hr, f, MBSR_PROFILE_GAUSSIAN, &want));
+    MT_ASSERT_INT_EQ(lr->nz, want->nz);
+    CU_ASSERT(fx_max_abs_diff(lr->data, want->data, mbsr_volume_nvox(want)) == 0);
+    MT_ASSERT_OK(mbsr_volume_read(hrp, NULL, &base));
+    MT_ASSERT_OK(mbsr_downsample_block(base, f2, &blk)); /* the HR level itself: the 100 um input block-averaged */
+    CU_ASSERT(fx_max_abs_diff(hr->data, blk->data, mbsr_volume_nvox(blk)) == 0);
+    mbsr_volume_free(hr), mbsr_volume_free(lr), mbsr_volume_free(want), mbsr_volume_free(base), mbsr_volume_free(blk);
+  }
+  MT_ASSERT_INT_EQ(found, 1);
+}
+
 /* CRC-32 of every patch row of pair 200-100 (train then val) for this input and options, as written by
  * mbsr at commit eeee4c3 (before per-axis pairs): isotropic pairs are unchanged bit for bit. */
 static const uint32_t ISO_CRC[] = {
@@ -314,6 +347,7 @@ static void test_train_apply(void) {
 int main(void) {
   const mbsr_test_case tc[] = {{"pair_names", test_pair_names},
                                {"prep_vs_numpy", test_prep_vs_numpy},
+                               {"gaussian_from_hr", test_gaussian_from_hr},
                                {"isotropic_unchanged", test_isotropic_unchanged},
                                {"train_apply", test_train_apply},
                                {NULL, NULL}};
