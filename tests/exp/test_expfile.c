@@ -220,10 +220,10 @@ static void test_duplicate_keys(void) {
 }
 
 static void test_shipped_experiment_files(void) {
-  const char *names[] = {"table1", "networks", "resolution", "transfer", "human"};
+  const char *names[] = {"table1", "networks", "resolution", "transfer", "human", "anisotropic"};
   const char *src = getenv("MBSR_SOURCE_DIR");
   CU_ASSERT_FATAL(src != NULL);
-  for (int i = 0; i < 5; i++)
+  for (int i = 0; i < 6; i++)
     for (int s = 0; s < 2; s++) {
       char p[4096];
       snprintf(p, sizeof p, "%s/experiments/%s.yaml", src, names[i]);
