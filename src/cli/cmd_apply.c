@@ -97,6 +97,7 @@ static int sidecar_json(const char *in, const char *model_arg, const char *ckpt,
   json_object_set_new(mod, "GlobalResidual", json_boolean(c->global_residual));
   json_object_set_new(mod, "TrainedLRVoxelSizeMm", json_pack("[f,f,f]", k->lr_vox_mm[0], k->lr_vox_mm[1], k->lr_vox_mm[2]));
   json_object_set_new(mod, "TrainedHRVoxelSizeMm", json_pack("[f,f,f]", k->hr_vox_mm[0], k->hr_vox_mm[1], k->hr_vox_mm[2]));
+  json_object_set_new(mod, "TrainedSliceProfile", json_string(mbsr_profile_name(k->profile))); /* of the LR degradation */
   json_t *tr = k->training[0] ? json_loads(k->training, 0, NULL) : NULL;
   json_object_set_new(mod, "TrainingData", tr ? tr : json_null());
   json_object_set_new(o, "Model", mod);

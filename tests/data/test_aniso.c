@@ -324,6 +324,12 @@ static void test_train_apply(void) {
   MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --quiet --force --model '%s' '%s' '%s'", bin, ck, pi, out2), 0);
   /* the right one: the model's own factor 1,1,4, along k only */
   MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --quiet --model '%s' '%s' '%s'", bin, ck, pk, out), 0);
+  char js[4400];
+  snprintf(js, sizeof js, "%s/sr_k.json", t);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("/usr/bin/python3 -c \"import json; m=json.load(open('%s'))['Model']; "
+                                "assert m['TrainedLRVoxelSizeMm'] == [0.1, 0.1, 0.4], m; assert m['TrainedSliceProfile'] == 'boxcar'\"",
+                                js),
+                   0);
   mbsr_volume *sr = NULL;
   MT_ASSERT_OK(mbsr_volume_read(out, NULL, &sr));
   MT_ASSERT_INT_EQ(sr->nx, lrk->nx);
