@@ -14,6 +14,10 @@
  *   /failed                 [F] strings: "<subject>: <message>" of inputs that failed (the rank
  *                           that processed it is in the run log and mbsr_prep_summary.failures)
  *   /pairs/<LR>-<HR>/       attrs: lr_um, hr_um, lr_vox_mm[3], hr_vox_mm[3], factor, interp
+ *                           (group name = mbsr_res_pair_name: "400-200", or "100x100x400-100" for a pair with
+ *                           per-axis LR voxels; such a pair, and any pair made with a slice profile other than
+ *                           boxcar, adds lr_um3 [3] and profile ("boxcar" | "gaussian"); lr_um is then the
+ *                           largest LR voxel and factor the largest factor. Without lr_um3: isotropic, boxcar)
  *   /pairs/<LR>-<HR>/norm_lo_hi  [S,2] float64: each subject's lo, hi (NaN: the subject failed)
  *   /pairs/<LR>-<HR>/<split>/{input,target}  [N,p,p,p] float32 (input = Keys-upsampled LR)
  *   /pairs/<LR>-<HR>/<split>/subject         [N] int32 subject index of each patch
@@ -43,9 +47,32 @@
 #define MBSR_MAX_PAIRS 16
 #define MBSR_SPLITS 3 /* train, val, test */
 
+/* A resolution pair: the LR voxel per array axis (i, j, k) and the isotropic HR voxel (the HR grid is the
+ * base grid's multiple), in um; every lr_um[a] / hr_um a positive integer, at least one > 1.
+ * Named "400-200" when isotropic (the LR voxel 400 um on every axis: the names patch files, checkpoints
+ * and experiment results always had), "<li>x<lj>x<lk>-<hr>" otherwise (e.g. "100x100x400-100": a slice
+ * thickness 4 x the in-plane voxel along k). The slice profile of the degradation is not part of the pair:
+ * it is one per prep run (mbsr_prep_config.profile) and recorded in the patch file and the contract, so
+ * one file never holds two pairs of the same name made with different profiles. */
 typedef struct {
-  int lr_um, hr_um; /* e.g. 200, 100: LR 200 um -> HR 100 um */
+  int lr_um[3]; /* e.g. 200,200,200 (isotropic) or 100,100,400 */
+  int hr_um;    /* e.g. 100 */
 } mbsr_res_pair;
+#define MBSR_PAIR_NAME_MAX 48
+/* "400-200" or "100x100x400-100" -> *p; MBSR_EINVAL with a one-line message naming the text when it is
+ * malformed, a factor lr/hr is not a positive integer, or no factor exceeds 1. */
+int mbsr_res_pair_parse(const char *s, mbsr_res_pair *p);
+/* The same checks on a pair built in code (the message names the pair). */
+int mbsr_res_pair_check(const mbsr_res_pair *p);
+/* The name (see above) into buf (MBSR_PAIR_NAME_MAX is enough); returns buf. */
+const char *mbsr_res_pair_name(const mbsr_res_pair *p, char *buf, size_t n);
+/* 1 when the LR voxel is the same on every axis. */
+int mbsr_res_pair_isotropic(const mbsr_res_pair *p);
+int mbsr_res_pair_equal(const mbsr_res_pair *a, const mbsr_res_pair *b);
+/* The isotropic pair lr-hr. */
+mbsr_res_pair mbsr_res_pair_iso(int lr_um, int hr_um);
+/* The largest LR voxel (um) / per-axis factor lr_um[a] / hr_um. */
+int mbsr_res_pair_lr_max(const mbsr_res_pair *p);
 
 typedef struct {
   const char *out;        /* FILE.h5 (final name; written to a temporary name, renamed when complete) */
@@ -54,6 +81,9 @@ typedef struct {
   int base_um;            /* resolution every input is first brought to (0 = the finest HR of the pairs) */
   int npairs;
   mbsr_res_pair pairs[MBSR_MAX_PAIRS]; /* "--res 25:50,100,200,400" = all consecutive pairs */
+                          /* (a pair's HR: the base block-averaged by hr_um / base_um; its LR: that HR degraded
+                           * by lr_um[a] / hr_um per axis with `profile` -- for boxcar computed as the base
+                           * block-averaged by lr_um[a] / base_um, the same block average) */
   int patch;              /* patch edge in HR voxels: 21 */
   int patches_per_volume; /* per subject and pair: 200 */
   int split[MBSR_SPLITS]; /* percentages train,val,test: 80,10,10 */
@@ -72,11 +102,15 @@ typedef struct {
    * half of each subject's patches with one in-plane axis degraded, half with the other. */
   int self_supervised;    /* 0 */
   int slice_axis;         /* -1: the axis with the largest voxel */
-  mbsr_profile profile;   /* slice profile of the degradation: boxcar */
+  mbsr_profile profile;   /* slice profile of the degradation (every LR volume, self-supervised or not): boxcar */
 } mbsr_prep_config;
 
 void mbsr_prep_config_default(mbsr_prep_config *c);
-/* "25:50,100,200,400" -> base 25, pairs 50-25,100-50,200-100,400-200; "200-100,100-50" -> pairs. */
+/* The tag of a resolution level in eval_dir file names ("<subject>_<tag>.nii.gz", "<subject>_<tag>_mask.nii.gz"):
+ * "400um" (isotropic), "100x100x400um" (per-axis), with "_gaussian" appended when degraded with that profile. */
+const char *mbsr_eval_level_name(const int um[3], mbsr_profile p, char *buf, size_t n);
+/* "25:50,100,200,400" -> base 25, pairs 50-25,100-50,200-100,400-200; "200-100,100x100x400-100" -> pairs
+ * (mbsr_res_pair_parse each). */
 int mbsr_prep_parse_res(mbsr_prep_config *c, const char *spec);
 int mbsr_prep_parse_pairs(mbsr_prep_config *c, const char *spec);
 

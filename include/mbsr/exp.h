@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "mbsr/data.h"
 #include "mbsr/volume.h"
 
 /* ---------------------------------------------------------------- phantom cohort ---------- */
@@ -47,8 +48,8 @@ typedef struct {
   int index;
   char name[96];            /* e.g. "c02_resnet_200-100_n5000" */
   char arch[16];            /* resnet | ccnn | gan */
-  int train_lr_um, train_hr_um;
-  int test_lr_um, test_hr_um;
+  mbsr_res_pair train_pair;  /* e.g. 200-100, or 100x100x400-100 (per-axis LR voxels) */
+  mbsr_res_pair test_pair;
   int samples;
   mbsr_dataset train_data, test_data;
   int finetune;             /* fine-tune the last finetune_layers on HR data of the test modality */
@@ -64,6 +65,7 @@ typedef struct {
   char cv[16];              /* "none" | "loso": leave-one-subject-out cross-validation over the brains
                              * (one fold per brain; a single brain is cut in two halves, 2 folds) */
   double norm_pct[2];       /* the intensity contract's percentiles: 0.1, 99.9 */
+  char profile[16];         /* slice profile of every LR degradation: boxcar (block average) | gaussian */
   char mri_dir[1024];       /* co-registered AF/T2w and the diffusion map (transfer, human) */
   char human_dir[1024];     /* human T1 volumes (human) */
   int human_n_train;
@@ -89,8 +91,8 @@ typedef struct {
   /* matrix axes (cartesian product, in this order: arch, train_pair, test_pair, samples,
    * train_data, test_data, finetune) */
   int n_arch; char arch[MBSR_EXP_MAX_AXIS][16];
-  int n_train_pair; int train_pair[MBSR_EXP_MAX_AXIS][2];
-  int n_test_pair; int test_pair[MBSR_EXP_MAX_AXIS][2]; /* 0 entries = same as the train pair */
+  int n_train_pair; mbsr_res_pair train_pair[MBSR_EXP_MAX_AXIS]; /* "400-200" or "100x100x400-100" */
+  int n_test_pair; mbsr_res_pair test_pair[MBSR_EXP_MAX_AXIS]; /* 0 entries = same as the train pair */
   int n_samples; int samples[MBSR_EXP_MAX_AXIS];
   int n_train_data; mbsr_dataset train_data[MBSR_EXP_MAX_AXIS];
   int n_test_data; mbsr_dataset test_data[MBSR_EXP_MAX_AXIS];

@@ -105,6 +105,8 @@ typedef struct {
                                 * array axis 0 of its input; lr_vox_mm = the acquired thick-slice voxel, hr_vox_mm
                                 * = the same with the slice axis (the one axis where they differ) at the in-plane
                                 * spacing. Apply runs it by mbsr_apply_through_plane. 0 otherwise */
+  mbsr_profile profile;        /* slice profile that degraded the training LR volumes (the LR grid per axis is
+                                * lr_vox_mm): boxcar (the block average; also every checkpoint that does not say) */
 } mbsr_sr_contract;
 void mbsr_sr_contract_default(mbsr_sr_contract *c); /* known, 0.1/99.9 percentiles, Keys, pair unknown */
 /* A new model carries the default contract; training sets it from the patch file. */

@@ -35,10 +35,12 @@ static void usage(FILE *f) {
           "                     several, comma-separated: an ensemble of models (writes the sd, see --ensemble)\n"
           "  --like HR_GRID     target grid = the dims and affine of this volume (its voxels are not used)\n"
           "  --factor F         target grid = IN up-sampled by F (integer, or Fi,Fj,Fk)\n"
-          "                     (neither: the factor of the model's pair, LR voxel / HR voxel)\n"
+          "                     (neither: the factor of the model's pair per array axis, LR voxel / HR voxel:\n"
+          "                     1,1,4 for a 100x100x400-100 model)\n"
           "  --upsampled        IN is already on the target grid (up-sampled by the model's interpolation)\n"
           "  --volume N         of a 4-D IN, the volume to super-resolve (0-based; required when IN has several)\n"
-          "  --force            run although IN's voxel size differs from the model's LR grid\n"
+          "  --force            run although IN's voxel size differs from the model's LR grid (checked per array\n"
+          "                     axis: an anisotropic model refuses an input whose thick axis is another one)\n"
           "  --max-mb M         memory for the network's tiles (default 2048); tiles overlap by twice the\n"
           "                     network's receptive radius, so the result equals one whole-volume pass\n"
           "  --tile P           largest tile edge in voxels (default: as large as --max-mb allows; was --patch,\n"
@@ -54,15 +56,16 @@ static void usage(FILE *f) {
           "  --quiet            no progress or info lines on stderr (warnings and errors stay)\n");
 }
 
-/* IN's voxel size against the model's LR (or, --upsampled, HR) grid: 2 % per axis. */
+/* IN's voxel size against the model's LR (or, --upsampled, HR) grid: 2 % per array axis (a model of a
+ * pair with per-axis LR voxels, e.g. 100x100x400-100, expects its thick axis where it was trained). */
 static int check_grid(const mbsr_volume *v, const double want[3], const char *in, const char *model, const char *what) {
   if (want[0] <= 0) return 0; /* the checkpoint does not record its pair */
   for (int a = 0; a < 3; a++)
     if (fabs(v->vox[a] - want[a]) > 0.02 * want[a])
       return mbsr_error(MBSR_EMISMATCH,
-                        "%s: voxel size %.4g x %.4g x %.4g mm, but model %s expects its %s grid of %.4g x %.4g x %.4g mm "
-                        "(resample the input, or --force)",
-                        in, v->vox[0], v->vox[1], v->vox[2], model, what, want[0], want[1], want[2]);
+                        "%s: voxel size %.4g mm along array axis %c (%.4g x %.4g x %.4g mm), but model %s expects its %s grid of "
+                        "%.4g x %.4g x %.4g mm (resample or reorient the input, or --force)",
+                        in, v->vox[a], "ijk"[a], v->vox[0], v->vox[1], v->vox[2], model, what, want[0], want[1], want[2]);
   return 0;
 }
 
@@ -94,6 +97,7 @@ static int sidecar_json(const char *in, const char *model_arg, const char *ckpt,
   json_object_set_new(mod, "GlobalResidual", json_boolean(c->global_residual));
   json_object_set_new(mod, "TrainedLRVoxelSizeMm", json_pack("[f,f,f]", k->lr_vox_mm[0], k->lr_vox_mm[1], k->lr_vox_mm[2]));
   json_object_set_new(mod, "TrainedHRVoxelSizeMm", json_pack("[f,f,f]", k->hr_vox_mm[0], k->hr_vox_mm[1], k->hr_vox_mm[2]));
+  json_object_set_new(mod, "TrainedSliceProfile", json_string(mbsr_profile_name(k->profile))); /* of the LR degradation */
   json_t *tr = k->training[0] ? json_loads(k->training, 0, NULL) : NULL;
   json_object_set_new(mod, "TrainingData", tr ? tr : json_null());
   json_object_set_new(o, "Model", mod);

@@ -71,9 +71,15 @@ int mbsr_cmd_models(int argc, char **argv) {
         return mbsr_cli_fail("models");
       }
     } else {
-      char pair[32], vox[64];
-      snprintf(pair, sizeof pair, "%d->%d", e[i].lr_um, e[i].hr_um);
-      snprintf(vox, sizeof vox, "%g -> %g", e[i].lr_vox_mm[0], e[i].hr_vox_mm[0]);
+      char pair[64], vox[96];
+      const double *l = e[i].lr_vox_mm;
+      if (l[0] == l[1] && l[1] == l[2]) { /* isotropic */
+        snprintf(pair, sizeof pair, "%d->%d", e[i].lr_um, e[i].hr_um);
+        snprintf(vox, sizeof vox, "%g -> %g", l[0], e[i].hr_vox_mm[0]);
+      } else { /* per-axis LR voxels */
+        snprintf(pair, sizeof pair, "%.0fx%.0fx%.0f->%d", l[0] * 1000, l[1] * 1000, l[2] * 1000, e[i].hr_um);
+        snprintf(vox, sizeof vox, "%gx%gx%g -> %g", l[0], l[1], l[2], e[i].hr_vox_mm[0]);
+      }
       printf("%-14s %-9s %-22s %s\n", e[i].name, pair, vox, e[i].description);
     }
   }

@@ -13,8 +13,9 @@ static void usage(void) {
       "usage: mpirun -n P mbsr prep --out FILE.h5 --inputs DIR|MANIFEST [options]\n"
       "\n"
       "Reads every volume (NIfTI, NRRD, TIFF-stack directories; found in DIR or listed in MANIFEST),\n"
-      "brings it to the isotropic base grid (area-weighted), block-averages it to every resolution,\n"
-      "Keys-upsamples each LR volume onto its HR grid (the network input), maps input and HR target to\n"
+      "brings it to the isotropic base grid (area-weighted), block-averages it to every HR resolution,\n"
+      "degrades it to every LR voxel (per axis, with the slice profile: --profile), Keys-upsamples each\n"
+      "LR volume onto its HR grid (the network input), maps input and HR target to\n"
       "[0,1] by the intensity contract (lo, hi = percentiles of the input: what `mbsr apply` computes from\n"
       "a user's LR volume), masks the brain and samples patches at seeded random brain locations into ONE\n"
       "HDF5 file (parallel HDF5, collective writes).\n"
@@ -24,14 +25,18 @@ static void usage(void) {
       "  --inputs DIR|MANIFEST      a directory (annotation/label/mask files skipped) or a manifest:\n"
       "                             one path per line (relative to the manifest), optional TAB subject name\n"
       "  --res BASE:R1,R2,...       e.g. 25:50,100,200,400 -> pairs 50-25,100-50,200-100,400-200 (um)\n"
-      "  --pair LR-HR[,LR-HR...]    e.g. 200-100,100-50 (um); default 200-100 (was --pairs, deprecated)\n"
+      "  --pair LR-HR[,LR-HR...]    e.g. 200-100,100-50 (um); default 200-100 (was --pairs, deprecated);\n"
+      "                             per-axis LR voxels as LRixLRjxLRk-HR, e.g. 100x100x400-100 (slices 4x thicker\n"
+      "                             along array axis k); every LR voxel an integer multiple of the HR voxel\n"
       "  --base UM                  base resolution (default: the finest HR)\n"
       "  --patch N                  patch edge in HR voxels (default 21)\n"
       "  --patches-per-volume N     per subject and pair (default 200)\n"
       "  --split TR,VA,TE           percentages by subject (default 80,10,10)\n"
       "  --test-subjects K          exactly K test subjects\n"
       "  --seed S                   (default 1)\n"
-      "  --eval-dir DIR             write the test subjects' volumes of every level (+ HR masks) as NIfTI\n"
+      "  --eval-dir DIR             write the test subjects' volumes of every level (+ HR masks) as NIfTI:\n"
+      "                             <subject>_<um>um[_mask].nii.gz, <subject>_<i>x<j>x<k>um.nii.gz for per-axis\n"
+      "                             levels, \"_gaussian\" appended to levels degraded with that profile\n"
       "  --tiff-vox X,Y,Z           TIFF-stack voxel size in mm (default 0.04,0.04,0.05: the AF brain)\n"
       "  --tiff-orient CODE         direction of increasing column, row, slice as RAS letters (default RIA: the AF brain)\n"
       "  --norm-percentiles LO,HI   intensity-contract percentiles of the network input (default 0.1,99.9;\n"
@@ -48,7 +53,9 @@ static void usage(void) {
       "                             input on the first one's voxel size; `mbsr apply` runs the trained model along\n"
       "                             the slice axis of a user's volume\n"
       "  --slice-axis K             with --self-supervised: the slice array axis 0..2 (default: the largest voxel)\n"
-      "  --profile boxcar|gaussian  with --self-supervised: slice profile of the degradation (default boxcar)\n"
+      "  --profile boxcar|gaussian  slice profile of every LR degradation (default boxcar: the block average, the\n"
+      "                             paper's; gaussian: FWHM = the LR voxel along each degraded axis); recorded in the\n"
+      "                             file and in every model trained on it\n"
       "  --quiet                    no progress or info lines on stderr (warnings and errors stay)\n"
       "  --threads N                OpenMP threads per rank (default: OMP_NUM_THREADS or every core)\n"
       "  --help\n");
@@ -124,8 +131,7 @@ int mbsr_cmd_prep(int argc, char **argv) {
   if (!c.inputs) return mbsr_cli_usage_error("prep", "--inputs DIR|MANIFEST is required");
   if (c.self_supervised && (have_pairs || c.base_um))
     return mbsr_cli_usage_error("prep", "--self-supervised makes its one pair from the inputs' own voxel size: no --res, --pair or --base");
-  if (!c.self_supervised && (c.slice_axis >= 0 || c.profile != MBSR_PROFILE_BOXCAR))
-    return mbsr_cli_usage_error("prep", "--slice-axis and --profile go with --self-supervised");
+  if (!c.self_supervised && c.slice_axis >= 0) return mbsr_cli_usage_error("prep", "--slice-axis goes with --self-supervised");
   if (c.self_supervised && c.eval_dir) return mbsr_cli_usage_error("prep", "--eval-dir is not written with --self-supervised");
   if (!have_pairs) mbsr_prep_parse_pairs(&c, "200-100");
   mbsr_prep_summary s;

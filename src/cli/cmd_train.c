@@ -17,7 +17,7 @@ static void usage(void) {
       "epoch and at the end), DIR/best.h5 (best validation loss), DIR/train.jsonl, DIR/config.json.\n"
       "\n"
       "  --patches FILE.h5        patches from `mbsr prep` (was --data, deprecated)\n"
-      "  --pair LR-HR             resolution pair (default 200-100)\n"
+      "  --pair LR-HR             resolution pair (default 200-100; per-axis LR voxels: e.g. 100x100x400-100)\n"
       "  --out DIR                output directory\n"
       "  --arch resnet|ccnn|gan   (default resnet)\n"
       "  --channels C --blocks B  ResNet/generator width and depth (default 64, 10)\n"

@@ -26,6 +26,10 @@ int mbsr__h5_attr_int(hid_t obj, const char *name, int64_t v) {
   return attr_write(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &v);
 }
 
+int mbsr__h5_attr_ints(hid_t obj, const char *name, const int *v, int n) {
+  return attr_write(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT, n, v);
+}
+
 int mbsr__h5_attr_double(hid_t obj, const char *name, const double *v, int n) {
   return attr_write(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, n, v);
 }

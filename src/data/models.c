@@ -174,7 +174,8 @@ int mbsr_models_add(const char *dir, const char *name, const char *ckpt, const c
     json_object_set_new(e, "sha256", json_string(hex));
     json_object_set_new(e, "bytes", json_integer(bytes));
     json_object_set_new(e, "description", json_string(description ? description : ""));
-    json_object_set_new(e, "pair_um", json_pack("[i,i]", (int)lround(k->lr_vox_mm[0] * 1000), (int)lround(k->hr_vox_mm[0] * 1000)));
+    const double lmax = fmax(k->lr_vox_mm[0], fmax(k->lr_vox_mm[1], k->lr_vox_mm[2])); /* per-axis pairs: the largest (lr_vox_mm has all) */
+    json_object_set_new(e, "pair_um", json_pack("[i,i]", (int)lround(lmax * 1000), (int)lround(k->hr_vox_mm[0] * 1000)));
     json_object_set_new(e, "lr_vox_mm", json_pack("[f,f,f]", k->lr_vox_mm[0], k->lr_vox_mm[1], k->lr_vox_mm[2]));
     json_object_set_new(e, "hr_vox_mm", json_pack("[f,f,f]", k->hr_vox_mm[0], k->hr_vox_mm[1], k->hr_vox_mm[2]));
     json_object_set_new(e, "architecture", json_pack("{s:s, s:i, s:i, s:b}", "arch", mbsr_arch_name(c->arch), "channels", c->channels,

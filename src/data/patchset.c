@@ -219,6 +219,9 @@ int mbsr_patchset_contract(const mbsr_patchset *ps, mbsr_sr_contract *k) {
   int64_t tp = 0;
   if (!rc && !mbsr__h5_read_attr_int(grp, "through_plane", &tp)) k->through_plane = tp == 1; /* absent: 0 */
   if (!rc && mbsr_interp_parse(interp, &k->interp)) rc = mbsr_error(MBSR_EFORMAT, "%s: %s: unknown interp '%s'", ps->path, g, interp);
+  char prof[32];
+  if (!rc && !mbsr__h5_read_attr_str(grp, "profile", prof, sizeof prof) && mbsr_profile_parse(prof, &k->profile)) /* absent: boxcar */
+    rc = mbsr_error(MBSR_EFORMAT, "%s: %s: unknown profile '%s'", ps->path, g, prof);
   if (grp >= 0) H5Gclose(grp);
   if (rc) return rc;
   k->norm_plo = pct[0], k->norm_phi = pct[1];

@@ -69,7 +69,7 @@ int mbsr_prep_parse_res(mbsr_prep_config *c, const char *spec) {
   int prev = (int)base;
   for (int i = 0; i < n; i++) {
     if (lv[i] <= prev) return mbsr_error(MBSR_EINVAL, "--res '%s': resolutions must increase (coarser) from the base", spec);
-    c->pairs[c->npairs++] = (mbsr_res_pair){lv[i], prev};
+    c->pairs[c->npairs++] = mbsr_res_pair_iso(lv[i], prev);
     prev = lv[i];
   }
   return MBSR_OK;
@@ -79,16 +79,17 @@ int mbsr_prep_parse_pairs(mbsr_prep_config *c, const char *spec) {
   c->npairs = 0;
   const char *s = spec;
   while (*s) {
-    char *e1, *e2;
-    long lr = strtol(s, &e1, 10);
-    if (e1 == s || *e1 != '-') return mbsr_error(MBSR_EINVAL, "--pairs '%s': expected LR-HR[,LR-HR...] in um", spec);
-    long hr = strtol(e1 + 1, &e2, 10);
-    if (e2 == e1 + 1 || hr < 1 || lr <= hr || c->npairs >= MBSR_MAX_PAIRS)
-      return mbsr_error(MBSR_EINVAL, "--pairs '%s': each pair is LR-HR with LR > HR (um)", spec);
-    c->pairs[c->npairs++] = (mbsr_res_pair){(int)lr, (int)hr};
-    if (*e2 == 0) break;
-    if (*e2 != ',') return mbsr_error(MBSR_EINVAL, "--pairs '%s': expected LR-HR[,LR-HR...]", spec);
-    s = e2 + 1;
+    const char *comma = strchr(s, ',');
+    const size_t len = comma ? (size_t)(comma - s) : strlen(s);
+    char one[64];
+    if (len >= sizeof one || c->npairs >= MBSR_MAX_PAIRS)
+      return mbsr_error(MBSR_EINVAL, "--pairs '%s': expected LR-HR[,LR-HR...] in um (at most %d pairs)", spec, MBSR_MAX_PAIRS);
+    memcpy(one, s, len);
+    one[len] = 0;
+    if (mbsr_res_pair_parse(one, &c->pairs[c->npairs])) return mbsr_error_prefix(MBSR_EINVAL, "--pairs '%s': ", spec);
+    c->npairs++;
+    if (!comma) break;
+    s = comma + 1;
   }
   return c->npairs ? MBSR_OK : mbsr_error(MBSR_EINVAL, "--pairs: empty");
 }
@@ -140,8 +141,15 @@ typedef struct {
   double lo, hi;    /* the subject's intensity contract for this pair */
 } patchbuf;
 
+/* A resolution of the subject: um[3] per axis, made with profile prof (boxcar when um is the base).
+ * Boxcar: the base block-averaged by um / base_um (for a pair's LR the same numbers as its HR level
+ * block-averaged by lr / hr, a block average of block averages, and the bits of older mbsr). Another
+ * profile degrades the pair's HR level by lr / hr (from_um = that HR), so that axes where LR and HR
+ * voxels agree stay exactly the HR's: only the coarser axes carry the slice profile. */
 typedef struct {
-  int um;
+  int um[3];
+  mbsr_profile prof;
+  int from_um; /* the HR level a non-boxcar level was degraded from; 0 for boxcar */
   mbsr_volume *v, *mask;
 } level;
 
@@ -173,16 +181,33 @@ static void warn_saturated(const mbsr_prep_config *c, const mbsr_volume *v, cons
                                  : "");
 }
 
-static int get_level(level *L, int *nl, const mbsr_volume *base, int base_um, int um, const char *name, mbsr_volume **out) {
+const char *mbsr_eval_level_name(const int um[3], mbsr_profile p, char *buf, size_t n) {
+  if (um[0] == um[1] && um[1] == um[2]) snprintf(buf, n, "%dum%s", um[0], p == MBSR_PROFILE_BOXCAR ? "" : "_");
+  else snprintf(buf, n, "%dx%dx%dum%s", um[0], um[1], um[2], p == MBSR_PROFILE_BOXCAR ? "" : "_");
+  if (p != MBSR_PROFILE_BOXCAR) snprintf(buf + strlen(buf), n - strlen(buf), "%s", mbsr_profile_name(p));
+  return buf;
+}
+
+/* The level um[3] with profile prof: from the base (src_um = base_um, boxcar) or, for another profile, from
+ * the HR level src (src_um its voxel). */
+static int get_level(level *L, int *nl, const mbsr_volume *src, int src_um, const int um[3], mbsr_profile prof, const char *name,
+                     mbsr_volume **out) {
+  int f[3], same = 1;
+  char tag[64];
+  for (int a = 0; a < 3; a++) {
+    if (um[a] % src_um) return mbsr_error(MBSR_EINVAL, "%d um is not an integer multiple of %d um", um[a], src_um);
+    f[a] = um[a] / src_um;
+    same &= f[a] == 1;
+  }
+  if (same && prof != MBSR_PROFILE_BOXCAR) return *out = (mbsr_volume *)src, MBSR_OK; /* the HR level itself */
+  const int from = prof == MBSR_PROFILE_BOXCAR ? 0 : src_um;
   for (int i = 0; i < *nl; i++)
-    if (L[i].um == um) return *out = L[i].v, MBSR_OK;
-  if (um % base_um) return mbsr_error(MBSR_EINVAL, "%d um is not an integer multiple of the base %d um", um, base_um);
-  int f[3] = {um / base_um, um / base_um, um / base_um};
+    if (!memcmp(L[i].um, um, sizeof L[i].um) && L[i].prof == prof && L[i].from_um == from) return *out = L[i].v, MBSR_OK;
   mbsr_volume *v = NULL;
-  int rc = f[0] == 1 ? ((v = mbsr_volume_clone(base)) ? 0 : mbsr_error(MBSR_ENOMEM, "%s: out of memory", name))
-                     : mbsr_downsample_block(base, f, &v);
-  if (rc) return mbsr_error_prefix(rc, "%s: block average to %d um: ", name, um);
-  L[*nl] = (level){um, v, NULL};
+  int rc = same ? ((v = mbsr_volume_clone(src)) ? 0 : mbsr_error(MBSR_ENOMEM, "%s: out of memory", name))
+                : mbsr_downsample(src, f, prof, &v);
+  if (rc) return mbsr_error_prefix(rc, "%s: degrading to %s: ", name, mbsr_eval_level_name(um, prof, tag, sizeof tag));
+  L[*nl] = (level){{um[0], um[1], um[2]}, prof, from, v, NULL};
   (*nl)++;
   *out = v;
   return MBSR_OK;
@@ -197,7 +222,7 @@ static int hr_mask(const mbsr_prep_config *c, level *L, int nl, const mbsr_volum
   for (int i = 0; i < nl; i++)
     if (L[i].v == hr) {
       int rc;
-      if (!L[i].mask && (rc = level_mask(c, hr, &L[i].mask))) return mbsr_error_prefix(rc, "%s: brain mask at %d um: ", path, L[i].um);
+      if (!L[i].mask && (rc = level_mask(c, hr, &L[i].mask))) return mbsr_error_prefix(rc, "%s: brain mask at %d um: ", path, L[i].um[0]);
       *mask = L[i].mask;
     }
   return 0;
@@ -229,7 +254,13 @@ static int sample_patches(const mbsr_prep_config *c, int q, const char *path, co
     return mbsr_error(MBSR_EINVAL, "%s: %lldx%lldx%lld voxels at %d um, smaller than a %d^3 patch", path, (long long)n[0],
                       (long long)n[1], (long long)n[2], c->pairs[q].hr_um, p);
   /* Seed from (seed, subject name, pair): independent of rank, rank count and pair order. */
-  uint64_t s = mbsr_seed_mix(mbsr_seed_mix(c->seed, fnv1a(name)), (uint64_t)c->pairs[q].lr_um * 1000003ULL + (uint64_t)c->pairs[q].hr_um);
+  const mbsr_res_pair *pr = &c->pairs[q];
+  char pn[MBSR_PAIR_NAME_MAX];
+  /* (isotropic and self-supervised pairs: the key of the scalar pair of older mbsr, the same patches) */
+  const uint64_t key = mbsr_res_pair_isotropic(pr) || c->self_supervised
+                           ? (uint64_t)mbsr_res_pair_lr_max(pr) * 1000003ULL + (uint64_t)pr->hr_um
+                           : fnv1a(mbsr_res_pair_name(pr, pn, sizeof pn));
+  uint64_t s = mbsr_seed_mix(mbsr_seed_mix(c->seed, fnv1a(name)), key);
   if (stream) s = mbsr_seed_mix(s, stream);
   mbsr_rng *r = mbsr_rng_new(s);
   const int64_t max_tries = 100000 + 1000 * cnt;
@@ -270,14 +301,18 @@ static int sample_patches(const mbsr_prep_config *c, int q, const char *path, co
 static int subject_pair(const mbsr_prep_config *c, int q, int base_um, const mbsr_volume *base, level *L, int *nl, const char *path,
                         const char *name, patchbuf *b, subj_status *st) {
   mbsr_volume *hr, *lr, *up = NULL, *mask = NULL, *hn = NULL;
-  int rc = get_level(L, nl, base, base_um, c->pairs[q].hr_um, path, &hr);
-  if (!rc) rc = get_level(L, nl, base, base_um, c->pairs[q].lr_um, path, &lr);
+  const mbsr_res_pair *pr = &c->pairs[q];
+  const int hu[3] = {pr->hr_um, pr->hr_um, pr->hr_um};
+  char pn[MBSR_PAIR_NAME_MAX];
+  mbsr_res_pair_name(pr, pn, sizeof pn);
+  int rc = get_level(L, nl, base, base_um, hu, MBSR_PROFILE_BOXCAR, path, &hr);
+  if (!rc && c->profile == MBSR_PROFILE_BOXCAR) rc = get_level(L, nl, base, base_um, pr->lr_um, c->profile, path, &lr);
+  else if (!rc) rc = get_level(L, nl, hr, pr->hr_um, pr->lr_um, c->profile, path, &lr);
   if (!rc) rc = hr_mask(c, L, *nl, hr, path, &mask);
   if (rc) return rc;
-  if ((rc = mbsr_upsample_like(lr, hr, MBSR_INTERP_KEYS, &up)))
-    return mbsr_error_prefix(rc, "%s: Keys upsampling %d -> %d um: ", path, c->pairs[q].lr_um, c->pairs[q].hr_um);
+  if ((rc = mbsr_upsample_like(lr, hr, MBSR_INTERP_KEYS, &up))) return mbsr_error_prefix(rc, "%s: pair %s: Keys upsampling: ", path, pn);
   double lo, hi;
-  if ((rc = mbsr_norm_fit(up, c->norm_plo, c->norm_phi, &lo, &hi))) rc = mbsr_error_prefix(rc, "%s: %d um input: ", path, c->pairs[q].lr_um);
+  if ((rc = mbsr_norm_fit(up, c->norm_plo, c->norm_phi, &lo, &hi))) rc = mbsr_error_prefix(rc, "%s: pair %s input: ", path, pn);
   else if (!(hn = mbsr_volume_clone(hr))) rc = mbsr_error(MBSR_ENOMEM, "%s: out of memory", path);
   if (!rc) {
     mbsr_norm_map(up->data, up->data, mbsr_volume_nvox(up), lo, hi);
@@ -296,9 +331,11 @@ static int write_eval_volumes(const mbsr_prep_config *c, const char *name, const
   char fn[4096];
   int rc = mbsr_mkdir_p(c->eval_dir);
   for (int i = 0; i < nl && !rc; i++) {
-    rc = mbsr_pathf(fn, sizeof fn, "%s/%s_%dum.nii.gz", c->eval_dir, name, L[i].um);
+    char tag[64];
+    mbsr_eval_level_name(L[i].um, L[i].prof, tag, sizeof tag);
+    rc = mbsr_pathf(fn, sizeof fn, "%s/%s_%s.nii.gz", c->eval_dir, name, tag);
     if (!rc) rc = mbsr_volume_write(fn, L[i].v);
-    if (!rc && L[i].mask) rc = mbsr_pathf(fn, sizeof fn, "%s/%s_%dum_mask.nii.gz", c->eval_dir, name, L[i].um);
+    if (!rc && L[i].mask) rc = mbsr_pathf(fn, sizeof fn, "%s/%s_%s_mask.nii.gz", c->eval_dir, name, tag);
     if (!rc && L[i].mask) rc = mbsr_volume_write(fn, L[i].mask);
   }
   return rc;
@@ -586,10 +623,20 @@ static int prep_check(prep_job *job) {
     for (int q = 1; q < job->Q; q++)
       if (c->pairs[q].hr_um < job->base_um) job->base_um = c->pairs[q].hr_um;
   }
-  for (int q = 0; q < job->Q; q++)
-    if (c->pairs[q].hr_um % job->base_um || c->pairs[q].lr_um % c->pairs[q].hr_um)
-      return mbsr_error(MBSR_EINVAL, "pair %d-%d: HR must be a multiple of the base (%d um) and LR of HR", c->pairs[q].lr_um,
-                        c->pairs[q].hr_um, job->base_um);
+  for (int q = 0; q < job->Q; q++) {
+    char pn[MBSR_PAIR_NAME_MAX];
+    mbsr_res_pair_name(&c->pairs[q], pn, sizeof pn);
+    int rc = mbsr_res_pair_check(&c->pairs[q]);
+    if (rc) return rc;
+    if (c->pairs[q].hr_um % job->base_um) return mbsr_error(MBSR_EINVAL, "pair %s: HR must be a multiple of the base (%d um)", pn, job->base_um);
+    for (int r = 0; r < q; r++) {
+      if (mbsr_res_pair_equal(&c->pairs[q], &c->pairs[r])) return mbsr_error(MBSR_EINVAL, "pair %s given twice", pn);
+      if (c->profile != MBSR_PROFILE_BOXCAR && !memcmp(c->pairs[q].lr_um, c->pairs[r].lr_um, sizeof c->pairs[q].lr_um))
+        return mbsr_error(MBSR_EINVAL, "pair %s: its LR voxel is another pair's, degraded with the %s profile from another HR grid "
+                                       "(their eval volumes would share a name): one prep per pair",
+                          pn, mbsr_profile_name(c->profile));
+    }
+  }
   return 0;
 }
 
@@ -609,7 +656,8 @@ static int selfsup_geometry(prep_job *job) {
   mbsr_volume_free(v);
   if (rc) return mbsr_error_prefix(rc, "%s: ", job->in.paths[0]);
   c->npairs = 1;
-  c->pairs[0] = (mbsr_res_pair){(int)lround(job->ss.vox[ax] * 1000), (int)lround(job->ss.vox[(ax + 1) % 3] * 1000)};
+  for (int a = 0; a < 3; a++) c->pairs[0].lr_um[a] = (int)lround(job->ss.vox[a] * 1000);
+  c->pairs[0].hr_um = (int)lround(job->ss.vox[(ax + 1) % 3] * 1000);
   return 0;
 }
 
@@ -965,25 +1013,36 @@ static void selfsup_pair_name(const ss_geom *g, char *nm, size_t n, double lv[3]
   snprintf(nm, n, "%.0fx%.0fx%.0f-%.0f", lv[0] * 1000, lv[1] * 1000, lv[2] * 1000, s * 1000);
 }
 
+/* The group name and the grids of pair q (the self-supervised one: selfsup_pair_name). */
+static void pair_geometry(const prep_job *job, int q, char *nm, size_t n, double lv[3], double hv[3]) {
+  const mbsr_res_pair *pr = &job->c->pairs[q];
+  if (job->c->self_supervised) return selfsup_pair_name(&job->ss, nm, n, lv, hv);
+  mbsr_res_pair_name(pr, nm, n);
+  for (int a = 0; a < 3; a++) lv[a] = pr->lr_um[a] / 1000.0, hv[a] = pr->hr_um / 1000.0;
+}
+
 static int write_pair(prep_job *job, int q) {
   const mbsr_prep_config *c = job->c;
   const int S = job->S, Q = job->Q;
   char nm[64], path[160];
-  const double lu = c->pairs[q].lr_um / 1000.0, hu = c->pairs[q].hr_um / 1000.0;
-  double lv[3] = {lu, lu, lu}, hv[3] = {hu, hu, hu};
-  if (c->self_supervised) selfsup_pair_name(&job->ss, nm, sizeof nm, lv, hv);
-  else snprintf(nm, sizeof nm, "%d-%d", c->pairs[q].lr_um, c->pairs[q].hr_um);
+  const mbsr_res_pair *pr = &c->pairs[q];
+  double lv[3], hv[3];
+  pair_geometry(job, q, nm, sizeof nm, lv, hv);
+  const int lmax = mbsr_res_pair_lr_max(pr);
+  /* lr_um3 and profile only where they say something: files of isotropic boxcar pairs stay as they were */
+  const int extra = !c->self_supervised && (!mbsr_res_pair_isotropic(pr) || c->profile != MBSR_PROFILE_BOXCAR);
   hid_t g = H5Gcreate2(job->gp, nm, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   int rc = g < 0 ? mbsr_error(MBSR_EHDF5, "%s: creating /pairs/%s failed", c->out, nm) : 0;
-  if (!rc) rc = mbsr__h5_attr_int(g, "lr_um", c->pairs[q].lr_um);
-  if (!rc) rc = mbsr__h5_attr_int(g, "hr_um", c->pairs[q].hr_um);
+  if (!rc) rc = mbsr__h5_attr_int(g, "lr_um", c->self_supervised ? pr->lr_um[job->ss.axis] : lmax);
+  if (!rc) rc = mbsr__h5_attr_int(g, "hr_um", pr->hr_um);
   if (!rc) rc = mbsr__h5_attr_double(g, "lr_vox_mm", lv, 3);
   if (!rc) rc = mbsr__h5_attr_double(g, "hr_vox_mm", hv, 3);
-  if (!rc) rc = mbsr__h5_attr_int(g, "factor", c->pairs[q].lr_um / c->pairs[q].hr_um);
+  if (!rc) rc = mbsr__h5_attr_int(g, "factor", c->self_supervised ? job->ss.factor : lmax / pr->hr_um);
+  if (!rc && extra) rc = mbsr__h5_attr_ints(g, "lr_um3", pr->lr_um, 3);
   if (!rc) rc = mbsr__h5_attr_str(g, "interp", "keys");
   if (!rc && c->self_supervised) rc = mbsr__h5_attr_int(g, "through_plane", 1);
   if (!rc && c->self_supervised) rc = mbsr__h5_attr_int(g, "slice_axis", job->ss.axis);
-  if (!rc && c->self_supervised) rc = mbsr__h5_attr_str(g, "profile", mbsr_profile_name(c->profile));
+  if (!rc && (c->self_supervised || extra)) rc = mbsr__h5_attr_str(g, "profile", mbsr_profile_name(c->profile));
   double *lh = rc ? NULL : malloc(sizeof(double) * 2 * (size_t)(S > 0 ? S : 1));
   if (!rc && !lh) rc = mbsr_error(MBSR_ENOMEM, "prep: out of memory");
   rc = mbsr_mpi_agree(job->comm, rc);
@@ -1016,8 +1075,7 @@ static int prep_write(prep_job *job) {
   for (int q = 0; q < job->Q; q++) {
     char nm[64];
     double lv[3], hv[3];
-    if (c->self_supervised) selfsup_pair_name(&job->ss, nm, sizeof nm, lv, hv);
-    else snprintf(nm, sizeof nm, "%d-%d", c->pairs[q].lr_um, c->pairs[q].hr_um);
+    pair_geometry(job, q, nm, sizeof nm, lv, hv);
     mbsr_info("prep: pair %s: %lld train / %lld val / %lld test patches; cubic-baseline MSE train %.6g val %.6g test %.6g",
               nm, (long long)sum->n_patches[q][0], (long long)sum->n_patches[q][1],
               (long long)sum->n_patches[q][2], sum->cubic_mse[q][0], sum->cubic_mse[q][1], sum->cubic_mse[q][2]);

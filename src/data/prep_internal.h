@@ -10,6 +10,7 @@ int mbsr__prep_to_base(const mbsr_volume *v, double base_mm, const char *name, m
 /* HDF5 helpers (h5util.c): every return code checked; errors name the file and object. */
 void mbsr__h5_quiet(void);
 int mbsr__h5_attr_int(hid_t obj, const char *name, int64_t v);
+int mbsr__h5_attr_ints(hid_t obj, const char *name, const int *v, int n);
 int mbsr__h5_attr_double(hid_t obj, const char *name, const double *v, int n);
 int mbsr__h5_attr_str(hid_t obj, const char *name, const char *s);
 int mbsr__h5_read_attr_double(hid_t obj, const char *name, double *v);

@@ -25,6 +25,17 @@ int mbsr__base_for(const mbsr_exp_scale *s, int hr_um) { return s->base_um > 0 ?
 
 int mbsr__is_cv(const mbsr_exp_scale *s) { return !strcmp(s->cv, "loso"); }
 
+mbsr_profile mbsr__exp_profile(const mbsr_exp_scale *s) {
+  mbsr_profile p = MBSR_PROFILE_BOXCAR;
+  if (mbsr_profile_parse(s->profile, &p)) mbsr_error_clear(); /* validated by mbsr_exp_load */
+  return p;
+}
+
+const char *mbsr__pair_level(const mbsr_exp_scale *s, const mbsr_res_pair *p, int lr, char *buf, size_t n) {
+  const int hr[3] = {p->hr_um, p->hr_um, p->hr_um};
+  return mbsr_eval_level_name(lr ? p->lr_um : hr, lr ? mbsr__exp_profile(s) : MBSR_PROFILE_BOXCAR, buf, n);
+}
+
 /* Generate the phantom cohort unless complete (SYNTHETIC-COHORT.txt is written last). Concurrent
  * array tasks serialise on DIR.lock; the cohort is deterministic, so who generates does not matter. */
 static int ensure_phantom(const mbsr_exp_scale *s, const char *dir) {
@@ -152,12 +163,12 @@ static void group_pairs(const mbsr_experiment *e, int base_um, mbsr_prep_config 
   pc->npairs = 0;
   for (int c = 0; c < e->n_cells; c++) {
     const mbsr_exp_cell *cl = &e->cells[c];
-    int pr[2][2] = {{cl->train_lr_um, cl->train_hr_um}, {cl->test_lr_um, cl->test_hr_um}};
+    const mbsr_res_pair *pr[2] = {&cl->train_pair, &cl->test_pair};
     for (int t = 0; t < 2; t++) {
-      if ((t == 0 ? cl->train_data : cl->test_data) != MBSR_DS_AF || mbsr__base_for(&e->s, pr[t][1]) != base_um) continue;
+      if ((t == 0 ? cl->train_data : cl->test_data) != MBSR_DS_AF || mbsr__base_for(&e->s, pr[t]->hr_um) != base_um) continue;
       int dup = 0;
-      for (int q = 0; q < pc->npairs; q++) dup |= pc->pairs[q].lr_um == pr[t][0] && pc->pairs[q].hr_um == pr[t][1];
-      if (!dup && pc->npairs < MBSR_MAX_PAIRS) pc->pairs[pc->npairs++] = (mbsr_res_pair){pr[t][0], pr[t][1]};
+      for (int q = 0; q < pc->npairs; q++) dup |= mbsr_res_pair_equal(&pc->pairs[q], pr[t]);
+      if (!dup && pc->npairs < MBSR_MAX_PAIRS) pc->pairs[pc->npairs++] = *pr[t];
     }
   }
 }
@@ -246,6 +257,7 @@ static void plan_split(group_plan *plan, af_group *g) {
   pc->patches_per_volume = (maxs + n_train_subj - 1) / (n_train_subj > 0 ? n_train_subj : 1);
   pc->seed = s->seed;
   pc->norm_plo = s->norm_pct[0], pc->norm_phi = s->norm_pct[1];
+  pc->profile = mbsr__exp_profile(s);
   pc->progress = 1;
   group_pairs(plan->e, plan->base_um, pc);
 }
@@ -263,7 +275,11 @@ static uint64_t plan_hash(const group_plan *plan) {
     fclose(mf);
   }
   h = mbsr__fnv(h, &pc->base_um, sizeof pc->base_um);
-  h = mbsr__fnv(h, pc->pairs, sizeof pc->pairs[0] * (size_t)pc->npairs);
+  for (int q = 0; q < pc->npairs; q++) { /* an isotropic pair as the {lr, hr} of older mbsr: the same file names */
+    char pn[MBSR_PAIR_NAME_MAX];
+    const int old[2] = {pc->pairs[q].lr_um[0], pc->pairs[q].hr_um};
+    h = mbsr_res_pair_isotropic(&pc->pairs[q]) ? mbsr__fnv(h, old, sizeof old) : mbsr__fnv_str(h, mbsr_res_pair_name(&pc->pairs[q], pn, sizeof pn));
+  }
   h = mbsr__fnv(h, &pc->patch, sizeof pc->patch);
   h = mbsr__fnv(h, &pc->patches_per_volume, sizeof pc->patches_per_volume);
   h = mbsr__fnv(h, pc->split, sizeof pc->split);
@@ -272,6 +288,7 @@ static uint64_t plan_hash(const group_plan *plan) {
   h = mbsr__fnv(h, &pc->seed, sizeof pc->seed);
   h = mbsr__fnv(h, &pc->norm_plo, sizeof pc->norm_plo);
   h = mbsr__fnv(h, &pc->norm_phi, sizeof pc->norm_phi);
+  if (pc->profile != MBSR_PROFILE_BOXCAR) h = mbsr__fnv_str(h, mbsr_profile_name(pc->profile)); /* boxcar: as before */
   return h;
 }
 
@@ -319,11 +336,11 @@ int mbsr__af_group(const mbsr_experiment *e, const mbsr_sweep_opts *o, sweep_ctx
   return 0;
 }
 
-int mbsr__af_eval_subjects(const af_group *g, int hr_um, int *idx) {
+int mbsr__af_eval_subjects(const af_group *g, const char *level, int *idx) {
   int n = 0;
   for (int i = 0; i < g->n_subjects; i++) {
     char p[4096];
-    int rc = mbsr_pathf(p, sizeof p, "%s/%s_%dum.nii.gz", g->eval, g->subjects[i], hr_um);
+    int rc = mbsr_pathf(p, sizeof p, "%s/%s_%s.nii.gz", g->eval, g->subjects[i], level);
     if (rc) return rc;
     if (mbsr_file_exists(p)) idx[n++] = i;
   }

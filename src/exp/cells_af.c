@@ -19,9 +19,9 @@
 
 #include "exp_internal.h"
 
-static int load_eval(const char *dir, const char *subject, int um, int mask, mbsr_volume **v) {
+static int load_eval(const char *dir, const char *subject, const char *level, int mask, mbsr_volume **v) {
   char p[4096];
-  int rc = mbsr_pathf(p, sizeof p, "%s/%s_%dum%s.nii.gz", dir, subject, um, mask ? "_mask" : "");
+  int rc = mbsr_pathf(p, sizeof p, "%s/%s_%s%s.nii.gz", dir, subject, level, mask ? "_mask" : "");
   return rc ? rc : mbsr_volume_read(p, NULL, v);
 }
 
@@ -38,14 +38,15 @@ static void subject_vols_free(subject_vols *v) {
 /* The first subject's volumes, kept for the report's figures. */
 static int save_subject(const mbsr_exp_cell *c, const char *cdir, const char *name, const subject_vols *v) {
   const char *syn = strstr(name, "phantom") ? "SYNTHETIC phantom " : "";
-  char d[80];
-  snprintf(d, sizeof d, "%s%.40s LR %d um", syn, name, c->test_lr_um);
+  char d[80], pn[MBSR_PAIR_NAME_MAX];
+  mbsr_res_pair_name(&c->test_pair, pn, sizeof pn);
+  snprintf(d, sizeof d, "%s%.40s LR %.*s um", syn, name, (int)strcspn(pn, "-"), pn);
   int rc = mbsr__save_vol(cdir, "lr", v->lr, d);
   snprintf(d, sizeof d, "%s%.40s cubic", syn, name);
   if (!rc) rc = mbsr__save_vol(cdir, "cubic", v->cub, d);
   snprintf(d, sizeof d, "%s%.40s %s SR", syn, name, c->arch);
   if (!rc) rc = mbsr__save_vol(cdir, "sr", v->sr, d);
-  snprintf(d, sizeof d, "%s%.40s HR %d um", syn, name, c->test_hr_um);
+  snprintf(d, sizeof d, "%s%.40s HR %d um", syn, name, c->test_pair.hr_um);
   if (!rc) rc = mbsr__save_vol(cdir, "hr", v->hr, d);
   if (!rc) rc = mbsr__save_vol(cdir, "mask", v->mask, d);
   return rc;
@@ -70,9 +71,11 @@ static int eval_af(const mbsr_experiment *e, const mbsr_exp_cell *c, const af_gr
   for (int i = 0; i < ns && !rc; i++) {
     const char *name = g->subjects[sel[i]];
     subject_vols v = {0};
-    rc = load_eval(g->eval, name, c->test_hr_um, 0, &v.hr);
-    if (!rc) rc = load_eval(g->eval, name, c->test_lr_um, 0, &v.lr);
-    if (!rc) rc = load_eval(g->eval, name, c->test_hr_um, 1, &v.mask);
+    char lt[64], ht[64];
+    mbsr__pair_level(s, &c->test_pair, 1, lt, sizeof lt), mbsr__pair_level(s, &c->test_pair, 0, ht, sizeof ht);
+    rc = load_eval(g->eval, name, ht, 0, &v.hr);
+    if (!rc) rc = load_eval(g->eval, name, lt, 0, &v.lr);
+    if (!rc) rc = load_eval(g->eval, name, ht, 1, &v.mask);
     double ta = mbsr_now();
     if (!rc) rc = mbsr_upsample_like(v.lr, v.hr, k->interp, &v.cub);
     if (!rc) rc = mbsr_apply(m, v.lr, v.hr, &ao, &v.sr);
@@ -103,7 +106,7 @@ typedef struct {
   const mbsr_exp_cell *c;
   af_group *gtr, *gte;  /* the training and the test grid's data */
   int *sel, ns;         /* the test subjects (indices into gte) */
-  char pair[32], cdir[2600], ckpt[2800];
+  char pair[MBSR_PAIR_NAME_MAX], cdir[2600], ckpt[2800];
   eval_rows rows;
   mbsr__sbuf done;      /* the done marker's text */
 } af_cell;
@@ -112,17 +115,19 @@ typedef struct {
 static int cell_open(af_cell *cell) {
   const mbsr_exp_scale *s = &cell->e->s;
   const mbsr_exp_cell *c = cell->c;
-  int rc = mbsr__af_group(cell->e, cell->o, cell->x, mbsr__base_for(s, c->train_hr_um), &cell->gtr);
-  if (!rc) rc = mbsr__af_group(cell->e, cell->o, cell->x, mbsr__base_for(s, c->test_hr_um), &cell->gte);
+  int rc = mbsr__af_group(cell->e, cell->o, cell->x, mbsr__base_for(s, c->train_pair.hr_um), &cell->gtr);
+  if (!rc) rc = mbsr__af_group(cell->e, cell->o, cell->x, mbsr__base_for(s, c->test_pair.hr_um), &cell->gte);
   if (rc) return rc;
-  snprintf(cell->pair, sizeof cell->pair, "%d-%d", c->train_lr_um, c->train_hr_um);
+  mbsr_res_pair_name(&c->train_pair, cell->pair, sizeof cell->pair);
+  char ht[64];
+  mbsr__pair_level(s, &c->test_pair, 0, ht, sizeof ht);
   rc = mbsr_pathf(cell->cdir, sizeof cell->cdir, "%s/cells/%s", cell->x->dir, c->name);
   cell->sel = malloc(sizeof(int) * (size_t)(cell->gte->n_subjects + 1));
   if (!rc && !cell->sel) rc = mbsr_error(MBSR_ENOMEM, "cell %s: out of memory", c->name);
   if (!rc && mbsr__rank0()) {
-    cell->ns = mbsr__af_eval_subjects(cell->gte, c->test_hr_um, cell->sel);
+    cell->ns = mbsr__af_eval_subjects(cell->gte, ht, cell->sel);
     if (cell->ns < 0) rc = cell->ns, cell->ns = 0;
-    else if (cell->ns == 0) rc = mbsr_error(MBSR_EINVAL, "%s: no test subjects at %d um", cell->gte->eval, c->test_hr_um);
+    else if (cell->ns == 0) rc = mbsr_error(MBSR_EINVAL, "%s: no test subjects at %d um", cell->gte->eval, c->test_pair.hr_um);
     if (!rc) rc = mbsr_mkdir_p(cell->cdir);
   }
   if ((rc = mbsr_mpi_agree(MPI_COMM_WORLD, rc))) return rc;

@@ -68,10 +68,10 @@ static int load_mri(const mbsr_exp_scale *s, mbsr_dataset d, mbsr_volume **v, mb
 }
 
 /* Block average by f (f == 1: copy). */
-static int level(const mbsr_volume *v, int f, mbsr_volume **out) {
-  if (f == 1) return (*out = mbsr_volume_clone(v)) ? 0 : mbsr_error(MBSR_ENOMEM, "out of memory");
-  int ff[3] = {f, f, f};
-  return mbsr_downsample_block(v, ff, out);
+static int level(const mbsr_volume *v, const int um[3], int vox_um, mbsr_profile p, mbsr_volume **out) {
+  int ff[3] = {um[0] / vox_um, um[1] / vox_um, um[2] / vox_um};
+  if (ff[0] == 1 && ff[1] == 1 && ff[2] == 1) return (*out = mbsr_volume_clone(v)) ? 0 : mbsr_error(MBSR_ENOMEM, "out of memory");
+  return mbsr_downsample(v, ff, p, out);
 }
 
 /* A list of paths (heap). */
@@ -123,17 +123,20 @@ static int list_nifti(const char *dir, path_list *out) {
 }
 
 /* Prep patches from the given volumes (a manifest) into DIR/data/<tag>-<hash>.h5 (collective, reused). */
-static int prep_files(const mbsr_experiment *e, const sweep_ctx *x, const char *tag, const path_list *files, int base_um, int lr_um,
-                      int hr_um, int ppv, char *h5, size_t n) {
+static int prep_files(const mbsr_experiment *e, const sweep_ctx *x, const char *tag, const path_list *files, int base_um,
+                      const mbsr_res_pair *pair, int ppv, char *h5, size_t n) {
   uint64_t h = MBSR__FNV_SEED;
   mbsr__sbuf text = {0};
   for (int i = 0; i < files->n; i++) {
     mbsr__sb_add(&text, "%s\n", files->p[i]);
     h = mbsr__fnv_str(h, files->p[i]);
   }
-  int v[6] = {base_um, lr_um, hr_um, ppv, e->s.patch, (int)e->s.seed};
+  int v[6] = {base_um, pair->lr_um[0], pair->hr_um, ppv, e->s.patch, (int)e->s.seed};
   h = mbsr__fnv(h, v, sizeof v);
   h = mbsr__fnv(h, e->s.norm_pct, sizeof e->s.norm_pct);
+  char pn[MBSR_PAIR_NAME_MAX]; /* isotropic boxcar pairs: the hash of older mbsr */
+  if (!mbsr_res_pair_isotropic(pair)) h = mbsr__fnv_str(h, mbsr_res_pair_name(pair, pn, sizeof pn));
+  if (mbsr__exp_profile(&e->s) != MBSR_PROFILE_BOXCAR) h = mbsr__fnv_str(h, e->s.profile);
   char man[2600];
   int rc = mbsr_pathf(h5, n, "%s/data/%s-%016llx.h5", x->dir, tag, (unsigned long long)h);
   if (!rc) rc = mbsr_pathf(man, sizeof man, "%s/data/%s-%016llx.txt", x->dir, tag, (unsigned long long)h);
@@ -149,7 +152,8 @@ static int prep_files(const mbsr_experiment *e, const sweep_ctx *x, const char *
   pc.inputs = man;
   pc.base_um = base_um;
   pc.npairs = 1;
-  pc.pairs[0] = (mbsr_res_pair){lr_um, hr_um};
+  pc.pairs[0] = *pair;
+  pc.profile = mbsr__exp_profile(&e->s);
   pc.patch = e->s.patch;
   pc.patches_per_volume = ppv;
   pc.split[0] = 100, pc.split[1] = 0, pc.split[2] = 0;
@@ -184,8 +188,9 @@ static void mri_eval_free(mri_eval *v) {
 }
 
 static int save_mri(const mbsr_exp_cell *c, const char *cdir, const mri_src *src, const mri_eval *w) {
-  char d[80];
-  snprintf(d, sizeof d, "%s LR %d um", src->desc, c->test_lr_um);
+  char d[80], pn[MBSR_PAIR_NAME_MAX];
+  mbsr_res_pair_name(&c->test_pair, pn, sizeof pn);
+  snprintf(d, sizeof d, "%s LR %.*s um", src->desc, (int)strcspn(pn, "-"), pn);
   int rc = mbsr__save_vol(cdir, "lr", w->lr, d);
   if (!rc) rc = mbsr__save_vol(cdir, "cubic", w->cub, "MRI cubic");
   if (!rc) rc = mbsr__save_vol(cdir, "sr", w->sr, "MRI network SR");
@@ -198,15 +203,18 @@ static int save_mri(const mbsr_exp_cell *c, const char *cdir, const mri_src *src
 static int eval_mri(const mbsr_experiment *e, const mbsr_exp_cell *c, const char *ckpt, const char *cdir, int um,
                     const mbsr_volume *v, const mbsr_volume *mask, eval_rows *rows) {
   const mbsr_exp_scale *s = &e->s;
-  if (c->test_hr_um % um || c->test_lr_um % um)
-    return mbsr_error(MBSR_EINVAL, "cell %s: test pair %d-%d is not a multiple of the %s volume's %d um", c->name, c->test_lr_um,
-                      c->test_hr_um, mbsr_dataset_name(c->test_data), um);
+  const mbsr_res_pair *tp = &c->test_pair;
+  const int hu[3] = {tp->hr_um, tp->hr_um, tp->hr_um};
+  char pn[MBSR_PAIR_NAME_MAX];
+  if (tp->hr_um % um || tp->lr_um[0] % um || tp->lr_um[1] % um || tp->lr_um[2] % um)
+    return mbsr_error(MBSR_EINVAL, "cell %s: test pair %s is not a multiple of the %s volume's %d um", c->name,
+                      mbsr_res_pair_name(tp, pn, sizeof pn), mbsr_dataset_name(c->test_data), um);
   mri_eval w = {0};
   mbsr_apply_opts ao;
   mbsr__eval_apply_opts(s, &ao);
-  int rc = level(v, c->test_hr_um / um, &w.hr);
-  if (!rc) rc = level(v, c->test_lr_um / um, &w.lr);
-  if (!rc) rc = level(mask, c->test_hr_um / um, &w.mhr);
+  int rc = level(v, hu, um, MBSR_PROFILE_BOXCAR, &w.hr);
+  if (!rc) rc = level(v, tp->lr_um, um, mbsr__exp_profile(s), &w.lr);
+  if (!rc) rc = level(mask, hu, um, MBSR_PROFILE_BOXCAR, &w.mhr);
   if (!rc) rc = mbsr_checkpoint_load(ckpt, 1, s->patch, s->patch, s->patch, &w.m, NULL);
   if (!rc) rc = mbsr_upsample_like(w.lr, w.hr, mbsr_model_get_contract(w.m)->interp, &w.cub);
   if (!rc) rc = mbsr_apply(w.m, w.lr, w.hr, &ao, &w.sr);
@@ -235,11 +243,11 @@ static int eval_mri(const mbsr_experiment *e, const mbsr_exp_cell *c, const char
 static int base_network(const mbsr_experiment *e, const mbsr_sweep_opts *o, sweep_ctx *x, const mbsr_exp_cell *c, char *ckpt,
                         size_t n) {
   const mbsr_exp_scale *s = &e->s;
-  char pair[32], h5[2600];
-  snprintf(pair, sizeof pair, "%d-%d", c->train_lr_um, c->train_hr_um);
+  char pair[MBSR_PAIR_NAME_MAX], h5[2600];
+  mbsr_res_pair_name(&c->train_pair, pair, sizeof pair);
   if (c->train_data == MBSR_DS_AF) {
     af_group *g = NULL;
-    int rc = mbsr__af_group(e, o, x, mbsr__base_for(s, c->train_hr_um), &g);
+    int rc = mbsr__af_group(e, o, x, mbsr__base_for(s, c->train_pair.hr_um), &g);
     train_job j = {c->arch, rc ? NULL : g->h5, pair, c->samples, NULL, strcmp(s->cv, "none") ? "all" : NULL, NULL, -1, s->epochs};
     return rc ? rc : mbsr__train_or_reuse(e, o, x, &j, ckpt, n);
   }
@@ -254,7 +262,7 @@ static int base_network(const mbsr_experiment *e, const mbsr_sweep_opts *o, swee
                     e->path, s->human_dir);
   if (!rc) {
     path_list first = {files.p, nf, nf};
-    rc = prep_files(e, x, "human", &first, c->train_hr_um, c->train_lr_um, c->train_hr_um, (c->samples + nf - 1) / nf, h5, sizeof h5);
+    rc = prep_files(e, x, "human", &first, c->train_pair.hr_um, &c->train_pair, (c->samples + nf - 1) / nf, h5, sizeof h5);
   }
   paths_free(&files);
   train_job j = {c->arch, h5, pair, c->samples, NULL, NULL, NULL, -1, s->epochs};
@@ -276,11 +284,11 @@ static int finetune(const mbsr_experiment *e, const mbsr_sweep_opts *o, sweep_ct
   if ((rc = mbsr_mpi_agree(MPI_COMM_WORLD, rc))) return rc;
   path_list files = {0};
   rc = paths_add(&files, mbsr__abspath(tune));
-  char fh5[2600], tag[64], fck[2800], tpair[32];
+  char fh5[2600], tag[64], fck[2800], tpair[MBSR_PAIR_NAME_MAX];
   snprintf(tag, sizeof tag, "mri-%s-tune", mbsr_dataset_name(c->test_data));
-  snprintf(tpair, sizeof tpair, "%d-%d", c->test_lr_um, c->test_hr_um);
+  mbsr_res_pair_name(&c->test_pair, tpair, sizeof tpair);
   rc = mbsr_mpi_agree(MPI_COMM_WORLD, rc);
-  if (!rc) rc = prep_files(e, x, tag, &files, um, c->test_lr_um, c->test_hr_um, s->finetune_samples, fh5, sizeof fh5);
+  if (!rc) rc = prep_files(e, x, tag, &files, um, &c->test_pair, s->finetune_samples, fh5, sizeof fh5);
   paths_free(&files);
   if (rc) return rc;
   train_job j = {c->arch, fh5, tpair, s->finetune_samples, NULL, NULL, ckpt, s->finetune_layers, s->finetune_epochs};

@@ -147,9 +147,14 @@ int mbsr__base_for(const mbsr_exp_scale *s, int hr_um);
 int mbsr__is_cv(const mbsr_exp_scale *s);
 /* Resolve the cohort directory: DIR, or DIR/af when DIR is a data root like ../shared/data. */
 int mbsr__cohort_dir(const char *data, char *out, size_t n);
-/* Indices of g's subjects that have evaluation volumes at hr_um (name order) into idx; their count
- * or a negative error code. */
-int mbsr__af_eval_subjects(const af_group *g, int hr_um, int *idx);
+/* The slice profile of the experiment's LR volumes (data.profile, checked when the file was loaded). */
+mbsr_profile mbsr__exp_profile(const mbsr_exp_scale *s);
+/* The eval-volume tag (mbsr_eval_level_name) of a pair's LR (lr = 1: its per-axis voxel and the profile)
+ * or HR (lr = 0) volume. */
+const char *mbsr__pair_level(const mbsr_exp_scale *s, const mbsr_res_pair *p, int lr, char *buf, size_t n);
+/* Indices of g's subjects that have evaluation volumes at level (a tag of mbsr__pair_level; name order)
+ * into idx; their count or a negative error code. */
+int mbsr__af_eval_subjects(const af_group *g, const char *level, int *idx);
 
 /* ================================================================ trainjob.c */
 typedef struct {
@@ -205,7 +210,9 @@ void mbsr__write_table_csv(const mbsr_experiment *e, const cell_stats *cs, mbsr_
 void mbsr__write_table_tex(const mbsr_experiment *e, const cell_stats *cs, int synth, const mbsr_welch *an, const int *an_ok,
                            mbsr__sbuf *t);
 /* The paper's Table 1 value at (lr, hr, samples): 1 and its mean, sd; 0 when the paper has none. */
-int mbsr__paper_table1_num(int lr, int hr, int samples, double *mean, double *sd);
+int mbsr__paper_table1_num(const mbsr_res_pair *p, int samples, double *mean, double *sd);
+/* A pair's name with its LR-HR separator replaced by dash ("400–200", "100x100x400--100" in TeX). */
+const char *mbsr__pair_label(const mbsr_res_pair *p, const char *dash, char *buf, size_t n);
 void mbsr__write_table_md(const mbsr_experiment *e, const cell_stats *cs, int synth, const mbsr_welch *an, const int *an_ok,
                           mbsr__sbuf *md);
 

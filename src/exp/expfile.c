@@ -56,6 +56,7 @@ static const keydef KEYS[] = {
     I("data", "n_test", n_test, 0, 100000, "4", "test subjects, held out by prep's seeded split (cv: none)"),
     S("data", "cv", cv, "none", "none | loso: leave-one-subject-out over the brains (one brain: its two halves)"),
     {"data", "norm_pct", K_DBL2, F(norm_pct), 0, 0, 0, 100, "[0.1, 99.9]", "intensity contract: percentiles of the network input"},
+    S("data", "profile", profile, "boxcar", "slice profile of the LR degradation: boxcar (block average, the paper) | gaussian (FWHM = the LR voxel)"),
     S("data", "mri_dir", mri_dir, "../shared/data/mri", "co-registered AF/T2w (200 um) and the diffusion QA map (transfer, human)"),
     S("data", "human_dir", human_dir, "/usr/share/mricron/templates", "human T1 volumes: a directory of *.nii.gz or one file (Debian mricron-data)"),
     I("data", "human_n_train", human_n_train, 1, 1000, "1", "human volumes used for training"),
@@ -89,7 +90,7 @@ static const keydef KEYS[] = {
     D("eval", "max_mb", apply_max_mb, 16, 1e7, "2048", "memory for inference tiles (MiB); overlap = 2 x receptive radius"),
     B("eval", "save_volumes", save_volumes, "true", "keep LR/cubic/SR/HR of the first test subject (figures)"),
     L("matrix", "arch", L_ARCH, arch, n_arch, "[resnet]", "networks: resnet | ccnn | gan"),
-    L("matrix", "train_pair", L_PAIR, train_pair, n_train_pair, "[200-100]", "training pairs LR-HR in um"),
+    L("matrix", "train_pair", L_PAIR, train_pair, n_train_pair, "[200-100]", "training pairs LR-HR in um, or LRixLRjxLRk-HR (e.g. 100x100x400-100)"),
     L("matrix", "test_pair", L_PAIR, test_pair, n_test_pair, "[]", "test pairs ([] = the training pair)"),
     L("matrix", "samples", L_INT, samples, n_samples, "[5000]", "training patches"),
     L("matrix", "train_data", L_DATASET, train_data, n_train_data, "[af]", "af | human_t1"),
@@ -140,18 +141,6 @@ static int parse_bool(const char *s, int *v) {
   if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on")) *v = 1;
   else if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off")) *v = 0;
   else return MBSR_EINVAL; /* the caller names the key */
-  return 0;
-}
-
-static int parse_pair(const char *s, int p[2]) {
-  char *end;
-  long a = strtol(s, &end, 10);
-  if (end == s || *end != '-') return MBSR_EINVAL; /* the caller names the key */
-  const char *t = end + 1;
-  long b = strtol(t, &end, 10);
-  if (end == t || *end || a <= 0 || b <= 0 || a <= b || a % b) return MBSR_EINVAL;
-  p[0] = (int)a;
-  p[1] = (int)b;
   return 0;
 }
 
@@ -206,8 +195,11 @@ static int set_scalar(const keydef *k, mbsr_exp_scale *s, const char *v, int lis
       snprintf(((char(*)[16])base)[list_index], 16, "%s", v);
       return 0;
     case L_PAIR:
-      if (parse_pair(v, ((int(*)[2])base)[list_index]))
-        return ERR(w, "matrix.%s: '%s' is not LR-HR in um with LR a multiple of HR (e.g. 200-100)", k->key, v);
+      if (mbsr_res_pair_parse(v, &((mbsr_res_pair *)base)[list_index])) {
+        char m[512];
+        snprintf(m, sizeof m, "%s", mbsr_last_error());
+        return ERR(w, "matrix.%s: %s", k->key, m);
+      }
       return 0;
     case L_INT: {
       long x = strtol(v, &end, 10);
@@ -343,14 +335,17 @@ static int parse_scale(const ydoc *d, yaml_node_t *m, const char *scale, mbsr_ex
     return ERR(w, "scales.%s.data.cv: '%s' is not none | loso", scale, s->cv);
   if (!(s->norm_pct[0] < s->norm_pct[1]))
     return ERR(w, "scales.%s.data.norm_pct: [%g, %g] needs lo < hi", scale, s->norm_pct[0], s->norm_pct[1]);
+  mbsr_profile prof;
+  if (mbsr_profile_parse(s->profile, &prof)) return ERR(w, "scales.%s.data.profile: '%s' is not boxcar | gaussian", scale, s->profile);
+  char pn[MBSR_PAIR_NAME_MAX];
   for (int i = 0; i < s->n_train_pair && s->base_um; i++)
-    if (s->train_pair[i][1] % s->base_um)
-      return ERR(w, "scales.%s: training pair %d-%d is not a multiple of data.base_um %d", scale, s->train_pair[i][0],
-                 s->train_pair[i][1], s->base_um);
+    if (s->train_pair[i].hr_um % s->base_um)
+      return ERR(w, "scales.%s: training pair %s is not a multiple of data.base_um %d", scale,
+                 mbsr_res_pair_name(&s->train_pair[i], pn, sizeof pn), s->base_um);
   for (int i = 0; i < s->n_test_pair && s->base_um; i++)
-    if (s->test_pair[i][1] % s->base_um)
-      return ERR(w, "scales.%s: test pair %d-%d is not a multiple of data.base_um %d", scale, s->test_pair[i][0],
-                 s->test_pair[i][1], s->base_um);
+    if (s->test_pair[i].hr_um % s->base_um)
+      return ERR(w, "scales.%s: test pair %s is not a multiple of data.base_um %d", scale, mbsr_res_pair_name(&s->test_pair[i], pn, sizeof pn),
+                 s->base_um);
   return 0;
 }
 
@@ -363,9 +358,9 @@ static int copy_str(const ydoc *d, yaml_node_t *v, const char *key, char *dst, s
 }
 
 static void cell_name(const mbsr_exp_cell *c, char *buf, size_t n) {
-  int l = snprintf(buf, n, "c%02d_%s_%d-%d", c->index, c->arch, c->train_lr_um, c->train_hr_um);
-  if (c->test_lr_um != c->train_lr_um || c->test_hr_um != c->train_hr_um)
-    l += snprintf(buf + l, n - l, "_on%d-%d", c->test_lr_um, c->test_hr_um);
+  char tr[MBSR_PAIR_NAME_MAX], te[MBSR_PAIR_NAME_MAX];
+  int l = snprintf(buf, n, "c%02d_%s_%s", c->index, c->arch, mbsr_res_pair_name(&c->train_pair, tr, sizeof tr));
+  if (!mbsr_res_pair_equal(&c->test_pair, &c->train_pair)) l += snprintf(buf + l, n - l, "_on%s", mbsr_res_pair_name(&c->test_pair, te, sizeof te));
   l += snprintf(buf + l, n - l, "_n%d", c->samples);
   if (c->train_data != MBSR_DS_AF) l += snprintf(buf + l, n - l, "_from-%s", mbsr_dataset_name(c->train_data));
   if (c->test_data != MBSR_DS_AF) l += snprintf(buf + l, n - l, "_%s", mbsr_dataset_name(c->test_data));
@@ -389,10 +384,8 @@ static int expand_cells(mbsr_experiment *e) {
                 memset(c, 0, sizeof *c);
                 c->index = k++;
                 snprintf(c->arch, sizeof c->arch, "%s", s->arch[a]);
-                c->train_lr_um = s->train_pair[tp][0];
-                c->train_hr_um = s->train_pair[tp][1];
-                c->test_lr_um = s->n_test_pair ? s->test_pair[sp][0] : c->train_lr_um;
-                c->test_hr_um = s->n_test_pair ? s->test_pair[sp][1] : c->train_hr_um;
+                c->train_pair = s->train_pair[tp];
+                c->test_pair = s->n_test_pair ? s->test_pair[sp] : c->train_pair;
                 c->samples = s->samples[ns];
                 c->train_data = s->train_data[td];
                 c->test_data = s->test_data[sd];
@@ -618,7 +611,10 @@ static void write_value(FILE *f, const keydef *k, const mbsr_exp_scale *s) {
         if (k->type == K_INT3 || k->type == L_INT) fprintf(f, "%d", ((const int *)base)[i]);
         else if (k->type == K_DBL2) fprintf(f, "%.17g", ((const double *)base)[i]);
         else if (k->type == L_ARCH) fprintf(f, "%s", ((const char(*)[16])base)[i]);
-        else if (k->type == L_PAIR) fprintf(f, "%d-%d", ((const int(*)[2])base)[i][0], ((const int(*)[2])base)[i][1]);
+        else if (k->type == L_PAIR) {
+          char pn[MBSR_PAIR_NAME_MAX];
+          fputs(mbsr_res_pair_name(&((const mbsr_res_pair *)base)[i], pn, sizeof pn), f);
+        }
         else if (k->type == L_DATASET) fprintf(f, "%s", mbsr_dataset_name(((const mbsr_dataset *)base)[i]));
         else if (k->type == L_BOOL) fprintf(f, "%s", ((const int *)base)[i] ? "true" : "false");
       }

@@ -110,7 +110,8 @@ static void fig_done(report *rep, int rc, const char *name) {
 static void net_label(const mbsr_experiment *e, const mbsr_exp_cell *cl, char *lab, size_t n) {
   mbsr__sbuf b = {0};
   mbsr__sb_add(&b, "%s", cl->arch);
-  if (cl->train_lr_um != cl->test_lr_um || cl->train_hr_um != cl->test_hr_um) mbsr__sb_add(&b, " tr%d-%d", cl->train_lr_um, cl->train_hr_um);
+  char pn[MBSR_PAIR_NAME_MAX];
+  if (!mbsr_res_pair_equal(&cl->train_pair, &cl->test_pair)) mbsr__sb_add(&b, " tr%s", mbsr_res_pair_name(&cl->train_pair, pn, sizeof pn));
   if (e->s.n_samples > 1) mbsr__sb_add(&b, " n=%d", cl->samples);
   if (cl->train_data != MBSR_DS_AF) mbsr__sb_add(&b, " from %s", mbsr_dataset_name(cl->train_data));
   if (cl->finetune) mbsr__sb_add(&b, " +TL");
@@ -130,7 +131,7 @@ static int brain_pos(const cell_stats *t, const char *name) {
 static int same_cubic(const report *rep, int a, int b, int m) {
   const mbsr_exp_cell *x = &rep->e->cells[a], *y = &rep->e->cells[b];
   const cell_stats *s = &rep->cs[a], *t = &rep->cs[b];
-  if (x->test_lr_um != y->test_lr_um || x->test_hr_um != y->test_hr_um || x->test_data != y->test_data || s->n != t->n) return 0;
+  if (!mbsr_res_pair_equal(&x->test_pair, &y->test_pair) || x->test_data != y->test_data || s->n != t->n) return 0;
   for (int k = 0; k < s->n; k++) {
     int j = brain_pos(t, s->brain[k]);
     double u = m ? s->ssim[0][k] : s->rmse[0][k], w = j < 0 ? NAN : m ? t->ssim[0][j] : t->rmse[0][j];
@@ -177,8 +178,9 @@ static int paired_fill(const report *rep, int m, paired_bufs *p, int ng) {
     p->v[g] = malloc(sizeof(double) * (size_t)(p->ncol[g] * s0->n + 1));
     p->bid[g] = malloc(sizeof(int) * (size_t)(s0->n + 1));
     if (!p->v[g] || !p->bid[g]) return mbsr_error(MBSR_ENOMEM, "paired plot: out of memory");
-    snprintf(p->glab[g], 160, "%s%s%d–%d µm", c0->test_data != MBSR_DS_AF ? mbsr_dataset_name(c0->test_data) : "",
-             c0->test_data != MBSR_DS_AF ? " " : "", c0->test_lr_um, c0->test_hr_um);
+    char pl[64];
+    snprintf(p->glab[g], 160, "%s%s%s µm", c0->test_data != MBSR_DS_AF ? mbsr_dataset_name(c0->test_data) : "",
+             c0->test_data != MBSR_DS_AF ? " " : "", mbsr__pair_label(&c0->test_pair, "–", pl, sizeof pl));
     p->gl[g] = p->glab[g];
     snprintf(p->labels[k], 160, "cubic"), p->cl[k] = p->labels[k], k++;
     for (int b = 0; b < s0->n; b++) {
@@ -241,16 +243,17 @@ static int has_volumes(const report *rep, int c) {
 /* The line of the improvement figure a cell belongs to: cells that differ only in their number of
  * training samples share it. */
 static int same_line(const mbsr_exp_cell *x, const mbsr_exp_cell *y) {
-  return !strcmp(x->arch, y->arch) && x->train_lr_um == y->train_lr_um && x->train_hr_um == y->train_hr_um &&
-         x->test_lr_um == y->test_lr_um && x->test_hr_um == y->test_hr_um && x->train_data == y->train_data &&
+  return !strcmp(x->arch, y->arch) && mbsr_res_pair_equal(&x->train_pair, &y->train_pair) &&
+         mbsr_res_pair_equal(&x->test_pair, &y->test_pair) && x->train_data == y->train_data &&
          x->test_data == y->test_data && x->finetune == y->finetune;
 }
 
 static void line_label(const mbsr_experiment *e, const mbsr_exp_cell *cl, char *lab, size_t n) {
   mbsr__sbuf b = {0};
-  if (cl->train_lr_um != cl->test_lr_um || cl->train_hr_um != cl->test_hr_um)
-    mbsr__sb_add(&b, "train %d–%d, test %d–%d µm", cl->train_lr_um, cl->train_hr_um, cl->test_lr_um, cl->test_hr_um);
-  else mbsr__sb_add(&b, "%d–%d µm", cl->test_lr_um, cl->test_hr_um);
+  char trl[64], tel[64];
+  mbsr__pair_label(&cl->train_pair, "–", trl, sizeof trl), mbsr__pair_label(&cl->test_pair, "–", tel, sizeof tel);
+  if (!mbsr_res_pair_equal(&cl->train_pair, &cl->test_pair)) mbsr__sb_add(&b, "train %s, test %s µm", trl, tel);
+  else mbsr__sb_add(&b, "%s µm", tel);
   if (e->s.n_arch > 1) mbsr__sb_add(&b, " %s", cl->arch);
   if (cl->train_data != MBSR_DS_AF || cl->test_data != MBSR_DS_AF)
     mbsr__sb_add(&b, " %s→%s", mbsr_dataset_name(cl->train_data), mbsr_dataset_name(cl->test_data));
@@ -284,7 +287,7 @@ static int fig_improvement(report *rep, const char *out_png) {
     want |= ++cnt[l] >= 2;
     fig_improve_point *p = &pt[np++];
     double pm = NAN, psd = NAN;
-    if (e->table1) mbsr__paper_table1_num(e->cells[c].train_lr_um, e->cells[c].train_hr_um, e->cells[c].samples, &pm, &psd);
+    if (e->table1) mbsr__paper_table1_num(&e->cells[c].train_pair, e->cells[c].samples, &pm, &psd);
     *p = (fig_improve_point){l, s->n, e->cells[c].samples, s->imp_mean, s->imp_lo, s->imp_hi, pm, psd, s->imp};
   }
   if (!rc && want) {
@@ -337,14 +340,19 @@ static int fig_montage(report *rep, const int *cells, int nc, const char *out_pn
     const mbsr_exp_cell *cl = &e->cells[cells[c]];
     if (nc > 1 && e->s.n_arch > 1) snprintf(titles[2 + c], 96, "%s", cl->arch);
     else if (nc > 1 && e->s.n_samples > 1) snprintf(titles[2 + c], 96, "%s n=%d", cl->arch, cl->samples);
-    else if (nc > 1) snprintf(titles[2 + c], 96, "%s %d-%d%s", cl->arch, cl->train_lr_um, cl->train_hr_um, cl->finetune ? " +TL" : "");
+    else if (nc > 1) {
+      char pn[MBSR_PAIR_NAME_MAX];
+      snprintf(titles[2 + c], 96, "%s %s%s", cl->arch, mbsr_res_pair_name(&cl->train_pair, pn, sizeof pn), cl->finetune ? " +TL" : "");
+    }
     else snprintf(titles[2 + c], 96, "%s", cl->arch);
   }
   if (!rc) rc = same_dims(vs[1], vs[ncol - 1], e->cells[cells[0]].name);
   if (!rc) {
-    snprintf(titles[0], 96, "LR %d µm", e->cells[cells[0]].test_lr_um);
+    char pn[MBSR_PAIR_NAME_MAX];
+    mbsr_res_pair_name(&e->cells[cells[0]].test_pair, pn, sizeof pn);
+    snprintf(titles[0], 96, "LR %.*s µm", (int)strcspn(pn, "-"), pn);
     snprintf(titles[1], 96, "cubic");
-    snprintf(titles[ncol - 1], 96, "HR %d µm", e->cells[cells[0]].test_hr_um);
+    snprintf(titles[ncol - 1], 96, "HR %d µm", e->cells[cells[0]].test_pair.hr_um);
     for (int c = 0; c < ncol; c++) tp[c] = titles[c];
     char title[400];
     snprintf(title, sizeof title, "%s%s", e->title, rep->synth ? " - SYNTHETIC phantom" : "");
@@ -366,7 +374,7 @@ static int fig_decorr(report *rep, int cell, const char *out_png) {
   for (int m = 0; m < 3 && !rc; m++) rc = cell_volume(rep, cell, keys[m], &v[m]);
   if (!rc)
     rc = mbsr__fig_decorr(rep->synth ? " - SYNTHETIC phantom" : "", (const mbsr_volume *const *)v, keys, titles, 3,
-                          rep->e->cells[cell].test_hr_um, out_png);
+                          rep->e->cells[cell].test_pair.hr_um, out_png);
   for (int m = 0; m < 3; m++) mbsr_volume_free(v[m]);
   return rc;
 }
@@ -422,12 +430,12 @@ static int montage_cells(const report *rep, int *sel) {
   int main_c = -1, ns = 0;
   for (int c = 0; c < e->n_cells; c++) {
     if (!has_volumes(rep, c)) continue;
-    if (main_c < 0 || (e->cells[c].test_hr_um == 100 && e->cells[main_c].test_hr_um != 100)) main_c = c;
+    if (main_c < 0 || (e->cells[c].test_pair.hr_um == 100 && e->cells[main_c].test_pair.hr_um != 100)) main_c = c;
   }
   if (main_c < 0) return 0;
   const mbsr_exp_cell *mc = &e->cells[main_c];
   for (int c = 0; c < e->n_cells && ns < 6; c++)
-    if (has_volumes(rep, c) && e->cells[c].test_lr_um == mc->test_lr_um && e->cells[c].test_hr_um == mc->test_hr_um &&
+    if (has_volumes(rep, c) && mbsr_res_pair_equal(&e->cells[c].test_pair, &mc->test_pair) &&
         e->cells[c].test_data == mc->test_data)
       sel[ns++] = c;
   return ns;

@@ -63,13 +63,26 @@ static const struct {
                 {400, 200, 20000, "4.7 ± 2.0", 4.7, 2.0}, {200, 100, 20000, "3.0 ± 1.4", 3.0, 1.4}, {100, 50, 20000, "2.1 ± 0.8", 2.1, 0.8}};
 #define N_PAPER_T1 ((int)(sizeof PAPER_T1 / sizeof *PAPER_T1))
 
-int mbsr__paper_table1_num(int lr, int hr, int samples, double *mean, double *sd) {
+const char *mbsr__pair_label(const mbsr_res_pair *p, const char *dash, char *buf, size_t n) {
+  char nm[MBSR_PAIR_NAME_MAX];
+  mbsr_res_pair_name(p, nm, sizeof nm);
+  const size_t k = strcspn(nm, "-");
+  snprintf(buf, n, "%.*s%s%s", (int)k, nm, dash, nm + k + 1);
+  return buf;
+}
+
+/* The paper's pairs are isotropic: an anisotropic pair matches none (lr -1). */
+static int iso_lr(const mbsr_res_pair *p) { return mbsr_res_pair_isotropic(p) ? p->lr_um[0] : -1; }
+
+int mbsr__paper_table1_num(const mbsr_res_pair *p, int samples, double *mean, double *sd) {
+  const int lr = iso_lr(p), hr = p->hr_um;
   for (int i = 0; i < N_PAPER_T1; i++)
     if (PAPER_T1[i].lr == lr && PAPER_T1[i].hr == hr && PAPER_T1[i].n == samples) return *mean = PAPER_T1[i].mean, *sd = PAPER_T1[i].sd, 1;
   return 0;
 }
 
-static const char *paper_table1(int lr, int hr, int samples, char *buf, size_t n) {
+static const char *paper_table1(const mbsr_res_pair *p, int samples, char *buf, size_t n) {
+  const int lr = iso_lr(p), hr = p->hr_um;
   for (int i = 0; i < N_PAPER_T1; i++)
     if (PAPER_T1[i].lr == lr && PAPER_T1[i].hr == hr && PAPER_T1[i].n == samples) return PAPER_T1[i].v;
   for (int i = 0; i < N_PAPER_T1; i++) /* another sample count: both of the paper's */
@@ -114,13 +127,13 @@ void mbsr__write_table_csv(const mbsr_experiment *e, const cell_stats *cs, mbsr_
     for (int k = 0; k < 9; k++) mbsr_mean_sd(src[k], s->n, &a[k], NULL);
     mbsr__sbuf brains = {0};
     for (int k = 0; k < s->n; k++) mbsr__sb_add(&brains, "%s%s", k ? ";" : "", s->brain[k]);
-    char pap[96];
-    mbsr__sb_add(t, "%s,%s,%d-%d,%d-%d,%d,%s,%s,%d,%d,%d,%s,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,\"%s\"\n",
-           cl->name, cl->arch, cl->train_lr_um, cl->train_hr_um, cl->test_lr_um, cl->test_hr_um, cl->samples,
+    char pap[96], trn[MBSR_PAIR_NAME_MAX], ten[MBSR_PAIR_NAME_MAX];
+    mbsr__sb_add(t, "%s,%s,%s,%s,%d,%s,%s,%d,%d,%d,%s,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,\"%s\"\n",
+           cl->name, cl->arch, mbsr_res_pair_name(&cl->train_pair, trn, sizeof trn), mbsr_res_pair_name(&cl->test_pair, ten, sizeof ten), cl->samples,
            mbsr_dataset_name(cl->train_data), mbsr_dataset_name(cl->test_data), cl->finetune, s->n, s->n_units, brains.s ? brains.s : "", im,
            s->n > 1 ? isd : NAN, s->imp_lo, s->imp_hi, s->ok_rmse ? s->t_rmse.p : NAN, s->ok_rmse ? s->p_rmse_holm : NAN, a[0], a[1],
            a[2], a[3], s->ok_ssim ? s->t_ssim.p : NAN, s->ok_ssim ? s->p_ssim_holm : NAN, a[4], a[5], a[6], a[7], a[8],
-           e->table1 ? paper_table1(cl->train_lr_um, cl->train_hr_um, cl->samples, pap, sizeof pap) : "");
+           e->table1 ? paper_table1(&cl->train_pair, cl->samples, pap, sizeof pap) : "");
     mbsr__sb_free(&brains);
   }
 }
@@ -140,13 +153,13 @@ void mbsr__write_table_md(const mbsr_experiment *e, const cell_stats *cs, int sy
     mbsr__sb_add(md, "|---|---:|---|---:|---:|---:|\n");
     for (int c = 0; c < e->n_cells; c++) {
       if (!cs[c].present) continue;
-      char pp[32], pap[96];
+      char pp[32], pap[96], pl[64];
       mbsr__sbuf a = {0};
       imp_cell(&cs[c], &a);
       pfmt(cs[c].ok_rmse, cs[c].p_rmse_holm, pp, sizeof pp);
-      mbsr__sb_add(md, "| %d–%d | %d | %s | %s | %d (%d) | %s |\n", e->cells[c].train_lr_um, e->cells[c].train_hr_um, e->cells[c].samples,
-                   a.s ? a.s : "", pp, cs[c].n, cs[c].n_units,
-                   paper_table1(e->cells[c].train_lr_um, e->cells[c].train_hr_um, e->cells[c].samples, pap, sizeof pap));
+      mbsr__sb_add(md, "| %s | %d | %s | %s | %d (%d) | %s |\n", mbsr__pair_label(&e->cells[c].train_pair, "–", pl, sizeof pl),
+                   e->cells[c].samples, a.s ? a.s : "", pp, cs[c].n, cs[c].n_units,
+                   paper_table1(&e->cells[c].train_pair, e->cells[c].samples, pap, sizeof pap));
       mbsr__sb_free(&a);
     }
     mbsr__sb_add(md, "\n");
@@ -176,9 +189,10 @@ void mbsr__write_table_md(const mbsr_experiment *e, const cell_stats *cs, int sy
       }
       snprintf(data, sizeof data, "%s→%s%s", mbsr_dataset_name(cl->train_data), mbsr_dataset_name(cl->test_data),
                cl->finetune ? " +TL" : "");
-      mbsr__sb_add(md, "| %s | %s | %d–%d | %d–%d | %d | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", cl->name,
-             w == 0 ? "cubic" : w == 1 ? cl->arch : "HR (reference)", cl->train_lr_um, cl->train_hr_um, cl->test_lr_um,
-             cl->test_hr_um, cl->samples, data, cs[c].n, r, im.s ? im.s : "", p1, s_, ds, p2, ps, rs);
+      char trl[64], tel[64];
+      mbsr__sb_add(md, "| %s | %s | %s | %s | %d | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", cl->name,
+             w == 0 ? "cubic" : w == 1 ? cl->arch : "HR (reference)", mbsr__pair_label(&cl->train_pair, "–", trl, sizeof trl),
+             mbsr__pair_label(&cl->test_pair, "–", tel, sizeof tel), cl->samples, data, cs[c].n, r, im.s ? im.s : "", p1, s_, ds, p2, ps, rs);
       mbsr__sb_free(&im);
     }
   }
@@ -238,8 +252,8 @@ static void tex_imp(mbsr__sbuf *t, const cell_stats *c) {
 }
 
 static void tex_row(mbsr__sbuf *t, const mbsr_experiment *e, const cell_stats *s, const mbsr_exp_cell *cl) {
-  char pap[96];
-  mbsr__sb_add(t, "%d--%d & %d--%d & ", cl->train_lr_um, cl->train_hr_um, cl->test_lr_um, cl->test_hr_um);
+  char pap[96], trl[64], tel[64];
+  mbsr__sb_add(t, "%s & %s & ", mbsr__pair_label(&cl->train_pair, "--", trl, sizeof trl), mbsr__pair_label(&cl->test_pair, "--", tel, sizeof tel));
   tex_text(t, cl->arch);
   mbsr__sb_add(t, "%s & %d & ", cl->finetune ? " +TL" : "", cl->samples);
   tex_text(t, mbsr_dataset_name(cl->train_data));
@@ -252,7 +266,7 @@ static void tex_row(mbsr__sbuf *t, const mbsr_experiment *e, const cell_stats *s
   dssim_cell(s, 1, pap, sizeof pap), mbsr__sb_add(t, "%s & ", pap);
   tex_p(t, s->ok_ssim, s->p_ssim_holm);
   if (e->table1) {
-    const char *v = paper_table1(cl->train_lr_um, cl->train_hr_um, cl->samples, pap, sizeof pap);
+    const char *v = paper_table1(&cl->train_pair, cl->samples, pap, sizeof pap);
     mbsr__sb_add(t, " & ");
     for (const char *c = v; *c; c++) /* "4.4 ± 1.1" -> $4.4 \pm 1.1$; "—" -> --- */
       if (!strncmp(c, "±", strlen("±"))) mbsr__sb_add(t, "$\\pm$"), c += strlen("±") - 1;

@@ -41,7 +41,7 @@ void mbsr_sr_contract_default(mbsr_sr_contract *c) {
 }
 
 const mbsr_sr_contract *mbsr_model_get_contract(const mbsr_model *m) {
-  static const mbsr_sr_contract dflt = {1, 0.1, 99.9, {0, 0, 0}, {0, 0, 0}, 0, MBSR_INTERP_KEYS, "", 0};
+  static const mbsr_sr_contract dflt = {1, 0.1, 99.9, {0, 0, 0}, {0, 0, 0}, 0, MBSR_INTERP_KEYS, "", 0, MBSR_PROFILE_BOXCAR};
   return m->contract_set ? &m->contract : &dflt;
 }
 

@@ -169,6 +169,7 @@ static int write_contract(hid_t f, const mbsr_sr_contract *k) {
   bad |= attr_str(f, "contract_interp", mbsr_interp_name(k->interp));
   bad |= attr_str(f, "contract_training", k->training);
   if (k->through_plane) bad |= attr_i64(f, "contract_through_plane", 1); /* only then: other checkpoints unchanged */
+  if (k->profile != MBSR_PROFILE_BOXCAR) bad |= attr_str(f, "contract_profile", mbsr_profile_name(k->profile)); /* likewise */
   return bad;
 }
 
@@ -193,6 +194,9 @@ static int read_contract(hid_t f, const char *path, mbsr_sr_contract *k) {
   attr_read_str(f, "contract_training", k->training, sizeof k->training);
   int64_t tp = 0;
   if (!attr_read_i64(f, "contract_through_plane", &tp)) k->through_plane = tp == 1;
+  char prof[32];
+  if (!attr_read_str(f, "contract_profile", prof, sizeof prof) && mbsr_profile_parse(prof, &k->profile))
+    return mbsr_error(MBSR_EFORMAT, "%s: unknown contract_profile '%s'", path, prof);
   return MBSR_OK;
 }
 

@@ -578,6 +578,10 @@ static int build_model(trainer *run) {
   if (!rc && k.through_plane && c->augment) /* axis permutations would move the degraded axis away from axis 0 */
     rc = mbsr_error(MBSR_EINVAL, "%s: pair %s is self-supervised through-plane (the network restores axis 0): augment (axis "
                     "permutations) would undo that; train without it", c->data, c->pair);
+  const int aniso = fabs(k.lr_vox_mm[0] - k.lr_vox_mm[1]) > 1e-6 || fabs(k.lr_vox_mm[1] - k.lr_vox_mm[2]) > 1e-6;
+  if (!rc && !k.through_plane && aniso && c->augment) /* a permutation would move the thick axis: a degradation never trained on */
+    rc = mbsr_error(MBSR_EINVAL, "%s: pair %s has per-axis LR voxels: augment (axis permutations) would move the coarse axis; "
+                    "train without it", c->data, c->pair);
   if (!rc) {
     training_summary(c, run->tr, run->sub, run->ntrain, run->va, run->va_idx, run->nval, k.training, sizeof k.training);
     mbsr_model_set_contract(run->m, &k);

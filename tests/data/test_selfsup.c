@@ -9,14 +9,7 @@
 #include "mbsr/data.h"
 #include "mbsr/volume.h"
 
-static mbsr_volume *fixture(const char *name) {
-  char rel[256], path[4096];
-  snprintf(rel, sizeof rel, "selfsup/%s", name);
-  mbsr_test_fixture(rel, path, sizeof path);
-  mbsr_volume *v = NULL;
-  MT_ASSERT_OK(mbsr_volume_read(path, NULL, &v));
-  return v;
-}
+static mbsr_volume *fixture(const char *name) { return fx_volume_file("selfsup", name); }
 
 static double affine_diff(const double a[4][4], const double b[4][4]) {
   double d = 0;

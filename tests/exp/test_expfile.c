@@ -47,10 +47,32 @@ static void test_typed_values_and_cells(void) {
   MT_ASSERT_INT_EQ(e.n_cells, 2 * 2 * 1 * 1 * 2);
   CU_ASSERT_STRING_EQUAL(e.cells[0].name, "c00_resnet_200-100_on400-200_n64");
   CU_ASSERT_STRING_EQUAL(e.cells[1].name, "c01_resnet_200-100_on400-200_n64_ft");
-  MT_ASSERT_INT_EQ(e.cells[7].train_lr_um, 400);
+  MT_ASSERT_INT_EQ(e.cells[7].train_pair.lr_um[2], 400);
   CU_ASSERT_STRING_EQUAL(e.cells[7].arch, "ccnn");
-  MT_ASSERT_INT_EQ(e.cells[7].test_hr_um, 200);
+  MT_ASSERT_INT_EQ(e.cells[7].test_pair.hr_um, 200);
   MT_ASSERT_INT_EQ(e.cells[7].samples, 64);
+}
+
+/* Per-axis pairs (issue 13): mixed with isotropic ones in one list, named in cells and params.yaml. */
+static void test_anisotropic_pairs(void) {
+  static mbsr_experiment e, f;
+  const char *y = "experiment: an\nscales:\n  demo:\n    data: {base_um: 100, profile: gaussian}\n    matrix:\n"
+                  "      train_pair: [200-100, 100x100x400-100]\n      test_pair: [100x100x400-100]\n";
+  MT_ASSERT_OK(mbsr_exp_load(write_tmp("aniso.yaml", y), "demo", &e));
+  MT_ASSERT_INT_EQ(e.n_cells, 2);
+  CU_ASSERT_STRING_EQUAL(e.cells[0].name, "c00_resnet_200-100_on100x100x400-100_n5000");
+  CU_ASSERT_STRING_EQUAL(e.cells[1].name, "c01_resnet_100x100x400-100_n5000");
+  MT_ASSERT_INT_EQ(e.cells[1].train_pair.lr_um[0], 100);
+  MT_ASSERT_INT_EQ(e.cells[1].train_pair.lr_um[2], 400);
+  MT_ASSERT_INT_EQ(e.cells[1].train_pair.hr_um, 100);
+  CU_ASSERT_STRING_EQUAL(e.s.profile, "gaussian");
+  char p[4096];
+  snprintf(p, sizeof p, "%s/aniso-params.yaml", mbsr_test_tmpdir());
+  MT_ASSERT_OK(mbsr_exp_write_params(&e, p));
+  MT_ASSERT_OK(mbsr_exp_load(p, "demo", &f));
+  CU_ASSERT_STRING_EQUAL(f.cells[0].name, e.cells[0].name);
+  CU_ASSERT(mbsr_res_pair_equal(&f.s.train_pair[1], &e.s.train_pair[1]));
+  CU_ASSERT_STRING_EQUAL(f.s.profile, "gaussian");
 }
 
 static void test_params_written_and_reread(void) {
@@ -111,7 +133,12 @@ static void test_errors_name_file_and_line(void) {
   expect_error("experiment: x\nscales:\n  paper: {}\n  demo:\n    model: {channels: many}\n", "bad.yaml:5: model.channels: 'many' is not an integer");
   expect_error("experiment: x\nscales:\n  paper: {}\n  demo:\n    train: {lr: -1}\n", "train.lr: -1 out of range");
   expect_error("experiment: x\nscales:\n  paper: {}\n  demo:\n    matrix: {arch: [resnet, vgg]}\n", "'vgg' is not resnet | ccnn | gan");
-  expect_error("experiment: x\nscales:\n  paper: {}\n  demo:\n    matrix: {train_pair: [100-200]}\n", "'100-200' is not LR-HR");
+  expect_error("experiment: x\nscales:\n  paper: {}\n  demo:\n    matrix: {train_pair: [100-200]}\n",
+               "bad.yaml:5: matrix.train_pair: pair 100-200: LR voxel 100 um along axis i is not a positive integer multiple of the HR 200 um");
+  expect_error("experiment: x\nscales:\n  paper: {}\n  demo:\n    matrix: {train_pair: [100x100x250-100]}\n",
+               "bad.yaml:5: matrix.train_pair: pair 100x100x250-100: LR voxel 250 um along axis k is not a positive integer multiple");
+  expect_error("experiment: x\nscales:\n  paper: {}\n  demo:\n    matrix: {train_pair: [100x400-100]}\n", "pair '100x400-100': expected LR-HR");
+  expect_error("experiment: x\nscales:\n  demo: {data: {profile: sinc}}\n", "data.profile: 'sinc' is not boxcar | gaussian");
   expect_error("experiment: x\nscales:\n  paper: {}\n", "no scale 'demo' (this file has: paper)");
   expect_error("experiment: x\nscales:\n  Demo: {}\n", "scale name 'Demo': use lower-case letters");
   expect_error("experiment: x\nscales:\n  demo: {data: {cv: kfold}}\n", "data.cv: 'kfold' is not none | loso");
@@ -193,10 +220,10 @@ static void test_duplicate_keys(void) {
 }
 
 static void test_shipped_experiment_files(void) {
-  const char *names[] = {"table1", "networks", "resolution", "transfer", "human"};
+  const char *names[] = {"table1", "networks", "resolution", "transfer", "human", "anisotropic"};
   const char *src = getenv("MBSR_SOURCE_DIR");
   CU_ASSERT_FATAL(src != NULL);
-  for (int i = 0; i < 5; i++)
+  for (int i = 0; i < 6; i++)
     for (int s = 0; s < 2; s++) {
       char p[4096];
       snprintf(p, sizeof p, "%s/experiments/%s.yaml", src, names[i]);
@@ -212,7 +239,8 @@ static void test_shipped_experiment_files(void) {
 int main(void) {
   static const mbsr_test_case cases[] = {{"typed_values_and_cells", test_typed_values_and_cells},
                                          {"params_written_and_reread", test_params_written_and_reread},
-      {"params_odd_strings", test_params_odd_strings},
+                                         {"anisotropic_pairs", test_anisotropic_pairs},
+                                         {"params_odd_strings", test_params_odd_strings},
                                          {"errors_name_file_and_line", test_errors_name_file_and_line},
                                          {"bounded_loading", test_bounded_loading},
                                          {"duplicate_keys", test_duplicate_keys},

@@ -101,7 +101,7 @@ scales:
     train: {lr: 2.5e-4, seed: 18446744073709551615}
     matrix:
       arch: [resnet, ccnn, gan]
-      train_pair: [200-100, 400-200]
+      train_pair: [200-100, 400-200, 100x100x400-100]
       test_pair: [400-200]
       samples: 64
       train_data: [af, human_t1]

@@ -79,6 +79,16 @@ static inline double fx_value_in(const char *rel, const char *key) {
 /* Value of `key` in image/values.txt. */
 static inline double fx_value(const char *key) { return fx_value_in("image/values.txt", key); }
 
+/* The volume tests/fixtures/<dir>/<name> (NIfTI, NRRD, ...; a CUnit failure when it cannot be read). */
+static inline mbsr_volume *fx_volume_file(const char *dir, const char *name) {
+  char rel[256], path[4096];
+  snprintf(rel, sizeof rel, "%s/%s", dir, name);
+  mbsr_test_fixture(rel, path, sizeof path);
+  mbsr_volume *v = NULL;
+  MT_ASSERT_OK(mbsr_volume_read(path, NULL, &v));
+  return v;
+}
+
 static inline double fx_max_abs_diff(const float *a, const float *b, int64_t n) {
   double m = 0;
   for (int64_t i = 0; i < n; i++) {

@@ -6,14 +6,7 @@
 #include "image_fixture.h"
 #include "mbsr/volume.h"
 
-static mbsr_volume *fixture(const char *name) {
-  char rel[256], path[4096];
-  snprintf(rel, sizeof rel, "issue13/%s", name);
-  mbsr_test_fixture(rel, path, sizeof path);
-  mbsr_volume *v = NULL;
-  MT_ASSERT_OK(mbsr_volume_read(path, NULL, &v));
-  return v;
-}
+static mbsr_volume *fixture(const char *name) { return fx_volume_file("issue13", name); }
 
 static double val(const char *tag, const char *what, int b) {
   char key[128];

@@ -281,7 +281,7 @@ static void test_cli_allen(void) {
   MT_ASSERT_OK(mbsr_downsample_block(low, f, &lr400));
   MT_ASSERT_OK(mbsr_volume_write(lr4, lr400));
   /* a 400 um input is not on the model's 200 um LR grid: refused, naming the sizes; --force runs it */
-  MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --factor 2 --quiet 2>&1 | grep -q 'voxel size 0.4 x 0.4 x 0.4 mm, "
+  MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --factor 2 --quiet 2>&1 | grep -q 'voxel size 0.4 mm along array axis i (0.4 x 0.4 x 0.4 mm), "
                                 "but model .* expects its LR grid of 0.2'", bin, ck, lr4, sr2), 0);
   CU_ASSERT(!mbsr_file_exists(sr2));
   MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' apply --model '%s' --in '%s' --out '%s' --factor 2 --force --quiet", bin, ck, lr4, sr2), 0);

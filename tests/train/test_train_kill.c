@@ -62,7 +62,7 @@ static void test_usage_errors(void) {
   MT_ASSERT_INT_EQ(mbsr_test_sh("%s train --data x.h5 --out d --bogus 2>&1 | grep -q 'unknown option'", bin), 0);
   MT_ASSERT_INT_EQ(mbsr_test_sh("%s train --out d; test $? -eq 2", bin), 0);
   MT_ASSERT_INT_EQ(mbsr_test_sh("%s prep --inputs d; test $? -eq 2", bin), 0);
-  MT_ASSERT_INT_EQ(mbsr_test_sh("%s prep --out x.h5 --inputs d --pairs 100-200 2>&1 | grep -q 'LR > HR'", bin), 0);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("%s prep --out x.h5 --inputs d --pairs 100-200 2>&1 | grep -q 'is not a positive integer multiple of the HR 200 um'", bin), 0);
   MT_ASSERT_INT_EQ(mbsr_test_sh("%s train --help | grep -q -- '--resume'", bin), 0);
   MT_ASSERT_INT_EQ(mbsr_test_sh("%s prep --help | grep -q -- '--patches-per-volume'", bin), 0);
 }
