@@ -7,7 +7,7 @@
 # results/invivo/. Data: $MBSR_INVIVO or ../shared/data/invivo_epi beside the repository.
 set -euo pipefail
 MBSR=$(readlink -f "$1")
-OUT=$2
+OUT=$(mkdir -p "$2" && cd "$2" && pwd) # absolute: the training folders hold symlinks
 STEPS=${3:-1500}
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA=${MBSR_INVIVO:-$HERE/../../../shared/data/invivo_epi}
@@ -63,6 +63,20 @@ tail -n +2 "$OUT/scans.tsv" | while IFS=$'\t' read -r scan mouse fold masked; do
 done
 te=$(date +%s)
 
+# 4b. uncertainty (issue 13, item 4): the network applied with --ensemble 8 (the 8 axis flips) on the
+#     2.5 "mm" grid, its mean and sd block-averaged x4 onto the acquired grid like the single pass (the
+#     block mean of the sd bounds the sd of the block mean from above), then the sd against |error|
+mkdir -p "$OUT/sr/ens_thin" "$OUT/sr/ens" "$OUT/sr/ens_sd"
+tail -n +2 "$OUT/scans.tsv" | while IFS=$'\t' read -r scan mouse fold masked; do
+  [ "$masked" = 1 ] || continue
+  $MBSR apply --model "$OUT/fold$fold/run/best.h5" "$OUT/deg/$scan.nii.gz" "$OUT/sr/ens_thin/$scan.nii.gz" --ensemble 8 $Q
+  $MBSR downsample "$OUT/sr/ens_thin/$scan.nii.gz" "$OUT/sr/ens/$scan.nii.gz" --factor 1,1,4 --profile boxcar $Q
+  $MBSR downsample "$OUT/sr/ens_thin/${scan}_sd.nii.gz" "$OUT/sr/ens_sd/$scan.nii.gz" --factor 1,1,4 --profile boxcar $Q
+  $MBSR metrics "$OUT/sr/ens/$scan.nii.gz" "$OUT/ref/${scan}_ref.nii.gz" --mask "$OUT/ref/${scan}_mask.nii.gz" \
+    --sd "$OUT/sr/ens_sd/$scan.nii.gz" --quiet > "$OUT/metrics/${scan}_ens.json"
+done
+tu=$(date +%s)
+
 # 5. per mouse (mean of its scans), paired t-tests, Welch ANOVA, effect sizes, figures
 R="$OUT/results"
 mkdir -p "$R"
@@ -76,9 +90,10 @@ for metric in rmse psnr ssim; do
 done
 $PY "$HERE/aggregate.py" "$OUT" "$R" --tables
 $PY "$HERE/figures.py" "$OUT" "$R"
+$PY "$HERE/uncertainty.py" "$OUT" "$R"
 cat > "$R/run.json" <<J
 {"steps_per_fold": $STEPS, "threads": $THREADS, "seconds_total": $(( $(date +%s) - t0 )), "seconds_prep_train": $(( ts - t0 )),
- "seconds_apply_metrics": $(( te - ts )), "cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')",
+ "seconds_apply_metrics": $(( te - ts )), "seconds_uncertainty": $(( tu - te )), "cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')",
  "nproc": $(nproc), "mbsr": "$($MBSR --version 2>/dev/null | head -1)", "commit": "$(git -C "$HERE" rev-parse HEAD)"}
 J
 echo "in-vivo evaluation: $R ($(( $(date +%s) - t0 )) s)"
