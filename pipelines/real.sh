@@ -81,15 +81,25 @@ EOF
 
 if [ "$models" = 1 ] && { [ "$only" = "" ] || [ "$only" = table1 ]; }; then
   # the shipped models: each pair's final network (every brain of that grid) of the largest training set
-  tab=$work/real/table1/table.csv
+  # (the same weights give the same bytes: a re-run leaves an unchanged model's sha256 as it is)
+  res=$work/real/table1
+  ch=$(sed -n 's/^ *channels: \([0-9]*\).*/\1/p' "$res/params.yaml" | head -n 1)
+  bl=$(sed -n 's/^ *blocks: \([0-9]*\).*/\1/p' "$res/params.yaml" | head -n 1)
+  steps=$(awk '/^ *epochs:/ {e=$2} /^ *steps_per_epoch:/ {s=$2} END {print e*s}' "$res/params.yaml")
   for pair in 400-200 200-100 100-50; do
-    cell=$(awk -F, -v p="$pair" 'NR > 1 && $3 == p { print $5, $1 }' "$tab" | sort -n | tail -n 1 | cut -d' ' -f2)
+    cell=$(awk -F, -v p="$pair" 'NR > 1 && $3 == p { print $5, $1 }' "$res/table.csv" | sort -n | tail -n 1 | cut -d' ' -f2)
     [ -n "$cell" ] || continue
-    ck=$(sed -n 's/^final //p' "$work/real/table1/cells/$cell/done")
-    cv=$(awk -F, -v c="$cell" 'NR > 1 && $1 == c { printf "leave-one-out over %s brain(s) (%s units: %s): RMSE %+.1f %% vs cubic (mean over brains)", $9, $10, $11, $12 }' "$tab")
+    ck=$(sed -n 's/^final //p' "$res/cells/$cell/done")
+    n=$(awk -F, -v c="$cell" 'NR > 1 && $1 == c { print $5 }' "$res/table.csv")
+    brains=$(awk -F, -v c="$cell" 'NR > 1 && $1 == c { print $9 }' "$res/table.csv")
+    # each held-out unit's RMSE improvement over cubic (metrics.csv: cubic and resnet rows per fold)
+    units=$(awk -F, 'NR > 1 && $5 == "cubic" { c[$2] = $6 } NR > 1 && $5 == "resnet" { r[$2] = $6; o[++k] = $2 }
+                     END { for (i = 1; i <= k; i++) printf "%s%s %+.1f %%", (i > 1 ? ", " : ""), o[i], 100 * (c[o[i]] - r[o[i]]) / c[o[i]] }' \
+            "$res/cells/$cell/metrics.csv")
+    within=""; [ "$brains" = 1 ] && within=" (within one brain: its two halves)"
     "$mbsr" models --add "af-$pair" --from "$ck" --dir models \
-      --description "ResNet for auto-fluorescence-like contrast, $pair um, trained on every real AF brain of ../shared/data at that grid" \
-      --cv "$cv (results/real/table1, cell $cell)"
+      --description "ResNet ($ch channels x $bl blocks, global residual) for auto-fluorescence-like contrast, ${pair%-*} -> ${pair#*-} um; trained on every real AF brain of ../shared/data on that grid ($brains brain(s)), $n patches, $steps steps" \
+      --cv "leave-one-out$within, same recipe: RMSE vs Keys cubic on the held-out unit: $units (results/real/table1, cell $cell); descriptive: $brains brain(s) allow no test"
   done
   "$mbsr" models
 fi

@@ -134,9 +134,16 @@ static char *config_json(const mbsr_model_config *c) {
   return txt;
 }
 
-/* Every tensor: one chunk, Fletcher32. */
+/* Every tensor: one chunk, Fletcher32. No object modification times (HDF5 records them by default):
+ * the same weights give the same bytes, so a shipped model's sha256 changes only with its content. */
 static int write_group(hid_t f, const char *group, const mbsr_model *m, const float *buf) {
-  hid_t g = H5Gcreate2(f, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t gpl = H5Pcreate(H5P_GROUP_CREATE);
+  if (gpl < 0 || H5Pset_obj_track_times(gpl, 0) < 0) {
+    if (gpl >= 0) H5Pclose(gpl);
+    return MBSR_EHDF5;
+  }
+  hid_t g = H5Gcreate2(f, group, H5P_DEFAULT, gpl, H5P_DEFAULT);
+  H5Pclose(gpl);
   if (g < 0) return MBSR_EHDF5;
   int rc = 0;
   for (int i = 0; i < m->ntensors && !rc; i++) {
@@ -145,7 +152,8 @@ static int write_group(hid_t f, const char *group, const mbsr_model *m, const fl
     for (int k = 0; k < t->ndim; k++) dims[k] = (hsize_t)t->shape[k];
     hid_t sp = H5Screate_simple(t->ndim, dims, NULL);
     hid_t pl = H5Pcreate(H5P_DATASET_CREATE);
-    if (pl < 0 || H5Pset_chunk(pl, t->ndim, dims) < 0 || H5Pset_fletcher32(pl) < 0) rc = MBSR_EHDF5;
+    if (pl < 0 || H5Pset_chunk(pl, t->ndim, dims) < 0 || H5Pset_fletcher32(pl) < 0 || H5Pset_obj_track_times(pl, 0) < 0)
+      rc = MBSR_EHDF5;
     hid_t ds = (sp < 0 || rc) ? -1 : H5Dcreate2(g, t->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
     if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + t->off) < 0) rc = MBSR_EHDF5;
     if (!rc && buf == m->params) rc = attr_i64(ds, "trainable", *t->trainable);
@@ -295,7 +303,10 @@ static int save(const mbsr_model *m, const char *path, const mbsr_ckpt_meta *met
     quiet_off(&q);
     return mbsr_error(MBSR_EHDF5, "%s: cannot set up the HDF5 file access property list", path);
   }
-  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  hid_t fcpl = H5Pcreate(H5P_FILE_CREATE); /* the root group without modification times, too */
+  if (fcpl >= 0 && H5Pset_obj_track_times(fcpl, 0) < 0) H5Pclose(fcpl), fcpl = -1;
+  hid_t f = fcpl < 0 ? -1 : H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
+  if (fcpl >= 0) H5Pclose(fcpl);
   H5Pclose(fapl);
   if (f < 0) {
     quiet_off(&q);

@@ -176,6 +176,20 @@ static void test_atomic(void) {
   mbsr_model_free(a);
 }
 
+/* Reproducible bytes: the same model saved twice, more than a second apart (HDF5's object times have a
+ * resolution of one second), gives identical files, so a shipped model's sha256 follows its content. */
+static void test_same_bytes(void) {
+  char p1[4200], p2[4200];
+  snprintf(p1, sizeof p1, "%s/same1.h5", mbsr_test_tmpdir());
+  snprintf(p2, sizeof p2, "%s/same2.h5", mbsr_test_tmpdir());
+  mbsr_model *a = small(MBSR_ARCH_RESNET, 4, 1);
+  MT_ASSERT_OK(mbsr_checkpoint_save(a, p1, NULL));
+  sleep(2);
+  MT_ASSERT_OK(mbsr_checkpoint_save(a, p2, NULL));
+  MT_ASSERT_INT_EQ(mbsr_test_sh("cmp -s '%s' '%s'", p1, p2), 0);
+  mbsr_model_free(a);
+}
+
 static void test_h5dump_h5py(void) {
   mbsr_model *a = small(MBSR_ARCH_RESNET, 4, 1);
   char p[4096], out[4096];
@@ -392,6 +406,7 @@ int main(void) {
       {"architecture_mismatch", test_mismatch},
       {"truncated_and_corrupt", test_truncated},
       {"atomic_write", test_atomic},
+      {"same_model_same_bytes", test_same_bytes},
       {"h5dump_and_h5py", test_h5dump_h5py},
       {"checksum_flipped_weight", test_checksum_flipped_weight},
       {"old_checkpoint_without_checksums_readable", test_old_checkpoint_without_checksums},
