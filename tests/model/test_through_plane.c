@@ -201,10 +201,54 @@ static void test_cli_one_command(void) {
   mbsr_model_free(m), mbsr_model_free(back);
 }
 
+/* pipelines/thickslice.sh, the one-command pipeline, end to end on a small synthetic thick-slice volume
+ * (20 training steps: this checks the plumbing, not the quality): OUT and OUT_sd on IN's grid with the
+ * slice axis x4, the sidecar naming the ensemble; a second run resumes (reuses the patches and the
+ * network); a missing input is one line and a non-zero exit. */
+static void test_pipeline_script(void) {
+  const char *src = getenv("MBSR_SOURCE_DIR"), *t = mbsr_test_tmpdir(), *bin = mbsr_test_bin();
+  if (!src) {
+    mbsr_test_skip("MBSR_SOURCE_DIR is not set");
+    return;
+  }
+  MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' phantom --out '%s/tsph' --n 1 --vox 0.1 --dims 36,40,32 --seed 3 --quiet", bin, t), 0);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("'%s' downsample \"$(ls '%s'/tsph/*_af100um.nii.gz | head -n 1)\" '%s/thick.nii.gz' --factor 1,1,4 --quiet",
+                                bin, t, t),
+                   0);
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd,
+           "bash '%s/pipelines/thickslice.sh' '%s/thick.nii.gz' '%s/sr.nii.gz' --steps 20 --ensemble 2 --threads 2 --mbsr '%s' "
+           "> '%s/ts.log' 2>&1",
+           src, t, t, bin, t);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("%s", cmd), 0);
+  char p[4200];
+  snprintf(p, sizeof p, "%s/sr.nii.gz", t);
+  mbsr_volume *sr = NULL, *sd = NULL, *in = NULL;
+  MT_ASSERT_OK(mbsr_volume_read(p, NULL, &sr));
+  snprintf(p, sizeof p, "%s/sr_sd.nii.gz", t);
+  MT_ASSERT_OK(mbsr_volume_read(p, NULL, &sd));
+  snprintf(p, sizeof p, "%s/thick.nii.gz", t);
+  MT_ASSERT_OK(mbsr_volume_read(p, NULL, &in));
+  MT_ASSERT_INT_EQ(sr->nx, in->nx);
+  MT_ASSERT_INT_EQ(sr->ny, in->ny);
+  MT_ASSERT_INT_EQ(sr->nz, 4 * in->nz);
+  CU_ASSERT(mbsr_volume_same_grid(sr, sd, 1e-9));
+  MT_ASSERT_INT_EQ(mbsr_test_sh("grep -q '\"Ensemble\"' '%s/sr.json'", t), 0);
+  /* resumed: the second run reuses the patches and the finished network */
+  MT_ASSERT_INT_EQ(mbsr_test_sh("%s", cmd), 0);
+  MT_ASSERT_INT_EQ(mbsr_test_sh("grep -q 'train:' '%s/ts.log' && ! grep -q '] prep:' '%s/ts.log'", t, t), 0);
+  CU_ASSERT(mbsr_test_sh("bash '%s/pipelines/thickslice.sh' '%s/none.nii.gz' '%s/x.nii.gz' --mbsr '%s' 2>&1 | grep -q 'none.nii.gz: no such file'",
+                         src, t, t, bin) == 0);
+  mbsr_volume_free(sr);
+  mbsr_volume_free(sd);
+  mbsr_volume_free(in);
+}
+
 int main(void) {
   const mbsr_test_case tc[] = {{"identity_is_keys", test_identity_is_keys},
                                {"members_vs_separate_runs", test_members_vs_separate_runs},
                                {"cli_one_command", test_cli_one_command},
+                               {"pipeline_thickslice_sh", test_pipeline_script},
                                {NULL, NULL}};
   return mbsr_test_main("through_plane", tc);
 }
