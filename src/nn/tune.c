@@ -217,7 +217,6 @@ int mbsr_conv_tune_save(const char *path) {
   }
   int rc = mbsr_write_text_atomic(path, txt);
   free(txt);
-  if (!rc && path != def) snprintf(g_path, sizeof g_path, "%s", path);
-  else if (!rc) snprintf(g_path, sizeof g_path, "%s", def);
+  if (!rc) snprintf(g_path, sizeof g_path, "%s", path);
   return rc;
 }
