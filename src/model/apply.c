@@ -69,7 +69,7 @@ static double plan_bytes(const mbsr_model *m, int batch, const int64_t t[3]) {
  * count pair of axes 0 and 1, the smallest count of axis 2 that fits (memory falls as it grows) is
  * found by bisection. Ties go to fewer tiles. A larger budget never computes more. */
 static int search_tiles(const mbsr_model *m, const int64_t n[3], int R, int batch, double budget, int64_t best_t[3],
-                        int64_t best_c[3], double *best_bytes) {
+                        double *best_bytes) {
   const int Tmin = 2 * R + 1;
   int64_t cmax[3];
   for (int a = 0; a < 3; a++) { /* the most tiles an axis can take: edges of at least Tmin, at most 256 tiles */
@@ -80,25 +80,24 @@ static int search_tiles(const mbsr_model *m, const int64_t n[3], int R, int batc
   double best = INFINITY, best_tiles = INFINITY;
   for (int64_t c0 = 1; c0 <= cmax[0]; c0++)
     for (int64_t c1 = 1; c1 <= cmax[1]; c1++) {
-      int64_t t[3] = {cover_edge(n[0], c0, R), cover_edge(n[1], c1, R), 0};
+      int64_t t[3] = {cover_edge(n[0], c0, R), cover_edge(n[1], c1, R), cover_edge(n[2], cmax[2], R)};
       const double plane = (double)(c0 * t[0]) * (double)(c1 * t[1]);
       if (plane * (double)n[2] > best) continue; /* cannot beat the best: c2 t2 >= n2 */
-      t[2] = cover_edge(n[2], cmax[2], R);
-      if (plan_bytes(m, batch, t) > budget) continue; /* not even with the most tiles along axis 2 */
-      int64_t lo = 1, hi = cmax[2]; /* the smallest c2 that fits: hi fits */
+      double hb = plan_bytes(m, batch, t);     /* bytes of the smallest fitting c2 so far */
+      if (hb > budget) continue;               /* not even with the most tiles along axis 2 */
+      int64_t lo = 1, hi = cmax[2];            /* the smallest c2 that fits: hi fits */
       while (lo < hi) {
         const int64_t mid = (lo + hi) / 2;
         t[2] = cover_edge(n[2], mid, R);
-        if (plan_bytes(m, batch, t) <= budget) hi = mid;
+        const double b = plan_bytes(m, batch, t);
+        if (b <= budget) hi = mid, hb = b;
         else lo = mid + 1;
       }
       t[2] = cover_edge(n[2], hi, R);
       const double cost = plane * (double)(hi * t[2]), tiles = (double)(c0 * c1 * hi);
       if (cost < best || (cost == best && tiles < best_tiles)) {
-        best = cost, best_tiles = tiles;
-        best_c[0] = c0, best_c[1] = c1, best_c[2] = hi;
+        best = cost, best_tiles = tiles, *best_bytes = hb;
         for (int a = 0; a < 3; a++) best_t[a] = t[a];
-        *best_bytes = plan_bytes(m, batch, t);
       }
     }
   return best < INFINITY ? MBSR_OK : MBSR_ENOMEM;
@@ -127,9 +126,8 @@ int mbsr_apply_plan_for(const mbsr_model *m, const int64_t n[3], const mbsr_appl
     }
     for (int a = 0; a < 3; a++) tl[a] = tile_edge(T, n[a]);
     if (bytes > budget) bytes = -1;
-  } else {
-    int64_t c[3];
-    if (search_tiles(m, n, R, batch, budget, tl, c, &bytes)) bytes = -1;
+  } else if (search_tiles(m, n, R, batch, budget, tl, &bytes)) {
+    bytes = -1;
   }
   if (bytes < 0) {
     const int64_t t[3] = {tile_edge(Tmin, n[0]), tile_edge(Tmin, n[1]), tile_edge(Tmin, n[2])};
