@@ -4,6 +4,7 @@
 #ifndef MBSR_IMAGE_FIXTURE_H
 #define MBSR_IMAGE_FIXTURE_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,19 @@ static inline double fx_value_in(const char *rel, const char *key) {
   fprintf(stderr, "  value %s missing from %s\n", key, path);
   CU_FAIL("fixture value missing");
   return NAN;
+}
+
+/* Largest |a[r][c] - value of "<prefix>RC">| over the first 3 rows of an affine, against the "name value"
+ * file tests/fixtures/<rel> (keys such as "f114_affine03"). */
+static inline double fx_affine_diff(const double a[4][4], const char *rel, const char *prefix) {
+  double d = 0;
+  for (int r = 0; r < 3; r++)
+    for (int c = 0; c < 4; c++) {
+      char key[128];
+      snprintf(key, sizeof key, "%s%d%d", prefix, r, c);
+      d = fmax(d, fabs(a[r][c] - fx_value_in(rel, key)));
+    }
+  return d;
 }
 
 /* Value of `key` in image/values.txt. */

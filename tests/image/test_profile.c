@@ -23,14 +23,9 @@ static const struct {
 } factors[] = {{"f114", {1, 1, 4}}, {"f321", {3, 2, 1}}};
 
 static double affine_diff(const double a[4][4], const char *tag) {
-  double d = 0;
-  for (int r = 0; r < 3; r++)
-    for (int c = 0; c < 4; c++) {
-      char key[64];
-      snprintf(key, sizeof key, "%s_affine%d%d", tag, r, c);
-      d = fmax(d, fabs(a[r][c] - fx_value_in("issue13/profile_values.txt", key)));
-    }
-  return d;
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "%s_affine", tag);
+  return fx_affine_diff(a, "issue13/profile_values.txt", prefix);
 }
 
 static void test_vs_scipy(void) {

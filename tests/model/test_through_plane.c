@@ -39,14 +39,9 @@ static mbsr_model *tiny(uint64_t seed, int zero, const mbsr_volume *acq, int s, 
 }
 
 static double up_affine_diff(const double a[4][4], const char *tag) {
-  double d = 0;
-  for (int r = 0; r < 3; r++)
-    for (int c = 0; c < 4; c++) {
-      char key[64];
-      snprintf(key, sizeof key, "%s_up_affine%d%d", tag, r, c);
-      d = fmax(d, fabs(a[r][c] - fx_value_in("selfsup/values.txt", key)));
-    }
-  return d;
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "%s_up_affine", tag);
+  return fx_affine_diff(a, "selfsup/values.txt", prefix);
 }
 
 static int64_t bit_diffs(const mbsr_volume *a, const mbsr_volume *b) {
