@@ -56,9 +56,17 @@ void mbsr_conv3d_backward_ref(float *dinp, float *dweight, float *dbias, const f
  * algorithm each pass uses (auto, the default): the one measured fastest on this CPU model for the
  * nearest shape in the tuning file (`mbsr bench --tune`, src/nn/tune.c), else a fixed rule per shape
  * (winograd.c); never timing done in the run itself, so every process and rank reading the same file
- * agrees. MBSR_CONV_ALGO=direct keeps every conv direct; =wino222|wino223|wino233 forces that tile
- * wherever Winograd applies; =winograd the rule without the tuning file. */
-typedef enum { MBSR_CONV_DIRECT = 0, MBSR_CONV_WINO222 = 1, MBSR_CONV_WINO223 = 2, MBSR_CONV_WINO233 = 3 } mbsr_conv_algo;
+ * agrees. MBSR_CONV_ALGO=direct keeps every conv direct; =wino222|wino223|wino233|wino333 forces that
+ * tile wherever Winograd applies (F(3x3x3) never runs an input gradient: its float32 error there comes
+ * close to 1e-5, so that pass runs F(2x3x3)); =winograd the rule without the tuning file. */
+typedef enum {
+  MBSR_CONV_DIRECT = 0,
+  MBSR_CONV_WINO222 = 1,
+  MBSR_CONV_WINO223 = 2,
+  MBSR_CONV_WINO233 = 3,
+  MBSR_CONV_WINO333 = 4
+} mbsr_conv_algo;
+#define MBSR_CONV_NALGO 5 /* the values of mbsr_conv_algo */
 /* The algorithm pass `pass` (0 forward, 1 input gradient, 2 weight gradient) of a conv with dims s runs
  * now (CPU, s->prec, MBSR_CONV_KERNEL, MBSR_CONV_ALGO). */
 mbsr_conv_algo mbsr_conv3d_algo(const mbsr_conv3d_dims *s, int pass);
@@ -69,7 +77,7 @@ const char *mbsr_conv_algo_name(mbsr_conv_algo a); /* "direct", "wino2x2x3", ...
  * mbsr_conv_tune_save writes the table (path NULL: MBSR_TUNE_FILE, else $XDG_CACHE_HOME/mbsr/ or
  * ~/.cache/mbsr/conv-tune.tsv) atomically; mbsr_conv_tune_source: the file the table came from or went
  * to, NULL when auto uses the fixed rule only. */
-int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s, int need_dx, int reps, double ms[3][4], mbsr_conv_algo best[3]);
+int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s, int need_dx, int reps, double ms[3][MBSR_CONV_NALGO], mbsr_conv_algo best[3]);
 int mbsr_conv_tune_save(const char *path);
 const char *mbsr_conv_tune_source(void);
 /* Which kernel family the fast path uses on this CPU ("avx512-fp32-direct", "avx512bf16-direct", "portable", ...). */

@@ -48,9 +48,10 @@ static void usage(FILE *f) {
           "                 the times and exits. Run it once per node type, with the threads jobs use\n"
           "Run it as one process (under mpirun only rank 0 times, the others wait). On a shared machine set\n"
           "OMP_WAIT_POLICY=passive (the peer inherits the environment). MBSR_CONV_ALGO=auto|direct|winograd|\n"
-          "wino222|wino223|wino233 chooses the conv algorithm (auto: the tuning file's measured choice, else a\n"
-          "fixed rule), MBSR_CONV_KERNEL the kernel family; the per-layer lines name what each pass ran\n"
-          "(forward/input gradient/weight gradient).\n");
+          "wino222|wino223|wino233|wino333 chooses the conv algorithm (auto: the tuning file's measured\n"
+          "choice, else a fixed rule; wino333 is not used for input gradients, which run wino233),\n"
+          "MBSR_CONV_KERNEL the kernel family; the per-layer lines name what each pass ran (forward/input\n"
+          "gradient/weight gradient).\n");
 }
 
 typedef struct {
@@ -645,7 +646,9 @@ static int bench_tune(const bench_opts *o) {
   const double t0 = mbsr_now();
   printf("conv tuning: %d threads, best of %d runs per algorithm and pass (ms; '-': not applicable)\n", o->threads,
          o->repeats);
-  printf("  %-24s %-15s %9s %9s %9s %9s  chosen\n", "shape", "pass", "direct", "wino2x2x2", "wino2x2x3", "wino2x3x3");
+  printf("  %-24s %-15s", "shape", "pass");
+  for (int v = 0; v < MBSR_CONV_NALGO; v++) printf(" %9s", mbsr_conv_algo_name((mbsr_conv_algo)v));
+  printf("  chosen\n");
   for (int a = a0; a <= a1 && !rc; a++)
     for (int k = 0; k < o->nbatch && !rc; k++) {
       mbsr_model_config cfg;
@@ -658,20 +661,20 @@ static int bench_tune(const bench_opts *o) {
       for (int i = 0; i < nl && !rc; i++) {
         mbsr_conv3d_dims s = L[i].dims;
         s.n = B;
-        double ms[3][4];
+        double ms[3][MBSR_CONV_NALGO];
         mbsr_conv_algo best[3];
         if ((rc = mbsr_conv_tune_shape(&s, L[i].need_dinp, o->repeats, ms, best))) break;
         shapes++;
         for (int p = 0; p < 3; p++) {
           if (p == 1 && !L[i].need_dinp) continue;
-          char shape[48], cell[4][16];
+          char shape[48];
           snprintf(shape, sizeof shape, "%d->%d %dx%d^3", s.cin, s.cout, B, s.d);
-          for (int v = 0; v < 4; v++) {
-            if (isnan(ms[p][v])) snprintf(cell[v], sizeof cell[v], "-");
-            else snprintf(cell[v], sizeof cell[v], "%.2f", ms[p][v]);
+          printf("  %-24s %-15s", p ? "" : shape, pass_name[p]);
+          for (int v = 0; v < MBSR_CONV_NALGO; v++) {
+            if (isnan(ms[p][v])) printf(" %9s", "-");
+            else printf(" %9.2f", ms[p][v]);
           }
-          printf("  %-24s %-15s %9s %9s %9s %9s  %s\n", p ? "" : shape, pass_name[p], cell[0], cell[1], cell[2], cell[3],
-                 mbsr_conv_algo_name(best[p]));
+          printf("  %s\n", mbsr_conv_algo_name(best[p]));
         }
       }
       mbsr_model_free(m);

@@ -483,6 +483,7 @@ const char *mbsr_conv_algo_name(mbsr_conv_algo a) {
     case MBSR_CONV_WINO222: return "wino2x2x2";
     case MBSR_CONV_WINO223: return "wino2x2x3";
     case MBSR_CONV_WINO233: return "wino2x3x3";
+    case MBSR_CONV_WINO333: return "wino3x3x3";
   }
   return "unknown";
 }

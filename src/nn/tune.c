@@ -1,13 +1,14 @@
 /* Measured convolution algorithm choice, cached per CPU model (issue 12).
  *
  * `mbsr bench --tune` times every algorithm of each pass (forward, input gradient, weight gradient) of the
- * conv shapes of a network on this CPU: the direct kernels and every Winograd tile (all within the 1e-5
- * accuracy bound, tests/nn/test_winograd.c); the fastest per shape and pass goes into a small TSV file:
+ * conv shapes of a network on this CPU: the direct kernels and every Winograd tile the pass allows (all
+ * within the 1e-5 accuracy bound, tests/nn/test_winograd.c); the fastest per shape and pass goes into a
+ * small TSV file:
  *
  *   # mbsr conv tuning 1
  *   # cpu<TAB><mbsr_cpu_model()>
  *   # threads<TAB>2
- *   isa  pass  cin  cout  voxels  algo  ms_direct  ms_wino2x2x2  ms_wino2x2x3  ms_wino2x3x3
+ *   isa  pass  cin  cout  voxels  algo  ms_direct  ms_wino2x2x2  ms_wino2x2x3  ms_wino2x3x3  ms_wino3x3x3
  *
  * Under MBSR_CONV_ALGO=auto (the default) mbsr__wino_pick asks mbsr__tune_lookup first: the entry of the
  * same ISA, pass and channel counts whose voxel count (n*d*h*w) is nearest, within a factor of 4; any
@@ -34,7 +35,7 @@ typedef struct {
   int pass, cin, cout;
   long vox;
   int algo;         /* mbsr_conv_algo */
-  double ms[4];     /* per algorithm; NAN: not timed */
+  double ms[MBSR_CONV_NALGO]; /* per algorithm; NAN: not timed */
 } tune_entry;
 
 static tune_entry g_tab[TUNE_MAX];
@@ -54,7 +55,7 @@ static int tune_path(char *buf, size_t n) {
 }
 
 static int algo_parse(const char *s) {
-  for (int a = 0; a < 4; a++)
+  for (int a = 0; a < MBSR_CONV_NALGO; a++)
     if (!strcmp(s, mbsr_conv_algo_name((mbsr_conv_algo)a))) return a;
   return -1;
 }
@@ -81,7 +82,7 @@ static void load_once(void) {
       ok = 0;
       break;
     }
-    for (int a = 0; a < 4; a++) t.ms[a] = NAN;
+    for (int a = 0; a < MBSR_CONV_NALGO; a++) t.ms[a] = NAN;
     g_tab[n++] = t;
   }
   fclose(f);
@@ -110,7 +111,7 @@ const char *mbsr_conv_tune_source(void) {
 }
 
 static const char *force_name(int a) {
-  static const char *n[4] = {"direct", "wino222", "wino223", "wino233"};
+  static const char *n[MBSR_CONV_NALGO] = {"direct", "wino222", "wino223", "wino233", "wino333"};
   return n[a];
 }
 
@@ -121,16 +122,16 @@ static void fill(float *p, size_t n, unsigned seed) {
   }
 }
 
-int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s0, int need_dx, int reps, double ms[3][4], mbsr_conv_algo best[3]) {
+int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s0, int need_dx, int reps, double ms[3][MBSR_CONV_NALGO], mbsr_conv_algo best[3]) {
   pthread_once(&g_once, load_once);
   mbsr_conv3d_dims s = *s0;
   const char *isa = strncmp(mbsr_conv3d_kernel_name(MBSR_PREC_FP32), "avx512", 6) ? "avx2" : "avx512";
   const int prev = mbsr__conv3d_algo_setting();
   size_t nws = 0;
-  int ok[4];
-  for (int a = 0; a < 4; a++) { /* which algorithms apply, and the largest workspace among them */
+  int ok[MBSR_CONV_NALGO];
+  for (int a = 0; a < MBSR_CONV_NALGO; a++) { /* which algorithms apply, and the largest workspace among them */
     mbsr__conv3d_force_algo(force_name(a));
-    ok[a] = a == 0 || mbsr_conv3d_algo(&s, 0) == (mbsr_conv_algo)a;
+    ok[a] = a == 0 || mbsr_conv3d_algo(&s, 0) == (mbsr_conv_algo)a; /* per pass: mbsr__wino_allowed */
     size_t w = mbsr_conv3d_workspace_floats(&s, omp_get_max_threads());
     if (w > nws) nws = w;
   }
@@ -150,13 +151,13 @@ int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s0, int need_dx, int reps, doub
   for (int p = 0; p < 3; p++) {
     double bestms = INFINITY;
     best[p] = MBSR_CONV_DIRECT;
-    for (int a = 0; a < 4; a++) ms[p][a] = NAN;
+    for (int a = 0; a < MBSR_CONV_NALGO; a++) ms[p][a] = NAN;
     if (p == 1 && !need_dx) continue;
     /* rounds over the algorithms (a change of load hits them all alike), one warm-up round; the best of
      * reps rounds per algorithm */
     for (int r = -1; r < reps; r++)
-      for (int a = 0; a < 4; a++) {
-        if (!ok[a]) continue;
+      for (int a = 0; a < MBSR_CONV_NALGO; a++) {
+        if (!ok[a] || (a > 0 && !mbsr__wino_allowed(a - 1, p))) continue;
         mbsr__conv3d_force_algo(force_name(a));
         const double t0 = mbsr_now();
         if (p == 0) mbsr_conv3d_forward(y, x, w, b, &s, ws);
@@ -165,8 +166,8 @@ int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s0, int need_dx, int reps, doub
         const double dt = (mbsr_now() - t0) * 1e3;
         if (r >= 0 && !(dt >= ms[p][a])) ms[p][a] = dt; /* NAN on the first timed round */
       }
-    for (int a = 0; a < 4; a++)
-      if (ok[a] && ms[p][a] < bestms) bestms = ms[p][a], best[p] = (mbsr_conv_algo)a;
+    for (int a = 0; a < MBSR_CONV_NALGO; a++)
+      if (ok[a] && !isnan(ms[p][a]) && ms[p][a] < bestms) bestms = ms[p][a], best[p] = (mbsr_conv_algo)a;
     /* record (replace an entry of the same key) */
     const long vox = (long)s.n * s.d * s.h * s.w;
     int i = 0;
@@ -208,13 +209,17 @@ int mbsr_conv_tune_save(const char *path) {
   if (!txt) return mbsr_error(MBSR_ENOMEM, "out of memory");
   len += (size_t)snprintf(txt + len, cap - len, "# mbsr conv tuning 1\n# cpu\t%s\n# threads\t%d\n", mbsr_cpu_model(),
                           omp_get_max_threads());
-  len += (size_t)snprintf(txt + len, cap - len, "isa\tpass\tcin\tcout\tvoxels\talgo\tms_direct\tms_wino2x2x2\tms_wino2x2x3\tms_wino2x3x3\n");
+  len += (size_t)snprintf(txt + len, cap - len, "isa\tpass\tcin\tcout\tvoxels\talgo");
+  for (int a = 0; a < MBSR_CONV_NALGO; a++)
+    len += (size_t)snprintf(txt + len, cap - len, "\tms_%s", mbsr_conv_algo_name((mbsr_conv_algo)a));
   for (int i = 0; i < g_n && len < cap; i++) {
     const tune_entry *t = &g_tab[i];
-    len += (size_t)snprintf(txt + len, cap - len, "%s\t%d\t%d\t%d\t%ld\t%s\t%.3f\t%.3f\t%.3f\t%.3f\n", t->isa, t->pass,
-                            t->cin, t->cout, t->vox, mbsr_conv_algo_name((mbsr_conv_algo)t->algo), t->ms[0], t->ms[1],
-                            t->ms[2], t->ms[3]);
+    len += (size_t)snprintf(txt + len, cap - len, "\n%s\t%d\t%d\t%d\t%ld\t%s", t->isa, t->pass, t->cin, t->cout, t->vox,
+                            mbsr_conv_algo_name((mbsr_conv_algo)t->algo));
+    for (int a = 0; a < MBSR_CONV_NALGO && len < cap; a++)
+      len += (size_t)snprintf(txt + len, cap - len, "\t%.3f", t->ms[a]);
   }
+  if (len < cap) len += (size_t)snprintf(txt + len, cap - len, "\n");
   int rc = mbsr_write_text_atomic(path, txt);
   free(txt);
   if (!rc) snprintf(g_path, sizeof g_path, "%s", path);

@@ -14,14 +14,19 @@
  *   [xpad]   N*(D+4)*(H+4)*(W+4)*CIN      zero-padded copy of the input (every tile reads it unchecked)
  *   [slots]  S * T*(NE*CIN + NE*COUT)     per-thread V (and M, unless M overwrites V), tile-major
  * backward: [U'] [gpad: dout padded] [xpad] [slots] [partials: G * (NE*CIN*COUT + COUT)]: the weight
- * gradient of G fixed groups of consecutive tiles, each summed in tile order into its own partial and
- * the partials added in group order, so dW is the same from run to run whatever thread ran which group
- * (and whatever T is).
+ * gradient of G fixed groups of consecutive tiles, each summed block by block in tile order into its own
+ * partial and the partials added in group order, so dW is the same from run to run whatever thread ran
+ * which group (the weight gradient's T depends on the shape and the L2 size, not on the thread count).
  * S = omp_get_num_procs() (the slots, fixed for the process: the forward workspace does not depend on
  * the thread count; a call uses at most S threads); G = max(8, min(S, 64)), fewer for small layers.
  *
- * Accuracy (float32, max |diff| / max |exact|, paper shapes; tests/nn/test_winograd.c): F(2,3) per axis
- * ~5e-7, F(3,3) on one axis ~1e-6 to 2e-6, on two ~3e-6 to 6e-6, on all three ~1e-5 (not offered). */
+ * Accuracy (float32, max |diff| / max |exact|, paper shapes, inputs in [0, 1] and in [-1, 1];
+ * tests/nn/test_winograd.c): F(2,3) per axis ~5e-7, F(3,3) on one axis ~1e-6 to 3e-6, on two ~2e-6 to
+ * 6e-6, on all three 2e-6 to 6e-6 for the forward and the weight gradient but ~9e-6 for the input
+ * gradient: F(3x3x3) is not offered for the input gradient (mbsr__wino_allowed). Most of the error is
+ * the float32 sum over the input channels in the GEMM (the transforms make its terms large against
+ * the result); the weight gradient sums each block of tiles from zero before adding it to its partial,
+ * which keeps its error 3x below one long running sum. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -31,7 +36,7 @@
 #include "nn_internal.h"
 #include "winograd.h"
 
-static const int wv_m[MBSR__WV_N][3] = {{2, 2, 2}, {2, 2, 3}, {2, 3, 3}};
+static const int wv_m[MBSR__WV_N][3] = {{2, 2, 2}, {2, 2, 3}, {2, 3, 3}, {3, 3, 3}};
 
 /* G (n x 3) of F(2,3) and F(3,3) (Lavin and Gray 2016; F(3,3): points 0, 1, -1, 2, inf). */
 static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
@@ -260,7 +265,7 @@ static void fwd_block(float *out, const float *xp, const float *U, const float *
     tile_coords(p, t0 + i, &nn, &z0, &y0, &x0);
     p->tf->in_tile(V + i * p->vs, tile_in(p, xp, nn, z0, y0, x0), sz, sy, p->cin);
   }
-  p->isa->gemm_fwd(M, p->ms, V, p->vs, U, p->ne, nt, p->cin, p->cout);
+  p->isa->gemm_fwd(M, p->ms, V, p->vs, U, p->ne, nt, p->cin, p->cout, p->m[0] == 3 && p->m[1] == 3 && p->m[2] == 3);
   for (int i = 0; i < nt; i++) {
     int nn, z0, y0, x0;
     tile_coords(p, t0 + i, &nn, &z0, &y0, &x0);
@@ -453,8 +458,11 @@ void mbsr__wino_backward(float *dinp, const mbsr__epi *dx_ep, float *dweight, fl
 
 /* ---- the choice ---- */
 
+int mbsr__wino_allowed(int var, int pass) { return var >= 0 && var < MBSR__WV_N && !(var == MBSR__W333 && pass == 1); }
+
 /* MBSR_CONV_ALGO: auto (default) | direct | winograd (the automatic tile wherever Winograd applies) |
- * wino222 | wino223 | wino233 (that tile wherever Winograd applies; for tests and benchmarks). */
+ * wino222 | wino223 | wino233 | wino333 (that tile wherever Winograd applies and the pass allows it, else
+ * wino233; for tests and benchmarks). */
 static int g_algo = -3; /* -3: not read; -2: auto; -1: direct; -4: winograd with the automatic tile; >= 0 */
 static int parse_algo(const char *e) {
   if (!e || !strcmp(e, "auto")) return -2;
@@ -463,6 +471,7 @@ static int parse_algo(const char *e) {
   if (!strcmp(e, "wino222")) return MBSR__W222;
   if (!strcmp(e, "wino223")) return MBSR__W223;
   if (!strcmp(e, "wino233")) return MBSR__W233;
+  if (!strcmp(e, "wino333")) return MBSR__W333;
   return -5;
 }
 
@@ -494,18 +503,18 @@ int mbsr__wino_pick(const mbsr_conv3d_dims *s, int pass, const mbsr__wino_isa *i
   if (s->cin % isa->vl || s->cout % isa->vl || s->cin > WZERO_MAX || s->cout > WZERO_MAX) return -1;
   const int a = algo_setting();
   if (a == -1) return -1;
-  if (a >= 0) return a;
+  if (a >= 0) return mbsr__wino_allowed(a, pass) ? a : MBSR__W233;
   if (a == -2) { /* auto: the measured choice for this CPU when `mbsr bench --tune` recorded one */
     const int t = mbsr__tune_lookup(s, pass, isa->name);
-    if (t != -3) return t;
+    if (t == -1 || mbsr__wino_allowed(t, pass)) return t;
   }
   /* automatic (measurements: experiments/bench/): Winograd for layers of at least 32 channels in and out
    * and 4 voxels per axis and 2048 voxels per call (16 -> 16 gains only 1.2-1.6x and needs more workspace
    * than a direct forward; below ~2000 voxels the fixed costs, weight transforms and partial sums, win);
-   * F(2x3x3) (4.6x fewer multiplies than direct at 21^3) for the forward-shaped passes, F(2x2x3) (3.7x)
-   * for the weight gradient, whose error with F(2x3x3) comes closer to 1e-5. */
+   * F(3x3x3) (5.8x fewer multiplies than direct at 21^3, 7^3 tiles without a partial one) for the
+   * forward and the weight gradient, F(2x3x3) (4.6x) for the input gradient (accuracy, above). */
   if (a == -2 && (s->cin < 32 || s->cout < 32 || s->d < 4 || s->h < 4 || s->w < 4 ||
                   (long)s->n * s->d * s->h * s->w < 2048))
     return -1;
-  return pass == 2 ? MBSR__W223 : MBSR__W233;
+  return pass == 1 ? MBSR__W233 : MBSR__W333;
 }

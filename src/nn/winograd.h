@@ -9,7 +9,7 @@
 #include "mbsr/nn.h"
 
 /* Tile variants F(MD x MH x MW, 3x3x3), the tile size per axis (D, H, W). */
-typedef enum { MBSR__W222 = 0, MBSR__W223 = 1, MBSR__W233 = 2, MBSR__WV_N = 3 } mbsr__wvar;
+typedef enum { MBSR__W222 = 0, MBSR__W223 = 1, MBSR__W233 = 2, MBSR__W333 = 3, MBSR__WV_N = 4 } mbsr__wvar;
 
 /* Channel counts above this run the direct kernels (the model allows up to 4096). */
 #define WZERO_MAX 4096
@@ -29,7 +29,8 @@ typedef struct {
   int vl;    /* floats per vector: channel counts must be multiples of it */
   int cbmax; /* vectors of output channels per register block: M may overwrite V when cout <= vl*cbmax */
   mbsr__wino_tf tf[MBSR__WV_N];
-  void (*gemm_fwd)(float *M, long mt, const float *V, long vt, const float *U, int ne, int nt, int cin, int cout);
+  void (*gemm_fwd)(float *M, long mt, const float *V, long vt, const float *U, int ne, int nt, int cin, int cout,
+                   int halves);
   void (*gemm_dw)(float *P, const float *V, long vt, const float *Z, long zt, int ne, int nt, int cin, int cout);
 } mbsr__wino_isa;
 
@@ -41,6 +42,8 @@ extern const mbsr__wino_isa mbsr__wino_avx2;
  * mbsr__conv3d_force_algo) and, under auto, the tuning file of this CPU model (tune.c): never on timing
  * done in this run, so every process and rank that reads the same file picks the same. */
 int mbsr__wino_pick(const mbsr_conv3d_dims *s, int pass, const mbsr__wino_isa *isa);
+/* Whether tile variant var may run pass `pass` (its float32 error is within 1e-5 there). */
+int mbsr__wino_allowed(int var, int pass);
 /* Workspace floats of the Winograd forward (any variant, any ISA of this CPU, any thread count) and of
  * the Winograd backward (input and weight gradient). */
 size_t mbsr__wino_forward_ws(const mbsr_conv3d_dims *s);

@@ -28,10 +28,12 @@
 #define RB12(X, CB) RB6(X, CB) X(7, CB) X(8, CB) X(9, CB) X(10, CB) X(11, CB) X(12, CB)
 #define ALL_BLOCKS(X) RB12(X, 1) RB6(X, 2)
 #define GF_ENTRY(RB, CB) [CB][RB] = gf_avx2_##RB##_##CB,
+#define GFH_ENTRY(RB, CB) [CB][RB] = gfh_avx2_##RB##_##CB,
 #define GW_ENTRY(RB, CB) [CB][RB] = gw_avx2_##RB##_##CB,
 #define WGEMM_INSTANCES ALL_BLOCKS(GEMM_FWD_KERNEL) ALL_BLOCKS(GEMM_DW_KERNEL)
 #define WGEMM_TABLES                                                                                   \
   static const gf_fn_avx2 gf_tab_avx2[CBMAX + 1][13] = {ALL_BLOCKS(GF_ENTRY)};                         \
+  static const gf_fn_avx2 gfh_tab_avx2[CBMAX + 1][13] = {ALL_BLOCKS(GFH_ENTRY)};                       \
   static const gw_fn_avx2 gw_tab_avx2[CBMAX + 1][13] = {ALL_BLOCKS(GW_ENTRY)};                         \
   static const int gf_rbmax_avx2[CBMAX + 1] = {0, 12, 6};                                              \
   static const int gw_rbmax_avx2[CBMAX + 1] = {0, 12, 6};

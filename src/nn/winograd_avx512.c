@@ -31,10 +31,12 @@
 #define RB16(X, CB) RB12(X, CB) X(13, CB) X(14, CB) X(15, CB) X(16, CB)
 #define ALL_BLOCKS(X) RB16(X, 1) RB12(X, 2) RB8(X, 3) RB6(X, 4)
 #define GF_ENTRY(RB, CB) [CB][RB] = gf_avx512_##RB##_##CB,
+#define GFH_ENTRY(RB, CB) [CB][RB] = gfh_avx512_##RB##_##CB,
 #define GW_ENTRY(RB, CB) [CB][RB] = gw_avx512_##RB##_##CB,
 #define WGEMM_INSTANCES ALL_BLOCKS(GEMM_FWD_KERNEL) ALL_BLOCKS(GEMM_DW_KERNEL)
 #define WGEMM_TABLES                                                                                   \
   static const gf_fn_avx512 gf_tab_avx512[CBMAX + 1][17] = {ALL_BLOCKS(GF_ENTRY)};                     \
+  static const gf_fn_avx512 gfh_tab_avx512[CBMAX + 1][17] = {ALL_BLOCKS(GFH_ENTRY)};                     \
   static const gw_fn_avx512 gw_tab_avx512[CBMAX + 1][17] = {ALL_BLOCKS(GW_ENTRY)};                     \
   static const int gf_rbmax_avx512[CBMAX + 1] = {0, 16, 12, 8, 6};                                     \
   static const int gw_rbmax_avx512[CBMAX + 1] = {0, 16, 12, 8, 6};

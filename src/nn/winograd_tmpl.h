@@ -19,8 +19,10 @@
  * Weight gradient (the trilinear form sum_i z_i g_k d_(i+k) = sum_e (A z)_e (G g)_e (B^T d)_e read
  * with the output gradient z in the role of the filter):
  *   V[t][e][ci] as above; Z[t][e][co] = (A z A^T)[e] of the m^3 output-gradient tile t   g_tile
- *   P[e][ci][co] += sum_t V[t][e][ci] Z[t][e][co]   gemm_dw (accumulators start from P and add the
- *                                                   tiles in order: the sum does not depend on T)
+ *   P[e][ci][co] += sum_t V[t][e][ci] Z[t][e][co]   gemm_dw (the block's tiles summed in order from
+ *                                                   zero, then added to P: two-level summation, 3x
+ *                                                   less float32 error than one running sum; fixed
+ *                                                   blocks, so the sum is the same in every run)
  *   dW = G^T P G (driver, float64, after the group partials are added in a fixed order).
  *
  * ISA macros expected: VL, VT, VLD, VST, VADD, VSUB, VMUL, VFMA(a,b,c) = a*b+c, VSET1, VZERO, VMAX0
@@ -88,35 +90,49 @@ static inline __attribute__((always_inline)) void a5(VT *o, const VT *g) {
   }
 
 /* Forward-shaped: M[t][co] = sum_ci V[t][ci] U[ci][co] for RB tiles (rows vt / mt floats apart) and CB
- * vectors of co. A V row may be overwritten by its M row (the whole row in one call). */
+ * vectors of co. A V row may be overwritten by its M row (the whole row in one call). gf: one running
+ * sum over ci; gfh (cin even): the two halves of ci summed apart and then added. The float32 sum over ci
+ * is most of the Winograd error; two halves cut it by a third for one spill of the accumulators (to the
+ * stack, in L1) per call, which F(3x3x3) needs and the smaller tiles do not. */
+#define GF_LOOP(RB, CB, c0, c1)                                                                            \
+  for (int ci = c0; ci < c1; ci++) {                                                                       \
+    VT u[CB];                                                                                              \
+    _Pragma("GCC unroll 4") for (int c = 0; c < CB; c++) u[c] = VLD(U + (long)ci * ustr + VL * c);         \
+    ACC_RANK1(RB, CB, V[(long)r * vt + ci], u)                                                             \
+  }
 #define GEMM_FWD_KERNEL(RB, CB)                                                                            \
   static void WCAT(ISA(gf), RB, CB)(float *M, long mt, const float *V, long vt, int cin, const float *U,    \
                                     int ustr) {                                                            \
     VT acc[RB][CB];                                                                                        \
     ACC_EACH(RB, CB, acc[r][c] = VZERO())                                                                  \
-    for (int ci = 0; ci < cin; ci++) {                                                                     \
-      VT u[CB];                                                                                            \
-      _Pragma("GCC unroll 4") for (int c = 0; c < CB; c++) u[c] = VLD(U + (long)ci * ustr + VL * c);       \
-      ACC_RANK1(RB, CB, V[(long)r * vt + ci], u)                                                           \
-    }                                                                                                      \
+    GF_LOOP(RB, CB, 0, cin)                                                                                    \
     ACC_EACH(RB, CB, VST(M + (long)r * mt + VL * c, acc[r][c]))                                            \
+  }                                                                                                        \
+  static void WCAT(ISA(gfh), RB, CB)(float *M, long mt, const float *V, long vt, int cin, const float *U,   \
+                                     int ustr) {                                                           \
+    VT acc[RB][CB], half[RB][CB];                                                                          \
+    ACC_EACH(RB, CB, acc[r][c] = VZERO())                                                                  \
+    GF_LOOP(RB, CB, 0, cin / 2)                                                                                \
+    ACC_EACH(RB, CB, (half[r][c] = acc[r][c], acc[r][c] = VZERO()))                                        \
+    GF_LOOP(RB, CB, cin / 2, cin)                                                                              \
+    ACC_EACH(RB, CB, VST(M + (long)r * mt + VL * c, VADD(half[r][c], acc[r][c])))                          \
   }
 
 /* Weight gradient: P[ci][co] += sum_t V[t][ci] Z[t][co] for RB values of ci and CB vectors of co, the
- * tiles added one after another onto P's value. pf: the P rows of the next call (prefetched while this
- * one runs). */
+ * tiles summed one after another from zero and the sum then added to P. pf: the P rows of the next call
+ * (prefetched while this one runs). */
 #define GEMM_DW_KERNEL(RB, CB)                                                                             \
   static void WCAT(ISA(gw), RB, CB)(float *P, int pstr, const float *V, long vt, const float *Z, long zt,  \
                                     int nt, const float *pf) {                                             \
     VT acc[RB][CB];                                                                                        \
-    ACC_EACH(RB, CB, acc[r][c] = VLD(P + (long)r * pstr + VL * c))                                         \
+    ACC_EACH(RB, CB, acc[r][c] = VZERO())                                                                  \
     if (pf) ACC_EACH(RB, CB, __builtin_prefetch(pf + (long)r * pstr + VL * c, 1, 3))                       \
     for (int t = 0; t < nt; t++) {                                                                         \
       VT z[CB];                                                                                            \
       _Pragma("GCC unroll 4") for (int c = 0; c < CB; c++) z[c] = VLD(Z + (long)t * zt + VL * c);          \
       ACC_RANK1(RB, CB, V[(long)t * vt + r], z)                                                            \
     }                                                                                                      \
-    ACC_EACH(RB, CB, VST(P + (long)r * pstr + VL * c, acc[r][c]))                                          \
+    ACC_EACH(RB, CB, VST(P + (long)r * pstr + VL * c, VADD(VLD(P + (long)r * pstr + VL * c), acc[r][c])))  \
   }
 
 typedef void (*ISA(gf_fn))(float *, long, const float *, long, int, const float *, int);
@@ -130,9 +146,11 @@ WGEMM_TABLES
 static const float ISA(wzero)[WZERO_MAX] __attribute__((aligned(64)));
 
 /* M[t][e][co] = sum_ci V[t][e][ci] U[e][ci][co] for the nt tiles of a block, all ne elements; tile
- * blocks are vt (V) and mt (M) floats apart. M may be V when cin == cout <= VL*CBMAX and mt == vt. */
+ * blocks are vt (V) and mt (M) floats apart. M may be V when cin == cout <= VL*CBMAX and mt == vt.
+ * halves: sum the two halves of ci apart (gfh). */
 static void ISA(gemm_fwd)(float *M, long mt, const float *V, long vt, const float *U, int ne, int nt, int cin,
-                          int cout) {
+                          int cout, int halves) {
+  const ISA(gf_fn)(*tab)[sizeof ISA(gf_tab)[0] / sizeof ISA(gf_tab)[0][0]] = halves ? ISA(gfh_tab) : ISA(gf_tab);
   for (int e = 0; e < ne; e++) {
     const float *Ue = U + (long)e * cin * cout;
     for (int co0 = 0; co0 < cout; co0 += VL * CBMAX) {
@@ -140,7 +158,7 @@ static void ISA(gemm_fwd)(float *M, long mt, const float *V, long vt, const floa
       const int rbmax = ISA(gf_rbmax)[cb];
       for (int t0 = 0; t0 < nt; t0 += rbmax) {
         const int rb = nt - t0 < rbmax ? nt - t0 : rbmax;
-        ISA(gf_tab)[cb][rb](M + t0 * mt + (long)e * cout + co0, mt, V + t0 * vt + (long)e * cin, vt, cin, Ue + co0, cout);
+        tab[cb][rb](M + t0 * mt + (long)e * cout + co0, mt, V + t0 * vt + (long)e * cin, vt, cin, Ue + co0, cout);
       }
     }
   }

@@ -8,8 +8,8 @@
  * the largest and the mean step-wise relative difference from the direct run within max(1e-4, 3 x the
  * same statistic of the second direct implementation, measured in the same test). Patches of 9^3, batch
  * 1, with MBSR_CONV_ALGO=winograd (the automatic tiles, used even below the size from which auto turns
- * Winograd on); the paper trains on 21^3, batch 8: smaller here to keep the test short (9 cuts the tiles
- * of 2 as 21 does). Measured on 13^3 (where auto runs Winograd by itself), 100 steps: largest / mean
+ * Winograd on); the paper trains on 21^3, batch 8: smaller here to keep the test short (9, like 21, is
+ * an exact number of tiles of 3 and leaves a partial tile of 2). Measured on 13^3 (where auto runs Winograd by itself), 100 steps: largest / mean
  * relative difference from the direct AVX-512 run 3.4e-3 / 2.7e-4 with Winograd, 3.1e-3 / 5.8e-4 with
  * the direct AVX2 kernels. */
 #include <math.h>

@@ -34,10 +34,11 @@ static void test_file_decides(void) {
   MT_ASSERT_INT_EQ(mbsr_conv3d_algo(&s, 2), MBSR_CONV_WINO223);
   mbsr_conv3d_dims_init(&s, 4, 11, 11, 11, 64, 64, 1); /* half the voxels: the nearest entry still */
   MT_ASSERT_INT_EQ(mbsr_conv3d_algo(&s, 0), MBSR_CONV_WINO222);
-  mbsr_conv3d_dims_init(&s, 1, 13, 13, 13, 64, 64, 1); /* 4.8x fewer voxels: the fixed rule (2x3x3) */
-  MT_ASSERT_INT_EQ(mbsr_conv3d_algo(&s, 0), MBSR_CONV_WINO233);
+  mbsr_conv3d_dims_init(&s, 1, 13, 13, 13, 64, 64, 1); /* 4.8x fewer voxels: the fixed rule (3x3x3) */
+  MT_ASSERT_INT_EQ(mbsr_conv3d_algo(&s, 0), MBSR_CONV_WINO333);
   mbsr_conv3d_dims_init(&s, 8, 11, 11, 11, 32, 64, 1); /* channels not in the file: the rule */
-  MT_ASSERT_INT_EQ(mbsr_conv3d_algo(&s, 2), MBSR_CONV_WINO223);
+  MT_ASSERT_INT_EQ(mbsr_conv3d_algo(&s, 1), MBSR_CONV_WINO233);
+  MT_ASSERT_INT_EQ(mbsr_conv3d_algo(&s, 2), MBSR_CONV_WINO333);
 }
 
 /* A measurement: best[] is the fastest of what was timed, auto runs it, and the saved file reads back
@@ -49,17 +50,19 @@ static void test_measure_and_save(void) {
   }
   mbsr_conv3d_dims s;
   mbsr_conv3d_dims_init(&s, 2, 10, 9, 11, 32, 32, 1);
-  double ms[3][4];
+  double ms[3][MBSR_CONV_NALGO];
   mbsr_conv_algo best[3];
   MT_ASSERT_OK(mbsr_conv_tune_shape(&s, 1, 2, ms, best));
   for (int p = 0; p < 3; p++) {
     double mn = INFINITY;
     int timed = 0;
-    for (int a = 0; a < 4; a++)
+    for (int a = 0; a < MBSR_CONV_NALGO; a++)
       if (!isnan(ms[p][a])) mn = fmin(mn, ms[p][a]), timed++;
-    printf("\n  pass %d: direct %.3f, 2x2x2 %.3f, 2x2x3 %.3f, 2x3x3 %.3f ms -> %s", p, ms[p][0], ms[p][1], ms[p][2],
-           ms[p][3], mbsr_conv_algo_name(best[p]));
-    MT_ASSERT_INT_EQ(timed, 4); /* 32 channels: every tile applies with AVX2 and AVX-512 */
+    printf("\n  pass %d: direct %.3f, 2x2x2 %.3f, 2x2x3 %.3f, 2x3x3 %.3f, 3x3x3 %.3f ms -> %s", p, ms[p][0], ms[p][1],
+           ms[p][2], ms[p][3], ms[p][4], mbsr_conv_algo_name(best[p]));
+    /* 32 channels: every tile applies with AVX2 and AVX-512, F(3x3x3) not to the input gradient */
+    MT_ASSERT_INT_EQ(timed, p == 1 ? 4 : 5);
+    CU_ASSERT(p != 1 || isnan(ms[p][MBSR_CONV_WINO333]));
     CU_ASSERT(ms[p][best[p]] == mn);
     MT_ASSERT_INT_EQ(mbsr_conv3d_algo(&s, p), best[p]);
   }
@@ -98,7 +101,7 @@ static void test_cli_other_cpu(void) {
   snprintf(env, sizeof env, "MBSR_TUNE_FILE='%s/other.tsv' ", t);
   snprintf(cmd, sizeof cmd, run, bin, "conv tuning file: none");
   MT_ASSERT_INT_EQ(mbsr_test_sh("%s%s", env, cmd), 0);
-  snprintf(cmd, sizeof cmd, run, bin, "block0.conv1.*wino2x3x3/wino2x3x3/wino2x2x3");
+  snprintf(cmd, sizeof cmd, run, bin, "block0.conv1.*wino3x3x3/wino2x3x3/wino3x3x3");
   MT_ASSERT_INT_EQ(mbsr_test_sh("%s%s", env, cmd), 0);
   snprintf(cmd, sizeof cmd, run, bin, "conv tuning file: none");
   MT_ASSERT_INT_EQ(mbsr_test_sh("MBSR_TUNE_FILE=none %s", cmd), 0);
@@ -110,11 +113,11 @@ int main(void) {
   FILE *f = fopen(g_file, "w");
   if (!f) return 1;
   fprintf(f, "# mbsr conv tuning 1\n# cpu\t%s\n# threads\t2\n", mbsr_cpu_model());
-  fprintf(f, "isa\tpass\tcin\tcout\tvoxels\talgo\tms_direct\tms_wino2x2x2\tms_wino2x2x3\tms_wino2x3x3\n");
+  fprintf(f, "isa\tpass\tcin\tcout\tvoxels\talgo\tms_direct\tms_wino2x2x2\tms_wino2x2x3\tms_wino2x3x3\tms_wino3x3x3\n");
   const char *isa = strncmp(mbsr_conv3d_kernel_name(MBSR_PREC_FP32), "avx512", 6) ? "avx2" : "avx512";
-  fprintf(f, "%s\t0\t64\t64\t10648\twino2x2x2\t1\t1\t1\t1\n", isa);
-  fprintf(f, "%s\t1\t64\t64\t10648\tdirect\t1\t1\t1\t1\n", isa);
-  fprintf(f, "%s\t2\t64\t64\t10648\twino2x2x3\t1\t1\t1\t1\n", isa);
+  fprintf(f, "%s\t0\t64\t64\t10648\twino2x2x2\t1\t1\t1\t1\t1\n", isa);
+  fprintf(f, "%s\t1\t64\t64\t10648\tdirect\t1\t1\t1\t1\t1\n", isa);
+  fprintf(f, "%s\t2\t64\t64\t10648\twino2x2x3\t1\t1\t1\t1\t1\n", isa);
   fclose(f);
   setenv("MBSR_TUNE_FILE", g_file, 1);
   const mbsr_test_case cases[] = {

@@ -105,13 +105,14 @@ static double relerr_d(const float *a, const double *ref, size_t n) {
   return m / fmax(s, 1e-300);
 }
 
-/* One shape: the three passes of the current kernel/algorithm setting against float64. err[0..2]. */
-static void passes_vs_f64(const mbsr_conv3d_dims *s, uint64_t seed, double err[3]) {
+/* One shape: the three passes of the current kernel/algorithm setting against float64, the input x
+ * uniform in [xlo, 1] (0: what follows a ReLU; -1: a signed residual stream). err[0..2]. */
+static void passes_vs_f64(const mbsr_conv3d_dims *s, uint64_t seed, double xlo, double err[3]) {
   const size_t ni = (size_t)s->n * s->d * s->h * s->w * s->cin, no = (size_t)s->n * s->d * s->h * s->w * s->cout;
   const size_t nw = (size_t)27 * s->cin * s->cout;
   mbsr_rng *r = mbsr_rng_new(seed);
   const double a = sqrt(6.0 / (27.0 * (s->cin + s->cout))); /* Glorot uniform, as the models start */
-  float *x = rnd(ni, r, 0, 1), *w = rnd(nw, r, -a, a), *b = rnd(s->cout, r, -0.1, 0.1), *g = rnd(no, r, -1, 1);
+  float *x = rnd(ni, r, xlo, 1), *w = rnd(nw, r, -a, a), *b = rnd(s->cout, r, -0.1, 0.1), *g = rnd(no, r, -1, 1);
   float *y = mbsr_alloc(no * 4), *dx = mbsr_alloc(ni * 4), *dw = mbsr_alloc(nw * 4), *db = mbsr_alloc(s->cout * 4);
   double *wd = malloc(nw * sizeof(double)), *wt = malloc(nw * sizeof(double));
   double *yr = malloc(no * sizeof(double)), *dxr = malloc(ni * sizeof(double)), *dwr = malloc(nw * sizeof(double));
@@ -146,7 +147,8 @@ static int family_ok(const char *f) {
 }
 
 /* The paper's layer: 64 -> 64, batch 8 of 21^3, every tile variant with the fastest ISA here, and the
- * automatic choice (what training runs). */
+ * automatic choice (what training runs), with inputs in [0, 1] and in [-1, 1]. A variant a pass does
+ * not allow (F(3x3x3) for the input gradient) runs F(2x3x3) there. */
 static void test_paper_shape(void) {
   if (!family_ok("avx2")) {
     mbsr_test_skip("no AVX2 or AVX-512: no Winograd kernels on this CPU");
@@ -154,13 +156,16 @@ static void test_paper_shape(void) {
   }
   mbsr_conv3d_dims s;
   mbsr_conv3d_dims_init(&s, 8, 21, 21, 21, 64, 64, 1);
-  static const char *algos[] = {"wino222", "wino223", "wino233", "auto"};
-  for (int k = 0; k < 4; k++) {
-    MT_ASSERT_INT_EQ(mbsr__conv3d_force_algo(algos[k]), 0);
+  static const char *algos[] = {"wino222", "wino223", "wino233", "wino333", "auto"};
+  for (int k = 0; k < 10; k++) {
+    const double xlo = k % 2 ? -1.0 : 0.0;
+    MT_ASSERT_INT_EQ(mbsr__conv3d_force_algo(algos[k / 2]), 0);
     double e[3];
-    passes_vs_f64(&s, 1 + k, e);
-    printf("  paper shape 8x21^3 64->64 %-8s (%s): forward %.2e, input gradient %.2e, weight gradient %.2e\n",
-           algos[k], mbsr_conv_algo_name(mbsr_conv3d_algo(&s, 0)), e[0], e[1], e[2]);
+    passes_vs_f64(&s, 1 + k, xlo, e);
+    printf("  paper shape 8x21^3 64->64 x in [%2.0f, 1] %-8s: forward %.2e (%s), input gradient %.2e (%s), weight "
+           "gradient %.2e (%s)\n",
+           xlo, algos[k / 2], e[0], mbsr_conv_algo_name(mbsr_conv3d_algo(&s, 0)), e[1],
+           mbsr_conv_algo_name(mbsr_conv3d_algo(&s, 1)), e[2], mbsr_conv_algo_name(mbsr_conv3d_algo(&s, 2)));
     for (int j = 0; j < 3; j++) MT_ASSERT_NEAR(e[j], 0, 1e-5);
   }
   mbsr__conv3d_force_algo("auto");
@@ -174,13 +179,13 @@ static void test_odd_shapes(void) {
       {1, 5, 4, 6, 16, 32}, {2, 7, 9, 5, 32, 16}, {1, 3, 2, 1, 16, 16}, {1, 4, 4, 26, 64, 32},
       {2, 6, 6, 6, 48, 80}, {1, 11, 1, 13, 16, 16}, {3, 2, 5, 3, 8, 24},  {1, 13, 12, 11, 64, 64},
   };
-  static const char *algos[] = {"wino222", "wino223", "wino233"};
+  static const char *algos[] = {"wino222", "wino223", "wino233", "wino333"};
   double worst[3] = {0, 0, 0};
   int ran = 0;
   for (int f = 0; f < 2; f++) {
     if (!family_ok(families[f])) continue;
     MT_ASSERT_INT_EQ(mbsr__conv3d_force_kernel(families[f]), 0);
-    for (int a = 0; a < 3; a++) {
+    for (int a = 0; a < 4; a++) {
       MT_ASSERT_INT_EQ(mbsr__conv3d_force_algo(algos[a]), 0);
       for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
         const int *q = shapes[k];
@@ -188,7 +193,7 @@ static void test_odd_shapes(void) {
         mbsr_conv3d_dims_init(&s, q[0], q[1], q[2], q[3], q[4], q[5], 1);
         if (mbsr_conv3d_algo(&s, 0) == MBSR_CONV_DIRECT) continue; /* channels not a multiple of this ISA's vector */
         double e[3];
-        passes_vs_f64(&s, 100 + k, e);
+        passes_vs_f64(&s, 100 + k, k % 2 ? -1.0 : 0.0, e);
         ran++;
         for (int j = 0; j < 3; j++) {
           worst[j] = fmax(worst[j], e[j]);
@@ -287,6 +292,12 @@ static void test_choice(void) {
   s.prec = MBSR_PREC_BF16;
   CU_ASSERT(mbsr_conv3d_algo(&s, 0) == MBSR_CONV_DIRECT); /* Winograd is fp32 only */
   s.prec = MBSR_PREC_FP32;
+  if (family_ok("avx2")) { /* F(3x3x3) is not offered for the input gradient (its error nears 1e-5) */
+    MT_ASSERT_INT_EQ(mbsr__conv3d_force_algo("wino333"), 0);
+    CU_ASSERT(mbsr_conv3d_algo(&s, 0) == MBSR_CONV_WINO333);
+    CU_ASSERT(mbsr_conv3d_algo(&s, 1) == MBSR_CONV_WINO233);
+    CU_ASSERT(mbsr_conv3d_algo(&s, 2) == MBSR_CONV_WINO333);
+  }
   MT_ASSERT_INT_EQ(mbsr__conv3d_force_algo("direct"), 0);
   for (int p = 0; p < 3; p++) CU_ASSERT(mbsr_conv3d_algo(&s, p) == MBSR_CONV_DIRECT);
   CU_ASSERT(mbsr__conv3d_force_algo("nonsense") != 0);
