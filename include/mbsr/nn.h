@@ -56,7 +56,11 @@ void mbsr_conv3d_backward_ref(float *dinp, float *dweight, float *dbias, const f
  * algorithm each pass uses (auto, the default): the one measured fastest on this CPU model for the
  * nearest shape in the tuning file (`mbsr bench --tune`, src/nn/tune.c), else a fixed rule per shape
  * (winograd.c); never timing done in the run itself, so every process and rank reading the same file
- * agrees. MBSR_CONV_ALGO=direct keeps every conv direct; =wino222|wino223|wino233|wino333 forces that
+ * agrees. The direct kernels come in two blockings (register blocks of the widest output-channel block
+ * and fewer positions, or half as many channels and twice the positions: which one keeps a CPU's FMA
+ * units busier depends on its caches and load ports, so the tuning file records it per CPU model too).
+ * MBSR_CONV_ALGO=direct keeps every conv direct (=direct-narrow: the narrow blocking);
+ * =wino222|wino223|wino233|wino333 forces that
  * tile wherever Winograd applies (F(3x3x3) never runs an input gradient: its float32 error there comes
  * close to 1e-5, so that pass runs F(2x3x3)); =winograd the rule without the tuning file. */
 typedef enum {
@@ -64,9 +68,10 @@ typedef enum {
   MBSR_CONV_WINO222 = 1,
   MBSR_CONV_WINO223 = 2,
   MBSR_CONV_WINO233 = 3,
-  MBSR_CONV_WINO333 = 4
+  MBSR_CONV_WINO333 = 4,
+  MBSR_CONV_DIRECT_NARROW = 5 /* the direct kernels with output-channel blocks of half the widest */
 } mbsr_conv_algo;
-#define MBSR_CONV_NALGO 5 /* the values of mbsr_conv_algo */
+#define MBSR_CONV_NALGO 6 /* the values of mbsr_conv_algo */
 /* The algorithm pass `pass` (0 forward, 1 input gradient, 2 weight gradient) of a conv with dims s runs
  * now (CPU, s->prec, MBSR_CONV_KERNEL, MBSR_CONV_ALGO). */
 mbsr_conv_algo mbsr_conv3d_algo(const mbsr_conv3d_dims *s, int pass);

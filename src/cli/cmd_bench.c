@@ -48,8 +48,9 @@ static void usage(FILE *f) {
           "                 the times and exits. Run it once per node type, with the threads jobs use\n"
           "Run it as one process (under mpirun only rank 0 times, the others wait). On a shared machine set\n"
           "OMP_WAIT_POLICY=passive (the peer inherits the environment). MBSR_CONV_ALGO=auto|direct|winograd|\n"
-          "wino222|wino223|wino233|wino333 chooses the conv algorithm (auto: the tuning file's measured\n"
-          "choice, else a fixed rule; wino333 is not used for input gradients, which run wino233),\n"
+          "direct-narrow|wino222|wino223|wino233|wino333 chooses the conv algorithm (auto: the tuning file's\n"
+          "measured choice, else a fixed rule; direct-narrow: the direct kernels with half-width output-channel\n"
+          "blocks; wino333 is not used for input gradients, which run wino233),\n"
           "MBSR_CONV_KERNEL the kernel family; the per-layer lines name what each pass ran (forward/input\n"
           "gradient/weight gradient).\n");
 }
@@ -646,8 +647,13 @@ static int bench_tune(const bench_opts *o) {
   const double t0 = mbsr_now();
   printf("conv tuning: %d threads, best of %d runs per algorithm and pass (ms; '-': not applicable)\n", o->threads,
          o->repeats);
+  int wid[MBSR_CONV_NALGO]; /* column widths: the name's, at least 9 */
   printf("  %-24s %-15s", "shape", "pass");
-  for (int v = 0; v < MBSR_CONV_NALGO; v++) printf(" %9s", mbsr_conv_algo_name((mbsr_conv_algo)v));
+  for (int v = 0; v < MBSR_CONV_NALGO; v++) {
+    const int len = (int)strlen(mbsr_conv_algo_name((mbsr_conv_algo)v));
+    wid[v] = len > 9 ? len : 9;
+    printf(" %*s", wid[v], mbsr_conv_algo_name((mbsr_conv_algo)v));
+  }
   printf("  chosen\n");
   for (int a = a0; a <= a1 && !rc; a++)
     for (int k = 0; k < o->nbatch && !rc; k++) {
@@ -671,8 +677,8 @@ static int bench_tune(const bench_opts *o) {
           snprintf(shape, sizeof shape, "%d->%d %dx%d^3", s.cin, s.cout, B, s.d);
           printf("  %-24s %-15s", p ? "" : shape, pass_name[p]);
           for (int v = 0; v < MBSR_CONV_NALGO; v++) {
-            if (isnan(ms[p][v])) printf(" %9s", "-");
-            else printf(" %9.2f", ms[p][v]);
+            if (isnan(ms[p][v])) printf(" %*s", wid[v], "-");
+            else printf(" %*.2f", wid[v], ms[p][v]);
           }
           printf("  %s\n", mbsr_conv_algo_name(best[p]));
         }

@@ -277,7 +277,8 @@ static void (*row_kernel(family fam, int cout))(const mbsr__conv_row *) {
 }
 
 static void conv_rows(float *out, const float *xp, const float *w, const float *bias, int n, int dp, int hp, int wp,
-                      int cin, int cout, int stride, int od, int oh, int ow, const mbsr__epi *epi, family fam) {
+                      int cin, int cout, int stride, int od, int oh, int ow, const mbsr__epi *epi, family fam,
+                      int narrow) {
   void (*row_fn)(const mbsr__conv_row *) = row_kernel(fam, cout);
   const long rowH = (long)wp * cin, rowD = (long)hp * wp * cin;
 #pragma omp for schedule(dynamic, 4) nowait
@@ -293,7 +294,8 @@ static void conv_rows(float *out, const float *xp, const float *w, const float *
                         .ow = ow,
                         .cin = cin,
                         .cout = cout,
-                        .stride = stride};
+                        .stride = stride,
+                        .narrow = narrow};
     row_fn(&a);
   }
 }
@@ -332,7 +334,7 @@ static void s2_pack(float *wc, const float *w, int cin, int cout) {
 /* dinp (N,D,H,W,CIN) = epilogue(conv^T dout) from gp = dout padded to (N, OD+2, OH+2, OW+2, COUT) (data at
  * 1..OD) and wc = s2_pack's weights. Worksharing loop. */
 static void s2_rows(float *dinp, const float *gp, const float *wc, const mbsr_conv3d_dims *s, const mbsr__epi *epi,
-                    family fam) {
+                    family fam, int narrow) {
   const int cin = s->cin, cout = s->cout, D = s->d, H = s->h, W = s->w, AD = (D + 1) / 2, BH = (H + 1) / 2;
   const int hp = s->oh + 2, wp = s->ow + 2, dp = s->od + 2;
   const long rowH = (long)wp * cout, rowD = (long)hp * wp * cout;
@@ -359,7 +361,8 @@ static void s2_rows(float *dinp, const float *gp, const float *wc, const mbsr_co
                         .nh = s2_ntaps(ph),
                         .rlen = s2_ntaps(pw) * cout,
                         .ostr = 2 * cin,
-                        .xps = cout};
+                        .xps = cout,
+                        .narrow = narrow};
     row_fn(&r);
   }
 }
@@ -387,7 +390,7 @@ static void conv_rows_bf16(float *out, const uint16_t *xp, const uint16_t *wb, c
 
 /* Weight (and bias) gradient of the (n, od) planes [p0, p1) into one partial sum. */
 static void dw_planes(float *pw, long p0, long p1, int want_dw, int want_db, const float *dout, const float *xp,
-                      const mbsr_conv3d_dims *s, family fam) {
+                      const mbsr_conv3d_dims *s, family fam, int narrow) {
   const int cin = s->cin, cout = s->cout, st = s->stride;
   const int dp = s->d + 2, hp = s->h + 2, wp = s->w + 2;
   const size_t nw = (size_t)27 * cin * cout;
@@ -410,7 +413,8 @@ static void dw_planes(float *pw, long p0, long p1, int want_dw, int want_db, con
                               .nrows = s->oh,
                               .ow = s->ow,
                               .rlen = 3 * cin,
-                              .cout = cout};
+                              .cout = cout,
+                              .narrow = narrow};
           bww(&a);
         }
     if (want_db)
@@ -470,11 +474,17 @@ static void epi_post(float *out, const float *res, const float *mask, int relu, 
   }
 }
 
+/* The direct kernels' blocking of pass `pass` of s (1: narrow) in family fam. */
+static int narrow_of(const mbsr_conv3d_dims *s, int pass, family fam) {
+  return (fam == FAM_AVX512 || fam == FAM_AVX2) && mbsr__conv_narrow(s, pass, wino_isa(fam));
+}
+
 mbsr_conv_algo mbsr_conv3d_algo(const mbsr_conv3d_dims *s, int pass) {
   const family fam = pick();
   if (fam == FAM_REF || pass < 0 || pass > 2) return MBSR_CONV_DIRECT;
   const int v = mbsr__wino_pick(s, pass, wino_isa(fam));
-  return v < 0 ? MBSR_CONV_DIRECT : (mbsr_conv_algo)(MBSR_CONV_WINO222 + v);
+  if (v >= 0) return (mbsr_conv_algo)(MBSR_CONV_WINO222 + v);
+  return narrow_of(s, pass, fam) ? MBSR_CONV_DIRECT_NARROW : MBSR_CONV_DIRECT;
 }
 
 const char *mbsr_conv_algo_name(mbsr_conv_algo a) {
@@ -484,6 +494,7 @@ const char *mbsr_conv_algo_name(mbsr_conv_algo a) {
     case MBSR_CONV_WINO223: return "wino2x2x3";
     case MBSR_CONV_WINO233: return "wino2x3x3";
     case MBSR_CONV_WINO333: return "wino3x3x3";
+    case MBSR_CONV_DIRECT_NARROW: return "direct-narrow";
   }
   return "unknown";
 }
@@ -519,7 +530,8 @@ void mbsr_conv3d_forward_fused(float *out, const float *inp, const float *weight
       conv_rows_bf16(out, (const uint16_t *)ws, (const uint16_t *)(ws + padx_floats(s)), bias, s->n,
                      dp, hp, wp, s->cin, s->cout, s->stride, s->od, s->oh, s->ow, &epi);
     else
-      conv_rows(out, ws, weight, bias, s->n, dp, hp, wp, s->cin, s->cout, s->stride, s->od, s->oh, s->ow, &epi, fam);
+      conv_rows(out, ws, weight, bias, s->n, dp, hp, wp, s->cin, s->cout, s->stride, s->od, s->oh, s->ow, &epi, fam,
+                narrow_of(s, 0, fam));
   }
 }
 
@@ -574,6 +586,7 @@ void mbsr_conv3d_backward_fused(float *dinp, const float *dinp_base, const float
   uint16_t *xpairs = (uint16_t *)(wt + wt_floats(s)), *gpairs = NULL;
   if (bfdw) gpairs = (uint16_t *)((float *)xpairs + bfx_floats(s));
   const long nplanes = (long)s->n * s->od;
+  const int nar_dx = dinp && narrow_of(s, 1, fam), nar_dw = wgrad && narrow_of(s, 2, fam);
 #pragma omp parallel
   {
     const int ng = dw_groups(omp_get_num_threads());
@@ -612,7 +625,7 @@ void mbsr_conv3d_backward_fused(float *dinp, const float *dinp_base, const float
         const long p0 = nplanes * gi / ng, p1 = nplanes * (gi + 1) / ng;
         memset(pw, 0, sizeof(float) * tot);
         if (bfdw) dw_planes_bf16(pw, p0, p1, 1, dbias != NULL, dout, xpairs, gpairs, s);
-        else dw_planes(pw, p0, p1, dweight != NULL, dbias != NULL, dout, padx, s, fam);
+        else dw_planes(pw, p0, p1, dweight != NULL, dbias != NULL, dout, padx, s, fam, nar_dw);
       }
     }
     /* dX = stride-1 conv of the (zero-inserted for stride 2) padded dout with the flipped weights */
@@ -621,9 +634,9 @@ void mbsr_conv3d_backward_fused(float *dinp, const float *dinp_base, const float
       conv_rows_bf16(dinp, (const uint16_t *)padg, (const uint16_t *)wt, NULL, s->n, dp, hp, wp, cout, cin, 1, s->d,
                      s->h, s->w, &epi);
     else if (s2)
-      s2_rows(dinp, padg, wt, s, &epi, fam);
+      s2_rows(dinp, padg, wt, s, &epi, fam, nar_dx);
     else if (dinp)
-      conv_rows(dinp, padg, wt, NULL, s->n, dp, hp, wp, cout, cin, 1, s->d, s->h, s->w, &epi, fam);
+      conv_rows(dinp, padg, wt, NULL, s->n, dp, hp, wp, cout, cin, 1, s->d, s->h, s->w, &epi, fam, nar_dx);
     if (wgrad) {
 #pragma omp barrier
 #pragma omp for schedule(static)

@@ -114,8 +114,9 @@ void mbsr__conv_fwd_row_avx512(const mbsr__conv_row *a) {
     }
     return;
   }
-  for (int co0 = 0; co0 < cout; co0 += 64) {
-    int nc = cout - co0 < 64 ? cout - co0 : 64;
+  const int cw = a->narrow ? 32 : 64; /* output channels per register block */
+  for (int co0 = 0; co0 < cout; co0 += cw) {
+    int nc = cout - co0 < cw ? cout - co0 : cw;
     int cb = (nc + 15) / 16;
     __mmask16 lm = (nc & 15) ? (__mmask16)((1u << (nc & 15)) - 1) : 0xFFFF;
     /* near-equal blocks of at most pmax positions (21 = 6+5+5+5): no recomputed positions */
@@ -138,8 +139,9 @@ void mbsr__conv_bww_avx512(const mbsr__conv_bww *a) {
     }
     return;
   }
-  for (int co0 = 0; co0 < cout; co0 += 64) {
-    int nc = cout - co0 < 64 ? cout - co0 : 64;
+  const int cw = a->narrow ? 32 : 64; /* output channels per register block */
+  for (int co0 = 0; co0 < cout; co0 += cw) {
+    int nc = cout - co0 < cw ? cout - co0 : cw;
     int cb = (nc + 15) / 16;
     __mmask16 lm = (nc & 15) ? (__mmask16)((1u << (nc & 15)) - 1) : 0xFFFF;
     int r = 0;

@@ -29,6 +29,7 @@ typedef struct {
    * positions and their inputs. Used by the input gradient of stride-2 convs, one parity class at a
    * time (conv3d.c): 0 = 3, 3, 3*CIN, COUT, STRIDE*CIN. */
   int nd, nh, rlen, ostr, xps;
+  int narrow;         /* 1: register blocks of half the widest output-channel block (twice the positions) */
 } mbsr__conv_row;
 
 /* Backward weights of one tap row (kd, kh) over nrows consecutive output rows of one (n, od) plane:
@@ -40,6 +41,7 @@ typedef struct {
   int xps;            /* floats between consecutive output positions (stride * CIN) */
   const float *g;     /* dout at (n, od, oh0, 0, 0) */
   int nrows, ow, rlen, cout;
+  int narrow;         /* 1: register blocks of half the widest output-channel block (twice the rows of r) */
 } mbsr__conv_bww;
 
 /* The same with bf16 input and weights (AVX512_BF16, fp32 accumulation): x is a padded bf16 copy,

@@ -1,7 +1,8 @@
 /* Measured convolution algorithm choice, cached per CPU model (issue 12).
  *
  * `mbsr bench --tune` times every algorithm of each pass (forward, input gradient, weight gradient) of the
- * conv shapes of a network on this CPU: the direct kernels and every Winograd tile the pass allows (all
+ * conv shapes of a network on this CPU: the direct kernels in both blockings (wide and narrow output-
+ * channel register blocks, mbsr__conv_row.narrow) and every Winograd tile the pass allows (all
  * within the 1e-5 accuracy bound, tests/nn/test_winograd.c); the fastest per shape and pass goes into a
  * small TSV file:
  *
@@ -9,6 +10,7 @@
  *   # cpu<TAB><mbsr_cpu_model()>
  *   # threads<TAB>2
  *   isa  pass  cin  cout  voxels  algo  ms_direct  ms_wino2x2x2  ms_wino2x2x3  ms_wino2x3x3  ms_wino3x3x3
+ *   ms_direct-narrow
  *
  * Under MBSR_CONV_ALGO=auto (the default) mbsr__wino_pick asks mbsr__tune_lookup first: the entry of the
  * same ISA, pass and channel counts whose voxel count (n*d*h*w) is nearest, within a factor of 4; any
@@ -101,8 +103,7 @@ int mbsr__tune_lookup(const mbsr_conv3d_dims *s, int pass, const char *isa) {
     const double d = fabs(log((double)vox / (double)t->vox));
     if (d < bd) bd = d, best = i;
   }
-  if (best < 0) return -3;
-  return g_tab[best].algo == MBSR_CONV_DIRECT ? -1 : g_tab[best].algo - MBSR_CONV_WINO222;
+  return best < 0 ? -3 : g_tab[best].algo;
 }
 
 const char *mbsr_conv_tune_source(void) {
@@ -111,7 +112,7 @@ const char *mbsr_conv_tune_source(void) {
 }
 
 static const char *force_name(int a) {
-  static const char *n[MBSR_CONV_NALGO] = {"direct", "wino222", "wino223", "wino233", "wino333"};
+  static const char *n[MBSR_CONV_NALGO] = {"direct", "wino222", "wino223", "wino233", "wino333", "direct-narrow"};
   return n[a];
 }
 
@@ -131,7 +132,7 @@ int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s0, int need_dx, int reps, doub
   int ok[MBSR_CONV_NALGO];
   for (int a = 0; a < MBSR_CONV_NALGO; a++) { /* which algorithms apply, and the largest workspace among them */
     mbsr__conv3d_force_algo(force_name(a));
-    ok[a] = a == 0 || mbsr_conv3d_algo(&s, 0) == (mbsr_conv_algo)a; /* per pass: mbsr__wino_allowed */
+    ok[a] = mbsr_conv3d_algo(&s, 0) == (mbsr_conv_algo)a; /* per pass: mbsr__wino_allowed */
     size_t w = mbsr_conv3d_workspace_floats(&s, omp_get_max_threads());
     if (w > nws) nws = w;
   }
@@ -157,7 +158,8 @@ int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s0, int need_dx, int reps, doub
      * reps rounds per algorithm */
     for (int r = -1; r < reps; r++)
       for (int a = 0; a < MBSR_CONV_NALGO; a++) {
-        if (!ok[a] || (a > 0 && !mbsr__wino_allowed(a - 1, p))) continue;
+        if (!ok[a] || (a >= MBSR_CONV_WINO222 && a <= MBSR_CONV_WINO333 && !mbsr__wino_allowed(a - MBSR_CONV_WINO222, p)))
+          continue;
         mbsr__conv3d_force_algo(force_name(a));
         const double t0 = mbsr_now();
         if (p == 0) mbsr_conv3d_forward(y, x, w, b, &s, ws);

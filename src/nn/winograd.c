@@ -461,12 +461,14 @@ void mbsr__wino_backward(float *dinp, const mbsr__epi *dx_ep, float *dweight, fl
 int mbsr__wino_allowed(int var, int pass) { return var >= 0 && var < MBSR__WV_N && !(var == MBSR__W333 && pass == 1); }
 
 /* MBSR_CONV_ALGO: auto (default) | direct | winograd (the automatic tile wherever Winograd applies) |
- * wino222 | wino223 | wino233 | wino333 (that tile wherever Winograd applies and the pass allows it, else
- * wino233; for tests and benchmarks). */
-static int g_algo = -3; /* -3: not read; -2: auto; -1: direct; -4: winograd with the automatic tile; >= 0 */
+ * direct-narrow (every conv direct, narrow blocking) | wino222 | wino223 | wino233 | wino333 (that tile
+ * wherever Winograd applies and the pass allows it, else wino233; for tests and benchmarks). */
+static int g_algo = -3; /* -3: not read; -2: auto; -1: direct; -6: direct-narrow; -4: winograd with the automatic
+                        * tile; >= 0 */
 static int parse_algo(const char *e) {
   if (!e || !strcmp(e, "auto")) return -2;
   if (!strcmp(e, "direct")) return -1;
+  if (!strcmp(e, "direct-narrow")) return -6;
   if (!strcmp(e, "winograd")) return -4;
   if (!strcmp(e, "wino222")) return MBSR__W222;
   if (!strcmp(e, "wino223")) return MBSR__W223;
@@ -496,17 +498,24 @@ static int algo_setting(void) {
 int mbsr__conv3d_algo_setting(void) { return algo_setting(); }
 void mbsr__conv3d_algo_restore(int setting) { __atomic_store_n(&g_algo, setting, __ATOMIC_RELAXED); }
 
+int mbsr__conv_narrow(const mbsr_conv3d_dims *s, int pass, const mbsr__wino_isa *isa) {
+  const int a = algo_setting();
+  if (a == -6) return 1;
+  return a == -2 && isa && mbsr__tune_lookup(s, pass, isa->name) == MBSR_CONV_DIRECT_NARROW;
+}
+
 /* The tile variant pass `pass` (0 forward, 1 input gradient, 2 weight gradient) of s uses with this ISA,
  * or -1 for the direct kernels. */
 int mbsr__wino_pick(const mbsr_conv3d_dims *s, int pass, const mbsr__wino_isa *isa) {
   if (!isa || s->stride != 1 || s->prec != MBSR_PREC_FP32) return -1;
   if (s->cin % isa->vl || s->cout % isa->vl || s->cin > WZERO_MAX || s->cout > WZERO_MAX) return -1;
   const int a = algo_setting();
-  if (a == -1) return -1;
+  if (a == -1 || a == -6) return -1;
   if (a >= 0) return mbsr__wino_allowed(a, pass) ? a : MBSR__W233;
   if (a == -2) { /* auto: the measured choice for this CPU when `mbsr bench --tune` recorded one */
     const int t = mbsr__tune_lookup(s, pass, isa->name);
-    if (t == -1 || mbsr__wino_allowed(t, pass)) return t;
+    if (t == MBSR_CONV_DIRECT || t == MBSR_CONV_DIRECT_NARROW) return -1;
+    if (t >= MBSR_CONV_WINO222 && mbsr__wino_allowed(t - MBSR_CONV_WINO222, pass)) return t - MBSR_CONV_WINO222;
   }
   /* automatic (measurements: experiments/bench/): Winograd for layers of at least 32 channels in and out
    * and 4 voxels per axis and 2048 voxels per call (16 -> 16 gains only 1.2-1.6x and needs more workspace

@@ -42,6 +42,10 @@ extern const mbsr__wino_isa mbsr__wino_avx2;
  * mbsr__conv3d_force_algo) and, under auto, the tuning file of this CPU model (tune.c): never on timing
  * done in this run, so every process and rank that reads the same file picks the same. */
 int mbsr__wino_pick(const mbsr_conv3d_dims *s, int pass, const mbsr__wino_isa *isa);
+/* Whether the direct kernels run pass `pass` of s with the narrow blocking (mbsr__conv_row.narrow):
+ * MBSR_CONV_ALGO=direct-narrow, or under auto the tuning file's choice for this CPU (isa: the family's
+ * Winograd table, for its name). */
+int mbsr__conv_narrow(const mbsr_conv3d_dims *s, int pass, const mbsr__wino_isa *isa);
 /* Whether tile variant var may run pass `pass` (its float32 error is within 1e-5 there). */
 int mbsr__wino_allowed(int var, int pass);
 /* Workspace floats of the Winograd forward (any variant, any ISA of this CPU, any thread count) and of
@@ -62,8 +66,8 @@ int mbsr__conv3d_force_algo(const char *name);
 /* The raw setting (for saving and restoring around a forced measurement, src/nn/tune.c). */
 int mbsr__conv3d_algo_setting(void);
 void mbsr__conv3d_algo_restore(int setting);
-/* The measured choice of tune.c for a shape and pass under auto: -1 direct, >= 0 a tile variant, -3 no
- * entry (the fixed rule decides). */
+/* The measured choice of tune.c for a shape and pass under auto: an mbsr_conv_algo, or -3 when there is
+ * no entry (the fixed rule decides). */
 int mbsr__tune_lookup(const mbsr_conv3d_dims *s, int pass, const char *isa);
 
 #endif

@@ -1,5 +1,6 @@
 /* conv3d: the naive reference against finite differences, and every fast kernel family available on
- * this CPU against the reference on random odd shapes (stride 1 and 2, 1/odd/64 channels). */
+ * this CPU against the reference on random odd shapes (stride 1 and 2, 1/odd/64 channels), the AVX2
+ * and AVX-512 direct kernels in both blockings (MBSR_CONV_ALGO=direct and direct-narrow). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "mbsr_test.h"
 
 int mbsr__conv3d_force_kernel(const char *name); /* src/nn/conv3d.c (internal) */
+int mbsr__conv3d_force_algo(const char *name);   /* src/nn/winograd.c (internal) */
 static void fused_family(const char *fam);
 
 static float *rnd(size_t n, mbsr_rng *r, double a) {
@@ -136,6 +138,9 @@ static void test_avx2_vs_reference(void) {
   }
   compare_family("avx2");
   fused_family("avx2");
+  MT_ASSERT_INT_EQ(mbsr__conv3d_force_algo("direct-narrow"), 0);
+  compare_family("avx2");
+  mbsr__conv3d_force_algo("auto");
 }
 static void test_avx512_vs_reference(void) {
   if (!mbsr_cpu_has_avx512()) {
@@ -143,6 +148,9 @@ static void test_avx512_vs_reference(void) {
     return;
   }
   compare_family("avx512");
+  MT_ASSERT_INT_EQ(mbsr__conv3d_force_algo("direct-narrow"), 0);
+  compare_family("avx512");
+  mbsr__conv3d_force_algo("auto");
 }
 
 /* The weight gradient is bit-for-bit the same from run to run (planes go to fixed groups whose partial

@@ -19,7 +19,7 @@ static int have_winograd(void) {
 }
 
 /* The crafted file (written by main before anything reads the table): 64 -> 64 at 8 x 11^3 forward
- * wino2x2x2, input gradient direct, weight gradient wino2x2x3. */
+ * wino2x2x2, input gradient direct, weight gradient wino2x2x3; 64 -> 1 forward direct-narrow. */
 static void test_file_decides(void) {
   if (!have_winograd()) {
     mbsr_test_skip("no AVX2 or AVX-512: no Winograd kernels, nothing to choose");
@@ -36,6 +36,9 @@ static void test_file_decides(void) {
   MT_ASSERT_INT_EQ(mbsr_conv3d_algo(&s, 0), MBSR_CONV_WINO222);
   mbsr_conv3d_dims_init(&s, 1, 13, 13, 13, 64, 64, 1); /* 4.8x fewer voxels: the fixed rule (3x3x3) */
   MT_ASSERT_INT_EQ(mbsr_conv3d_algo(&s, 0), MBSR_CONV_WINO333);
+  mbsr_conv3d_dims_init(&s, 8, 11, 11, 11, 64, 1, 1); /* the direct kernels' narrow blocking */
+  MT_ASSERT_INT_EQ(mbsr_conv3d_algo(&s, 0), MBSR_CONV_DIRECT_NARROW);
+  MT_ASSERT_INT_EQ(mbsr_conv3d_algo(&s, 1), MBSR_CONV_DIRECT); /* (no entry: the rule) */
   mbsr_conv3d_dims_init(&s, 8, 11, 11, 11, 32, 64, 1); /* channels not in the file: the rule */
   MT_ASSERT_INT_EQ(mbsr_conv3d_algo(&s, 1), MBSR_CONV_WINO233);
   MT_ASSERT_INT_EQ(mbsr_conv3d_algo(&s, 2), MBSR_CONV_WINO333);
@@ -58,10 +61,11 @@ static void test_measure_and_save(void) {
     int timed = 0;
     for (int a = 0; a < MBSR_CONV_NALGO; a++)
       if (!isnan(ms[p][a])) mn = fmin(mn, ms[p][a]), timed++;
-    printf("\n  pass %d: direct %.3f, 2x2x2 %.3f, 2x2x3 %.3f, 2x3x3 %.3f, 3x3x3 %.3f ms -> %s", p, ms[p][0], ms[p][1],
-           ms[p][2], ms[p][3], ms[p][4], mbsr_conv_algo_name(best[p]));
-    /* 32 channels: every tile applies with AVX2 and AVX-512, F(3x3x3) not to the input gradient */
-    MT_ASSERT_INT_EQ(timed, p == 1 ? 4 : 5);
+    printf("\n  pass %d: direct %.3f, 2x2x2 %.3f, 2x2x3 %.3f, 2x3x3 %.3f, 3x3x3 %.3f, direct-narrow %.3f ms -> %s", p,
+           ms[p][0], ms[p][1], ms[p][2], ms[p][3], ms[p][4], ms[p][5], mbsr_conv_algo_name(best[p]));
+    /* 32 channels: both direct blockings and every tile apply with AVX2 and AVX-512, F(3x3x3) not to the
+     * input gradient */
+    MT_ASSERT_INT_EQ(timed, p == 1 ? 5 : 6);
     CU_ASSERT(p != 1 || isnan(ms[p][MBSR_CONV_WINO333]));
     CU_ASSERT(ms[p][best[p]] == mn);
     MT_ASSERT_INT_EQ(mbsr_conv3d_algo(&s, p), best[p]);
@@ -118,6 +122,7 @@ int main(void) {
   fprintf(f, "%s\t0\t64\t64\t10648\twino2x2x2\t1\t1\t1\t1\t1\n", isa);
   fprintf(f, "%s\t1\t64\t64\t10648\tdirect\t1\t1\t1\t1\t1\n", isa);
   fprintf(f, "%s\t2\t64\t64\t10648\twino2x2x3\t1\t1\t1\t1\t1\n", isa);
+  fprintf(f, "%s\t0\t64\t1\t10648\tdirect-narrow\t1\t1\t1\t1\t1\n", isa); /* an old file's 5 times: read too */
   fclose(f);
   setenv("MBSR_TUNE_FILE", g_file, 1);
   const mbsr_test_case cases[] = {
