@@ -154,12 +154,18 @@ int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s0, int need_dx, int reps, doub
     best[p] = MBSR_CONV_DIRECT;
     for (int a = 0; a < MBSR_CONV_NALGO; a++) ms[p][a] = NAN;
     if (p == 1 && !need_dx) continue;
+    /* the narrow blocking computes anything differently only with more output channels (of this pass)
+     * than its block: 32 (AVX-512), 8 (AVX2) */
+    const int pass_cout = p == 1 ? s.cin : s.cout;
+    const int narrow_differs = !strncmp(mbsr_conv3d_kernel_name(MBSR_PREC_FP32), "avx", 3) &&
+                               pass_cout > (!strcmp(isa, "avx512") ? 32 : 8);
     /* rounds over the algorithms (a change of load hits them all alike), one warm-up round; the best of
      * reps rounds per algorithm */
     for (int r = -1; r < reps; r++)
       for (int a = 0; a < MBSR_CONV_NALGO; a++) {
         if (!ok[a] || (a >= MBSR_CONV_WINO222 && a <= MBSR_CONV_WINO333 && !mbsr__wino_allowed(a - MBSR_CONV_WINO222, p)))
           continue;
+        if (a == MBSR_CONV_DIRECT_NARROW && !narrow_differs) continue;
         mbsr__conv3d_force_algo(force_name(a));
         const double t0 = mbsr_now();
         if (p == 0) mbsr_conv3d_forward(y, x, w, b, &s, ws);

@@ -52,7 +52,7 @@ static void test_measure_and_save(void) {
     return;
   }
   mbsr_conv3d_dims s;
-  mbsr_conv3d_dims_init(&s, 2, 10, 9, 11, 32, 32, 1);
+  mbsr_conv3d_dims_init(&s, 2, 10, 9, 11, 48, 48, 1);
   double ms[3][MBSR_CONV_NALGO];
   mbsr_conv_algo best[3];
   MT_ASSERT_OK(mbsr_conv_tune_shape(&s, 1, 2, ms, best));
@@ -63,8 +63,8 @@ static void test_measure_and_save(void) {
       if (!isnan(ms[p][a])) mn = fmin(mn, ms[p][a]), timed++;
     printf("\n  pass %d: direct %.3f, 2x2x2 %.3f, 2x2x3 %.3f, 2x3x3 %.3f, 3x3x3 %.3f, direct-narrow %.3f ms -> %s", p,
            ms[p][0], ms[p][1], ms[p][2], ms[p][3], ms[p][4], ms[p][5], mbsr_conv_algo_name(best[p]));
-    /* 32 channels: both direct blockings and every tile apply with AVX2 and AVX-512, F(3x3x3) not to the
-     * input gradient */
+    /* 48 channels: both direct blockings (narrow: blocks of 32 or 8) and every tile apply with AVX2 and
+     * AVX-512, F(3x3x3) not to the input gradient */
     MT_ASSERT_INT_EQ(timed, p == 1 ? 5 : 6);
     CU_ASSERT(p != 1 || isnan(ms[p][MBSR_CONV_WINO333]));
     CU_ASSERT(ms[p][best[p]] == mn);
@@ -81,7 +81,7 @@ static void test_measure_and_save(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(txt, "\t0\t64\t64\t10648\twino2x2x2\t"));
   char line[128];
   for (int p = 0; p < 3; p++) {
-    snprintf(line, sizeof line, "\t%d\t32\t32\t1980\t%s\t", p, mbsr_conv_algo_name(best[p]));
+    snprintf(line, sizeof line, "\t%d\t48\t48\t1980\t%s\t", p, mbsr_conv_algo_name(best[p]));
     CU_ASSERT_PTR_NOT_NULL(strstr(txt, line));
   }
   free(txt);
