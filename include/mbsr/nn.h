@@ -61,8 +61,7 @@ void mbsr_conv3d_backward_ref(float *dinp, float *dweight, float *dbias, const f
  * units busier depends on its caches and load ports, so the tuning file records it per CPU model too).
  * MBSR_CONV_ALGO=direct keeps every conv direct (=direct-narrow: the narrow blocking);
  * =wino222|wino223|wino233|wino333 forces that
- * tile wherever Winograd applies (F(3x3x3) never runs an input gradient: its float32 error there comes
- * close to 1e-5, so that pass runs F(2x3x3)); =winograd the rule without the tuning file. */
+ * tile wherever Winograd applies; =winograd the rule without the tuning file. */
 typedef enum {
   MBSR_CONV_DIRECT = 0,
   MBSR_CONV_WINO222 = 1,

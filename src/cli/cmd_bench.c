@@ -50,7 +50,7 @@ static void usage(FILE *f) {
           "OMP_WAIT_POLICY=passive (the peer inherits the environment). MBSR_CONV_ALGO=auto|direct|winograd|\n"
           "direct-narrow|wino222|wino223|wino233|wino333 chooses the conv algorithm (auto: the tuning file's\n"
           "measured choice, else a fixed rule; direct-narrow: the direct kernels with half-width output-channel\n"
-          "blocks; wino333 is not used for input gradients, which run wino233),\n"
+          "blocks),\n"
           "MBSR_CONV_KERNEL the kernel family; the per-layer lines name what each pass ran (forward/input\n"
           "gradient/weight gradient).\n");
 }

@@ -2,7 +2,7 @@
  *
  * `mbsr bench --tune` times every algorithm of each pass (forward, input gradient, weight gradient) of the
  * conv shapes of a network on this CPU: the direct kernels in both blockings (wide and narrow output-
- * channel register blocks, mbsr__conv_row.narrow) and every Winograd tile the pass allows (all
+ * channel register blocks, mbsr__conv_row.narrow) and every Winograd tile (all
  * within the 1e-5 accuracy bound, tests/nn/test_winograd.c); the fastest per shape and pass goes into a
  * small TSV file:
  *
@@ -132,7 +132,7 @@ int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s0, int need_dx, int reps, doub
   int ok[MBSR_CONV_NALGO];
   for (int a = 0; a < MBSR_CONV_NALGO; a++) { /* which algorithms apply, and the largest workspace among them */
     mbsr__conv3d_force_algo(force_name(a));
-    ok[a] = mbsr_conv3d_algo(&s, 0) == (mbsr_conv_algo)a; /* per pass: mbsr__wino_allowed */
+    ok[a] = mbsr_conv3d_algo(&s, 0) == (mbsr_conv_algo)a;
     size_t w = mbsr_conv3d_workspace_floats(&s, omp_get_max_threads());
     if (w > nws) nws = w;
   }
@@ -163,9 +163,7 @@ int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s0, int need_dx, int reps, doub
      * reps rounds per algorithm */
     for (int r = -1; r < reps; r++)
       for (int a = 0; a < MBSR_CONV_NALGO; a++) {
-        if (!ok[a] || (a >= MBSR_CONV_WINO222 && a <= MBSR_CONV_WINO333 && !mbsr__wino_allowed(a - MBSR_CONV_WINO222, p)))
-          continue;
-        if (a == MBSR_CONV_DIRECT_NARROW && !narrow_differs) continue;
+        if (!ok[a] || (a == MBSR_CONV_DIRECT_NARROW && !narrow_differs)) continue;
         mbsr__conv3d_force_algo(force_name(a));
         const double t0 = mbsr_now();
         if (p == 0) mbsr_conv3d_forward(y, x, w, b, &s, ws);

@@ -22,11 +22,11 @@
  *
  * Accuracy (float32, max |diff| / max |exact|, paper shapes, inputs in [0, 1] and in [-1, 1];
  * tests/nn/test_winograd.c): F(2,3) per axis ~5e-7, F(3,3) on one axis ~1e-6 to 3e-6, on two ~2e-6 to
- * 6e-6, on all three 2e-6 to 6e-6 for the forward and the weight gradient but ~9e-6 for the input
- * gradient: F(3x3x3) is not offered for the input gradient (mbsr__wino_allowed). Most of the error is
- * the float32 sum over the input channels in the GEMM (the transforms make its terms large against
- * the result); the weight gradient sums each block of tiles from zero before adding it to its partial,
- * which keeps its error 3x below one long running sum. */
+ * 6e-6, on all three 3e-6 to 6e-6. Most of the error is the float32 sum in the GEMMs (the transforms
+ * make its terms large against the result), so the sums are split where it pays: the weight gradient
+ * sums each block of tiles from zero before adding it to its partial (3x less error than one long
+ * running sum), and the F(3x3x3) forward-shaped passes sum the two halves of the input channels apart
+ * (the input gradient's error 9e-6 -> 6e-6). */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -458,11 +458,10 @@ void mbsr__wino_backward(float *dinp, const mbsr__epi *dx_ep, float *dweight, fl
 
 /* ---- the choice ---- */
 
-int mbsr__wino_allowed(int var, int pass) { return var >= 0 && var < MBSR__WV_N && !(var == MBSR__W333 && pass == 1); }
 
 /* MBSR_CONV_ALGO: auto (default) | direct | winograd (the automatic tile wherever Winograd applies) |
  * direct-narrow (every conv direct, narrow blocking) | wino222 | wino223 | wino233 | wino333 (that tile
- * wherever Winograd applies and the pass allows it, else wino233; for tests and benchmarks). */
+ * wherever Winograd applies; for tests and benchmarks). */
 static int g_algo = -3; /* -3: not read; -2: auto; -1: direct; -6: direct-narrow; -4: winograd with the automatic
                         * tile; >= 0 */
 static int parse_algo(const char *e) {
@@ -511,19 +510,18 @@ int mbsr__wino_pick(const mbsr_conv3d_dims *s, int pass, const mbsr__wino_isa *i
   if (s->cin % isa->vl || s->cout % isa->vl || s->cin > WZERO_MAX || s->cout > WZERO_MAX) return -1;
   const int a = algo_setting();
   if (a == -1 || a == -6) return -1;
-  if (a >= 0) return mbsr__wino_allowed(a, pass) ? a : MBSR__W233;
+  if (a >= 0) return a;
   if (a == -2) { /* auto: the measured choice for this CPU when `mbsr bench --tune` recorded one */
     const int t = mbsr__tune_lookup(s, pass, isa->name);
     if (t == MBSR_CONV_DIRECT || t == MBSR_CONV_DIRECT_NARROW) return -1;
-    if (t >= MBSR_CONV_WINO222 && mbsr__wino_allowed(t - MBSR_CONV_WINO222, pass)) return t - MBSR_CONV_WINO222;
+    if (t >= MBSR_CONV_WINO222 && t <= MBSR_CONV_WINO333) return t - MBSR_CONV_WINO222;
   }
   /* automatic (measurements: experiments/bench/): Winograd for layers of at least 32 channels in and out
    * and 4 voxels per axis and 2048 voxels per call (16 -> 16 gains only 1.2-1.6x and needs more workspace
    * than a direct forward; below ~2000 voxels the fixed costs, weight transforms and partial sums, win);
-   * F(3x3x3) (5.8x fewer multiplies than direct at 21^3, 7^3 tiles without a partial one) for the
-   * forward and the weight gradient, F(2x3x3) (4.6x) for the input gradient (accuracy, above). */
+   * F(3x3x3) (5.8x fewer multiplies than direct at 21^3, 7^3 tiles without a partial one). */
   if (a == -2 && (s->cin < 32 || s->cout < 32 || s->d < 4 || s->h < 4 || s->w < 4 ||
                   (long)s->n * s->d * s->h * s->w < 2048))
     return -1;
-  return pass == 1 ? MBSR__W233 : MBSR__W333;
+  return MBSR__W333;
 }

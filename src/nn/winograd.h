@@ -46,8 +46,6 @@ int mbsr__wino_pick(const mbsr_conv3d_dims *s, int pass, const mbsr__wino_isa *i
  * MBSR_CONV_ALGO=direct-narrow, or under auto the tuning file's choice for this CPU (isa: the family's
  * Winograd table, for its name). */
 int mbsr__conv_narrow(const mbsr_conv3d_dims *s, int pass, const mbsr__wino_isa *isa);
-/* Whether tile variant var may run pass `pass` (its float32 error is within 1e-5 there). */
-int mbsr__wino_allowed(int var, int pass);
 /* Workspace floats of the Winograd forward (any variant, any ISA of this CPU, any thread count) and of
  * the Winograd backward (input and weight gradient). */
 size_t mbsr__wino_forward_ws(const mbsr_conv3d_dims *s);
