@@ -75,6 +75,17 @@ typedef enum {
  * now (CPU, s->prec, MBSR_CONV_KERNEL, MBSR_CONV_ALGO). */
 mbsr_conv_algo mbsr_conv3d_algo(const mbsr_conv3d_dims *s, int pass);
 const char *mbsr_conv_algo_name(mbsr_conv_algo a); /* "direct", "wino2x2x3", ... */
+/* The buffers to time one conv of dims s (benchmarks, tuning): input, output, output gradient, weights
+ * and bias filled with a fixed pseudo-random pattern in [0, 1), the gradients zero, and a workspace of
+ * ws_floats (0: what s needs at the current thread count); ni, no, nw floats of input, output and
+ * weights. mbsr_conv_bufs_free takes a zeroed or allocated struct. */
+typedef struct {
+  mbsr_conv3d_dims s;
+  size_t ni, no, nw;
+  float *x, *y, *g, *w, *b, *dx, *dw, *db, *ws;
+} mbsr_conv_bufs;
+int mbsr_conv_bufs_alloc(mbsr_conv_bufs *c, const mbsr_conv3d_dims *s, size_t ws_floats);
+void mbsr_conv_bufs_free(mbsr_conv_bufs *c);
 /* Measured choice (src/nn/tune.c): time every applicable algorithm of the forward, input gradient
  * (need_dx) and weight gradient passes of conv s (one warm-up, best of reps), ms[pass][algo] (NAN: not
  * applicable), best[pass] the fastest; it goes into this process's table (used at once by auto).

@@ -128,31 +128,21 @@ typedef struct {
 static int time_layer(const layer_spec *l, int B, int reps, int warm, layer_time *t) {
   mbsr_conv3d_dims s = l->dims;
   s.n = B;
-  size_t nv = (size_t)B * s.d * s.h * s.w, no_ = (size_t)B * s.od * s.oh * s.ow;
-  size_t ni = nv * s.cin, no = no_ * s.cout, nw = (size_t)27 * s.cin * s.cout;
-  size_t nws = mbsr_conv3d_workspace_floats(&s, omp_get_max_threads());
-  float *x = mbsr_alloc(ni * 4), *y = mbsr_alloc(no * 4), *g = mbsr_alloc(no * 4), *w = mbsr_alloc(nw * 4);
-  float *b = mbsr_alloc(s.cout * 4), *dx = mbsr_alloc(ni * 4), *dw = mbsr_alloc(nw * 4), *db = mbsr_alloc(s.cout * 4);
-  float *ws = mbsr_alloc(nws * 4);
-  if (!x || !y || !g || !w || !b || !dx || !dw || !db || !ws) {
-    float *all[] = {x, y, g, w, b, dx, dw, db, ws};
-    for (int i = 0; i < 9; i++) mbsr_free(all[i]);
-    return mbsr_error(MBSR_ENOMEM, "out of memory for a %d->%d conv at batch %d", s.cin, s.cout, B);
-  }
-  fill(x, ni, 1), fill(g, no, 2), fill(w, nw, 3);
+  mbsr_conv_bufs c;
+  int rc = mbsr_conv_bufs_alloc(&c, &s, 0);
+  if (rc) return rc;
   double tf[64] = {0}, tb[64] = {0};
   for (int r = -warm; r < reps; r++) {
     double t0 = mbsr_now();
-    mbsr_conv3d_forward(y, x, w, b, &s, ws);
+    mbsr_conv3d_forward(c.y, c.x, c.w, c.b, &s, c.ws);
     double t1 = mbsr_now();
-    mbsr_conv3d_backward(l->need_dinp ? dx : NULL, dw, db, g, x, w, &s, ws);
+    mbsr_conv3d_backward(l->need_dinp ? c.dx : NULL, c.dw, c.db, c.g, c.x, c.w, &s, c.ws);
     double t2 = mbsr_now();
     if (r >= 0) tf[r] = (t1 - t0) * 1e3, tb[r] = (t2 - t1) * 1e3;
   }
   t->fwd_ms = vmin(tf, reps); /* best of: the breakdown is about the kernels, not the machine's load */
   t->bwd_ms = vmin(tb, reps);
-  float *all[] = {x, y, g, w, b, dx, dw, db, ws};
-  for (int i = 0; i < 9; i++) mbsr_free(all[i]);
+  mbsr_conv_bufs_free(&c);
   return MBSR_OK;
 }
 
@@ -328,37 +318,16 @@ static void report_peer(const bench_opts *o, peer_times *pt, const double mb[4],
 }
 
 /* ---- one 64->64 conv ---- */
-typedef struct {
+static int conv_alloc(const bench_opts *o, mbsr_conv_bufs *c) {
   mbsr_conv3d_dims s;
-  size_t na, nw;
-  float *x, *y, *g, *w, *b, *dx, *dw, *db, *ws;
-} conv_bufs;
-
-static void conv_free(conv_bufs *c) {
-  float *all[] = {c->x, c->y, c->g, c->w, c->b, c->dx, c->dw, c->db, c->ws};
-  for (int i = 0; i < 9; i++) mbsr_free(all[i]);
-}
-
-static int conv_alloc(const bench_opts *o, conv_bufs *c) {
-  const int B = 8, S = o->size, C = 64;
-  memset(c, 0, sizeof *c);
-  mbsr_conv3d_dims_init(&c->s, B, S, S, S, C, C, 1);
-  c->s.prec = o->prec;
-  c->na = (size_t)B * S * S * S * C, c->nw = (size_t)27 * C * C;
-  c->x = mbsr_alloc(c->na * 4), c->y = mbsr_alloc(c->na * 4), c->g = mbsr_alloc(c->na * 4), c->w = mbsr_alloc(c->nw * 4);
-  c->b = mbsr_alloc(C * 4), c->dx = mbsr_alloc(c->na * 4), c->dw = mbsr_alloc(c->nw * 4), c->db = mbsr_alloc(C * 4);
-  c->ws = mbsr_alloc(mbsr_conv3d_workspace_floats(&c->s, o->threads) * 4);
-  if (!c->x || !c->y || !c->g || !c->w || !c->b || !c->dx || !c->dw || !c->db || !c->ws) {
-    conv_free(c);
-    return mbsr_error(MBSR_ENOMEM, "out of memory (conv 64->64 on 8x64x%d^3)", S);
-  }
-  fill(c->x, c->na, 1), fill(c->g, c->na, 2), fill(c->w, c->nw, 3);
-  return MBSR_OK;
+  mbsr_conv3d_dims_init(&s, 8, o->size, o->size, o->size, 64, 64, 1);
+  s.prec = o->prec;
+  return mbsr_conv_bufs_alloc(c, &s, mbsr_conv3d_workspace_floats(&s, o->threads));
 }
 
 /* Accuracy of a non-fp32 mode against the fp32 kernels: output, input gradient, weight gradient. */
-static void conv_accuracy(conv_bufs *c, double acc[3]) {
-  float *y32 = mbsr_alloc(c->na * 4), *dx0 = mbsr_alloc(c->na * 4), *dx32 = mbsr_alloc(c->na * 4);
+static void conv_accuracy(mbsr_conv_bufs *c, double acc[3]) {
+  float *y32 = mbsr_alloc(c->no * 4), *dx0 = mbsr_alloc(c->ni * 4), *dx32 = mbsr_alloc(c->ni * 4);
   float *dw0 = mbsr_alloc(c->nw * 4), *dw32 = mbsr_alloc(c->nw * 4);
   if (y32 && dx0 && dx32 && dw0 && dw32) {
     mbsr_conv3d_dims s32 = c->s;
@@ -367,13 +336,13 @@ static void conv_accuracy(conv_bufs *c, double acc[3]) {
     mbsr_conv3d_forward(y32, c->x, c->w, c->b, &s32, c->ws);
     mbsr_conv3d_backward(dx0, dw0, NULL, c->g, c->x, c->w, &c->s, c->ws);
     mbsr_conv3d_backward(dx32, dw32, NULL, c->g, c->x, c->w, &s32, c->ws);
-    acc[0] = rel_maxdiff(c->y, y32, c->na), acc[1] = rel_maxdiff(dx0, dx32, c->na), acc[2] = rel_maxdiff(dw0, dw32, c->nw);
+    acc[0] = rel_maxdiff(c->y, y32, c->no), acc[1] = rel_maxdiff(dx0, dx32, c->ni), acc[2] = rel_maxdiff(dw0, dw32, c->nw);
   }
   mbsr_free(y32), mbsr_free(dx0), mbsr_free(dx32), mbsr_free(dw0), mbsr_free(dw32);
 }
 
 static int bench_conv(const bench_opts *o, double *peakp, peer *pp, json_t *doc) {
-  conv_bufs c;
+  mbsr_conv_bufs c;
   int rc = conv_alloc(o, &c);
   if (!rc && pp) rc = peer_ask(pp, "conv", NULL);
   double tf[64] = {0}, tb[64] = {0}, cb[64] = {0};
@@ -394,7 +363,7 @@ static int bench_conv(const bench_opts *o, double *peakp, peer *pp, json_t *doc)
   double acc[3] = {-1, -1, -1};
   if (!rc && o->prec != MBSR_PREC_FP32) conv_accuracy(&c, acc);
   const mbsr_conv3d_dims s = c.s;
-  conv_free(&c);
+  mbsr_conv_bufs_free(&c);
   if (rc) return rc;
   json_t *j = json_object();
   if (acc[0] >= 0) {

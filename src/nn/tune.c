@@ -116,11 +116,35 @@ static const char *force_name(int a) {
   return n[a];
 }
 
-static void fill(float *p, size_t n, unsigned seed) {
-  for (size_t i = 0; i < n; i++) {
-    seed = seed * 1664525u + 1013904223u;
-    p[i] = (float)((seed >> 8) * (1.0 / 16777216.0) - 0.5);
+static void fill(float *p, size_t n, uint64_t seed) {
+  mbsr_rng *r = mbsr_rng_new(seed);
+  for (size_t i = 0; i < n; i++) p[i] = (float)mbsr_rng_uniform(r);
+  mbsr_rng_free(r);
+}
+
+void mbsr_conv_bufs_free(mbsr_conv_bufs *c) {
+  float *all[] = {c->x, c->y, c->g, c->w, c->b, c->dx, c->dw, c->db, c->ws};
+  for (int i = 0; i < 9; i++) mbsr_free(all[i]);
+  memset(c, 0, sizeof *c);
+}
+
+int mbsr_conv_bufs_alloc(mbsr_conv_bufs *c, const mbsr_conv3d_dims *s, size_t ws_floats) {
+  memset(c, 0, sizeof *c);
+  c->s = *s;
+  c->ni = (size_t)s->n * s->d * s->h * s->w * s->cin;
+  c->no = (size_t)s->n * s->od * s->oh * s->ow * s->cout;
+  c->nw = (size_t)27 * s->cin * s->cout;
+  if (!ws_floats) ws_floats = mbsr_conv3d_workspace_floats(s, omp_get_max_threads());
+  c->x = mbsr_alloc(c->ni * 4), c->y = mbsr_alloc(c->no * 4), c->g = mbsr_alloc(c->no * 4);
+  c->w = mbsr_alloc(c->nw * 4), c->b = mbsr_alloc((size_t)s->cout * 4), c->dx = mbsr_alloc(c->ni * 4);
+  c->dw = mbsr_alloc(c->nw * 4), c->db = mbsr_alloc((size_t)s->cout * 4), c->ws = mbsr_alloc(ws_floats * 4);
+  if (!c->x || !c->y || !c->g || !c->w || !c->b || !c->dx || !c->dw || !c->db || !c->ws) {
+    mbsr_conv_bufs_free(c);
+    return mbsr_error(MBSR_ENOMEM, "out of memory for a %d->%d conv at batch %d of %dx%dx%d", s->cin, s->cout, s->n,
+                      s->d, s->h, s->w);
   }
+  fill(c->x, c->ni, 1), fill(c->g, c->no, 2), fill(c->w, c->nw, 3), fill(c->b, (size_t)s->cout, 4);
+  return MBSR_OK; /* (mbsr_alloc zeroes: the gradients start at 0) */
 }
 
 int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s0, int need_dx, int reps, double ms[3][MBSR_CONV_NALGO], mbsr_conv_algo best[3]) {
@@ -136,19 +160,9 @@ int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s0, int need_dx, int reps, doub
     size_t w = mbsr_conv3d_workspace_floats(&s, omp_get_max_threads());
     if (w > nws) nws = w;
   }
-  const size_t ni = (size_t)s.n * s.d * s.h * s.w * s.cin, no = (size_t)s.n * s.od * s.oh * s.ow * s.cout;
-  const size_t nw = (size_t)27 * s.cin * s.cout;
-  float *x = mbsr_alloc(ni * 4), *y = mbsr_alloc(no * 4), *g = mbsr_alloc(no * 4), *w = mbsr_alloc(nw * 4);
-  float *b = mbsr_alloc(s.cout * 4), *dx = mbsr_alloc(ni * 4), *dw = mbsr_alloc(nw * 4), *db = mbsr_alloc(s.cout * 4);
-  float *ws = mbsr_alloc(nws * 4);
-  int rc = MBSR_OK;
-  if (!x || !y || !g || !w || !b || !dx || !dw || !db || !ws) {
-    rc = mbsr_error(MBSR_ENOMEM, "conv tuning: out of memory for a %d->%d conv at batch %d of %dx%dx%d", s.cin, s.cout,
-                    s.n, s.d, s.h, s.w);
-    goto done;
-  }
-  fill(x, ni, 1), fill(g, no, 2), fill(w, nw, 3), fill(b, s.cout, 4);
-  memset(dx, 0, ni * 4), memset(dw, 0, nw * 4), memset(db, 0, s.cout * 4);
+  mbsr_conv_bufs c;
+  int rc = mbsr_conv_bufs_alloc(&c, &s, nws);
+  if (rc) goto done;
   for (int p = 0; p < 3; p++) {
     double bestms = INFINITY;
     best[p] = MBSR_CONV_DIRECT;
@@ -166,9 +180,9 @@ int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s0, int need_dx, int reps, doub
         if (!ok[a] || (a == MBSR_CONV_DIRECT_NARROW && !narrow_differs)) continue;
         mbsr__conv3d_force_algo(force_name(a));
         const double t0 = mbsr_now();
-        if (p == 0) mbsr_conv3d_forward(y, x, w, b, &s, ws);
-        else if (p == 1) mbsr_conv3d_backward(dx, NULL, NULL, g, x, w, &s, ws);
-        else mbsr_conv3d_backward(NULL, dw, db, g, x, w, &s, ws);
+        if (p == 0) mbsr_conv3d_forward(c.y, c.x, c.w, c.b, &s, c.ws);
+        else if (p == 1) mbsr_conv3d_backward(c.dx, NULL, NULL, c.g, c.x, c.w, &s, c.ws);
+        else mbsr_conv3d_backward(NULL, c.dw, c.db, c.g, c.x, c.w, &s, c.ws);
         const double dt = (mbsr_now() - t0) * 1e3;
         if (r >= 0 && !(dt >= ms[p][a])) ms[p][a] = dt; /* NAN on the first timed round */
       }
@@ -188,10 +202,9 @@ int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s0, int need_dx, int reps, doub
     memcpy(t->ms, ms[p], sizeof t->ms);
     g_state = 2;
   }
+  mbsr_conv_bufs_free(&c);
 done:
   mbsr__conv3d_algo_restore(prev);
-  float *all[] = {x, y, g, w, b, dx, dw, db, ws};
-  for (int i = 0; i < 9; i++) mbsr_free(all[i]);
   return rc;
 }
 
