@@ -20,12 +20,15 @@ static float *rnd(size_t n, mbsr_rng *r, double lo, double hi) {
   return p;
 }
 
-/* ---- float64 references (stride 1, padding 1), OpenMP over independent outputs ---- */
+/* ---- float64 references (stride 1, padding 1), OpenMP over independent outputs ----
+ * Test scaffolding, not the code under test: left out of the ASan/UBSan instrumentation (REF), which
+ * made them 20x slower there. */
 #define CMAX 128
+#define REF __attribute__((no_sanitize_address, no_sanitize_undefined))
 
 /* Voxel v of (N,D,H,W) and the voxel at tap k (0..26) from it, shifted by sign*(k - 1) per axis: its row
  * of c channels in t, or NULL outside the volume. */
-static const float *tap(const float *t, const mbsr_conv3d_dims *s, long v, int k, int sign, int c) {
+REF static const float *tap(const float *t, const mbsr_conv3d_dims *s, long v, int k, int sign, int c) {
   const int x = (int)(v % s->w), y = (int)(v / s->w % s->h), z = (int)(v / ((long)s->w * s->h) % s->d);
   const long n = v / ((long)s->w * s->h * s->d);
   const int iz = z + sign * (k / 9 - 1), iy = y + sign * (k / 3 % 3 - 1), ix = x + sign * (k % 3 - 1);
@@ -34,7 +37,7 @@ static const float *tap(const float *t, const mbsr_conv3d_dims *s, long v, int k
 }
 
 /* acc[j] += sum_i a[i] * m[i * nj + j] */
-static inline void axpy_rows(double *acc, const float *a, const double *m, int ni, int nj) {
+REF static inline void axpy_rows(double *acc, const float *a, const double *m, int ni, int nj) {
   for (int i = 0; i < ni; i++) {
     const double av = a[i], *mr = m + (long)i * nj;
     for (int j = 0; j < nj; j++) acc[j] += av * mr[j];
@@ -42,7 +45,7 @@ static inline void axpy_rows(double *acc, const float *a, const double *m, int n
 }
 
 /* y (N,D,H,W,COUT) = conv(x, w) + b */
-__attribute__((target_clones("avx2", "default"))) static void ref_forward(double *y, const float *x, const double *w,
+REF __attribute__((target_clones("avx2", "default"))) static void ref_forward(double *y, const float *x, const double *w,
                                                                           const float *b, const mbsr_conv3d_dims *s) {
 #pragma omp parallel for schedule(static)
   for (long v = 0; v < (long)s->n * s->d * s->h * s->w; v++) {
@@ -57,7 +60,7 @@ __attribute__((target_clones("avx2", "default"))) static void ref_forward(double
 }
 
 /* dx (N,D,H,W,CIN) = conv^T(g); wt[k][co][ci] = w[k][ci][co] */
-__attribute__((target_clones("avx2", "default"))) static void ref_dinp(double *dx, const float *g, const double *wt,
+REF __attribute__((target_clones("avx2", "default"))) static void ref_dinp(double *dx, const float *g, const double *wt,
                                                                        const mbsr_conv3d_dims *s) {
 #pragma omp parallel for schedule(static)
   for (long v = 0; v < (long)s->n * s->d * s->h * s->w; v++) {
@@ -71,7 +74,7 @@ __attribute__((target_clones("avx2", "default"))) static void ref_dinp(double *d
 }
 
 /* dw (27,CIN,COUT) = sum over positions of x(p + k - 1) g(p): per-thread partials, then added. */
-__attribute__((target_clones("avx2", "default"))) static void ref_dw(double *dw, const float *x, const float *g,
+REF __attribute__((target_clones("avx2", "default"))) static void ref_dw(double *dw, const float *x, const float *g,
                                                                      const mbsr_conv3d_dims *s) {
   const size_t nw = (size_t)27 * s->cin * s->cout;
   memset(dw, 0, nw * sizeof(double));
