@@ -105,7 +105,7 @@ void mbsr__conv_fwd_row_avx2(const mbsr__conv_row *a) {
   const int ow_n = a->ow, cout = a->cout;
   const int xps = a->xps ? a->xps : a->stride * a->cin, rlen = a->rlen ? a->rlen : 3 * a->cin;
   const int nd = a->nd ? a->nd : 3, nh = a->nh ? a->nh : 3, ostr = a->ostr ? a->ostr : cout;
-  const int cw = a->narrow ? 8 : 16; /* output channels per register block (cout % 8 == 0) */
+  const int cw = a->narrow ? MBSR__CO_BLOCK_AVX2 / 2 : MBSR__CO_BLOCK_AVX2; /* channels per block (cout % 8 == 0) */
   for (int co0 = 0; co0 < cout; co0 += cw) {
     const int cb = cout - co0 >= cw ? cw / 8 : 1;
     const int nblk = (ow_n + fwd2_pmax[cb] - 1) / fwd2_pmax[cb], base = ow_n / nblk, big = ow_n % nblk;
@@ -124,7 +124,7 @@ static const int bww2_rb[3][4] = {{0}, {12, 3, 2, 1}, {6, 3, 2, 1}};
 
 void mbsr__conv_bww_avx2(const mbsr__conv_bww *a) {
   const int cout = a->cout, rlen = a->rlen;
-  const int cw = a->narrow ? 8 : 16; /* output channels per register block (cout % 8 == 0) */
+  const int cw = a->narrow ? MBSR__CO_BLOCK_AVX2 / 2 : MBSR__CO_BLOCK_AVX2; /* channels per block (cout % 8 == 0) */
   for (int co0 = 0; co0 < cout; co0 += cw) {
     const int cb = cout - co0 >= cw ? cw / 8 : 1;
     int r = 0;

@@ -114,7 +114,7 @@ void mbsr__conv_fwd_row_avx512(const mbsr__conv_row *a) {
     }
     return;
   }
-  const int cw = a->narrow ? 32 : 64; /* output channels per register block */
+  const int cw = a->narrow ? MBSR__CO_BLOCK_AVX512 / 2 : MBSR__CO_BLOCK_AVX512; /* channels per register block */
   for (int co0 = 0; co0 < cout; co0 += cw) {
     int nc = cout - co0 < cw ? cout - co0 : cw;
     int cb = (nc + 15) / 16;
@@ -139,7 +139,7 @@ void mbsr__conv_bww_avx512(const mbsr__conv_bww *a) {
     }
     return;
   }
-  const int cw = a->narrow ? 32 : 64; /* output channels per register block */
+  const int cw = a->narrow ? MBSR__CO_BLOCK_AVX512 / 2 : MBSR__CO_BLOCK_AVX512; /* channels per register block */
   for (int co0 = 0; co0 < cout; co0 += cw) {
     int nc = cout - co0 < cw ? cout - co0 : cw;
     int cb = (nc + 15) / 16;

@@ -15,6 +15,11 @@ typedef struct {
   int relu;
 } mbsr__epi;
 
+/* Output channels per register block of the direct fp32 kernels (the wide blocking; the narrow one,
+ * mbsr__conv_row.narrow, takes half). */
+#define MBSR__CO_BLOCK_AVX512 64
+#define MBSR__CO_BLOCK_AVX2 16
+
 /* One output row (n, od, oh) of a forward-shaped conv over a pre-padded input. */
 typedef struct {
   float *out;         /* (OW, COUT) of this row */

@@ -1,10 +1,9 @@
 /* Measured convolution algorithm choice, cached per CPU model (issue 12).
  *
  * `mbsr bench --tune` times every algorithm of each pass (forward, input gradient, weight gradient) of the
- * conv shapes of a network on this CPU: the direct kernels in both blockings (wide and narrow output-
- * channel register blocks, mbsr__conv_row.narrow) and every Winograd tile (all
- * within the 1e-5 accuracy bound, tests/nn/test_winograd.c); the fastest per shape and pass goes into a
- * small TSV file:
+ * conv shapes of a network on this CPU: the direct kernels in both blockings (wide and narrow
+ * output-channel register blocks, mbsr__conv_row.narrow) and every Winograd tile (all within the 1e-5
+ * accuracy bound, tests/nn/test_winograd.c); the fastest per shape and pass goes into a small TSV file:
  *
  *   # mbsr conv tuning 1
  *   # cpu<TAB><mbsr_cpu_model()>
@@ -169,10 +168,10 @@ int mbsr_conv_tune_shape(const mbsr_conv3d_dims *s0, int need_dx, int reps, doub
     for (int a = 0; a < MBSR_CONV_NALGO; a++) ms[p][a] = NAN;
     if (p == 1 && !need_dx) continue;
     /* the narrow blocking computes anything differently only with more output channels (of this pass)
-     * than its block: 32 (AVX-512), 8 (AVX2) */
+     * than its block */
     const int pass_cout = p == 1 ? s.cin : s.cout;
     const int narrow_differs = !strncmp(mbsr_conv3d_kernel_name(MBSR_PREC_FP32), "avx", 3) &&
-                               pass_cout > (!strcmp(isa, "avx512") ? 32 : 8);
+                               pass_cout > (!strcmp(isa, "avx512") ? MBSR__CO_BLOCK_AVX512 : MBSR__CO_BLOCK_AVX2) / 2;
     /* rounds over the algorithms (a change of load hits them all alike), one warm-up round; the best of
      * reps rounds per algorithm */
     for (int r = -1; r < reps; r++)

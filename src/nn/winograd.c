@@ -458,7 +458,6 @@ void mbsr__wino_backward(float *dinp, const mbsr__epi *dx_ep, float *dweight, fl
 
 /* ---- the choice ---- */
 
-
 /* MBSR_CONV_ALGO: auto (default) | direct | winograd (the automatic tile wherever Winograd applies) |
  * direct-narrow (every conv direct, narrow blocking) | wino222 | wino223 | wino233 | wino333 (that tile
  * wherever Winograd applies; for tests and benchmarks). */

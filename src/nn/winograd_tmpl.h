@@ -150,7 +150,6 @@ static const float ISA(wzero)[WZERO_MAX] __attribute__((aligned(64)));
  * halves: sum the two halves of ci apart (gfh). */
 static void ISA(gemm_fwd)(float *M, long mt, const float *V, long vt, const float *U, int ne, int nt, int cin,
                           int cout, int halves) {
-  const ISA(gf_fn)(*tab)[sizeof ISA(gf_tab)[0] / sizeof ISA(gf_tab)[0][0]] = halves ? ISA(gfh_tab) : ISA(gf_tab);
   for (int e = 0; e < ne; e++) {
     const float *Ue = U + (long)e * cin * cout;
     for (int co0 = 0; co0 < cout; co0 += VL * CBMAX) {
@@ -158,7 +157,8 @@ static void ISA(gemm_fwd)(float *M, long mt, const float *V, long vt, const floa
       const int rbmax = ISA(gf_rbmax)[cb];
       for (int t0 = 0; t0 < nt; t0 += rbmax) {
         const int rb = nt - t0 < rbmax ? nt - t0 : rbmax;
-        tab[cb][rb](M + t0 * mt + (long)e * cout + co0, mt, V + t0 * vt + (long)e * cin, vt, cin, Ue + co0, cout);
+        (halves ? ISA(gfh_tab) : ISA(gf_tab))[cb][rb](M + t0 * mt + (long)e * cout + co0, mt, V + t0 * vt + (long)e * cin,
+                                                      vt, cin, Ue + co0, cout);
       }
     }
   }

@@ -121,7 +121,7 @@ int main(void) {
   fprintf(f, "%s\t0\t64\t64\t10648\twino2x2x2\t1\t1\t1\t1\t1\n", isa);
   fprintf(f, "%s\t1\t64\t64\t10648\tdirect\t1\t1\t1\t1\t1\n", isa);
   fprintf(f, "%s\t2\t64\t64\t10648\twino2x2x3\t1\t1\t1\t1\t1\n", isa);
-  fprintf(f, "%s\t0\t64\t1\t10648\tdirect-narrow\t1\t1\t1\t1\t1\n", isa); /* an old file's 5 times: read too */
+  fprintf(f, "%s\t0\t64\t1\t10648\tdirect-narrow\t1\t1\t1\t1\t1\n", isa);
   fclose(f);
   setenv("MBSR_TUNE_FILE", g_file, 1);
   const mbsr_test_case cases[] = {
